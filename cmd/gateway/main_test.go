@@ -1,0 +1,146 @@
+package main_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/tollgate-dev/tollgate/host/testenv"
+)
+
+const valid = `
+[[targets]]
+name = "api"
+protocol = "http"
+upstream = "http://127.0.0.1:9000"
+[targets.credential]
+type = "bearer"
+token = "env:CHECK_TEST_TOKEN"
+
+[[listeners]]
+name = "http"
+protocol = "http"
+listen = "127.0.0.1:8080"
+[[listeners.routes]]
+target = "api"
+`
+
+func writeConfig(t *testing.T, src string) (dir string) {
+	t.Helper()
+	dir = t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "gateway.toml"), []byte(src), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func TestCheck(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		src    string
+		env    []string
+		code   int
+		stdout string
+		stderr string // the start of one line of stderr
+	}{
+		{"valid", valid, []string{"CHECK_TEST_TOKEN=x"}, 0, "ok: 1 listeners, 1 targets, 0 access rules, 0 plugins", ""},
+		{"unknown key", strings.Replace(valid, `listen = "127`, `  listn = "127`, 1), []string{"CHECK_TEST_TOKEN=x"}, 1, "",
+			`gateway.toml:13:3: listeners[0].listn: unknown key (did you mean "listeners.listen"?)`},
+		{"missing env secret", valid, nil, 1, "",
+			"gateway.toml:8:1: targets[0].credential.token: environment variable CHECK_TEST_TOKEN is not set"},
+		{"malformed", "[gateway\nid = 1\n", nil, 1, "", "gateway.toml:1:9: expected '.' or ']'"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := writeConfig(t, tc.src)
+			env := append([]string{"CHECK_TEST_TOKEN="}, tc.env...)
+			out, errOut, code := testenv.RunGateway(t, dir, env, "check", "-c", "gateway.toml")
+			if code != tc.code {
+				t.Fatalf("exit %d, want %d; stderr:\n%s", code, tc.code, errOut)
+			}
+			if strings.TrimSpace(out) != tc.stdout {
+				t.Errorf("stdout = %q, want %q", out, tc.stdout)
+			}
+			if tc.stderr != "" && !strings.HasPrefix(errOut, tc.stderr) && !strings.Contains(errOut, "\n"+tc.stderr) {
+				t.Errorf("stderr = %q, want it to start with %q", errOut, tc.stderr)
+			}
+		})
+	}
+}
+
+// The documented example of every key must stay valid.
+func TestFullExamplePassesCheck(t *testing.T) {
+	src, err := os.ReadFile(filepath.Join(testenv.ModuleRoot(t), "examples", "gateway.full.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := writeConfig(t, string(src))
+	if err := os.MkdirAll(filepath.Join(dir, "secrets"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "secrets", "billing-password"), []byte("pw\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := []string{"TOLLGATE_DEMO_TOKEN=d", "ORDERS_API_TOKEN=o", "METRICS_API_KEY=m"}
+	out, errOut, code := testenv.RunGateway(t, dir, env, "check", "-c", "gateway.toml")
+	if code != 0 {
+		t.Fatalf("examples/gateway.full.toml fails check:\n%s", errOut)
+	}
+	if !strings.HasPrefix(out, "ok: 1 listeners, 3 targets, 2 access rules") {
+		t.Errorf("stdout = %q", out)
+	}
+}
+
+func TestTokenNeedsDevIssuer(t *testing.T) {
+	dir := writeConfig(t, valid)
+	_, errOut, code := testenv.RunGateway(t, dir, nil, "token", "--sub", "x")
+	if code != 1 || !strings.Contains(errOut, "no [dev] table") {
+		t.Fatalf("exit %d, stderr %q", code, errOut)
+	}
+	dir = writeConfig(t, valid+"\n[dev]\nissuer_listen = \"127.0.0.1:1\"\n")
+	out, errOut, code := testenv.RunGateway(t, dir, nil, "token", "--sub", "x", "--claim", "repository=acme/app", "--group", "g")
+	if code != 0 || strings.Count(strings.TrimSpace(out), ".") != 2 {
+		t.Fatalf("exit %d, out %q, stderr %q", code, out, errOut)
+	}
+	if _, err := os.Stat(filepath.Join(dir, ".tollgate", "dev", "issuer-key.pem")); err != nil {
+		t.Fatalf("the dev key must be kept under the data dir: %v", err)
+	}
+	_, _, code = testenv.RunGateway(t, dir, nil, "token")
+	if code != 2 {
+		t.Fatalf("token without --sub: exit %d, want 2", code)
+	}
+	_, errOut, code = testenv.RunGateway(t, dir, nil, "token", "--sub", "x", "--claim", "iss=evil")
+	if code != 2 || !strings.Contains(errOut, "set by the issuer") {
+		t.Fatalf("overriding iss: exit %d, %q", code, errOut)
+	}
+}
+
+func TestHelpOnEverySubcommand(t *testing.T) {
+	dir := t.TempDir()
+	for _, cmd := range []string{"serve", "check", "token"} {
+		_, errOut, code := testenv.RunGateway(t, dir, nil, cmd, "--help")
+		if code != 0 || !strings.Contains(errOut, "Usage: gateway "+cmd) {
+			t.Errorf("%s --help: exit %d, %q", cmd, code, errOut)
+		}
+	}
+	out, _, code := testenv.RunGateway(t, dir, nil, "--help")
+	if code != 0 || !strings.Contains(out, "Commands:") {
+		t.Errorf("--help: exit %d, %q", code, out)
+	}
+	out, _, code = testenv.RunGateway(t, dir, nil, "version")
+	if code != 0 || !strings.HasPrefix(out, "gateway ") {
+		t.Errorf("version: %d %q", code, out)
+	}
+	_, _, code = testenv.RunGateway(t, dir, nil, "frobnicate")
+	if code != 2 {
+		t.Errorf("unknown command: exit %d, want 2", code)
+	}
+}
+
+func TestServeRefusesPluginsItCannotRun(t *testing.T) {
+	dir := writeConfig(t, valid+"\n[[plugins]]\nname = \"mask\"\npath = \"mask.wasm\"\n")
+	_, errOut, code := testenv.RunGateway(t, dir, []string{"CHECK_TEST_TOKEN=x"}, "serve", "-c", "gateway.toml")
+	if code != 1 || !strings.Contains(errOut, "no WebAssembly runtime") {
+		t.Fatalf("exit %d, stderr %q", code, errOut)
+	}
+}

@@ -1,0 +1,214 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/tollgate-dev/tollgate/host/access"
+	"github.com/tollgate-dev/tollgate/host/audit"
+	"github.com/tollgate-dev/tollgate/host/config"
+	"github.com/tollgate-dev/tollgate/host/demo"
+	"github.com/tollgate-dev/tollgate/host/identity"
+	"github.com/tollgate-dev/tollgate/host/plugin"
+	httpproto "github.com/tollgate-dev/tollgate/protocols/http"
+)
+
+// service is anything serve starts and must stop.
+type service interface {
+	Shutdown(ctx context.Context) error
+}
+
+func cmdServe(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("serve", `Usage: gateway serve [-c gateway.toml] [--dev]
+
+Starts every listener in the config and serves until SIGINT or SIGTERM, then
+stops accepting, lets in-flight requests finish within gateway.shutdown_grace,
+and flushes the audit trail.
+
+--dev also starts the development issuer and the demo upstream from [dev],
+and trusts that issuer's tokens. Never use it in production.`, stderr)
+	path := configFlag(fs)
+	dev := fs.Bool("dev", false, "start the development issuer and demo upstream from [dev]")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	cfg, err := loadConfig(fs, *path)
+	if err != nil {
+		return err
+	}
+	if err := cfg.ResolveSecrets(); err != nil {
+		return err
+	}
+	log := newLogger(cfg, stderr)
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	// Services start in order and stop in reverse; if one fails to start,
+	// those already running are stopped (nothing is left half up).
+	var running []service
+	shutdown := func() {
+		sctx, cancel := context.WithTimeout(context.Background(), cfg.Gateway.ShutdownGrace.Duration)
+		defer cancel()
+		for i := len(running) - 1; i >= 0; i-- {
+			if err := running[i].Shutdown(sctx); err != nil {
+				log.Warn("shutdown", "err", err)
+			}
+		}
+	}
+
+	issuers := cfg.Identity.Issuers
+	var devIssuer *identity.DevIssuer
+	if *dev {
+		if cfg.Dev == nil {
+			return errors.New("--dev needs a [dev] table in the config")
+		}
+		devIssuer, err = identity.NewDevIssuer(cfg.Dev, cfg.Path(cfg.Gateway.DataDir))
+		if err != nil {
+			return err
+		}
+		if err := devIssuer.Start(); err != nil {
+			return err
+		}
+		running = append(running, devIssuer)
+		issuers = append(issuers, devIssuer.IssuerConfig())
+		if cfg.Dev.EchoListen != "" {
+			echo, err := startHTTP(cfg.Dev.EchoListen, demo.Echo(cfg.Dev.EchoToken.Value()))
+			if err != nil {
+				shutdown()
+				return fmt.Errorf("demo upstream: %w", err)
+			}
+			running = append(running, echo)
+		}
+		log.Warn("development mode: the dev issuer's tokens are trusted", "issuer", devIssuer.URL)
+	}
+
+	chain, err := plugin.New(cfg.Plugins)
+	if err != nil {
+		shutdown()
+		return err
+	}
+	rec, err := openRecorder(cfg)
+	if err != nil {
+		shutdown()
+		return err
+	}
+	deps := httpproto.Deps{
+		GatewayID: cfg.Gateway.ID,
+		Auth:      identity.NewVerifier(issuers, cfg.Identity.TokenCacheSize, identity.Options{}),
+		Policy:    access.New(cfg.Access),
+		Chain:     chain,
+		Recorder:  rec,
+		Log:       log,
+	}
+	targets := map[string]*config.Target{}
+	for i := range cfg.Targets {
+		targets[cfg.Targets[i].Name] = &cfg.Targets[i]
+	}
+	var listeners []*httpproto.Listener
+	for _, lc := range cfg.Listeners {
+		l, err := httpproto.New(lc, targets, deps)
+		if err == nil {
+			err = l.Start()
+		}
+		if err != nil {
+			shutdownListeners(listeners, cfg.Gateway.ShutdownGrace.Duration, log)
+			rec.Close()
+			shutdown()
+			return err
+		}
+		listeners = append(listeners, l)
+		log.Info("listening", "listener", l.Name(), "protocol", lc.Protocol, "addr", l.Addr().String())
+	}
+	log.Info("gateway ready", "gateway_id", cfg.Gateway.ID, "version", version)
+	if *dev {
+		printNextSteps(stdout, cfg, *path)
+	}
+
+	<-ctx.Done()
+	log.Info("shutting down", "grace", cfg.Gateway.ShutdownGrace.Duration.String())
+	shutdownListeners(listeners, cfg.Gateway.ShutdownGrace.Duration, log)
+	if err := rec.Close(); err != nil {
+		log.Error("audit flush failed", "err", err)
+	}
+	shutdown()
+	log.Info("stopped")
+	return nil
+}
+
+// shutdownListeners stops all listeners in parallel within one grace period.
+func shutdownListeners(ls []*httpproto.Listener, grace time.Duration, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	done := make(chan struct{}, len(ls))
+	for _, l := range ls {
+		go func() {
+			if err := l.Shutdown(ctx); err != nil {
+				log.Warn("listener did not drain in time", "listener", l.Name(), "err", err)
+			}
+			done <- struct{}{}
+		}()
+	}
+	for range ls {
+		<-done
+	}
+}
+
+func openRecorder(cfg *config.Config) (audit.Recorder, error) {
+	switch cfg.Audit.Store {
+	case "file":
+		return audit.OpenFile(cfg.DataPath(cfg.Audit.Path))
+	}
+	return nil, fmt.Errorf("audit: unknown store %q", cfg.Audit.Store)
+}
+
+type httpService struct{ srv *http.Server }
+
+func (s httpService) Shutdown(ctx context.Context) error { return s.srv.Shutdown(ctx) }
+
+func startHTTP(addr string, h http.Handler) (service, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	go srv.Serve(ln)
+	return httpService{srv}, nil
+}
+
+func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.Gateway.LogLevel))
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.Gateway.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+func printNextSteps(w io.Writer, cfg *config.Config, path string) {
+	self := os.Args[0]
+	if abs, err := filepath.Abs(self); err == nil {
+		if rel, err := filepath.Rel(".", abs); err == nil && !filepath.IsAbs(rel) {
+			self = "./" + rel
+		}
+	}
+	fmt.Fprintf(w, "\nTollgate is running in development mode. Try, in another terminal:\n\n")
+	fmt.Fprintf(w, "  TOKEN=$(%s token -c %s --sub you@example.com --claim repository=acme/app)\n", self, path)
+	for _, l := range cfg.Listeners {
+		for _, r := range l.Routes {
+			fmt.Fprintf(w, "  curl -s -H \"Authorization: Bearer $TOKEN\" http://%s%s/hello\n", l.Listen, r.PathPrefix)
+		}
+	}
+	fmt.Fprintf(w, "  tail -n 3 %s\n\n", cfg.DataPath(cfg.Audit.Path))
+}

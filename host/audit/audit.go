@@ -1,0 +1,83 @@
+// Package audit defines the audit row and the Recorder that carries rows
+// away from the request path. Every step of every session is one row.
+package audit
+
+import (
+	"time"
+
+	"github.com/tollgate-dev/tollgate/host/event"
+)
+
+// Row kinds that are not an event kind.
+const (
+	KindSessionOpen  = "session.open"
+	KindSessionClose = "session.close"
+)
+
+// Row is one step of a session. Field names are the column names of the
+// audit schema; keep them stable.
+type Row struct {
+	Time       time.Time `json:"time"`
+	GatewayID  string    `json:"gateway_id"`
+	SessionID  string    `json:"session_id"`
+	Seq        uint64    `json:"seq"` // 1-based position in the session
+	Protocol   string    `json:"protocol"`
+	Listener   string    `json:"listener,omitempty"`
+	Target     string    `json:"target,omitempty"`
+	Kind       string    `json:"kind"`
+	RemoteAddr string    `json:"remote_addr,omitempty"`
+
+	Issuer  string            `json:"issuer,omitempty"`
+	Subject string            `json:"subject,omitempty"`
+	Email   string            `json:"email,omitempty"`
+	Groups  []string          `json:"groups,omitempty"`
+	Claims  map[string]string `json:"claims,omitempty"` // the issuer's kept claims only
+
+	AccessRule string `json:"access_rule,omitempty"`
+	// Request is the request as the plugins left it (masked), by field
+	// name. It never holds a credential: protocols strip those first.
+	Request map[string]string `json:"request,omitempty"`
+
+	Verdict       string            `json:"verdict,omitempty"` // allow, rewrite, deny, hold, or "error"
+	Plugin        string            `json:"plugin,omitempty"`
+	Reason        string            `json:"reason,omitempty"`
+	Annotations   map[string]string `json:"annotations,omitempty"`
+	Status        string            `json:"status,omitempty"` // e.g. "200", "SELECT 5"
+	RequestBytes  int64             `json:"request_bytes,omitempty"`
+	ResponseBytes int64             `json:"response_bytes,omitempty"`
+	DurationMicro int64             `json:"duration_us,omitempty"`
+	Error         string            `json:"error,omitempty"`
+}
+
+// SetPrincipal copies the identity columns from p.
+func (r *Row) SetPrincipal(p *event.Principal) {
+	if p == nil {
+		return
+	}
+	r.Issuer, r.Subject, r.Email, r.Groups = p.Issuer, p.Subject, p.Email, p.Groups
+	if len(p.Kept) > 0 {
+		r.Claims = p.Kept
+	}
+}
+
+// SetVerdict copies the chain's decision.
+func (r *Row) SetVerdict(v event.Verdict) {
+	r.Verdict, r.Plugin, r.Reason = v.Action.String(), v.Plugin, v.Reason
+	if len(v.Annotations) > 0 {
+		r.Annotations = make(map[string]string, len(v.Annotations))
+		for _, a := range v.Annotations {
+			r.Annotations[a.Key] = a.Value
+		}
+	}
+}
+
+// Recorder takes rows off the request path.
+//
+// Record must not block on the store; it returns an error only when the
+// row cannot be accepted (the recorder is closed or full), and the caller
+// then refuses the request: an unaudited action is worse than a failed one.
+// Close flushes what was accepted and releases the store.
+type Recorder interface {
+	Record(Row) error
+	Close() error
+}

@@ -1,0 +1,274 @@
+// Package config loads and validates gateway.toml.
+//
+// Decoding is strict: a key the gateway does not know is an error (with a
+// "did you mean" when a known key is close), and every problem carries the
+// line and column of the key it is about, so `gateway check` can print
+// `gateway.toml:LINE:COL: message` the way compilers do.
+//
+// Credentials are never written inline: a credential is a reference,
+// `env:NAME` or `file:PATH`, resolved by [Config.ResolveSecrets] at start.
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// Config is the whole of gateway.toml after defaults are applied.
+type Config struct {
+	Gateway   Gateway    `toml:"gateway"`
+	Dev       *Dev       `toml:"dev"`
+	Identity  Identity   `toml:"identity"`
+	Targets   []Target   `toml:"targets"`
+	Listeners []Listener `toml:"listeners"`
+	Access    []Rule     `toml:"access"`
+	Plugins   []Plugin   `toml:"plugins"`
+	Audit     Audit      `toml:"audit"`
+
+	src source // where the config came from, for positions in later problems
+}
+
+// Gateway holds process-wide settings.
+type Gateway struct {
+	ID            string   `toml:"id"`       // written into every audit row; default: host name
+	DataDir       string   `toml:"data_dir"` // keys, spool, caches; relative to the config file
+	ShutdownGrace Duration `toml:"shutdown_grace"`
+	LogLevel      string   `toml:"log_level"`  // debug, info, warn, error
+	LogFormat     string   `toml:"log_format"` // text, json
+}
+
+// Dev configures the development issuer and demo upstream that run only
+// under `gateway serve --dev`. A config without [dev] cannot mint tokens.
+type Dev struct {
+	IssuerListen string   `toml:"issuer_listen"`
+	Audience     string   `toml:"audience"`
+	MaxTTL       Duration `toml:"max_ttl"`
+	EchoListen   string   `toml:"echo_listen"` // demo upstream; empty disables it
+	EchoToken    Secret   `toml:"echo_token"`  // the credential the demo upstream expects
+}
+
+// Identity lists the OIDC issuers whose tokens the gateway accepts.
+type Identity struct {
+	TokenCacheSize int      `toml:"token_cache_size"`
+	Issuers        []Issuer `toml:"issuers"`
+}
+
+// Issuer is one trusted OIDC provider.
+type Issuer struct {
+	Name        string   `toml:"name"`
+	URL         string   `toml:"issuer"`
+	Audience    []string `toml:"audience"`
+	Algorithms  []string `toml:"algorithms"`
+	ClockSkew   Duration `toml:"clock_skew"`
+	GroupsClaim string   `toml:"groups_claim"`
+	EmailClaim  string   `toml:"email_claim"`
+	KeepClaims  []string `toml:"keep_claims"` // "*" keeps every scalar claim
+	JWKSURL     string   `toml:"jwks_url"`    // overrides discovery
+}
+
+// Target is an upstream the gateway reaches with a credential it holds.
+type Target struct {
+	Name       string     `toml:"name"`
+	Protocol   string     `toml:"protocol"`
+	Upstream   string     `toml:"upstream"`
+	CAFile     string     `toml:"ca_file"`
+	Credential Credential `toml:"credential"`
+}
+
+// Credential is what the gateway injects towards a target.
+type Credential struct {
+	Type     string `toml:"type"` // none, bearer, basic, header
+	Token    Secret `toml:"token"`
+	Username string `toml:"username"`
+	Password Secret `toml:"password"`
+	Header   string `toml:"header"`
+	Value    Secret `toml:"value"`
+}
+
+// Listener is one socket the gateway serves a protocol on.
+type Listener struct {
+	Name              string   `toml:"name"`
+	Protocol          string   `toml:"protocol"`
+	Listen            string   `toml:"listen"`
+	TLSCert           string   `toml:"tls_cert"`
+	TLSKey            string   `toml:"tls_key"`
+	ReadHeaderTimeout Duration `toml:"read_header_timeout"`
+	IdleTimeout       Duration `toml:"idle_timeout"`
+	MaxHeaderBytes    int      `toml:"max_header_bytes"`
+	Routes            []Route  `toml:"routes"`
+}
+
+// Route sends matching requests on a listener to a target.
+type Route struct {
+	Target     string `toml:"target"`
+	Host       string `toml:"host"`
+	PathPrefix string `toml:"path_prefix"` // stripped before forwarding
+}
+
+// Rule is one [[access]] entry. A principal that matches every condition
+// may reach the listed targets with the listed verbs. Anything no rule
+// grants is denied.
+type Rule struct {
+	Name    string              `toml:"name"`
+	Targets []string            `toml:"targets"`
+	Issuers []string            `toml:"issuers"`
+	Groups  []string            `toml:"groups"`
+	Claims  map[string]Patterns `toml:"claims"`
+	Methods []string            `toml:"methods"`
+	Paths   []string            `toml:"paths"`
+}
+
+// Plugin is one entry of the chain, in the order listed.
+type Plugin struct {
+	Name    string `toml:"name"`
+	Path    string `toml:"path"`
+	OnError string `toml:"on_error"` // deny (default) or allow
+	// Config is the plugin's own table, passed to it unparsed.
+	Config map[string]any `toml:"config"`
+}
+
+// Audit selects where audit rows go.
+type Audit struct {
+	Store string `toml:"store"` // file
+	Path  string `toml:"path"`  // for file: JSON lines; relative to data_dir
+}
+
+// Duration is a time.Duration written as a string ("10s", "1m30s").
+type Duration struct{ time.Duration }
+
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return err
+	}
+	d.Duration = v
+	return nil
+}
+
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+// Patterns is a claim condition: a single pattern or a list of them (one of).
+type Patterns []string
+
+func (p *Patterns) UnmarshalTOML(v any) error {
+	switch v := v.(type) {
+	case string:
+		*p = Patterns{v}
+		return nil
+	case []any:
+		out := make(Patterns, 0, len(v))
+		for _, e := range v {
+			s, ok := e.(string)
+			if !ok {
+				return errNotString
+			}
+			out = append(out, s)
+		}
+		*p = out
+		return nil
+	}
+	return errNotString
+}
+
+// Path resolves p against the directory of the config file.
+func (c *Config) Path(p string) string {
+	if p == "" || filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(c.src.dir, p)
+}
+
+// DataPath resolves p against the data directory.
+func (c *Config) DataPath(p string) string {
+	if filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(c.Path(c.Gateway.DataDir), p)
+}
+
+// Target returns the target called name.
+func (c *Config) Target(name string) (*Target, bool) {
+	for i := range c.Targets {
+		if c.Targets[i].Name == name {
+			return &c.Targets[i], true
+		}
+	}
+	return nil, false
+}
+
+func (c *Config) applyDefaults() {
+	g := &c.Gateway
+	if g.ID == "" {
+		g.ID, _ = os.Hostname()
+	}
+	if g.DataDir == "" {
+		g.DataDir = ".tollgate"
+	}
+	if g.ShutdownGrace.Duration == 0 {
+		g.ShutdownGrace.Duration = 10 * time.Second
+	}
+	if g.LogLevel == "" {
+		g.LogLevel = "info"
+	}
+	if g.LogFormat == "" {
+		g.LogFormat = "text"
+	}
+	if d := c.Dev; d != nil {
+		if d.IssuerListen == "" {
+			d.IssuerListen = "127.0.0.1:8079"
+		}
+		if d.Audience == "" {
+			d.Audience = "tollgate"
+		}
+		if d.MaxTTL.Duration == 0 {
+			d.MaxTTL.Duration = 24 * time.Hour
+		}
+	}
+	if c.Identity.TokenCacheSize == 0 {
+		c.Identity.TokenCacheSize = 10000
+	}
+	for i := range c.Identity.Issuers {
+		is := &c.Identity.Issuers[i]
+		if len(is.Algorithms) == 0 {
+			is.Algorithms = []string{"RS256", "ES256"}
+		}
+		if is.ClockSkew.Duration == 0 {
+			is.ClockSkew.Duration = 60 * time.Second
+		}
+		if is.GroupsClaim == "" {
+			is.GroupsClaim = "groups"
+		}
+		if is.EmailClaim == "" {
+			is.EmailClaim = "email"
+		}
+	}
+	for i := range c.Targets {
+		if c.Targets[i].Credential.Type == "" {
+			c.Targets[i].Credential.Type = "none"
+		}
+	}
+	for i := range c.Listeners {
+		l := &c.Listeners[i]
+		if l.ReadHeaderTimeout.Duration == 0 {
+			l.ReadHeaderTimeout.Duration = 10 * time.Second
+		}
+		if l.IdleTimeout.Duration == 0 {
+			l.IdleTimeout.Duration = 120 * time.Second
+		}
+		if l.MaxHeaderBytes == 0 {
+			l.MaxHeaderBytes = 64 << 10
+		}
+	}
+	for i := range c.Plugins {
+		if c.Plugins[i].OnError == "" {
+			c.Plugins[i].OnError = "deny"
+		}
+	}
+	if c.Audit.Store == "" {
+		c.Audit.Store = "file"
+	}
+	if c.Audit.Store == "file" && c.Audit.Path == "" {
+		c.Audit.Path = "audit.jsonl"
+	}
+}

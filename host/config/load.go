@@ -1,0 +1,266 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/BurntSushi/toml"
+
+	"github.com/tollgate-dev/tollgate/host/config/internal/tomlpos"
+)
+
+var errNotString = errors.New("expected a string or an array of strings")
+
+// Problem is one thing wrong with a config file.
+type Problem struct {
+	File      string
+	Line, Col int
+	Path      string // the key it is about, e.g. "listeners[0].listen"
+	Message   string
+}
+
+func (p Problem) String() string {
+	return fmt.Sprintf("%s:%d:%d: %s", p.File, p.Line, p.Col, p.Message)
+}
+
+// Problems is every problem found in one file. It is the error type
+// returned by Load, Parse and ResolveSecrets.
+type Problems []Problem
+
+func (ps Problems) Error() string {
+	lines := make([]string, len(ps))
+	for i, p := range ps {
+		lines[i] = p.String()
+	}
+	return strings.Join(lines, "\n")
+}
+
+// source remembers the file a config came from, to place later problems.
+type source struct {
+	name  string
+	dir   string
+	index *tomlpos.Index
+}
+
+type pathProblem struct{ path, msg string }
+
+type problemList []pathProblem
+
+func (l *problemList) add(path, format string, args ...any) {
+	*l = append(*l, pathProblem{path, fmt.Sprintf(format, args...)})
+}
+
+// problems places each path problem in the file; nil when there are none.
+func (s source) problems(l problemList) error {
+	if len(l) == 0 {
+		return nil
+	}
+	out := make(Problems, 0, len(l))
+	for _, p := range l {
+		pos := tomlpos.Pos{Line: 1, Col: 1}
+		if s.index != nil {
+			pos, _ = s.index.Lookup(p.path)
+		}
+		msg := p.msg
+		if p.path != "" {
+			msg = p.path + ": " + msg
+		}
+		out = append(out, Problem{File: s.name, Line: pos.Line, Col: pos.Col, Path: p.path, Message: msg})
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		if out[i].Line != out[j].Line {
+			return out[i].Line < out[j].Line
+		}
+		return out[i].Col < out[j].Col
+	})
+	return out
+}
+
+// Load reads and validates the file at path. Relative paths inside it
+// resolve against the file's directory.
+func Load(path string) (*Config, error) {
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return Parse(filepath.Base(path), src, filepath.Dir(path))
+}
+
+// Parse decodes and validates src; name is used in problems and dir anchors
+// relative paths. The error, when not nil, is [Problems].
+func Parse(name string, src []byte, dir string) (*Config, error) {
+	s := source{name: name, dir: dir}
+	var c Config
+	md, err := toml.NewDecoder(strings.NewReader(string(src))).Decode(&c)
+	if err != nil {
+		return nil, Problems{decodeProblem(name, src, err)}
+	}
+	s.index = tomlpos.Scan(src)
+	c.src = s
+
+	var ps problemList
+	unknownKeys(&ps, md, s.index)
+	c.applyDefaults()
+	c.validate(&ps)
+	if err := s.problems(ps); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+var lineInError = regexp.MustCompile(`line (\d+)`)
+
+// decodeProblem turns a syntax or type error from the decoder into a Problem.
+func decodeProblem(name string, src []byte, err error) Problem {
+	var pe toml.ParseError
+	if errors.As(err, &pe) {
+		msg := pe.Message
+		if pe.LastKey != "" {
+			msg = pe.LastKey + ": " + msg
+		}
+		p := Problem{File: name, Line: max(pe.Position.Line, 1), Col: max(pe.Position.Col, 1), Message: msg}
+		// The decoder's line is off by one when the error is a newline (it
+		// counts the newline into the next line); the byte offset is exact.
+		if st := pe.Position.Start; st > 0 && st <= len(src) {
+			p.Line = bytes.Count(src[:st], []byte("\n")) + 1
+			p.Col = st - (bytes.LastIndexByte(src[:st], '\n') + 1) + 1
+		}
+		return p
+	}
+	p := Problem{File: name, Line: 1, Col: 1, Message: strings.TrimPrefix(err.Error(), "toml: ")}
+	if m := lineInError.FindStringSubmatch(err.Error()); m != nil {
+		p.Line, _ = strconv.Atoi(m[1])
+	}
+	return p
+}
+
+// unknownKeys reports every key that decoded into nothing. The decoder
+// names keys without array indices, so the index supplies each place the
+// key is written.
+func unknownKeys(ps *problemList, md toml.MetaData, ix *tomlpos.Index) {
+	undecoded := map[string]bool{}
+	for _, k := range md.Undecoded() {
+		if len(k) >= 2 && k[0] == "plugins" && k[1] == "config" {
+			continue // each plugin's own table belongs to the plugin
+		}
+		undecoded[strings.Join(k, ".")] = true
+	}
+	if len(undecoded) == 0 {
+		return
+	}
+	seen := map[string]bool{}
+	for _, path := range ix.Paths() {
+		bare := stripIndices(path)
+		if !undecoded[bare] {
+			continue
+		}
+		// Report the outermost unknown key only, not each key inside it.
+		if parent := parentPath(bare); undecoded[parent] {
+			continue
+		}
+		seen[bare] = true
+		msg := "unknown key"
+		if s := suggest(bare); s != "" {
+			msg += fmt.Sprintf(" (did you mean %q?)", s)
+		}
+		ps.add(path, "%s", msg)
+	}
+	// Keys the index could not place still get reported.
+	for bare := range undecoded {
+		if !seen[bare] && !undecoded[parentPath(bare)] {
+			ps.add(bare, "unknown key")
+		}
+	}
+}
+
+var indexSuffix = regexp.MustCompile(`\[\d+\]`)
+
+func stripIndices(path string) string { return indexSuffix.ReplaceAllString(path, "") }
+
+func parentPath(p string) string {
+	if i := strings.LastIndexByte(p, '.'); i >= 0 {
+		return p[:i]
+	}
+	return ""
+}
+
+// suggest returns the known key closest to an unknown one, if any is close.
+func suggest(bare string) string {
+	parts := strings.Split(bare, ".")
+	t := reflect.TypeOf(Config{})
+	for _, seg := range parts[:len(parts)-1] {
+		f, ok := fieldByTag(t, seg)
+		if !ok {
+			return ""
+		}
+		t = f.Type
+		for t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice {
+			t = t.Elem()
+		}
+		if t.Kind() != reflect.Struct {
+			return ""
+		}
+	}
+	last := parts[len(parts)-1]
+	best, bestDist := "", 3 // at most two edits away
+	for i := 0; i < t.NumField(); i++ {
+		tag := tomlName(t.Field(i))
+		if tag == "" {
+			continue
+		}
+		if d := editDistance(last, tag); d < bestDist {
+			best, bestDist = tag, d
+		}
+	}
+	if best == "" {
+		return ""
+	}
+	parts[len(parts)-1] = best
+	return strings.Join(parts, ".")
+}
+
+func fieldByTag(t reflect.Type, name string) (reflect.StructField, bool) {
+	for i := 0; i < t.NumField(); i++ {
+		if tomlName(t.Field(i)) == name {
+			return t.Field(i), true
+		}
+	}
+	return reflect.StructField{}, false
+}
+
+func tomlName(f reflect.StructField) string {
+	tag, _, _ := strings.Cut(f.Tag.Get("toml"), ",")
+	if tag == "-" {
+		return ""
+	}
+	return tag
+}
+
+// editDistance is the Levenshtein distance between two short keys.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}

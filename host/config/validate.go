@@ -1,0 +1,303 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+
+	"github.com/tollgate-dev/tollgate/host/access/glob"
+)
+
+// protocols this build can serve. Later protocols add themselves here as
+// their packages land.
+var knownProtocols = map[string]bool{"http": true}
+
+// signingAlgs accepted for issuers. Symmetric algorithms and "none" are
+// excluded on purpose: a verifier that accepts HS256 with a public key as
+// the secret is the classic JWT confusion attack.
+var signingAlgs = map[string]bool{
+	"RS256": true, "RS384": true, "RS512": true,
+	"PS256": true, "PS384": true, "PS512": true,
+	"ES256": true, "ES384": true, "ES512": true,
+	"EdDSA": true,
+}
+
+func (c *Config) validate(ps *problemList) {
+	g := c.Gateway
+	if !oneOf(g.LogLevel, "debug", "info", "warn", "error") {
+		ps.add("gateway.log_level", "must be debug, info, warn or error")
+	}
+	if !oneOf(g.LogFormat, "text", "json") {
+		ps.add("gateway.log_format", "must be text or json")
+	}
+	if g.ShutdownGrace.Duration < 0 {
+		ps.add("gateway.shutdown_grace", "must not be negative")
+	}
+
+	addrs := map[string]string{} // listen address → key that claimed it
+	claim := func(path, addr string) {
+		if addr == "" {
+			return
+		}
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			ps.add(path, "not a host:port address: %q", addr)
+			return
+		}
+		if prev, dup := addrs[addr]; dup {
+			ps.add(path, "address %s is already used by %s", addr, prev)
+			return
+		}
+		addrs[addr] = path
+	}
+
+	if d := c.Dev; d != nil {
+		claim("dev.issuer_listen", d.IssuerListen)
+		claim("dev.echo_listen", d.EchoListen)
+		if d.EchoListen != "" && !d.EchoToken.IsSet() {
+			ps.add("dev.echo_token", "required when dev.echo_listen is set")
+		}
+		checkSecret(ps, "dev.echo_token", d.EchoToken)
+		if d.MaxTTL.Duration < 0 {
+			ps.add("dev.max_ttl", "must be positive")
+		}
+	}
+
+	issuers := map[string]bool{}
+	for i, is := range c.Identity.Issuers {
+		p := fmt.Sprintf("identity.issuers[%d]", i)
+		switch {
+		case is.Name == "":
+			ps.add(p, "name is required")
+		case is.Name == "dev":
+			ps.add(p+".name", `"dev" is reserved for the development issuer`)
+		case issuers[is.Name]:
+			ps.add(p+".name", "duplicate issuer name %q", is.Name)
+		}
+		issuers[is.Name] = true
+		if err := checkIssuerURL(is.URL); err != nil {
+			ps.add(p+".issuer", "%v", err)
+		}
+		if is.JWKSURL != "" {
+			if err := checkIssuerURL(is.JWKSURL); err != nil {
+				ps.add(p+".jwks_url", "%v", err)
+			}
+		}
+		if len(is.Audience) == 0 {
+			ps.add(p, "audience is required: tokens minted for another service must not open this gateway")
+		}
+		for _, a := range is.Algorithms {
+			if !signingAlgs[a] {
+				ps.add(p+".algorithms", "algorithm %q is not accepted (asymmetric algorithms only)", a)
+			}
+		}
+		if is.ClockSkew.Duration < 0 || is.ClockSkew.Duration.Minutes() > 10 {
+			ps.add(p+".clock_skew", "must be between 0 and 10m")
+		}
+	}
+	if c.Dev != nil {
+		issuers["dev"] = true
+	}
+
+	targets := map[string]string{} // name → protocol
+	for i, t := range c.Targets {
+		p := fmt.Sprintf("targets[%d]", i)
+		switch {
+		case t.Name == "":
+			ps.add(p, "name is required")
+		case targets[t.Name] != "":
+			ps.add(p+".name", "duplicate target name %q", t.Name)
+		}
+		if !knownProtocols[t.Protocol] {
+			ps.add(p+".protocol", "unknown protocol %q (this build serves: http)", t.Protocol)
+		}
+		targets[t.Name] = t.Protocol
+		u, err := url.Parse(t.Upstream)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			ps.add(p+".upstream", "must be an http:// or https:// URL with a host")
+		} else if t.CAFile != "" && u.Scheme != "https" {
+			ps.add(p+".ca_file", "only applies to an https upstream")
+		}
+		cp := p + ".credential"
+		cr := t.Credential
+		switch cr.Type {
+		case "none":
+		case "bearer":
+			requireSecret(ps, cp+".token", cr.Token)
+		case "basic":
+			if cr.Username == "" {
+				ps.add(cp, "username is required for basic credentials")
+			}
+			requireSecret(ps, cp+".password", cr.Password)
+		case "header":
+			if cr.Header == "" {
+				ps.add(cp, "header is required for header credentials")
+			} else if strings.EqualFold(cr.Header, "Host") {
+				ps.add(cp+".header", "cannot be Host")
+			}
+			requireSecret(ps, cp+".value", cr.Value)
+		default:
+			ps.add(cp+".type", "must be none, bearer, basic or header")
+		}
+		checkSecret(ps, cp+".token", cr.Token)
+		checkSecret(ps, cp+".password", cr.Password)
+		checkSecret(ps, cp+".value", cr.Value)
+	}
+
+	names := map[string]bool{}
+	for i, l := range c.Listeners {
+		p := fmt.Sprintf("listeners[%d]", i)
+		if l.Name == "" {
+			ps.add(p, "name is required")
+		} else if names[l.Name] {
+			ps.add(p+".name", "duplicate listener name %q", l.Name)
+		}
+		names[l.Name] = true
+		if !knownProtocols[l.Protocol] {
+			ps.add(p+".protocol", "unknown protocol %q (this build serves: http)", l.Protocol)
+		}
+		if l.Listen == "" {
+			ps.add(p, "listen is required")
+		}
+		claim(p+".listen", l.Listen)
+		if (l.TLSCert == "") != (l.TLSKey == "") {
+			ps.add(p, "tls_cert and tls_key go together")
+		}
+		if l.MaxHeaderBytes < 1024 {
+			ps.add(p+".max_header_bytes", "must be at least 1024")
+		}
+		if len(l.Routes) == 0 {
+			ps.add(p, "needs at least one [[listeners.routes]] entry")
+		}
+		seen := map[string]bool{}
+		for j, r := range l.Routes {
+			rp := fmt.Sprintf("%s.routes[%d]", p, j)
+			proto, ok := targets[r.Target]
+			switch {
+			case r.Target == "":
+				ps.add(rp, "target is required")
+			case !ok:
+				ps.add(rp+".target", "no target named %q", r.Target)
+			case proto != l.Protocol:
+				ps.add(rp+".target", "target %q speaks %s, the listener %s", r.Target, proto, l.Protocol)
+			}
+			if r.PathPrefix != "" && !strings.HasPrefix(r.PathPrefix, "/") {
+				ps.add(rp+".path_prefix", "must start with /")
+			}
+			if len(l.Routes) > 1 && r.Host == "" && r.PathPrefix == "" {
+				ps.add(rp, "with several routes, each needs host or path_prefix")
+			}
+			key := strings.ToLower(r.Host) + " " + strings.TrimSuffix(r.PathPrefix, "/")
+			if seen[key] {
+				ps.add(rp, "duplicate route")
+			}
+			seen[key] = true
+		}
+	}
+
+	rules := map[string]bool{}
+	for i, r := range c.Access {
+		p := fmt.Sprintf("access[%d]", i)
+		if r.Name == "" {
+			ps.add(p, "name is required: audit rows name the rule that allowed a request")
+		} else if rules[r.Name] {
+			ps.add(p+".name", "duplicate rule name %q", r.Name)
+		}
+		rules[r.Name] = true
+		if len(r.Targets) == 0 {
+			ps.add(p, `targets is required (use ["*"] for every target)`)
+		}
+		for _, t := range r.Targets {
+			if _, ok := targets[t]; !ok && t != "*" {
+				ps.add(p+".targets", "no target named %q", t)
+			}
+		}
+		for _, is := range r.Issuers {
+			if !issuers[is] {
+				ps.add(p+".issuers", "no issuer named %q", is)
+			}
+		}
+		for _, m := range r.Methods {
+			if m == "" || strings.ToUpper(m) != m || strings.ContainsAny(m, " \t/") {
+				ps.add(p+".methods", "%q is not an HTTP method (write it in upper case)", m)
+			}
+		}
+		for _, pp := range r.Paths {
+			if !strings.HasPrefix(pp, "/") {
+				ps.add(p+".paths", "%q must start with /", pp)
+			}
+		}
+		for claimName, pats := range r.Claims {
+			for _, pat := range pats {
+				if err := glob.Validate(pat); err != nil {
+					ps.add(p+".claims."+claimName, "%v", err)
+				}
+			}
+		}
+	}
+
+	pluginNames := map[string]bool{}
+	for i, pl := range c.Plugins {
+		p := fmt.Sprintf("plugins[%d]", i)
+		if pl.Name == "" {
+			ps.add(p, "name is required")
+		} else if pluginNames[pl.Name] {
+			ps.add(p+".name", "duplicate plugin name %q", pl.Name)
+		}
+		pluginNames[pl.Name] = true
+		if pl.Path == "" {
+			ps.add(p, "path is required")
+		}
+		if !oneOf(pl.OnError, "deny", "allow") {
+			ps.add(p+".on_error", "must be deny or allow")
+		}
+	}
+
+	switch c.Audit.Store {
+	case "file":
+	default:
+		ps.add("audit.store", "unknown store %q (this build writes: file)", c.Audit.Store)
+	}
+}
+
+func checkIssuerURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return fmt.Errorf("must be an absolute URL")
+	}
+	switch u.Scheme {
+	case "https":
+		return nil
+	case "http":
+		// Plain HTTP would let anyone on the path swap the signing keys;
+		// allow it only on loopback, for local issuers and tests.
+		if ip := net.ParseIP(u.Hostname()); (ip != nil && ip.IsLoopback()) || u.Hostname() == "localhost" {
+			return nil
+		}
+		return fmt.Errorf("must use https (http is accepted on loopback only)")
+	}
+	return fmt.Errorf("must be an https URL")
+}
+
+func requireSecret(ps *problemList, path string, s Secret) {
+	if !s.IsSet() {
+		ps.add(path, "is required (env:NAME or file:PATH)")
+	}
+}
+
+func checkSecret(ps *problemList, path string, s Secret) {
+	if s.IsSet() {
+		if err := s.checkRef(); err != nil {
+			ps.add(path, "%v", err)
+		}
+	}
+}
+
+func oneOf(s string, options ...string) bool {
+	for _, o := range options {
+		if s == o {
+			return true
+		}
+	}
+	return false
+}

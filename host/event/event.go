@@ -1,0 +1,106 @@
+// Package event defines the one shape that protocol packages and the plugin
+// host share: an Event describes one step of a session (a request or a
+// response), and a Verdict is what the plugin chain decided about it.
+//
+// Protocol packages turn wire messages into Events; the host never sees a
+// wire format. Keep this package free of dependencies so that both sides, and
+// the guest SDK's mirror of it, can follow it without pulling anything in.
+package event
+
+import "context"
+
+// Phase says whether an Event travels towards the target or back to the client.
+type Phase uint8
+
+const (
+	Request  Phase = iota // client → target
+	Response              // target → client
+)
+
+func (p Phase) String() string {
+	if p == Response {
+		return "response"
+	}
+	return "request"
+}
+
+// Principal is who a verified token says the caller is.
+type Principal struct {
+	Issuer  string // the configured issuer's name, not its URL
+	Subject string
+	Email   string
+	Groups  []string
+	// Claims holds every scalar claim of the token, flattened to strings,
+	// for access rules. It is never written to the audit trail whole.
+	Claims map[string]string
+	// Kept is the subset of Claims the issuer's config keeps for the audit
+	// trail (for GitHub Actions: repository, workflow, run_id...).
+	Kept map[string]string
+}
+
+// InGroup reports whether the principal is a member of group g.
+func (p *Principal) InGroup(g string) bool {
+	for _, have := range p.Groups {
+		if have == g {
+			return true
+		}
+	}
+	return false
+}
+
+// Event is one step of a session, as plugins see it.
+type Event struct {
+	Phase     Phase
+	Protocol  string // "http", "postgres", "ssh", "kube"
+	Kind      string // "http.request", "http.response", "pg.query"...
+	SessionID string
+	Target    string
+	Principal *Principal
+	// Fields carries the payload of this kind, by name (for HTTP: method,
+	// path, query, status and header.<canonical-name>). Credentials the
+	// gateway injects or strips never appear here.
+	Fields map[string]string
+}
+
+// Action is what the chain decided.
+type Action uint8
+
+const (
+	Allow   Action = iota
+	Rewrite        // allowed, with Changes applied to the event's fields
+	Deny
+	Hold // wait for a human's approval
+)
+
+func (a Action) String() string {
+	switch a {
+	case Rewrite:
+		return "rewrite"
+	case Deny:
+		return "deny"
+	case Hold:
+		return "hold"
+	}
+	return "allow"
+}
+
+// Annotation is a key/value a plugin adds to the audit row.
+type Annotation struct{ Key, Value string }
+
+// Verdict is the outcome of running an Event through the chain.
+type Verdict struct {
+	Action         Action
+	Plugin         string            // the plugin that decided; "" when no plugin acted
+	Reason         string            // shown to the client on deny or hold
+	Changes        map[string]string // field → new value, for Rewrite
+	Annotations    []Annotation
+	ApproverGroups []string // for Hold
+}
+
+// Chain runs an Event through the configured plugins in order.
+//
+// Process returns an error only when the chain itself failed in a way the
+// operator's on_error did not resolve; callers treat that as a deny.
+type Chain interface {
+	Process(ctx context.Context, ev *Event) (Verdict, error)
+}

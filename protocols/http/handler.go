@@ -1,0 +1,383 @@
+package http
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"path"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tollgate-dev/tollgate/host/access"
+	"github.com/tollgate-dev/tollgate/host/config"
+	"github.com/tollgate-dev/tollgate/host/event"
+	"github.com/tollgate-dev/tollgate/host/identity"
+)
+
+// route is one [[listeners.routes]] entry with its proxy.
+type route struct {
+	cfg   config.Route
+	up    *upstream
+	proxy *httputil.ReverseProxy
+}
+
+// auditedHeaders are the request headers that go into the event and the
+// audit row. Authorization, Cookie and the like never do.
+var auditedHeaders = []string{"Content-Type", "Content-Length", "User-Agent", "Accept", "X-Request-Id", "Idempotency-Key", "Upgrade"}
+
+// exchange is the state of one request as it moves through the gateway.
+type exchange struct {
+	l        *Listener
+	conn     *conn
+	rt       *route
+	sess     *session
+	fwdPath  string
+	ev       *event.Event
+	rule     string
+	verdict  event.Verdict
+	start    time.Time
+	reqBody  *countingReader
+	status   int
+	respSize int64
+	errMsg   string
+}
+
+type exchangeKey struct{}
+
+func (l *Listener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	x := &exchange{l: l, conn: connFrom(r.Context()), start: time.Now()}
+	rec := &statusRecorder{ResponseWriter: w}
+	defer x.finish(r, rec)
+
+	if r.Method == http.MethodConnect || !strings.HasPrefix(r.URL.Path, "/") {
+		x.fail(rec, http.StatusBadRequest, "bad_request", "CONNECT and non-origin request targets are not served")
+		return
+	}
+	// Go's server drops Content-Length when Transfer-Encoding is also
+	// present and frames the body by chunks, and the gateway re-frames every
+	// request towards the target, so the target never sees the ambiguity.
+	// What is left is the client side: close the connection after any
+	// chunked request, so bytes a front proxy framed differently are never
+	// parsed as a second request (what HAProxy does). On HTTP/1.0 Go
+	// ignores Transfer-Encoding and the connection closes after the answer.
+	if len(r.TransferEncoding) > 0 {
+		rec.Header().Set("Connection", "close")
+	}
+	if p := r.URL.Path; path.Clean(p) != p && path.Clean(p)+"/" != p {
+		x.fail(rec, http.StatusBadRequest, "bad_request", "path is not canonical (., .. or // segments)")
+		return
+	}
+	rt, fwd := l.match(r)
+	if rt == nil {
+		x.fail(rec, http.StatusNotFound, "no_route", "no target is routed at this host and path")
+		return
+	}
+	x.rt, x.fwdPath = rt, fwd
+
+	p, err := l.authenticate(r)
+	x.sess = x.conn.sessionFor(p, rt.cfg.Target, x.start)
+	if err != nil {
+		var te *identity.TokenError
+		switch {
+		case errors.Is(err, errNoToken):
+			rec.Header().Set("WWW-Authenticate", `Bearer realm="tollgate"`)
+			x.fail(rec, http.StatusUnauthorized, "unauthenticated", "an OIDC token is required: Authorization: Bearer <token>")
+		case errors.As(err, &te):
+			rec.Header().Set("WWW-Authenticate", `Bearer realm="tollgate", error="invalid_token", error_description=`+strconv.Quote(te.Reason))
+			x.fail(rec, http.StatusUnauthorized, "invalid_token", te.Reason)
+		default:
+			l.deps.Log.Warn("token not verified", "session_id", x.sess.id, "err", err)
+			rec.Header().Set("Retry-After", "1")
+			x.fail(rec, http.StatusServiceUnavailable, "identity_unavailable", "the token cannot be checked right now: the issuer's keys are unavailable")
+		}
+		return
+	}
+
+	d := l.deps.Policy.Decide(p, access.Request{Target: rt.cfg.Target, Verb: r.Method, Resource: fwd})
+	if !d.Allowed {
+		x.fail(rec, http.StatusForbidden, "access_denied", d.Reason)
+		return
+	}
+	x.rule = d.Rule
+
+	x.ev = requestEvent(r, x, p)
+	v, err := l.deps.Chain.Process(r.Context(), x.ev)
+	if !x.allowed(rec, v, err) {
+		return
+	}
+	applyChanges(r, x, v.Changes)
+
+	if r.Body != nil && r.Body != http.NoBody {
+		x.reqBody = &countingReader{r: r.Body}
+		r.Body = x.reqBody
+	}
+	ctx := context.WithValue(r.Context(), exchangeKey{}, x)
+	rt.proxy.ServeHTTP(rec, r.WithContext(ctx))
+}
+
+// allowed applies a chain verdict; false means the request was answered.
+func (x *exchange) allowed(w http.ResponseWriter, v event.Verdict, err error) bool {
+	if err != nil {
+		x.verdict = event.Verdict{Action: event.Deny, Reason: "policy chain failed"}
+		x.l.deps.Log.Error("plugin chain failed", "session_id", x.sess.id, "err", err)
+		x.fail(w, http.StatusForbidden, "denied", x.verdict.Reason)
+		return false
+	}
+	x.verdict = v
+	switch v.Action {
+	case event.Deny:
+		x.fail(w, http.StatusForbidden, "denied", v.Reason)
+		return false
+	case event.Hold:
+		// Approvals are not wired into this build: a hold cannot be
+		// resumed, so it is a deny that says so.
+		x.fail(w, http.StatusForbidden, "denied", "held for approval, and this gateway has no approval service: "+v.Reason)
+		return false
+	}
+	return true
+}
+
+// match finds the route for r: the longest path prefix among routes whose
+// host matches. It returns the path to forward.
+func (l *Listener) match(r *http.Request) (*route, string) {
+	host := r.Host
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	var best *route
+	bestLen := -1
+	for i := range l.routes {
+		rt := &l.routes[i]
+		if rt.cfg.Host != "" && !strings.EqualFold(rt.cfg.Host, host) {
+			continue
+		}
+		pre := strings.TrimSuffix(rt.cfg.PathPrefix, "/")
+		if pre != "" && r.URL.Path != pre && !strings.HasPrefix(r.URL.Path, pre+"/") {
+			continue
+		}
+		if n := len(pre); n > bestLen {
+			best, bestLen = rt, n
+		}
+	}
+	if best == nil {
+		return nil, ""
+	}
+	fwd := r.URL.Path[bestLen:]
+	if fwd == "" {
+		fwd = "/"
+	}
+	return best, fwd
+}
+
+var errNoToken = errors.New("no bearer token")
+
+func (l *Listener) authenticate(r *http.Request) (*event.Principal, error) {
+	h := r.Header.Get("Authorization")
+	scheme, tok, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(tok) == "" {
+		return nil, errNoToken
+	}
+	return l.deps.Auth.Verify(r.Context(), strings.TrimSpace(tok))
+}
+
+func requestEvent(r *http.Request, x *exchange, p *event.Principal) *event.Event {
+	f := map[string]string{
+		"method": r.Method,
+		"path":   x.fwdPath,
+		"query":  r.URL.RawQuery,
+		"host":   r.Host,
+	}
+	for _, h := range auditedHeaders {
+		if v := r.Header.Get(h); v != "" {
+			f["header."+h] = v
+		}
+	}
+	return &event.Event{
+		Phase: event.Request, Protocol: "http", Kind: "http.request",
+		SessionID: x.sess.id, Target: x.rt.cfg.Target, Principal: p, Fields: f,
+	}
+}
+
+// applyChanges carries a Rewrite verdict into the request. Credentials are
+// out of a plugin's reach: the gateway injects them after this.
+func applyChanges(r *http.Request, x *exchange, changes map[string]string) {
+	for k, v := range changes {
+		switch {
+		case k == "path" && strings.HasPrefix(v, "/"):
+			x.fwdPath = v
+		case k == "query":
+			r.URL.RawQuery = v
+		case strings.HasPrefix(k, "header."):
+			name := http.CanonicalHeaderKey(strings.TrimPrefix(k, "header."))
+			if name == "Authorization" || name == "Proxy-Authorization" || name == "Host" {
+				continue
+			}
+			if v == "" {
+				r.Header.Del(name)
+			} else {
+				r.Header.Set(name, v)
+			}
+		default:
+			continue
+		}
+		x.ev.Fields[k] = v
+	}
+}
+
+// rewrite shapes the outgoing request: the target's URL and path, the
+// gateway's credential instead of the agent's token.
+func (x *exchange) rewrite(pr *httputil.ProxyRequest) {
+	pr.SetURL(x.rt.up.url)
+	pr.Out.URL.Path = singleJoin(x.rt.up.url.Path, x.fwdPath)
+	pr.Out.URL.RawPath = ""
+	pr.SetXForwarded()
+	x.rt.up.inject(pr.Out.Header)
+	pr.Out.Header.Set("X-Tollgate-Session-Id", x.sess.id)
+}
+
+func singleJoin(base, p string) string {
+	if base == "" || base == "/" {
+		return p
+	}
+	return strings.TrimSuffix(base, "/") + p
+}
+
+// errResponseDenied marks a response the chain refused.
+var errResponseDenied = errors.New("response denied by policy")
+
+// modifyResponse runs the response through the chain.
+func (x *exchange) modifyResponse(resp *http.Response) error {
+	ev := &event.Event{
+		Phase: event.Response, Protocol: "http", Kind: "http.response",
+		SessionID: x.sess.id, Target: x.rt.cfg.Target, Principal: x.ev.Principal,
+		Fields: map[string]string{
+			"method": x.ev.Fields["method"], "path": x.ev.Fields["path"],
+			"status": strconv.Itoa(resp.StatusCode), "header.Content-Type": resp.Header.Get("Content-Type"),
+		},
+	}
+	if resp.StatusCode == http.StatusSwitchingProtocols {
+		// ReverseProxy writes a 101 on the hijacked connection, past the
+		// status recorder.
+		x.status = resp.StatusCode
+	}
+	v, err := x.l.deps.Chain.Process(resp.Request.Context(), ev)
+	if err != nil || v.Action == event.Deny || v.Action == event.Hold {
+		if err == nil {
+			x.verdict = v
+		} else {
+			x.verdict = event.Verdict{Action: event.Deny, Reason: "policy chain failed"}
+		}
+		return errResponseDenied
+	}
+	if len(v.Annotations) > 0 {
+		x.verdict.Annotations = append(x.verdict.Annotations, v.Annotations...)
+	}
+	// The upstream never learns how the agent authenticated, and the agent
+	// never sees what the upstream says about the gateway's credential.
+	resp.Header.Del("Set-Cookie")
+	return nil
+}
+
+// proxyError answers for a failed round trip.
+func (x *exchange) proxyError(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(err, errResponseDenied) {
+		x.fail(w, http.StatusForbidden, "denied", x.verdict.Reason)
+		return
+	}
+	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
+		x.errMsg = "client went away"
+		x.status = 499 // nginx's code for a client that closed the request
+		return
+	}
+	x.l.deps.Log.Warn("upstream request failed", "session_id", x.sess.id, "target", x.rt.cfg.Target, "err", err)
+	x.errMsg = "upstream: " + err.Error()
+	x.fail(w, http.StatusBadGateway, "upstream_unavailable", "the target did not answer")
+	x.errMsg = "upstream: " + err.Error() // keep the detail for the audit row, not the client
+}
+
+// finish writes the request's audit row.
+func (x *exchange) finish(r *http.Request, rec *statusRecorder) {
+	if x.sess == nil {
+		x.sess = x.conn.sessionFor(nil, "", x.start)
+	}
+	row := x.conn.row(x.sess, "http.request", "")
+	if x.rt != nil {
+		row.Target = x.rt.cfg.Target
+	}
+	row.Time = x.start
+	row.AccessRule = x.rule
+	if x.ev != nil {
+		row.Request = x.ev.Fields
+	} else {
+		row.Request = map[string]string{"method": r.Method, "path": r.URL.Path, "query": r.URL.RawQuery}
+	}
+	if x.ev != nil || x.verdict.Action != event.Allow {
+		row.SetVerdict(x.verdict)
+	}
+	status := rec.status
+	if x.status != 0 {
+		status = x.status
+	}
+	if status == 0 {
+		status = http.StatusOK
+	}
+	row.Status = strconv.Itoa(status)
+	row.ResponseBytes = rec.bytes
+	if x.reqBody != nil {
+		row.RequestBytes = x.reqBody.n
+	}
+	row.DurationMicro = time.Since(x.start).Microseconds()
+	row.Error = x.errMsg
+	x.l.record(row)
+	if status == http.StatusSwitchingProtocols {
+		// The upgraded connection was hijacked and has now ended; the
+		// server will never report it closed.
+		x.conn.closeSession()
+	}
+}
+
+type countingReader struct {
+	r io.ReadCloser
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+func (c *countingReader) Close() error { return c.r.Close() }
+
+// statusRecorder notes the status and body size sent to the client. It
+// unwraps for http.ResponseController, which ReverseProxy uses to flush
+// and to hijack for WebSocket upgrades.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	if s.status == 0 || (s.status >= 100 && s.status < 200 && code != http.StatusSwitchingProtocols) {
+		s.status = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusRecorder) Write(b []byte) (int, error) {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	n, err := s.ResponseWriter.Write(b)
+	s.bytes += int64(n)
+	return n, err
+}
+
+func (s *statusRecorder) Flush() { http.NewResponseController(s.ResponseWriter).Flush() }
+
+func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }

@@ -1,0 +1,150 @@
+package http
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"maps"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/tollgate-dev/tollgate/host/audit"
+	"github.com/tollgate-dev/tollgate/host/event"
+)
+
+// A session is the requests one principal sends over one client
+// connection. Keep-alive makes that the natural unit: an agent reuses its
+// connection and its token. If a request on the same connection carries a
+// different identity, the session closes and a new one opens, so that a
+// session never mixes two principals.
+type session struct {
+	id        string
+	principal *event.Principal // nil for requests that never authenticated
+	opened    time.Time
+	requests  int
+
+	mu  sync.Mutex
+	seq uint64
+}
+
+func (s *session) nextSeq() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.seq++
+	return s.seq
+}
+
+// conn is the gateway's state for one client connection.
+type conn struct {
+	l      *Listener
+	remote string
+
+	mu  sync.Mutex
+	cur *session
+}
+
+type connKey struct{}
+
+func (l *Listener) connContext(ctx context.Context, c net.Conn) context.Context {
+	cs := &conn{l: l, remote: c.RemoteAddr().String()}
+	l.conns.Store(c, cs)
+	return context.WithValue(ctx, connKey{}, cs)
+}
+
+func (l *Listener) connState(c net.Conn, st http.ConnState) {
+	switch st {
+	case http.StateClosed:
+		if v, ok := l.conns.LoadAndDelete(c); ok {
+			v.(*conn).closeSession()
+		}
+	case http.StateHijacked:
+		// The handler that hijacked closes the session when it returns.
+		l.conns.Delete(c)
+	}
+}
+
+func connFrom(ctx context.Context) *conn {
+	c, _ := ctx.Value(connKey{}).(*conn)
+	return c
+}
+
+// sessionFor returns the session for p on this connection, opening one (and
+// closing the previous) when the identity changes.
+func (c *conn) sessionFor(p *event.Principal, target string, at time.Time) *session {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cur != nil && samePrincipal(c.cur.principal, p) {
+		c.cur.requests++
+		return c.cur
+	}
+	if c.cur != nil {
+		c.closeLocked()
+	}
+	s := &session{id: newSessionID(), principal: p, opened: at, requests: 1}
+	c.cur = s
+	row := c.row(s, audit.KindSessionOpen, target)
+	row.Time = s.opened
+	c.l.record(row)
+	return s
+}
+
+func (c *conn) closeSession() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cur != nil {
+		c.closeLocked()
+	}
+}
+
+func (c *conn) closeLocked() {
+	s := c.cur
+	c.cur = nil
+	row := c.row(s, audit.KindSessionClose, "")
+	row.DurationMicro = time.Since(s.opened).Microseconds()
+	row.Status = fmt.Sprintf("%d requests", s.requests)
+	c.l.record(row)
+}
+
+// row starts an audit row for session s.
+func (c *conn) row(s *session, kind, target string) audit.Row {
+	r := audit.Row{
+		Time:       time.Now(),
+		GatewayID:  c.l.deps.GatewayID,
+		SessionID:  s.id,
+		Seq:        s.nextSeq(),
+		Protocol:   "http",
+		Listener:   c.l.cfg.Name,
+		Target:     target,
+		Kind:       kind,
+		RemoteAddr: c.remote,
+	}
+	r.SetPrincipal(s.principal)
+	return r
+}
+
+func (l *Listener) record(r audit.Row) {
+	if err := l.deps.Recorder.Record(r); err != nil {
+		l.deps.Log.Error("audit row not recorded", "session_id", r.SessionID, "kind", r.Kind, "err", err)
+	}
+}
+
+func samePrincipal(a, b *event.Principal) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	// Same subject with other kept claims (a new CI run's token, say) is a
+	// new invocation, and so a new session.
+	return a == b || (a.Issuer == b.Issuer && a.Subject == b.Subject && maps.Equal(a.Kept, b.Kept))
+}
+
+// newSessionID returns a random UUID (version 4), the form the audit
+// schema stores.
+func newSessionID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}

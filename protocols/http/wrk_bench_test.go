@@ -1,0 +1,459 @@
+package http_test
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tollgate-dev/tollgate/host/testenv"
+)
+
+// BenchmarkWrk measures the gateway as a reverse proxy with wrk, next to
+// the same upstream reached directly and through nginx, in one run:
+//
+//	go test -run '^$' -bench BenchmarkWrk -benchtime 1x ./protocols/http/
+//
+// It prints one `BENCH <name> <value> <unit> ratio=<r> vs <baseline>` line
+// per figure (the `make bench` contract). The measurement takes about a
+// minute and is done once whatever b.N is; no timing fails the benchmark.
+func BenchmarkWrk(b *testing.B) {
+	if b.N > 1 {
+		// The testing package asks for more iterations only when the first
+		// took less than -benchtime: report the same figures again rather
+		// than measuring for minutes.
+		if wrkLast != nil {
+			wrkLast.report(b)
+		}
+		return
+	}
+	b.StopTimer()
+	wrkBin := testenv.RequireCommand(b, "wrk")
+	nginxBin := testenv.RequireCommand(b, "nginx")
+
+	const upstreamToken = "bench-upstream-secret-0123456789"
+
+	// 1. The upstream: a fixed small JSON answer, and 401 without the
+	// credential the gateway (or nginx, or wrk when direct) must present.
+	up := startBenchUpstream(b, upstreamToken)
+
+	// 2. The gateway in front of it, and a token from its dev issuer.
+	issuerAddr := testenv.FreeAddr(b)
+	gwAddr := testenv.FreeAddr(b)
+	// log_level is "info", not "warn": testenv.StartGateway waits for the
+	// "gateway ready" line, which serve logs at info. Nothing on the
+	// request path logs at info, so the figures are the same.
+	cfg := fmt.Sprintf(`[gateway]
+id = "bench-gateway"
+data_dir = "data"
+log_level = "info"
+
+[dev]
+issuer_listen = %q
+audience = "tollgate"
+
+[[targets]]
+name = "bench"
+protocol = "http"
+upstream = "http://%s"
+[targets.credential]
+type = "bearer"
+token = "env:BENCH_UPSTREAM_TOKEN"
+
+[[listeners]]
+name = "http"
+protocol = "http"
+listen = %q
+[[listeners.routes]]
+target = "bench"
+
+[[access]]
+name = "dev-reaches-bench"
+issuers = ["dev"]
+targets = ["bench"]
+
+[audit]
+store = "file"
+`, issuerAddr, up.addr, gwAddr)
+	g := testenv.StartGateway(b, testenv.GatewayOptions{
+		Config: cfg,
+		Dev:    true,
+		Env:    []string{"BENCH_UPSTREAM_TOKEN=" + upstreamToken},
+		Wait:   []string{gwAddr, issuerAddr},
+	})
+	out, errOut, code := g.Run("token", "-c", g.Config, "--sub", "bench", "--ttl", "1h")
+	if code != 0 {
+		b.Fatalf("gateway token: exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
+	}
+	jwt := strings.TrimSpace(out)
+	if jwt == "" {
+		b.Fatalf("gateway token printed nothing; stderr: %s", errOut)
+	}
+
+	// 3. nginx as a plain reverse proxy to the same upstream.
+	nginxAddr := startBenchNginx(b, nginxBin, up.addr, upstreamToken)
+
+	// Every setup must answer 200 before it is measured, so a
+	// misconfiguration shows as a clear error rather than a wrk figure.
+	upAuth := "Authorization: Bearer " + upstreamToken
+	gwAuth := "Authorization: Bearer " + jwt
+	probe(b, "direct", up.addr, upAuth)
+	probe(b, "nginx", nginxAddr, "")
+	probe(b, "gateway", gwAddr, gwAuth)
+
+	// 4. wrk: warm up each setup, then measure.
+	type setup struct {
+		name, addr, header string
+	}
+	setups := []setup{
+		{"direct", up.addr, upAuth},
+		{"nginx", nginxAddr, ""},
+		{"gateway", gwAddr, gwAuth},
+	}
+	w := &wrkRun{bin: wrkBin}
+	res := map[string]wrkResult{}
+	for _, s := range setups {
+		w.run(b, s.name+" warm-up", s.addr, s.header, 2, 32, time.Second)
+	}
+	for _, load := range []struct {
+		key         string
+		threads, cc int
+	}{{"c32", 2, 32}, {"c1", 1, 1}} {
+		for _, s := range setups {
+			before := up.conns.Load()
+			r := w.run(b, s.name+" "+load.key, s.addr, s.header, load.threads, load.cc, 5*time.Second)
+			r.upConns = up.conns.Load() - before
+			res[s.name+"_"+load.key] = r
+			b.Logf("%s %s: %.0f req/s, p50 %.1f us, p99 %.1f us, %d requests, %d new upstream connections",
+				s.name, load.key, r.rps, r.p50, r.p99, r.requests, r.upConns)
+		}
+	}
+
+	// 5. The figures.
+	rep := &wrkReport{}
+	d32, n32, g32 := res["direct_c32"], res["nginx_c32"], res["gateway_c32"]
+	d1, n1, g1 := res["direct_c1"], res["nginx_c1"], res["gateway_c1"]
+	rep.add("http_direct_c32_rps", d32.rps, "req/s", 1, "direct")
+	rep.add("http_nginx_c32_rps", n32.rps, "req/s", n32.rps/d32.rps, "direct")
+	rep.add("http_gateway_c32_rps", g32.rps, "req/s", g32.rps/d32.rps, "direct")
+	rep.add("http_gateway_vs_nginx_c32_rps", g32.rps, "req/s", g32.rps/n32.rps, "nginx")
+	rep.add("http_nginx_c32_added_p50", n32.p50-d32.p50, "us", n32.p50/d32.p50, "direct")
+	rep.add("http_gateway_c32_added_p50", g32.p50-d32.p50, "us", g32.p50/d32.p50, "direct")
+	rep.add("http_direct_c1_rps", d1.rps, "req/s", 1, "direct")
+	rep.add("http_nginx_c1_rps", n1.rps, "req/s", n1.rps/d1.rps, "direct")
+	rep.add("http_gateway_c1_rps", g1.rps, "req/s", g1.rps/d1.rps, "direct")
+	rep.add("http_nginx_c1_added_p50", n1.p50-d1.p50, "us", n1.p50/d1.p50, "direct")
+	rep.add("http_nginx_c1_added_p99", n1.p99-d1.p99, "us", n1.p99/d1.p99, "direct")
+	rep.add("http_gateway_c1_added_p50", g1.p50-d1.p50, "us", g1.p50/d1.p50, "direct")
+	rep.add("http_gateway_c1_added_p99", g1.p99-d1.p99, "us", g1.p99/d1.p99, "direct")
+	rep.metric(g32.rps/d32.rps, "gateway/direct_c32_rps")
+	rep.metric(n32.rps/d32.rps, "nginx/direct_c32_rps")
+	rep.metric(g32.rps/n32.rps, "gateway/nginx_c32_rps")
+	rep.metric(g1.p50-d1.p50, "gateway_c1_added_p50_us")
+	rep.metric(n1.p50-d1.p50, "nginx_c1_added_p50_us")
+	rep.print()
+	rep.report(b)
+	wrkLast = rep
+
+	// Connection reuse: with keep-alive both proxies should hold about one
+	// upstream connection per client connection, not one per request.
+	for _, k := range []string{"nginx_c32", "gateway_c32", "nginx_c1", "gateway_c1"} {
+		if r := res[k]; r.requests > 0 && r.upConns > int64(r.requests/100)+64 {
+			b.Logf("NOTE: %s opened %d upstream connections for %d requests: upstream keep-alive is not reused", k, r.upConns, r.requests)
+		}
+	}
+
+	// 6. The gateway audited what it served.
+	if err := g.Stop(); err != nil {
+		b.Fatalf("gateway stop: %v\n%s", err, g.Output())
+	}
+	ok := 0
+	other := map[string]int{}
+	for _, row := range g.AuditRows("data/audit.jsonl") {
+		if row.Kind != "http.request" {
+			continue
+		}
+		if row.Status == "200" {
+			ok++
+		} else {
+			other[row.Status]++
+		}
+	}
+	if ok == 0 {
+		b.Fatalf("the audit file holds no http.request row with status 200 (others: %v)\n%s", other, g.Output())
+	}
+	var served int64
+	for _, k := range []string{"gateway_c32", "gateway_c1"} {
+		served += res[k].requests
+	}
+	b.Logf("audit: %d http.request rows with status 200 (other statuses: %v); wrk counted %d completed gateway requests in the measured runs (plus warm-up)", ok, other, served)
+	if o := strings.TrimSpace(g.Output()); o != "" {
+		b.Logf("gateway output:\n%s", o)
+	}
+}
+
+// wrkLast keeps the figures of the measured run for the testing package's
+// later calls with b.N > 1.
+var wrkLast *wrkReport
+
+type wrkReport struct {
+	lines   []string
+	metrics []struct {
+		v    float64
+		unit string
+	}
+}
+
+func (r *wrkReport) add(name string, v float64, unit string, ratio float64, base string) {
+	r.lines = append(r.lines, fmt.Sprintf("BENCH %s %.0f %s ratio=%.2f vs %s", name, v, unit, ratio, base))
+}
+
+func (r *wrkReport) metric(v float64, unit string) {
+	r.metrics = append(r.metrics, struct {
+		v    float64
+		unit string
+	}{v, unit})
+}
+
+func (r *wrkReport) print() {
+	for _, l := range r.lines {
+		fmt.Println(l)
+	}
+}
+
+func (r *wrkReport) report(b *testing.B) {
+	for _, m := range r.metrics {
+		b.ReportMetric(m.v, m.unit)
+	}
+}
+
+// benchUpstream is a minimal JSON service. It keeps no per-request state
+// (millions of requests go through it), only counters.
+type benchUpstream struct {
+	addr   string
+	conns  atomic.Int64 // connections accepted
+	unauth atomic.Int64 // requests refused for a missing or wrong credential
+}
+
+func startBenchUpstream(b *testing.B, token string) *benchUpstream {
+	b.Helper()
+	u := &benchUpstream{}
+	body := []byte(`{"ok":true,"service":"bench","items":[1,2,3],"message":"a small fixed answer for load tests"}` + "\n")
+	want := "Bearer " + token
+	clen := strconv.Itoa(len(body))
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != want {
+			u.unauth.Add(1)
+			w.Header().Set("WWW-Authenticate", "Bearer")
+			http.Error(w, "missing or wrong credential", http.StatusUnauthorized)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Content-Length", clen)
+		w.Write(body)
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatalf("upstream: %v", err)
+	}
+	u.addr = ln.Addr().String()
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ConnState: func(_ net.Conn, st http.ConnState) {
+			if st == http.StateNew {
+				u.conns.Add(1)
+			}
+		},
+	}
+	go srv.Serve(ln)
+	b.Cleanup(func() {
+		srv.Close()
+		if n := u.unauth.Load(); n > 0 {
+			b.Logf("upstream refused %d requests without the right credential", n)
+		}
+	})
+	return u
+}
+
+// startBenchNginx runs Debian's nginx in the foreground as a plain
+// keep-alive reverse proxy to upstream, and returns its address.
+func startBenchNginx(b *testing.B, bin, upstream, token string) string {
+	b.Helper()
+	dir := b.TempDir()
+	addr := testenv.FreeAddr(b)
+	user := ""
+	if os.Geteuid() == 0 {
+		user = "user root;\n"
+	}
+	conf := fmt.Sprintf(`daemon off;
+master_process on;
+worker_processes 2;
+%spid %[2]s/nginx.pid;
+error_log %[2]s/error.log warn;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    client_body_temp_path %[2]s/client_body;
+    proxy_temp_path %[2]s/proxy;
+    fastcgi_temp_path %[2]s/fastcgi;
+    uwsgi_temp_path %[2]s/uwsgi;
+    scgi_temp_path %[2]s/scgi;
+    upstream up {
+        server %[3]s;
+        keepalive 64;
+    }
+    server {
+        listen %[4]s;
+        location / {
+            proxy_pass http://up;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Authorization "Bearer %[5]s";
+        }
+    }
+}
+`, user, dir, upstream, addr, token)
+	path := filepath.Join(dir, "nginx.conf")
+	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
+		b.Fatalf("nginx: %v", err)
+	}
+	var outb bytes.Buffer
+	// -e: nginx opens its compiled-in error log before reading the config
+	// unless told otherwise.
+	cmd := exec.Command(bin, "-c", path, "-p", dir, "-e", filepath.Join(dir, "error.log"))
+	cmd.Stdout, cmd.Stderr = &outb, &outb
+	if err := cmd.Start(); err != nil {
+		b.Fatalf("nginx: start: %v", err)
+	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	errLog := func() string {
+		e, _ := os.ReadFile(filepath.Join(dir, "error.log"))
+		return outb.String() + string(e)
+	}
+	b.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGQUIT)
+		select {
+		case <-exited:
+			return
+		case <-time.After(5 * time.Second):
+		}
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(5 * time.Second):
+			cmd.Process.Kill()
+			<-exited
+		}
+	})
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+			return addr
+		}
+		select {
+		case <-exited:
+			b.Fatalf("nginx exited during start:\n%s", errLog())
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("nginx not listening on %s after 10s: %v\n%s", addr, err, errLog())
+		}
+	}
+}
+
+// probe checks that one GET through a setup answers 200.
+func probe(b *testing.B, name, addr, header string) {
+	b.Helper()
+	req, _ := http.NewRequest("GET", "http://"+addr+"/", nil)
+	if k, v, ok := strings.Cut(header, ":"); ok {
+		req.Header.Set(k, strings.TrimSpace(v))
+	}
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+	if err != nil {
+		b.Fatalf("%s: probe: %v", name, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b.Fatalf("%s: probe answered %s", name, resp.Status)
+	}
+}
+
+type wrkRun struct{ bin string }
+
+type wrkResult struct {
+	rps      float64
+	p50, p99 float64 // microseconds
+	requests int64
+	upConns  int64
+}
+
+var (
+	wrkRPS      = regexp.MustCompile(`(?m)^Requests/sec:\s+([0-9.]+)`)
+	wrkLatency  = regexp.MustCompile(`(?m)^\s+(50|99)%\s+([0-9.]+)(us|ms|s|m|h)\s*$`)
+	wrkRequests = regexp.MustCompile(`(?m)^\s*([0-9]+) requests in `)
+)
+
+func (w *wrkRun) run(b *testing.B, what, addr, header string, threads, conns int, d time.Duration) wrkResult {
+	b.Helper()
+	args := []string{"-t" + strconv.Itoa(threads), "-c" + strconv.Itoa(conns), "-d" + strconv.Itoa(int(d.Seconds())) + "s", "--latency"}
+	if header != "" {
+		args = append(args, "-H", header)
+	}
+	args = append(args, "http://"+addr+"/")
+	out, err := exec.Command(w.bin, args...).CombinedOutput()
+	text := string(out)
+	if err != nil {
+		b.Fatalf("wrk %s: %v\n%s", what, err, text)
+	}
+	if strings.Contains(text, "Non-2xx or 3xx responses") || strings.Contains(text, "Socket errors") {
+		b.Fatalf("wrk %s: errors, the figures would mean nothing:\n%s", what, text)
+	}
+	var r wrkResult
+	m := wrkRPS.FindStringSubmatch(text)
+	if m == nil {
+		b.Fatalf("wrk %s: no Requests/sec in its output:\n%s", what, text)
+	}
+	r.rps, _ = strconv.ParseFloat(m[1], 64)
+	if m := wrkRequests.FindStringSubmatch(text); m != nil {
+		r.requests, _ = strconv.ParseInt(m[1], 10, 64)
+	}
+	seen := 0
+	for _, m := range wrkLatency.FindAllStringSubmatch(text, -1) {
+		v, _ := strconv.ParseFloat(m[2], 64)
+		switch m[3] {
+		case "ms":
+			v *= 1e3
+		case "s":
+			v *= 1e6
+		case "m":
+			v *= 60e6
+		case "h":
+			v *= 3600e6
+		}
+		switch m[1] {
+		case "50":
+			r.p50 = v
+		case "99":
+			r.p99 = v
+		}
+		seen++
+	}
+	if seen != 2 || r.rps <= 0 {
+		b.Fatalf("wrk %s: cannot read the 50%% and 99%% latencies:\n%s", what, text)
+	}
+	return r
+}
