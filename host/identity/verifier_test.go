@@ -24,7 +24,7 @@ import (
 )
 
 // devIssuer starts a development issuer on a free loopback port.
-func devIssuer(t *testing.T) *identity.DevIssuer {
+func devIssuer(t testing.TB) *identity.DevIssuer {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -37,7 +37,7 @@ func devIssuer(t *testing.T) *identity.DevIssuer {
 	return iss
 }
 
-func newIssuerAt(t *testing.T, addr, dataDir string) *identity.DevIssuer {
+func newIssuerAt(t testing.TB, addr, dataDir string) *identity.DevIssuer {
 	t.Helper()
 	iss, err := identity.NewDevIssuer(&config.Dev{IssuerListen: addr, Audience: "tollgate",
 		MaxTTL: config.Duration{Duration: time.Hour}}, dataDir)

@@ -120,6 +120,14 @@ store = "file"
 		{"nginx", nginxAddr, ""},
 		{"gateway", gwAddr, gwAuth},
 	}
+	// The figures mean little if something else keeps the CPUs busy (two
+	// cores on these machines): say so next to them.
+	if busy, ok := cpuBusy(time.Second); ok {
+		b.Logf("CPU busy before measuring: %.0f%%", busy*100)
+		if busy > 0.2 {
+			b.Logf("NOTE: another process is using the CPUs; the figures below are not comparable")
+		}
+	}
 	w := &wrkRun{bin: wrkBin}
 	res := map[string]wrkResult{}
 	for _, s := range setups {
@@ -373,6 +381,36 @@ http {
 			b.Fatalf("nginx not listening on %s after 10s: %v\n%s", addr, err, errLog())
 		}
 	}
+}
+
+// cpuBusy is the fraction of CPU time not idle over d, from /proc/stat.
+func cpuBusy(d time.Duration) (float64, bool) {
+	read := func() (idle, total float64, ok bool) {
+		data, err := os.ReadFile("/proc/stat")
+		if err != nil {
+			return 0, 0, false
+		}
+		line, _, _ := strings.Cut(string(data), "\n")
+		f := strings.Fields(line)
+		if len(f) < 5 || f[0] != "cpu" {
+			return 0, 0, false
+		}
+		for i, s := range f[1:] {
+			v, _ := strconv.ParseFloat(s, 64)
+			total += v
+			if i == 3 || i == 4 { // idle, iowait
+				idle += v
+			}
+		}
+		return idle, total, true
+	}
+	i0, t0, ok0 := read()
+	time.Sleep(d)
+	i1, t1, ok1 := read()
+	if !ok0 || !ok1 || t1 <= t0 {
+		return 0, false
+	}
+	return 1 - (i1-i0)/(t1-t0), true
 }
 
 // probe checks that one GET through a setup answers 200.

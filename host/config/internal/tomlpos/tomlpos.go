@@ -8,8 +8,9 @@
 // Paths name keys as "listeners[1].routes[0].target": segments joined by ".",
 // with "[i]" (0-based) appended for an entry of an array of tables or an
 // element of an array. Quoted keys appear raw, so the key "a.b" and the
-// dotted key a.b both become the path "a.b"; that ambiguity is accepted
-// because configuration keys never contain dots or brackets.
+// dotted key a.b both become the path "a.b". That ambiguity is accepted:
+// such keys are rare, and the worst outcome is a report that points at the
+// other of two same-named keys (or, in Lookup's fallback, at a parent).
 package tomlpos
 
 import (
