@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -50,6 +51,7 @@ and trusts that issuer's tokens. Never use it in production.`, stderr)
 		return err
 	}
 	log := newLogger(cfg, stderr)
+	tuneGC()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -211,4 +213,15 @@ func printNextSteps(w io.Writer, cfg *config.Config, path string) {
 		}
 	}
 	fmt.Fprintf(w, "  tail -n 3 %s\n\n", cfg.DataPath(cfg.Audit.Path))
+}
+
+// tuneGC raises the GC target unless the operator set GOGC. A proxy's live
+// heap is small (about 1 MiB) while it allocates per request, so with the
+// default the collector ran every few hundred requests; measured with
+// `make bench`, GOGC=400 raised throughput at 32 connections by a quarter
+// and cut the p99 at one connection by half, for a few MiB more memory.
+func tuneGC() {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(400)
+	}
 }

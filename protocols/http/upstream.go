@@ -9,7 +9,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"os"
-	"time"
+	"sync"
 
 	"github.com/tollgate-dev/tollgate/host/config"
 )
@@ -19,7 +19,7 @@ type upstream struct {
 	name      string
 	url       *url.URL
 	cred      config.Credential
-	transport *http.Transport
+	transport *h1Transport
 }
 
 func newUpstream(t *config.Target) (*upstream, error) {
@@ -27,27 +27,30 @@ func newUpstream(t *config.Target) (*upstream, error) {
 	if err != nil {
 		return nil, fmt.Errorf("target %s: upstream: %w", t.Name, err)
 	}
-	tr := &http.Transport{
-		Proxy:                 nil, // never send target traffic through an environment proxy
-		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		ForceAttemptHTTP2:     true,
-		MaxIdleConns:          1024,
-		MaxIdleConnsPerHost:   256, // the default of 2 would redial under any concurrency
-		IdleConnTimeout:       90 * time.Second,
-		TLSHandshakeTimeout:   10 * time.Second,
-		ExpectContinueTimeout: time.Second,
-	}
-	if t.CAFile != "" {
-		pem, err := os.ReadFile(t.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("target %s: ca_file: %w", t.Name, err)
+	var tlsCfg *tls.Config
+	if u.Scheme == "https" {
+		tlsCfg = &tls.Config{ServerName: u.Hostname(), MinVersion: tls.VersionTLS12, NextProtos: []string{"http/1.1"}}
+		if t.CAFile != "" {
+			pem, err := os.ReadFile(t.CAFile)
+			if err != nil {
+				return nil, fmt.Errorf("target %s: ca_file: %w", t.Name, err)
+			}
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM(pem) {
+				return nil, fmt.Errorf("target %s: ca_file %s holds no PEM certificate", t.Name, t.CAFile)
+			}
+			tlsCfg.RootCAs = pool
 		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("target %s: ca_file %s holds no PEM certificate", t.Name, t.CAFile)
-		}
-		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 	}
+	addr := u.Host
+	if u.Port() == "" {
+		port := "80"
+		if u.Scheme == "https" {
+			port = "443"
+		}
+		addr = net.JoinHostPort(u.Hostname(), port)
+	}
+	tr := newH1Transport(addr, tlsCfg)
 	return &upstream{name: t.Name, url: u, cred: t.Credential, transport: tr}, nil
 }
 
@@ -75,7 +78,23 @@ func (u *upstream) proxy(rewrite func(*httputil.ProxyRequest), modify func(*http
 		Transport:      u.transport,
 		ModifyResponse: modify,
 		ErrorHandler:   fail,
+		BufferPool:     copyBuffers,
 		// FlushInterval stays 0: ReverseProxy already flushes at once for
 		// streaming responses (unknown length, text/event-stream).
 	}
 }
+
+// copyBuffers recycles the 32 KiB buffers ReverseProxy copies bodies with;
+// without it every response allocates one and the GC runs far more often.
+var copyBuffers = &bufferPool{}
+
+type bufferPool struct{ p sync.Pool }
+
+func (b *bufferPool) Get() []byte {
+	if v, ok := b.p.Get().(*[]byte); ok {
+		return *v
+	}
+	return make([]byte, 32<<10)
+}
+
+func (b *bufferPool) Put(buf []byte) { b.p.Put(&buf) }
