@@ -1,11 +1,14 @@
 package main_test
 
 import (
+	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/tollgate-dev/tollgate/host/audit"
 	"github.com/tollgate-dev/tollgate/host/testenv"
 )
 
@@ -143,4 +146,61 @@ func TestServeRefusesPluginsItCannotRun(t *testing.T) {
 	if code != 1 || !strings.Contains(errOut, "no WebAssembly runtime") {
 		t.Fatalf("exit %d, stderr %q", code, errOut)
 	}
+}
+
+// The quick start, on the shipped gateway.toml with only its ports moved
+// to free ones: dev issuer, demo upstream, a token from `gateway token`,
+// a request through the gateway, and the audit row.
+func TestShippedConfigQuickStart(t *testing.T) {
+	root := testenv.ModuleRoot(t)
+	src, err := os.ReadFile(filepath.Join(root, "gateway.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := string(src)
+	addrs := map[string]string{}
+	for _, fixed := range []string{"127.0.0.1:8079", "127.0.0.1:8080", "127.0.0.1:8081"} {
+		if !strings.Contains(cfg, fixed) {
+			t.Fatalf("gateway.toml no longer uses %s; update this test", fixed)
+		}
+		addrs[fixed] = testenv.FreeAddr(t)
+		cfg = strings.ReplaceAll(cfg, fixed, addrs[fixed])
+	}
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, ".tollgate"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, ".tollgate", "demo-token"), []byte("demo-credential-xyz\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	gw := testenv.StartGateway(t, testenv.GatewayOptions{Config: cfg, Dir: dir, Dev: true,
+		Wait: []string{addrs["127.0.0.1:8079"], addrs["127.0.0.1:8080"], addrs["127.0.0.1:8081"]}})
+	if !strings.Contains(gw.Output(), "Try, in another terminal") {
+		t.Errorf("serve --dev does not print the next steps:\n%s", gw.Output())
+	}
+	tok, errOut, code := gw.Run("token", "-c", gw.Config, "--sub", "you@example.com", "--claim", "repository=acme/app")
+	if code != 0 {
+		t.Fatalf("token: %s", errOut)
+	}
+	curl := testenv.RequireCommand(t, "curl")
+	out, err := exec.Command(curl, "-s", "-H", "Authorization: Bearer "+strings.TrimSpace(tok),
+		"http://"+addrs["127.0.0.1:8080"]+"/demo/hello").CombinedOutput()
+	if err != nil {
+		t.Fatalf("curl: %v %s", err, out)
+	}
+	var echo struct {
+		Service string            `json:"service"`
+		Path    string            `json:"path"`
+		Headers map[string]string `json:"headers"`
+	}
+	if err := json.Unmarshal(out, &echo); err != nil || echo.Service != "tollgate demo upstream" || echo.Path != "/hello" {
+		t.Fatalf("demo upstream answer: %s", out)
+	}
+	if strings.Contains(string(out), "demo-credential-xyz") || strings.Contains(string(out), strings.TrimSpace(tok)[:30]) {
+		t.Fatal("the demo answer shows a credential")
+	}
+	gw.WaitAudit(".tollgate/audit.jsonl", "for the quick start request", func(r audit.Row) bool {
+		return r.Kind == "http.request" && r.Status == "200" && r.Subject == "you@example.com" &&
+			r.Claims["repository"] == "acme/app" && r.AccessRule == "dev-tokens-reach-demo"
+	})
 }
