@@ -84,10 +84,13 @@ targets = ["bench"]
 [audit]
 store = "file"
 `, issuerAddr, up.addr, gwAddr)
+	// BENCH_GATEWAY_ENV passes extra environment to the gateway alone, to
+	// try runtime settings without touching the baselines:
+	// BENCH_GATEWAY_ENV="GOGC=800 GOMAXPROCS=1" make bench
 	g := testenv.StartGateway(b, testenv.GatewayOptions{
 		Config: cfg,
 		Dev:    true,
-		Env:    []string{"BENCH_UPSTREAM_TOKEN=" + upstreamToken},
+		Env:    append([]string{"BENCH_UPSTREAM_TOKEN=" + upstreamToken}, strings.Fields(os.Getenv("BENCH_GATEWAY_ENV"))...),
 		Wait:   []string{gwAddr, issuerAddr},
 	})
 	out, errOut, code := g.Run("token", "-c", g.Config, "--sub", "bench", "--ttl", "1h")
