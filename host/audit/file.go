@@ -14,10 +14,11 @@ import (
 // ErrClosed is returned by Record after Close.
 var ErrClosed = errors.New("audit: recorder closed")
 
-// FileRecorder appends rows as JSON lines. Writes are buffered and flushed
-// every FlushInterval and on Close, so a request never waits on the disk;
-// a crash loses at most one interval of rows. (The ClickHouse pipeline,
-// with its durable spool, is the store for production.)
+// FileRecorder appends rows as JSON lines. Rows go into a 64 KiB buffer
+// that is flushed every FlushInterval, when it fills, and on Close, so a
+// request waits at most for a page-cache write, never for fsync; a crash
+// loses at most one interval of rows. (The ClickHouse pipeline, with its
+// durable spool, is the store for production.)
 type FileRecorder struct {
 	mu     sync.Mutex
 	f      *os.File

@@ -147,12 +147,7 @@ func (c *Config) validate(ps *problemList) {
 	names := map[string]bool{}
 	for i, l := range c.Listeners {
 		p := fmt.Sprintf("listeners[%d]", i)
-		if l.Name == "" {
-			ps.add(p, "name is required")
-		} else if names[l.Name] {
-			ps.add(p+".name", "duplicate listener name %q", l.Name)
-		}
-		names[l.Name] = true
+		uniqueName(ps, p, "listener", l.Name, names)
 		if !knownProtocols[l.Protocol] {
 			ps.add(p+".protocol", "unknown protocol %q (this build serves: http)", l.Protocol)
 		}
@@ -198,12 +193,7 @@ func (c *Config) validate(ps *problemList) {
 	rules := map[string]bool{}
 	for i, r := range c.Access {
 		p := fmt.Sprintf("access[%d]", i)
-		if r.Name == "" {
-			ps.add(p, "name is required: audit rows name the rule that allowed a request")
-		} else if rules[r.Name] {
-			ps.add(p+".name", "duplicate rule name %q", r.Name)
-		}
-		rules[r.Name] = true
+		uniqueName(ps, p, "rule", r.Name, rules)
 		if len(r.Targets) == 0 {
 			ps.add(p, `targets is required (use ["*"] for every target)`)
 		}
@@ -239,12 +229,7 @@ func (c *Config) validate(ps *problemList) {
 	pluginNames := map[string]bool{}
 	for i, pl := range c.Plugins {
 		p := fmt.Sprintf("plugins[%d]", i)
-		if pl.Name == "" {
-			ps.add(p, "name is required")
-		} else if pluginNames[pl.Name] {
-			ps.add(p+".name", "duplicate plugin name %q", pl.Name)
-		}
-		pluginNames[pl.Name] = true
+		uniqueName(ps, p, "plugin", pl.Name, pluginNames)
 		if pl.Path == "" {
 			ps.add(p, "path is required")
 		}
@@ -258,6 +243,18 @@ func (c *Config) validate(ps *problemList) {
 	default:
 		ps.add("audit.store", "unknown store %q (this build writes: file)", c.Audit.Store)
 	}
+}
+
+// uniqueName reports a missing or repeated name. Names are how audit rows,
+// routes and rules refer to things, so each must be present and unique.
+func uniqueName(ps *problemList, path, kind, name string, seen map[string]bool) {
+	switch {
+	case name == "":
+		ps.add(path, "name is required")
+	case seen[name]:
+		ps.add(path+".name", "duplicate %s name %q", kind, name)
+	}
+	seen[name] = true
 }
 
 func checkIssuerURL(raw string) error {

@@ -346,7 +346,10 @@ func TestUpstreamDown(t *testing.T) {
 }
 
 func TestCredentialKinds(t *testing.T) {
-	up := testenv.StartUpstream(t, nil)
+	up := testenv.StartUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		http.SetCookie(w, &http.Cookie{Name: "upstream_session", Value: "for-the-gateway-credential"})
+		io.WriteString(w, "ok")
+	})
 	addr, issuer := testenv.FreeAddr(t), testenv.FreeAddr(t)
 	dir := t.TempDir()
 	if err := os.WriteFile(dir+"/pw", []byte("basic-pw\n"), 0o600); err != nil {
@@ -396,6 +399,7 @@ targets = ["*"]
 		req.Host = host
 		req.Header.Set("Authorization", "Bearer "+tok)
 		req.Header.Set("X-Api-Key", "agent-supplied-guess")
+		req.Header.Set("Cookie", "session=agent")
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
@@ -404,10 +408,16 @@ targets = ["*"]
 		if resp.StatusCode != 200 {
 			t.Fatalf("%s: status %d", host, resp.StatusCode)
 		}
+		if resp.Header.Get("Set-Cookie") != "" {
+			t.Errorf("%s: the upstream's session cookie reached the agent", host)
+		}
 	}
 	seen := up.Seen()
 	if u, p, ok := (&http.Request{Header: seen[0].Header}).BasicAuth(); !ok || u != "svc" || p != "basic-pw" {
 		t.Errorf("basic credential = %q %q %v", u, p, ok)
+	}
+	if seen[0].Header.Get("Cookie") != "" {
+		t.Error("the agent's cookie reached the target")
 	}
 	if got := seen[1].Header.Get("X-Api-Key"); got != "key-123" {
 		t.Errorf("header credential = %q, want the gateway's, not the agent's", got)

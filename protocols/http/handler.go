@@ -276,8 +276,8 @@ func (x *exchange) modifyResponse(resp *http.Response) error {
 	if len(v.Annotations) > 0 {
 		x.verdict.Annotations = append(x.verdict.Annotations, v.Annotations...)
 	}
-	// The upstream never learns how the agent authenticated, and the agent
-	// never sees what the upstream says about the gateway's credential.
+	// A cookie the upstream sets is a session of the gateway's credential:
+	// handed to the agent, it would reach the target without the gateway.
 	resp.Header.Del("Set-Cookie")
 	return nil
 }
@@ -294,7 +294,6 @@ func (x *exchange) proxyError(w http.ResponseWriter, r *http.Request, err error)
 		return
 	}
 	x.l.deps.Log.Warn("upstream request failed", "session_id", x.sess.id, "target", x.rt.cfg.Target, "err", err)
-	x.errMsg = "upstream: " + err.Error()
 	x.fail(w, http.StatusBadGateway, "upstream_unavailable", "the target did not answer")
 	x.errMsg = "upstream: " + err.Error() // keep the detail for the audit row, not the client
 }

@@ -59,6 +59,7 @@ func newUpstream(t *config.Target) (*upstream, error) {
 func (u *upstream) inject(h http.Header) {
 	h.Del("Authorization")
 	h.Del("Proxy-Authorization")
+	h.Del("Cookie") // only the gateway's credential reaches the target
 	switch u.cred.Type {
 	case "bearer":
 		h.Set("Authorization", "Bearer "+u.cred.Token.Value())
