@@ -2,6 +2,8 @@ package http_test
 
 import (
 	"bufio"
+	"crypto/hmac"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -639,6 +641,25 @@ func unsignedJWT(header map[string]any, iss string) string {
 	h, _ := json.Marshal(header)
 	c, _ := json.Marshal(map[string]any{"iss": iss, "sub": "x", "aud": "tollgate", "exp": time.Now().Add(time.Hour).Unix()})
 	return base64.RawURLEncoding.EncodeToString(h) + "." + base64.RawURLEncoding.EncodeToString(c) + "."
+}
+
+// hmacWithPublicKey forges the classic confusion attack: an HS256 token
+// whose HMAC secret is the issuer's public key, fetched from its JWKS.
+func hmacWithPublicKey(t *testing.T, e *env) string {
+	t.Helper()
+	resp, err := http.Get("http://" + e.issuer + "/jwks")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	jwks, _ := io.ReadAll(resp.Body)
+	h, _ := json.Marshal(map[string]any{"alg": "HS256", "typ": "JWT", "kid": e.devIssuer(t).KeyID()})
+	c, _ := json.Marshal(map[string]any{"iss": "http://" + e.issuer, "sub": "mallory", "aud": "tollgate",
+		"exp": time.Now().Add(time.Hour).Unix(), "repository": "acme/app"})
+	signing := base64.RawURLEncoding.EncodeToString(h) + "." + base64.RawURLEncoding.EncodeToString(c)
+	m := hmac.New(sha256.New, jwks)
+	m.Write([]byte(signing))
+	return signing + "." + base64.RawURLEncoding.EncodeToString(m.Sum(nil))
 }
 
 func dial(t *testing.T, addr string) net.Conn {
