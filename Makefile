@@ -30,6 +30,7 @@ test: deps vet
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1)
 	$(GO) vet ./...
+	GOOS=wasip1 GOARCH=wasm $(GO) vet ./sdk/ ./plugins/...
 
 # deps installs, idempotently, everything `make test` needs.
 deps:

@@ -140,10 +140,10 @@ func TestHelpOnEverySubcommand(t *testing.T) {
 	}
 }
 
-func TestServeRefusesPluginsItCannotRun(t *testing.T) {
+func TestServeFailsClearlyOnAMissingPlugin(t *testing.T) {
 	dir := writeConfig(t, valid+"\n[[plugins]]\nname = \"mask\"\npath = \"mask.wasm\"\n")
 	_, errOut, code := testenv.RunGateway(t, dir, []string{"CHECK_TEST_TOKEN=x"}, "serve", "-c", "gateway.toml")
-	if code != 1 || !strings.Contains(errOut, "no WebAssembly runtime") {
+	if code != 1 || !strings.Contains(errOut, "plugin mask:") || !strings.Contains(errOut, "mask.wasm") {
 		t.Fatalf("exit %d, stderr %q", code, errOut)
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/tollgate-dev/tollgate/host/audit"
 	"github.com/tollgate-dev/tollgate/host/config"
 	"github.com/tollgate-dev/tollgate/host/demo"
+	"github.com/tollgate-dev/tollgate/host/event"
 	"github.com/tollgate-dev/tollgate/host/identity"
 	"github.com/tollgate-dev/tollgate/host/plugin"
 	httpproto "github.com/tollgate-dev/tollgate/protocols/http"
@@ -95,11 +96,12 @@ and trusts that issuer's tokens. Never use it in production.`, stderr)
 		log.Warn("development mode: the dev issuer's tokens are trusted", "issuer", devIssuer.URL)
 	}
 
-	chain, err := plugin.New(cfg.Plugins)
+	chain, err := loadChain(ctx, cfg, log)
 	if err != nil {
 		shutdown()
 		return err
 	}
+	running = append(running, chain)
 	rec, err := openRecorder(cfg)
 	if err != nil {
 		shutdown()
@@ -146,6 +148,51 @@ and trusts that issuer's tokens. Never use it in production.`, stderr)
 	shutdown()
 	log.Info("stopped")
 	return nil
+}
+
+// loadChain loads [[plugins]] in order; with none, events pass unchanged.
+func loadChain(ctx context.Context, cfg *config.Config, log *slog.Logger) (chainService, error) {
+	if len(cfg.Plugins) == 0 {
+		return emptyChain{}, nil
+	}
+	dataDir := cfg.Path(cfg.Gateway.DataDir)
+	key, err := plugin.LoadOrCreateKey(plugin.MaskKeyPath(dataDir))
+	if err != nil {
+		return nil, err
+	}
+	host, err := plugin.NewHost(plugin.Options{CacheDir: plugin.CacheDir(dataDir), MaskKey: key, Log: log})
+	if err != nil {
+		return nil, err
+	}
+	c, err := host.LoadChain(ctx, cfg.Plugins, cfg.Path)
+	if err != nil {
+		host.Close(ctx)
+		return nil, err
+	}
+	for _, p := range cfg.Plugins {
+		log.Info("plugin loaded", "plugin", p.Name, "path", p.Path, "on_error", p.OnError)
+	}
+	return loadedChain{c, host}, nil
+}
+
+// chainService is the plugin chain as serve starts and stops it.
+type chainService interface {
+	event.Chain
+	service
+}
+
+type emptyChain struct{ plugin.Empty }
+
+func (emptyChain) Shutdown(context.Context) error { return nil }
+
+type loadedChain struct {
+	*plugin.Chain
+	host *plugin.Host
+}
+
+func (c loadedChain) Shutdown(ctx context.Context) error {
+	c.Chain.Close(ctx)
+	return c.host.Close(ctx)
 }
 
 // shutdownListeners stops all listeners in parallel within one grace period.

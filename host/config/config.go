@@ -124,6 +124,10 @@ type Plugin struct {
 	Name    string `toml:"name"`
 	Path    string `toml:"path"`
 	OnError string `toml:"on_error"` // deny (default) or allow
+	// Limits; zero means the default (512 pages = 32 MiB, 100ms, 4).
+	MemoryPages uint32   `toml:"memory_pages"`
+	Timeout     Duration `toml:"timeout"`
+	Instances   int      `toml:"instances"`
 	// Config is the plugin's own table, passed to it unparsed.
 	Config map[string]any `toml:"config"`
 }

@@ -236,6 +236,15 @@ func (c *Config) validate(ps *problemList) {
 		if !oneOf(pl.OnError, "deny", "allow") {
 			ps.add(p+".on_error", "must be deny or allow")
 		}
+		if pl.MemoryPages != 0 && (pl.MemoryPages < 37 || pl.MemoryPages > 65536) {
+			ps.add(p+".memory_pages", "must be between 37 (a Go guest's minimum) and 65536")
+		}
+		if pl.Timeout.Duration < 0 || pl.Timeout.Duration.Seconds() > 10 {
+			ps.add(p+".timeout", "must be between 0 and 10s")
+		}
+		if pl.Instances < 0 || pl.Instances > 1024 {
+			ps.add(p+".instances", "must be between 1 and 1024")
+		}
 	}
 
 	switch c.Audit.Store {

@@ -60,6 +60,27 @@ type Event struct {
 	// path, query, status and header.<canonical-name>). Credentials the
 	// gateway injects or strips never appear here.
 	Fields map[string]string
+	// Rows is the result-row batch of a "*.rows" event; nil otherwise.
+	Rows *Rows
+}
+
+// Rows is a batch of result rows, handed to plugins in one call.
+type Rows struct {
+	Columns []Column
+	Values  [][]Cell // Values[row][column]
+}
+
+// Column describes one column of a batch.
+type Column struct {
+	Name   string
+	Type   string // the protocol's type name, e.g. "text", "int4"
+	Binary bool   // values are in the protocol's binary format
+}
+
+// Cell is one value; Null distinguishes SQL NULL from the empty string.
+type Cell struct {
+	Data []byte
+	Null bool
 }
 
 // Action is what the chain decided.
@@ -95,6 +116,13 @@ type Verdict struct {
 	Changes        map[string]string // field → new value, for Rewrite
 	Annotations    []Annotation
 	ApproverGroups []string // for Hold
+}
+
+// Subscriber is implemented by chains that know which kinds they act on.
+// Protocols use it to skip work no plugin wants, such as buffering a
+// response body for inspection.
+type Subscriber interface {
+	Wants(kind string) bool
 }
 
 // Chain runs an Event through the configured plugins in order.

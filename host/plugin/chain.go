@@ -1,14 +1,17 @@
-// Package plugin runs the chain of plugins every event passes through.
-//
-// This build has the chain's contract and its empty form; the WebAssembly
-// runtime that loads [[plugins]] from gateway.toml lands with ABI v1.
+// Package plugin runs the chain of WebAssembly plugins every event passes
+// through: it loads modules built with the SDK (sdk/ABI.md), pools their
+// instances, offers them host-side pattern matching and masking, and
+// contains their failures.
 package plugin
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
 
-	"github.com/tollgate-dev/tollgate/host/config"
 	"github.com/tollgate-dev/tollgate/host/event"
 )
 
@@ -21,15 +24,43 @@ func (Empty) Process(context.Context, *event.Event) (event.Verdict, error) {
 	return event.Verdict{Action: event.Allow}, nil
 }
 
-// ErrNoRuntime is returned by New when plugins are configured but this
-// build cannot run them. Refusing to start is the only safe answer: a
-// gateway that silently skipped the operator's masking would leak data.
-var ErrNoRuntime = errors.New("plugin: this build has no WebAssembly runtime yet; remove [[plugins]] from the config")
+// Wants is false for every kind.
+func (Empty) Wants(string) bool { return false }
 
-// New builds the chain that gateway.toml describes.
-func New(plugins []config.Plugin) (event.Chain, error) {
-	if len(plugins) > 0 {
-		return nil, ErrNoRuntime
+// MaskKeyPath is where the hash strategy's key is kept when gateway.toml
+// does not name one.
+func MaskKeyPath(dataDir string) string { return filepath.Join(dataDir, "mask-key") }
+
+// LoadOrCreateKey reads a 32-byte key, creating it on first use, so that
+// hashed values stay comparable across restarts.
+func LoadOrCreateKey(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if err == nil {
+		if len(b) < 16 {
+			return nil, fmt.Errorf("plugin: mask key %s is too short", path)
+		}
+		return b, nil
 	}
-	return Empty{}, nil
+	if !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("plugin: mask key: %w", err)
+	}
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("plugin: mask key: %w", err)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, os.ErrExist) {
+		return LoadOrCreateKey(path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("plugin: mask key: %w", err)
+	}
+	defer f.Close()
+	if _, err := f.Write(key); err != nil {
+		return nil, fmt.Errorf("plugin: mask key: %w", err)
+	}
+	return key, f.Sync()
 }

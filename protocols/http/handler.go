@@ -1,8 +1,10 @@
 package http
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -249,8 +251,23 @@ func singleJoin(base, p string) string {
 // errResponseDenied marks a response the chain refused.
 var errResponseDenied = errors.New("response denied by policy")
 
+// maxInspectBody bounds the response body a plugin may read and rewrite.
+// Larger or non-text bodies stream through; plugins see no "body" field.
+const maxInspectBody = 1 << 20
+
 // modifyResponse runs the response through the chain.
 func (x *exchange) modifyResponse(resp *http.Response) error {
+	if resp.StatusCode == http.StatusSwitchingProtocols {
+		// ReverseProxy writes a 101 on the hijacked connection, past the
+		// status recorder.
+		x.status = resp.StatusCode
+	}
+	// A cookie the upstream sets is a session of the gateway's credential:
+	// handed to the agent, it would reach the target without the gateway.
+	resp.Header.Del("Set-Cookie")
+	if s, ok := x.l.deps.Chain.(event.Subscriber); ok && !s.Wants("http.response") {
+		return nil
+	}
 	ev := &event.Event{
 		Phase: event.Response, Protocol: "http", Kind: "http.response",
 		SessionID: x.sess.id, Target: x.rt.cfg.Target, Principal: x.ev.Principal,
@@ -259,10 +276,21 @@ func (x *exchange) modifyResponse(resp *http.Response) error {
 			"status": strconv.Itoa(resp.StatusCode), "header.Content-Type": resp.Header.Get("Content-Type"),
 		},
 	}
-	if resp.StatusCode == http.StatusSwitchingProtocols {
-		// ReverseProxy writes a 101 on the hijacked connection, past the
-		// status recorder.
-		x.status = resp.StatusCode
+	inspected := false
+	if inspectable(resp) {
+		body, err := io.ReadAll(io.LimitReader(resp.Body, maxInspectBody+1))
+		if err != nil {
+			return fmt.Errorf("read response body: %w", err)
+		}
+		if len(body) <= maxInspectBody {
+			resp.Body.Close()
+			resp.Body = io.NopCloser(bytes.NewReader(body))
+			ev.Fields["body"] = string(body)
+			inspected = true
+		} else {
+			// Past the limit: put back what was read, stream the rest.
+			resp.Body = readCloser{io.MultiReader(bytes.NewReader(body), resp.Body), resp.Body}
+		}
 	}
 	v, err := x.l.deps.Chain.Process(resp.Request.Context(), ev)
 	if err != nil || v.Action == event.Deny || v.Action == event.Hold {
@@ -273,13 +301,34 @@ func (x *exchange) modifyResponse(resp *http.Response) error {
 		}
 		return errResponseDenied
 	}
-	if len(v.Annotations) > 0 {
-		x.verdict.Annotations = append(x.verdict.Annotations, v.Annotations...)
+	x.verdict.Annotations = append(x.verdict.Annotations, v.Annotations...)
+	if nb, ok := v.Changes["body"]; ok && inspected {
+		resp.Body = io.NopCloser(strings.NewReader(nb))
+		resp.ContentLength = int64(len(nb))
+		resp.Header.Set("Content-Length", strconv.Itoa(len(nb)))
+		resp.Header.Del("Content-Encoding")
+		resp.Header.Del("Etag")
+		if x.verdict.Action == event.Allow {
+			x.verdict.Action, x.verdict.Plugin = event.Rewrite, v.Plugin
+		}
 	}
-	// A cookie the upstream sets is a session of the gateway's credential:
-	// handed to the agent, it would reach the target without the gateway.
-	resp.Header.Del("Set-Cookie")
 	return nil
+}
+
+// inspectable is true for uncompressed text and JSON bodies of a size
+// that can be known or bounded.
+func inspectable(resp *http.Response) bool {
+	if resp.Header.Get("Content-Encoding") != "" || resp.ContentLength > maxInspectBody {
+		return false
+	}
+	ct := resp.Header.Get("Content-Type")
+	return strings.HasPrefix(ct, "application/json") || strings.HasPrefix(ct, "text/") ||
+		strings.HasSuffix(strings.SplitN(ct, ";", 2)[0], "+json")
+}
+
+type readCloser struct {
+	io.Reader
+	io.Closer
 }
 
 // proxyError answers for a failed round trip.

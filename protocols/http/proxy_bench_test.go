@@ -64,7 +64,7 @@ targets = ["up"]
 		b.Fatal(err)
 	}
 	defer rec.Close()
-	chain, _ := plugin.New(nil)
+	chain := plugin.Empty{}
 	l, err := httpproto.New(cfg.Listeners[0], map[string]*config.Target{"up": &cfg.Targets[0]}, httpproto.Deps{
 		GatewayID: "bench",
 		Auth:      identity.NewVerifier([]config.Issuer{iss.IssuerConfig()}, 100, identity.Options{}),

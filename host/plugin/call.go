@@ -1,0 +1,242 @@
+package plugin
+
+import (
+	"strings"
+
+	"github.com/tollgate-dev/tollgate/host/event"
+	"github.com/tollgate-dev/tollgate/host/plugin/detect"
+)
+
+// call is the state of one handler invocation, reached by host functions
+// through the context.
+type call struct {
+	p           *Plugin
+	ev          *event.Event
+	v           event.Verdict
+	read        []string // attribute names the guest read, for the verdict cache
+	cacheable   bool
+	rowsChanged int
+}
+
+// get resolves an ABI attribute name against the event.
+func (c *call) get(name string) (string, bool) {
+	c.read = append(c.read, name)
+	return attribute(c.ev, name)
+}
+
+func attribute(ev *event.Event, name string) (string, bool) {
+	switch name {
+	case "kind":
+		return ev.Kind, true
+	case "phase":
+		return ev.Phase.String(), true
+	case "protocol":
+		return ev.Protocol, true
+	case "target":
+		return ev.Target, true
+	case "session_id":
+		return ev.SessionID, true
+	}
+	if rest, ok := strings.CutPrefix(name, "field."); ok {
+		v, ok := ev.Fields[rest]
+		return v, ok
+	}
+	p := ev.Principal
+	if p == nil {
+		return "", false
+	}
+	switch name {
+	case "principal.subject":
+		return p.Subject, true
+	case "principal.email":
+		return p.Email, p.Email != ""
+	case "principal.issuer":
+		return p.Issuer, true
+	case "principal.groups":
+		return strings.Join(p.Groups, "\n"), true
+	}
+	if rest, ok := strings.CutPrefix(name, "claim."); ok {
+		v, ok := p.Claims[rest]
+		return v, ok
+	}
+	return "", false
+}
+
+// set changes a payload field; later plugins in the chain see the change.
+func (c *call) set(field, value string) {
+	if c.ev.Fields == nil {
+		c.ev.Fields = map[string]string{}
+	}
+	c.ev.Fields[field] = value
+	if c.v.Changes == nil {
+		c.v.Changes = map[string]string{}
+	}
+	c.v.Changes[field] = value
+}
+
+func (c *call) pattern(id int32) *detect.Set {
+	c.p.mu.Lock()
+	defer c.p.mu.Unlock()
+	if id < 0 || int(id) >= len(c.p.patterns) {
+		return nil
+	}
+	return c.p.patterns[id]
+}
+
+func (c *call) find(id int32, name string) int32 {
+	m := c.pattern(id)
+	v, ok := c.get(name)
+	if m == nil || !ok {
+		return absent
+	}
+	return int32(len(m.Find([]byte(v), nil)))
+}
+
+func (c *call) mask(id int32, name string, strategy uint32) int32 {
+	m := c.pattern(id)
+	field, isField := strings.CutPrefix(name, "field.")
+	v, ok := c.ev.Fields[field]
+	if m == nil || !isField || !ok {
+		return absent
+	}
+	spans := m.Find([]byte(v), nil)
+	if len(spans) == 0 {
+		return 0
+	}
+	masked, err := maskSpans([]byte(v), spans, strategy, c.p.maskKey)
+	if err != nil {
+		return absent
+	}
+	c.set(field, string(masked))
+	return int32(len(spans))
+}
+
+// maskStream masks one chunk of a stream. The stream's state lives in the
+// plugin, keyed by session and field, until a chunk with field eos = "1".
+func (c *call) maskStream(id int32, name string, strategy uint32) int32 {
+	m := c.pattern(id)
+	field, isField := strings.CutPrefix(name, "field.")
+	v, ok := c.ev.Fields[field]
+	st, err := strategyOf(strategy)
+	if m == nil || !isField || !ok || err != nil {
+		return absent
+	}
+	key := c.ev.SessionID + "\x00" + field
+	c.p.mu.Lock()
+	s, ok := c.p.streams[key]
+	if !ok {
+		s = detect.NewStream(m, st, c.p.maskKey)
+		c.p.streams[key] = s
+	}
+	end := c.ev.Fields["eos"] == "1"
+	if end {
+		delete(c.p.streams, key)
+	}
+	c.p.mu.Unlock()
+	out := s.Write([]byte(v))
+	if end {
+		out = append(out, s.Flush()...)
+	}
+	n := len(m.Find([]byte(v), nil)) // what this chunk alone shows; streaming may find more
+	if string(out) != v {
+		c.set(field, string(out))
+	}
+	return int32(n)
+}
+
+func (c *call) cell(row, col uint32) (*event.Cell, bool) {
+	if c == nil || c.ev.Rows == nil || int(row) >= len(c.ev.Rows.Values) {
+		return nil, false
+	}
+	r := c.ev.Rows.Values[row]
+	if int(col) >= len(r) {
+		return nil, false
+	}
+	return &r[col], true
+}
+
+// maskRows masks matches in one column (or all, col < 0) of every row. A
+// binary-format value cannot be masked in place, so a match in one
+// becomes NULL and the audit row says so.
+func (c *call) maskRows(id, col int32, strategy uint32) int32 {
+	m := c.pattern(id)
+	rs := c.ev.Rows
+	if m == nil || rs == nil || int(col) >= len(rs.Columns) {
+		return absent
+	}
+	changed, nulled := int32(0), 0
+	for r := range rs.Values {
+		for ci := range rs.Values[r] {
+			if col >= 0 && int32(ci) != col {
+				continue
+			}
+			cell := &rs.Values[r][ci]
+			if cell.Null || ci >= len(rs.Columns) {
+				continue
+			}
+			spans := m.Find(cell.Data, nil)
+			if len(spans) == 0 {
+				continue
+			}
+			if rs.Columns[ci].Binary {
+				*cell = event.Cell{Null: true}
+				nulled++
+			} else {
+				masked, err := maskSpans(cell.Data, spans, strategy, c.p.maskKey)
+				if err != nil {
+					return absent
+				}
+				cell.Data = masked
+			}
+			changed++
+		}
+	}
+	c.rowsChanged += int(changed)
+	if nulled > 0 {
+		c.v.Annotations = append(c.v.Annotations, event.Annotation{Key: "masked_binary_as_null", Value: itoa(nulled)})
+	}
+	return changed
+}
+
+func itoa(n int) string {
+	if n == 0 {
+		return "0"
+	}
+	var b [20]byte
+	i := len(b)
+	for n > 0 {
+		i--
+		b[i] = byte('0' + n%10)
+		n /= 10
+	}
+	return string(b[i:])
+}
+
+// verdict turns the handler's return code and what it set into a Verdict.
+func (c *call) verdict(code int32) event.Verdict {
+	v := c.v
+	switch code {
+	case codeAllow:
+		v.Action = event.Allow
+		if len(v.Changes) > 0 || c.rowsChanged > 0 {
+			v.Action = event.Rewrite
+		}
+	case codeDeny:
+		v.Action = event.Deny
+		if v.Reason == "" {
+			v.Reason = "denied by plugin " + c.p.name
+		}
+	case codeHold:
+		v.Action = event.Hold
+		if v.Reason == "" {
+			v.Reason = "held by plugin " + c.p.name
+		}
+	default:
+		v.Action = event.Deny
+		v.Reason = "plugin " + c.p.name + " returned an unknown action"
+	}
+	if v.Action == event.Allow && len(v.Annotations) == 0 {
+		v.Plugin = "" // an allow without anything to say is nobody's decision
+	}
+	return v
+}

@@ -1,0 +1,910 @@
+package detect
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"math"
+)
+
+// Every scan function follows the scanner.scan contract: with eof false a
+// candidate that runs into the end of b is deferred (hold), with cut true a
+// candidate that would look at b[-1] is skipped.
+
+// ---- email ----------------------------------------------------------------
+
+const (
+	emailMaxLocal  = 64
+	emailMaxDomain = 253
+)
+
+// scanEmail: local@domain where local is the maximal run of [A-Za-z0-9._%+-]
+// (1..64 bytes, not starting or ending with '.') and domain the maximal run of
+// [A-Za-z0-9.-] (trailing '.'/'-' trimmed) with at least two labels and an
+// alphabetic TLD of two letters or more. A run bordered by another '@' on
+// either side ("a@b.c@d") is not an address.
+func scanEmail(b []byte, dst []Span, eof, cut bool) ([]Span, int) {
+	n := len(b)
+	hold := n
+	if !eof {
+		// A trailing run of local-part bytes may become an address.
+		s := n
+		for s > 0 && n-s <= emailMaxLocal && has(b[s-1], cLocal) {
+			s--
+		}
+		if n-s <= emailMaxLocal {
+			hold = s
+		}
+	}
+	for off := 0; ; {
+		i := bytes.IndexByte(b[off:], '@')
+		if i < 0 {
+			break
+		}
+		at := off + i
+		off = at + 1
+		s := at
+		for s > 0 && at-s <= emailMaxLocal && has(b[s-1], cLocal) {
+			s--
+		}
+		if s == at || at-s > emailMaxLocal {
+			continue
+		}
+		if s == 0 && cut {
+			continue
+		}
+		if s > 0 && b[s-1] == '@' {
+			continue
+		}
+		if b[s] == '.' || b[at-1] == '.' {
+			continue
+		}
+		e := at + 1
+		for e < n && e-at-1 <= emailMaxDomain && has(b[e], cDomain) {
+			e++
+		}
+		if e-at-1 > emailMaxDomain {
+			continue
+		}
+		if e == n && !eof {
+			hold = min(hold, s)
+			continue
+		}
+		if e < n && b[e] == '@' {
+			continue
+		}
+		end := e
+		for end > at+1 && (b[end-1] == '.' || b[end-1] == '-') {
+			end--
+		}
+		if !validDomain(b[at+1 : end]) {
+			continue
+		}
+		dst = append(dst, Span{s, end, KindEmail})
+	}
+	return dst, hold
+}
+
+func validDomain(d []byte) bool {
+	labels := 0
+	for len(d) > 0 {
+		i := bytes.IndexByte(d, '.')
+		last := i < 0
+		if last {
+			i = len(d)
+		}
+		l := d[:i]
+		if len(l) == 0 || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' {
+			return false
+		}
+		labels++
+		if last {
+			if labels < 2 || len(l) < 2 {
+				return false
+			}
+			for _, c := range l {
+				if !has(c, cUpper|cLower) {
+					return false
+				}
+			}
+			return true
+		}
+		d = d[i+1:]
+	}
+	return false
+}
+
+// ---- credit_card ----------------------------------------------------------
+
+// scanCard: a maximal run of digits where single ' ' or '-' may separate
+// digits, holding 13..19 digits, bordered by non-word bytes and not part of a
+// decimal number ("0.4111…", "4111….50"), with a known IIN prefix and length
+// and a valid Luhn check digit.
+func scanCard(b []byte, dst []Span, eof, cut bool) ([]Span, int) {
+	n := len(b)
+	hold := n
+	for i := 0; i < n; {
+		if !has(b[i], cDigit) {
+			i++
+			continue
+		}
+		start := i
+		var digits [19]byte
+		nd := 0
+		j, end := i, i
+		touched := false
+		for {
+			if j == n {
+				touched = true
+				break
+			}
+			c := b[j]
+			if has(c, cDigit) {
+				if nd < len(digits) {
+					digits[nd] = c
+				}
+				nd++
+				j++
+				end = j
+				continue
+			}
+			if c == ' ' || c == '-' {
+				if j+1 == n {
+					touched = true
+					break
+				}
+				if has(b[j+1], cDigit) {
+					j++
+					continue
+				}
+			}
+			break
+		}
+		i = j
+		if nd > 19 {
+			continue
+		}
+		if start > 0 {
+			p := b[start-1]
+			if has(p, cWord) {
+				continue
+			}
+			if p == '.' {
+				if start == 1 && cut {
+					continue
+				}
+				if start >= 2 && has(b[start-2], cDigit) {
+					continue
+				}
+			}
+		} else if cut {
+			continue
+		}
+		if touched {
+			if !eof {
+				hold = min(hold, start)
+				continue
+			}
+		} else if end < n {
+			c := b[end]
+			if has(c, cWord) {
+				continue
+			}
+			if c == '.' {
+				if end+1 == n {
+					if !eof {
+						hold = min(hold, start)
+						continue
+					}
+				} else if has(b[end+1], cDigit) {
+					continue
+				}
+			}
+		}
+		if nd < 13 || !cardOK(digits[:nd]) {
+			continue
+		}
+		dst = append(dst, Span{start, end, KindCreditCard})
+	}
+	return dst, hold
+}
+
+func cardOK(d []byte) bool {
+	n := len(d)
+	p2 := int(d[0]-'0')*10 + int(d[1]-'0')
+	p3 := p2*10 + int(d[2]-'0')
+	p4 := p3*10 + int(d[3]-'0')
+	ok := false
+	switch {
+	case d[0] == '4': // Visa
+		ok = n == 13 || n == 16 || n == 19
+	case p2 >= 51 && p2 <= 55, p4 >= 2221 && p4 <= 2720: // Mastercard
+		ok = n == 16
+	case p2 == 34 || p2 == 37: // Amex
+		ok = n == 15
+	case p3 >= 300 && p3 <= 305, p2 == 36, p2 == 38, p2 == 39: // Diners
+		ok = n >= 14
+	case p4 >= 3528 && p4 <= 3589, // JCB
+		p4 == 6011, p3 >= 644 && p3 <= 649, p2 == 65, // Discover
+		p2 == 62: // UnionPay
+		ok = n >= 16
+	case p2 == 50, p2 >= 56 && p2 <= 58, p2 == 63, p2 == 67: // Maestro
+		ok = true
+	}
+	return ok && luhn(d)
+}
+
+func luhn(d []byte) bool {
+	sum := 0
+	dbl := false
+	for i := len(d) - 1; i >= 0; i-- {
+		v := int(d[i] - '0')
+		if dbl {
+			v *= 2
+			if v > 9 {
+				v -= 9
+			}
+		}
+		sum += v
+		dbl = !dbl
+	}
+	return sum%10 == 0
+}
+
+// ---- iban -----------------------------------------------------------------
+
+var ibanLen [26 * 26]uint8
+
+func init() {
+	const table = "AD24 AE23 AL28 AT20 AZ28 BA20 BE16 BG22 BH22 BR29 BY28 CH21 CR22 CY28 CZ24 " +
+		"DE22 DK18 DO28 EE20 EG29 ES24 FI18 FO18 FR27 GB22 GE22 GI23 GL18 GR27 GT28 " +
+		"HR21 HU28 IE22 IL23 IQ23 IS26 IT27 JO30 KW30 KZ20 LB28 LC32 LI21 LT20 LU20 " +
+		"LV21 LY25 MC27 MD24 ME22 MK19 MR27 MT31 MU30 NL18 NO15 PK24 PL28 PS29 PT25 " +
+		"QA29 RO24 RS22 SA24 SC31 SE24 SI19 SK24 SM27 ST25 SV28 TL23 TN24 TR26 UA29 " +
+		"VA22 VG24 XK20"
+	for i := 0; i+4 <= len(table); i += 5 {
+		ibanLen[int(table[i]-'A')*26+int(table[i+1]-'A')] = (table[i+2]-'0')*10 + table[i+3] - '0'
+	}
+}
+
+// scanIBAN: a country code with a known IBAN length, two check digits and the
+// BBAN in upper case, compact or with single spaces between characters
+// (printed groups of four), bordered by non-alphanumerics, whose mod-97 check
+// (ISO 13616) equals 1.
+func scanIBAN(b []byte, dst []Span, eof, cut bool) ([]Span, int) {
+	n := len(b)
+	hold := n
+	for i := 0; i < n; i++ {
+		if !has(b[i], cUpper) {
+			continue
+		}
+		if i > 0 && has(b[i-1], cAlnum) {
+			continue
+		}
+		if i == 0 && cut {
+			continue
+		}
+		ok, touched := true, false
+		for k, m := range [3]uint16{cUpper, cDigit, cDigit} {
+			j := i + 1 + k
+			if j >= n {
+				touched = true
+				break
+			}
+			if !has(b[j], m) {
+				ok = false
+				break
+			}
+		}
+		if !ok {
+			continue
+		}
+		if touched {
+			if !eof {
+				hold = min(hold, i)
+			}
+			continue
+		}
+		L := int(ibanLen[int(b[i]-'A')*26+int(b[i+1]-'A')])
+		if L == 0 {
+			continue
+		}
+		var v [34]byte
+		m, j := 0, i
+		for m < L {
+			if j == n {
+				touched = true
+				break
+			}
+			c := b[j]
+			if has(c, cUpper|cDigit) {
+				v[m] = c
+				m++
+				j++
+				continue
+			}
+			if c == ' ' && m > 0 {
+				if j+1 == n {
+					touched = true
+					break
+				}
+				if has(b[j+1], cUpper|cDigit) {
+					j++
+					continue
+				}
+			}
+			break
+		}
+		if touched || (j == n && !eof) {
+			if !eof {
+				hold = min(hold, i)
+			}
+			continue
+		}
+		if m < L || (j < n && has(b[j], cAlnum)) {
+			continue
+		}
+		if !mod97(v[:L]) {
+			continue
+		}
+		dst = append(dst, Span{i, j, KindIBAN})
+	}
+	return dst, hold
+}
+
+func mod97(v []byte) bool {
+	r := 0
+	step := func(c byte) {
+		if c <= '9' {
+			r = (r*10 + int(c-'0')) % 97
+		} else {
+			r = (r*100 + int(c-'A') + 10) % 97
+		}
+	}
+	for _, c := range v[4:] {
+		step(c)
+	}
+	for _, c := range v[:4] {
+		step(c)
+	}
+	return r == 1
+}
+
+// ---- prefixed tokens -------------------------------------------------------
+
+type prefixRule struct {
+	prefix   string
+	body     uint16 // class of the bytes after the prefix
+	min, max int    // length of the body
+}
+
+// scanPrefixed: prefix + body where the prefix is not preceded by a word byte
+// and the body is the maximal run of its class, min..max bytes long, not
+// followed by a word byte.
+func scanPrefixed(kind string, rules []prefixRule, b []byte, dst []Span, eof, cut bool) ([]Span, int) {
+	n := len(b)
+	hold := n
+	for _, r := range rules {
+		if !eof {
+			hold = min(hold, partialSuffix(b, r.prefix))
+		}
+		for off := 0; ; {
+			i := bytes.Index(b[off:], []byte(r.prefix))
+			if i < 0 {
+				break
+			}
+			s := off + i
+			off = s + 1
+			if (s == 0 && cut) || (s > 0 && has(b[s-1], cWord)) {
+				continue
+			}
+			j := s + len(r.prefix)
+			lim := j + r.max
+			for j < n && j <= lim && has(b[j], r.body) {
+				j++
+			}
+			cnt := j - s - len(r.prefix)
+			if cnt > r.max {
+				continue
+			}
+			if j == n && !eof {
+				hold = min(hold, s)
+				continue
+			}
+			if j < n && has(b[j], cWord|r.body) {
+				continue
+			}
+			if cnt < r.min {
+				continue
+			}
+			dst = append(dst, Span{s, j, kind})
+		}
+	}
+	return dst, hold
+}
+
+var (
+	awsAccessRules = []prefixRule{
+		{"AKIA", cUpper | cDigit, 16, 16},
+		{"ASIA", cUpper | cDigit, 16, 16},
+	}
+	githubRules = []prefixRule{
+		{"ghp_", cAlnum, 36, 251},
+		{"gho_", cAlnum, 36, 251},
+		{"ghu_", cAlnum, 36, 251},
+		{"ghs_", cAlnum, 36, 251},
+		{"ghr_", cAlnum, 36, 251},
+		{"github_pat_", cWord, 22, 244},
+	}
+	gitlabRules = []prefixRule{
+		{"glpat-", cURL, 20, 250},
+		{"glptt-", cURL, 20, 250},
+		{"gldt-", cURL, 20, 250},
+		{"glrt-", cURL, 20, 250},
+	}
+	slackRules = []prefixRule{
+		{"xoxa-", cAlnum | cDash, 10, 250},
+		{"xoxb-", cAlnum | cDash, 10, 250},
+		{"xoxp-", cAlnum | cDash, 10, 250},
+		{"xoxo-", cAlnum | cDash, 10, 250},
+		{"xoxs-", cAlnum | cDash, 10, 250},
+		{"xoxr-", cAlnum | cDash, 10, 250},
+	}
+)
+
+func scanAWSAccess(b []byte, dst []Span, eof, cut bool) ([]Span, int) {
+	return scanPrefixed(KindAWSAccess, awsAccessRules, b, dst, eof, cut)
+}
+
+func scanGitHub(b []byte, dst []Span, eof, cut bool) ([]Span, int) {
+	return scanPrefixed(KindGitHub, githubRules, b, dst, eof, cut)
+}
+
+func scanGitLab(b []byte, dst []Span, eof, cut bool) ([]Span, int) {
+	return scanPrefixed(KindGitLab, gitlabRules, b, dst, eof, cut)
+}
+
+func scanSlack(b []byte, dst []Span, eof, cut bool) ([]Span, int) {
+	// One bytes.Index for "xox" instead of one per letter.
+	n := len(b)
+	hold := n
+	if !eof {
+		hold = partialSuffix(b, "xoxb-")
+	}
+	if bytes.Index(b, []byte("xox")) < 0 {
+		return dst, hold
+	}
+	dst, h := scanPrefixed(KindSlack, slackRules, b, dst, eof, cut)
+	return dst, min(hold, h)
+}
+
+// ---- jwt ------------------------------------------------------------------
+
+const jwtMax = 4096
+
+// scanJWT: a maximal run of [A-Za-z0-9_-.] starting with "eyJ", at most 4096
+// bytes, with exactly two dots once trailing extra dots are dropped (header ≥
+// 10 bytes, payload ≥ 2, signature possibly empty for alg "none"), whose
+// header base64url-decodes to a JSON object with an "alg" member.
+func scanJWT(b []byte, dst []Span, eof, cut bool) ([]Span, int) {
+	n := len(b)
+	hold := n
+	if !eof {
+		hold = partialSuffix(b, "eyJ")
+	}
+	isJ := func(c byte) bool { return has(c, cURL) || c == '.' }
+	for off := 0; ; {
+		i := bytes.Index(b[off:], []byte("eyJ"))
+		if i < 0 {
+			break
+		}
+		s := off + i
+		off = s + 1
+		if (s == 0 && cut) || (s > 0 && isJ(b[s-1])) {
+			continue
+		}
+		j := s
+		for j < n && j-s <= jwtMax && isJ(b[j]) {
+			j++
+		}
+		if j-s > jwtMax {
+			continue
+		}
+		if j == n && !eof {
+			hold = min(hold, s)
+			continue
+		}
+		e := j
+		dots := bytes.Count(b[s:e], []byte{'.'})
+		for dots > 2 && b[e-1] == '.' {
+			e--
+			dots--
+		}
+		if dots != 2 {
+			continue
+		}
+		d1 := s + bytes.IndexByte(b[s:e], '.')
+		d2 := d1 + 1 + bytes.IndexByte(b[d1+1:e], '.')
+		if d1-s < 10 || d2-d1-1 < 2 || !jwtHeaderOK(b[s:d1]) {
+			continue
+		}
+		dst = append(dst, Span{s, e, KindJWT})
+		off = e
+	}
+	return dst, hold
+}
+
+func jwtHeaderOK(h []byte) bool {
+	if len(h) > 1024 || bytes.IndexByte(h, '.') >= 0 {
+		return false
+	}
+	var buf [768]byte
+	n, err := base64.RawURLEncoding.Decode(buf[:], h)
+	if err != nil {
+		return false
+	}
+	d := bytes.TrimSpace(buf[:n])
+	if len(d) == 0 || d[0] != '{' || !bytes.Contains(d, []byte(`"alg"`)) {
+		return false
+	}
+	var m map[string]json.RawMessage
+	if json.Unmarshal(d, &m) != nil {
+		return false
+	}
+	_, ok := m["alg"]
+	return ok
+}
+
+// ---- pem_private_key ------------------------------------------------------
+
+// pemMax caps a PEM span (and so the stream's hold-back); an 8192-bit RSA key
+// is about 6.5 KiB.
+const pemMax = MaxHold
+
+// scanPEM: "-----BEGIN <label>-----" whose label (≤ 64 bytes of [A-Z0-9 ])
+// ends in "PRIVATE KEY" or "PRIVATE KEY BLOCK", through the end of the next
+// "-----END <label>-----" line. Without an END within pemMax bytes of BEGIN the
+// span is the first pemMax bytes (or up to the end of the text): a truncated
+// key is masked rather than leaked.
+func scanPEM(b []byte, dst []Span, eof, _ bool) ([]Span, int) {
+	const begin, end, dashes = "-----BEGIN ", "-----END ", "-----"
+	n := len(b)
+	hold := n
+	if !eof {
+		hold = partialSuffix(b, begin)
+	}
+	endAt := -1 // first "-----END " at or after the last body searched, n if none
+	for off := 0; ; {
+		i := bytes.Index(b[off:], []byte(begin))
+		if i < 0 {
+			break
+		}
+		s := off + i
+		off = s + 1
+		ls := s + len(begin)
+		k := ls
+		for k < n && k-ls <= 64 && (has(b[k], cUpper|cDigit) || b[k] == ' ') {
+			k++
+		}
+		if k-ls > 64 {
+			continue
+		}
+		if !hasPrefixAt(b, k, dashes) {
+			if !eof && n-k < len(dashes) && string(b[k:]) == dashes[:n-k] {
+				hold = min(hold, s)
+			}
+			continue
+		}
+		label := bytes.TrimRight(b[ls:k], " ")
+		if !bytes.HasSuffix(label, []byte("PRIVATE KEY")) && !bytes.HasSuffix(label, []byte("PRIVATE KEY BLOCK")) {
+			continue
+		}
+		body := k + len(dashes)
+		limit := s + pemMax
+		if endAt != -1 && endAt < body {
+			endAt = -1 // BEGINs come in order: search again only past body
+		}
+		if endAt == -1 {
+			endAt = n
+			if x := bytes.Index(b[body:], []byte(end)); x >= 0 {
+				endAt = body + x
+			}
+		}
+		e := -1
+		if endAt+len(end) <= min(n, limit) {
+			ep := endAt + len(end)
+			lim2 := min(ep+70, limit)
+			if y := bytes.Index(b[ep:min(n, lim2)], []byte(dashes)); y >= 0 {
+				e = ep + y + len(dashes)
+			} else if lim2 <= n || eof {
+				e = min(ep, n)
+			}
+		} else if limit <= n {
+			e = limit
+		} else if eof {
+			e = n
+		}
+		if e < 0 {
+			hold = min(hold, s)
+			continue
+		}
+		dst = append(dst, Span{s, e, KindPEM})
+	}
+	return dst, hold
+}
+
+// ---- aws_secret_key -------------------------------------------------------
+
+const awsHintDist = 64
+
+var awsHints = []string{"aws", "AWS", "Aws", "secret", "Secret", "SECRET"}
+
+// scanAWSSecret: a maximal run of exactly 40 bytes of [A-Za-z0-9/+] (not
+// followed by '=' padding) holding an upper-case letter, a lower-case
+// letter and a digit, starting at most 64 bytes after a hint: "aws", "AWS",
+// "Aws", "secret", "Secret" or "SECRET" (aws_secret_access_key=…,
+// "SecretAccessKey": "…"). The hint must come before the key.
+func scanAWSSecret(b []byte, dst []Span, eof, _ bool) ([]Span, int) {
+	n := len(b)
+	hold := n
+	for _, h := range awsHints {
+		for off := 0; ; {
+			i := bytes.Index(b[off:], []byte(h))
+			if i < 0 {
+				break
+			}
+			he := off + i + len(h)
+			off = off + i + 1
+			p := he
+			if p < n && has(b[p-1], cAWS) {
+				for p < n && p <= he+awsHintDist && has(b[p], cAWS) {
+					p++
+				}
+			}
+			for p < n && p <= he+awsHintDist {
+				if !has(b[p], cAWS) {
+					p++
+					continue
+				}
+				rs := p
+				for p < n && p-rs <= 40 && has(b[p], cAWS) {
+					p++
+				}
+				if p-rs > 40 {
+					for p < n && p <= he+awsHintDist && has(b[p], cAWS) {
+						p++
+					}
+					continue
+				}
+				if p == n && !eof {
+					hold = min(hold, rs)
+					break
+				}
+				if p-rs == 40 && (p == n || b[p] != '=') && awsSecretShape(b[rs:p]) {
+					dst = append(dst, Span{rs, p, KindAWSSecret})
+				}
+			}
+		}
+	}
+	return dst, hold
+}
+
+func awsSecretShape(t []byte) bool {
+	var m uint16
+	for _, c := range t {
+		m |= class[c]
+	}
+	return m&cUpper != 0 && m&cLower != 0 && m&cDigit != 0
+}
+
+// ---- password_assignment ----------------------------------------------------
+
+// pwMaxPrefix bounds the bytes between a key's start and its value's start:
+// "passphrase" + quote + 4 blanks + ":=" + 4 blanks + quote.
+const (
+	pwMaxPrefix = 10 + 1 + 4 + 2 + 4 + 1 + 1
+	pwMaxValue  = 256
+)
+
+// scanPassword: a key "password", "passwd", "passphrase" or "pwd" in any ASCII
+// case that is all-lower, all-upper or capitalised for the first byte
+// ("db_password", "PGPASSWORD", "Pwd" match: any bytes may come before the
+// key), then an optional closing quote, up to 4 blanks, '=' or ':' or ":="
+// (not "=="), up to 4 blanks, and the value: either quoted ('…' or "…", no
+// newline, closing quote within 256 bytes; the span is inside the quotes) or
+// the run of bytes up to whitespace or one of "'`,;&)}]<> (at most the first
+// 256 bytes are masked). Only the value is reported.
+func scanPassword(b []byte, dst []Span, eof, _ bool) ([]Span, int) {
+	n := len(b)
+	hold := n
+	for _, needle := range [...]string{"ass", "ASS", "wd", "WD"} {
+		for off := 0; ; {
+			i := bytes.Index(b[off:], []byte(needle))
+			if i < 0 {
+				break
+			}
+			off += i + 1
+			ks := off - 2 // the byte before the needle: 'p' or 'P'
+			if ks < 0 {
+				continue
+			}
+			ke := -1
+			if needle[0] == 'w' || needle[0] == 'W' {
+				if hasFoldAt(b, ks, "pwd") {
+					ke = ks + 3
+				}
+			} else {
+				for _, k := range [...]string{"password", "passwd", "passphrase"} {
+					if hasFoldAt(b, ks, k) {
+						ke = ks + len(k)
+						break
+					}
+				}
+			}
+			if ke < 0 {
+				continue
+			}
+			var h int
+			dst, h = passwordValue(b, ke, dst, eof)
+			hold = min(hold, h)
+		}
+	}
+	return dst, hold
+}
+
+func passwordValue(b []byte, j int, dst []Span, eof bool) ([]Span, int) {
+	n := len(b)
+	if j < n && (b[j] == '"' || b[j] == '\'') {
+		j++
+	}
+	blanks := func() bool {
+		for k := 0; j < n && (b[j] == ' ' || b[j] == '\t'); k++ {
+			if k == 4 {
+				return false
+			}
+			j++
+		}
+		return true
+	}
+	if !blanks() || j == n {
+		return dst, n
+	}
+	switch b[j] {
+	case '=':
+		j++
+		if j < n && b[j] == '=' {
+			return dst, n // a comparison
+		}
+		if j < n && b[j] == '>' {
+			j++ // "password" => "…"
+		}
+	case ':':
+		j++
+		if j < n && b[j] == '=' {
+			j++
+		}
+	default:
+		return dst, n
+	}
+	if !blanks() || j == n {
+		return dst, n
+	}
+	if q := b[j]; q == '"' || q == '\'' {
+		vs := j + 1
+		for k := vs; ; k++ {
+			if k == n {
+				if eof {
+					return dst, n
+				}
+				return dst, vs
+			}
+			if b[k] == '\n' || k-vs >= pwMaxValue {
+				return dst, n
+			}
+			if b[k] == q {
+				if k > vs {
+					dst = append(dst, Span{vs, k, KindPassword})
+				}
+				return dst, n
+			}
+		}
+	}
+	vs := j
+	for j < n && j-vs < pwMaxValue && !has(b[j], cPwStop) {
+		j++
+	}
+	if j == n && j-vs < pwMaxValue && !eof {
+		return dst, vs
+	}
+	if j > vs {
+		dst = append(dst, Span{vs, j, KindPassword})
+	}
+	return dst, n
+}
+
+// ---- high_entropy ---------------------------------------------------------
+
+const (
+	entropyMinLen = 20
+	entropyMaxLen = 256
+	// entropyFactor: a token is flagged when its Shannon entropy (bits per
+	// byte) is at least min(entropyFactor × log2(len), entropyCap); log2(len)
+	// is the most a token of that length can reach.
+	entropyFactor = 0.8
+	entropyCap    = 5.3 // bits; random base64 of 100+ bytes averages 5.5+
+	// entropyMaxRun is the largest mean length of the runs of one class
+	// (upper, lower, digit, other) a token may have.
+	entropyMaxRun = 2.5
+)
+
+// scanEntropy: maximal runs of [A-Za-z0-9+/_-] of 20..256 bytes that contain
+// an upper-case letter, a lower-case letter and a digit, are not made only of
+// hex digits and '-' (git SHAs, SHA-256 sums, UUIDs are left alone on
+// purpose), and whose Shannon entropy reaches entropyFactor of the maximum for
+// their length. Longer runs (inline images, blobs) are not flagged.
+func scanEntropy(b []byte, dst []Span, eof, cut bool) ([]Span, int) {
+	n := len(b)
+	hold := n
+	for i := 0; i < n; {
+		if !has(b[i], cTok) {
+			i++
+			continue
+		}
+		s := i
+		for i < n && has(b[i], cTok) {
+			i++
+		}
+		L := i - s
+		if (L < entropyMinLen && i < n) || L > entropyMaxLen || (s == 0 && cut) {
+			continue
+		}
+		if i == n && !eof {
+			hold = min(hold, s)
+			continue
+		}
+		if L >= entropyMinLen && highEntropy(b[s:i]) {
+			dst = append(dst, Span{s, i, KindHighEntropy})
+		}
+	}
+	return dst, hold
+}
+
+func highEntropy(t []byte) bool {
+	var m, hex uint16 = 0, cHex
+	for _, c := range t {
+		m |= class[c]
+		hex &= class[c]
+	}
+	if hex != 0 || m&cUpper == 0 || m&cLower == 0 || m&cDigit == 0 {
+		return false
+	}
+	// Words: identifiers such as "AbstractSingletonProxyFactoryBean2" have
+	// long runs of one character class; random base64 switches class
+	// about every 1.5 bytes.
+	runs := 1
+	for i := 1; i < len(t); i++ {
+		if class[t[i]]&(cUpper|cLower|cDigit) != class[t[i-1]]&(cUpper|cLower|cDigit) {
+			runs++
+		}
+	}
+	if float64(len(t)) > entropyMaxRun*float64(runs) {
+		return false
+	}
+	return entropy(t) >= min(entropyFactor*math.Log2(float64(len(t))), entropyCap)
+}
+
+func entropy(t []byte) float64 {
+	var cnt [128]uint16
+	for _, c := range t {
+		cnt[c&0x7f]++
+	}
+	n := float64(len(t))
+	h := 0.0
+	for _, c := range cnt {
+		if c != 0 {
+			p := float64(c) / n
+			h -= p * math.Log2(p)
+		}
+	}
+	return h
+}

@@ -1,0 +1,92 @@
+package detect
+
+import "slices"
+
+// foreignWindow is the look-ahead and left context a Stream gives detectors
+// that are neither builtins nor Patterns.
+const foreignWindow = 256
+
+// Set runs several detectors over the same input. It is immutable and safe
+// for concurrent use.
+type Set struct {
+	ds   []Detector
+	sc   []scanner // sc[i] is ds[i] as a scanner, or nil
+	back int       // left context a Stream keeps
+}
+
+// NewSet returns a Set running ds in order. When spans of two kinds start at
+// the same byte the longer wins; for equal extents the earlier detector's kind
+// is kept.
+func NewSet(ds ...Detector) *Set {
+	s := &Set{ds: slices.Clone(ds), sc: make([]scanner, len(ds))}
+	for i, d := range ds {
+		if sc, ok := d.(scanner); ok {
+			s.sc[i] = sc
+			s.back = max(s.back, sc.back())
+		} else {
+			s.back = max(s.back, foreignWindow)
+		}
+	}
+	return s
+}
+
+// Find appends to dst the spans of every detector in b, merged: sorted by
+// Start, non-overlapping (overlapping spans become their union, which keeps
+// the kind of the span starting first), within [0, len(b)) and non-empty.
+// Spans that only touch are kept apart.
+func (s *Set) Find(b []byte, dst []Span) []Span {
+	base := len(dst)
+	for _, d := range s.ds {
+		dst = d.Find(b, dst)
+	}
+	return mergeSpans(dst, base, len(b))
+}
+
+// scan is Find's streaming form (see scanner.scan); spans are not merged.
+func (s *Set) scan(b []byte, dst []Span, eof, cut bool) ([]Span, int) {
+	hold := len(b)
+	for i, d := range s.ds {
+		if sc := s.sc[i]; sc != nil {
+			var h int
+			dst, h = sc.scan(b, dst, eof, cut)
+			hold = min(hold, h)
+			continue
+		}
+		dst = d.Find(b, dst)
+		if !eof {
+			hold = min(hold, max(0, len(b)-foreignWindow))
+		}
+	}
+	return dst, hold
+}
+
+// mergeSpans sorts dst[base:], clamps it to [0, n), drops empty spans and
+// merges overlapping ones in place.
+func mergeSpans(dst []Span, base, n int) []Span {
+	sp := dst[base:]
+	k := 0
+	for _, x := range sp {
+		x.Start, x.End = max(x.Start, 0), min(x.End, n)
+		if x.Start < x.End {
+			sp[k] = x
+			k++
+		}
+	}
+	sp = sp[:k]
+	slices.SortStableFunc(sp, func(a, b Span) int {
+		if a.Start != b.Start {
+			return a.Start - b.Start
+		}
+		return b.End - a.End
+	})
+	out := 0
+	for _, x := range sp {
+		if out > 0 && x.Start < sp[out-1].End {
+			sp[out-1].End = max(sp[out-1].End, x.End)
+			continue
+		}
+		sp[out] = x
+		out++
+	}
+	return dst[:base+out]
+}

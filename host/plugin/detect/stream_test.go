@@ -1,0 +1,127 @@
+package detect
+
+import (
+	"bytes"
+	"math/rand"
+	"strings"
+	"testing"
+)
+
+var streamText = "Hello alice@example.com, your card 4111 1111 1111 1111 and IBAN DE89 3704 0044 0532 0130 00.\n" +
+	"id=" + tAWSID + " aws_secret_access_key = " + tAWSSK + "\n" +
+	"gh " + tGHP + " pat " + tPAT + " gl " + tGL + " slack " + tSlack + "\n" +
+	"Authorization: Bearer " + tJWT + "\n" + tPEM + "\n" +
+	`{"password": "s3cr3t pass", "user": "bob"} pwd=hunter2 blob ` + tEnt + " done\n" +
+	"password reset for a@b in code; order 4111 1111 1111 1112; uuid 550e8400-e29b-41d4-a716-446655440000\n"
+
+func wholeMask(set *Set, in []byte, st Strategy, key []byte) []byte {
+	return Mask(nil, in, set.Find(in, nil), st, key)
+}
+
+func streamMask(set *Set, chunks [][]byte, st Strategy, key []byte) []byte {
+	s := NewStream(set, st, key)
+	var out []byte
+	for _, c := range chunks {
+		out = append(out, s.Write(c)...)
+	}
+	return append(out, s.Flush()...)
+}
+
+func TestStreamTextHasEveryKind(t *testing.T) {
+	set := allSet(t)
+	seen := map[string]bool{}
+	for _, sp := range set.Find([]byte(streamText), nil) {
+		seen[sp.Kind] = true
+	}
+	for _, n := range Names() {
+		// high_entropy and aws_secret_key overlap others; check each alone.
+		d, _ := Builtin(n)
+		if len(d.Find([]byte(streamText), nil)) == 0 {
+			t.Errorf("stream text has no %s", n)
+		}
+	}
+}
+
+func TestStreamSplitEveryOffset(t *testing.T) {
+	set := allSet(t)
+	in := []byte(streamText)
+	for _, st := range []Strategy{Redact, Partial, Hash} {
+		want := wholeMask(set, in, st, []byte("k"))
+		for i := 0; i <= len(in); i++ {
+			got := streamMask(set, [][]byte{in[:i], in[i:]}, st, []byte("k"))
+			if !bytes.Equal(got, want) {
+				t.Fatalf("%v split at %d:\n got %q\nwant %q", st, i, got, want)
+			}
+		}
+		var ones [][]byte
+		for i := range in {
+			ones = append(ones, in[i:i+1])
+		}
+		if got := streamMask(set, ones, st, []byte("k")); !bytes.Equal(got, want) {
+			t.Fatalf("%v 1-byte chunks:\n got %q\nwant %q", st, got, want)
+		}
+	}
+}
+
+func TestStreamRandomChunks(t *testing.T) {
+	set := allSet(t)
+	r := rand.New(rand.NewSource(7))
+	in := []byte(strings.Repeat(streamText, 20))
+	want := wholeMask(set, in, Redact, nil)
+	for iter := 0; iter < 50; iter++ {
+		var chunks [][]byte
+		for rest := in; len(rest) > 0; {
+			n := min(len(rest), 1+r.Intn(200))
+			chunks = append(chunks, rest[:n])
+			rest = rest[n:]
+		}
+		if got := streamMask(set, chunks, Redact, nil); !bytes.Equal(got, want) {
+			t.Fatalf("random chunks differ")
+		}
+	}
+}
+
+func TestStreamBoundedHold(t *testing.T) {
+	set := allSet(t)
+	r := rand.New(rand.NewSource(3))
+	words := strings.Fields("the quick brown fox jumps over 12 lazy dogs at 10:42:07 2024-05-01 total=1234.50 EUR " +
+		"user_id name@host ls -la /var/log drwxr-xr-x AbCdEf 0123456789 ---- ==== ****")
+	s := NewStream(set, Redact, nil)
+	maxHeld, total := 0, 0
+	for total < 4<<20 {
+		var chunk []byte
+		for len(chunk) < 1+r.Intn(4096) {
+			chunk = append(chunk, words[r.Intn(len(words))]...)
+			chunk = append(chunk, " \n"[r.Intn(2)])
+		}
+		total += len(chunk)
+		s.Write(chunk)
+		maxHeld = max(maxHeld, s.Held())
+	}
+	if maxHeld > 512 {
+		t.Fatalf("ordinary text held back %d bytes", maxHeld)
+	}
+	// Pathological inputs stay within MaxHold.
+	for _, unit := range []string{"-----BEGIN RSA PRIVATE KEY-----\n", "1 ", "a", "x.y@x.y", "eyJ"} {
+		s := NewStream(set, Partial, nil)
+		out := 0
+		for i := 0; i < 100; i++ {
+			out += len(s.Write([]byte(strings.Repeat(unit, 1+(40<<10)/len(unit)/100))))
+			if s.Held() > MaxHold {
+				t.Fatalf("%q: held %d > MaxHold", unit, s.Held())
+			}
+		}
+		out += len(s.Flush())
+		if out == 0 {
+			t.Fatalf("%q: no output", unit)
+		}
+	}
+}
+
+func TestStreamInteractivePrompt(t *testing.T) {
+	// A shell prompt is returned at once, not held until more output.
+	s := NewStream(allSet(t), Redact, nil)
+	if got := string(s.Write([]byte("total 0\nuser@host:~$ "))); got != "total 0\nuser@host:~$ " {
+		t.Fatalf("prompt held: %q", got)
+	}
+}

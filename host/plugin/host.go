@@ -1,0 +1,149 @@
+package plugin
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/tetratelabs/wazero"
+
+	"github.com/tollgate-dev/tollgate/host/config"
+	"github.com/tollgate-dev/tollgate/host/event"
+)
+
+// Host loads plugins. It owns the on-disk compilation cache they share.
+type Host struct {
+	cache   wazero.CompilationCache
+	log     *slog.Logger
+	maskKey []byte
+}
+
+// Options configure a Host.
+type Options struct {
+	CacheDir string // compiled code, reused across restarts; "" keeps it in memory
+	MaskKey  []byte // the per-deployment key of the hash mask strategy
+	Log      *slog.Logger
+}
+
+// NewHost prepares the compilation cache.
+func NewHost(o Options) (*Host, error) {
+	h := &Host{log: o.Log, maskKey: o.MaskKey}
+	if h.log == nil {
+		h.log = slog.Default()
+	}
+	if o.CacheDir == "" {
+		h.cache = wazero.NewCompilationCache()
+		return h, nil
+	}
+	c, err := wazero.NewCompilationCacheWithDir(o.CacheDir)
+	if err != nil {
+		return nil, fmt.Errorf("plugin: compilation cache: %w", err)
+	}
+	h.cache = c
+	return h, nil
+}
+
+// Close releases the compilation cache (plugins close on their own).
+func (h *Host) Close(ctx context.Context) error { return h.cache.Close(ctx) }
+
+// Chain runs plugins in order: each sees the changes of those before it,
+// the first deny or hold stops the chain.
+type Chain struct{ plugins []*Plugin }
+
+var _ event.Chain = (*Chain)(nil)
+
+// NewChain orders plugins as given.
+func NewChain(ps ...*Plugin) *Chain { return &Chain{plugins: ps} }
+
+func (c *Chain) Process(ctx context.Context, ev *event.Event) (event.Verdict, error) {
+	out := event.Verdict{Action: event.Allow}
+	for _, p := range c.plugins {
+		if !p.Wants(ev.Kind) {
+			continue
+		}
+		v, err := p.Process(ctx, ev)
+		if err != nil {
+			return v, err
+		}
+		out.Annotations = append(out.Annotations, v.Annotations...)
+		switch v.Action {
+		case event.Deny, event.Hold:
+			v.Annotations = out.Annotations
+			if len(out.Changes) > 0 && v.Changes == nil {
+				v.Changes = out.Changes
+			}
+			return v, nil
+		case event.Rewrite:
+			out.Action, out.Plugin = event.Rewrite, v.Plugin
+			if out.Changes == nil {
+				out.Changes = map[string]string{}
+			}
+			for k, val := range v.Changes {
+				out.Changes[k] = val
+			}
+		default:
+			if out.Plugin == "" {
+				out.Plugin = v.Plugin
+			}
+		}
+	}
+	return out, nil
+}
+
+// Wants reports whether any plugin subscribed to kind.
+func (c *Chain) Wants(kind string) bool {
+	for _, p := range c.plugins {
+		if p.Wants(kind) {
+			return true
+		}
+	}
+	return false
+}
+
+// Close releases every plugin.
+func (c *Chain) Close(ctx context.Context) error {
+	for _, p := range c.plugins {
+		p.Close(ctx)
+	}
+	return nil
+}
+
+// LoadChain loads gateway.toml's [[plugins]] in order. Paths resolve with
+// resolve (the config's directory).
+func (h *Host) LoadChain(ctx context.Context, cfgs []config.Plugin, resolve func(string) string) (*Chain, error) {
+	var ps []*Plugin
+	for _, pc := range cfgs {
+		wasm, err := os.ReadFile(resolve(pc.Path))
+		if err != nil {
+			NewChain(ps...).Close(ctx)
+			return nil, fmt.Errorf("plugin %s: %w", pc.Name, err)
+		}
+		p, err := h.Load(ctx, pc, wasm, limitsOf(pc))
+		if err != nil {
+			NewChain(ps...).Close(ctx)
+			return nil, err
+		}
+		ps = append(ps, p)
+	}
+	return NewChain(ps...), nil
+}
+
+func limitsOf(pc config.Plugin) Limits {
+	l := Limits{MemoryPages: pc.MemoryPages, Timeout: pc.Timeout.Duration, Instances: pc.Instances}
+	if l.MemoryPages == 0 {
+		l.MemoryPages = 512 // 32 MiB; a Go guest needs at least 37 pages
+	}
+	if l.Timeout == 0 {
+		l.Timeout = 100 * time.Millisecond
+	}
+	if l.Instances == 0 {
+		l.Instances = 4
+	}
+	return l
+}
+
+// CacheDir is where compiled plugin code is kept under the data directory.
+func CacheDir(dataDir string) string { return filepath.Join(dataDir, "wasm-cache") }

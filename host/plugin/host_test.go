@@ -1,0 +1,214 @@
+package plugin
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tollgate-dev/tollgate/host/config"
+	"github.com/tollgate-dev/tollgate/host/event"
+	"github.com/tollgate-dev/tollgate/host/testenv"
+)
+
+var (
+	sharedHostOnce sync.Once
+	sharedHost     *Host
+)
+
+// newHost returns one Host for the package's tests, so that each guest
+// compiles once (the compilation cache lives in the Host).
+func newHost(t *testing.T) *Host {
+	t.Helper()
+	sharedHostOnce.Do(func() {
+		// A compilation cache shared by test runs: each guest compiles once
+		// per machine, as in production.
+		h, err := NewHost(Options{CacheDir: filepath.Join(os.TempDir(), "tollgate-test-wazero-cache"), MaskKey: []byte("test-key")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sharedHost = h
+	})
+	return sharedHost
+}
+
+func load(t *testing.T, h *Host, guest string, cfg config.Plugin, lim Limits) *Plugin {
+	t.Helper()
+	if cfg.Name == "" {
+		cfg.Name = guest
+	}
+	if lim.Instances == 0 {
+		lim = limitsOf(config.Plugin{MemoryPages: lim.MemoryPages, Timeout: config.Duration{Duration: lim.Timeout}})
+	}
+	p, err := h.Load(context.Background(), cfg, testenv.WasmBytes(t, "host/plugin/testdata/guests/"+guest), lim)
+	if err != nil {
+		t.Fatalf("load %s: %v", guest, err)
+	}
+	t.Cleanup(func() { p.Close(context.Background()) })
+	return p
+}
+
+func httpEvent(method, path string) *event.Event {
+	return &event.Event{
+		Phase: event.Request, Protocol: "http", Kind: "http.request", SessionID: "s-1", Target: "orders",
+		Principal: &event.Principal{Issuer: "dev", Subject: "repo:acme/app", Groups: []string{"ci"},
+			Claims: map[string]string{"repository": "acme/app"}},
+		Fields: map[string]string{"method": method, "path": path, "query": ""},
+	}
+}
+
+func annotation(v event.Verdict, k string) string {
+	for _, a := range v.Annotations {
+		if a.Key == k {
+			return a.Value
+		}
+	}
+	return ""
+}
+
+func TestPolicyVerdicts(t *testing.T) {
+	h := newHost(t)
+	p := load(t, h, "policy", config.Plugin{Config: map[string]any{"deny_method": "DELETE"}}, Limits{})
+	ctx := context.Background()
+
+	if !p.Wants("http.request") || p.Wants("pg.query") {
+		t.Fatal("subscriptions not recorded from init")
+	}
+	v, err := p.Process(ctx, httpEvent("DELETE", "/orders/1"))
+	if err != nil || v.Action != event.Deny || v.Reason != "DELETE is not allowed for repo:acme/app" || v.Plugin != "policy" {
+		t.Fatalf("deny: %+v %v", v, err)
+	}
+	v, _ = p.Process(ctx, httpEvent("POST", "/deploy/prod"))
+	if v.Action != event.Hold || v.Reason != "deploys need a human" || strings.Join(v.ApproverGroups, ",") != "sre,leads" {
+		t.Fatalf("hold: %+v", v)
+	}
+	ev := httpEvent("GET", "/rewrite/me")
+	v, _ = p.Process(ctx, ev)
+	if v.Action != event.Rewrite || v.Changes["path"] != "/rewritten" || ev.Fields["header.X-Policy"] != "seen" {
+		t.Fatalf("rewrite: %+v, fields %v", v, ev.Fields)
+	}
+	v, _ = p.Process(ctx, httpEvent("GET", "/plain"))
+	if v.Action != event.Allow || annotation(v, "repository") != "acme/app" {
+		t.Fatalf("allow with annotation: %+v", v)
+	}
+}
+
+func TestCacheableVerdictSkipsTheCall(t *testing.T) {
+	h := newHost(t)
+	p := load(t, h, "policy", config.Plugin{}, Limits{})
+	ctx := context.Background()
+	first, _ := p.Process(ctx, httpEvent("GET", "/cached/a"))
+	second, _ := p.Process(ctx, httpEvent("GET", "/cached/a"))
+	if annotation(first, "calls") == "" || annotation(first, "calls") != annotation(second, "calls") {
+		t.Fatalf("the second identical event called the plugin again: %v vs %v", first.Annotations, second.Annotations)
+	}
+	other, _ := p.Process(ctx, httpEvent("GET", "/cached/b"))
+	if annotation(other, "calls") == annotation(first, "calls") {
+		t.Fatal("a different path was served from the cache")
+	}
+}
+
+func TestMaskingInTheHost(t *testing.T) {
+	h := newHost(t)
+	p := load(t, h, "masker", config.Plugin{}, Limits{})
+	ctx := context.Background()
+
+	ev := httpEvent("GET", "/search")
+	ev.Fields["query"] = "q=alice.smith@example.com&x=1"
+	v, err := p.Process(ctx, ev)
+	if err != nil || v.Action != event.Rewrite || annotation(v, "masked_emails") != "yes" {
+		t.Fatalf("mask: %+v %v", v, err)
+	}
+	if strings.Contains(ev.Fields["query"], "alice.smith@example.com") || !strings.HasSuffix(ev.Fields["query"], ".com&x=1") {
+		t.Fatalf("query after partial mask: %q", ev.Fields["query"])
+	}
+
+	ev = httpEvent("GET", "/search")
+	ev.Fields["query"] = "card=4111-1111"
+	if v, _ := p.Process(ctx, ev); v.Action != event.Deny {
+		t.Fatalf("regexp pattern: %+v", v)
+	}
+
+	rows := &event.Event{Kind: "pg.rows", Protocol: "postgres", Rows: &event.Rows{
+		Columns: []event.Column{{Name: "id"}, {Name: "email"}, {Name: "secret"}, {Name: "blob", Binary: true}},
+		Values: [][]event.Cell{
+			{{Data: []byte("1")}, {Data: []byte("bob@example.org")}, {Data: []byte("s3cret")}, {Data: []byte("x")}},
+			{{Data: []byte("2")}, {Null: true}, {Data: []byte("other")}, {Data: []byte("y")}},
+		},
+	}}
+	v, err = p.Process(ctx, rows)
+	if err != nil || v.Action != event.Rewrite {
+		t.Fatalf("rows verdict: %+v %v", v, err)
+	}
+	got := rows.Rows.Values
+	if strings.Contains(string(got[0][1].Data), "bob@example.org") || !got[1][1].Null {
+		t.Errorf("email column: %q / null=%v", got[0][1].Data, got[1][1].Null)
+	}
+	if !got[0][2].Null || !got[1][2].Null || string(got[0][0].Data) != "1" {
+		t.Errorf("secret column must be NULL, id untouched: %+v", got)
+	}
+}
+
+func TestFaultsAreContained(t *testing.T) {
+	h := newHost(t)
+	ctx := context.Background()
+	deny := load(t, h, "faulty", config.Plugin{Name: "faulty-deny"}, Limits{MemoryPages: 64, Timeout: 200 * time.Millisecond, Instances: 2})
+	allow := load(t, h, "faulty", config.Plugin{Name: "faulty-allow", OnError: "allow"}, Limits{MemoryPages: 64, Timeout: 200 * time.Millisecond, Instances: 2})
+
+	for _, path := range []string{"/loop", "/panic", "/oom", "/recurse"} {
+		t.Run(path, func(t *testing.T) {
+			v, err := deny.Process(ctx, httpEvent("GET", path))
+			if err != nil || v.Action != event.Deny || v.Reason != "plugin faulty-deny failed" {
+				t.Fatalf("on_error deny: %+v %v", v, err)
+			}
+			v, err = allow.Process(ctx, httpEvent("GET", path))
+			if err != nil || v.Action != event.Allow || annotation(v, "plugin_error.faulty-allow") == "" {
+				t.Fatalf("on_error allow: %+v %v", v, err)
+			}
+			// The failed instance was thrown away; the next call works.
+			if v, _ := deny.Process(ctx, httpEvent("GET", "/fine")); v.Action != event.Allow {
+				t.Fatalf("after %s the plugin no longer serves: %+v", path, v)
+			}
+		})
+	}
+}
+
+func TestLoadRefusesNonPlugins(t *testing.T) {
+	h := newHost(t)
+	_, err := h.Load(context.Background(), config.Plugin{Name: "x"}, testenv.WasmBytes(t, "host/plugin/testdata/guests/noabi"), limitsOf(config.Plugin{}))
+	if err == nil || !strings.Contains(err.Error(), "missing export tollgate_abi_v1") {
+		t.Fatalf("err = %v", err)
+	}
+	_, err = h.Load(context.Background(), config.Plugin{Name: "junk"}, []byte("\x00asm\x01\x00\x00\x00garbage"), limitsOf(config.Plugin{}))
+	if err == nil || !strings.Contains(err.Error(), "plugin junk: compile") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestChainOrderAndStops(t *testing.T) {
+	h := newHost(t)
+	policy := load(t, h, "policy", config.Plugin{Config: map[string]any{"deny_method": "DELETE"}}, Limits{})
+	masker := load(t, h, "masker", config.Plugin{}, Limits{})
+	c := NewChain(masker, policy)
+	ctx := context.Background()
+
+	ev := httpEvent("GET", "/rewrite")
+	ev.Fields["query"] = "who=carol@example.net"
+	v, err := c.Process(ctx, ev)
+	if err != nil || v.Action != event.Rewrite || v.Changes["path"] != "/rewritten" || strings.Contains(v.Changes["query"], "carol@") {
+		t.Fatalf("merged rewrite: %+v %v", v, err)
+	}
+	ev = httpEvent("DELETE", "/x")
+	ev.Fields["query"] = "card=1234-5678"
+	v, _ = c.Process(ctx, ev)
+	if v.Action != event.Deny || v.Plugin != "masker" {
+		t.Fatalf("the first deny stops the chain: %+v", v)
+	}
+	// A kind nobody subscribed to passes without a call.
+	if v, _ := c.Process(ctx, &event.Event{Kind: "ssh.exec"}); v.Action != event.Allow {
+		t.Fatalf("unsubscribed kind: %+v", v)
+	}
+}

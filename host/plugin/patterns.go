@@ -1,0 +1,60 @@
+package plugin
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/tollgate-dev/tollgate/host/plugin/detect"
+)
+
+// compilePattern compiles spec once per plugin: every instance that asks
+// for the same spec gets the same id. A spec is "re:<RE2>" or one or more
+// built-in detector names joined by commas.
+func (p *Plugin) compilePattern(spec string) (int32, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if id, ok := p.specs[spec]; ok {
+		return id, nil
+	}
+	var ds []detect.Detector
+	if expr, ok := strings.CutPrefix(spec, "re:"); ok {
+		d, err := detect.Pattern("pattern", expr)
+		if err != nil {
+			return absent, fmt.Errorf("pattern %q: %w", spec, err)
+		}
+		ds = append(ds, d)
+	} else {
+		for _, name := range strings.Split(spec, ",") {
+			d, err := detect.Builtin(strings.TrimSpace(name))
+			if err != nil {
+				return absent, fmt.Errorf("pattern %q: %w", spec, err)
+			}
+			ds = append(ds, d)
+		}
+	}
+	id := int32(len(p.patterns))
+	p.patterns = append(p.patterns, detect.NewSet(ds...))
+	p.specs[spec] = id
+	return id, nil
+}
+
+func strategyOf(code uint32) (detect.Strategy, error) {
+	switch code {
+	case 0:
+		return detect.Redact, nil
+	case 1:
+		return detect.Partial, nil
+	case 2:
+		return detect.Hash, nil
+	}
+	return 0, fmt.Errorf("unknown mask strategy %d", code)
+}
+
+// maskSpans applies an ABI strategy code.
+func maskSpans(b []byte, spans []detect.Span, strategy uint32, key []byte) ([]byte, error) {
+	st, err := strategyOf(strategy)
+	if err != nil {
+		return nil, err
+	}
+	return detect.Mask(nil, b, spans, st, key), nil
+}

@@ -1,0 +1,238 @@
+package plugin
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
+
+	"github.com/tollgate-dev/tollgate/host/config"
+	"github.com/tollgate-dev/tollgate/host/event"
+	"github.com/tollgate-dev/tollgate/host/plugin/detect"
+)
+
+// Plugin is one loaded module with its config, its pool of instances and
+// the patterns it compiled. It is safe for concurrent use.
+type Plugin struct {
+	name       string
+	allowOnErr bool
+	timeout    time.Duration
+	log        *slog.Logger
+	configJSON []byte
+	maskKey    []byte
+
+	rt       wazero.Runtime
+	compiled wazero.CompiledModule
+	hasRows  bool
+
+	mu       sync.Mutex // guards the fields below, written while loading
+	subs     map[string]bool
+	patterns []*detect.Set
+	specs    map[string]int32
+	streams  map[string]*detect.Stream // session + field → stream being masked
+
+	idle chan *instance // pooled instances
+	sem  chan struct{}  // bounds live instances
+
+	cache verdictCache
+}
+
+type instance struct {
+	mod     api.Module
+	onEvent api.Function
+	onRows  api.Function
+}
+
+// Limits bound what one plugin may use.
+type Limits struct {
+	MemoryPages uint32        // 64 KiB pages per instance
+	Timeout     time.Duration // per call
+	Instances   int           // pooled instances
+}
+
+// Load compiles a plugin and creates its first instance, which records the
+// plugin's subscriptions and patterns. Errors name the plugin.
+func (h *Host) Load(ctx context.Context, cfg config.Plugin, wasm []byte, lim Limits) (*Plugin, error) {
+	p := &Plugin{
+		name:       cfg.Name,
+		allowOnErr: cfg.OnError == "allow",
+		timeout:    lim.Timeout,
+		log:        h.log,
+		maskKey:    h.maskKey,
+		subs:       map[string]bool{},
+		specs:      map[string]int32{},
+		streams:    map[string]*detect.Stream{},
+		idle:       make(chan *instance, lim.Instances),
+		sem:        make(chan struct{}, lim.Instances),
+	}
+	var err error
+	if p.configJSON, err = json.Marshal(cfg.Config); err != nil {
+		return nil, fmt.Errorf("plugin %s: config: %w", cfg.Name, err)
+	}
+	// A runtime per plugin: memory limits are per runtime in wazero. The
+	// compilation cache is shared, so a module compiles once per machine.
+	rc := wazero.NewRuntimeConfig().
+		WithMemoryLimitPages(lim.MemoryPages).
+		WithCloseOnContextDone(true).
+		WithCompilationCache(h.cache)
+	p.rt = wazero.NewRuntimeWithConfig(ctx, rc)
+	fail := func(err error) (*Plugin, error) {
+		p.rt.Close(ctx)
+		return nil, fmt.Errorf("plugin %s: %w", cfg.Name, err)
+	}
+	if _, err := wasi_snapshot_preview1.Instantiate(ctx, p.rt); err != nil {
+		return fail(err)
+	}
+	if err := instantiateHostModule(ctx, p.rt); err != nil {
+		return fail(err)
+	}
+	if p.compiled, err = p.rt.CompileModule(ctx, wasm); err != nil {
+		return fail(fmt.Errorf("compile: %w", err))
+	}
+	exports := p.compiled.ExportedFunctions()
+	if _, ok := exports[exportABI]; !ok {
+		return fail(errors.New("not an ABI v1 plugin: missing export " + exportABI + " (build it with the Tollgate SDK)"))
+	}
+	_, hasEvent := exports[exportOnEvent]
+	_, p.hasRows = exports[exportOnRows]
+	if !hasEvent && !p.hasRows {
+		return fail(errors.New("exports neither " + exportOnEvent + " nor " + exportOnRows))
+	}
+	first, err := p.newInstance(ctx)
+	if err != nil {
+		return fail(err)
+	}
+	if len(p.subs) == 0 {
+		first.mod.Close(ctx)
+		return fail(errors.New("subscribes to no event kind: call sdk.Subscribe in init"))
+	}
+	p.sem <- struct{}{}
+	p.idle <- first
+	return p, nil
+}
+
+// Name is the plugin's name from gateway.toml.
+func (p *Plugin) Name() string { return p.name }
+
+// Wants reports whether the plugin subscribed to kind.
+func (p *Plugin) Wants(kind string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.subs["*"] || p.subs[kind]
+}
+
+func (p *Plugin) subscribe(kind string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.subs[kind] = true
+}
+
+// newInstance instantiates the module and runs its _initialize, during
+// which the SDK subscribes and compiles patterns.
+func (p *Plugin) newInstance(ctx context.Context) (*instance, error) {
+	ctx = context.WithValue(ctx, stateKey{}, &loading{p: p})
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	mod, err := p.rt.InstantiateModule(ctx, p.compiled, wazero.NewModuleConfig().
+		WithName("").WithStartFunctions("_initialize"))
+	if err != nil {
+		return nil, fmt.Errorf("instantiate: %w", err)
+	}
+	return &instance{mod: mod, onEvent: mod.ExportedFunction(exportOnEvent), onRows: mod.ExportedFunction(exportOnRows)}, nil
+}
+
+// get takes an idle instance or makes one, waiting when all are busy.
+func (p *Plugin) get(ctx context.Context) (*instance, error) {
+	select {
+	case in := <-p.idle:
+		return in, nil
+	default:
+	}
+	select {
+	case in := <-p.idle:
+		return in, nil
+	case p.sem <- struct{}{}:
+		in, err := p.newInstance(ctx)
+		if err != nil {
+			<-p.sem
+			return nil, err
+		}
+		return in, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func (p *Plugin) put(in *instance) { p.idle <- in }
+
+// discard throws an instance away after any error: its memory may be in
+// any state, and a trap in a Go guest leaves its runtime unusable.
+func (p *Plugin) discard(ctx context.Context, in *instance) {
+	in.mod.Close(ctx)
+	<-p.sem
+}
+
+// Close releases the plugin's runtime and every instance.
+func (p *Plugin) Close(ctx context.Context) error { return p.rt.Close(ctx) }
+
+// errPlugin wraps a failure of the guest (trap, timeout, out of memory).
+type errPlugin struct {
+	plugin string
+	err    error
+}
+
+func (e *errPlugin) Error() string { return "plugin " + e.plugin + ": " + e.err.Error() }
+func (e *errPlugin) Unwrap() error { return e.err }
+
+// Process runs the plugin on ev. A failing guest yields the plugin's
+// on_error verdict and the error, for the log.
+func (p *Plugin) Process(ctx context.Context, ev *event.Event) (event.Verdict, error) {
+	rows := ev.Rows != nil && strings.HasSuffix(ev.Kind, ".rows")
+	if !rows {
+		if v, ok := p.cache.lookup(ev); ok {
+			return v, nil
+		}
+	}
+	in, err := p.get(ctx)
+	if err != nil {
+		return p.onError(&errPlugin{p.name, err})
+	}
+	c := &call{p: p, ev: ev, v: event.Verdict{Plugin: p.name}}
+	cctx, cancel := context.WithTimeout(context.WithValue(ctx, stateKey{}, c), p.timeout)
+	defer cancel()
+	fn := in.onEvent
+	if rows {
+		fn = in.onRows
+	}
+	if fn == nil {
+		p.put(in)
+		return event.Verdict{Action: event.Allow}, nil
+	}
+	res, err := fn.Call(cctx)
+	if err != nil {
+		p.discard(ctx, in)
+		return p.onError(&errPlugin{p.name, err})
+	}
+	p.put(in)
+	v := c.verdict(int32(res[0]))
+	if c.cacheable && !rows {
+		p.cache.store(ev, c.read, v)
+	}
+	return v, nil
+}
+
+func (p *Plugin) onError(err error) (event.Verdict, error) {
+	p.log.Error("plugin failed", "plugin", p.name, "err", err)
+	if p.allowOnErr {
+		return event.Verdict{Action: event.Allow, Annotations: []event.Annotation{{Key: "plugin_error." + p.name, Value: "allowed by on_error"}}}, nil
+	}
+	return event.Verdict{Action: event.Deny, Plugin: p.name, Reason: "plugin " + p.name + " failed"}, nil
+}

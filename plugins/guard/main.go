@@ -1,0 +1,75 @@
+//go:build wasip1
+
+// Command guard is Tollgate's built-in policy plugin: rules over SQL
+// statements, HTTP methods and paths, commands and git refs, each of which
+// denies the event with a reason. SQL that cannot be classified (DO,
+// EXECUTE, CALL, anything unknown) is denied unless the config says
+// otherwise.
+package main
+
+import (
+	"github.com/tollgate-dev/tollgate/plugins/internal/rules"
+	"github.com/tollgate-dev/tollgate/plugins/internal/sqlinfo"
+	"github.com/tollgate-dev/tollgate/sdk"
+)
+
+var cfg struct {
+	Rules        []rules.Rule `json:"rules"`
+	AllowUnknown bool         `json:"allow_unknown_sql"` // default false: unknown SQL is denied
+	Kinds        []string     `json:"kinds"`             // default: pg.query, http.request, ssh.exec, kube.exec, git.push
+}
+
+func init() {
+	if err := sdk.Config(&cfg); err != nil {
+		panic("guard: config: " + err.Error())
+	}
+	if len(cfg.Kinds) == 0 {
+		cfg.Kinds = []string{"pg.query", "http.request", "ssh.exec", "kube.exec", "git.push"}
+	}
+	for _, k := range cfg.Kinds {
+		sdk.Subscribe(k)
+	}
+	sdk.HandleEvent(decide)
+}
+
+func decide(e sdk.Event) sdk.Verdict {
+	ev := event{e}
+	var info *sqlinfo.Info
+	sql := func() rules.SQLInfo {
+		if info == nil {
+			i := sqlinfo.Of(e.Field("sql"))
+			info = &i
+		}
+		return info.Rules
+	}
+	// The verdict depends only on what this call read (the host records
+	// it), so identical statements skip the call next time.
+	sdk.Cacheable()
+	if r := rules.Match(cfg.Rules, ev, sql); r != nil {
+		reason := r.Reason
+		if reason == "" {
+			reason = "denied by guard rule " + r.Name
+		}
+		sdk.Annotate("guard.rule", r.Name)
+		return sdk.Deny(reason)
+	}
+	if e.Kind() == "pg.query" {
+		sql()
+		if info.Unknown && !cfg.AllowUnknown {
+			sdk.Annotate("guard.sql", "unknown")
+			return sdk.Deny("statement cannot be classified (" + info.FirstUnknown + "); guard denies what it cannot read")
+		}
+		sdk.Annotate("guard.sql", info.Summary)
+	}
+	return sdk.Allow()
+}
+
+// event adapts the SDK's Event to the rules engine.
+type event struct{ sdk.Event }
+
+func (e event) Groups() []string {
+	g, _ := e.Get("principal.groups")
+	return sqlinfo.Lines(g)
+}
+
+func main() {}

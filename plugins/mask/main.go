@@ -1,0 +1,132 @@
+//go:build wasip1
+
+// Command mask is Tollgate's built-in masking plugin: it masks result
+// values by column name and by what they look like (e-mail addresses, card
+// numbers, keys, tokens...), in row batches and in text fields such as an
+// HTTP response body. The host does the scanning; this plugin decides.
+package main
+
+import (
+	"strconv"
+	"strings"
+
+	"github.com/tollgate-dev/tollgate/sdk"
+)
+
+var cfg struct {
+	Strategy       string   `json:"strategy"`        // redact, partial (default), hash
+	Columns        []string `json:"columns"`         // column-name globs masked whole, case-insensitive
+	ColumnStrategy string   `json:"column_strategy"` // default: redact
+	Detectors      []string `json:"detectors"`       // default: every built-in detector
+	Fields         []string `json:"fields"`          // event fields to scan; default ["body"]
+	Kinds          []string `json:"kinds"`           // default ["pg.rows", "http.response"]
+}
+
+var (
+	whole, detectors   sdk.Pattern
+	strategy, colStrat sdk.Strategy
+)
+
+func init() {
+	if err := sdk.Config(&cfg); err != nil {
+		panic("mask: config: " + err.Error())
+	}
+	strategy = parseStrategy(cfg.Strategy, sdk.Partial)
+	colStrat = parseStrategy(cfg.ColumnStrategy, sdk.Redact)
+	if len(cfg.Detectors) == 0 {
+		cfg.Detectors = []string{"email", "credit_card", "iban", "aws_access_key", "aws_secret_key",
+			"github_token", "gitlab_token", "slack_token", "jwt", "pem_private_key", "password_assignment", "high_entropy"}
+	}
+	if len(cfg.Fields) == 0 {
+		cfg.Fields = []string{"body"}
+	}
+	if len(cfg.Kinds) == 0 {
+		cfg.Kinds = []string{"pg.rows", "http.response"}
+	}
+	var ok bool
+	if detectors, ok = sdk.Compile(strings.Join(cfg.Detectors, ",")); !ok {
+		panic("mask: unknown detector in " + strings.Join(cfg.Detectors, ","))
+	}
+	if whole, ok = sdk.Compile(`re:(?s).+`); !ok {
+		panic("mask: whole-value pattern")
+	}
+	for i := range cfg.Columns {
+		cfg.Columns[i] = strings.ToLower(cfg.Columns[i])
+	}
+	for _, k := range cfg.Kinds {
+		sdk.Subscribe(k)
+	}
+	sdk.HandleRows(maskRows)
+	sdk.HandleEvent(maskFields)
+}
+
+func maskRows(ev sdk.Event, rows sdk.Rows) sdk.Verdict {
+	var byName []string
+	for i, c := range rows.Columns() {
+		if matchAny(cfg.Columns, strings.ToLower(c)) {
+			if rows.MaskColumn(whole, i, colStrat) > 0 {
+				byName = append(byName, c)
+			}
+		}
+	}
+	n := rows.MaskColumn(detectors, -1, strategy)
+	if len(byName) > 0 {
+		sdk.Annotate("mask.columns", strings.Join(byName, ","))
+	}
+	if n > 0 {
+		sdk.Annotate("mask.values", strconv.Itoa(n))
+	}
+	return sdk.Allow()
+}
+
+func maskFields(ev sdk.Event) sdk.Verdict {
+	total := 0
+	for _, f := range cfg.Fields {
+		total += max(detectors.Mask(f, strategy), 0)
+	}
+	if total > 0 {
+		sdk.Annotate("mask.values", strconv.Itoa(total))
+	}
+	return sdk.Allow()
+}
+
+func parseStrategy(s string, def sdk.Strategy) sdk.Strategy {
+	switch s {
+	case "redact":
+		return sdk.Redact
+	case "partial":
+		return sdk.Partial
+	case "hash":
+		return sdk.Hash
+	case "":
+		return def
+	}
+	panic("mask: unknown strategy " + s)
+}
+
+// matchAny reports whether name matches one of the globs (* only).
+func matchAny(globs []string, name string) bool {
+	for _, g := range globs {
+		if glob(g, name) {
+			return true
+		}
+	}
+	return false
+}
+
+func glob(p, s string) bool {
+	if p == "" {
+		return s == ""
+	}
+	if p[0] == '*' {
+		for i := 0; i <= len(s); i++ {
+			if glob(p[1:], s[i:]) {
+				return true
+			}
+		}
+		return false
+	}
+	return s != "" && p[0] == s[0] && glob(p[1:], s[1:])
+}
+
+func main() {}

@@ -1,0 +1,73 @@
+//go:build wasip1
+
+// Command redact is Tollgate's built-in redaction plugin for streamed text:
+// SSH and exec output, logs, HTTP bodies. It masks secrets with the host's
+// detectors and stays correct when a secret is split across two chunks.
+package main
+
+import (
+	"strconv"
+	"strings"
+
+	"github.com/tollgate-dev/tollgate/sdk"
+)
+
+var cfg struct {
+	Detectors []string `json:"detectors"` // default: secrets (keys, tokens, private keys, passwords)
+	Strategy  string   `json:"strategy"`  // redact (default), partial, hash
+	Streams   []string `json:"streams"`   // kinds whose "data" field is a stream; default ssh.output, kube.output
+	Bodies    []string `json:"bodies"`    // kinds whose "body" field is whole; default http.response
+}
+
+var (
+	set      sdk.Pattern
+	strategy = sdk.Redact
+	streams  = map[string]bool{}
+)
+
+func init() {
+	if err := sdk.Config(&cfg); err != nil {
+		panic("redact: config: " + err.Error())
+	}
+	if len(cfg.Detectors) == 0 {
+		cfg.Detectors = []string{"aws_access_key", "aws_secret_key", "github_token", "gitlab_token",
+			"slack_token", "jwt", "pem_private_key", "password_assignment"}
+	}
+	switch cfg.Strategy {
+	case "partial":
+		strategy = sdk.Partial
+	case "hash":
+		strategy = sdk.Hash
+	}
+	if len(cfg.Streams) == 0 {
+		cfg.Streams = []string{"ssh.output", "kube.output"}
+	}
+	if len(cfg.Bodies) == 0 {
+		cfg.Bodies = []string{"http.response"}
+	}
+	var ok bool
+	if set, ok = sdk.Compile(strings.Join(cfg.Detectors, ",")); !ok {
+		panic("redact: unknown detector in " + strings.Join(cfg.Detectors, ","))
+	}
+	for _, k := range cfg.Streams {
+		streams[k] = true
+		sdk.Subscribe(k)
+	}
+	for _, k := range cfg.Bodies {
+		sdk.Subscribe(k)
+	}
+	sdk.HandleEvent(func(ev sdk.Event) sdk.Verdict {
+		var n int
+		if streams[ev.Kind()] {
+			n = set.MaskStream("data", strategy)
+		} else {
+			n = set.Mask("body", strategy)
+		}
+		if n > 0 {
+			sdk.Annotate("redact.values", strconv.Itoa(n))
+		}
+		return sdk.Allow()
+	})
+}
+
+func main() {}
