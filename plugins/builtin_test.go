@@ -1,0 +1,210 @@
+// Tests of the built-in plugins through the real host: each plugin is
+// compiled to Wasm with the standard toolchain and loaded as in production.
+package plugins_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/tollgate-dev/tollgate/host/config"
+	"github.com/tollgate-dev/tollgate/host/event"
+	"github.com/tollgate-dev/tollgate/host/plugin"
+	"github.com/tollgate-dev/tollgate/host/testenv"
+)
+
+var (
+	hostOnce sync.Once
+	host     *plugin.Host
+)
+
+func load(t *testing.T, name string, cfg map[string]any) *plugin.Plugin {
+	t.Helper()
+	hostOnce.Do(func() {
+		h, err := plugin.NewHost(plugin.Options{CacheDir: filepath.Join(os.TempDir(), "tollgate-test-wazero-cache"), MaskKey: []byte("k")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		host = h
+	})
+	wasm := testenv.WasmBytes(t, "plugins/"+name)
+	p, err := host.Load(context.Background(), config.Plugin{Name: name, Config: cfg}, wasm,
+		plugin.Limits{MemoryPages: 512, Timeout: 2e9, Instances: 2})
+	if err != nil {
+		t.Fatalf("load %s: %v", name, err)
+	}
+	t.Cleanup(func() { p.Close(context.Background()) })
+	return p
+}
+
+func query(target, sql string) *event.Event {
+	return &event.Event{Phase: event.Request, Protocol: "postgres", Kind: "pg.query", SessionID: "s", Target: target,
+		Principal: &event.Principal{Subject: "repo:acme/app", Groups: []string{"ci"}},
+		Fields:    map[string]string{"sql": sql}}
+}
+
+func annotation(v event.Verdict, k string) string {
+	for _, a := range v.Annotations {
+		if a.Key == k {
+			return a.Value
+		}
+	}
+	return ""
+}
+
+func TestGuard(t *testing.T) {
+	g := load(t, "guard", map[string]any{"rules": []map[string]any{
+		{"name": "no-ddl-on-prod", "kinds": []string{"pg.query"}, "targets": []string{"prod-*"}, "sql": []string{"ddl", "dcl", "admin"}},
+		{"name": "no-blind-writes", "kinds": []string{"pg.query"}, "without_where": true, "reason": "UPDATE and DELETE need a WHERE"},
+		{"name": "read-only-api", "kinds": []string{"http.request"}, "methods": []string{"POST", "PUT", "DELETE"}, "paths": []string{"/api/"}},
+		{"name": "no-rm", "kinds": []string{"ssh.exec"}, "commands": []string{"rm -rf *", "*mkfs*"}},
+		{"name": "protect-main", "kinds": []string{"git.push"}, "refs": []string{"refs/heads/main", "refs/tags/*"}},
+	}})
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name, target, sql string
+		deny              string // "" means allowed
+	}{
+		{"plain select", "prod-db", "SELECT id, email FROM users WHERE id = $1", ""},
+		{"ddl on prod", "prod-db", "DROP TABLE users", "denied by guard rule no-ddl-on-prod"},
+		{"ddl on staging", "staging", "create table t (id int)", ""},
+		{"ddl behind a comment", "prod-db", "/* harmless */ DrOp TABLE users", "no-ddl-on-prod"},
+		{"ddl after a select", "prod-db", "SELECT 1; DROP TABLE users", "no-ddl-on-prod"},
+		{"grant on prod", "prod-db", "GRANT ALL ON users TO mallory", "no-ddl-on-prod"},
+		{"delete without where", "staging", "DELETE FROM orders", "UPDATE and DELETE need a WHERE"},
+		{"update without where", "staging", "update orders set total = 0 -- where id = 1", "need a WHERE"},
+		{"delete with where", "staging", "DELETE FROM orders WHERE id = 7", ""},
+		{"delete hidden in a CTE", "staging", "WITH gone AS (DELETE FROM orders RETURNING *) SELECT count(*) FROM gone", "need a WHERE"},
+		{"where only in a string", "staging", "DELETE FROM orders -- 'WHERE id = 1'", "need a WHERE"},
+		{"DO block", "staging", "DO $$ BEGIN DELETE FROM orders; END $$", "cannot be classified"},
+		{"EXECUTE", "staging", "EXECUTE cleanup(1)", "cannot be classified"},
+		{"CALL", "staging", "CALL purge()", "cannot be classified"},
+		{"split keyword", "staging", "DEL/**/ETE FROM orders", "cannot be classified"},
+		{"dollar-quoted text", "prod-db", "SELECT $x$ DROP TABLE users $x$", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			v, err := g.Process(ctx, query(tc.target, tc.sql))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.deny == "" {
+				if v.Action != event.Allow || annotation(v, "guard.sql") == "" {
+					t.Fatalf("want allow with a guard.sql annotation, got %+v", v)
+				}
+				return
+			}
+			if v.Action != event.Deny || !strings.Contains(v.Reason, tc.deny) {
+				t.Fatalf("want deny %q, got %+v", tc.deny, v)
+			}
+		})
+	}
+	for _, tc := range []struct {
+		kind   string
+		fields map[string]string
+		deny   bool
+	}{
+		{"http.request", map[string]string{"method": "POST", "path": "/api/orders"}, true},
+		{"http.request", map[string]string{"method": "GET", "path": "/api/orders"}, false},
+		{"ssh.exec", map[string]string{"command": "rm -rf /srv/data"}, true},
+		{"ssh.exec", map[string]string{"command": "ls -la /srv"}, false},
+		{"git.push", map[string]string{"ref": "refs/heads/main"}, true},
+		{"git.push", map[string]string{"ref": "refs/heads/fix-123"}, false},
+	} {
+		ev := &event.Event{Kind: tc.kind, Target: "t", Principal: &event.Principal{Subject: "x"}, Fields: tc.fields}
+		v, err := g.Process(ctx, ev)
+		if err != nil || (v.Action == event.Deny) != tc.deny {
+			t.Errorf("%s %v: %+v %v", tc.kind, tc.fields, v, err)
+		}
+	}
+}
+
+func TestMaskRowsAndBodies(t *testing.T) {
+	m := load(t, "mask", map[string]any{"columns": []string{"*token*", "api_key"}, "strategy": "partial"})
+	ctx := context.Background()
+	rows := &event.Event{Kind: "pg.rows", Protocol: "postgres", Rows: &event.Rows{
+		Columns: []event.Column{{Name: "id"}, {Name: "Email"}, {Name: "access_token"}, {Name: "note"}, {Name: "raw", Binary: true}},
+		Values: [][]event.Cell{
+			{{Data: []byte("1")}, {Data: []byte("alice@example.com")}, {Data: []byte("tok-123456")}, {Data: []byte("card 4111 1111 1111 1111 on file")}, {Data: []byte("AKIAIOSFODNN7EXAMPLE")}},
+			{{Data: []byte("2")}, {Data: []byte("not an email")}, {Null: true}, {Data: []byte("nothing here")}, {Data: []byte("x")}},
+		},
+	}}
+	v, err := m.Process(ctx, rows)
+	if err != nil || v.Action != event.Rewrite {
+		t.Fatalf("verdict %+v %v", v, err)
+	}
+	r := rows.Rows.Values
+	if s := string(r[0][1].Data); strings.Contains(s, "alice@example.com") || !strings.HasSuffix(s, ".com") {
+		t.Errorf("email partially masked: %q", s)
+	}
+	if s := string(r[0][2].Data); strings.Contains(s, "123456") {
+		t.Errorf("token column masked whole: %q", s)
+	}
+	if s := string(r[0][3].Data); strings.Contains(s, "4111 1111 1111 1111") || !strings.HasPrefix(s, "card ") {
+		t.Errorf("card number in free text: %q", s)
+	}
+	if !r[0][4].Null || annotation(v, "masked_binary_as_null") != "1" {
+		t.Errorf("a secret in a binary value becomes NULL and says so: %+v %v", r[0][4], v.Annotations)
+	}
+	if string(r[1][1].Data) != "not an email" || string(r[0][0].Data) != "1" || !r[1][2].Null {
+		t.Errorf("clean values untouched: %+v", r[1])
+	}
+	if annotation(v, "mask.columns") != "access_token" {
+		t.Errorf("annotations %v", v.Annotations)
+	}
+
+	body := &event.Event{Kind: "http.response", Fields: map[string]string{
+		"body": `{"user":"bob@example.org","key":"AKIAIOSFODNN7EXAMPLE","n":1}`}}
+	v, _ = m.Process(ctx, body)
+	if v.Action != event.Rewrite || strings.Contains(body.Fields["body"], "bob@example.org") || strings.Contains(body.Fields["body"], "AKIAIOSFODNN7EXAMPLE") {
+		t.Fatalf("body: %q %+v", body.Fields["body"], v)
+	}
+}
+
+func TestRedactStreamSplitSecret(t *testing.T) {
+	r := load(t, "redact", nil)
+	ctx := context.Background()
+	secret := "ghp_" + strings.Repeat("a1B2", 9)
+	text := "deploying...\nexport GITHUB_TOKEN=" + secret + "\ndone\n"
+	for cut := 1; cut < len(text); cut += 7 {
+		var out strings.Builder
+		for i, chunk := range []string{text[:cut], text[cut:]} {
+			ev := &event.Event{Kind: "ssh.output", SessionID: "sess-" + itoa(cut), Fields: map[string]string{"data": chunk}}
+			if i == 1 {
+				ev.Fields["eos"] = "1"
+			}
+			if _, err := r.Process(ctx, ev); err != nil {
+				t.Fatal(err)
+			}
+			out.WriteString(ev.Fields["data"])
+		}
+		got := out.String()
+		if strings.Contains(got, secret[4:20]) || !strings.HasPrefix(got, "deploying...") || !strings.HasSuffix(got, "done\n") {
+			t.Fatalf("cut at %d: %q", cut, got)
+		}
+	}
+}
+
+func TestApproveHolds(t *testing.T) {
+	a := load(t, "approve", map[string]any{"rules": []map[string]any{
+		{"name": "prod-writes", "kinds": []string{"pg.query"}, "targets": []string{"prod-*"}, "sql": []string{"write", "ddl"}, "approvers": []string{"dba", "sre"}},
+	}})
+	v, _ := a.Process(context.Background(), query("prod-db", "UPDATE orders SET state = 'void' WHERE id = 9"))
+	if v.Action != event.Hold || strings.Join(v.ApproverGroups, ",") != "dba,sre" || !strings.Contains(v.Reason, "prod-writes") {
+		t.Fatalf("hold: %+v", v)
+	}
+	v, _ = a.Process(context.Background(), query("prod-db", "SELECT 1"))
+	if v.Action != event.Allow {
+		t.Fatalf("reads pass: %+v", v)
+	}
+}
+
+func itoa(n int) string {
+	s := ""
+	for ; n > 0; n /= 10 {
+		s = string(rune('0'+n%10)) + s
+	}
+	return s
+}
