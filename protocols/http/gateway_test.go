@@ -696,3 +696,62 @@ func readFile(t *testing.T, p string) string {
 	}
 	return string(b)
 }
+
+// The built-in plugins on the real gateway: a guard deny is a 403 with the
+// rule's reason, mask rewrites a JSON response body, and the plugins'
+// annotations land in the audit row.
+func TestBuiltinPluginsEndToEnd(t *testing.T) {
+	guard := testenv.BuildWasm(t, "plugins/guard")
+	mask := testenv.BuildWasm(t, "plugins/mask")
+	e := start(t, envOptions{
+		upstream: func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			io.WriteString(w, `{"customer":"dana@example.com","aws":"AKIAIOSFODNN7EXAMPLE","total":42}`)
+		},
+		extra: fmt.Sprintf(`
+[[plugins]]
+name = "guard"
+path = %q
+[plugins.config]
+rules = [ { name = "read-only", kinds = ["http.request"], methods = ["POST"], reason = "this target is read-only for agents" } ]
+
+[[plugins]]
+name = "mask"
+path = %q
+timeout = "2s"
+[plugins.config]
+kinds = ["http.response"]
+`, guard, mask)})
+	tok := e.ciToken(t)
+
+	resp, body := e.do(t, "POST", "/orders/api/items", tok)
+	row := e.wantError(t, resp, body, 403, "denied", "this target is read-only for agents")
+	if row.Plugin != "guard" || row.Verdict != "deny" {
+		t.Errorf("deny row: plugin %q verdict %q", row.Plugin, row.Verdict)
+	}
+	if len(e.up.Seen()) != 0 {
+		t.Fatal("a denied request reached the upstream")
+	}
+
+	resp, body = e.do(t, "GET", "/orders/api/items", tok)
+	if resp.StatusCode != 200 {
+		t.Fatalf("status %d: %s", resp.StatusCode, body)
+	}
+	var doc map[string]any
+	if err := json.Unmarshal(body, &doc); err != nil {
+		t.Fatalf("masked body is not JSON: %s", body)
+	}
+	if strings.Contains(string(body), "dana@example.com") || strings.Contains(string(body), "AKIAIOSFODNN7EXAMPLE") || doc["total"] != float64(42) {
+		t.Fatalf("body after mask: %s", body)
+	}
+	if resp.ContentLength != int64(len(body)) {
+		t.Errorf("Content-Length %d for a %d-byte body", resp.ContentLength, len(body))
+	}
+	sid := e.up.Seen()[0].Header.Get("X-Tollgate-Session-Id")
+	row = e.gw.WaitAudit(auditPath, "for the masked response", func(r audit.Row) bool {
+		return r.SessionID == sid && r.Kind == "http.request" && r.Status == "200"
+	})
+	if row.Verdict != "rewrite" || row.Annotations["mask.values"] == "" {
+		t.Errorf("row verdict %q annotations %v", row.Verdict, row.Annotations)
+	}
+}
