@@ -35,7 +35,9 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 
 Starts every listener in the config and serves until SIGINT or SIGTERM, then
 stops accepting, lets in-flight requests finish within gateway.shutdown_grace,
-and flushes the audit trail.
+and flushes the audit trail. SIGHUP reloads [[plugins]] and their config from
+the file: in-flight requests finish on the old chain, and a plugin that fails
+to load keeps the old chain (the log says why).
 
 --dev also starts the development issuer and the demo upstream from [dev],
 and trusts that issuer's tokens. Never use it in production.`, stderr)
@@ -96,12 +98,12 @@ and trusts that issuer's tokens. Never use it in production.`, stderr)
 		log.Warn("development mode: the dev issuer's tokens are trusted", "issuer", devIssuer.URL)
 	}
 
-	chain, err := loadChain(ctx, cfg, log)
+	pl, err := loadPlugins(ctx, cfg, log)
 	if err != nil {
 		shutdown()
 		return err
 	}
-	running = append(running, chain)
+	running = append(running, pl)
 	rec, err := openRecorder(cfg)
 	if err != nil {
 		shutdown()
@@ -111,7 +113,7 @@ and trusts that issuer's tokens. Never use it in production.`, stderr)
 		GatewayID: cfg.Gateway.ID,
 		Auth:      identity.NewVerifier(issuers, cfg.Identity.TokenCacheSize, identity.Options{}),
 		Policy:    access.New(cfg.Access),
-		Chain:     chain,
+		Chain:     pl.chain,
 		Recorder:  rec,
 		Log:       log,
 	}
@@ -139,7 +141,19 @@ and trusts that issuer's tokens. Never use it in production.`, stderr)
 		printNextSteps(stdout, cfg, *path)
 	}
 
-	<-ctx.Done()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+wait:
+	for {
+		select {
+		case <-ctx.Done():
+			break wait
+		case <-hup:
+			log.Info("SIGHUP: reloading plugins")
+			pl.reload(ctx, func() (*config.Config, error) { return loadConfig(fs, *path) })
+		}
+	}
 	log.Info("shutting down", "grace", cfg.Gateway.ShutdownGrace.Duration.String())
 	shutdownListeners(listeners, cfg.Gateway.ShutdownGrace.Duration, log)
 	if err := rec.Close(); err != nil {
@@ -150,11 +164,16 @@ and trusts that issuer's tokens. Never use it in production.`, stderr)
 	return nil
 }
 
-// loadChain loads [[plugins]] in order; with none, events pass unchanged.
-func loadChain(ctx context.Context, cfg *config.Config, log *slog.Logger) (chainService, error) {
-	if len(cfg.Plugins) == 0 {
-		return emptyChain{}, nil
-	}
+// plugins owns the plugin host and the reloadable chain serve hands to
+// every listener.
+type plugins struct {
+	host  *plugin.Host
+	chain *plugin.Reloadable
+	log   *slog.Logger
+}
+
+// loadPlugins loads [[plugins]] in order; with none, events pass unchanged.
+func loadPlugins(ctx context.Context, cfg *config.Config, log *slog.Logger) (*plugins, error) {
 	dataDir := cfg.Path(cfg.Gateway.DataDir)
 	key, err := plugin.LoadOrCreateKey(plugin.MaskKeyPath(dataDir))
 	if err != nil {
@@ -164,35 +183,51 @@ func loadChain(ctx context.Context, cfg *config.Config, log *slog.Logger) (chain
 	if err != nil {
 		return nil, err
 	}
-	c, err := host.LoadChain(ctx, cfg.Plugins, cfg.Path)
+	ps := &plugins{host: host, log: log}
+	c, closeFn, err := ps.load(ctx, cfg)
 	if err != nil {
 		host.Close(ctx)
 		return nil, err
 	}
-	for _, p := range cfg.Plugins {
-		log.Info("plugin loaded", "plugin", p.Name, "path", p.Path, "on_error", p.OnError)
+	ps.chain = plugin.NewReloadable(c, closeFn)
+	return ps, nil
+}
+
+func (ps *plugins) load(ctx context.Context, cfg *config.Config) (event.Chain, func(context.Context) error, error) {
+	if len(cfg.Plugins) == 0 {
+		return plugin.Empty{}, nil, nil
 	}
-	return loadedChain{c, host}, nil
+	c, err := ps.host.LoadChain(ctx, cfg.Plugins, cfg.Path)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, p := range cfg.Plugins {
+		ps.log.Info("plugin loaded", "plugin", p.Name, "path", p.Path, "on_error", p.OnError)
+	}
+	return c, c.Close, nil
 }
 
-// chainService is the plugin chain as serve starts and stops it.
-type chainService interface {
-	event.Chain
-	service
+// reload loads the plugins of a freshly read config. If anything fails the
+// current chain stays, and the log says why. In-flight requests finish on
+// the chain they started with.
+func (ps *plugins) reload(ctx context.Context, load func() (*config.Config, error)) {
+	cfg, err := load()
+	if err != nil {
+		ps.log.Error("reload: config not loaded; keeping the current plugins", "err", err)
+		return
+	}
+	c, closeFn, err := ps.load(ctx, cfg)
+	if err != nil {
+		ps.log.Error("reload: plugins not loaded; keeping the current plugins", "err", err)
+		return
+	}
+	ps.chain.Replace(c, closeFn)
+	ps.log.Info("reload: plugins replaced", "plugins", len(cfg.Plugins))
 }
 
-type emptyChain struct{ plugin.Empty }
-
-func (emptyChain) Shutdown(context.Context) error { return nil }
-
-type loadedChain struct {
-	*plugin.Chain
-	host *plugin.Host
-}
-
-func (c loadedChain) Shutdown(ctx context.Context) error {
-	c.Chain.Close(ctx)
-	return c.host.Close(ctx)
+func (ps *plugins) Shutdown(ctx context.Context) error {
+	ps.chain.Close(ctx)
+	return ps.host.Close(ctx)
 }
 
 // shutdownListeners stops all listeners in parallel within one grace period.

@@ -221,3 +221,23 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	defer l.mu.Unlock()
 	return l.w.Write(p)
 }
+
+// Signal sends s to the gateway process (SIGHUP to reload, say).
+func (g *Gateway) Signal(s os.Signal) {
+	g.t.Helper()
+	if err := g.cmd.Process.Signal(s); err != nil {
+		g.t.Fatalf("testenv: signal gateway: %v", err)
+	}
+}
+
+// WaitOutput waits until the gateway has printed want, n times in all.
+func (g *Gateway) WaitOutput(want string, n int) {
+	g.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for strings.Count(g.Output(), want) < n {
+		if time.Now().After(deadline) {
+			g.t.Fatalf("testenv: gateway did not print %q (%d times) within 30s:\n%s", want, n, g.Output())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -753,5 +754,48 @@ kinds = ["http.response"]
 	})
 	if row.Verdict != "rewrite" || row.Annotations["mask.values"] == "" {
 		t.Errorf("row verdict %q annotations %v", row.Verdict, row.Annotations)
+	}
+}
+
+// SIGHUP reloads the plugins from the config file; a broken reload keeps
+// the chain that works.
+func TestPluginReloadOnSIGHUP(t *testing.T) {
+	guard := testenv.BuildWasm(t, "plugins/guard")
+	rule := func(method string) string {
+		return fmt.Sprintf(`
+[[plugins]]
+name = "guard"
+path = %q
+[plugins.config]
+rules = [ { name = "no-%s", kinds = ["http.request"], methods = [%q] } ]
+`, guard, method, method)
+	}
+	e := start(t, envOptions{extra: rule("POST")})
+	tok := e.ciToken(t)
+	status := func(method string) int {
+		resp, _ := e.do(t, method, "/orders/api/x", tok)
+		return resp.StatusCode
+	}
+	if status("POST") != 403 || status("GET") != 200 {
+		t.Fatal("the first chain is not in force")
+	}
+	cfg := readFile(t, e.gw.Config)
+	write := func(s string) {
+		if err := os.WriteFile(e.gw.Config, []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(strings.Replace(cfg, rule("POST"), rule("GET"), 1))
+	e.gw.Signal(syscall.SIGHUP)
+	e.gw.WaitOutput("reload: plugins replaced", 1)
+	if status("POST") != 200 || status("GET") != 403 {
+		t.Fatal("the reloaded chain is not in force")
+	}
+
+	write(strings.Replace(cfg, guard, guard+".missing", 1))
+	e.gw.Signal(syscall.SIGHUP)
+	e.gw.WaitOutput("keeping the current plugins", 1)
+	if status("GET") != 403 {
+		t.Fatal("a failed reload must keep the working chain")
 	}
 }

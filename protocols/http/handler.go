@@ -35,6 +35,8 @@ var auditedHeaders = []string{"Content-Type", "Content-Length", "User-Agent", "A
 type exchange struct {
 	l        *Listener
 	conn     *conn
+	chain    event.Chain // the chain this request started with
+	release  func()
 	rt       *route
 	sess     *session
 	fwdPath  string
@@ -52,6 +54,8 @@ type exchangeKey struct{}
 
 func (l *Listener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	x := &exchange{l: l, conn: connFrom(r.Context()), start: time.Now()}
+	x.chain, x.release = l.acquireChain()
+	defer x.release()
 	rec := &statusRecorder{ResponseWriter: w}
 	defer x.finish(r, rec)
 
@@ -107,7 +111,7 @@ func (l *Listener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	x.rule = d.Rule
 
 	x.ev = requestEvent(r, x, p)
-	v, err := l.deps.Chain.Process(r.Context(), x.ev)
+	v, err := x.chain.Process(r.Context(), x.ev)
 	if !x.allowed(rec, v, err) {
 		return
 	}
@@ -176,6 +180,19 @@ func (l *Listener) match(r *http.Request) (*route, string) {
 }
 
 var errNoToken = errors.New("no bearer token")
+
+// acquirer is a chain that can be replaced while serving (a reload); a
+// request keeps the chain it started with until it is done.
+type acquirer interface {
+	Acquire() (event.Chain, func())
+}
+
+func (l *Listener) acquireChain() (event.Chain, func()) {
+	if a, ok := l.deps.Chain.(acquirer); ok {
+		return a.Acquire()
+	}
+	return l.deps.Chain, func() {}
+}
 
 func (l *Listener) authenticate(r *http.Request) (*event.Principal, error) {
 	h := r.Header.Get("Authorization")
@@ -265,7 +282,7 @@ func (x *exchange) modifyResponse(resp *http.Response) error {
 	// A cookie the upstream sets is a session of the gateway's credential:
 	// handed to the agent, it would reach the target without the gateway.
 	resp.Header.Del("Set-Cookie")
-	if s, ok := x.l.deps.Chain.(event.Subscriber); ok && !s.Wants("http.response") {
+	if s, ok := x.chain.(event.Subscriber); ok && !s.Wants("http.response") {
 		return nil
 	}
 	ev := &event.Event{
@@ -292,7 +309,7 @@ func (x *exchange) modifyResponse(resp *http.Response) error {
 			resp.Body = readCloser{io.MultiReader(bytes.NewReader(body), resp.Body), resp.Body}
 		}
 	}
-	v, err := x.l.deps.Chain.Process(resp.Request.Context(), ev)
+	v, err := x.chain.Process(resp.Request.Context(), ev)
 	if err != nil || v.Action == event.Deny || v.Action == event.Hold {
 		if err == nil {
 			x.verdict = v

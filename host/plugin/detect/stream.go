@@ -31,7 +31,14 @@ type Stream struct {
 	carry Span // stream offsets: rest of a span cut by the MaxHold bound
 	raw   []Span
 	out   []byte
+	// Rescanning a large held-back region (an open PEM block) on every
+	// small chunk would be quadratic: after a scan that left more than
+	// lazyHeld bytes held, wait for held/8 new bytes before scanning again.
+	// This changes when bytes are returned, never what is returned.
+	lastHeld, fresh int
 }
+
+const lazyHeld = 4 << 10
 
 // NewStream returns a Stream masking with set, st and key (see Mask).
 func NewStream(set *Set, st Strategy, key []byte) *Stream {
@@ -42,6 +49,10 @@ func NewStream(set *Set, st Strategy, key []byte) *Stream {
 // final. The returned slice is reused by the next call to Write or Flush.
 func (s *Stream) Write(chunk []byte) []byte {
 	s.buf = append(s.buf, chunk...)
+	s.fresh += len(chunk)
+	if s.lastHeld > lazyHeld && s.fresh < s.lastHeld/8 && s.Held() <= MaxHold {
+		return s.out[:0]
+	}
 	return s.advance(false)
 }
 
@@ -49,7 +60,7 @@ func (s *Stream) Write(chunk []byte) []byte {
 // then be reused for a new stream.
 func (s *Stream) Flush() []byte {
 	out := s.advance(true)
-	s.buf, s.base, s.emit, s.carry = s.buf[:0], 0, 0, Span{}
+	s.buf, s.base, s.emit, s.carry, s.lastHeld, s.fresh = s.buf[:0], 0, 0, Span{}, 0, 0
 	return out
 }
 
@@ -115,5 +126,6 @@ func (s *Stream) advance(eof bool) []byte {
 		s.buf = b[:n]
 		s.base += drop
 	}
+	s.lastHeld, s.fresh = s.Held(), 0
 	return s.out
 }
