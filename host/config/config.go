@@ -124,9 +124,11 @@ type Plugin struct {
 	Name    string `toml:"name"`
 	Path    string `toml:"path"`
 	OnError string `toml:"on_error"` // deny (default) or allow
-	// Limits; zero means the default (512 pages = 32 MiB, 100ms, 4).
+	// Limits; zero means the default (512 pages = 32 MiB, 100ms,
+	// 50,000,000 units, 4 instances).
 	MemoryPages uint32   `toml:"memory_pages"`
 	Timeout     Duration `toml:"timeout"`
+	Fuel        int64    `toml:"fuel"` // CPU units per call (sdk/ABI.md)
 	Instances   int      `toml:"instances"`
 	// Config is the plugin's own table, passed to it unparsed.
 	Config map[string]any `toml:"config"`

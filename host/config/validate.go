@@ -242,6 +242,9 @@ func (c *Config) validate(ps *problemList) {
 		if pl.Timeout.Duration < 0 || pl.Timeout.Duration.Seconds() > 10 {
 			ps.add(p+".timeout", "must be between 0 and 10s")
 		}
+		if pl.Fuel < 0 {
+			ps.add(p+".fuel", "must be positive")
+		}
 		if pl.Instances < 0 || pl.Instances > 1024 {
 			ps.add(p+".instances", "must be between 1 and 1024")
 		}

@@ -132,18 +132,26 @@ func (h *Host) LoadChain(ctx context.Context, cfgs []config.Plugin, resolve func
 }
 
 func limitsOf(pc config.Plugin) Limits {
-	l := Limits{MemoryPages: pc.MemoryPages, Timeout: pc.Timeout.Duration, Instances: pc.Instances}
+	l := Limits{MemoryPages: pc.MemoryPages, Timeout: pc.Timeout.Duration, Fuel: pc.Fuel, Instances: pc.Instances}
 	if l.MemoryPages == 0 {
 		l.MemoryPages = 512 // 32 MiB; a Go guest needs at least 37 pages
 	}
 	if l.Timeout == 0 {
 		l.Timeout = 100 * time.Millisecond
 	}
+	if l.Fuel == 0 {
+		l.Fuel = DefaultFuel
+	}
 	if l.Instances == 0 {
 		l.Instances = 4
 	}
 	return l
 }
+
+// DefaultFuel is the CPU bound per call: about 0.1-0.3 s of guest CPU at
+// 2-6 ns per unit, far above what a policy decision needs, low enough that
+// a looping plugin stops long before a client gives up.
+const DefaultFuel = 50_000_000
 
 // CacheDir is where compiled plugin code is kept under the data directory.
 func CacheDir(dataDir string) string { return filepath.Join(dataDir, "wasm-cache") }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -183,7 +184,7 @@ func TestLoadRefusesNonPlugins(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 	_, err = h.Load(context.Background(), config.Plugin{Name: "junk"}, []byte("\x00asm\x01\x00\x00\x00garbage"), limitsOf(config.Plugin{}))
-	if err == nil || !strings.Contains(err.Error(), "plugin junk: compile") {
+	if err == nil || !strings.Contains(err.Error(), "plugin junk: not a module this host can meter") {
 		t.Fatalf("err = %v", err)
 	}
 }
@@ -211,4 +212,46 @@ func TestChainOrderAndStops(t *testing.T) {
 	if v, _ := c.Process(ctx, &event.Event{Kind: "ssh.exec"}); v.Action != event.Allow {
 		t.Fatalf("unsubscribed kind: %+v", v)
 	}
+}
+
+// The CPU bound is fuel: a looping plugin stops at its budget even with a
+// generous wall-clock timeout, and is replaced by a fresh instance.
+func TestFuelStopsALoopingPlugin(t *testing.T) {
+	h := newHost(t)
+	p := load(t, h, "faulty", config.Plugin{Name: "fuel"}, Limits{MemoryPages: 64, Timeout: time.Minute, Fuel: 10_000_000, Instances: 1})
+	v, _ := p.Process(context.Background(), httpEvent("GET", "/loop"))
+	if v.Action != event.Deny {
+		t.Fatalf("a plugin out of fuel: %+v", v)
+	}
+	if v, _ := p.Process(context.Background(), httpEvent("GET", "/fine")); v.Action != event.Allow {
+		t.Fatalf("the next call: %+v", v)
+	}
+}
+
+// A garbage collection started while a plugin spins completes before the
+// plugin's call ends: the fuel check gives the Go runtime a place to stop
+// the guest's goroutine, so one plugin cannot freeze the gateway.
+func TestGCCompletesWhileAPluginSpins(t *testing.T) {
+	h := newHost(t)
+	p := load(t, h, "faulty", config.Plugin{Name: "spin"}, Limits{MemoryPages: 64, Timeout: time.Minute, Fuel: 1_000_000_000, Instances: 1})
+	callDone := make(chan struct{})
+	started := time.Now()
+	go func() {
+		p.Process(context.Background(), httpEvent("GET", "/loop"))
+		close(callDone)
+	}()
+	time.Sleep(100 * time.Millisecond) // let the guest start spinning
+	gcDone := make(chan struct{})
+	go func() { runtime.GC(); close(gcDone) }()
+	select {
+	case <-gcDone:
+		select {
+		case <-callDone:
+			t.Fatalf("the plugin's call ended (after %v) before the GC could be observed; raise the fuel", time.Since(started))
+		default:
+		}
+	case <-callDone:
+		t.Fatal("the GC waited for the spinning plugin to finish")
+	}
+	<-callDone
 }

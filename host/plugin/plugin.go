@@ -17,6 +17,7 @@ import (
 	"github.com/tollgate-dev/tollgate/host/config"
 	"github.com/tollgate-dev/tollgate/host/event"
 	"github.com/tollgate-dev/tollgate/host/plugin/detect"
+	"github.com/tollgate-dev/tollgate/host/plugin/internal/fuel"
 )
 
 // Plugin is one loaded module with its config, its pool of instances and
@@ -25,6 +26,7 @@ type Plugin struct {
 	name       string
 	allowOnErr bool
 	timeout    time.Duration
+	fuel       int64
 	log        *slog.Logger
 	configJSON []byte
 	maskKey    []byte
@@ -49,22 +51,35 @@ type instance struct {
 	mod     api.Module
 	onEvent api.Function
 	onRows  api.Function
+	meter   fuel.Meter // one per instance: an instance serves one call at a time
 }
 
 // Limits bound what one plugin may use.
 type Limits struct {
 	MemoryPages uint32        // 64 KiB pages per instance
-	Timeout     time.Duration // per call
+	Timeout     time.Duration // wall-clock bound per call
+	Fuel        int64         // CPU bound per call, in fuel units (sdk/ABI.md)
 	Instances   int           // pooled instances
 }
+
+// initFuel bounds a guest's _initialize (a Go guest needs about 12,000
+// units; a plugin that compiles its tables at init needs more).
+const initFuel = 50_000_000
 
 // Load compiles a plugin and creates its first instance, which records the
 // plugin's subscriptions and patterns. Errors name the plugin.
 func (h *Host) Load(ctx context.Context, cfg config.Plugin, wasm []byte, lim Limits) (*Plugin, error) {
+	if lim.Fuel <= 0 {
+		lim.Fuel = DefaultFuel
+	}
+	if lim.Instances <= 0 {
+		lim.Instances = 1
+	}
 	p := &Plugin{
 		name:       cfg.Name,
 		allowOnErr: cfg.OnError == "allow",
 		timeout:    lim.Timeout,
+		fuel:       lim.Fuel,
 		log:        h.log,
 		maskKey:    h.maskKey,
 		subs:       map[string]bool{},
@@ -79,9 +94,10 @@ func (h *Host) Load(ctx context.Context, cfg config.Plugin, wasm []byte, lim Lim
 	}
 	// A runtime per plugin: memory limits are per runtime in wazero. The
 	// compilation cache is shared, so a module compiles once per machine.
+	// CPU is bounded by fuel metering (RATIONALE.md), not by
+	// WithCloseOnContextDone, which slows loop-heavy guests 7-20x.
 	rc := wazero.NewRuntimeConfig().
 		WithMemoryLimitPages(lim.MemoryPages).
-		WithCloseOnContextDone(true).
 		WithCompilationCache(h.cache)
 	p.rt = wazero.NewRuntimeWithConfig(ctx, rc)
 	fail := func(err error) (*Plugin, error) {
@@ -94,7 +110,14 @@ func (h *Host) Load(ctx context.Context, cfg config.Plugin, wasm []byte, lim Lim
 	if err := instantiateHostModule(ctx, p.rt); err != nil {
 		return fail(err)
 	}
-	if p.compiled, err = p.rt.CompileModule(ctx, wasm); err != nil {
+	if _, err := fuel.Instantiate(ctx, p.rt); err != nil {
+		return fail(err)
+	}
+	metered, err := fuel.Rewrite(wasm)
+	if err != nil {
+		return fail(fmt.Errorf("not a module this host can meter: %w", err))
+	}
+	if p.compiled, err = p.rt.CompileModule(ctx, metered); err != nil {
 		return fail(fmt.Errorf("compile: %w", err))
 	}
 	exports := p.compiled.ExportedFunctions()
@@ -141,12 +164,15 @@ func (p *Plugin) newInstance(ctx context.Context) (*instance, error) {
 	ctx = context.WithValue(ctx, stateKey{}, &loading{p: p})
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	mod, err := p.rt.InstantiateModule(ctx, p.compiled, wazero.NewModuleConfig().
+	in := &instance{}
+	in.meter.Budget = initFuel
+	mod, err := in.meter.Instantiate(ctx, p.rt, p.compiled, wazero.NewModuleConfig().
 		WithName("").WithStartFunctions("_initialize"))
 	if err != nil {
 		return nil, fmt.Errorf("instantiate: %w", err)
 	}
-	return &instance{mod: mod, onEvent: mod.ExportedFunction(exportOnEvent), onRows: mod.ExportedFunction(exportOnRows)}, nil
+	in.mod, in.onEvent, in.onRows = mod, mod.ExportedFunction(exportOnEvent), mod.ExportedFunction(exportOnRows)
+	return in, nil
 }
 
 // get takes an idle instance or makes one, waiting when all are busy.
@@ -216,7 +242,8 @@ func (p *Plugin) Process(ctx context.Context, ev *event.Event) (event.Verdict, e
 		p.put(in)
 		return event.Verdict{Action: event.Allow}, nil
 	}
-	res, err := fn.Call(cctx)
+	in.meter.Budget = p.fuel
+	res, err := in.meter.Call(cctx, in.mod, fn)
 	if err != nil {
 		p.discard(ctx, in)
 		return p.onError(&errPlugin{p.name, err})
@@ -235,4 +262,23 @@ func (p *Plugin) onError(err error) (event.Verdict, error) {
 		return event.Verdict{Action: event.Allow, Annotations: []event.Annotation{{Key: "plugin_error." + p.name, Value: "allowed by on_error"}}}, nil
 	}
 	return event.Verdict{Action: event.Deny, Plugin: p.name, Reason: "plugin " + p.name + " failed"}, nil
+}
+
+// Warm fills the pool with n instances (at most its capacity), so that the
+// first requests do not pay for instantiation.
+func (p *Plugin) Warm(ctx context.Context, n int) error {
+	var got []*instance
+	defer func() {
+		for _, in := range got {
+			p.put(in)
+		}
+	}()
+	for i := 0; i < n && i < cap(p.sem); i++ {
+		in, err := p.get(ctx)
+		if err != nil {
+			return fmt.Errorf("plugin %s: warm: %w", p.name, err)
+		}
+		got = append(got, in)
+	}
+	return nil
 }

@@ -20,7 +20,7 @@ var plainKiB = func() []byte {
 
 var secretKiB = func() []byte {
 	b := append([]byte(nil), plainKiB...)
-	copy(b[100:], "alice@example.com")
+	copy(b[100:], " alice@example.com ")
 	copy(b[400:], "key "+tAWSID+" ")
 	copy(b[700:], "password=hunter2 ")
 	return b

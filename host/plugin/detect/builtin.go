@@ -3,6 +3,7 @@ package detect
 import (
 	"bytes"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"math"
 )
@@ -10,6 +11,20 @@ import (
 // Every scan function follows the scanner.scan contract: with eof false a
 // candidate that runs into the end of b is deferred (hold), with cut true a
 // candidate that would look at b[-1] is skipped.
+
+// skipNone returns the first index ≥ i from which b may hold a byte in the
+// open range (m, n), skipping 8 bytes at a time (SWAR; m, n ≤ 128).
+func skipNone(b []byte, i int, m, n uint64) int {
+	const lo, hi = 0x0101010101010101, 0x8080808080808080
+	for i+8 <= len(b) {
+		x := binary.LittleEndian.Uint64(b[i:])
+		if ((lo*(127+n)-(x&(lo*127)))&^x&((x&(lo*127))+lo*(127-m)))&hi != 0 {
+			break
+		}
+		i += 8
+	}
+	return i
+}
 
 // ---- email ----------------------------------------------------------------
 
@@ -125,7 +140,10 @@ func scanCard(b []byte, dst []Span, eof, cut bool) ([]Span, int) {
 	hold := n
 	for i := 0; i < n; {
 		if !has(b[i], cDigit) {
-			i++
+			i = skipNone(b, i+1, '0'-1, '9'+1)
+			for i < n && !has(b[i], cDigit) {
+				i++
+			}
 			continue
 		}
 		start := i
@@ -276,6 +294,9 @@ func scanIBAN(b []byte, dst []Span, eof, cut bool) ([]Span, int) {
 	hold := n
 	for i := 0; i < n; i++ {
 		if !has(b[i], cUpper) {
+			if j := skipNone(b, i+1, 'A'-1, 'Z'+1); j > i+1 {
+				i = j - 1
+			}
 			continue
 		}
 		if i > 0 && has(b[i-1], cAlnum) {
@@ -376,6 +397,7 @@ type prefixRule struct {
 	prefix   string
 	body     uint16 // class of the bytes after the prefix
 	min, max int    // length of the body
+	pb       []byte // prefix, set by init
 }
 
 // scanPrefixed: prefix + body where the prefix is not preceded by a word byte
@@ -389,7 +411,7 @@ func scanPrefixed(kind string, rules []prefixRule, b []byte, dst []Span, eof, cu
 			hold = min(hold, partialSuffix(b, r.prefix))
 		}
 		for off := 0; ; {
-			i := bytes.Index(b[off:], []byte(r.prefix))
+			i := bytes.Index(b[off:], r.pb)
 			if i < 0 {
 				break
 			}
@@ -425,57 +447,69 @@ func scanPrefixed(kind string, rules []prefixRule, b []byte, dst []Span, eof, cu
 
 var (
 	awsAccessRules = []prefixRule{
-		{"AKIA", cUpper | cDigit, 16, 16},
-		{"ASIA", cUpper | cDigit, 16, 16},
+		{"AKIA", cUpper | cDigit, 16, 16, nil},
+		{"ASIA", cUpper | cDigit, 16, 16, nil},
 	}
 	githubRules = []prefixRule{
-		{"ghp_", cAlnum, 36, 251},
-		{"gho_", cAlnum, 36, 251},
-		{"ghu_", cAlnum, 36, 251},
-		{"ghs_", cAlnum, 36, 251},
-		{"ghr_", cAlnum, 36, 251},
-		{"github_pat_", cWord, 22, 244},
+		{"ghp_", cAlnum, 36, 251, nil},
+		{"gho_", cAlnum, 36, 251, nil},
+		{"ghu_", cAlnum, 36, 251, nil},
+		{"ghs_", cAlnum, 36, 251, nil},
+		{"ghr_", cAlnum, 36, 251, nil},
+		{"github_pat_", cWord, 22, 244, nil},
 	}
 	gitlabRules = []prefixRule{
-		{"glpat-", cURL, 20, 250},
-		{"glptt-", cURL, 20, 250},
-		{"gldt-", cURL, 20, 250},
-		{"glrt-", cURL, 20, 250},
+		{"glpat-", cURL, 20, 250, nil},
+		{"glptt-", cURL, 20, 250, nil},
+		{"gldt-", cURL, 20, 250, nil},
+		{"glrt-", cURL, 20, 250, nil},
 	}
 	slackRules = []prefixRule{
-		{"xoxa-", cAlnum | cDash, 10, 250},
-		{"xoxb-", cAlnum | cDash, 10, 250},
-		{"xoxp-", cAlnum | cDash, 10, 250},
-		{"xoxo-", cAlnum | cDash, 10, 250},
-		{"xoxs-", cAlnum | cDash, 10, 250},
-		{"xoxr-", cAlnum | cDash, 10, 250},
+		{"xoxa-", cAlnum | cDash, 10, 250, nil},
+		{"xoxb-", cAlnum | cDash, 10, 250, nil},
+		{"xoxp-", cAlnum | cDash, 10, 250, nil},
+		{"xoxo-", cAlnum | cDash, 10, 250, nil},
+		{"xoxs-", cAlnum | cDash, 10, 250, nil},
+		{"xoxr-", cAlnum | cDash, 10, 250, nil},
 	}
 )
+
+func init() {
+	for _, rs := range [][]prefixRule{awsAccessRules, githubRules, gitlabRules, slackRules} {
+		for i := range rs {
+			rs[i].pb = []byte(rs[i].prefix)
+		}
+	}
+}
 
 func scanAWSAccess(b []byte, dst []Span, eof, cut bool) ([]Span, int) {
 	return scanPrefixed(KindAWSAccess, awsAccessRules, b, dst, eof, cut)
 }
 
+// gated runs rules only when b holds gate, which every prefix starts with:
+// one bytes.Index instead of one per prefix on the common no-token path.
+func gated(kind, gate string, rules []prefixRule, b []byte, dst []Span, eof, cut bool) ([]Span, int) {
+	hold := len(b)
+	if !eof {
+		hold = partialSuffix(b, gate)
+	}
+	if bytes.Index(b, []byte(gate)) < 0 {
+		return dst, hold
+	}
+	dst, h := scanPrefixed(kind, rules, b, dst, eof, cut)
+	return dst, min(hold, h)
+}
+
 func scanGitHub(b []byte, dst []Span, eof, cut bool) ([]Span, int) {
-	return scanPrefixed(KindGitHub, githubRules, b, dst, eof, cut)
+	return gated(KindGitHub, "gh", githubRules, b, dst, eof, cut)
 }
 
 func scanGitLab(b []byte, dst []Span, eof, cut bool) ([]Span, int) {
-	return scanPrefixed(KindGitLab, gitlabRules, b, dst, eof, cut)
+	return gated(KindGitLab, "gl", gitlabRules, b, dst, eof, cut)
 }
 
 func scanSlack(b []byte, dst []Span, eof, cut bool) ([]Span, int) {
-	// One bytes.Index for "xox" instead of one per letter.
-	n := len(b)
-	hold := n
-	if !eof {
-		hold = partialSuffix(b, "xoxb-")
-	}
-	if bytes.Index(b, []byte("xox")) < 0 {
-		return dst, hold
-	}
-	dst, h := scanPrefixed(KindSlack, slackRules, b, dst, eof, cut)
-	return dst, min(hold, h)
+	return gated(KindSlack, "xox", slackRules, b, dst, eof, cut)
 }
 
 // ---- jwt ------------------------------------------------------------------
@@ -493,13 +527,16 @@ func scanJWT(b []byte, dst []Span, eof, cut bool) ([]Span, int) {
 		hold = partialSuffix(b, "eyJ")
 	}
 	isJ := func(c byte) bool { return has(c, cURL) || c == '.' }
-	for off := 0; ; {
-		i := bytes.Index(b[off:], []byte("eyJ"))
+	for off := 1; off < n; {
+		i := bytes.Index(b[off:], []byte("yJ")) // 'y' is rarer than 'e'
 		if i < 0 {
 			break
 		}
-		s := off + i
-		off = s + 1
+		s := off + i - 1
+		off = s + 2
+		if b[s] != 'e' {
+			continue
+		}
 		if (s == 0 && cut) || (s > 0 && isJ(b[s-1])) {
 			continue
 		}
@@ -529,7 +566,7 @@ func scanJWT(b []byte, dst []Span, eof, cut bool) ([]Span, int) {
 			continue
 		}
 		dst = append(dst, Span{s, e, KindJWT})
-		off = e
+		off = max(off, e)
 	}
 	return dst, hold
 }
@@ -637,7 +674,18 @@ func scanPEM(b []byte, dst []Span, eof, _ bool) ([]Span, int) {
 
 const awsHintDist = 64
 
-var awsHints = []string{"aws", "AWS", "Aws", "secret", "Secret", "SECRET"}
+// awsHints are found by an anchor (rarer than the hint's first byte) at
+// offset off in the hint.
+var awsHints = []struct {
+	anchor string
+	off    int
+	hints  []string
+}{
+	{"ws", 1, []string{"aws", "Aws"}},
+	{"WS", 1, []string{"AWS"}},
+	{"cre", 2, []string{"secret", "Secret"}},
+	{"CRE", 2, []string{"SECRET"}},
+}
 
 // scanAWSSecret: a maximal run of exactly 40 bytes of [A-Za-z0-9/+] (not
 // followed by '=' padding) holding an upper-case letter, a lower-case
@@ -647,14 +695,23 @@ var awsHints = []string{"aws", "AWS", "Aws", "secret", "Secret", "SECRET"}
 func scanAWSSecret(b []byte, dst []Span, eof, _ bool) ([]Span, int) {
 	n := len(b)
 	hold := n
-	for _, h := range awsHints {
+	for _, a := range awsHints {
 		for off := 0; ; {
-			i := bytes.Index(b[off:], []byte(h))
+			i := bytes.Index(b[off:], []byte(a.anchor))
 			if i < 0 {
 				break
 			}
-			he := off + i + len(h)
-			off = off + i + 1
+			hs := off + i - a.off
+			off += i + 1
+			he := -1
+			for _, h := range a.hints {
+				if hasPrefixAt(b, hs, h) {
+					he = hs + len(h)
+				}
+			}
+			if he < 0 {
+				continue
+			}
 			p := he
 			if p < n && has(b[p-1], cAWS) {
 				for p < n && p <= he+awsHintDist && has(b[p], cAWS) {
@@ -717,36 +774,40 @@ const (
 func scanPassword(b []byte, dst []Span, eof, _ bool) ([]Span, int) {
 	n := len(b)
 	hold := n
-	for _, needle := range [...]string{"ass", "ASS", "wd", "WD"} {
+	// Anchors: the 'w' of "password"/"passwd"/"pwd" (4 or 1 bytes in) and
+	// the "phr" of "passphrase" (4 bytes in); 'w' is rarer than 'a' or 's'.
+	for _, a := range [...]struct {
+		anchor string
+		offs   []int
+	}{{"w", []int{4, 1}}, {"W", []int{4, 1}}, {"phr", []int{4}}, {"PHR", []int{4}}} {
 		for off := 0; ; {
-			i := bytes.Index(b[off:], []byte(needle))
+			i := bytes.Index(b[off:], []byte(a.anchor))
 			if i < 0 {
 				break
 			}
-			off += i + 1
-			ks := off - 2 // the byte before the needle: 'p' or 'P'
-			if ks < 0 {
-				continue
-			}
-			ke := -1
-			if needle[0] == 'w' || needle[0] == 'W' {
-				if hasFoldAt(b, ks, "pwd") {
-					ke = ks + 3
-				}
-			} else {
-				for _, k := range [...]string{"password", "passwd", "passphrase"} {
-					if hasFoldAt(b, ks, k) {
-						ke = ks + len(k)
-						break
+			at := off + i
+			off = at + 1
+			for _, o := range a.offs {
+				ks, ke := at-o, -1
+				if o == 1 {
+					if hasFoldAt(b, ks, "pwd") {
+						ke = ks + 3
+					}
+				} else {
+					for _, k := range [...]string{"password", "passwd", "passphrase"} {
+						if hasFoldAt(b, ks, k) {
+							ke = ks + len(k)
+							break
+						}
 					}
 				}
+				if ke < 0 {
+					continue
+				}
+				var h int
+				dst, h = passwordValue(b, ke, dst, eof)
+				hold = min(hold, h)
 			}
-			if ke < 0 {
-				continue
-			}
-			var h int
-			dst, h = passwordValue(b, ke, dst, eof)
-			hold = min(hold, h)
 		}
 	}
 	return dst, hold

@@ -73,11 +73,15 @@ type builtin struct {
 	kind string
 	fn   func(b []byte, dst []Span, eof, cut bool) ([]Span, int)
 	ctx  int
+	min  int // shortest span: Find skips shorter inputs (row cells)
 }
 
 func (d *builtin) Kind() string { return d.kind }
 
 func (d *builtin) Find(b []byte, dst []Span) []Span {
+	if len(b) < d.min {
+		return dst
+	}
 	dst, _ = d.fn(b, dst, true, false)
 	return dst
 }
@@ -89,18 +93,18 @@ func (d *builtin) scan(b []byte, dst []Span, eof, cut bool) ([]Span, int) {
 func (d *builtin) back() int { return d.ctx }
 
 var builtins = []*builtin{
-	{KindPEM, scanPEM, 0},
-	{KindJWT, scanJWT, 1},
-	{KindAWSAccess, scanAWSAccess, 1},
-	{KindAWSSecret, scanAWSSecret, awsHintDist + 6 + 1},
-	{KindGitHub, scanGitHub, 1},
-	{KindGitLab, scanGitLab, 1},
-	{KindSlack, scanSlack, 1},
-	{KindCreditCard, scanCard, 2},
-	{KindIBAN, scanIBAN, 1},
-	{KindEmail, scanEmail, 1},
-	{KindPassword, scanPassword, pwMaxPrefix},
-	{KindHighEntropy, scanEntropy, 1},
+	{KindPEM, scanPEM, 0, 30},
+	{KindJWT, scanJWT, 1, 15},
+	{KindAWSAccess, scanAWSAccess, 1, 20},
+	{KindAWSSecret, scanAWSSecret, awsHintDist + 6 + 1, 43},
+	{KindGitHub, scanGitHub, 1, 33},
+	{KindGitLab, scanGitLab, 1, 25},
+	{KindSlack, scanSlack, 1, 15},
+	{KindCreditCard, scanCard, 2, 13},
+	{KindIBAN, scanIBAN, 1, 15},
+	{KindEmail, scanEmail, 1, 6},
+	{KindPassword, scanPassword, pwMaxPrefix, 5},
+	{KindHighEntropy, scanEntropy, 1, entropyMinLen},
 }
 
 // Names lists the builtin detector names, specific kinds first and
