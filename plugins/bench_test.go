@@ -3,7 +3,6 @@ package plugins_test
 import (
 	"context"
 	"fmt"
-	"runtime"
 	"strconv"
 	"testing"
 	"time"
@@ -12,6 +11,7 @@ import (
 	"github.com/tollgate-dev/tollgate/host/event"
 	"github.com/tollgate-dev/tollgate/host/plugin"
 	"github.com/tollgate-dev/tollgate/host/plugin/detect"
+	"github.com/tollgate-dev/tollgate/host/plugin/sqlclass"
 	"github.com/tollgate-dev/tollgate/host/testenv"
 	"github.com/tollgate-dev/tollgate/plugins/internal/rules"
 	"github.com/tollgate-dev/tollgate/plugins/internal/sqlinfo"
@@ -72,7 +72,11 @@ func BenchmarkPlugins(b *testing.B) {
 	}
 	native := perOp(20000, func(i int) {
 		sql := sql1k + " -- " + strconv.Itoa(i)
-		info := sqlinfo.Of(sql)
+		var stmts []sqlinfo.Statement
+		for _, st := range sqlclass.Classify(sql) {
+			stmts = append(stmts, sqlinfo.Statement{Class: st.Class.String(), Command: st.Command, HasWhere: st.HasWhere})
+		}
+		info := sqlinfo.Of(stmts)
 		rules.Match(rs, nativeEvent{sql: sql}, func() rules.SQLInfo { return info.Rules })
 	})
 	distinct := perOp(5000, func(i int) {
@@ -124,9 +128,6 @@ func BenchmarkPlugins(b *testing.B) {
 	fmt.Printf("BENCH mask_rows_100x8 %.1f us/batch ratio=%.2f vs native_go\n", wasmMask/1e3, wasmMask/nativeMask)
 
 	// Pool: time and memory to bring up instances of a standard Go guest.
-	var before, after runtime.MemStats
-	runtime.GC()
-	runtime.ReadMemStats(&before)
 	start := time.Now()
 	const n = 8
 	warm, err := h.Load(ctx, config.Plugin{Name: "warm"}, testenv.WasmBytes(b, "plugins/mask"), plugin.Limits{MemoryPages: 512, Timeout: time.Second, Instances: n})
@@ -137,9 +138,7 @@ func BenchmarkPlugins(b *testing.B) {
 		b.Fatal(err)
 	}
 	elapsed := time.Since(start)
-	runtime.GC()
-	runtime.ReadMemStats(&after)
-	perInst := float64(after.HeapAlloc-before.HeapAlloc) / n / (1 << 20)
+	perInst := float64(warm.InstanceMemory()) / (1 << 20)
 	fmt.Printf("BENCH plugin_instance_memory %.1f MiB ratio=%.2f vs go_guest_min_37_pages\n", perInst, perInst/(37*64.0/1024))
 	fmt.Printf("BENCH plugin_pool_warmup_%d %.0f ms ratio=%.2f vs per_instance\n", n, float64(elapsed.Milliseconds()), 1.0*n)
 }

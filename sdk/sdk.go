@@ -67,6 +67,9 @@ func hostMask(id int32, name unsafe.Pointer, n uint32, strategy uint32) int32
 //go:wasmimport tollgate mask_stream
 func hostMaskStream(id int32, name unsafe.Pointer, n uint32, strategy uint32) int32
 
+//go:wasmimport tollgate sql_classify
+func hostSQLClassify(name unsafe.Pointer, nameLen uint32, buf unsafe.Pointer, cap uint32) int32
+
 //go:wasmimport tollgate rows_count
 func hostRowsCount() int32
 
@@ -162,6 +165,50 @@ func (e Event) Field(name string) string { return e.get("field." + name) }
 func (Event) SetField(name, value string) bool {
 	n := "field." + name
 	return hostEventSet(sptr(n), uint32(len(n)), sptr(value), uint32(len(value))) == 0
+}
+
+// Statement is one SQL statement as the host's classifier sees it.
+type Statement struct {
+	Class    string // read, write, ddl, dcl, admin, transaction, session, unknown
+	Command  string // e.g. "SELECT", "DELETE", "CREATE TABLE"
+	HasWhere bool   // an UPDATE or DELETE has a top-level WHERE
+}
+
+// Statements classifies the SQL in a field (usually "sql"), in the host.
+// Comments, quoting, dollar quotes, several statements and data-modifying
+// CTEs are seen through; what cannot be classified is "unknown".
+func (Event) Statements(field string) []Statement {
+	n := "field." + field
+	s, ok := pull(func(p unsafe.Pointer, c uint32) int32 {
+		return hostSQLClassify(sptr(n), uint32(len(n)), p, c)
+	})
+	if !ok {
+		return nil
+	}
+	var out []Statement
+	for len(s) > 0 {
+		line := s
+		if i := indexByte(s, '\n'); i >= 0 {
+			line, s = s[:i], s[i+1:]
+		} else {
+			s = ""
+		}
+		c1 := indexByte(line, ' ')
+		if c1 < 0 || len(line) < c1+3 {
+			continue
+		}
+		out = append(out, Statement{Class: line[:c1], HasWhere: line[c1+1] == '1', Command: line[c1+3:]})
+	}
+	return out
+}
+
+func indexByte(s string, b byte) int {
+	for i := 0; i < len(s); i++ {
+		if s[i] == b {
+			return i
+		}
+	}
+	return -1
 }
 
 // Annotate adds a key/value to the event's audit row.

@@ -33,131 +33,162 @@ const absent = -1
 // _initialize runs, a *call during a handler.
 func instantiateHostModule(ctx context.Context, r wazero.Runtime) error {
 	b := r.NewHostModuleBuilder(hostModule)
-	fn := func(name string, f any) { b.NewFunctionBuilder().WithFunc(f).Export(name) }
+	// Stack-based functions: wazero's reflective WithFunc costs about a
+	// microsecond per call, and a plugin makes several calls per event.
+	fn := func(name string, params, results int, f func(ctx context.Context, m api.Module, s []uint64)) {
+		b.NewFunctionBuilder().
+			WithGoModuleFunction(api.GoModuleFunc(f), i32s(params), i32s(results)).
+			Export(name)
+	}
+	ret := func(s []uint64, v int32) { s[0] = api.EncodeI32(v) }
+	u := func(s []uint64, i int) uint32 { return api.DecodeU32(s[i]) }
 
-	fn("config", func(ctx context.Context, m api.Module, buf, cap uint32) int32 {
+	fn("config", 2, 1, func(ctx context.Context, m api.Module, s []uint64) {
 		p := pluginFrom(ctx)
 		if p == nil {
-			return absent
+			ret(s, absent)
+			return
 		}
-		return put(m, buf, cap, p.configJSON)
+		ret(s, put(m, u(s, 0), u(s, 1), p.configJSON))
 	})
-	fn("subscribe", func(ctx context.Context, m api.Module, kp, kn uint32) {
+	fn("subscribe", 2, 0, func(ctx context.Context, m api.Module, s []uint64) {
 		if l, ok := ctx.Value(stateKey{}).(*loading); ok {
-			l.p.subscribe(read(m, kp, kn))
+			l.p.subscribe(read(m, u(s, 0), u(s, 1)))
 		}
 	})
-	fn("pattern", func(ctx context.Context, m api.Module, sp, sn uint32) int32 {
+	fn("pattern", 2, 1, func(ctx context.Context, m api.Module, s []uint64) {
 		p := pluginFrom(ctx)
 		if p == nil {
-			return absent
+			ret(s, absent)
+			return
 		}
-		id, err := p.compilePattern(read(m, sp, sn))
+		id, err := p.compilePattern(read(m, u(s, 0), u(s, 1)))
 		if err != nil {
 			p.log.Warn("plugin pattern rejected", "plugin", p.name, "err", err)
-			return absent
 		}
-		return id
+		ret(s, id)
 	})
-	fn("event_get", func(ctx context.Context, m api.Module, np, nn, buf, cap uint32) int32 {
+	fn("event_get", 4, 1, func(ctx context.Context, m api.Module, s []uint64) {
 		c := callFrom(ctx)
 		if c == nil {
-			return absent
+			ret(s, absent)
+			return
 		}
-		name := read(m, np, nn)
-		v, ok := c.get(name)
+		v, ok := c.get(read(m, u(s, 0), u(s, 1)))
 		if !ok {
-			return absent
+			ret(s, absent)
+			return
 		}
-		return put(m, buf, cap, []byte(v))
+		ret(s, putString(m, u(s, 2), u(s, 3), v))
 	})
-	fn("event_set", func(ctx context.Context, m api.Module, np, nn, vp, vn uint32) int32 {
+	fn("event_set", 4, 1, func(ctx context.Context, m api.Module, s []uint64) {
 		c := callFrom(ctx)
-		name := read(m, np, nn)
+		name := read(m, u(s, 0), u(s, 1))
 		if c == nil || !strings.HasPrefix(name, "field.") {
-			return absent
+			ret(s, absent)
+			return
 		}
-		c.set(strings.TrimPrefix(name, "field."), read(m, vp, vn))
-		return 0
+		c.set(strings.TrimPrefix(name, "field."), read(m, u(s, 2), u(s, 3)))
+		ret(s, 0)
 	})
-	fn("set_reason", func(ctx context.Context, m api.Module, p, n uint32) {
+	fn("set_reason", 2, 0, func(ctx context.Context, m api.Module, s []uint64) {
 		if c := callFrom(ctx); c != nil {
-			c.v.Reason = read(m, p, n)
+			c.v.Reason = read(m, u(s, 0), u(s, 1))
 		}
 	})
-	fn("add_approver", func(ctx context.Context, m api.Module, p, n uint32) {
+	fn("add_approver", 2, 0, func(ctx context.Context, m api.Module, s []uint64) {
 		if c := callFrom(ctx); c != nil {
-			c.v.ApproverGroups = append(c.v.ApproverGroups, read(m, p, n))
+			c.v.ApproverGroups = append(c.v.ApproverGroups, read(m, u(s, 0), u(s, 1)))
 		}
 	})
-	fn("annotate", func(ctx context.Context, m api.Module, kp, kn, vp, vn uint32) {
+	fn("annotate", 4, 0, func(ctx context.Context, m api.Module, s []uint64) {
 		if c := callFrom(ctx); c != nil {
-			c.v.Annotations = append(c.v.Annotations, event.Annotation{Key: read(m, kp, kn), Value: read(m, vp, vn)})
+			c.v.Annotations = append(c.v.Annotations, event.Annotation{Key: read(m, u(s, 0), u(s, 1)), Value: read(m, u(s, 2), u(s, 3))})
 		}
 	})
-	fn("cacheable", func(ctx context.Context) {
+	fn("cacheable", 0, 0, func(ctx context.Context, m api.Module, s []uint64) {
 		if c := callFrom(ctx); c != nil {
 			c.cacheable = true
 		}
 	})
-	fn("find", func(ctx context.Context, m api.Module, id int32, np, nn uint32) int32 {
+	fn("find", 3, 1, func(ctx context.Context, m api.Module, s []uint64) {
 		c := callFrom(ctx)
 		if c == nil {
-			return absent
+			ret(s, absent)
+			return
 		}
-		return c.find(id, read(m, np, nn))
+		ret(s, c.find(api.DecodeI32(s[0]), read(m, u(s, 1), u(s, 2))))
 	})
-	fn("mask", func(ctx context.Context, m api.Module, id int32, np, nn, strategy uint32) int32 {
+	fn("mask", 4, 1, func(ctx context.Context, m api.Module, s []uint64) {
 		c := callFrom(ctx)
 		if c == nil {
-			return absent
+			ret(s, absent)
+			return
 		}
-		return c.mask(id, read(m, np, nn), strategy)
+		ret(s, c.mask(api.DecodeI32(s[0]), read(m, u(s, 1), u(s, 2)), u(s, 3)))
 	})
-	fn("mask_stream", func(ctx context.Context, m api.Module, id int32, np, nn, strategy uint32) int32 {
+	fn("mask_stream", 4, 1, func(ctx context.Context, m api.Module, s []uint64) {
 		c := callFrom(ctx)
 		if c == nil {
-			return absent
+			ret(s, absent)
+			return
 		}
-		return c.maskStream(id, read(m, np, nn), strategy)
+		ret(s, c.maskStream(api.DecodeI32(s[0]), read(m, u(s, 1), u(s, 2)), u(s, 3)))
 	})
-	fn("rows_count", func(ctx context.Context) int32 {
+	fn("sql_classify", 4, 1, func(ctx context.Context, m api.Module, s []uint64) {
+		c := callFrom(ctx)
+		if c == nil {
+			ret(s, absent)
+			return
+		}
+		v, ok := c.get(read(m, u(s, 0), u(s, 1)))
+		if !ok {
+			ret(s, absent)
+			return
+		}
+		ret(s, putString(m, u(s, 2), u(s, 3), c.p.classify(v)))
+	})
+	fn("rows_count", 0, 1, func(ctx context.Context, m api.Module, s []uint64) {
 		c := callFrom(ctx)
 		if c == nil || c.ev.Rows == nil {
-			return 0
+			ret(s, 0)
+			return
 		}
-		return int32(len(c.ev.Rows.Values))
+		ret(s, int32(len(c.ev.Rows.Values)))
 	})
-	fn("rows_column", func(ctx context.Context, m api.Module, i, buf, cap uint32) int32 {
+	fn("rows_column", 3, 1, func(ctx context.Context, m api.Module, s []uint64) {
 		c := callFrom(ctx)
+		i := u(s, 0)
 		if c == nil || c.ev.Rows == nil || int(i) >= len(c.ev.Rows.Columns) {
-			return absent
+			ret(s, absent)
+			return
 		}
-		return put(m, buf, cap, []byte(c.ev.Rows.Columns[i].Name))
+		ret(s, putString(m, u(s, 1), u(s, 2), c.ev.Rows.Columns[i].Name))
 	})
-	fn("rows_get", func(ctx context.Context, m api.Module, row, col, buf, cap uint32) int32 {
-		c := callFrom(ctx)
-		cell, ok := c.cell(row, col)
+	fn("rows_get", 4, 1, func(ctx context.Context, m api.Module, s []uint64) {
+		cell, ok := callFrom(ctx).cell(u(s, 0), u(s, 1))
 		if !ok || cell.Null {
-			return absent
+			ret(s, absent)
+			return
 		}
-		return put(m, buf, cap, cell.Data)
+		ret(s, put(m, u(s, 2), u(s, 3), cell.Data))
 	})
-	fn("rows_set", func(ctx context.Context, m api.Module, row, col, vp, vn, null uint32) {
+	fn("rows_set", 5, 0, func(ctx context.Context, m api.Module, s []uint64) {
 		c := callFrom(ctx)
-		if cell, ok := c.cell(row, col); ok {
-			*cell = event.Cell{Data: []byte(read(m, vp, vn)), Null: null != 0}
+		if cell, ok := c.cell(u(s, 0), u(s, 1)); ok {
+			*cell = event.Cell{Data: []byte(read(m, u(s, 2), u(s, 3))), Null: u(s, 4) != 0}
 			c.rowsChanged++
 		}
 	})
-	fn("rows_mask", func(ctx context.Context, id, col int32, strategy uint32) int32 {
+	fn("rows_mask", 3, 1, func(ctx context.Context, m api.Module, s []uint64) {
 		c := callFrom(ctx)
 		if c == nil {
-			return absent
+			ret(s, absent)
+			return
 		}
-		return c.maskRows(id, col, strategy)
+		ret(s, c.maskRows(api.DecodeI32(s[0]), api.DecodeI32(s[1]), u(s, 2)))
 	})
-	fn("log", func(ctx context.Context, m api.Module, level, p, n uint32) {
+	fn("log", 3, 0, func(ctx context.Context, m api.Module, s []uint64) {
 		pl := pluginFrom(ctx)
 		if pl == nil {
 			return
@@ -166,10 +197,18 @@ func instantiateHostModule(ctx context.Context, r wazero.Runtime) error {
 		if c := callFrom(ctx); c != nil {
 			attrs = append(attrs, "session_id", c.ev.SessionID)
 		}
-		pl.log.Info(read(m, p, n), attrs...)
+		pl.log.Info(read(m, u(s, 1), u(s, 2)), attrs...)
 	})
 	_, err := b.Instantiate(ctx)
 	return err
+}
+
+func i32s(n int) []api.ValueType {
+	ts := make([]api.ValueType, n)
+	for i := range ts {
+		ts[i] = api.ValueTypeI32
+	}
+	return ts
 }
 
 type stateKey struct{}
@@ -199,6 +238,18 @@ func read(m api.Module, p, n uint32) string {
 		return ""
 	}
 	return string(b)
+}
+
+// putString is put for a string, without copying it first.
+func putString(m api.Module, buf, cap uint32, v string) int32 {
+	if uint32(len(v)) <= cap && len(v) > 0 {
+		mem, ok := m.Memory().Read(buf, uint32(len(v)))
+		if !ok {
+			return absent
+		}
+		copy(mem, v)
+	}
+	return int32(len(v))
 }
 
 // put copies v into the guest's buffer when it fits and returns len(v)

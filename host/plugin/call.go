@@ -5,6 +5,7 @@ import (
 
 	"github.com/tollgate-dev/tollgate/host/event"
 	"github.com/tollgate-dev/tollgate/host/plugin/detect"
+	"github.com/tollgate-dev/tollgate/host/plugin/sqlclass"
 )
 
 // call is the state of one handler invocation, reached by host functions
@@ -239,4 +240,37 @@ func (c *call) verdict(code int32) event.Verdict {
 		v.Plugin = "" // an allow without anything to say is nobody's decision
 	}
 	return v
+}
+
+// classify describes the SQL statements in v, one per line, as
+// "<class> <has_where 0|1> <COMMAND>" (sdk/ABI.md). Classification runs in
+// the host: a byte-level lexer inside a Go guest is about ten times slower.
+// Results are cached per plugin by statement text, since ORMs repeat
+// themselves.
+func (p *Plugin) classify(sql string) string {
+	p.mu.Lock()
+	if d, ok := p.sqlCache[sql]; ok {
+		p.mu.Unlock()
+		return d
+	}
+	p.mu.Unlock()
+	var b strings.Builder
+	for _, st := range sqlclass.Classify(sql) {
+		b.WriteString(st.Class.String())
+		if st.HasWhere {
+			b.WriteString(" 1 ")
+		} else {
+			b.WriteString(" 0 ")
+		}
+		b.WriteString(st.Command)
+		b.WriteByte('\n')
+	}
+	d := b.String()
+	p.mu.Lock()
+	if len(p.sqlCache) >= maxCachedVerdicts {
+		clear(p.sqlCache)
+	}
+	p.sqlCache[sql] = d
+	p.mu.Unlock()
+	return d
 }

@@ -40,6 +40,7 @@ type Plugin struct {
 	patterns []*detect.Set
 	specs    map[string]int32
 	streams  map[string]*detect.Stream // session + field → stream being masked
+	sqlCache map[string]string         // SQL text → classification
 
 	idle chan *instance // pooled instances
 	sem  chan struct{}  // bounds live instances
@@ -85,6 +86,7 @@ func (h *Host) Load(ctx context.Context, cfg config.Plugin, wasm []byte, lim Lim
 		subs:       map[string]bool{},
 		specs:      map[string]int32{},
 		streams:    map[string]*detect.Stream{},
+		sqlCache:   map[string]string{},
 		idle:       make(chan *instance, lim.Instances),
 		sem:        make(chan struct{}, lim.Instances),
 	}
@@ -281,4 +283,16 @@ func (p *Plugin) Warm(ctx context.Context, n int) error {
 		got = append(got, in)
 	}
 	return nil
+}
+
+// InstanceMemory is the linear memory of one idle instance, in bytes: what
+// each pooled instance costs beyond the shared compiled code.
+func (p *Plugin) InstanceMemory() uint32 {
+	select {
+	case in := <-p.idle:
+		defer p.put(in)
+		return in.mod.Memory().Size()
+	default:
+		return 0
+	}
 }

@@ -27,7 +27,7 @@ func init() {
 		sdk.Subscribe(k)
 	}
 	sdk.HandleEvent(func(e sdk.Event) sdk.Verdict {
-		sql := func() rules.SQLInfo { return sqlinfo.Of(e.Field("sql")).Rules }
+		sql := func() rules.SQLInfo { return sqlinfo.Of(statements(e)).Rules }
 		sdk.Cacheable()
 		r := rules.Match(cfg.Rules, event{e}, sql)
 		if r == nil {
@@ -50,3 +50,12 @@ func (e event) Groups() []string {
 }
 
 func main() {}
+
+// statements classifies the event's SQL in the host.
+func statements(e sdk.Event) []sqlinfo.Statement {
+	var out []sqlinfo.Statement
+	for _, st := range e.Statements("sql") {
+		out = append(out, sqlinfo.Statement{Class: st.Class, Command: st.Command, HasWhere: st.HasWhere})
+	}
+	return out
+}

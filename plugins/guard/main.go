@@ -37,7 +37,7 @@ func decide(e sdk.Event) sdk.Verdict {
 	var info *sqlinfo.Info
 	sql := func() rules.SQLInfo {
 		if info == nil {
-			i := sqlinfo.Of(e.Field("sql"))
+			i := sqlinfo.Of(statements(e))
 			info = &i
 		}
 		return info.Rules
@@ -73,3 +73,12 @@ func (e event) Groups() []string {
 }
 
 func main() {}
+
+// statements classifies the event's SQL in the host.
+func statements(e sdk.Event) []sqlinfo.Statement {
+	var out []sqlinfo.Statement
+	for _, st := range e.Statements("sql") {
+		out = append(out, sqlinfo.Statement{Class: st.Class, Command: st.Command, HasWhere: st.HasWhere})
+	}
+	return out
+}

@@ -93,8 +93,8 @@ func (d *builtin) scan(b []byte, dst []Span, eof, cut bool) ([]Span, int) {
 func (d *builtin) back() int { return d.ctx }
 
 var builtins = []*builtin{
-	{KindPEM, scanPEM, 0, 30},
-	{KindJWT, scanJWT, 1, 15},
+	{KindPEM, scanPEM, 0, 27},
+	{KindJWT, scanJWT, 1, 14},
 	{KindAWSAccess, scanAWSAccess, 1, 20},
 	{KindAWSSecret, scanAWSSecret, awsHintDist + 6 + 1, 43},
 	{KindGitHub, scanGitHub, 1, 33},

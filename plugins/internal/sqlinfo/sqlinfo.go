@@ -1,13 +1,20 @@
-// Package sqlinfo turns the SQL classifier's output into what the guard
+// Package sqlinfo turns the host's SQL classification into what the guard
 // and approve plugins' rules and audit annotations need.
 package sqlinfo
 
 import (
 	"strings"
 
-	"github.com/tollgate-dev/tollgate/plugins/guard/sqlclass"
 	"github.com/tollgate-dev/tollgate/plugins/internal/rules"
 )
+
+// Statement is one classified statement (the SDK's, without the SDK, so
+// that this package builds and tests natively).
+type Statement struct {
+	Class    string
+	Command  string
+	HasWhere bool
+}
 
 // Info summarizes the statements of one query.
 type Info struct {
@@ -17,12 +24,12 @@ type Info struct {
 	Summary      string // e.g. "read" or "write,ddl", for the audit row
 }
 
-// Of classifies sql.
-func Of(sql string) Info {
+// Of summarizes classified statements.
+func Of(stmts []Statement) Info {
 	var in Info
 	seen := map[string]bool{}
-	for _, st := range sqlclass.Classify(sql) {
-		c := strings.ToLower(st.Class.String())
+	for _, st := range stmts {
+		c := st.Class
 		in.Rules.Classes = append(in.Rules.Classes, c)
 		if !seen[c] {
 			seen[c] = true
@@ -31,23 +38,18 @@ func Of(sql string) Info {
 			}
 			in.Summary += c
 		}
-		if st.Class == sqlclass.Unknown && !in.Unknown {
+		if c == "unknown" && !in.Unknown {
 			in.Unknown = true
-			in.FirstUnknown = lead(st.Text)
+			in.FirstUnknown = st.Command
+			if in.FirstUnknown == "" {
+				in.FirstUnknown = "unrecognised statement"
+			}
 		}
 		if (st.Command == "UPDATE" || st.Command == "DELETE") && !st.HasWhere {
 			in.Rules.WithoutWhere = true
 		}
 	}
 	return in
-}
-
-func lead(s string) string {
-	f := strings.Fields(s)
-	if len(f) > 3 {
-		f = f[:3]
-	}
-	return strings.Join(f, " ")
 }
 
 // Lines splits a newline-separated attribute, such as principal.groups.
