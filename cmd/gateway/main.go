@@ -24,6 +24,7 @@ Commands:
   serve     start every listener in the config
   check     validate the config
   token     mint a token from the development issuer
+  plugin    scaffold, build and test plugins (new, build, test)
   version   print the version
 
 Run 'gateway <command> --help' for a command's flags.
@@ -49,6 +50,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdCheck(args[1:], stdout, stderr)
 	case "token":
 		err = cmdToken(args[1:], stdout, stderr)
+	case "plugin":
+		err = cmdPlugin(args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintf(stdout, "gateway %s\n", version)
 	case "help", "-h", "--help", "-help":

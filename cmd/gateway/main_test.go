@@ -120,8 +120,8 @@ func TestTokenNeedsDevIssuer(t *testing.T) {
 
 func TestHelpOnEverySubcommand(t *testing.T) {
 	dir := t.TempDir()
-	for _, cmd := range []string{"serve", "check", "token"} {
-		_, errOut, code := testenv.RunGateway(t, dir, nil, cmd, "--help")
+	for _, cmd := range []string{"serve", "check", "token", "plugin new", "plugin build", "plugin test"} {
+		_, errOut, code := testenv.RunGateway(t, dir, nil, append(strings.Fields(cmd), "--help")...)
 		if code != 0 || !strings.Contains(errOut, "Usage: gateway "+cmd) {
 			t.Errorf("%s --help: exit %d, %q", cmd, code, errOut)
 		}
@@ -203,4 +203,55 @@ func TestShippedConfigQuickStart(t *testing.T) {
 		return r.Kind == "http.request" && r.Status == "200" && r.Subject == "you@example.com" &&
 			r.Claims["repository"] == "acme/app" && r.AccessRule == "dev-tokens-reach-demo"
 	})
+}
+
+// A plugin author's loop: scaffold, build, test with an event, and the
+// scaffold's own Go test, in a module of its own that requires ours.
+func TestPluginTooling(t *testing.T) {
+	root := testenv.ModuleRoot(t)
+	dir := t.TempDir()
+	out, errOut, code := testenv.RunGateway(t, dir, nil, "plugin", "new", "blocker", "--dir", dir)
+	if code != 0 || !strings.Contains(out, "created") {
+		t.Fatalf("plugin new: %d %s", code, errOut)
+	}
+	mod := "module example.com/plugins\n\ngo 1.26\n\nrequire github.com/tollgate-dev/tollgate v0.0.0\n\nreplace github.com/tollgate-dev/tollgate => " + root + "\n"
+	if err := os.WriteFile(filepath.Join(dir, "go.mod"), []byte(mod), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sum, _ := os.ReadFile(filepath.Join(root, "go.sum"))
+	os.WriteFile(filepath.Join(dir, "go.sum"), sum, 0o644)
+	env := []string{"GOFLAGS=-mod=mod"}
+	pdir := filepath.Join(dir, "blocker")
+
+	out, errOut, code = testenv.RunGateway(t, pdir, env, "plugin", "build", ".")
+	if code != 0 || !strings.HasSuffix(strings.TrimSpace(out), "blocker.wasm") {
+		t.Fatalf("plugin build: %d %s %s", code, out, errOut)
+	}
+	out, errOut, code = testenv.RunGateway(t, pdir, env, "plugin", "test", "blocker.wasm", "--event", "event.json", "--config", "config.toml")
+	if code != 0 {
+		t.Fatalf("plugin test: %d %s", code, errOut)
+	}
+	var r struct {
+		Action      string            `json:"action"`
+		Reason      string            `json:"reason"`
+		Annotations map[string]string `json:"annotations"`
+	}
+	if err := json.Unmarshal([]byte(out), &r); err != nil || r.Action != "deny" || r.Annotations["blocker.blocked"] != "/admin" {
+		t.Fatalf("plugin test printed %s", out)
+	}
+	// Without the config nothing is blocked.
+	out, _, _ = testenv.RunGateway(t, pdir, env, "plugin", "test", "blocker.wasm", "--event", "event.json")
+	if !strings.Contains(out, `"action": "allow"`) {
+		t.Fatalf("without config: %s", out)
+	}
+	if _, errOut, code := testenv.RunGateway(t, pdir, env, "plugin", "new", "blocker", "--dir", dir); code == 0 || !strings.Contains(errOut, "already exists") {
+		t.Fatalf("plugin new over an existing plugin: %d %s", code, errOut)
+	}
+
+	goTest := exec.Command("go", "test", "./...")
+	goTest.Dir = pdir
+	goTest.Env = append(os.Environ(), env...)
+	if b, err := goTest.CombinedOutput(); err != nil {
+		t.Fatalf("the scaffold's own test: %v\n%s", err, b)
+	}
 }
