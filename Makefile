@@ -10,12 +10,18 @@ LDFLAGS := -X main.version=$(VERSION)
 TEST_PKGS  := curl ca-certificates
 BENCH_PKGS := nginx-light wrk
 
-.PHONY: all build run test deps bench-deps bench fuzz vet clean
+.PHONY: all build run test deps bench-deps bench fuzz vet clean plugins
 
 all: build
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/gateway
+
+# The built-in plugins, compiled to Wasm with the SDK like any customer's.
+PLUGINS := guard mask redact approve
+plugins: build
+	@mkdir -p bin/plugins
+	@for p in $(PLUGINS); do ./$(BIN) plugin build plugins/$$p -o bin/plugins/$$p.wasm || exit 1; done
 
 # The demo upstream's credential is generated once and kept under
 # .tollgate/, which git ignores; gateway.toml refers to it as a file: secret.
@@ -42,7 +48,7 @@ bench-deps:
 
 # Each figure prints as: BENCH <name> <value> <unit> ratio=<r> vs <baseline>
 bench: deps bench-deps
-	$(GO) test -run '^$$' -bench 'Wrk|TokenVerify' -benchtime 1x ./protocols/http/ ./host/identity/ | tee .bench.out | grep '^BENCH' || (cat .bench.out; exit 1)
+	$(GO) test -run '^$$' -bench 'Wrk|TokenVerify|Plugins|Fuel' -benchtime 1x ./protocols/http/ ./host/identity/ ./plugins/ ./host/plugin/internal/fuel/ | tee .bench.out | grep '^BENCH' || (cat .bench.out; exit 1)
 
 # A short run of every fuzz target (go test runs their seeds in `make test`).
 FUZZTIME ?= 30s
@@ -51,6 +57,10 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzScan -fuzztime $(FUZZTIME) ./host/config/internal/tomlpos/
 	$(GO) test -run '^$$' -fuzz FuzzVerify -fuzztime $(FUZZTIME) ./host/identity/
 	$(GO) test -run '^$$' -fuzz FuzzMatch -fuzztime $(FUZZTIME) ./host/access/glob/
+	$(GO) test -run '^$$' -fuzz FuzzRewrite -fuzztime $(FUZZTIME) ./host/plugin/internal/fuel/
+	$(GO) test -run '^$$' -fuzz FuzzClassify -fuzztime $(FUZZTIME) ./host/plugin/sqlclass/
+	$(GO) test -run '^$$' -fuzz FuzzSetFind -fuzztime $(FUZZTIME) ./host/plugin/detect/
+	$(GO) test -run '^$$' -fuzz FuzzStream -fuzztime $(FUZZTIME) ./host/plugin/detect/
 
 clean:
 	rm -rf bin .bench.out
