@@ -55,6 +55,9 @@ func hostAnnotate(k unsafe.Pointer, kn uint32, v unsafe.Pointer, vn uint32)
 //go:wasmimport tollgate cacheable
 func hostCacheable()
 
+//go:wasmimport tollgate subscribe_rows
+func hostSubscribeRows(glob unsafe.Pointer, n uint32, pattern int32)
+
 //go:wasmimport tollgate pattern
 func hostPattern(spec unsafe.Pointer, n uint32) int32
 
@@ -127,6 +130,15 @@ func Config(v any) error {
 // or "*"). Call it in init: the host records subscriptions when it loads the
 // plugin and never calls it for other kinds.
 func Subscribe(kind string) { hostSubscribe(sptr(kind), uint32(len(kind))) }
+
+// SubscribeRowsWithColumn narrows the row batches the plugin receives to
+// those with a column whose name matches glob (case-insensitive, *
+// wildcards). Call it in init; several calls add alternatives.
+func SubscribeRowsWithColumn(glob string) { hostSubscribeRows(sptr(glob), uint32(len(glob)), -1) }
+
+// SubscribeRowsMatching narrows the row batches the plugin receives to
+// those in which p finds something, scanned by the host before any call.
+func SubscribeRowsMatching(p Pattern) { hostSubscribeRows(nil, 0, int32(p)) }
 
 // Log writes to the gateway's log, tagged with the plugin and session.
 func Log(msg string) { hostLog(1, sptr(msg), uint32(len(msg))) }

@@ -151,6 +151,15 @@ func TestMaskingInTheHost(t *testing.T) {
 	if !got[0][2].Null || !got[1][2].Null || string(got[0][0].Data) != "1" {
 		t.Errorf("secret column must be NULL, id untouched: %+v", got)
 	}
+
+	// A batch without the columns the plugin subscribed to never reaches it.
+	other := &event.Event{Kind: "pg.rows", Protocol: "postgres", Rows: &event.Rows{
+		Columns: []event.Column{{Name: "id"}, {Name: "note"}},
+		Values:  [][]event.Cell{{{Data: []byte("1")}, {Data: []byte("carol@example.com")}}},
+	}}
+	if v, _ := p.Process(ctx, other); annotation(v, "rows_called") != "" || string(other.Rows.Values[0][1].Data) != "carol@example.com" {
+		t.Errorf("a batch outside the plugin's columns was handed to it: %+v", v)
+	}
 }
 
 func TestFaultsAreContained(t *testing.T) {
@@ -181,6 +190,10 @@ func TestLoadRefusesNonPlugins(t *testing.T) {
 	h := newHost(t)
 	_, err := h.Load(context.Background(), config.Plugin{Name: "x"}, testenv.WasmBytes(t, "host/plugin/testdata/guests/noabi"), limitsOf(config.Plugin{}))
 	if err == nil || !strings.Contains(err.Error(), "missing export tollgate_abi_v1") {
+		t.Fatalf("err = %v", err)
+	}
+	_, err = h.Load(context.Background(), config.Plugin{Name: "v2"}, testenv.WasmBytes(t, "host/plugin/testdata/guests/abiv2"), limitsOf(config.Plugin{}))
+	if err == nil || !strings.Contains(err.Error(), "built for plugin ABI v2; this gateway speaks v1") {
 		t.Fatalf("err = %v", err)
 	}
 	_, err = h.Load(context.Background(), config.Plugin{Name: "junk"}, []byte("\x00asm\x01\x00\x00\x00garbage"), limitsOf(config.Plugin{}))

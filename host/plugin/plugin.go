@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -35,8 +36,12 @@ type Plugin struct {
 	compiled wazero.CompiledModule
 	hasRows  bool
 
-	mu       sync.Mutex // guards the fields below, written while loading
-	subs     map[string]bool
+	mu   sync.Mutex // guards the fields below, written while loading
+	subs map[string]bool
+	// Row batches reach the plugin only when a column name matches one of
+	// rowCols or the pattern rowFind finds something; none set: always.
+	rowCols  []string
+	rowFind  []int32
 	patterns []*detect.Set
 	specs    map[string]int32
 	streams  map[string]*detect.Stream // session + field → stream being masked
@@ -124,6 +129,11 @@ func (h *Host) Load(ctx context.Context, cfg config.Plugin, wasm []byte, lim Lim
 	}
 	exports := p.compiled.ExportedFunctions()
 	if _, ok := exports[exportABI]; !ok {
+		for name := range exports {
+			if v, ok := strings.CutPrefix(name, "tollgate_abi_"); ok {
+				return fail(fmt.Errorf("built for plugin ABI %s; this gateway speaks v1 (export %s)", v, exportABI))
+			}
+		}
 		return fail(errors.New("not an ABI v1 plugin: missing export " + exportABI + " (build it with the Tollgate SDK)"))
 	}
 	_, hasEvent := exports[exportOnEvent]
@@ -158,6 +168,78 @@ func (p *Plugin) subscribe(kind string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.subs[kind] = true
+}
+
+// subscribeRows narrows the row batches the plugin wants: to batches with
+// a column whose lower-cased name matches glob, or (id >= 0) in which the
+// compiled pattern id finds something. Repeated calls add alternatives.
+func (p *Plugin) subscribeRows(glob string, id int32) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if glob != "" && !slices.Contains(p.rowCols, strings.ToLower(glob)) {
+		p.rowCols = append(p.rowCols, strings.ToLower(glob))
+	}
+	if id >= 0 && !slices.Contains(p.rowFind, id) {
+		p.rowFind = append(p.rowFind, id)
+	}
+}
+
+// wantsRows applies subscribeRows to a batch. The pattern pre-scan costs
+// a host-side scan of the batch, far less than a Wasm call that would
+// find nothing to do.
+func (p *Plugin) wantsRows(rs *event.Rows) bool {
+	p.mu.Lock()
+	cols, finds := p.rowCols, p.rowFind
+	p.mu.Unlock()
+	if len(cols) == 0 && len(finds) == 0 {
+		return true
+	}
+	for _, c := range rs.Columns {
+		name := strings.ToLower(c.Name)
+		for _, g := range cols {
+			if matchGlob(g, name) {
+				return true
+			}
+		}
+	}
+	for _, id := range finds {
+		set := (&call{p: p}).pattern(id)
+		if set == nil {
+			continue
+		}
+		for _, row := range rs.Values {
+			for _, cell := range row {
+				if !cell.Null && len(set.Find(cell.Data, nil)) > 0 {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// matchGlob matches * wildcards (any run of characters).
+func matchGlob(p, s string) bool {
+	star, mark, pi, si := -1, 0, 0, 0
+	for si < len(s) {
+		switch {
+		case pi < len(p) && p[pi] == '*':
+			star, mark = pi, si
+			pi++
+		case pi < len(p) && p[pi] == s[si]:
+			pi++
+			si++
+		case star >= 0:
+			pi, mark = star+1, mark+1
+			si = mark
+		default:
+			return false
+		}
+	}
+	for pi < len(p) && p[pi] == '*' {
+		pi++
+	}
+	return pi == len(p)
 }
 
 // newInstance instantiates the module and runs its _initialize, during
@@ -224,6 +306,9 @@ func (e *errPlugin) Unwrap() error { return e.err }
 // on_error verdict and the error, for the log.
 func (p *Plugin) Process(ctx context.Context, ev *event.Event) (event.Verdict, error) {
 	rows := ev.Rows != nil && strings.HasSuffix(ev.Kind, ".rows")
+	if rows && !p.wantsRows(ev.Rows) {
+		return event.Verdict{Action: event.Allow}, nil
+	}
 	if !rows {
 		if v, ok := p.cache.lookup(ev); ok {
 			return v, nil

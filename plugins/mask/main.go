@@ -56,6 +56,12 @@ func init() {
 	for _, k := range cfg.Kinds {
 		sdk.Subscribe(k)
 	}
+	// Batches with nothing to mask never reach the plugin: the host checks
+	// the column names and pre-scans the values.
+	for _, c := range cfg.Columns {
+		sdk.SubscribeRowsWithColumn(c)
+	}
+	sdk.SubscribeRowsMatching(detectors)
 	sdk.HandleRows(maskRows)
 	sdk.HandleEvent(maskFields)
 }

@@ -16,6 +16,8 @@ func init() {
 	}
 	sdk.Subscribe("http.request")
 	sdk.Subscribe("pg.rows")
+	sdk.SubscribeRowsWithColumn("e*l")
+	sdk.SubscribeRowsWithColumn("secret")
 	sdk.HandleEvent(func(ev sdk.Event) sdk.Verdict {
 		if n := email.Mask("query", sdk.Partial); n > 0 {
 			sdk.Annotate("masked_emails", "yes")
@@ -26,6 +28,7 @@ func init() {
 		return sdk.Allow()
 	})
 	sdk.HandleRows(func(ev sdk.Event, rows sdk.Rows) sdk.Verdict {
+		sdk.Annotate("rows_called", "yes")
 		for i, c := range rows.Columns() {
 			if c == "email" {
 				rows.MaskColumn(email, i, sdk.Redact)
