@@ -69,11 +69,11 @@ func fixture(tb testing.TB, name string) []byte {
 }
 
 // TestFixturesUpToDate checks the committed .wasm files against their .wat
-// sources when wabt's wat2wasm is installed.
+// sources; `make deps` installs wabt for wat2wasm.
 func TestFixturesUpToDate(t *testing.T) {
 	wat2wasm, err := exec.LookPath("wat2wasm")
 	if err != nil {
-		t.Skip("wat2wasm not installed")
+		t.Fatal("wat2wasm is not installed; run `make deps` (it installs Debian's wabt)")
 	}
 	wats, _ := filepath.Glob("testdata/*.wat")
 	for _, wat := range wats {
