@@ -17,6 +17,9 @@ const (
 // Row is one step of a session. Field names are the column names of the
 // audit schema; keep them stable.
 type Row struct {
+	// EventID is the row's stable identity (a UUID): a replayed batch
+	// carries the same IDs, so stores can present each event once.
+	EventID    string    `json:"event_id"`
 	Time       time.Time `json:"time"`
 	GatewayID  string    `json:"gateway_id"`
 	SessionID  string    `json:"session_id"`
@@ -47,6 +50,14 @@ type Row struct {
 	ResponseBytes int64             `json:"response_bytes,omitempty"`
 	DurationMicro int64             `json:"duration_us,omitempty"`
 	Error         string            `json:"error,omitempty"`
+
+	ApprovalID string `json:"approval_id,omitempty"`
+	Approver   string `json:"approver,omitempty"`
+
+	// PrevHash and RowHash chain the rows of a session (hex SHA-256): an
+	// edited, deleted or reordered row breaks the chain.
+	PrevHash string `json:"prev_hash,omitempty"`
+	RowHash  string `json:"row_hash,omitempty"`
 }
 
 // SetPrincipal copies the identity columns from p.
