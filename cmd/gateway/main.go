@@ -25,6 +25,7 @@ Commands:
   check     validate the config
   token     mint a token from the development issuer
   plugin    scaffold, build and test plugins (new, build, test)
+  audit     verify the audit trail's hash chains (verify)
   version   print the version
 
 Run 'gateway <command> --help' for a command's flags.
@@ -52,6 +53,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdToken(args[1:], stdout, stderr)
 	case "plugin":
 		err = cmdPlugin(args[1:], stdout, stderr)
+	case "audit":
+		err = cmdAudit(args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintf(stdout, "gateway %s\n", version)
 	case "help", "-h", "--help", "-help":

@@ -203,6 +203,23 @@ func TestShippedConfigQuickStart(t *testing.T) {
 		return r.Kind == "http.request" && r.Status == "200" && r.Subject == "you@example.com" &&
 			r.Claims["repository"] == "acme/app" && r.AccessRule == "dev-tokens-reach-demo"
 	})
+
+	// After a graceful stop every session is closed, and verify says so;
+	// an edited row is caught.
+	if err := gw.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	out2, errOut, code := gw.Run("audit", "verify", "-c", gw.Config)
+	if code != 0 || !strings.Contains(out2, "\tcomplete\t") || strings.Contains(out2, "\topen\t") {
+		t.Fatalf("audit verify: exit %d\n%s%s", code, out2, errOut)
+	}
+	trail := filepath.Join(dir, ".tollgate", "audit.jsonl")
+	b, _ := os.ReadFile(trail)
+	os.WriteFile(trail, []byte(strings.Replace(string(b), `"path":"/hello"`, `"path":"/innocent"`, 1)), 0o600)
+	out2, _, code = gw.Run("audit", "verify", "-c", gw.Config)
+	if code != 1 || !strings.Contains(out2, "\tedited\t") {
+		t.Fatalf("verify after an edit: exit %d\n%s", code, out2)
+	}
 }
 
 // A plugin author's loop: scaffold, build, test with an event, and the

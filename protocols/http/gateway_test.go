@@ -211,6 +211,24 @@ func TestRequestReachesTargetWithGatewayCredential(t *testing.T) {
 		t.Errorf("seq: open %d, request %d", open.Seq, row.Seq)
 	}
 
+	// The session's rows chain: audit.Verify finds it complete once closed.
+	http.DefaultClient.CloseIdleConnections()
+	closeRow := e.gw.WaitAudit(auditPath, "closing the session", func(r audit.Row) bool {
+		return r.SessionID == sid && r.Kind == audit.KindSessionClose
+	})
+	if closeRow.EventID == "" || closeRow.PrevHash == "" {
+		t.Errorf("close row without event id or chain: %+v", closeRow)
+	}
+	var mine []audit.Row
+	for _, r := range e.gw.AuditRows(auditPath) {
+		if r.SessionID == sid {
+			mine = append(mine, r)
+		}
+	}
+	if f := audit.Verify(mine); len(f) != 1 || f[0].Status != audit.StatusComplete {
+		t.Errorf("verify: %+v", f)
+	}
+
 	// The agent's token and the target's credential appear nowhere in the trail.
 	raw, err := os.ReadFile(e.gw.Dir + "/" + auditPath)
 	if err != nil {

@@ -397,7 +397,7 @@ func (x *exchange) finish(r *http.Request, rec *statusRecorder) {
 	}
 	row.DurationMicro = time.Since(x.start).Microseconds()
 	row.Error = x.errMsg
-	x.l.record(row)
+	x.l.record(x.sess, row)
 	if status == http.StatusSwitchingProtocols {
 		// The upgraded connection was hijacked and has now ended; the
 		// server will never report it closed.

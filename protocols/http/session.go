@@ -25,15 +25,20 @@ type session struct {
 	opened    time.Time
 	requests  int
 
-	mu  sync.Mutex
-	seq uint64
+	mu    sync.Mutex
+	seq   uint64
+	chain audit.SessionChain
 }
 
-func (s *session) nextSeq() uint64 {
+// seal numbers r as the session's next row and links it into the
+// session's hash chain. Rows are sealed in the order they are recorded.
+func (s *session) seal(r *audit.Row) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.seq++
-	return s.seq
+	r.Seq = s.seq
+	r.EventID = newSessionID()
+	s.chain.Seal(r)
 }
 
 // conn is the gateway's state for one client connection.
@@ -86,7 +91,7 @@ func (c *conn) sessionFor(p *event.Principal, target string, at time.Time) *sess
 	c.cur = s
 	row := c.row(s, audit.KindSessionOpen, target)
 	row.Time = s.opened
-	c.l.record(row)
+	c.l.record(s, row)
 	return s
 }
 
@@ -104,7 +109,7 @@ func (c *conn) closeLocked() {
 	row := c.row(s, audit.KindSessionClose, "")
 	row.DurationMicro = time.Since(s.opened).Microseconds()
 	row.Status = fmt.Sprintf("%d requests", s.requests)
-	c.l.record(row)
+	c.l.record(s, row)
 }
 
 // row starts an audit row for session s.
@@ -113,7 +118,6 @@ func (c *conn) row(s *session, kind, target string) audit.Row {
 		Time:       time.Now(),
 		GatewayID:  c.l.deps.GatewayID,
 		SessionID:  s.id,
-		Seq:        s.nextSeq(),
 		Protocol:   "http",
 		Listener:   c.l.cfg.Name,
 		Target:     target,
@@ -124,7 +128,9 @@ func (c *conn) row(s *session, kind, target string) audit.Row {
 	return r
 }
 
-func (l *Listener) record(r audit.Row) {
+// record seals r into session s and hands it to the recorder.
+func (l *Listener) record(s *session, r audit.Row) {
+	s.seal(&r)
 	if err := l.deps.Recorder.Record(r); err != nil {
 		l.deps.Log.Error("audit row not recorded", "session_id", r.SessionID, "kind", r.Kind, "err", err)
 	}
@@ -140,7 +146,7 @@ func samePrincipal(a, b *event.Principal) bool {
 }
 
 // newSessionID returns a random UUID (version 4), the form the audit
-// schema stores.
+// schema stores for session and event IDs.
 func newSessionID() string {
 	var b [16]byte
 	_, _ = rand.Read(b[:])
