@@ -268,3 +268,7 @@ func TestGCCompletesWhileAPluginSpins(t *testing.T) {
 	}
 	<-callDone
 }
+
+func testenvWasm(tb testing.TB, guest string) []byte {
+	return testenv.WasmBytes(tb, "host/plugin/testdata/guests/"+guest)
+}
