@@ -1,0 +1,293 @@
+// Package clickhouse is the audit store on a ClickHouse server or cluster,
+// through clickhouse-go's native protocol (its HTTP protocol sends settings
+// that 18.16 does not know). It applies the schema from package schema,
+// inserts rows one batch per call, and answers read-only analyst SQL.
+//
+// Delivery is at least once: a failed Insert may have written its rows
+// (ClickHouse writes a block whole or not at all, but the answer can be
+// lost), so the caller retries the same rows, and the schema makes a
+// replay harmless (see package schema).
+package clickhouse
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	ch "github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/tollgate-dev/tollgate/host/audit"
+	"github.com/tollgate-dev/tollgate/host/audit/schema"
+)
+
+// Options say where the server is.
+type Options struct {
+	Addrs    []string // native protocol host:port, e.g. 127.0.0.1:9000
+	Database string   // default "tollgate"
+	User     string   // default "default"
+	Password string
+	TLS      *tls.Config // nil: plain TCP
+	Cluster  string      // set for a cluster: ON CLUSTER DDL, Distributed tables
+}
+
+// Store writes audit rows to ClickHouse and reads them back for analysts.
+type Store struct {
+	conn    driver.Conn
+	db      string
+	version string // the server's, from SELECT version()
+
+	// sessionMu makes the read-merge-write of session rows one at a time
+	// in this process, so an open and a close in concurrent Inserts do
+	// not both miss each other.
+	sessionMu sync.Mutex
+}
+
+// Open connects, applies the schema (idempotent) and records its version.
+func Open(ctx context.Context, o Options) (*Store, error) {
+	if len(o.Addrs) == 0 {
+		return nil, errors.New("clickhouse: no server address")
+	}
+	if o.Database == "" {
+		o.Database = "tollgate"
+	}
+	if o.User == "" {
+		o.User = "default"
+	}
+	// The database may not exist yet, and a connection that names a
+	// missing database fails its handshake: apply the DDL on a first
+	// connection to "default", then connect to the audit database.
+	boot, err := connect(o, "default")
+	if err != nil {
+		return nil, err
+	}
+	version, err := serverVersion(ctx, boot)
+	if err == nil {
+		err = migrate(ctx, boot, o, version)
+	}
+	boot.Close()
+	if err != nil {
+		return nil, err
+	}
+	conn, err := connect(o, o.Database)
+	if err != nil {
+		return nil, err
+	}
+	return &Store{conn: conn, db: o.Database, version: version}, nil
+}
+
+func connect(o Options, db string) (driver.Conn, error) {
+	conn, err := ch.Open(&ch.Options{
+		Addr:        o.Addrs,
+		Protocol:    ch.Native,
+		TLS:         o.TLS,
+		Auth:        ch.Auth{Database: db, Username: o.User, Password: o.Password},
+		Compression: &ch.Compression{Method: ch.CompressionLZ4},
+		DialTimeout: 10 * time.Second,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("clickhouse: connect: %w", err)
+	}
+	return conn, nil
+}
+
+// ServerVersion is what the server answered to SELECT version().
+func (s *Store) ServerVersion() string { return s.version }
+
+func serverVersion(ctx context.Context, conn driver.Conn) (string, error) {
+	var v string
+	if err := conn.QueryRow(ctx, "SELECT version()").Scan(&v); err != nil {
+		return "", fmt.Errorf("clickhouse: server version: %w", err)
+	}
+	return v, nil
+}
+
+// major is the first number of a version string ("18.16.1" -> 18).
+func major(version string) int {
+	n, _ := strconv.Atoi(strings.SplitN(version, ".", 2)[0])
+	return n
+}
+
+// migrate runs the DDL and records schema.Version once. SET statements
+// become per-query settings: the pool may run each statement on a
+// different connection, so a session SET would not reliably apply.
+func migrate(ctx context.Context, conn driver.Conn, o Options, version string) error {
+	settings := ch.Settings{}
+	for _, stmt := range schema.Statements(schema.Options{
+		Database: o.Database, Cluster: o.Cluster, LowCardinalitySetting: major(version) < 19,
+	}) {
+		if k, v, ok := parseSet(stmt); ok {
+			if n, err := strconv.Atoi(v); err == nil {
+				settings[k] = n // the driver sends a Go string as a String setting
+			} else {
+				settings[k] = v
+			}
+			continue
+		}
+		if err := conn.Exec(ch.Context(ctx, ch.WithSettings(settings)), stmt); err != nil {
+			return fmt.Errorf("clickhouse: schema: %w\n%s", err, stmt)
+		}
+	}
+	var have uint32
+	q := fmt.Sprintf("SELECT max(version) FROM %s.schema_version", o.Database)
+	if err := conn.QueryRow(ctx, q).Scan(&have); err != nil {
+		return fmt.Errorf("clickhouse: schema version: %w", err)
+	}
+	switch {
+	case have > schema.Version:
+		return fmt.Errorf("clickhouse: the database holds schema version %d, newer than this gateway's %d; upgrade the gateway", have, schema.Version)
+	case have == schema.Version:
+		return nil
+	}
+	b, err := conn.PrepareBatch(ctx, fmt.Sprintf("INSERT INTO %s.schema_version (version, applied_at)", o.Database))
+	if err == nil {
+		err = b.Append(uint32(schema.Version), time.Now())
+	}
+	if err == nil {
+		err = b.Send()
+	}
+	if err != nil {
+		return fmt.Errorf("clickhouse: record schema version: %w", err)
+	}
+	return nil
+}
+
+func parseSet(stmt string) (key, value string, ok bool) {
+	rest, ok := strings.CutPrefix(stmt, "SET ")
+	if !ok {
+		return "", "", false
+	}
+	key, value, ok = strings.Cut(rest, "=")
+	return strings.TrimSpace(key), strings.TrimSpace(value), ok
+}
+
+// Insert writes rows as one block into events (all or none), then the
+// session rows that their session.open/close rows imply. An error means
+// "retry these rows": a retry of rows that did arrive is collapsed.
+func (s *Store) Insert(ctx context.Context, rows []audit.Row) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	b, err := s.conn.PrepareBatch(ctx, schema.InsertEvents(s.db))
+	if err != nil {
+		return fmt.Errorf("clickhouse: insert: %w", err)
+	}
+	defer b.Abort()
+	for i := range rows {
+		if err := b.Append(schema.Values(rows[i])...); err != nil {
+			return fmt.Errorf("clickhouse: insert: row %d (event %s): %w", i, rows[i].EventID, err)
+		}
+	}
+	if err := b.Send(); err != nil {
+		return fmt.Errorf("clickhouse: insert: %w", err)
+	}
+	if err := s.upsertSessions(ctx, rows); err != nil {
+		return fmt.Errorf("clickhouse: insert: sessions: %w", err)
+	}
+	return nil
+}
+
+// Close releases the connections.
+func (s *Store) Close() error { return s.conn.Close() }
+
+// readOnlyPrefixes are the statements Query runs; the server enforces
+// the rest with readonly=1.
+var readOnlyPrefixes = []string{"SELECT", "SHOW", "DESCRIBE", "DESC", "EXISTS", "WITH", "EXPLAIN"}
+
+// ErrNotReadOnly is returned by Query for anything but a read.
+var ErrNotReadOnly = errors.New("clickhouse: query: only SELECT, SHOW, DESCRIBE, EXISTS and WITH are allowed")
+
+// Query runs one read-only analyst statement and returns its result as
+// text: times in UTC RFC 3339, arrays as JSON, NULL as "NULL".
+func (s *Store) Query(ctx context.Context, sql string, args ...any) (cols []string, rows [][]string, err error) {
+	if !readOnly(sql) {
+		return nil, nil, ErrNotReadOnly
+	}
+	ctx = ch.Context(ctx, ch.WithSettings(ch.Settings{"readonly": 1}))
+	r, err := s.conn.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, nil, fmt.Errorf("clickhouse: query: %w", err)
+	}
+	defer r.Close()
+	cols = r.Columns()
+	types := r.ColumnTypes()
+	dest := make([]any, len(types))
+	for r.Next() {
+		for i, t := range types {
+			dest[i] = reflect.New(t.ScanType()).Interface()
+		}
+		if err := r.Scan(dest...); err != nil {
+			return nil, nil, fmt.Errorf("clickhouse: query: %w", err)
+		}
+		row := make([]string, len(dest))
+		for i, d := range dest {
+			row[i] = text(reflect.ValueOf(d).Elem().Interface())
+		}
+		rows = append(rows, row)
+	}
+	if err := r.Err(); err != nil {
+		return nil, nil, fmt.Errorf("clickhouse: query: %w", err)
+	}
+	return cols, rows, nil
+}
+
+// readOnly checks the first word after any leading comments.
+func readOnly(sql string) bool {
+	s := sql
+	for {
+		s = strings.TrimLeft(s, " \t\r\n(")
+		switch {
+		case strings.HasPrefix(s, "--"):
+			_, s, _ = strings.Cut(s, "\n")
+			continue
+		case strings.HasPrefix(s, "/*"):
+			_, s, _ = strings.Cut(s, "*/")
+			continue
+		}
+		break
+	}
+	for _, p := range readOnlyPrefixes {
+		if len(s) > len(p) && strings.EqualFold(s[:len(p)], p) && !isWord(s[len(p)]) {
+			return true
+		}
+	}
+	return false
+}
+
+func isWord(c byte) bool {
+	return c == '_' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
+}
+
+func text(v any) string {
+	rv := reflect.ValueOf(v)
+	if rv.Kind() == reflect.Pointer {
+		if rv.IsNil() {
+			return "NULL"
+		}
+		return text(rv.Elem().Interface())
+	}
+	switch x := v.(type) {
+	case string:
+		return x
+	case time.Time:
+		return x.UTC().Format(time.RFC3339)
+	case fmt.Stringer:
+		return x.String()
+	case []byte:
+		return string(x)
+	}
+	if rv.Kind() == reflect.Slice || rv.Kind() == reflect.Map {
+		b, err := json.Marshal(v)
+		if err == nil {
+			return string(b)
+		}
+	}
+	return fmt.Sprint(v)
+}

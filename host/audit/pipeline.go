@@ -1,0 +1,429 @@
+package audit
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tollgate-dev/tollgate/host/audit/spool"
+)
+
+// Store is where batches of rows end up; *clickhouse.Store is one. Insert
+// is all or nothing per call, and may be called again with the same rows
+// (at-least-once): stores present each event ID once.
+type Store interface {
+	Insert(ctx context.Context, rows []Row) error
+	Close() error
+}
+
+// ErrFull is returned by Record when the spool is full and the operator
+// chose on_full = "refuse": the caller refuses the request, because an
+// unaudited action is worse than a failed one.
+var ErrFull = errors.New("audit: spool full; refusing new work until the audit store catches up")
+
+// PipelineOptions configure a Pipeline.
+type PipelineOptions struct {
+	Store     Store
+	Spool     spool.Options
+	OnFull    string        // "refuse" (default) or "drop"
+	BatchRows int           // rows per insert; default 10,000
+	BatchAge  time.Duration // the longest a row waits for its batch; default 1s
+	Log       *slog.Logger
+}
+
+// Pipeline is the production Recorder: rows go to a durable local spool
+// and, in batches, to the store; a row leaves the spool only after the
+// store acknowledged its batch. The request path never waits on the store.
+//
+// Record appends the row to an in-memory buffer (no encoding, no I/O); a
+// writer goroutine encodes and appends buffered rows to the spool every
+// couple of milliseconds; a shipper goroutine inserts batches and
+// acknowledges them in the spool. At start, and whenever the in-memory
+// queue was dropped to bound memory while the store was away, the shipper
+// replays the spool from the last acknowledged row.
+type Pipeline struct {
+	o     PipelineOptions
+	sp    *spool.Spool
+	log   *slog.Logger
+	stats pipelineStats
+
+	mu      sync.Mutex
+	pending []Row     // accepted, not yet in the spool
+	queue   []shipped // in the spool, not yet in the store
+	queued  int       // rows in queue
+	replay  bool      // the queue is incomplete: replay the spool
+	full    bool      // the last spool append hit the size limit
+	closed  bool
+	// Admission: a row is accepted only if it will fit in the spool, so
+	// that nothing accepted is ever lost. Estimated from the spool's size
+	// and the rows' average encoded size.
+	spoolBytes int64
+	rowBytes   int64
+	softMax    int64
+	inflight   int // rows the writer took from pending and has not appended yet
+
+	wake     chan struct{} // writer: pending grew
+	ship     chan struct{} // shipper: queue grew
+	stop     chan struct{}
+	halt     <-chan struct{} // insert gives up retrying when this closes
+	writerWG sync.WaitGroup
+	shipWG   sync.WaitGroup
+	acked    spool.Pos
+}
+
+type shipped struct {
+	rows []Row
+	last spool.Pos
+	at   time.Time
+}
+
+type pipelineStats struct {
+	accepted, spooled, shipped, dropped, refused, retries atomic.Uint64
+}
+
+// PipelineStats are the pipeline's counters, for metrics and logs.
+type PipelineStats struct {
+	Accepted, Spooled, Shipped, Dropped, Refused, Retries uint64
+	SpoolBytes                                            int64
+}
+
+// maxQueuedRows bounds the rows held in memory for the shipper; past it
+// the in-memory copies are dropped and the spool is replayed instead.
+const maxQueuedRows = 200_000
+
+// OpenPipeline opens the spool and starts the writer and the shipper. The
+// store may be unreachable: rows wait in the spool.
+func OpenPipeline(o PipelineOptions) (*Pipeline, error) {
+	if o.BatchRows <= 0 {
+		o.BatchRows = 10_000
+	}
+	if o.BatchAge <= 0 {
+		o.BatchAge = time.Second
+	}
+	if o.OnFull == "" {
+		o.OnFull = "refuse"
+	}
+	if o.Log == nil {
+		o.Log = slog.Default()
+	}
+	if o.Spool.Logger == nil {
+		o.Spool.Logger = o.Log
+	}
+	sp, err := spool.Open(o.Spool)
+	if err != nil {
+		return nil, fmt.Errorf("audit: %w", err)
+	}
+	maxBytes := o.Spool.MaxBytes
+	if maxBytes <= 0 {
+		maxBytes = spool.DefaultMaxBytes
+	}
+	p := &Pipeline{o: o, sp: sp, log: o.Log, replay: true,
+		wake: make(chan struct{}, 1), ship: make(chan struct{}, 1), stop: make(chan struct{}),
+		spoolBytes: sp.Size(), rowBytes: 1024, softMax: maxBytes - maxBytes/8}
+	p.halt = p.stop
+	p.writerWG.Add(1)
+	go p.writer()
+	p.shipWG.Add(1)
+	go p.shipper()
+	return p, nil
+}
+
+// Record accepts a row. It returns ErrFull (on_full = "refuse") or drops
+// the row and counts it (on_full = "drop") while the spool is full.
+func (p *Pipeline) Record(r Row) error {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return ErrClosed
+	}
+	if p.full || p.spoolBytes+int64(len(p.pending)+p.inflight+1)*p.rowBytes > p.softMax {
+		p.mu.Unlock()
+		if p.o.OnFull == "drop" {
+			n := p.stats.dropped.Add(1)
+			if n == 1 || n%1000 == 0 {
+				p.log.Error("audit: spool full, dropping rows (on_full = \"drop\")", "dropped", n)
+			}
+			return nil
+		}
+		p.stats.refused.Add(1)
+		return ErrFull
+	}
+	p.pending = append(p.pending, r)
+	n := len(p.pending)
+	p.mu.Unlock()
+	p.stats.accepted.Add(1)
+	if n == 1 || n >= 512 {
+		signal(p.wake)
+	}
+	return nil
+}
+
+func signal(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
+}
+
+// writeEvery is how long an accepted row may wait before it is in the
+// spool: the window a SIGKILL could lose.
+const writeEvery = 2 * time.Millisecond
+
+func (p *Pipeline) writer() {
+	defer p.writerWG.Done()
+	t := time.NewTicker(writeEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-p.stop:
+			p.writeOnce()
+			return
+		case <-p.wake:
+		case <-t.C:
+		}
+		p.writeOnce()
+	}
+}
+
+// writeOnce moves pending rows into the spool, in chunks, and queues them
+// for the shipper. Rows that do not fit stay pending: nothing accepted is
+// lost, and new rows are refused (or dropped) until they fit.
+func (p *Pipeline) writeOnce() {
+	p.mu.Lock()
+	rows := p.pending
+	p.pending = nil
+	p.inflight = len(rows)
+	p.mu.Unlock()
+	defer func() {
+		p.mu.Lock()
+		p.inflight = 0
+		p.mu.Unlock()
+	}()
+	const chunk = 1000
+	for len(rows) > 0 {
+		n := min(len(rows), chunk)
+		part := rows[:n]
+		payloads := make([][]byte, n)
+		for i, r := range part {
+			b, err := json.Marshal(r)
+			if err != nil {
+				p.log.Error("audit: row not encodable", "session_id", r.SessionID, "err", err)
+				b = []byte("{}")
+			}
+			payloads[i] = b
+		}
+		size := 0
+		for _, b := range payloads {
+			size += len(b) + 8
+		}
+		last, err := p.sp.AppendBatch(payloads)
+		if err != nil {
+			p.mu.Lock()
+			p.pending = append(rows, p.pending...)
+			wasFull := p.full
+			p.full = errors.Is(err, spool.ErrFull)
+			p.mu.Unlock()
+			if !p.full || !wasFull {
+				p.log.Error("audit: spool append failed; rows kept in memory", "err", err, "rows", len(rows))
+			}
+			return
+		}
+		p.stats.spooled.Add(uint64(n))
+		p.mu.Lock()
+		p.full = false
+		p.inflight -= n
+		p.spoolBytes = p.sp.Size()
+		p.rowBytes = max(int64(size/n), 64)
+		if p.queued+n > maxQueuedRows {
+			// The store is away for long: keep memory bounded and let the
+			// shipper replay the spool when it is back.
+			p.queue, p.queued, p.replay = nil, 0, true
+		} else if !p.replay {
+			p.queue = append(p.queue, shipped{rows: part, last: last, at: time.Now()})
+			p.queued += n
+		}
+		p.mu.Unlock()
+		signal(p.ship)
+		rows = rows[n:]
+	}
+}
+
+func (p *Pipeline) shipper() {
+	defer p.shipWG.Done()
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-p.stop:
+			return
+		case <-p.ship:
+		case <-t.C:
+		}
+		if !p.shipOnce(false) {
+			return
+		}
+	}
+}
+
+// shipOnce replays the spool if needed, then ships queued batches that are
+// full or old enough (all of them when draining). False means stop.
+func (p *Pipeline) shipOnce(draining bool) bool {
+	p.mu.Lock()
+	doReplay := p.replay
+	if doReplay {
+		p.replay, p.queue, p.queued = false, nil, 0
+	}
+	p.mu.Unlock()
+	if doReplay && !p.replaySpool() {
+		return false
+	}
+	for {
+		p.mu.Lock()
+		if len(p.queue) == 0 || (!draining && p.queued < p.o.BatchRows && time.Since(p.queue[0].at) < p.o.BatchAge) {
+			p.mu.Unlock()
+			return true
+		}
+		var batch []Row
+		var last spool.Pos
+		i := 0
+		for ; i < len(p.queue) && (len(batch) == 0 || len(batch)+len(p.queue[i].rows) <= p.o.BatchRows); i++ {
+			batch = append(batch, p.queue[i].rows...)
+			last = p.queue[i].last
+		}
+		p.mu.Unlock()
+		if !p.insert(batch, last) {
+			return false
+		}
+		p.mu.Lock()
+		if len(p.queue) >= i { // a replay may have cleared the queue meanwhile
+			p.queue = p.queue[i:]
+			p.queued -= len(batch)
+		}
+		p.mu.Unlock()
+	}
+}
+
+// replaySpool ships everything the spool holds beyond the last
+// acknowledged row, in batches.
+func (p *Pipeline) replaySpool() bool {
+	var batch []Row
+	var last spool.Pos
+	stopped := false
+	err := p.sp.Replay(func(pos spool.Pos, payload []byte) error {
+		var r Row
+		if err := json.Unmarshal(payload, &r); err != nil {
+			p.log.Error("audit: spooled row not decodable; skipped", "pos", pos.String(), "err", err)
+			return nil
+		}
+		batch = append(batch, r)
+		last = pos
+		if len(batch) >= p.o.BatchRows {
+			if !p.insert(batch, last) {
+				stopped = true
+				return errStopped
+			}
+			batch = nil
+		}
+		return nil
+	})
+	if stopped {
+		return false
+	}
+	if err != nil {
+		p.log.Error("audit: spool replay failed; will retry", "err", err)
+		p.mu.Lock()
+		p.replay = true
+		p.mu.Unlock()
+		return true
+	}
+	if len(batch) > 0 {
+		return p.insert(batch, last)
+	}
+	return true
+}
+
+var errStopped = errors.New("stopped")
+
+// insert retries a batch with backoff until the store takes it, then
+// acknowledges it in the spool. False means the pipeline is stopping.
+func (p *Pipeline) insert(rows []Row, last spool.Pos) bool {
+	backoff := 100 * time.Millisecond
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		err := p.o.Store.Insert(ctx, rows)
+		cancel()
+		if err == nil {
+			break
+		}
+		n := p.stats.retries.Add(1)
+		if n == 1 || n%20 == 0 {
+			p.log.Warn("audit: store insert failed; rows stay in the spool and will be retried", "err", err, "rows", len(rows), "retry_in", backoff.String())
+		}
+		select {
+		case <-p.halt:
+			return false
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 5*time.Second)
+	}
+	p.stats.shipped.Add(uint64(len(rows)))
+	if last.Compare(p.acked) > 0 {
+		if err := p.sp.Ack(last); err != nil {
+			p.log.Error("audit: spool ack failed; rows may be sent again", "err", err)
+		} else {
+			p.acked = last
+			p.mu.Lock()
+			p.spoolBytes = p.sp.Size()
+			p.mu.Unlock()
+		}
+	}
+	return true
+}
+
+// Stats returns the pipeline's counters.
+func (p *Pipeline) Stats() PipelineStats {
+	return PipelineStats{
+		Accepted: p.stats.accepted.Load(), Spooled: p.stats.spooled.Load(), Shipped: p.stats.shipped.Load(), Dropped: p.stats.dropped.Load(),
+		Refused: p.stats.refused.Load(), Retries: p.stats.retries.Load(), SpoolBytes: p.sp.Size(),
+	}
+}
+
+// Close stops accepting rows, writes what is pending to the spool, ships
+// what it can within the grace period of ctx, and closes the spool. Rows
+// not shipped stay in the spool for the next start.
+func (p *Pipeline) Close() error { return p.CloseContext(context.Background()) }
+
+// CloseContext is Close with a deadline for the final shipping.
+func (p *Pipeline) CloseContext(ctx context.Context) error {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil
+	}
+	p.closed = true
+	p.mu.Unlock()
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+	}
+	// Stop the shipper first, then the writer (which flushes to the spool).
+	close(p.stop)
+	p.shipWG.Wait()
+	p.writerWG.Wait()
+	if n := len(p.pending); n > 0 {
+		p.log.Error("audit: rows could not be written to the spool at shutdown and are lost", "rows", n)
+	}
+	// A last attempt to ship, bounded by ctx; what fails stays spooled.
+	// Nothing else runs now, so halt can be swapped safely.
+	p.halt = ctx.Done()
+	p.shipOnce(true)
+	errSpool := p.sp.Close()
+	errStore := p.o.Store.Close()
+	return errors.Join(errSpool, errStore)
+}

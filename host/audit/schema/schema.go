@@ -1,0 +1,254 @@
+// Package schema is the audit schema for ClickHouse, as Go: the DDL, the
+// events column list and the conversion of an audit.Row into that list's
+// values. The ClickHouse store and the embedded (chDB) store share it, so
+// the same analyst SQL works on both.
+//
+// Every type is one that every ClickHouse since 18.16 accepts (the server
+// tests can install here) and current releases still accept: DateTime
+// plus a microseconds column instead of DateTime64, parallel key/value
+// arrays instead of Map, LowCardinality(String) (which needs a setting at
+// CREATE time before 19.x), no CODEC, no TTL.
+//
+// Decisions:
+//
+//   - Absent values are ” and 0, never NULL: a Row has no pointer fields,
+//     so its zero values round-trip exactly, and analysts compare with =
+//     without three-valued logic. No column is Nullable.
+//   - prev_hash and row_hash are String holding the Row's hex text, not
+//     FixedString(32) of the raw bytes. The store must never refuse a row
+//     for its content: a row it cannot convert would sit in the spool and
+//     be retried forever. Hex also reads the same in SQL as in `gateway
+//     audit verify` output. The cost is 64 bytes per row.
+//   - events is a ReplacingMergeTree(ingested_at) whose sorting key holds
+//     the event's identity (session_id, seq, event_id) and otherwise only
+//     columns of the event itself (target, ts), so a replayed batch
+//     (delivery is at least once) collapses at merge time and `FROM events
+//     FINAL` shows each event once before that. Replays are identical, so
+//     which copy survives does not matter; ingested_at records when it
+//     arrived. A row that claims the same (session_id, seq) with another
+//     event_id is NOT collapsed: the chain check must see the conflict.
+//   - The sorting key leads with (target, ts) and that pair is the primary
+//     index: most forensic questions are "on this target, in this window",
+//     and a time window alone still prunes because target has few values.
+//     A session's rows (whose close row has no target) are found by
+//     session_id plus the session's time range from the sessions table.
+//   - Replicated tables are sharded by the session (cityHash64 of its
+//     text, 18.16 cannot hash a UUID): a session's rows and every replay
+//     of them land on one shard, where they can collapse.
+package schema
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/tollgate-dev/tollgate/host/audit"
+)
+
+// Version is the schema version this code writes. Bump it with any
+// change to the DDL and say in the DDL what changed.
+const Version = 1
+
+// Options select the DDL's variant.
+type Options struct {
+	Database string // default "tollgate"
+	// Cluster, when set, creates ON CLUSTER replicated local tables
+	// (<name>_local) and Distributed tables with the analyst-facing names.
+	Cluster string
+	// LowCardinalitySetting is for servers older than 19: the statements
+	// then begin with the SET that lets CREATE use LowCardinality. Newer
+	// servers reject that setting as unknown.
+	LowCardinalitySetting bool
+}
+
+// LowCardinalitySet is the statement that Statements begins with when
+// Options.LowCardinalitySetting is true. Run the statements in order on
+// one session (or pass the setting with each one).
+const LowCardinalitySet = "SET allow_experimental_low_cardinality_type = 1"
+
+// identity columns shared by events and sessions.
+const identityColumns = `    gateway_id LowCardinality(String),
+    protocol LowCardinality(String),
+    listener LowCardinality(String),
+    target LowCardinality(String),
+    remote_addr String,
+    issuer LowCardinality(String),
+    subject String,
+    email String,
+    groups Array(String),
+    claim_keys Array(String),
+    claim_values Array(String)`
+
+// Statements returns the idempotent DDL in the order it must run.
+func Statements(o Options) []string {
+	db := o.Database
+	if db == "" {
+		db = "tollgate"
+	}
+	var out []string
+	if o.LowCardinalitySetting {
+		out = append(out, LowCardinalitySet)
+	}
+	on := ""
+	if o.Cluster != "" {
+		on = " ON CLUSTER " + o.Cluster
+	}
+	out = append(out, fmt.Sprintf("CREATE DATABASE IF NOT EXISTS %s%s", db, on))
+
+	// table emits one table: a plain one, or on a cluster a replicated
+	// local table plus a Distributed one under the plain name.
+	table := func(name, columns, engine, args, rest, shardBy, zkPath string) {
+		if o.Cluster == "" {
+			out = append(out, fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s.%s\n(\n%s\n)\nENGINE = %s(%s)\n%s",
+				db, name, columns, engine, args, rest))
+			return
+		}
+		local := name + "_local"
+		if shardBy == "" {
+			local = name // not sharded: no Distributed table in front
+		}
+		if zkPath == "" {
+			zkPath = fmt.Sprintf("/clickhouse/tables/{shard}/%s/%s", db, local)
+		}
+		rargs := fmt.Sprintf("'%s', '{replica}'", zkPath)
+		if args != "" {
+			rargs += ", " + args
+		}
+		out = append(out, fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s.%s%s\n(\n%s\n)\nENGINE = Replicated%s(%s)\n%s",
+			db, local, on, columns, engine, rargs, rest))
+		if shardBy != "" {
+			out = append(out, fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s.%s%s AS %s.%s_local\nENGINE = Distributed(%s, %s, %s_local, %s)",
+				db, name, on, db, name, o.Cluster, db, name, shardBy))
+		}
+	}
+
+	// schema_version: one row per version applied. On a cluster every
+	// node is a replica of one table (no {shard} in the path) under the
+	// plain name, so each node sees the version without a Distributed
+	// table.
+	table("schema_version", `    version UInt32,
+    applied_at DateTime DEFAULT now()`,
+		"ReplacingMergeTree", "", "ORDER BY version", "",
+		fmt.Sprintf("/clickhouse/tables/all/%s/schema_version", db))
+
+	// events: one row per audit.Row, columns in Columns() order, then
+	// ingested_at, which the server fills.
+	table("events", `    ts DateTime,
+    ts_us UInt32,
+    event_id UUID,
+    session_id UUID,
+    seq UInt64,
+    kind LowCardinality(String),
+`+identityColumns+`,
+    access_rule LowCardinality(String),
+    request_keys Array(String),
+    request_values Array(String),
+    verdict LowCardinality(String),
+    plugin LowCardinality(String),
+    reason String,
+    annotation_keys Array(String),
+    annotation_values Array(String),
+    status String,
+    request_bytes Int64,
+    response_bytes Int64,
+    duration_us Int64,
+    error String,
+    approval_id String,
+    approver String,
+    prev_hash String,
+    row_hash String,
+    ingested_at DateTime DEFAULT now()`,
+		"ReplacingMergeTree", "ingested_at",
+		"PARTITION BY toYYYYMM(ts)\nPRIMARY KEY (target, ts)\nORDER BY (target, ts, session_id, seq, event_id)",
+		"cityHash64(toString(session_id))", "")
+
+	// sessions: one row per session, written at open and rewritten at
+	// close. The version is the seq of the latest open/close row merged
+	// into it, so a late replay of the open row cannot hide the close.
+	// Unpartitioned: a session spans months, and replacing only works
+	// within a partition; the table is small.
+	table("sessions", `    session_id UUID,
+`+identityColumns+`,
+    opened_at DateTime,
+    opened_us UInt32,
+    closed UInt8,
+    closed_at DateTime,
+    closed_us UInt32,
+    status String,
+    duration_us Int64,
+    last_seq UInt64`,
+		"ReplacingMergeTree", "last_seq", "ORDER BY session_id",
+		"cityHash64(toString(session_id))", "")
+	return out
+}
+
+// columns is the events insert list; Values follows it.
+var columns = []string{
+	"ts", "ts_us", "event_id", "session_id", "seq", "kind",
+	"gateway_id", "protocol", "listener", "target", "remote_addr",
+	"issuer", "subject", "email", "groups", "claim_keys", "claim_values",
+	"access_rule", "request_keys", "request_values",
+	"verdict", "plugin", "reason", "annotation_keys", "annotation_values",
+	"status", "request_bytes", "response_bytes", "duration_us", "error",
+	"approval_id", "approver", "prev_hash", "row_hash",
+}
+
+// Columns is the events column list in insert order (ingested_at is left
+// to its default).
+func Columns() []string { return append([]string(nil), columns...) }
+
+// InsertEvents is the INSERT head for db.events with the explicit column
+// list (clickhouse-go needs it).
+func InsertEvents(db string) string {
+	return fmt.Sprintf("INSERT INTO %s.events (%s)", db, strings.Join(columns, ", "))
+}
+
+// Values is r as Append arguments in Columns() order. Maps become sorted
+// parallel arrays, so a replay of a row stores identical arrays.
+func Values(r audit.Row) []any {
+	ck, cv := Pairs(r.Claims)
+	rk, rv := Pairs(r.Request)
+	ak, av := Pairs(r.Annotations)
+	ts, us := Split(r.Time)
+	return []any{
+		ts, us, r.EventID, r.SessionID, r.Seq, r.Kind,
+		r.GatewayID, r.Protocol, r.Listener, r.Target, r.RemoteAddr,
+		r.Issuer, r.Subject, r.Email, nonNil(r.Groups), ck, cv,
+		r.AccessRule, rk, rv,
+		r.Verdict, r.Plugin, r.Reason, ak, av,
+		r.Status, r.RequestBytes, r.ResponseBytes, r.DurationMicro, r.Error,
+		r.ApprovalID, r.Approver, r.PrevHash, r.RowHash,
+	}
+}
+
+// Split is t as (whole seconds, microseconds) for ts and ts_us.
+func Split(t time.Time) (time.Time, uint32) {
+	return t.Truncate(time.Second), uint32(t.Nanosecond() / 1000)
+}
+
+// Join reverses Split.
+func Join(ts time.Time, us uint32) time.Time {
+	return ts.Add(time.Duration(us) * time.Microsecond)
+}
+
+// Pairs is m as parallel key and value arrays, by key.
+func Pairs(m map[string]string) (keys, values []string) {
+	keys = make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	values = make([]string, len(keys))
+	for i, k := range keys {
+		values[i] = m[k]
+	}
+	return keys, values
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}

@@ -1,0 +1,84 @@
+CREATE DATABASE IF NOT EXISTS tollgate ON CLUSTER prod;
+
+CREATE TABLE IF NOT EXISTS tollgate.schema_version ON CLUSTER prod
+(
+    version UInt32,
+    applied_at DateTime DEFAULT now()
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/all/tollgate/schema_version', '{replica}')
+ORDER BY version;
+
+CREATE TABLE IF NOT EXISTS tollgate.events_local ON CLUSTER prod
+(
+    ts DateTime,
+    ts_us UInt32,
+    event_id UUID,
+    session_id UUID,
+    seq UInt64,
+    kind LowCardinality(String),
+    gateway_id LowCardinality(String),
+    protocol LowCardinality(String),
+    listener LowCardinality(String),
+    target LowCardinality(String),
+    remote_addr String,
+    issuer LowCardinality(String),
+    subject String,
+    email String,
+    groups Array(String),
+    claim_keys Array(String),
+    claim_values Array(String),
+    access_rule LowCardinality(String),
+    request_keys Array(String),
+    request_values Array(String),
+    verdict LowCardinality(String),
+    plugin LowCardinality(String),
+    reason String,
+    annotation_keys Array(String),
+    annotation_values Array(String),
+    status String,
+    request_bytes Int64,
+    response_bytes Int64,
+    duration_us Int64,
+    error String,
+    approval_id String,
+    approver String,
+    prev_hash String,
+    row_hash String,
+    ingested_at DateTime DEFAULT now()
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/tollgate/events_local', '{replica}', ingested_at)
+PARTITION BY toYYYYMM(ts)
+PRIMARY KEY (target, ts)
+ORDER BY (target, ts, session_id, seq, event_id);
+
+CREATE TABLE IF NOT EXISTS tollgate.events ON CLUSTER prod AS tollgate.events_local
+ENGINE = Distributed(prod, tollgate, events_local, cityHash64(toString(session_id)));
+
+CREATE TABLE IF NOT EXISTS tollgate.sessions_local ON CLUSTER prod
+(
+    session_id UUID,
+    gateway_id LowCardinality(String),
+    protocol LowCardinality(String),
+    listener LowCardinality(String),
+    target LowCardinality(String),
+    remote_addr String,
+    issuer LowCardinality(String),
+    subject String,
+    email String,
+    groups Array(String),
+    claim_keys Array(String),
+    claim_values Array(String),
+    opened_at DateTime,
+    opened_us UInt32,
+    closed UInt8,
+    closed_at DateTime,
+    closed_us UInt32,
+    status String,
+    duration_us Int64,
+    last_seq UInt64
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/tollgate/sessions_local', '{replica}', last_seq)
+ORDER BY session_id;
+
+CREATE TABLE IF NOT EXISTS tollgate.sessions ON CLUSTER prod AS tollgate.sessions_local
+ENGINE = Distributed(prod, tollgate, sessions_local, cityHash64(toString(session_id)));
