@@ -109,7 +109,8 @@ func (m *Meter) take() int64 {
 // m: it gives the guest its first slice, calls fn under WithMeter, and
 // returns the units the guest did not use to m.Budget. Units handed out
 // before (such as instantiation's leftover) are discarded, so a call
-// never uses fuel it was not given.
+// never uses fuel it was not given. After an error, the units left of the
+// slice in progress (at most Slice) count as used.
 //
 // # Errors
 //
@@ -134,7 +135,10 @@ func (m *Meter) Call(ctx context.Context, mod api.Module, fn api.Function, param
 	}
 	g.Set(uint64(m.take()))
 	res, err := fn.Call(ctx, params...)
-	if left := int64(g.Get()); left > 0 {
+	// After an error the guest's count may be stale (a function with loops
+	// counts in a local, stored to the global at calls and returns), so
+	// what is left of the slice counts as used.
+	if left := int64(g.Get()); left > 0 && err == nil {
 		m.Budget += left
 		m.used -= left
 	}

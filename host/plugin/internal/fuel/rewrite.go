@@ -58,15 +58,23 @@ type section struct {
 
 // module holds what the rewrite of later sections needs from earlier ones.
 type module struct {
-	typeParams  []uint32 // parameter count per type index
+	typeParams  [][]byte // parameter types per type index
 	funcTypes   []uint32 // type index per function (imports first)
 	funcImports uint32
 	globals     uint32 // original global count (imported + defined)
 
 	refill     uint32 // function index of the refill import
 	fuelGlobal uint32 // global index of the fuel global
-	checkPlain []byte // fuel check without the loop restart
-	checkLoop  []byte // fuel check that restarts the enclosing loop
+	checkPlain []byte // entry check of a function without loops
+
+	// Globals the loop check's refill path parks locals in (see
+	// funcRewriter.assemble): slots[t] lists the global indices of type
+	// scratchTypes[t], allocated after the fuel global as needed.
+	slots       [len(scratchTypes)][]uint32
+	globalCount uint32 // entries in the global section, fuel global included
+	globalBody  []byte // global section entries, fuel global included
+	extraBody   []byte // entries of the slot globals
+	extraCount  uint32
 
 	elided int // function entry checks elided (for tests and tuning)
 }
@@ -79,7 +87,10 @@ type module struct {
 //
 // The function entry check is left out where a loop header is reached by
 // straight-line code (only leading blocks) from the entry, since the loop
-// header check charges that path. The import shifts the index of every
+// header check charges that path. A function with a loop counts in an
+// added local, synchronized with the global around calls and at returns,
+// and its loop checks park the locals the loop writes in added globals
+// while they call the host (see funcRewriter.assemble). The import shifts the index of every
 // defined function; Rewrite remaps calls, ref.func, exports, the start
 // function, element segments and the name section. It drops DWARF
 // (.debug*) and sourceMappingURL custom sections, which would no longer
@@ -140,6 +151,13 @@ func Rewrite(wasm []byte) ([]byte, error) {
 	}
 	if err := addMissing(1 << 30); err != nil {
 		return nil, err
+	}
+	if m.extraCount > 0 {
+		for i := range out {
+			if out[i].id == secGlobal {
+				out[i].body = m.finishGlobals()
+			}
+		}
 	}
 	if nCode < 0 && len(m.funcTypes) > int(m.funcImports) {
 		return nil, errors.New("fuel: function section without code section")
@@ -323,17 +341,19 @@ func valType(r *reader) (byte, error) {
 	return 0, fmt.Errorf("unsupported value type 0x%02x", t)
 }
 
-func valTypes(r *reader) (uint32, error) {
+// valTypes reads a vector of value types and returns them, one byte each.
+func valTypes(r *reader) ([]byte, error) {
 	n, err := r.count()
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
+	start := r.off
 	for i := uint32(0); i < n; i++ {
 		if _, err := valType(r); err != nil {
-			return 0, err
+			return nil, err
 		}
 	}
-	return n, nil
+	return r.b[start:r.off], nil
 }
 
 func (m *module) types(r *reader) ([]byte, error) {
@@ -370,7 +390,7 @@ func (m *module) typeIndex(r *reader) (uint32, error) {
 		return 0, err
 	}
 	// The refill type is appended at len(typeParams): refuse it too.
-	if t >= uint32(len(m.typeParams)) {
+	if uint64(t) >= uint64(len(m.typeParams)) {
 		return 0, fmt.Errorf("type index %d out of range", t)
 	}
 	return t, nil
@@ -539,7 +559,18 @@ func (m *module) globalSection(r *reader) ([]byte, error) {
 	}
 	m.fuelGlobal = m.globals
 	m.buildChecks()
-	return append(out, 0x7e, 0x01, 0x42, 0x00, 0x0b), nil // (mut i64) (i64.const 0)
+	out = append(out, 0x7e, 0x01, 0x42, 0x00, 0x0b) // (mut i64) (i64.const 0)
+	m.globalCount = n + 1
+	m.globalBody = out[len(appendU32(nil, n+1)):]
+	return out, nil
+}
+
+// finishGlobals returns the global section body with the slot globals
+// that the code section allocated.
+func (m *module) finishGlobals() []byte {
+	out := appendU32(nil, m.globalCount+m.extraCount)
+	out = append(out, m.globalBody...)
+	return append(out, m.extraBody...)
 }
 
 func (m *module) exports(r *reader) ([]byte, error) {
