@@ -84,7 +84,7 @@ func TestFullExamplePassesCheck(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "secrets", "billing-password"), []byte("pw\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	env := []string{"TOLLGATE_DEMO_TOKEN=d", "ORDERS_API_TOKEN=o", "METRICS_API_KEY=m"}
+	env := []string{"TOLLGATE_DEMO_TOKEN=d", "ORDERS_API_TOKEN=o", "METRICS_API_KEY=m", "CLICKHOUSE_PASSWORD=c"}
 	out, errOut, code := testenv.RunGateway(t, dir, env, "check", "-c", "gateway.toml")
 	if code != 0 {
 		t.Fatalf("examples/gateway.full.toml fails check:\n%s", errOut)

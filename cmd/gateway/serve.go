@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -17,6 +19,8 @@ import (
 
 	"github.com/tollgate-dev/tollgate/host/access"
 	"github.com/tollgate-dev/tollgate/host/audit"
+	"github.com/tollgate-dev/tollgate/host/audit/clickhouse"
+	"github.com/tollgate-dev/tollgate/host/audit/spool"
 	"github.com/tollgate-dev/tollgate/host/config"
 	"github.com/tollgate-dev/tollgate/host/demo"
 	"github.com/tollgate-dev/tollgate/host/event"
@@ -104,7 +108,7 @@ and trusts that issuer's tokens. Never use it in production.`, stderr)
 		return err
 	}
 	running = append(running, pl)
-	rec, err := openRecorder(cfg)
+	rec, err := openRecorder(cfg, log)
 	if err != nil {
 		shutdown()
 		return err
@@ -248,12 +252,47 @@ func shutdownListeners(ls []*httpproto.Listener, grace time.Duration, log *slog.
 	}
 }
 
-func openRecorder(cfg *config.Config) (audit.Recorder, error) {
-	switch cfg.Audit.Store {
+func openRecorder(cfg *config.Config, log *slog.Logger) (audit.Recorder, error) {
+	a := cfg.Audit
+	switch a.Store {
 	case "file":
-		return audit.OpenFile(cfg.DataPath(cfg.Audit.Path))
+		return audit.OpenFile(cfg.DataPath(a.Path))
+	case "clickhouse":
+		o := clickhouse.Options{Addrs: a.ClickHouse.Addrs, Database: a.ClickHouse.Database,
+			User: a.ClickHouse.User, Password: a.ClickHouse.Password.Value(), Cluster: a.ClickHouse.Cluster}
+		if a.ClickHouse.TLS {
+			tc := &tls.Config{MinVersion: tls.VersionTLS12}
+			if a.ClickHouse.CAFile != "" {
+				pem, err := os.ReadFile(cfg.Path(a.ClickHouse.CAFile))
+				if err != nil {
+					return nil, fmt.Errorf("audit: clickhouse ca_file: %w", err)
+				}
+				tc.RootCAs = x509.NewCertPool()
+				if !tc.RootCAs.AppendCertsFromPEM(pem) {
+					return nil, fmt.Errorf("audit: clickhouse ca_file %s holds no PEM certificate", a.ClickHouse.CAFile)
+				}
+			}
+			o.TLS = tc
+		}
+		// The store must answer at start (schema); afterwards the
+		// pipeline rides out outages on its spool.
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		store, err := clickhouse.Open(ctx, o)
+		if err != nil {
+			return nil, fmt.Errorf("audit: %w", err)
+		}
+		sync := map[string]spool.SyncPolicy{"batch": spool.SyncBatch, "always": spool.SyncAlways, "never": spool.SyncNever}[a.Spool.Sync]
+		return audit.OpenPipeline(audit.PipelineOptions{
+			Store:     store,
+			Spool:     spool.Options{Dir: cfg.DataPath(a.Spool.Dir), MaxBytes: a.Spool.MaxBytes, Sync: sync, Logger: log},
+			OnFull:    a.OnFull,
+			BatchRows: a.BatchRows,
+			BatchAge:  a.BatchAge.Duration,
+			Log:       log,
+		})
 	}
-	return nil, fmt.Errorf("audit: unknown store %q", cfg.Audit.Store)
+	return nil, fmt.Errorf("audit: unknown store %q", a.Store)
 }
 
 type httpService struct{ srv *http.Server }

@@ -136,8 +136,33 @@ type Plugin struct {
 
 // Audit selects where audit rows go.
 type Audit struct {
-	Store string `toml:"store"` // file
+	Store string `toml:"store"` // file or clickhouse
 	Path  string `toml:"path"`  // for file: JSON lines; relative to data_dir
+
+	// For clickhouse: rows are spooled on disk, then inserted in batches.
+	OnFull     string          `toml:"on_full"`    // refuse (default) or drop
+	BatchRows  int             `toml:"batch_rows"` // default 10000
+	BatchAge   Duration        `toml:"batch_age"`  // default 1s
+	ClickHouse AuditClickHouse `toml:"clickhouse"`
+	Spool      AuditSpool      `toml:"spool"`
+}
+
+// AuditClickHouse is where the clickhouse store connects (native protocol).
+type AuditClickHouse struct {
+	Addrs    []string `toml:"addrs"`
+	Database string   `toml:"database"`
+	User     string   `toml:"user"`
+	Password Secret   `toml:"password"`
+	TLS      bool     `toml:"tls"`
+	CAFile   string   `toml:"ca_file"`
+	Cluster  string   `toml:"cluster"` // DDL ON CLUSTER with replicated and distributed tables
+}
+
+// AuditSpool is the durable local spool in front of the store.
+type AuditSpool struct {
+	Dir      string `toml:"dir"`       // relative to data_dir; default "spool"
+	MaxBytes int64  `toml:"max_bytes"` // default 1 GiB
+	Sync     string `toml:"sync"`      // batch (default), always, never
 }
 
 // Duration is a time.Duration written as a string ("10s", "1m30s").
@@ -276,5 +301,18 @@ func (c *Config) applyDefaults() {
 	}
 	if c.Audit.Store == "file" && c.Audit.Path == "" {
 		c.Audit.Path = "audit.jsonl"
+	}
+	a := &c.Audit
+	if a.OnFull == "" {
+		a.OnFull = "refuse"
+	}
+	if a.Spool.Dir == "" {
+		a.Spool.Dir = "spool"
+	}
+	if a.Spool.Sync == "" {
+		a.Spool.Sync = "batch"
+	}
+	if a.ClickHouse.Database == "" {
+		a.ClickHouse.Database = "tollgate"
 	}
 }

@@ -79,6 +79,7 @@ func (c *Config) ResolveSecrets() error {
 	if c.Dev != nil {
 		try("dev.echo_token", &c.Dev.EchoToken)
 	}
+	try("audit.clickhouse.password", &c.Audit.ClickHouse.Password)
 	for i := range c.Targets {
 		cr := &c.Targets[i].Credential
 		p := fmt.Sprintf("targets[%d].credential", i)

@@ -250,10 +250,33 @@ func (c *Config) validate(ps *problemList) {
 		}
 	}
 
-	switch c.Audit.Store {
+	a := c.Audit
+	switch a.Store {
 	case "file":
+	case "clickhouse":
+		if len(a.ClickHouse.Addrs) == 0 {
+			ps.add("audit.clickhouse", "addrs is required (native protocol host:port, e.g. 127.0.0.1:9000)")
+		}
+		for _, addr := range a.ClickHouse.Addrs {
+			if _, _, err := net.SplitHostPort(addr); err != nil {
+				ps.add("audit.clickhouse.addrs", "not a host:port address: %q", addr)
+			}
+		}
+		checkSecret(ps, "audit.clickhouse.password", a.ClickHouse.Password)
+		if a.ClickHouse.CAFile != "" && !a.ClickHouse.TLS {
+			ps.add("audit.clickhouse.ca_file", "only applies with tls = true")
+		}
 	default:
-		ps.add("audit.store", "unknown store %q (this build writes: file)", c.Audit.Store)
+		ps.add("audit.store", "unknown store %q (file or clickhouse)", a.Store)
+	}
+	if !oneOf(a.OnFull, "refuse", "drop") {
+		ps.add("audit.on_full", "must be refuse or drop")
+	}
+	if !oneOf(a.Spool.Sync, "batch", "always", "never") {
+		ps.add("audit.spool.sync", "must be batch, always or never")
+	}
+	if a.BatchRows < 0 || a.BatchAge.Duration < 0 || a.Spool.MaxBytes < 0 {
+		ps.add("audit", "batch_rows, batch_age and spool.max_bytes must not be negative")
 	}
 }
 

@@ -2,6 +2,7 @@ package http_test
 
 import (
 	"bufio"
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
@@ -18,6 +19,7 @@ import (
 	"time"
 
 	"github.com/tollgate-dev/tollgate/host/audit"
+	"github.com/tollgate-dev/tollgate/host/audit/clickhouse"
 	"github.com/tollgate-dev/tollgate/host/config"
 	"github.com/tollgate-dev/tollgate/host/identity"
 	"github.com/tollgate-dev/tollgate/host/testenv"
@@ -815,5 +817,54 @@ rules = [ { name = "no-%s", kinds = ["http.request"], methods = [%q] } ]
 	e.gw.WaitOutput("keeping the current plugins", 1)
 	if status("GET") != 403 {
 		t.Fatal("a failed reload must keep the working chain")
+	}
+}
+
+// With the clickhouse store, each request's row reaches a real ClickHouse
+// server through the spool, with the identity and the decision.
+func TestAuditReachesClickHouse(t *testing.T) {
+	ch := testenv.StartClickHouse(t)
+	e := start(t, envOptions{extra: fmt.Sprintf(`
+[audit]
+store = "clickhouse"
+batch_age = "100ms"
+[audit.clickhouse]
+addrs = [%q]
+database = "gw_e2e"
+`, ch.Addr())})
+	tok := e.ciToken(t)
+	if resp, body := e.do(t, "GET", "/orders/api/items?limit=2", tok); resp.StatusCode != 200 {
+		t.Fatalf("status %d: %s", resp.StatusCode, body)
+	}
+	resp, _ := e.do(t, "DELETE", "/orders/api/items/1", tok)
+	if resp.StatusCode != 403 {
+		t.Fatalf("DELETE: %d", resp.StatusCode)
+	}
+	sid := e.up.Seen()[0].Header.Get("X-Tollgate-Session-Id")
+	store, err := clickhouse.Open(context.Background(), clickhouse.Options{Addrs: []string{ch.Addr()}, Database: "gw_e2e"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	q := "SELECT request_values[indexOf(request_keys, 'method')], status, access_rule, subject, " +
+		"claim_values[indexOf(claim_keys, 'run_id')] FROM gw_e2e.events FINAL " +
+		"WHERE session_id = toUUID('" + sid + "') AND kind = 'http.request' ORDER BY seq"
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		_, rows, err := store.Query(context.Background(), q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rows) == 2 {
+			if strings.Join(rows[0], "|") != "GET|200|ci-reads-orders|repo:acme/app:ref:refs/heads/main|991" ||
+				rows[1][0] != "DELETE" || rows[1][1] != "403" {
+				t.Fatalf("rows in ClickHouse: %v", rows)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("rows in ClickHouse after 30s: %v", rows)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
