@@ -82,6 +82,13 @@ func (r *Row) SetVerdict(v event.Verdict) {
 	}
 }
 
+// Admitter is implemented by recorders that can run out of room. A
+// protocol asks before it starts work: a request whose audit row could not
+// be kept is refused up front, in the client's protocol.
+type Admitter interface {
+	Admit() error
+}
+
 // Recorder takes rows off the request path.
 //
 // Record must not block on the store; it returns an error only when the

@@ -133,6 +133,20 @@ func OpenPipeline(o PipelineOptions) (*Pipeline, error) {
 	return p, nil
 }
 
+// Admit reports ErrFull while the spool is full and on_full is "refuse",
+// so that protocols refuse new work before doing it.
+func (p *Pipeline) Admit() error {
+	if p.o.OnFull == "drop" {
+		return nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.full || p.spoolBytes+int64(len(p.pending)+p.inflight+1)*p.rowBytes > p.softMax {
+		return ErrFull
+	}
+	return nil
+}
+
 // Record accepts a row. It returns ErrFull (on_full = "refuse") or drops
 // the row and counts it (on_full = "drop") while the spool is full.
 func (p *Pipeline) Record(r Row) error {

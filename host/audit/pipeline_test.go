@@ -204,6 +204,9 @@ func TestPipelineRefusesWhenTheSpoolIsFull(t *testing.T) {
 	if st := p.Stats(); st.Refused == 0 {
 		t.Fatalf("stats: %+v", st)
 	}
+	if err := p.Admit(); err != audit.ErrFull {
+		t.Fatalf("Admit while full = %v", err)
+	}
 	p.CloseContext(contextWithTimeout(t, 2*time.Second))
 
 	// The store comes back: every accepted row arrives, none is lost.

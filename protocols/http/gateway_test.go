@@ -868,3 +868,41 @@ database = "gw_e2e"
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// When the audit spool is full (ClickHouse away for long), new requests are
+// refused in HTTP, before they reach the target: an unaudited action is
+// worse than a failed one.
+func TestFullSpoolRefusesRequests(t *testing.T) {
+	ch := testenv.StartClickHouse(t)
+	e := start(t, envOptions{extra: fmt.Sprintf(`
+[audit]
+store = "clickhouse"
+[audit.clickhouse]
+addrs = [%q]
+database = "gw_full"
+[audit.spool]
+max_bytes = 65536
+`, ch.Addr())})
+	ch.Kill()
+	tok := e.ciToken(t)
+	for i := 0; i < 2000; i++ {
+		before := len(e.up.Seen())
+		resp, body := e.do(t, "GET", "/orders/api/items", tok)
+		if resp.StatusCode == 503 {
+			var eb errorBody
+			json.Unmarshal(body, &eb)
+			if eb.Error != "audit_unavailable" || resp.Header.Get("Retry-After") == "" {
+				t.Fatalf("refusal: %s", body)
+			}
+			if len(e.up.Seen()) != before {
+				t.Fatal("a refused request reached the target")
+			}
+			return
+		}
+		if resp.StatusCode != 200 {
+			t.Fatalf("request %d: %d %s", i, resp.StatusCode, body)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	t.Fatal("2000 requests and the spool never filled")
+}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/tollgate-dev/tollgate/host/access"
+	"github.com/tollgate-dev/tollgate/host/audit"
 	"github.com/tollgate-dev/tollgate/host/config"
 	"github.com/tollgate-dev/tollgate/host/event"
 	"github.com/tollgate-dev/tollgate/host/identity"
@@ -76,6 +77,13 @@ func (l *Listener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if p := r.URL.Path; path.Clean(p) != p && path.Clean(p)+"/" != p {
 		x.fail(rec, http.StatusBadRequest, "bad_request", "path is not canonical (., .. or // segments)")
 		return
+	}
+	if a, ok := l.deps.Recorder.(audit.Admitter); ok {
+		if err := a.Admit(); err != nil {
+			rec.Header().Set("Retry-After", "5")
+			x.fail(rec, http.StatusServiceUnavailable, "audit_unavailable", "the audit trail cannot take more rows right now; nothing unaudited is let through")
+			return
+		}
 	}
 	rt, fwd := l.match(r)
 	if rt == nil {
