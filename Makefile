@@ -48,7 +48,7 @@ bench-deps:
 
 # Each figure prints as: BENCH <name> <value> <unit> ratio=<r> vs <baseline>
 bench: deps bench-deps
-	$(GO) test -run '^$$' -bench 'Wrk|TokenVerify|Plugins|Fuel|CallFloor' -benchtime 1x ./protocols/http/ ./host/identity/ ./plugins/ ./host/plugin/ ./host/plugin/internal/fuel/ | tee .bench.out | grep '^BENCH' || (cat .bench.out; exit 1)
+	$(GO) test -run '^$$' -bench 'Wrk|TokenVerify|Plugins|Fuel|CallFloor|Pipeline|ClickHouseInsert|Spool' -benchtime 1x ./protocols/http/ ./host/identity/ ./plugins/ ./host/plugin/ ./host/plugin/internal/fuel/ ./host/audit/ ./host/audit/clickhouse/ ./host/audit/spool/ | tee .bench.out | grep '^BENCH' || (cat .bench.out; exit 1)
 
 # A short run of every fuzz target (go test runs their seeds in `make test`).
 FUZZTIME ?= 30s
@@ -61,6 +61,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzClassify -fuzztime $(FUZZTIME) ./host/plugin/sqlclass/
 	$(GO) test -run '^$$' -fuzz FuzzSetFind -fuzztime $(FUZZTIME) ./host/plugin/detect/
 	$(GO) test -run '^$$' -fuzz FuzzStream -fuzztime $(FUZZTIME) ./host/plugin/detect/
+	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME) ./host/audit/spool/
 
 clean:
 	rm -rf bin .bench.out

@@ -92,9 +92,10 @@ type PipelineStats struct {
 	SpoolBytes                                            int64
 }
 
-// maxQueuedRows bounds the rows held in memory for the shipper; past it
-// the in-memory copies are dropped and the spool is replayed instead.
-const maxQueuedRows = 200_000
+// queuedBatches bounds the rows held in memory for the shipper (this many
+// batches); past it the in-memory copies are dropped and the spool is
+// replayed instead, so memory stays bounded however long the store is away.
+const queuedBatches = 4
 
 // OpenPipeline opens the spool and starts the writer and the shipper. The
 // store may be unreachable: rows wait in the spool.
@@ -253,7 +254,7 @@ func (p *Pipeline) writeOnce() {
 		p.inflight -= n
 		p.spoolBytes = p.sp.Size()
 		p.rowBytes = max(int64(size/n), 64)
-		if p.queued+n > maxQueuedRows {
+		if p.queued+n > queuedBatches*p.o.BatchRows {
 			// The store is away for long: keep memory bounded and let the
 			// shipper replay the spool when it is back.
 			p.queue, p.queued, p.replay = nil, 0, true
