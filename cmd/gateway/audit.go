@@ -11,12 +11,31 @@ import (
 	"github.com/tollgate-dev/tollgate/host/audit"
 )
 
+const auditUsage = `Usage: gateway audit <verify|sql|sessions> ...
+
+  gateway audit verify [--session ID] [--file audit.jsonl]
+      check every session's hash chain (file store)
+  gateway audit sql [--format table|tsv|json] "SELECT ..."
+      run read-only analyst SQL against the clickhouse store
+  gateway audit sessions [--since 24h]
+      list recent sessions (clickhouse store)`
+
 func cmdAudit(args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] != "verify" {
-		fmt.Fprintln(stderr, "Usage: gateway audit verify [-c gateway.toml] [--session ID]")
-		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
-			return nil
-		}
+	if len(args) == 0 {
+		fmt.Fprintln(stderr, auditUsage)
+		return errUsage
+	}
+	switch args[0] {
+	case "-h", "--help", "help":
+		fmt.Fprintln(stderr, auditUsage)
+		return nil
+	case "sql":
+		return cmdAuditSQL(args[1:], stdout, stderr)
+	case "sessions":
+		return cmdAuditSessions(args[1:], stdout, stderr)
+	case "verify":
+	default:
+		fmt.Fprintf(stderr, "gateway audit: unknown command %q\n\n%s\n", args[0], auditUsage)
 		return errUsage
 	}
 	fs := newFlags("audit verify", `Usage: gateway audit verify [-c gateway.toml] [--session ID] [--file audit.jsonl]

@@ -19,7 +19,6 @@ import (
 
 	"github.com/tollgate-dev/tollgate/host/access"
 	"github.com/tollgate-dev/tollgate/host/audit"
-	"github.com/tollgate-dev/tollgate/host/audit/clickhouse"
 	"github.com/tollgate-dev/tollgate/host/audit/spool"
 	"github.com/tollgate-dev/tollgate/host/config"
 	"github.com/tollgate-dev/tollgate/host/demo"
@@ -258,27 +257,11 @@ func openRecorder(cfg *config.Config, log *slog.Logger) (audit.Recorder, error) 
 	case "file":
 		return audit.OpenFile(cfg.DataPath(a.Path))
 	case "clickhouse":
-		o := clickhouse.Options{Addrs: a.ClickHouse.Addrs, Database: a.ClickHouse.Database,
-			User: a.ClickHouse.User, Password: a.ClickHouse.Password.Value(), Cluster: a.ClickHouse.Cluster}
-		if a.ClickHouse.TLS {
-			tc := &tls.Config{MinVersion: tls.VersionTLS12}
-			if a.ClickHouse.CAFile != "" {
-				pem, err := os.ReadFile(cfg.Path(a.ClickHouse.CAFile))
-				if err != nil {
-					return nil, fmt.Errorf("audit: clickhouse ca_file: %w", err)
-				}
-				tc.RootCAs = x509.NewCertPool()
-				if !tc.RootCAs.AppendCertsFromPEM(pem) {
-					return nil, fmt.Errorf("audit: clickhouse ca_file %s holds no PEM certificate", a.ClickHouse.CAFile)
-				}
-			}
-			o.TLS = tc
-		}
 		// The store must answer at start (schema); afterwards the
 		// pipeline rides out outages on its spool.
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		store, err := clickhouse.Open(ctx, o)
+		store, err := openAuditStore(ctx, cfg)
 		if err != nil {
 			return nil, fmt.Errorf("audit: %w", err)
 		}
@@ -293,6 +276,22 @@ func openRecorder(cfg *config.Config, log *slog.Logger) (audit.Recorder, error) 
 		})
 	}
 	return nil, fmt.Errorf("audit: unknown store %q", a.Store)
+}
+
+// auditTLS is the TLS config towards ClickHouse, with the configured CA.
+func auditTLS(cfg *config.Config) (*tls.Config, error) {
+	tc := &tls.Config{MinVersion: tls.VersionTLS12}
+	if f := cfg.Audit.ClickHouse.CAFile; f != "" {
+		pem, err := os.ReadFile(cfg.Path(f))
+		if err != nil {
+			return nil, fmt.Errorf("audit: clickhouse ca_file: %w", err)
+		}
+		tc.RootCAs = x509.NewCertPool()
+		if !tc.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("audit: clickhouse ca_file %s holds no PEM certificate", f)
+		}
+	}
+	return tc, nil
 }
 
 type httpService struct{ srv *http.Server }

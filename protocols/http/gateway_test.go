@@ -860,12 +860,26 @@ database = "gw_e2e"
 				rows[1][0] != "DELETE" || rows[1][1] != "403" {
 				t.Fatalf("rows in ClickHouse: %v", rows)
 			}
-			return
+			break
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("rows in ClickHouse after 30s: %v", rows)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+
+	// The analyst's CLI reads the same store.
+	out, errOut, code := e.gw.Run("audit", "sql", "-c", e.gw.Config, "--format", "tsv",
+		"SELECT count() AS n FROM gw_e2e.events FINAL WHERE session_id = toUUID('"+sid+"') AND kind = 'http.request'")
+	if code != 0 || out != "n\n2\n" {
+		t.Fatalf("audit sql: exit %d, %q %s", code, out, errOut)
+	}
+	if _, errOut, code := e.gw.Run("audit", "sql", "-c", e.gw.Config, "DROP TABLE gw_e2e.events"); code == 0 {
+		t.Fatalf("audit sql ran a write: %s", errOut)
+	}
+	out, errOut, code = e.gw.Run("audit", "sessions", "-c", e.gw.Config, "--format", "tsv")
+	if code != 0 || !strings.Contains(out, sid) || !strings.Contains(out, "acme/app") {
+		t.Fatalf("audit sessions: exit %d\n%s%s", code, out, errOut)
 	}
 }
 
