@@ -15,6 +15,7 @@ import (
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 
+	"github.com/tollgate-dev/tollgate/host/access/glob"
 	"github.com/tollgate-dev/tollgate/host/config"
 	"github.com/tollgate-dev/tollgate/host/event"
 	"github.com/tollgate-dev/tollgate/host/plugin/detect"
@@ -197,7 +198,7 @@ func (p *Plugin) wantsRows(rs *event.Rows) bool {
 	for _, c := range rs.Columns {
 		name := strings.ToLower(c.Name)
 		for _, g := range cols {
-			if matchGlob(g, name) {
+			if glob.Match(g, name) {
 				return true
 			}
 		}
@@ -216,30 +217,6 @@ func (p *Plugin) wantsRows(rs *event.Rows) bool {
 		}
 	}
 	return false
-}
-
-// matchGlob matches * wildcards (any run of characters).
-func matchGlob(p, s string) bool {
-	star, mark, pi, si := -1, 0, 0, 0
-	for si < len(s) {
-		switch {
-		case pi < len(p) && p[pi] == '*':
-			star, mark = pi, si
-			pi++
-		case pi < len(p) && p[pi] == s[si]:
-			pi++
-			si++
-		case star >= 0:
-			pi, mark = star+1, mark+1
-			si = mark
-		default:
-			return false
-		}
-	}
-	for pi < len(p) && p[pi] == '*' {
-		pi++
-	}
-	return pi == len(p)
 }
 
 // newInstance instantiates the module and runs its _initialize, during

@@ -6,6 +6,7 @@
 package main
 
 import (
+	"github.com/tollgate-dev/tollgate/plugins/internal/guest"
 	"github.com/tollgate-dev/tollgate/plugins/internal/rules"
 	"github.com/tollgate-dev/tollgate/plugins/internal/sqlinfo"
 	"github.com/tollgate-dev/tollgate/sdk"
@@ -27,9 +28,9 @@ func init() {
 		sdk.Subscribe(k)
 	}
 	sdk.HandleEvent(func(e sdk.Event) sdk.Verdict {
-		sql := func() rules.SQLInfo { return sqlinfo.Of(statements(e)).Rules }
+		sql := func() rules.SQLInfo { return sqlinfo.Of(guest.Statements(e)).Rules }
 		sdk.Cacheable()
-		r := rules.Match(cfg.Rules, event{e}, sql)
+		r := rules.Match(cfg.Rules, guest.Event{Event: e}, sql)
 		if r == nil {
 			return sdk.Allow()
 		}
@@ -42,20 +43,4 @@ func init() {
 	})
 }
 
-type event struct{ sdk.Event }
-
-func (e event) Groups() []string {
-	g, _ := e.Get("principal.groups")
-	return sqlinfo.Lines(g)
-}
-
 func main() {}
-
-// statements classifies the event's SQL in the host.
-func statements(e sdk.Event) []sqlinfo.Statement {
-	var out []sqlinfo.Statement
-	for _, st := range e.Statements("sql") {
-		out = append(out, sqlinfo.Statement{Class: st.Class, Command: st.Command, HasWhere: st.HasWhere})
-	}
-	return out
-}

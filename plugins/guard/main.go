@@ -8,6 +8,7 @@
 package main
 
 import (
+	"github.com/tollgate-dev/tollgate/plugins/internal/guest"
 	"github.com/tollgate-dev/tollgate/plugins/internal/rules"
 	"github.com/tollgate-dev/tollgate/plugins/internal/sqlinfo"
 	"github.com/tollgate-dev/tollgate/sdk"
@@ -33,11 +34,11 @@ func init() {
 }
 
 func decide(e sdk.Event) sdk.Verdict {
-	ev := event{e}
+	ev := guest.Event{Event: e}
 	var info *sqlinfo.Info
 	sql := func() rules.SQLInfo {
 		if info == nil {
-			i := sqlinfo.Of(statements(e))
+			i := sqlinfo.Of(guest.Statements(e))
 			info = &i
 		}
 		return info.Rules
@@ -64,21 +65,4 @@ func decide(e sdk.Event) sdk.Verdict {
 	return sdk.Allow()
 }
 
-// event adapts the SDK's Event to the rules engine.
-type event struct{ sdk.Event }
-
-func (e event) Groups() []string {
-	g, _ := e.Get("principal.groups")
-	return sqlinfo.Lines(g)
-}
-
 func main() {}
-
-// statements classifies the event's SQL in the host.
-func statements(e sdk.Event) []sqlinfo.Statement {
-	var out []sqlinfo.Statement
-	for _, st := range e.Statements("sql") {
-		out = append(out, sqlinfo.Statement{Class: st.Class, Command: st.Command, HasWhere: st.HasWhere})
-	}
-	return out
-}
