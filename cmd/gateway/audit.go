@@ -40,7 +40,8 @@ func cmdAudit(args []string, stdout, stderr io.Writer) error {
 	}
 	fs := newFlags("audit verify", `Usage: gateway audit verify [-c gateway.toml] [--session ID] [--file audit.jsonl]
 
-Checks the hash chain of every session in the audit trail and prints one
+Checks the hash chain of every session in the audit trail (the file or the
+clickhouse store, as the config says, or --file) and prints one
 line per session: complete, open (never closed: the gateway stopped before
 it could close it; not tampering), gap (a row is missing), edited (a row no
 longer matches its hash) or reordered (a row does not follow the one before
@@ -51,19 +52,28 @@ it). Exits 1 when any session shows tampering.`, stderr)
 	if err := parse(fs, args[1:]); err != nil {
 		return err
 	}
+	var rows []audit.Row
 	if *file == "" {
 		cfg, err := loadConfig(fs, *path)
 		if err != nil {
 			return err
 		}
-		if cfg.Audit.Store != "file" {
+		switch cfg.Audit.Store {
+		case "file":
+			*file = cfg.DataPath(cfg.Audit.Path)
+		case "clickhouse":
+			if rows, err = clickhouseRows(cfg, *only); err != nil {
+				return err
+			}
+		default:
 			return fmt.Errorf("audit verify: store %q is not readable by this build", cfg.Audit.Store)
 		}
-		*file = cfg.DataPath(cfg.Audit.Path)
 	}
-	rows, err := readRows(*file, *only)
-	if err != nil {
-		return err
+	if *file != "" {
+		var err error
+		if rows, err = readRows(*file, *only); err != nil {
+			return err
+		}
 	}
 	tampered := false
 	for _, f := range audit.Verify(rows) {

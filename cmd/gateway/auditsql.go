@@ -11,6 +11,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/tollgate-dev/tollgate/host/audit"
 	"github.com/tollgate-dev/tollgate/host/audit/clickhouse"
 	"github.com/tollgate-dev/tollgate/host/config"
 )
@@ -120,4 +121,22 @@ func openAuditStore(ctx context.Context, cfg *config.Config) (*clickhouse.Store,
 		o.TLS = tc
 	}
 	return clickhouse.Open(ctx, o)
+}
+
+// clickhouseRows reads the events of one session (or all) for verify.
+func clickhouseRows(cfg *config.Config, session string) ([]audit.Row, error) {
+	if err := cfg.ResolveSecrets(); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	store, err := openAuditStore(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer store.Close()
+	if session != "" {
+		return store.Rows(ctx, "session_id = toUUID(?)", session)
+	}
+	return store.Rows(ctx, "")
 }

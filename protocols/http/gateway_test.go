@@ -881,6 +881,17 @@ database = "gw_e2e"
 	if code != 0 || !strings.Contains(out, sid) || !strings.Contains(out, "acme/app") {
 		t.Fatalf("audit sessions: exit %d\n%s%s", code, out, errOut)
 	}
+
+	// After a graceful stop the session is closed in ClickHouse, and its
+	// hash chain verifies there.
+	http.DefaultClient.CloseIdleConnections()
+	if err := e.gw.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, code = e.gw.Run("audit", "verify", "-c", e.gw.Config, "--session", sid)
+	if code != 0 || !strings.Contains(out, sid+"\tcomplete\t") {
+		t.Fatalf("audit verify against ClickHouse: exit %d\n%s%s", code, out, errOut)
+	}
 }
 
 // When the audit spool is full (ClickHouse away for long), new requests are
