@@ -49,14 +49,33 @@ it). Exits 1 when any session shows tampering.`, stderr)
 	path := configFlag(fs)
 	only := fs.String("session", "", "verify only this session")
 	file := fs.String("file", "", "the JSON-lines audit file (default: the config's [audit] path)")
+	pubFile := fs.String("public-key", "", "require close rows signed by this Ed25519 key (PEM; default: the config's signing_key, if any)")
 	if err := parse(fs, args[1:]); err != nil {
 		return err
 	}
 	var rows []audit.Row
+	var vo audit.VerifyOptions
+	if *pubFile != "" {
+		b, err := os.ReadFile(*pubFile)
+		if err != nil {
+			return err
+		}
+		if vo.PublicKey, err = audit.ParsePublicKey(b); err != nil {
+			return err
+		}
+	}
 	if *file == "" {
 		cfg, err := loadConfig(fs, *path)
 		if err != nil {
 			return err
+		}
+		if vo.PublicKey == nil && cfg.Audit.SigningKey.IsSet() {
+			if err := cfg.ResolveSecrets(); err != nil {
+				return err
+			}
+			if vo.PublicKey, err = audit.ParsePublicKey([]byte(cfg.Audit.SigningKey.Value())); err != nil {
+				return err
+			}
 		}
 		switch cfg.Audit.Store {
 		case "file":
@@ -76,14 +95,14 @@ it). Exits 1 when any session shows tampering.`, stderr)
 		}
 	}
 	tampered := false
-	for _, f := range audit.Verify(rows) {
+	for _, f := range audit.VerifyWith(rows, vo) {
 		fmt.Fprintf(stdout, "%s\t%s\t%d rows", f.SessionID, f.Status, f.Rows)
 		if f.Detail != "" {
 			fmt.Fprintf(stdout, "\t%s", f.Detail)
 		}
 		fmt.Fprintln(stdout)
 		switch f.Status {
-		case audit.StatusGap, audit.StatusEdited, audit.StatusReordered:
+		case audit.StatusGap, audit.StatusEdited, audit.StatusReordered, audit.StatusBadSig, audit.StatusUnsigned:
 			tampered = true
 		}
 	}

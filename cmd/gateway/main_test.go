@@ -1,10 +1,14 @@
 package main_test
 
 import (
+	"crypto/ed25519"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -84,6 +88,10 @@ func TestFullExamplePassesCheck(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "secrets", "billing-password"), []byte("pw\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	_, priv, _ := ed25519.GenerateKey(nil)
+	der, _ := x509.MarshalPKCS8PrivateKey(priv)
+	os.MkdirAll(filepath.Join(dir, "keys"), 0o700)
+	os.WriteFile(filepath.Join(dir, "keys", "audit-signing.pem"), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600)
 	env := []string{"TOLLGATE_DEMO_TOKEN=d", "ORDERS_API_TOKEN=o", "METRICS_API_KEY=m", "CLICKHOUSE_PASSWORD=c"}
 	out, errOut, code := testenv.RunGateway(t, dir, env, "check", "-c", "gateway.toml")
 	if code != 0 {
@@ -173,6 +181,11 @@ func TestShippedConfigQuickStart(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, ".tollgate", "demo-token"), []byte("demo-credential-xyz\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// Close rows are signed with an Ed25519 key.
+	_, priv, _ := ed25519.GenerateKey(nil)
+	der, _ := x509.MarshalPKCS8PrivateKey(priv)
+	os.WriteFile(filepath.Join(dir, "audit-key.pem"), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600)
+	cfg = strings.Replace(cfg, "[audit]\n", "[audit]\nsigning_key = \"file:audit-key.pem\"\n", 1)
 	gw := testenv.StartGateway(t, testenv.GatewayOptions{Config: cfg, Dir: dir, Dev: true,
 		Wait: []string{addrs["127.0.0.1:8079"], addrs["127.0.0.1:8080"], addrs["127.0.0.1:8081"]}})
 	if !strings.Contains(gw.Output(), "Try, in another terminal") {
@@ -215,6 +228,17 @@ func TestShippedConfigQuickStart(t *testing.T) {
 	}
 	trail := filepath.Join(dir, ".tollgate", "audit.jsonl")
 	b, _ := os.ReadFile(trail)
+	if !strings.Contains(string(b), `"signature":"`) {
+		t.Fatal("close rows are not signed")
+	}
+	// A forged signature is caught.
+	forged := regexp.MustCompile(`"signature":"[0-9a-f]{4}`).ReplaceAllString(string(b), `"signature":"0000`)
+	os.WriteFile(trail, []byte(forged), 0o600)
+	out2, _, code = gw.Run("audit", "verify", "-c", gw.Config)
+	if code != 1 || !strings.Contains(out2, "\tbad-signature\t") {
+		t.Fatalf("verify after forging a signature: exit %d\n%s", code, out2)
+	}
+	os.WriteFile(trail, b, 0o600)
 	os.WriteFile(trail, []byte(strings.Replace(string(b), `"path":"/hello"`, `"path":"/innocent"`, 1)), 0o600)
 	out2, _, code = gw.Run("audit", "verify", "-c", gw.Config)
 	if code != 1 || !strings.Contains(out2, "\tedited\t") {

@@ -112,6 +112,15 @@ and trusts that issuer's tokens. Never use it in production.`, stderr)
 		shutdown()
 		return err
 	}
+	if cfg.Audit.SigningKey.IsSet() {
+		key, err := audit.ParseSigningKey([]byte(cfg.Audit.SigningKey.Value()))
+		if err != nil {
+			rec.Close()
+			shutdown()
+			return err
+		}
+		rec = audit.Signing(rec, key)
+	}
 	deps := httpproto.Deps{
 		GatewayID: cfg.Gateway.ID,
 		Auth:      identity.NewVerifier(issuers, cfg.Identity.TokenCacheSize, identity.Options{}),

@@ -1,6 +1,8 @@
 package audit
 
 import (
+	"crypto/ed25519"
+	"encoding/hex"
 	"fmt"
 	"sort"
 )
@@ -21,12 +23,24 @@ const (
 	StatusGap       = "gap"
 	StatusEdited    = "edited"
 	StatusReordered = "reordered"
+	StatusBadSig    = "bad-signature"
+	StatusUnsigned  = "unsigned"
 )
+
+// VerifyOptions add checks to Verify.
+type VerifyOptions struct {
+	// PublicKey, when set, requires every closed session's close row to
+	// carry a valid signature by the matching private key.
+	PublicKey ed25519.PublicKey
+}
 
 // Verify checks the hash chain of every session in rows, which may come in
 // any order and may hold the same event more than once (a replayed batch):
 // duplicates of an identical row are ignored.
-func Verify(rows []Row) []Finding {
+func Verify(rows []Row) []Finding { return VerifyWith(rows, VerifyOptions{}) }
+
+// VerifyWith is Verify with options.
+func VerifyWith(rows []Row, o VerifyOptions) []Finding {
 	bySession := map[string][]Row{}
 	var order []string
 	for _, r := range rows {
@@ -37,12 +51,12 @@ func Verify(rows []Row) []Finding {
 	}
 	out := make([]Finding, 0, len(order))
 	for _, sid := range order {
-		out = append(out, verifySession(sid, bySession[sid]))
+		out = append(out, verifySession(sid, bySession[sid], o))
 	}
 	return out
 }
 
-func verifySession(sid string, rows []Row) Finding {
+func verifySession(sid string, rows []Row, o VerifyOptions) Finding {
 	f := Finding{SessionID: sid}
 	// Stored order is not trusted: sort by sequence, drop exact replays.
 	sort.SliceStable(rows, func(i, j int) bool { return rows[i].Seq < rows[j].Seq })
@@ -75,6 +89,18 @@ func verifySession(sid string, rows []Row) Finding {
 	if len(uniq) == 0 || uniq[len(uniq)-1].Kind != KindSessionClose {
 		f.Status, f.Detail = StatusOpen, "the session was never closed (the gateway stopped before it could close it)"
 		return f
+	}
+	if o.PublicKey != nil {
+		last := uniq[len(uniq)-1]
+		sig, err := hex.DecodeString(last.Signature)
+		switch {
+		case last.Signature == "":
+			f.Status, f.Detail = StatusUnsigned, "the close row carries no signature"
+			return f
+		case err != nil || !ed25519.Verify(o.PublicKey, []byte(last.RowHash), sig):
+			f.Status, f.Detail = StatusBadSig, "the close row's signature does not verify with the public key"
+			return f
+		}
 	}
 	f.Status = StatusComplete
 	return f

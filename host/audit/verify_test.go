@@ -1,7 +1,9 @@
 package audit
 
 import (
+	"crypto/ed25519"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 )
@@ -80,3 +82,32 @@ func TestHashCoversEveryColumn(t *testing.T) {
 		t.Error("the row's own hash must not take part")
 	}
 }
+
+func TestSignatures(t *testing.T) {
+	pub, priv, _ := ed25519.GenerateKey(nil)
+	var rec memRec
+	signed := Signing(&rec, priv)
+	for _, r := range session("s1", 4) {
+		signed.Record(r)
+	}
+	if f := VerifyWith(rec.rows, VerifyOptions{PublicKey: pub}); f[0].Status != StatusComplete {
+		t.Fatalf("signed session: %+v", f)
+	}
+	other, _, _ := ed25519.GenerateKey(nil)
+	if f := VerifyWith(rec.rows, VerifyOptions{PublicKey: other}); f[0].Status != StatusBadSig {
+		t.Fatalf("wrong key: %+v", f)
+	}
+	forged := append([]Row(nil), rec.rows...)
+	forged[3].Signature = strings.Repeat("00", 64)
+	if f := VerifyWith(forged, VerifyOptions{PublicKey: pub}); f[0].Status != StatusBadSig {
+		t.Fatalf("forged signature: %+v", f)
+	}
+	if f := VerifyWith(session("s2", 3), VerifyOptions{PublicKey: pub}); f[0].Status != StatusUnsigned {
+		t.Fatalf("unsigned with a key required: %+v", f)
+	}
+}
+
+type memRec struct{ rows []Row }
+
+func (m *memRec) Record(r Row) error { m.rows = append(m.rows, r); return nil }
+func (m *memRec) Close() error       { return nil }

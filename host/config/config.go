@@ -140,6 +140,10 @@ type Audit struct {
 	Path  string `toml:"path"`  // for file: JSON lines; relative to data_dir
 
 	// For clickhouse: rows are spooled on disk, then inserted in batches.
+	// SigningKey signs every session-close row (Ed25519, PKCS#8 PEM), so
+	// that a session rewritten in the store is detectable.
+	SigningKey Secret `toml:"signing_key"`
+
 	OnFull     string          `toml:"on_full"`    // refuse (default) or drop
 	BatchRows  int             `toml:"batch_rows"` // default 10000
 	BatchAge   Duration        `toml:"batch_age"`  // default 1s

@@ -80,6 +80,7 @@ func (c *Config) ResolveSecrets() error {
 		try("dev.echo_token", &c.Dev.EchoToken)
 	}
 	try("audit.clickhouse.password", &c.Audit.ClickHouse.Password)
+	try("audit.signing_key", &c.Audit.SigningKey)
 	for i := range c.Targets {
 		cr := &c.Targets[i].Credential
 		p := fmt.Sprintf("targets[%d].credential", i)

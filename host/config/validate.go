@@ -269,6 +269,7 @@ func (c *Config) validate(ps *problemList) {
 	default:
 		ps.add("audit.store", "unknown store %q (file or clickhouse)", a.Store)
 	}
+	checkSecret(ps, "audit.signing_key", a.SigningKey)
 	if !oneOf(a.OnFull, "refuse", "drop") {
 		ps.add("audit.on_full", "must be refuse or drop")
 	}

@@ -16,7 +16,7 @@ func (s *Store) Rows(ctx context.Context, where string, args ...any) ([]audit.Ro
 	q := "SELECT ts, ts_us, toString(event_id), toString(session_id), seq, kind, gateway_id, protocol, listener, target, " +
 		"remote_addr, issuer, subject, email, groups, claim_keys, claim_values, access_rule, request_keys, request_values, " +
 		"verdict, plugin, reason, annotation_keys, annotation_values, status, request_bytes, response_bytes, duration_us, " +
-		"error, approval_id, approver, prev_hash, row_hash FROM " + s.db + ".events FINAL"
+		"error, approval_id, approver, prev_hash, row_hash, signature FROM " + s.db + ".events FINAL"
 	if where != "" {
 		q += " WHERE " + where
 	}
@@ -38,7 +38,7 @@ func (s *Store) Rows(ctx context.Context, where string, args ...any) ([]audit.Ro
 		if err := rs.Scan(&ts, &us, &r.EventID, &r.SessionID, &r.Seq, &r.Kind, &r.GatewayID, &r.Protocol, &r.Listener,
 			&r.Target, &r.RemoteAddr, &r.Issuer, &r.Subject, &r.Email, &r.Groups, &ck, &cv, &r.AccessRule, &rk, &rv,
 			&r.Verdict, &r.Plugin, &r.Reason, &ak, &av, &r.Status, &r.RequestBytes, &r.ResponseBytes, &r.DurationMicro,
-			&r.Error, &r.ApprovalID, &r.Approver, &r.PrevHash, &r.RowHash); err != nil {
+			&r.Error, &r.ApprovalID, &r.Approver, &r.PrevHash, &r.RowHash, &r.Signature); err != nil {
 			return nil, fmt.Errorf("clickhouse: rows: %w", err)
 		}
 		r.Time = schema.Join(ts, us)

@@ -158,6 +158,7 @@ func Statements(o Options) []string {
     approver String,
     prev_hash String,
     row_hash String,
+    signature String,
     ingested_at DateTime DEFAULT now()`,
 		"ReplacingMergeTree", "ingested_at",
 		"PARTITION BY toYYYYMM(ts)\nPRIMARY KEY (target, ts)\nORDER BY (target, ts, session_id, seq, event_id)",
@@ -191,7 +192,7 @@ var columns = []string{
 	"access_rule", "request_keys", "request_values",
 	"verdict", "plugin", "reason", "annotation_keys", "annotation_values",
 	"status", "request_bytes", "response_bytes", "duration_us", "error",
-	"approval_id", "approver", "prev_hash", "row_hash",
+	"approval_id", "approver", "prev_hash", "row_hash", "signature",
 }
 
 // Columns is the events column list in insert order (ingested_at is left
@@ -218,7 +219,7 @@ func Values(r audit.Row) []any {
 		r.AccessRule, rk, rv,
 		r.Verdict, r.Plugin, r.Reason, ak, av,
 		r.Status, r.RequestBytes, r.ResponseBytes, r.DurationMicro, r.Error,
-		r.ApprovalID, r.Approver, r.PrevHash, r.RowHash,
+		r.ApprovalID, r.Approver, r.PrevHash, r.RowHash, r.Signature,
 	}
 }
 

@@ -44,6 +44,7 @@ CREATE TABLE IF NOT EXISTS tollgate.events_local ON CLUSTER prod
     approver String,
     prev_hash String,
     row_hash String,
+    signature String,
     ingested_at DateTime DEFAULT now()
 )
 ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/tollgate/events_local', '{replica}', ingested_at)

@@ -46,6 +46,7 @@ CREATE TABLE IF NOT EXISTS audit.events
     approver String,
     prev_hash String,
     row_hash String,
+    signature String,
     ingested_at DateTime DEFAULT now()
 )
 ENGINE = ReplacingMergeTree(ingested_at)
