@@ -18,7 +18,9 @@ const auditUsage = `Usage: gateway audit <verify|sql|sessions> ...
   gateway audit sql [--format table|tsv|json] "SELECT ..."
       run read-only analyst SQL against the clickhouse store
   gateway audit sessions [--since 24h]
-      list recent sessions (clickhouse store)`
+      list recent sessions (clickhouse store)
+  gateway audit tail [--target T] [--principal P]
+      follow new rows (clickhouse store)`
 
 func cmdAudit(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
@@ -33,6 +35,8 @@ func cmdAudit(args []string, stdout, stderr io.Writer) error {
 		return cmdAuditSQL(args[1:], stdout, stderr)
 	case "sessions":
 		return cmdAuditSessions(args[1:], stdout, stderr)
+	case "tail":
+		return cmdAuditTail(args[1:], stdout, stderr)
 	case "verify":
 	default:
 		fmt.Fprintf(stderr, "gateway audit: unknown command %q\n\n%s\n", args[0], auditUsage)
@@ -70,7 +74,7 @@ it). Exits 1 when any session shows tampering.`, stderr)
 			return err
 		}
 		if vo.PublicKey == nil && cfg.Audit.SigningKey.IsSet() {
-			if err := cfg.ResolveSecrets(); err != nil {
+			if err := cfg.ResolveAuditSecrets(); err != nil {
 				return err
 			}
 			if vo.PublicKey, err = audit.ParsePublicKey([]byte(cfg.Audit.SigningKey.Value())); err != nil {

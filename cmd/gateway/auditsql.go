@@ -7,7 +7,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -65,7 +68,7 @@ func runAuditQuery(fs *flag.FlagSet, path, sql, format string, stdout io.Writer)
 	if cfg.Audit.Store != "clickhouse" {
 		return errors.New("audit sql: the config's audit store is not clickhouse (the file store is JSON lines: use jq)")
 	}
-	if err := cfg.ResolveSecrets(); err != nil {
+	if err := cfg.ResolveAuditSecrets(); err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -125,7 +128,7 @@ func openAuditStore(ctx context.Context, cfg *config.Config) (*clickhouse.Store,
 
 // clickhouseRows reads the events of one session (or all) for verify.
 func clickhouseRows(cfg *config.Config, session string) ([]audit.Row, error) {
-	if err := cfg.ResolveSecrets(); err != nil {
+	if err := cfg.ResolveAuditSecrets(); err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
@@ -139,4 +142,75 @@ func clickhouseRows(cfg *config.Config, session string) ([]audit.Row, error) {
 		return store.Rows(ctx, "session_id = toUUID(?)", session)
 	}
 	return store.Rows(ctx, "")
+}
+
+func cmdAuditTail(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("audit tail", `Usage: gateway audit tail [-c gateway.toml] [--target T] [--principal SUBJECT] [--since 5m]
+
+Follows new audit rows in the clickhouse store, one line each: time,
+session, kind, target, subject, request, verdict, status. Ctrl-C stops it.`, stderr)
+	path := configFlag(fs)
+	target := fs.String("target", "", "only this target")
+	principal := fs.String("principal", "", "only this subject")
+	since := fs.Duration("since", 5*time.Minute, "start this far back")
+	every := fs.Duration("every", time.Second, "how often to poll")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	cfg, err := loadConfig(fs, *path)
+	if err != nil {
+		return err
+	}
+	if cfg.Audit.Store != "clickhouse" {
+		return errors.New("audit tail: the config's audit store is not clickhouse (for the file store: tail -f the file)")
+	}
+	if err := cfg.ResolveAuditSecrets(); err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	store, err := openAuditStore(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	db := cfg.Audit.ClickHouse.Database
+	// Rows are ordered by (time, microseconds, session, seq); the cursor is
+	// the last printed row, so nothing is printed twice or skipped while
+	// batches land out of order within the polling window.
+	seen := map[string]bool{}
+	from := time.Now().Add(-*since).UTC()
+	for {
+		q := fmt.Sprintf("SELECT toString(event_id), toString(ts), ts_us, toString(session_id), kind, target, subject, "+
+			"request_values[indexOf(request_keys, 'method')], request_values[indexOf(request_keys, 'path')], "+
+			"request_values[indexOf(request_keys, 'sql')], verdict, status FROM %s.events "+
+			"WHERE ts >= toDateTime(?) AND (? = '' OR target = ?) AND (? = '' OR subject = ?) "+
+			"ORDER BY ts, ts_us, session_id, seq LIMIT 10000", db)
+		_, rows, err := store.Query(ctx, q, from.Add(-10*time.Second).Format("2006-01-02 15:04:05"), *target, *target, *principal, *principal)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		for _, r := range rows {
+			if seen[r[0]] {
+				continue
+			}
+			seen[r[0]] = true
+			req := strings.TrimSpace(r[7] + " " + r[8] + " " + r[9])
+			fmt.Fprintf(stdout, "%s.%06s  %s  %-14s %-10s %-30s %-40s %s %s\n", r[1], r[2], r[3][:8], r[4], r[5], r[6], req, r[10], r[11])
+			if t, err := time.Parse(time.RFC3339, r[1]); err == nil && t.After(from) {
+				from = t
+			}
+		}
+		if len(seen) > 100_000 {
+			seen = map[string]bool{}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(*every):
+		}
+	}
 }

@@ -64,6 +64,20 @@ func (s *Secret) resolve(resolvePath func(string) string) error {
 	return nil
 }
 
+// ResolveAuditSecrets reads only the audit store's credentials, for tools
+// that read the audit trail and have no business with target credentials.
+func (c *Config) ResolveAuditSecrets() error {
+	var ps problemList
+	for path, s := range map[string]*Secret{"audit.clickhouse.password": &c.Audit.ClickHouse.Password, "audit.signing_key": &c.Audit.SigningKey} {
+		if s.IsSet() {
+			if err := s.resolve(c.Path); err != nil {
+				ps.add(path, "%v", err)
+			}
+		}
+	}
+	return c.src.problems(ps)
+}
+
 // ResolveSecrets reads every credential reference. It returns [Problems]
 // naming each key whose secret is missing.
 func (c *Config) ResolveSecrets() error {

@@ -882,6 +882,18 @@ database = "gw_e2e"
 		t.Fatalf("audit sessions: exit %d\n%s%s", code, out, errOut)
 	}
 
+	// audit tail follows the rows (it polls; give it a few rounds).
+	tctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	tail := exec.CommandContext(tctx, testenv.GatewayBinary(t), "audit", "tail", "-c", e.gw.Config, "--every", "200ms", "--target", "orders")
+	tail.Dir = e.gw.Dir
+	var terr strings.Builder
+	tail.Stderr = &terr
+	tout, _ := tail.Output()
+	if !strings.Contains(string(tout), "GET /api/items") || !strings.Contains(string(tout), "DELETE /api/items/1") {
+		t.Fatalf("audit tail printed:\n%s\nstderr:\n%s", tout, terr.String())
+	}
+
 	// After a graceful stop the session is closed in ClickHouse, and its
 	// hash chain verifies there.
 	http.DefaultClient.CloseIdleConnections()

@@ -386,7 +386,13 @@ func (x *exchange) finish(r *http.Request, rec *statusRecorder) {
 	if x.ev != nil {
 		row.Request = x.ev.Fields
 	} else {
-		row.Request = map[string]string{"method": r.Method, "path": r.URL.Path, "query": r.URL.RawQuery}
+		// Refused before the chain: record the path as it would have been
+		// forwarded when a route matched, so rows compare with allowed ones.
+		p := r.URL.Path
+		if x.rt != nil {
+			p = x.fwdPath
+		}
+		row.Request = map[string]string{"method": r.Method, "path": p, "query": r.URL.RawQuery}
 	}
 	if x.ev != nil || x.verdict.Action != event.Allow {
 		row.SetVerdict(x.verdict)
