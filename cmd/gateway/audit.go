@@ -84,7 +84,7 @@ it). Exits 1 when any session shows tampering.`, stderr)
 		switch cfg.Audit.Store {
 		case "file":
 			*file = cfg.DataPath(cfg.Audit.Path)
-		case "clickhouse":
+		case "clickhouse", "embedded":
 			if rows, err = clickhouseRows(cfg, *only); err != nil {
 				return err
 			}

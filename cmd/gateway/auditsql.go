@@ -16,6 +16,7 @@ import (
 
 	"github.com/tollgate-dev/tollgate/host/audit"
 	"github.com/tollgate-dev/tollgate/host/audit/clickhouse"
+	"github.com/tollgate-dev/tollgate/host/audit/embedded"
 	"github.com/tollgate-dev/tollgate/host/config"
 )
 
@@ -49,7 +50,7 @@ how they ended (clickhouse store).`, stderr)
 	if err != nil {
 		return err
 	}
-	db := cfg.Audit.ClickHouse.Database
+	db := auditDatabase(cfg)
 	sql := fmt.Sprintf("SELECT toString(session_id) AS session, opened_at, protocol, target, subject, "+
 		"claim_values[indexOf(claim_keys, 'repository')] AS repository, claim_values[indexOf(claim_keys, 'run_id')] AS run_id, "+
 		"if(closed = 1, status, 'open') AS status, last_seq AS rows FROM %s.sessions FINAL "+
@@ -65,7 +66,7 @@ func runAuditQuery(fs *flag.FlagSet, path, sql, format string, stdout io.Writer)
 	if err != nil {
 		return err
 	}
-	if cfg.Audit.Store != "clickhouse" {
+	if cfg.Audit.Store == "file" {
 		return errors.New("audit sql: the config's audit store is not clickhouse (the file store is JSON lines: use jq)")
 	}
 	if err := cfg.ResolveAuditSecrets(); err != nil {
@@ -111,9 +112,21 @@ func runAuditQuery(fs *flag.FlagSet, path, sql, format string, stdout io.Writer)
 	return nil
 }
 
-// openAuditStore connects to the config's clickhouse store (no pipeline:
-// for the CLI's queries).
-func openAuditStore(ctx context.Context, cfg *config.Config) (*clickhouse.Store, error) {
+// auditStore is what the CLI and the pipeline need from either store.
+type auditStore interface {
+	audit.Store
+	Query(ctx context.Context, sql string, args ...any) ([]string, [][]string, error)
+	Rows(ctx context.Context, where string, args ...any) ([]audit.Row, error)
+}
+
+// openAuditStore opens the config's clickhouse or embedded store (no
+// pipeline). The embedded store's directory belongs to one process: while
+// the gateway runs, CLI queries on it fail with a clear error.
+func openAuditStore(ctx context.Context, cfg *config.Config) (auditStore, error) {
+	if cfg.Audit.Store == "embedded" {
+		e := cfg.Audit.Embedded
+		return embedded.Open(ctx, embedded.Options{Dir: cfg.DataPath(e.Dir), Database: e.Database, LibPath: cfg.Path(e.LibPath)})
+	}
 	a := cfg.Audit.ClickHouse
 	o := clickhouse.Options{Addrs: a.Addrs, Database: a.Database, User: a.User, Password: a.Password.Value(), Cluster: a.Cluster}
 	if a.TLS {
@@ -161,7 +174,7 @@ session, kind, target, subject, request, verdict, status. Ctrl-C stops it.`, std
 	if err != nil {
 		return err
 	}
-	if cfg.Audit.Store != "clickhouse" {
+	if cfg.Audit.Store == "file" {
 		return errors.New("audit tail: the config's audit store is not clickhouse (for the file store: tail -f the file)")
 	}
 	if err := cfg.ResolveAuditSecrets(); err != nil {
@@ -174,7 +187,7 @@ session, kind, target, subject, request, verdict, status. Ctrl-C stops it.`, std
 		return err
 	}
 	defer store.Close()
-	db := cfg.Audit.ClickHouse.Database
+	db := auditDatabase(cfg)
 	// Rows are ordered by (time, microseconds, session, seq); the cursor is
 	// the last printed row, so nothing is printed twice or skipped while
 	// batches land out of order within the polling window.
@@ -213,4 +226,11 @@ session, kind, target, subject, request, verdict, status. Ctrl-C stops it.`, std
 		case <-time.After(*every):
 		}
 	}
+}
+
+func auditDatabase(cfg *config.Config) string {
+	if cfg.Audit.Store == "embedded" {
+		return cfg.Audit.Embedded.Database
+	}
+	return cfg.Audit.ClickHouse.Database
 }

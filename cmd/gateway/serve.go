@@ -265,7 +265,7 @@ func openRecorder(cfg *config.Config, log *slog.Logger) (audit.Recorder, error) 
 	switch a.Store {
 	case "file":
 		return audit.OpenFile(cfg.DataPath(a.Path))
-	case "clickhouse":
+	case "clickhouse", "embedded":
 		// The store must answer at start (schema); afterwards the
 		// pipeline rides out outages on its spool.
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

@@ -136,7 +136,7 @@ type Plugin struct {
 
 // Audit selects where audit rows go.
 type Audit struct {
-	Store string `toml:"store"` // file or clickhouse
+	Store string `toml:"store"` // file, clickhouse or embedded
 	Path  string `toml:"path"`  // for file: JSON lines; relative to data_dir
 
 	// For clickhouse: rows are spooled on disk, then inserted in batches.
@@ -148,7 +148,16 @@ type Audit struct {
 	BatchRows  int             `toml:"batch_rows"` // default 10000
 	BatchAge   Duration        `toml:"batch_age"`  // default 1s
 	ClickHouse AuditClickHouse `toml:"clickhouse"`
+	Embedded   AuditEmbedded   `toml:"embedded"`
 	Spool      AuditSpool      `toml:"spool"`
+}
+
+// AuditEmbedded is ClickHouse in the gateway's process (chDB), for a single
+// machine. One process per directory: while the gateway runs, it owns it.
+type AuditEmbedded struct {
+	Dir      string `toml:"dir"`      // relative to data_dir; default "clickhouse"
+	Database string `toml:"database"` // default "tollgate"
+	LibPath  string `toml:"lib_path"` // libchdb.so; default: CHDB_LIB_PATH, then .deps/chdb (make deps)
 }
 
 // AuditClickHouse is where the clickhouse store connects (native protocol).
@@ -318,5 +327,11 @@ func (c *Config) applyDefaults() {
 	}
 	if a.ClickHouse.Database == "" {
 		a.ClickHouse.Database = "tollgate"
+	}
+	if a.Embedded.Dir == "" {
+		a.Embedded.Dir = "clickhouse"
+	}
+	if a.Embedded.Database == "" {
+		a.Embedded.Database = "tollgate"
 	}
 }

@@ -266,8 +266,9 @@ func (c *Config) validate(ps *problemList) {
 		if a.ClickHouse.CAFile != "" && !a.ClickHouse.TLS {
 			ps.add("audit.clickhouse.ca_file", "only applies with tls = true")
 		}
+	case "embedded":
 	default:
-		ps.add("audit.store", "unknown store %q (file or clickhouse)", a.Store)
+		ps.add("audit.store", "unknown store %q (file, clickhouse or embedded)", a.Store)
 	}
 	checkSecret(ps, "audit.signing_key", a.SigningKey)
 	if !oneOf(a.OnFull, "refuse", "drop") {

@@ -79,3 +79,14 @@ func RequireCommand(t testing.TB, name string) string {
 	}
 	return p
 }
+
+// ChDBLib is the path of libchdb.so that `make deps` installs for the
+// embedded audit store.
+func ChDBLib(t testing.TB) string {
+	t.Helper()
+	p := filepath.Join(ModuleRoot(t), ".deps", "chdb", "libchdb.so")
+	if _, err := os.Stat(p); err != nil {
+		t.Fatalf("testenv: %s is missing; run `make deps` (it runs .ci/install-chdb)", p)
+	}
+	return p
+}

@@ -943,3 +943,34 @@ max_bytes = 65536
 	}
 	t.Fatal("2000 requests and the spool never filled")
 }
+
+// The embedded store (ClickHouse in the gateway's process): rows land, and
+// once the gateway has stopped the CLI reads and verifies them.
+func TestAuditEmbedded(t *testing.T) {
+	e := start(t, envOptions{extra: fmt.Sprintf(`
+[audit]
+store = "embedded"
+batch_age = "100ms"
+[audit.embedded]
+lib_path = %q
+`, testenv.ChDBLib(t))})
+	tok := e.ciToken(t)
+	if resp, body := e.do(t, "GET", "/orders/api/items", tok); resp.StatusCode != 200 {
+		t.Fatalf("status %d: %s", resp.StatusCode, body)
+	}
+	sid := e.up.Seen()[0].Header.Get("X-Tollgate-Session-Id")
+	http.DefaultClient.CloseIdleConnections()
+	time.Sleep(300 * time.Millisecond) // the session closes and its rows ship
+	if err := e.gw.Stop(); err != nil {
+		t.Fatalf("stop: %v\n%s", err, e.gw.Output())
+	}
+	out, errOut, code := e.gw.Run("audit", "sql", "-c", e.gw.Config, "--format", "tsv",
+		"SELECT kind, status FROM tollgate.events FINAL WHERE session_id = toUUID('"+sid+"') ORDER BY seq")
+	if code != 0 || out != "kind\tstatus\nsession.open\t\nhttp.request\t200\nsession.close\t1 requests\n" {
+		t.Fatalf("audit sql on the embedded store: exit %d\n%q\n%s", code, out, errOut)
+	}
+	out, errOut, code = e.gw.Run("audit", "verify", "-c", e.gw.Config, "--session", sid)
+	if code != 0 || !strings.Contains(out, sid+"\tcomplete\t") {
+		t.Fatalf("audit verify on the embedded store: exit %d\n%s%s", code, out, errOut)
+	}
+}

@@ -1,0 +1,336 @@
+package embedded
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tollgate-dev/tollgate/host/audit"
+	"github.com/tollgate-dev/tollgate/host/audit/schema"
+	"github.com/tollgate-dev/tollgate/host/testenv"
+)
+
+func uuid() string {
+	var b [16]byte
+	rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}
+
+// sessionRows is one sealed session of n rows (n >= 2): open, n-2 steps
+// with varied columns (and text that needs escaping), close.
+func sessionRows(start time.Time, target string, runID string, n int) []audit.Row {
+	sid := uuid()
+	var chain audit.SessionChain
+	rows := make([]audit.Row, n)
+	for i := range rows {
+		r := audit.Row{
+			EventID: uuid(), Time: start.Add(time.Duration(i)*1234567*time.Nanosecond + 789*time.Nanosecond).Truncate(time.Microsecond),
+			GatewayID: "gw-1", SessionID: sid, Seq: uint64(i + 1), Protocol: "http", Listener: "api",
+			Target: target, Kind: "http.request", RemoteAddr: "10.0.0.7:5123",
+			Issuer: "https://token.actions.githubusercontent.com", Subject: "repo:acme/app:ref:refs/heads/main",
+			Groups: []string{"ci", "deployers", "tab\there", "it's"},
+			Claims: map[string]string{"repository": "acme/app", "run_id": runID, "quote": "it's \"x\"", "esc": "a\\b\nc\r\x00d\t[',]"},
+		}
+		switch {
+		case i == 0:
+			r.Kind = audit.KindSessionOpen
+		case i == n-1:
+			r.Kind, r.Target, r.Status, r.DurationMicro = audit.KindSessionClose, "", fmt.Sprintf("%d requests", n-2), 99_000
+		default:
+			r.AccessRule = "ci-read"
+			r.Request = map[string]string{"method": "GET", "path": fmt.Sprintf("/items/%d", i), "body": "card=****\n\tline2 ünïcødé \\N"}
+			r.Verdict, r.Plugin = "allow", "mask"
+			r.Annotations = map[string]string{"masked": "body.card"}
+			r.Status, r.RequestBytes, r.ResponseBytes, r.DurationMicro = "200", 120, int64(4096*i), int64(1500+i)
+			if i%3 == 0 {
+				r.Verdict, r.Plugin, r.Reason, r.Status = "deny", "guard", "DELETE\tis not\nallowed \\ 'really'", "403"
+				r.Annotations, r.Error = nil, "denied"
+			}
+			if i%4 == 0 {
+				r.Kind, r.Verdict, r.ApprovalID, r.Approver = "approval", "allow", uuid(), "alice@example.com"
+			}
+		}
+		chain.Seal(&r)
+		rows[i] = r
+	}
+	return rows
+}
+
+// openStore opens a store on dir (a new temporary one when ""), failing
+// with a pointer to `make deps` when the library is missing.
+func openStore(t testing.TB, dir string) *Store {
+	t.Helper()
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	s, err := Open(context.Background(), Options{Dir: dir, Database: "audit"})
+	if errors.Is(err, ErrNoLibrary) {
+		t.Fatalf("libchdb.so is needed for these tests: run `make deps` (.ci/install-chdb): %v", err)
+	}
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func query(t testing.TB, s *Store, sql string, args ...any) [][]string {
+	t.Helper()
+	_, rows, err := s.Query(context.Background(), sql, args...)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, sql)
+	}
+	return rows
+}
+
+func TestSchemaAppliesTwice(t *testing.T) {
+	dir := t.TempDir()
+	s := openStore(t, dir)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openStore(t, dir) // idempotent: every statement again, the version once
+	got := query(t, s, "SELECT version, count() FROM schema_version FINAL GROUP BY version")
+	if want := [][]string{{strconv.Itoa(schema.Version), "1"}}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("schema_version = %v, want %v", got, want)
+	}
+	for _, tbl := range []string{"events", "sessions", "schema_version"} {
+		if got := query(t, s, "EXISTS TABLE "+tbl); got[0][0] != "1" {
+			t.Errorf("table %s missing", tbl)
+		}
+	}
+}
+
+func TestOneStorePerProcess(t *testing.T) {
+	openStore(t, "")
+	if _, err := Open(context.Background(), Options{Dir: t.TempDir()}); err == nil {
+		t.Fatal("a second store opened while the first is open")
+	}
+}
+
+func TestQueryIsReadOnly(t *testing.T) {
+	s := openStore(t, "")
+	for _, q := range []string{"INSERT INTO events (seq) VALUES (1)", "DROP TABLE events", "SELECTX 1", "  optimize table events",
+		"SELECT 1; DROP TABLE events", "SELECT 1; SELECT 2;", "/* x */ SET readonly = 0"} {
+		if _, _, err := s.Query(context.Background(), q); err == nil {
+			t.Errorf("%q ran", q)
+		}
+	}
+	// readonly=1 is in force: not even a setting may change.
+	if _, _, err := s.Query(context.Background(), "SELECT 1 SETTINGS max_threads = 1"); err == nil || !strings.Contains(err.Error(), "readonly") {
+		t.Errorf("readonly=1 not in force: %v", err)
+	}
+	if _, _, err := s.Query(context.Background(), "SELECT * FROM events WHERE seq = 1 -- trailing comment"); err != nil {
+		t.Errorf("trailing comment: %v", err)
+	}
+	if got := query(t, s, "SELECT count() FROM system.tables WHERE database = 'audit' AND name = 'events'"); got[0][0] != "1" {
+		t.Fatal("events was dropped")
+	}
+	// Placeholders become literals, and a ? inside a literal stays.
+	got := query(t, s, "SELECT ?, ?, '?', ?", "it's ; \\ x", 42, time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
+	if want := [][]string{{"it's ; \\ x", "42", "?", "2026-01-02T03:04:05Z"}}; !reflect.DeepEqual(got, want) {
+		t.Errorf("bound = %q, want %q", got, want)
+	}
+}
+
+func TestRoundTripAndReplay(t *testing.T) {
+	s := openStore(t, "")
+	ctx := context.Background()
+	start := time.Date(2026, 3, 31, 23, 59, 58, 0, time.UTC) // the sessions cross a month (a partition)
+	var batch []audit.Row
+	for i, target := range []string{"orders-db", "billing-api", "orders-db"} {
+		batch = append(batch, sessionRows(start.Add(time.Duration(i)*time.Second), target, "run-"+strconv.Itoa(i), 6+i)...)
+	}
+	bare := audit.Row{EventID: uuid(), Time: start.Add(time.Hour), SessionID: uuid(), Seq: 1, Kind: "http.request"}
+	batch = append(batch, bare)
+
+	if err := s.Insert(ctx, batch); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Insert(ctx, batch); err != nil { // a replay of the whole batch
+		t.Fatal(err)
+	}
+	if n := query(t, s, "SELECT count() FROM events FINAL")[0][0]; n != strconv.Itoa(len(batch)) {
+		t.Fatalf("FINAL shows %s rows, want %d (each event once)", n, len(batch))
+	}
+	n := query(t, s, "SELECT count() FROM events")[0][0]
+	t.Logf("without FINAL the table holds %s rows for %d events (deduplication token)", n, len(batch))
+	if n != strconv.Itoa(len(batch)) {
+		t.Errorf("the replay was stored again: %s rows, want %d", n, len(batch))
+	}
+
+	back, err := s.Rows(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(back) != len(batch) {
+		t.Fatalf("Rows: %d rows, want %d", len(back), len(batch))
+	}
+	byID := map[string]audit.Row{}
+	for _, r := range batch {
+		byID[r.EventID] = r
+	}
+	for _, r := range back {
+		want := byID[r.EventID]
+		if !r.Time.Equal(want.Time) {
+			t.Errorf("event %s: time %v, want %v", r.EventID, r.Time, want.Time)
+		}
+		r.Time = want.Time
+		if !reflect.DeepEqual(r, want) {
+			t.Errorf("round trip differs:\n got %#v\nwant %#v", r, want)
+		}
+	}
+	closed := 0
+	for _, f := range audit.Verify(back) {
+		if f.SessionID == bare.SessionID {
+			continue
+		}
+		closed++
+		if f.Status != audit.StatusComplete {
+			t.Errorf("session %s: %s %s", f.SessionID, f.Status, f.Detail)
+		}
+	}
+	if closed != 3 {
+		t.Errorf("Verify reported %d closed sessions, want 3", closed)
+	}
+
+	// One session through a where clause with a placeholder.
+	one, err := s.Rows(ctx, "session_id = toUUID(?)", batch[0].SessionID)
+	if err != nil || len(one) != 6 {
+		t.Fatalf("Rows(session) = %d rows, %v", len(one), err)
+	}
+
+	sess := query(t, s, "SELECT session_id, target, closed, status, opened_at, opened_us FROM sessions FINAL ORDER BY opened_at, opened_us")
+	if len(sess) != 3 {
+		t.Fatalf("sessions: %v", sess)
+	}
+	for i, v := range sess {
+		var open audit.Row
+		for _, r := range batch {
+			if r.SessionID == v[0] && r.Kind == audit.KindSessionOpen {
+				open = r
+			}
+		}
+		ts, _ := time.Parse(time.RFC3339, v[4])
+		us, _ := strconv.Atoi(v[5])
+		if v[1] != open.Target || v[2] != "1" || !strings.HasSuffix(v[3], "requests") || !schema.Join(ts, uint32(us)).Equal(open.Time) {
+			t.Errorf("session %d: %v (open row %+v)", i, v, open)
+		}
+	}
+}
+
+// A replay the deduplication window does not catch (another batch
+// boundary) is still shown once by FINAL.
+func TestReplayOtherBatching(t *testing.T) {
+	s := openStore(t, "")
+	ctx := context.Background()
+	rows := sessionRows(time.Now(), "orders-db", "r", 10)
+	if err := s.Insert(ctx, rows); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Insert(ctx, rows[3:]); err != nil {
+		t.Fatal(err)
+	}
+	if n := query(t, s, "SELECT count() FROM events FINAL")[0][0]; n != "10" {
+		t.Fatalf("FINAL shows %s rows, want 10", n)
+	}
+	got := query(t, s, "SELECT target, closed, last_seq FROM sessions FINAL")
+	if want := [][]string{{"orders-db", "1", "10"}}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("sessions = %v, want %v", got, want)
+	}
+}
+
+func TestExampleQueries(t *testing.T) {
+	s := openStore(t, "")
+	start := time.Now().UTC().Add(-time.Minute)
+	if err := s.Insert(context.Background(), sessionRows(start, "orders-db", "run-42", 9)); err != nil {
+		t.Fatal(err)
+	}
+	files, _ := filepath.Glob(filepath.Join(testenv.ModuleRoot(t), "examples", "queries", "*.sql"))
+	if len(files) < 5 {
+		t.Fatalf("want at least 5 example queries, found %v", files)
+	}
+	repl := strings.NewReplacer(
+		"{target}", "orders-db",
+		"{from}", start.Add(-time.Hour).Format("2006-01-02 15:04:05"),
+		"{to}", start.Add(time.Hour).Format("2006-01-02 15:04:05"),
+		"{run_id}", "run-42",
+	)
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sql := repl.Replace(string(b))
+		if strings.ContainsAny(sql, "{}") {
+			t.Errorf("%s: a placeholder the test does not know:\n%s", f, sql)
+			continue
+		}
+		_, rows, err := s.Query(context.Background(), sql)
+		if err != nil {
+			t.Errorf("%s: %v", filepath.Base(f), err)
+			continue
+		}
+		if len(rows) == 0 {
+			t.Errorf("%s: no rows; the test data should answer every example", filepath.Base(f))
+			continue
+		}
+		t.Logf("%s: %d rows, first %v", filepath.Base(f), len(rows), rows[0])
+	}
+}
+
+func TestCanceledContext(t *testing.T) {
+	s := openStore(t, "")
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := s.Insert(ctx, sessionRows(time.Now(), "x", "r", 2)); !errors.Is(err, context.Canceled) {
+		t.Errorf("Insert on a canceled context: %v", err)
+	}
+	if _, _, err := s.Query(ctx, "SELECT 1"); !errors.Is(err, context.Canceled) {
+		t.Errorf("Query on a canceled context: %v", err)
+	}
+}
+
+var benchMeasured bool
+
+// BenchmarkEmbeddedInsert inserts 100,000 rows in 10,000-row batches
+// through Store.Insert (sessions of 100 rows) and prints the rate. It
+// measures once; run it with -benchtime=1x.
+func BenchmarkEmbeddedInsert(b *testing.B) {
+	if benchMeasured {
+		return
+	}
+	benchMeasured = true
+	const total, batch = 100_000, 10_000
+	var rows []audit.Row
+	start := time.Now().Add(-time.Hour)
+	for len(rows) < total {
+		rows = append(rows, sessionRows(start.Add(time.Duration(len(rows))*time.Millisecond), "orders-db", "bench", 100)...)
+	}
+	s := openStore(b, "")
+	ctx := context.Background()
+	b.ResetTimer()
+	t0 := time.Now()
+	for i := 0; i < total; i += batch {
+		if err := s.Insert(ctx, rows[i:i+batch]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	rate := total / time.Since(t0).Seconds()
+	b.StopTimer()
+	if got := query(b, s, "SELECT count() FROM events")[0][0]; got != strconv.Itoa(total) {
+		b.Fatalf("events holds %s rows, want %d", got, total)
+	}
+	fmt.Printf("BENCH embedded_insert %.0f rows/s ratio=1.00 vs embedded_insert\n", rate)
+	b.ReportMetric(rate, "rows/s")
+}

@@ -1,0 +1,370 @@
+package embedded
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tollgate-dev/tollgate/host/audit"
+	"github.com/tollgate-dev/tollgate/host/audit/schema"
+)
+
+// readOnlyPrefixes are the statements Query runs.
+var readOnlyPrefixes = []string{"SELECT", "SHOW", "DESCRIBE", "DESC", "EXISTS", "WITH", "EXPLAIN"}
+
+// ErrNotReadOnly is returned by Query for anything but one read.
+var ErrNotReadOnly = errors.New("embedded: query: only one SELECT, SHOW, DESCRIBE, EXISTS or WITH statement is allowed")
+
+// Query runs one read-only analyst statement and returns its result as
+// text, like the server store: times in UTC RFC 3339, arrays as JSON, NULL
+// as "NULL". args replace ? placeholders outside literals, as quoted
+// literals. The statement runs with readonly=1.
+func (s *Store) Query(ctx context.Context, sql string, args ...any) (cols []string, rows [][]string, err error) {
+	sql, err = bind(sql, args)
+	if err != nil {
+		return nil, nil, err
+	}
+	sql = strings.TrimSpace(sql)
+	sql = strings.TrimSpace(strings.TrimSuffix(sql, ";"))
+	if !readOnly(sql) || !oneStatement(sql) {
+		return nil, nil, ErrNotReadOnly
+	}
+	if err := s.acquire(ctx); err != nil {
+		return nil, nil, err
+	}
+	out, err := s.c.exec(readOnlySettings(sql), "JSONCompactEachRowWithNamesAndTypes")
+	s.release()
+	if err != nil {
+		return nil, nil, fmt.Errorf("embedded: query: %w", err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(out))
+	dec.UseNumber()
+	var types []string
+	if dec.More() {
+		if err := dec.Decode(&cols); err != nil {
+			return nil, nil, fmt.Errorf("embedded: query: names: %w", err)
+		}
+		if err := dec.Decode(&types); err != nil {
+			return nil, nil, fmt.Errorf("embedded: query: types: %w", err)
+		}
+	}
+	for dec.More() {
+		var raw []json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return nil, nil, fmt.Errorf("embedded: query: %w", err)
+		}
+		row := make([]string, len(raw))
+		for i, v := range raw {
+			t := ""
+			if i < len(types) {
+				t = types[i]
+			}
+			row[i] = text(v, t)
+		}
+		rows = append(rows, row)
+	}
+	return cols, rows, nil
+}
+
+// readOnlySettings makes a SELECT run with readonly=1 (no writes, no
+// setting changes).
+//
+// chDB applies a trailing SETTINGS clause even after the statement's own
+// (a later setting in it is then refused: "Cannot modify ... in readonly
+// mode"). SHOW, DESCRIBE, EXISTS and EXPLAIN take no clause; they only
+// read anyway.
+func readOnlySettings(sql string) string {
+	s := leading(sql)
+	for _, p := range []string{"SELECT", "WITH"} {
+		if len(s) > len(p) && strings.EqualFold(s[:len(p)], p) && !isWord(s[len(p)]) {
+			return sql + "\nSETTINGS readonly = 1"
+		}
+	}
+	return sql
+}
+
+// text renders one JSON value of ClickHouse type t like the server store.
+func text(v json.RawMessage, t string) string {
+	v = bytes.TrimSpace(v)
+	if string(v) == "null" {
+		return "NULL"
+	}
+	base := t
+	for _, w := range []string{"Nullable(", "LowCardinality("} {
+		for strings.HasPrefix(base, w) {
+			base = strings.TrimSuffix(strings.TrimPrefix(base, w), ")")
+		}
+	}
+	if len(v) > 0 && v[0] == '"' {
+		var s string
+		if err := json.Unmarshal(v, &s); err != nil {
+			return string(v)
+		}
+		switch {
+		case base == "DateTime" || strings.HasPrefix(base, "DateTime("):
+			if ts, err := time.ParseInLocation("2006-01-02 15:04:05", s, time.UTC); err == nil {
+				return ts.Format(time.RFC3339)
+			}
+		case strings.HasPrefix(base, "DateTime64"):
+			if ts, err := time.ParseInLocation("2006-01-02 15:04:05.999999999", s, time.UTC); err == nil {
+				return ts.Format(time.RFC3339)
+			}
+		case base == "Date" || base == "Date32":
+			if ts, err := time.ParseInLocation("2006-01-02", s, time.UTC); err == nil {
+				return ts.Format(time.RFC3339)
+			}
+		}
+		return s
+	}
+	if len(v) > 0 && (v[0] == '[' || v[0] == '{') {
+		// Re-encode as Go does (the server store's json.Marshal).
+		dec := json.NewDecoder(bytes.NewReader(v))
+		dec.UseNumber()
+		var x any
+		if dec.Decode(&x) == nil {
+			if b, err := json.Marshal(x); err == nil {
+				return string(b)
+			}
+		}
+	}
+	return string(v)
+}
+
+// readOnly checks the first word after any leading comments.
+func readOnly(sql string) bool {
+	s := leading(sql)
+	for _, p := range readOnlyPrefixes {
+		if len(s) > len(p) && strings.EqualFold(s[:len(p)], p) && !isWord(s[len(p)]) {
+			return true
+		}
+	}
+	return false
+}
+
+// leading is sql from its first word, after comments and parentheses.
+func leading(sql string) string {
+	s := sql
+	for {
+		s = strings.TrimLeft(s, " \t\r\n(")
+		switch {
+		case strings.HasPrefix(s, "--"):
+			_, s, _ = strings.Cut(s, "\n")
+			continue
+		case strings.HasPrefix(s, "/*"):
+			_, s, _ = strings.Cut(s, "*/")
+			continue
+		}
+		break
+	}
+	return s
+}
+
+// scan calls f for each byte of sql outside string literals, quoted
+// identifiers and comments, with its offset. f returns false to stop.
+func scan(sql string, f func(i int) bool) {
+	for i := 0; i < len(sql); i++ {
+		switch c := sql[i]; {
+		case c == '\'' || c == '"' || c == '`':
+			for i++; i < len(sql) && sql[i] != c; i++ {
+				if sql[i] == '\\' {
+					i++
+				}
+			}
+		case c == '-' && strings.HasPrefix(sql[i:], "--"), c == '#' && strings.HasPrefix(sql[i:], "#!"):
+			for i < len(sql) && sql[i] != '\n' {
+				i++
+			}
+		case c == '/' && strings.HasPrefix(sql[i:], "/*"):
+			end := strings.Index(sql[i+2:], "*/")
+			if end < 0 {
+				return
+			}
+			i += end + 3
+		default:
+			if !f(i) {
+				return
+			}
+		}
+	}
+}
+
+// oneStatement is false when sql holds a ';' outside literals and
+// comments (the trailing one is trimmed before).
+func oneStatement(sql string) bool {
+	ok := true
+	scan(sql, func(i int) bool {
+		if sql[i] == ';' {
+			ok = false
+		}
+		return ok
+	})
+	return ok
+}
+
+// bind replaces each ? outside literals with the next argument as a
+// literal.
+func bind(sql string, args []any) (string, error) {
+	var pos []int
+	scan(sql, func(i int) bool {
+		if sql[i] == '?' {
+			pos = append(pos, i)
+		}
+		return true
+	})
+	if len(pos) != len(args) {
+		return "", fmt.Errorf("embedded: query has %d placeholders and %d arguments", len(pos), len(args))
+	}
+	if len(args) == 0 {
+		return sql, nil
+	}
+	var b bytes.Buffer
+	last := 0
+	for k, i := range pos {
+		b.WriteString(sql[last:i])
+		if err := literal(&b, args[k]); err != nil {
+			return "", err
+		}
+		last = i + 1
+	}
+	b.WriteString(sql[last:])
+	return b.String(), nil
+}
+
+func literal(b *bytes.Buffer, v any) error {
+	switch x := v.(type) {
+	case nil:
+		b.WriteString("NULL")
+	case string:
+		quote(b, x)
+	case []byte:
+		quote(b, string(x))
+	case bool:
+		if x {
+			b.WriteString("true")
+		} else {
+			b.WriteString("false")
+		}
+	case int:
+		b.WriteString(strconv.FormatInt(int64(x), 10))
+	case int8, int16, int32, int64:
+		fmt.Fprintf(b, "%d", x)
+	case uint, uint8, uint16, uint32, uint64:
+		fmt.Fprintf(b, "%d", x)
+	case float32:
+		return literal(b, float64(x))
+	case float64:
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			return fmt.Errorf("embedded: argument %v is not a finite number", x)
+		}
+		b.WriteString(strconv.FormatFloat(x, 'g', -1, 64))
+	case time.Time:
+		b.WriteString("toDateTime64(")
+		quote(b, x.UTC().Format("2006-01-02 15:04:05.000000"))
+		b.WriteString(", 6, 'UTC')")
+	case []string:
+		b.WriteByte('[')
+		for i, e := range x {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			quote(b, e)
+		}
+		b.WriteByte(']')
+	case fmt.Stringer:
+		quote(b, x.String())
+	default:
+		return fmt.Errorf("embedded: argument of type %T is not supported", v)
+	}
+	return nil
+}
+
+// rowsSelect reads events columns for Rows, times as Unix seconds.
+const rowsSelect = "SELECT toUnixTimestamp(ts), ts_us, toString(event_id), toString(session_id), seq, kind, gateway_id, protocol, listener, target, " +
+	"remote_addr, issuer, subject, email, groups, claim_keys, claim_values, access_rule, request_keys, request_values, " +
+	"verdict, plugin, reason, annotation_keys, annotation_values, status, request_bytes, response_bytes, duration_us, " +
+	"error, approval_id, approver, prev_hash, row_hash, signature FROM "
+
+// Rows reads events back as audit rows, each event once (FINAL), for
+// verification: where is a trusted SQL condition with ? placeholders
+// (e.g. "session_id = toUUID(?)"), or "" for every row.
+func (s *Store) Rows(ctx context.Context, where string, args ...any) ([]audit.Row, error) {
+	q := rowsSelect + s.db + ".events FINAL"
+	if where != "" {
+		q += " WHERE " + where
+	}
+	q += " ORDER BY session_id, seq"
+	q, err := bind(q, args)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.acquire(ctx); err != nil {
+		return nil, err
+	}
+	out, err := s.c.exec(q, "JSONCompactEachRow")
+	s.release()
+	if err != nil {
+		return nil, fmt.Errorf("embedded: rows: %w", err)
+	}
+	var rows []audit.Row
+	for _, line := range bytes.Split(out, []byte("\n")) {
+		if len(bytes.TrimSpace(line)) == 0 {
+			continue
+		}
+		var v []json.RawMessage
+		if err := json.Unmarshal(line, &v); err != nil {
+			return nil, fmt.Errorf("embedded: rows: %w", err)
+		}
+		var (
+			r              audit.Row
+			ts             int64
+			us             uint32
+			ck, cv, rk, rv []string
+			ak, av         []string
+		)
+		d := decoder{v: v}
+		d.num(&ts)
+		d.num(&us)
+		d.str(&r.EventID, &r.SessionID)
+		d.num(&r.Seq)
+		d.str(&r.Kind, &r.GatewayID, &r.Protocol, &r.Listener, &r.Target, &r.RemoteAddr, &r.Issuer, &r.Subject, &r.Email)
+		d.arr(&r.Groups, &ck, &cv)
+		d.str(&r.AccessRule)
+		d.arr(&rk, &rv)
+		d.str(&r.Verdict, &r.Plugin, &r.Reason)
+		d.arr(&ak, &av)
+		d.str(&r.Status)
+		d.num(&r.RequestBytes)
+		d.num(&r.ResponseBytes)
+		d.num(&r.DurationMicro)
+		d.str(&r.Error, &r.ApprovalID, &r.Approver, &r.PrevHash, &r.RowHash, &r.Signature)
+		if d.err == nil && d.i != len(v) {
+			d.err = fmt.Errorf("row has %d columns, want %d", len(v), d.i)
+		}
+		if d.err != nil {
+			return nil, fmt.Errorf("embedded: rows: %w", d.err)
+		}
+		r.Time = schema.Join(time.Unix(ts, 0).UTC(), us)
+		r.Claims, r.Request, r.Annotations = toMap(ck, cv), toMap(rk, rv), toMap(ak, av)
+		rows = append(rows, r)
+	}
+	return rows, nil
+}
+
+func toMap(k, v []string) map[string]string {
+	if len(k) == 0 {
+		return nil
+	}
+	m := make(map[string]string, len(k))
+	for i := range k {
+		if i < len(v) {
+			m[k[i]] = v[i]
+		}
+	}
+	return m
+}

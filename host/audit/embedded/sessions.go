@@ -1,0 +1,201 @@
+package embedded
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/tollgate-dev/tollgate/host/audit"
+	"github.com/tollgate-dev/tollgate/host/audit/schema"
+)
+
+// session is one row of the sessions table.
+type session struct {
+	SessionID, GatewayID, Protocol, Listener, Target, RemoteAddr string
+	Issuer, Subject, Email                                       string
+	Groups, ClaimKeys, ClaimVals                                 []string
+	OpenedAt                                                     time.Time
+	OpenedUs                                                     uint32
+	Closed                                                       uint8
+	ClosedAt                                                     time.Time
+	ClosedUs                                                     uint32
+	Status                                                       string
+	DurationUs                                                   int64
+	LastSeq                                                      uint64
+}
+
+const sessionColumns = "session_id, gateway_id, protocol, listener, target, remote_addr, issuer, subject, email, groups, claim_keys, claim_values, opened_at, opened_us, closed, closed_at, closed_us, status, duration_us, last_seq"
+
+// sessionSelect reads sessionColumns with times as Unix seconds.
+const sessionSelect = "toString(session_id), gateway_id, protocol, listener, target, remote_addr, issuer, subject, email, groups, claim_keys, claim_values, toUnixTimestamp(opened_at), opened_us, closed, toUnixTimestamp(closed_at), closed_us, status, duration_us, last_seq"
+
+// merge folds an open or close row into s, as the server store does: the
+// open row is authoritative for identity and target; a close row only
+// fills what is still empty.
+func (s *session) merge(r audit.Row) {
+	open := r.Kind == audit.KindSessionOpen
+	set := func(dst *string, v string) {
+		if v != "" && (open || *dst == "") {
+			*dst = v
+		}
+	}
+	s.SessionID = r.SessionID
+	set(&s.GatewayID, r.GatewayID)
+	set(&s.Protocol, r.Protocol)
+	set(&s.Listener, r.Listener)
+	set(&s.Target, r.Target)
+	set(&s.RemoteAddr, r.RemoteAddr)
+	set(&s.Issuer, r.Issuer)
+	set(&s.Subject, r.Subject)
+	set(&s.Email, r.Email)
+	if len(r.Groups) > 0 && (open || len(s.Groups) == 0) {
+		s.Groups = r.Groups
+	}
+	if len(r.Claims) > 0 && (open || len(s.ClaimKeys) == 0) {
+		s.ClaimKeys, s.ClaimVals = schema.Pairs(r.Claims)
+	}
+	if open {
+		s.OpenedAt, s.OpenedUs = schema.Split(r.Time)
+	} else {
+		s.Closed = 1
+		s.ClosedAt, s.ClosedUs = schema.Split(r.Time)
+		s.Status, s.DurationUs = r.Status, r.DurationMicro
+		if s.OpenedAt.Unix() == 0 {
+			s.OpenedAt, s.OpenedUs = schema.Split(r.Time.Add(-time.Duration(r.DurationMicro) * time.Microsecond))
+		}
+	}
+	s.LastSeq = max(s.LastSeq, r.Seq)
+}
+
+// upsertSessions rewrites the session rows for the sessions opened or
+// closed in rows: read what is stored (FINAL), merge, insert. The caller
+// holds the store's lock.
+func (s *Store) upsertSessions(rows []audit.Row) error {
+	var ids []string
+	touched := map[string][]audit.Row{}
+	for _, r := range rows {
+		if r.Kind != audit.KindSessionOpen && r.Kind != audit.KindSessionClose {
+			continue
+		}
+		if _, ok := touched[r.SessionID]; !ok {
+			ids = append(ids, r.SessionID)
+		}
+		touched[r.SessionID] = append(touched[r.SessionID], r)
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	var in bytes.Buffer
+	for i, id := range ids {
+		if i > 0 {
+			in.WriteString(", ")
+		}
+		in.WriteString("toUUID(")
+		quote(&in, id)
+		in.WriteString(")")
+	}
+	out, err := s.c.exec(fmt.Sprintf("SELECT %s FROM %s.sessions FINAL WHERE session_id IN (%s)", sessionSelect, s.db, in.String()),
+		"JSONCompactEachRow")
+	if err != nil {
+		return err
+	}
+	byID := map[string]*session{}
+	for _, line := range bytes.Split(bytes.TrimSpace(out), []byte("\n")) {
+		if len(line) == 0 {
+			continue
+		}
+		var v []json.RawMessage
+		if err := json.Unmarshal(line, &v); err != nil || len(v) != 20 {
+			return fmt.Errorf("session row %q: %v", line, err)
+		}
+		var (
+			sess           session
+			opened, closed int64
+		)
+		d := decoder{v: v}
+		d.str(&sess.SessionID, &sess.GatewayID, &sess.Protocol, &sess.Listener, &sess.Target, &sess.RemoteAddr,
+			&sess.Issuer, &sess.Subject, &sess.Email)
+		d.arr(&sess.Groups, &sess.ClaimKeys, &sess.ClaimVals)
+		d.num(&opened)
+		d.num(&sess.OpenedUs)
+		d.num(&sess.Closed)
+		d.num(&closed)
+		d.num(&sess.ClosedUs)
+		d.str(&sess.Status)
+		d.num(&sess.DurationUs)
+		d.num(&sess.LastSeq)
+		if d.err != nil {
+			return fmt.Errorf("session row %q: %v", line, d.err)
+		}
+		sess.OpenedAt, sess.ClosedAt = time.Unix(opened, 0).UTC(), time.Unix(closed, 0).UTC()
+		byID[sess.SessionID] = &sess
+	}
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "INSERT INTO %s.sessions (%s) FORMAT TabSeparated\n", s.db, sessionColumns)
+	for _, id := range ids {
+		sess := byID[id]
+		if sess == nil {
+			sess = &session{OpenedAt: time.Unix(0, 0), ClosedAt: time.Unix(0, 0)}
+		}
+		for _, kind := range []string{audit.KindSessionOpen, audit.KindSessionClose} {
+			for _, r := range touched[id] {
+				if r.Kind == kind {
+					sess.merge(r)
+				}
+			}
+		}
+		writeTSV(&b, []any{sess.SessionID, sess.GatewayID, sess.Protocol, sess.Listener, sess.Target,
+			sess.RemoteAddr, sess.Issuer, sess.Subject, sess.Email, sess.Groups, sess.ClaimKeys, sess.ClaimVals,
+			sess.OpenedAt, sess.OpenedUs, uint32(sess.Closed), sess.ClosedAt, sess.ClosedUs, sess.Status,
+			sess.DurationUs, sess.LastSeq})
+	}
+	_, err = s.c.exec(b.String(), "TabSeparated")
+	return err
+}
+
+// decoder reads a JSONCompactEachRow row in order.
+type decoder struct {
+	v   []json.RawMessage
+	i   int
+	err error
+}
+
+func (d *decoder) next() json.RawMessage {
+	if d.i >= len(d.v) {
+		if d.err == nil {
+			d.err = fmt.Errorf("row has %d columns, want more", len(d.v))
+		}
+		return json.RawMessage("null")
+	}
+	d.i++
+	return d.v[d.i-1]
+}
+
+func (d *decoder) str(dst ...*string) {
+	for _, p := range dst {
+		if err := json.Unmarshal(d.next(), p); err != nil && d.err == nil {
+			d.err = err
+		}
+	}
+}
+
+func (d *decoder) arr(dst ...*[]string) {
+	for _, p := range dst {
+		if err := json.Unmarshal(d.next(), p); err != nil && d.err == nil {
+			d.err = err
+		}
+		if len(*p) == 0 {
+			*p = nil
+		}
+	}
+}
+
+// num reads a number, quoted (64-bit integers) or not.
+func (d *decoder) num(dst any) {
+	raw := strings.Trim(string(d.next()), `"`)
+	if err := json.Unmarshal([]byte(raw), dst); err != nil && d.err == nil {
+		d.err = err
+	}
+}
