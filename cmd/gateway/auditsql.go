@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/signal"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/tollgate-dev/tollgate/host/admin"
 	"github.com/tollgate-dev/tollgate/host/audit"
 	"github.com/tollgate-dev/tollgate/host/audit/clickhouse"
 	"github.com/tollgate-dev/tollgate/host/audit/embedded"
@@ -69,12 +71,9 @@ func runAuditQuery(fs *flag.FlagSet, path, sql, format string, stdout io.Writer)
 	if cfg.Audit.Store == "file" {
 		return errors.New("audit sql: the config's audit store is not clickhouse (the file store is JSON lines: use jq)")
 	}
-	if err := cfg.ResolveAuditSecrets(); err != nil {
-		return err
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	store, err := openAuditStore(ctx, cfg)
+	store, err := openReader(ctx, cfg)
 	if err != nil {
 		return err
 	}
@@ -141,21 +140,79 @@ func openAuditStore(ctx context.Context, cfg *config.Config) (auditStore, error)
 
 // clickhouseRows reads the events of one session (or all) for verify.
 func clickhouseRows(cfg *config.Config, session string) ([]audit.Row, error) {
-	if err := cfg.ResolveAuditSecrets(); err != nil {
-		return nil, err
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	store, err := openAuditStore(ctx, cfg)
+	store, err := openReader(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
 	defer store.Close()
-	if session != "" {
-		return store.Rows(ctx, "session_id = toUUID(?)", session)
-	}
-	return store.Rows(ctx, "")
+	return store.SessionRows(ctx, session)
 }
+
+// reader is the audit trail's read side, from the store itself or, when
+// the running gateway owns the store, through its admin API.
+type reader interface {
+	Query(ctx context.Context, sql string, args ...any) ([]string, [][]string, error)
+	SessionRows(ctx context.Context, session string) ([]audit.Row, error)
+	Close() error
+}
+
+// openReader uses the admin API for the embedded store when [admin] is
+// configured (chDB allows one process per directory, and the gateway is
+// that process); otherwise it opens the store directly. The admin API
+// needs a token: --token is not a flag here, so it comes from
+// TOLLGATE_TOKEN.
+func openReader(ctx context.Context, cfg *config.Config) (reader, error) {
+	if cfg.Audit.Store == "embedded" && cfg.Admin.Listen != "" && gatewayRunning(ctx, cfg.Admin.Listen) {
+		tok := os.Getenv("TOLLGATE_TOKEN")
+		if tok == "" {
+			return nil, errors.New("the running gateway owns the embedded store: set TOLLGATE_TOKEN to a token of one of the [admin] groups to query it through the admin API")
+		}
+		return adminReader{&admin.Client{URL: "http://" + cfg.Admin.Listen, Token: tok}}, nil
+	}
+	if err := cfg.ResolveAuditSecrets(); err != nil {
+		return nil, err
+	}
+	s, err := openAuditStore(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	return storeReader{s}, nil
+}
+
+// gatewayRunning reports whether the admin API answers: when the gateway is
+// stopped, the CLI opens the embedded store itself.
+func gatewayRunning(ctx context.Context, addr string) bool {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/healthz", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
+}
+
+type storeReader struct{ auditStore }
+
+func (s storeReader) SessionRows(ctx context.Context, session string) ([]audit.Row, error) {
+	if session != "" {
+		return s.Rows(ctx, "session_id = toUUID(?)", session)
+	}
+	return s.Rows(ctx, "")
+}
+
+type adminReader struct{ c *admin.Client }
+
+func (a adminReader) Query(ctx context.Context, sql string, args ...any) ([]string, [][]string, error) {
+	return a.c.Query(ctx, sql, args...)
+}
+func (a adminReader) SessionRows(ctx context.Context, session string) ([]audit.Row, error) {
+	return a.c.Rows(ctx, session)
+}
+func (a adminReader) Close() error { return nil }
 
 func cmdAuditTail(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("audit tail", `Usage: gateway audit tail [-c gateway.toml] [--target T] [--principal SUBJECT] [--since 5m]
@@ -182,7 +239,7 @@ session, kind, target, subject, request, verdict, status. Ctrl-C stops it.`, std
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	store, err := openAuditStore(ctx, cfg)
+	store, err := openReader(ctx, cfg)
 	if err != nil {
 		return err
 	}
@@ -197,9 +254,10 @@ session, kind, target, subject, request, verdict, status. Ctrl-C stops it.`, std
 		q := fmt.Sprintf("SELECT toString(event_id), toString(ts), ts_us, toString(session_id), kind, target, subject, "+
 			"request_values[indexOf(request_keys, 'method')], request_values[indexOf(request_keys, 'path')], "+
 			"request_values[indexOf(request_keys, 'sql')], verdict, status FROM %s.events "+
-			"WHERE ts >= toDateTime(?) AND (? = '' OR target = ?) AND (? = '' OR subject = ?) "+
-			"ORDER BY ts, ts_us, session_id, seq LIMIT 10000", db)
-		_, rows, err := store.Query(ctx, q, from.Add(-10*time.Second).Format("2006-01-02 15:04:05"), *target, *target, *principal, *principal)
+			"WHERE ts >= toDateTime(%s) AND (%s = '' OR target = %s) AND (%s = '' OR subject = %s) "+
+			"ORDER BY ts, ts_us, session_id, seq LIMIT 10000", db,
+			quote(from.Add(-10*time.Second).Format("2006-01-02 15:04:05")), quote(*target), quote(*target), quote(*principal), quote(*principal))
+		_, rows, err := store.Query(ctx, q)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
@@ -233,4 +291,9 @@ func auditDatabase(cfg *config.Config) string {
 		return cfg.Audit.Embedded.Database
 	}
 	return cfg.Audit.ClickHouse.Database
+}
+
+// quote makes a ClickHouse string literal.
+func quote(s string) string {
+	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s) + "'"
 }

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/tollgate-dev/tollgate/host/access"
+	"github.com/tollgate-dev/tollgate/host/admin"
 	"github.com/tollgate-dev/tollgate/host/audit"
 	"github.com/tollgate-dev/tollgate/host/audit/spool"
 	"github.com/tollgate-dev/tollgate/host/config"
@@ -107,7 +108,7 @@ and trusts that issuer's tokens. Never use it in production.`, stderr)
 		return err
 	}
 	running = append(running, pl)
-	rec, err := openRecorder(cfg, log)
+	rec, reader, err := openRecorder(cfg, log)
 	if err != nil {
 		shutdown()
 		return err
@@ -121,9 +122,21 @@ and trusts that issuer's tokens. Never use it in production.`, stderr)
 		}
 		rec = audit.Signing(rec, key)
 	}
+	auth := identity.NewVerifier(issuers, cfg.Identity.TokenCacheSize, identity.Options{})
+	if cfg.Admin.Listen != "" {
+		h := admin.New(admin.Options{Auth: auth, Groups: cfg.Admin.Groups, Audit: reader, Log: log})
+		srv, err := startHTTP(cfg.Admin.Listen, h)
+		if err != nil {
+			rec.Close()
+			shutdown()
+			return fmt.Errorf("admin: %w", err)
+		}
+		running = append(running, srv)
+		log.Info("listening", "listener", "admin", "addr", cfg.Admin.Listen)
+	}
 	deps := httpproto.Deps{
 		GatewayID: cfg.Gateway.ID,
-		Auth:      identity.NewVerifier(issuers, cfg.Identity.TokenCacheSize, identity.Options{}),
+		Auth:      auth,
 		Policy:    access.New(cfg.Access),
 		Chain:     pl.chain,
 		Recorder:  rec,
@@ -260,11 +273,14 @@ func shutdownListeners(ls []*httpproto.Listener, grace time.Duration, log *slog.
 	}
 }
 
-func openRecorder(cfg *config.Config, log *slog.Logger) (audit.Recorder, error) {
+// openRecorder opens the audit store; reader is its read side for the
+// admin API (nil for the file store).
+func openRecorder(cfg *config.Config, log *slog.Logger) (rec audit.Recorder, reader admin.AuditReader, err error) {
 	a := cfg.Audit
 	switch a.Store {
 	case "file":
-		return audit.OpenFile(cfg.DataPath(a.Path))
+		rec, err = audit.OpenFile(cfg.DataPath(a.Path))
+		return rec, nil, err
 	case "clickhouse", "embedded":
 		// The store must answer at start (schema); afterwards the
 		// pipeline rides out outages on its spool.
@@ -272,10 +288,10 @@ func openRecorder(cfg *config.Config, log *slog.Logger) (audit.Recorder, error) 
 		defer cancel()
 		store, err := openAuditStore(ctx, cfg)
 		if err != nil {
-			return nil, fmt.Errorf("audit: %w", err)
+			return nil, nil, fmt.Errorf("audit: %w", err)
 		}
 		sync := map[string]spool.SyncPolicy{"batch": spool.SyncBatch, "always": spool.SyncAlways, "never": spool.SyncNever}[a.Spool.Sync]
-		return audit.OpenPipeline(audit.PipelineOptions{
+		rec, err = audit.OpenPipeline(audit.PipelineOptions{
 			Store:     store,
 			Spool:     spool.Options{Dir: cfg.DataPath(a.Spool.Dir), MaxBytes: a.Spool.MaxBytes, Sync: sync, Logger: log},
 			OnFull:    a.OnFull,
@@ -283,8 +299,9 @@ func openRecorder(cfg *config.Config, log *slog.Logger) (audit.Recorder, error) 
 			BatchAge:  a.BatchAge.Duration,
 			Log:       log,
 		})
+		return rec, store, err
 	}
-	return nil, fmt.Errorf("audit: unknown store %q", a.Store)
+	return nil, nil, fmt.Errorf("audit: unknown store %q", a.Store)
 }
 
 // auditTLS is the TLS config towards ClickHouse, with the configured CA.

@@ -25,6 +25,7 @@ type Config struct {
 	Access    []Rule     `toml:"access"`
 	Plugins   []Plugin   `toml:"plugins"`
 	Audit     Audit      `toml:"audit"`
+	Admin     Admin      `toml:"admin"`
 
 	src source // where the config came from, for positions in later problems
 }
@@ -178,6 +179,12 @@ type AuditSpool struct {
 	Sync     string `toml:"sync"`      // batch (default), always, never
 }
 
+// Admin is the operator API's listener (host/admin). Empty listen: off.
+type Admin struct {
+	Listen string   `toml:"listen"`
+	Groups []string `toml:"groups"` // who may use it; default ["admins"]
+}
+
 // Duration is a time.Duration written as a string ("10s", "1m30s").
 type Duration struct{ time.Duration }
 
@@ -314,6 +321,9 @@ func (c *Config) applyDefaults() {
 	}
 	if c.Audit.Store == "file" && c.Audit.Path == "" {
 		c.Audit.Path = "audit.jsonl"
+	}
+	if len(c.Admin.Groups) == 0 {
+		c.Admin.Groups = []string{"admins"}
 	}
 	a := &c.Audit
 	if a.OnFull == "" {

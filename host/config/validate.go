@@ -51,6 +51,7 @@ func (c *Config) validate(ps *problemList) {
 		addrs[addr] = path
 	}
 
+	claim("admin.listen", c.Admin.Listen)
 	if d := c.Dev; d != nil {
 		claim("dev.issuer_listen", d.IssuerListen)
 		claim("dev.echo_listen", d.EchoListen)

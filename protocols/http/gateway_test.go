@@ -947,18 +947,43 @@ max_bytes = 65536
 // The embedded store (ClickHouse in the gateway's process): rows land, and
 // once the gateway has stopped the CLI reads and verifies them.
 func TestAuditEmbedded(t *testing.T) {
+	adminAddr := testenv.FreeAddr(t)
 	e := start(t, envOptions{extra: fmt.Sprintf(`
 [audit]
 store = "embedded"
 batch_age = "100ms"
 [audit.embedded]
 lib_path = %q
-`, testenv.ChDBLib(t))})
+
+[admin]
+listen = %q
+groups = ["auditors"]
+`, testenv.ChDBLib(t), adminAddr)})
 	tok := e.ciToken(t)
 	if resp, body := e.do(t, "GET", "/orders/api/items", tok); resp.StatusCode != 200 {
 		t.Fatalf("status %d: %s", resp.StatusCode, body)
 	}
 	sid := e.up.Seen()[0].Header.Get("X-Tollgate-Session-Id")
+
+	// While the gateway runs it owns the store: the CLI goes through the
+	// admin API, with a token of an auditor.
+	q := "SELECT count() AS n FROM tollgate.events FINAL WHERE session_id = toUUID('" + sid + "') AND kind = 'http.request'"
+	auditor := e.token(t, "--sub", "alice", "--group", "auditors")
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		out, errOut, code := testenv.RunGateway(t, e.gw.Dir, append(e.gw.Env, "TOLLGATE_TOKEN="+auditor), "audit", "sql", "-c", e.gw.Config, "--format", "tsv", q)
+		if code == 0 && out == "n\n1\n" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("audit sql through the admin API: exit %d %q %s", code, out, errOut)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	_, errOut, code := testenv.RunGateway(t, e.gw.Dir, append(e.gw.Env, "TOLLGATE_TOKEN="+tok), "audit", "sql", "-c", e.gw.Config, q)
+	if code == 0 || !strings.Contains(errOut, "auditors") {
+		t.Fatalf("an agent's token must not read the audit trail: exit %d %s", code, errOut)
+	}
 	http.DefaultClient.CloseIdleConnections()
 	time.Sleep(300 * time.Millisecond) // the session closes and its rows ship
 	if err := e.gw.Stop(); err != nil {

@@ -1,0 +1,144 @@
+// Package admin is the gateway's operator API, on its own listener: for now
+// the audit trail's read side, so that the CLI can query a store the
+// running gateway owns (the embedded store allows one process). Humans and
+// tools authenticate with the same OIDC tokens as agents; access needs one
+// of the configured groups.
+package admin
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/tollgate-dev/tollgate/host/audit"
+	"github.com/tollgate-dev/tollgate/host/event"
+)
+
+// Authenticator verifies bearer tokens; *identity.Verifier is one.
+type Authenticator interface {
+	Verify(ctx context.Context, raw string) (*event.Principal, error)
+}
+
+// AuditReader is the read side of an audit store.
+type AuditReader interface {
+	Query(ctx context.Context, sql string, args ...any) ([]string, [][]string, error)
+	Rows(ctx context.Context, where string, args ...any) ([]audit.Row, error)
+}
+
+// Options configure the handler.
+type Options struct {
+	Auth   Authenticator
+	Groups []string    // a caller must be in one of these
+	Audit  AuditReader // nil when the store is not queryable (file)
+	Log    *slog.Logger
+}
+
+// QueryRequest is the body of POST /v1/audit/query.
+type QueryRequest struct {
+	SQL string `json:"sql"`
+}
+
+// QueryResponse is its answer.
+type QueryResponse struct {
+	Columns []string   `json:"columns"`
+	Rows    [][]string `json:"rows"`
+}
+
+// New returns the admin API:
+//
+//	GET  /healthz                 200 "ok" (no authentication)
+//	POST /v1/audit/query          {"sql": "SELECT ..."} → QueryResponse (read-only)
+//	GET  /v1/audit/rows?session=  the session's rows, for verification
+func New(o Options) http.Handler {
+	if o.Log == nil {
+		o.Log = slog.Default()
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
+	mux.Handle("POST /v1/audit/query", o.authorized(func(w http.ResponseWriter, r *http.Request, p *event.Principal) {
+		var q QueryRequest
+		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&q); err != nil || strings.TrimSpace(q.SQL) == "" {
+			writeError(w, http.StatusBadRequest, "bad_request", "body must be {\"sql\": \"SELECT ...\"}")
+			return
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Minute)
+		defer cancel()
+		cols, rows, err := o.Audit.Query(ctx, q.SQL)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "query_failed", err.Error())
+			return
+		}
+		o.Log.Info("admin: audit query", "subject", p.Subject, "sql", q.SQL, "rows", len(rows))
+		writeJSON(w, QueryResponse{Columns: cols, Rows: rows})
+	}))
+	mux.Handle("GET /v1/audit/rows", o.authorized(func(w http.ResponseWriter, r *http.Request, p *event.Principal) {
+		ctx, cancel := context.WithTimeout(r.Context(), 5*time.Minute)
+		defer cancel()
+		var rows []audit.Row
+		var err error
+		if s := r.URL.Query().Get("session"); s != "" {
+			rows, err = o.Audit.Rows(ctx, "session_id = toUUID(?)", s)
+		} else {
+			rows, err = o.Audit.Rows(ctx, "")
+		}
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "query_failed", err.Error())
+			return
+		}
+		writeJSON(w, rows)
+	}))
+	return mux
+}
+
+func (o Options) authorized(h func(http.ResponseWriter, *http.Request, *event.Principal)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		scheme, tok, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+		if !strings.EqualFold(scheme, "Bearer") || tok == "" {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="tollgate-admin"`)
+			writeError(w, http.StatusUnauthorized, "unauthenticated", "an OIDC token is required")
+			return
+		}
+		p, err := o.Auth.Verify(r.Context(), strings.TrimSpace(tok))
+		if err != nil {
+			writeError(w, http.StatusUnauthorized, "invalid_token", "the token was not accepted")
+			return
+		}
+		if !inAny(p, o.Groups) {
+			writeError(w, http.StatusForbidden, "forbidden", "the admin API needs membership in one of: "+strings.Join(o.Groups, ", "))
+			return
+		}
+		if o.Audit == nil {
+			writeError(w, http.StatusNotFound, "no_store", "the audit store is not queryable (store = \"file\")")
+			return
+		}
+		h(w, r, p)
+	})
+}
+
+func inAny(p *event.Principal, groups []string) bool {
+	for _, g := range groups {
+		if p.InGroup(g) {
+			return true
+		}
+	}
+	return false
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, status int, code, reason string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(map[string]any{"status": status, "error": code, "reason": reason})
+}
+
+// ErrStatus is returned by the client for a non-2xx answer.
+var ErrStatus = errors.New("admin: request failed")
