@@ -11,63 +11,13 @@ import (
 	"github.com/tollgate-dev/tollgate/host/audit/schema"
 )
 
-// session is one row of the sessions table.
-type session struct {
-	SessionID, GatewayID, Protocol, Listener, Target, RemoteAddr string
-	Issuer, Subject, Email                                       string
-	Groups, ClaimKeys, ClaimVals                                 []string
-	OpenedAt                                                     time.Time
-	OpenedUs                                                     uint32
-	Closed                                                       uint8
-	ClosedAt                                                     time.Time
-	ClosedUs                                                     uint32
-	Status                                                       string
-	DurationUs                                                   int64
-	LastSeq                                                      uint64
-}
+// session is the shared sessions-table row.
+type session = schema.Session
 
-const sessionColumns = "session_id, gateway_id, protocol, listener, target, remote_addr, issuer, subject, email, groups, claim_keys, claim_values, opened_at, opened_us, closed, closed_at, closed_us, status, duration_us, last_seq"
+const sessionColumns = schema.SessionColumns
 
 // sessionSelect reads sessionColumns with times as Unix seconds.
 const sessionSelect = "toString(session_id), gateway_id, protocol, listener, target, remote_addr, issuer, subject, email, groups, claim_keys, claim_values, toUnixTimestamp(opened_at), opened_us, closed, toUnixTimestamp(closed_at), closed_us, status, duration_us, last_seq"
-
-// merge folds an open or close row into s, as the server store does: the
-// open row is authoritative for identity and target; a close row only
-// fills what is still empty.
-func (s *session) merge(r audit.Row) {
-	open := r.Kind == audit.KindSessionOpen
-	set := func(dst *string, v string) {
-		if v != "" && (open || *dst == "") {
-			*dst = v
-		}
-	}
-	s.SessionID = r.SessionID
-	set(&s.GatewayID, r.GatewayID)
-	set(&s.Protocol, r.Protocol)
-	set(&s.Listener, r.Listener)
-	set(&s.Target, r.Target)
-	set(&s.RemoteAddr, r.RemoteAddr)
-	set(&s.Issuer, r.Issuer)
-	set(&s.Subject, r.Subject)
-	set(&s.Email, r.Email)
-	if len(r.Groups) > 0 && (open || len(s.Groups) == 0) {
-		s.Groups = r.Groups
-	}
-	if len(r.Claims) > 0 && (open || len(s.ClaimKeys) == 0) {
-		s.ClaimKeys, s.ClaimVals = schema.Pairs(r.Claims)
-	}
-	if open {
-		s.OpenedAt, s.OpenedUs = schema.Split(r.Time)
-	} else {
-		s.Closed = 1
-		s.ClosedAt, s.ClosedUs = schema.Split(r.Time)
-		s.Status, s.DurationUs = r.Status, r.DurationMicro
-		if s.OpenedAt.Unix() == 0 {
-			s.OpenedAt, s.OpenedUs = schema.Split(r.Time.Add(-time.Duration(r.DurationMicro) * time.Microsecond))
-		}
-	}
-	s.LastSeq = max(s.LastSeq, r.Seq)
-}
 
 // upsertSessions rewrites the session rows for the sessions opened or
 // closed in rows: read what is stored (FINAL), merge, insert. The caller
@@ -142,7 +92,7 @@ func (s *Store) upsertSessions(rows []audit.Row) error {
 		for _, kind := range []string{audit.KindSessionOpen, audit.KindSessionClose} {
 			for _, r := range touched[id] {
 				if r.Kind == kind {
-					sess.merge(r)
+					sess.Merge(r)
 				}
 			}
 		}
