@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/tollgate-dev/tollgate/host/audit"
 	"github.com/tollgate-dev/tollgate/host/audit/schema"
@@ -20,17 +19,7 @@ const sessionColumns = schema.SessionColumns
 // lookup), merge, insert. Rerunning it for the same rows writes the same
 // result, so a retried Insert is harmless here too.
 func (s *Store) upsertSessions(ctx context.Context, rows []audit.Row) error {
-	var ids []string
-	touched := map[string][]audit.Row{}
-	for _, r := range rows {
-		if r.Kind != audit.KindSessionOpen && r.Kind != audit.KindSessionClose {
-			continue
-		}
-		if _, ok := touched[r.SessionID]; !ok {
-			ids = append(ids, r.SessionID)
-		}
-		touched[r.SessionID] = append(touched[r.SessionID], r)
-	}
+	ids, touched := schema.TouchedSessions(rows)
 	if len(ids) == 0 {
 		return nil
 	}
@@ -56,29 +45,8 @@ func (s *Store) upsertSessions(ctx context.Context, rows []audit.Row) error {
 		return err
 	}
 	defer b.Abort()
-	for _, id := range ids {
-		sess := byID[id]
-		if sess == nil {
-			sess = &session{OpenedAt: time.Unix(0, 0), ClosedAt: time.Unix(0, 0)}
-		}
-		// Open before close, whatever order the batch holds them in.
-		for _, kind := range []string{audit.KindSessionOpen, audit.KindSessionClose} {
-			for _, r := range touched[id] {
-				if r.Kind == kind {
-					sess.Merge(r)
-				}
-			}
-		}
-		if sess.Groups == nil {
-			sess.Groups = []string{}
-		}
-		if sess.ClaimKeys == nil {
-			sess.ClaimKeys, sess.ClaimVals = []string{}, []string{}
-		}
-		if err := b.Append(sess.SessionID, sess.GatewayID, sess.Protocol, sess.Listener, sess.Target,
-			sess.RemoteAddr, sess.Issuer, sess.Subject, sess.Email, sess.Groups, sess.ClaimKeys, sess.ClaimVals,
-			sess.OpenedAt, sess.OpenedUs, sess.Closed, sess.ClosedAt, sess.ClosedUs, sess.Status,
-			sess.DurationUs, sess.LastSeq); err != nil {
+	for _, sess := range schema.FoldSessions(ids, touched, byID) {
+		if err := b.Append(sess.Values()...); err != nil {
 			return err
 		}
 	}

@@ -23,17 +23,7 @@ const sessionSelect = "toString(session_id), gateway_id, protocol, listener, tar
 // closed in rows: read what is stored (FINAL), merge, insert. The caller
 // holds the store's lock.
 func (s *Store) upsertSessions(rows []audit.Row) error {
-	var ids []string
-	touched := map[string][]audit.Row{}
-	for _, r := range rows {
-		if r.Kind != audit.KindSessionOpen && r.Kind != audit.KindSessionClose {
-			continue
-		}
-		if _, ok := touched[r.SessionID]; !ok {
-			ids = append(ids, r.SessionID)
-		}
-		touched[r.SessionID] = append(touched[r.SessionID], r)
-	}
+	ids, touched := schema.TouchedSessions(rows)
 	if len(ids) == 0 {
 		return nil
 	}
@@ -84,22 +74,8 @@ func (s *Store) upsertSessions(rows []audit.Row) error {
 	}
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "INSERT INTO %s.sessions (%s) FORMAT TabSeparated\n", s.db, sessionColumns)
-	for _, id := range ids {
-		sess := byID[id]
-		if sess == nil {
-			sess = &session{OpenedAt: time.Unix(0, 0), ClosedAt: time.Unix(0, 0)}
-		}
-		for _, kind := range []string{audit.KindSessionOpen, audit.KindSessionClose} {
-			for _, r := range touched[id] {
-				if r.Kind == kind {
-					sess.Merge(r)
-				}
-			}
-		}
-		writeTSV(&b, []any{sess.SessionID, sess.GatewayID, sess.Protocol, sess.Listener, sess.Target,
-			sess.RemoteAddr, sess.Issuer, sess.Subject, sess.Email, sess.Groups, sess.ClaimKeys, sess.ClaimVals,
-			sess.OpenedAt, sess.OpenedUs, uint32(sess.Closed), sess.ClosedAt, sess.ClosedUs, sess.Status,
-			sess.DurationUs, sess.LastSeq})
+	for _, sess := range schema.FoldSessions(ids, touched, byID) {
+		writeTSV(&b, sess.Values())
 	}
 	_, err = s.c.exec(b.String(), "TabSeparated")
 	return err

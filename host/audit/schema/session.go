@@ -72,3 +72,58 @@ func (s *Session) Merge(r audit.Row) {
 	}
 	s.LastSeq = max(s.LastSeq, r.Seq)
 }
+
+// TouchedSessions groups the open and close rows in rows by session, in the
+// order sessions first appear: what a batch changes in the sessions table.
+func TouchedSessions(rows []audit.Row) (ids []string, touched map[string][]audit.Row) {
+	touched = map[string][]audit.Row{}
+	for _, r := range rows {
+		if r.Kind != audit.KindSessionOpen && r.Kind != audit.KindSessionClose {
+			continue
+		}
+		if _, ok := touched[r.SessionID]; !ok {
+			ids = append(ids, r.SessionID)
+		}
+		touched[r.SessionID] = append(touched[r.SessionID], r)
+	}
+	return ids, touched
+}
+
+// FoldSessions merges each touched session's rows into its stored row (a
+// new one when none is stored), the open row before the close row whatever
+// order the batch holds them in. Rerunning it for the same rows gives the
+// same result, so a retried insert is harmless.
+func FoldSessions(ids []string, touched map[string][]audit.Row, stored map[string]*Session) []Session {
+	out := make([]Session, 0, len(ids))
+	for _, id := range ids {
+		s := Session{OpenedAt: time.Unix(0, 0), ClosedAt: time.Unix(0, 0)}
+		if st := stored[id]; st != nil {
+			s = *st
+		}
+		for _, kind := range []string{audit.KindSessionOpen, audit.KindSessionClose} {
+			for _, r := range touched[id] {
+				if r.Kind == kind {
+					s.Merge(r)
+				}
+			}
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// Values is s as insert arguments in SessionColumns order; empty arrays
+// are never nil, which the native protocol refuses.
+func (s *Session) Values() []any {
+	groups, ck, cv := s.Groups, s.ClaimKeys, s.ClaimVals
+	if groups == nil {
+		groups = []string{}
+	}
+	if ck == nil {
+		ck, cv = []string{}, []string{}
+	}
+	return []any{s.SessionID, s.GatewayID, s.Protocol, s.Listener, s.Target,
+		s.RemoteAddr, s.Issuer, s.Subject, s.Email, groups, ck, cv,
+		s.OpenedAt, s.OpenedUs, s.Closed, s.ClosedAt, s.ClosedUs, s.Status,
+		s.DurationUs, s.LastSeq}
+}
