@@ -199,15 +199,13 @@ func (s *Store) Close() error { return s.conn.Close() }
 
 // readOnlyPrefixes are the statements Query runs; the server enforces
 // the rest with readonly=1.
-var readOnlyPrefixes = []string{"SELECT", "SHOW", "DESCRIBE", "DESC", "EXISTS", "WITH", "EXPLAIN"}
-
 // ErrNotReadOnly is returned by Query for anything but a read.
 var ErrNotReadOnly = errors.New("clickhouse: query: only SELECT, SHOW, DESCRIBE, EXISTS and WITH are allowed")
 
 // Query runs one read-only analyst statement and returns its result as
 // text: times in UTC RFC 3339, arrays as JSON, NULL as "NULL".
 func (s *Store) Query(ctx context.Context, sql string, args ...any) (cols []string, rows [][]string, err error) {
-	if !readOnly(sql) {
+	if !schema.ReadOnly(sql) {
 		return nil, nil, ErrNotReadOnly
 	}
 	ctx = ch.Context(ctx, ch.WithSettings(ch.Settings{"readonly": 1}))
@@ -236,33 +234,6 @@ func (s *Store) Query(ctx context.Context, sql string, args ...any) (cols []stri
 		return nil, nil, fmt.Errorf("clickhouse: query: %w", err)
 	}
 	return cols, rows, nil
-}
-
-// readOnly checks the first word after any leading comments.
-func readOnly(sql string) bool {
-	s := sql
-	for {
-		s = strings.TrimLeft(s, " \t\r\n(")
-		switch {
-		case strings.HasPrefix(s, "--"):
-			_, s, _ = strings.Cut(s, "\n")
-			continue
-		case strings.HasPrefix(s, "/*"):
-			_, s, _ = strings.Cut(s, "*/")
-			continue
-		}
-		break
-	}
-	for _, p := range readOnlyPrefixes {
-		if len(s) > len(p) && strings.EqualFold(s[:len(p)], p) && !isWord(s[len(p)]) {
-			return true
-		}
-	}
-	return false
-}
-
-func isWord(c byte) bool {
-	return c == '_' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
 }
 
 func text(v any) string {

@@ -42,24 +42,11 @@ func (s *Store) Rows(ctx context.Context, where string, args ...any) ([]audit.Ro
 			return nil, fmt.Errorf("clickhouse: rows: %w", err)
 		}
 		r.Time = schema.Join(ts, us)
-		r.Claims, r.Request, r.Annotations = toMap(ck, cv), toMap(rk, rv), toMap(ak, av)
+		r.Claims, r.Request, r.Annotations = schema.Map(ck, cv), schema.Map(rk, rv), schema.Map(ak, av)
 		out = append(out, r)
 	}
 	if err := rs.Err(); err != nil {
 		return nil, fmt.Errorf("clickhouse: rows: %w", err)
 	}
 	return out, nil
-}
-
-func toMap(k, v []string) map[string]string {
-	if len(k) == 0 {
-		return nil
-	}
-	m := make(map[string]string, len(k))
-	for i := range k {
-		if i < len(v) {
-			m[k[i]] = v[i]
-		}
-	}
-	return m
 }

@@ -16,8 +16,6 @@ import (
 )
 
 // readOnlyPrefixes are the statements Query runs.
-var readOnlyPrefixes = []string{"SELECT", "SHOW", "DESCRIBE", "DESC", "EXISTS", "WITH", "EXPLAIN"}
-
 // ErrNotReadOnly is returned by Query for anything but one read.
 var ErrNotReadOnly = errors.New("embedded: query: only one SELECT, SHOW, DESCRIBE, EXISTS or WITH statement is allowed")
 
@@ -32,7 +30,7 @@ func (s *Store) Query(ctx context.Context, sql string, args ...any) (cols []stri
 	}
 	sql = strings.TrimSpace(sql)
 	sql = strings.TrimSpace(strings.TrimSuffix(sql, ";"))
-	if !readOnly(sql) || !oneStatement(sql) {
+	if !schema.ReadOnly(sql) || !oneStatement(sql) {
 		return nil, nil, ErrNotReadOnly
 	}
 	if err := s.acquire(ctx); err != nil {
@@ -80,7 +78,7 @@ func (s *Store) Query(ctx context.Context, sql string, args ...any) (cols []stri
 // mode"). SHOW, DESCRIBE, EXISTS and EXPLAIN take no clause; they only
 // read anyway.
 func readOnlySettings(sql string) string {
-	s := leading(sql)
+	s := schema.Leading(sql)
 	for _, p := range []string{"SELECT", "WITH"} {
 		if len(s) > len(p) && strings.EqualFold(s[:len(p)], p) && !isWord(s[len(p)]) {
 			return sql + "\nSETTINGS readonly = 1"
@@ -134,35 +132,6 @@ func text(v json.RawMessage, t string) string {
 		}
 	}
 	return string(v)
-}
-
-// readOnly checks the first word after any leading comments.
-func readOnly(sql string) bool {
-	s := leading(sql)
-	for _, p := range readOnlyPrefixes {
-		if len(s) > len(p) && strings.EqualFold(s[:len(p)], p) && !isWord(s[len(p)]) {
-			return true
-		}
-	}
-	return false
-}
-
-// leading is sql from its first word, after comments and parentheses.
-func leading(sql string) string {
-	s := sql
-	for {
-		s = strings.TrimLeft(s, " \t\r\n(")
-		switch {
-		case strings.HasPrefix(s, "--"):
-			_, s, _ = strings.Cut(s, "\n")
-			continue
-		case strings.HasPrefix(s, "/*"):
-			_, s, _ = strings.Cut(s, "*/")
-			continue
-		}
-		break
-	}
-	return s
 }
 
 // scan calls f for each byte of sql outside string literals, quoted
@@ -350,21 +319,8 @@ func (s *Store) Rows(ctx context.Context, where string, args ...any) ([]audit.Ro
 			return nil, fmt.Errorf("embedded: rows: %w", d.err)
 		}
 		r.Time = schema.Join(time.Unix(ts, 0).UTC(), us)
-		r.Claims, r.Request, r.Annotations = toMap(ck, cv), toMap(rk, rv), toMap(ak, av)
+		r.Claims, r.Request, r.Annotations = schema.Map(ck, cv), schema.Map(rk, rv), schema.Map(ak, av)
 		rows = append(rows, r)
 	}
 	return rows, nil
-}
-
-func toMap(k, v []string) map[string]string {
-	if len(k) == 0 {
-		return nil
-	}
-	m := make(map[string]string, len(k))
-	for i := range k {
-		if i < len(v) {
-			m[k[i]] = v[i]
-		}
-	}
-	return m
 }
