@@ -9,6 +9,7 @@ import (
 	ch "github.com/ClickHouse/clickhouse-go/v2"
 
 	"github.com/tollgate-dev/tollgate/host/audit"
+	"github.com/tollgate-dev/tollgate/host/audit/audittest"
 	"github.com/tollgate-dev/tollgate/host/audit/schema"
 	"github.com/tollgate-dev/tollgate/host/testenv"
 )
@@ -32,7 +33,7 @@ func BenchmarkClickHouseInsert(b *testing.B) {
 	var rows []audit.Row
 	start := time.Now().Add(-time.Hour)
 	for len(rows) < total {
-		rows = append(rows, sessionRows(start.Add(time.Duration(len(rows))*time.Millisecond), "orders-db", "bench", 100)...)
+		rows = append(rows, audittest.SessionRows(start.Add(time.Duration(len(rows))*time.Millisecond), "orders-db", "bench", 100)...)
 	}
 
 	s := openStore(b, srv)

@@ -2,11 +2,7 @@ package clickhouse
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/json"
-	"fmt"
-	"os"
-	"path/filepath"
 	"reflect"
 	"strconv"
 	"strings"
@@ -14,57 +10,10 @@ import (
 	"time"
 
 	"github.com/tollgate-dev/tollgate/host/audit"
+	"github.com/tollgate-dev/tollgate/host/audit/audittest"
 	"github.com/tollgate-dev/tollgate/host/audit/schema"
 	"github.com/tollgate-dev/tollgate/host/testenv"
 )
-
-func uuid() string {
-	var b [16]byte
-	rand.Read(b[:])
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
-}
-
-// sessionRows is one sealed session of n rows (n >= 2): open, n-2 steps
-// with varied columns, close.
-func sessionRows(start time.Time, target string, runID string, n int) []audit.Row {
-	sid := uuid()
-	var chain audit.SessionChain
-	rows := make([]audit.Row, n)
-	for i := range rows {
-		r := audit.Row{
-			EventID: uuid(), Time: start.Add(time.Duration(i)*1234567*time.Nanosecond + 789*time.Nanosecond).Truncate(time.Microsecond),
-			GatewayID: "gw-1", SessionID: sid, Seq: uint64(i + 1), Protocol: "http", Listener: "api",
-			Target: target, Kind: "http.request", RemoteAddr: "10.0.0.7:5123",
-			Issuer: "https://token.actions.githubusercontent.com", Subject: "repo:acme/app:ref:refs/heads/main",
-			Groups: []string{"ci", "deployers"},
-			Claims: map[string]string{"repository": "acme/app", "run_id": runID, "quote": "it's \"x\""},
-		}
-		switch {
-		case i == 0:
-			r.Kind = audit.KindSessionOpen
-		case i == n-1:
-			r.Kind, r.Target, r.Status, r.DurationMicro = audit.KindSessionClose, "", fmt.Sprintf("%d requests", n-2), 99_000
-		default:
-			r.AccessRule = "ci-read"
-			r.Request = map[string]string{"method": "GET", "path": fmt.Sprintf("/items/%d", i), "body": "card=****"}
-			r.Verdict, r.Plugin = "allow", "mask"
-			r.Annotations = map[string]string{"masked": "body.card"}
-			r.Status, r.RequestBytes, r.ResponseBytes, r.DurationMicro = "200", 120, int64(4096*i), int64(1500+i)
-			if i%3 == 0 {
-				r.Verdict, r.Plugin, r.Reason, r.Status = "deny", "guard", "DELETE is not allowed", "403"
-				r.Annotations, r.Error = nil, "denied"
-			}
-			if i%4 == 0 {
-				r.Kind, r.Verdict, r.ApprovalID, r.Approver = "approval", "allow", uuid(), "alice@example.com"
-			}
-		}
-		chain.Seal(&r)
-		rows[i] = r
-	}
-	return rows
-}
 
 func openStore(t testing.TB, srv *testenv.ClickHouse) *Store {
 	t.Helper()
@@ -185,10 +134,10 @@ func TestRoundTripAndReplay(t *testing.T) {
 	start := time.Date(2026, 3, 31, 23, 59, 58, 0, time.UTC) // the sessions cross a month (a partition)
 	var batch []audit.Row
 	for i, target := range []string{"orders-db", "billing-api", "orders-db"} {
-		batch = append(batch, sessionRows(start.Add(time.Duration(i)*time.Second), target, "run-"+strconv.Itoa(i), 6+i)...)
+		batch = append(batch, audittest.SessionRows(start.Add(time.Duration(i)*time.Second), target, "run-"+strconv.Itoa(i), 6+i)...)
 	}
 	// One row with every optional column empty.
-	bare := audit.Row{EventID: uuid(), Time: start.Add(time.Hour), SessionID: uuid(), Seq: 1, Kind: "http.request"}
+	bare := audit.Row{EventID: audittest.UUID(), Time: start.Add(time.Hour), SessionID: audittest.UUID(), Seq: 1, Kind: "http.request"}
 	batch = append(batch, bare)
 
 	if err := s.Insert(ctx, batch); err != nil {
@@ -254,7 +203,7 @@ func TestRoundTripAndReplay(t *testing.T) {
 func TestSessionsOutOfOrder(t *testing.T) {
 	srv := testenv.StartClickHouse(t)
 	s := openStore(t, srv)
-	rows := sessionRows(time.Now(), "orders-db", "r", 3)
+	rows := audittest.SessionRows(time.Now(), "orders-db", "r", 3)
 	ctx := context.Background()
 	if err := s.Insert(ctx, rows[2:]); err != nil {
 		t.Fatal(err)
@@ -274,39 +223,10 @@ func TestExampleQueries(t *testing.T) {
 	srv := testenv.StartClickHouse(t)
 	s := openStore(t, srv)
 	start := time.Now().UTC().Add(-time.Minute)
-	if err := s.Insert(context.Background(), sessionRows(start, "orders-db", "run-42", 9)); err != nil {
+	if err := s.Insert(context.Background(), audittest.SessionRows(start, "orders-db", "run-42", 9)); err != nil {
 		t.Fatal(err)
 	}
-	files, _ := filepath.Glob(filepath.Join(testenv.ModuleRoot(t), "examples", "queries", "*.sql"))
-	if len(files) < 5 {
-		t.Fatalf("want at least 5 example queries, found %v", files)
-	}
-	repl := strings.NewReplacer(
-		"{target}", "orders-db",
-		"{from}", start.Add(-time.Hour).Format("2006-01-02 15:04:05"),
-		"{to}", start.Add(time.Hour).Format("2006-01-02 15:04:05"),
-		"{run_id}", "run-42",
-	)
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		sql := repl.Replace(string(b))
-		if strings.ContainsAny(sql, "{}") {
-			t.Errorf("%s: a placeholder the test does not know:\n%s", f, sql)
-			continue
-		}
-		_, rows, err := s.Query(context.Background(), strings.TrimRight(strings.TrimSpace(sql), ";"))
-		if err != nil {
-			t.Errorf("%s: %v", filepath.Base(f), err)
-			continue
-		}
-		if len(rows) == 0 {
-			t.Errorf("%s: no rows; the test data should answer every example", filepath.Base(f))
-		}
-		t.Logf("%s: %d rows, first %v", filepath.Base(f), len(rows), rows[0])
-	}
+	audittest.RunExampleQueries(t, s, start)
 }
 
 // A server crash between two inserts: the same Store carries on after the
@@ -315,13 +235,13 @@ func TestKillRestart(t *testing.T) {
 	srv := testenv.StartClickHouse(t)
 	s := openStore(t, srv)
 	ctx := context.Background()
-	first := sessionRows(time.Now(), "orders-db", "a", 50)
+	first := audittest.SessionRows(time.Now(), "orders-db", "a", 50)
 	if err := s.Insert(ctx, first); err != nil {
 		t.Fatal(err)
 	}
 	srv.Kill()
 	srv.Restart(t)
-	second := sessionRows(time.Now(), "orders-db", "b", 50)
+	second := audittest.SessionRows(time.Now(), "orders-db", "b", 50)
 	// The pool's connection died with the server; the driver redials.
 	// One retry covers a dead connection found at the first use.
 	if err := s.Insert(ctx, second); err != nil {
