@@ -71,7 +71,7 @@ type inproc struct {
 
 // startInProcess runs one listener in this process in front of upstream
 // (a URL), with the given chain and extra target/listener settings.
-func startInProcess(t *testing.T, chain event.Chain, upstream string, target func(*config.Target), listener func(*config.Listener)) *inproc {
+func startInProcess(t testing.TB, chain event.Chain, upstream string, target func(*config.Target), listener func(*config.Listener)) *inproc {
 	t.Helper()
 	issLn, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -1,24 +1,16 @@
 package http_test
 
 import (
-	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"testing"
-	"time"
 
-	"github.com/tollgate-dev/tollgate/host/access"
-	"github.com/tollgate-dev/tollgate/host/audit"
-	"github.com/tollgate-dev/tollgate/host/config"
-	"github.com/tollgate-dev/tollgate/host/identity"
 	"github.com/tollgate-dev/tollgate/host/plugin"
-	httpproto "github.com/tollgate-dev/tollgate/protocols/http"
 )
 
 // BenchmarkProxyInProcess runs the gateway's request path in this process
-// (auth from the token cache, access, empty chain, audit to a file,
+// (auth from the token cache, access, empty chain, audit in memory,
 // reverse proxy) against the same upstream reached directly, with Go's
 // client. It is the profile-friendly sibling of BenchmarkWrk:
 //
@@ -31,52 +23,8 @@ func BenchmarkProxyInProcess(b *testing.B) {
 	}))
 	defer up.Close()
 
-	issLn, _ := net.Listen("tcp", "127.0.0.1:0")
-	iss, err := identity.NewDevIssuer(&config.Dev{IssuerListen: issLn.Addr().String(), Audience: "tollgate"}, b.TempDir())
-	if err != nil {
-		b.Fatal(err)
-	}
-	issSrv := &http.Server{Handler: iss.Handler()}
-	go issSrv.Serve(issLn)
-	defer issSrv.Close()
-	tok, _ := iss.Mint(identity.MintOptions{Subject: "bench", TTL: time.Hour})
-
-	cfg, err := config.Parse("bench.toml", []byte(fmt.Sprintf(`
-[[targets]]
-name = "up"
-protocol = "http"
-upstream = %q
-[[listeners]]
-name = "http"
-protocol = "http"
-listen = "127.0.0.1:0"
-[[listeners.routes]]
-target = "up"
-[[access]]
-name = "all"
-targets = ["up"]
-`, up.URL)), b.TempDir())
-	if err != nil {
-		b.Fatal(err)
-	}
-	rec, err := audit.OpenFile(b.TempDir() + "/audit.jsonl")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer rec.Close()
-	chain := plugin.Empty{}
-	l, err := httpproto.New(cfg.Listeners[0], map[string]*config.Target{"up": &cfg.Targets[0]}, httpproto.Deps{
-		GatewayID: "bench",
-		Auth:      identity.NewVerifier([]config.Issuer{iss.IssuerConfig()}, 100, identity.Options{}),
-		Policy:    access.New(cfg.Access), Chain: chain, Recorder: rec,
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := l.Start(); err != nil {
-		b.Fatal(err)
-	}
-	defer l.Shutdown(b.Context())
+	p := startInProcess(b, plugin.Empty{}, up.URL, nil, nil)
+	tok := p.tok
 
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 	get := func(b *testing.B, url string) {
@@ -100,5 +48,5 @@ targets = ["up"]
 		})
 	}
 	b.Run("direct", func(b *testing.B) { get(b, up.URL+"/items") })
-	b.Run("gateway", func(b *testing.B) { get(b, "http://"+l.Addr().String()+"/items") })
+	b.Run("gateway", func(b *testing.B) { get(b, p.base+"/items") })
 }
