@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/tollgate-dev/tollgate/host/event"
 )
@@ -18,7 +19,6 @@ func TestReloadableKeepsInFlightOnOldChain(t *testing.T) {
 	var closedOld atomic.Bool
 	r := NewReloadable(named("old"), func(context.Context) error { closedOld.Store(true); return nil })
 	c, release := r.Acquire() // a request in flight
-	done := make(chan struct{})
 	r.Replace(named("new"), nil)
 	if v, _ := c.Process(context.Background(), nil); v.Plugin != "old" {
 		t.Fatal("an in-flight request changed chains")
@@ -29,11 +29,12 @@ func TestReloadableKeepsInFlightOnOldChain(t *testing.T) {
 	if closedOld.Load() {
 		t.Fatal("the old chain closed while a request still used it")
 	}
-	go func() {
-		release()
-		for !closedOld.Load() {
+	release()
+	deadline := time.Now().Add(10 * time.Second)
+	for !closedOld.Load() {
+		if time.Now().After(deadline) {
+			t.Fatal("the old chain was not closed after its last request ended")
 		}
-		close(done)
-	}()
-	<-done
+		time.Sleep(time.Millisecond)
+	}
 }
