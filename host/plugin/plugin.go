@@ -37,8 +37,9 @@ type Plugin struct {
 	compiled wazero.CompiledModule
 	hasRows  bool
 
-	mu   sync.Mutex // guards the fields below, written while loading
-	subs map[string]bool
+	mu     sync.Mutex // guards the fields below, written while loading
+	frozen bool       // subs, rowCols, rowFind recorded; read without the lock from now on
+	subs   map[string]bool
 	// Row batches reach the plugin only when a column name matches one of
 	// rowCols or the pattern rowFind finds something; none set: always.
 	rowCols  []string
@@ -146,6 +147,9 @@ func (h *Host) Load(ctx context.Context, cfg config.Plugin, wasm []byte, lim Lim
 	if err != nil {
 		return fail(err)
 	}
+	p.mu.Lock()
+	p.frozen = true
+	p.mu.Unlock()
 	if len(p.subs) == 0 {
 		first.mod.Close(ctx)
 		return fail(errors.New("subscribes to no event kind: call sdk.Subscribe in init"))
@@ -159,16 +163,20 @@ func (h *Host) Load(ctx context.Context, cfg config.Plugin, wasm []byte, lim Lim
 func (p *Plugin) Name() string { return p.name }
 
 // Wants reports whether the plugin subscribed to kind.
+//
+// Subscriptions are recorded while the first instance initializes and are
+// read-only afterwards (later instances run the same init), so this costs
+// two map lookups and no lock on the per-event path.
 func (p *Plugin) Wants(kind string) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
 	return p.subs["*"] || p.subs[kind]
 }
 
 func (p *Plugin) subscribe(kind string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.subs[kind] = true
+	if !p.frozen {
+		p.subs[kind] = true
+	}
 }
 
 // subscribeRows narrows the row batches the plugin wants: to batches with
@@ -177,6 +185,9 @@ func (p *Plugin) subscribe(kind string) {
 func (p *Plugin) subscribeRows(glob string, id int32) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.frozen {
+		return
+	}
 	if glob != "" && !slices.Contains(p.rowCols, strings.ToLower(glob)) {
 		p.rowCols = append(p.rowCols, strings.ToLower(glob))
 	}
@@ -189,9 +200,7 @@ func (p *Plugin) subscribeRows(glob string, id int32) {
 // a host-side scan of the batch, far less than a Wasm call that would
 // find nothing to do.
 func (p *Plugin) wantsRows(rs *event.Rows) bool {
-	p.mu.Lock()
-	cols, finds := p.rowCols, p.rowFind
-	p.mu.Unlock()
+	cols, finds := p.rowCols, p.rowFind // frozen after load
 	if len(cols) == 0 && len(finds) == 0 {
 		return true
 	}
