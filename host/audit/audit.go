@@ -86,6 +86,34 @@ func (r *Row) SetVerdict(v event.Verdict) {
 	}
 }
 
+// CloseRow is the session.close row of the session that open opened. It
+// repeats the open row's identity, target, listener and address, so that
+// the row alone describes the session: the stores derive the sessions
+// table from open and close rows without reading anything back (a
+// materialized view in ClickHouse). Every protocol closes its sessions
+// with it. DurationMicro is exact to the microsecond, so the session's
+// opening time is Time minus DurationMicro.
+func CloseRow(open Row, at time.Time, status string) Row {
+	at = at.Truncate(time.Microsecond)
+	return Row{
+		Time:          at,
+		GatewayID:     open.GatewayID,
+		SessionID:     open.SessionID,
+		Protocol:      open.Protocol,
+		Listener:      open.Listener,
+		Target:        open.Target,
+		Kind:          KindSessionClose,
+		RemoteAddr:    open.RemoteAddr,
+		Issuer:        open.Issuer,
+		Subject:       open.Subject,
+		Email:         open.Email,
+		Groups:        open.Groups,
+		Claims:        open.Claims,
+		Status:        status,
+		DurationMicro: at.Sub(open.Time.Truncate(time.Microsecond)).Microseconds(),
+	}
+}
+
 // Admitter is implemented by recorders that can run out of room. A
 // protocol asks before it starts work: a request whose audit row could not
 // be kept is refused up front, in the client's protocol.

@@ -2,7 +2,6 @@ package audit
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -74,7 +73,12 @@ type Pipeline struct {
 	writerWG sync.WaitGroup
 	shipWG   sync.WaitGroup
 	acked    spool.Pos
+	encBuf   []byte // the writer's encoding buffer, reused between chunks
 }
+
+// maxKeptEncBuf bounds the encoding buffer the writer keeps between
+// chunks (a chunk of unusually large rows gets a one-off buffer).
+const maxKeptEncBuf = 4 << 20
 
 type shipped struct {
 	rows []Row
@@ -223,18 +227,17 @@ func (p *Pipeline) writeOnce() {
 	for len(rows) > 0 {
 		n := min(len(rows), chunk)
 		part := rows[:n]
+		// One buffer for the chunk's records; the spool copies it out.
 		payloads := make([][]byte, n)
-		for i, r := range part {
-			b, err := json.Marshal(r)
-			if err != nil {
-				p.log.Error("audit: row not encodable", "session_id", r.SessionID, "err", err)
-				b = []byte("{}")
-			}
-			payloads[i] = b
+		buf := p.encBuf[:0]
+		for i := range part {
+			start := len(buf)
+			buf = AppendRow(buf, &part[i])
+			payloads[i] = buf[start:len(buf):len(buf)]
 		}
-		size := 0
-		for _, b := range payloads {
-			size += len(b) + 8
+		size := len(buf) + 8*n
+		if cap(buf) <= maxKeptEncBuf {
+			p.encBuf = buf
 		}
 		last, err := p.sp.AppendBatch(payloads)
 		if err != nil {
@@ -330,8 +333,8 @@ func (p *Pipeline) replaySpool() bool {
 	var last spool.Pos
 	stopped := false
 	err := p.sp.Replay(func(pos spool.Pos, payload []byte) error {
-		var r Row
-		if err := json.Unmarshal(payload, &r); err != nil {
+		r, err := DecodeRow(payload)
+		if err != nil {
 			p.log.Error("audit: spooled row not decodable; skipped", "pos", pos.String(), "err", err)
 			return nil
 		}

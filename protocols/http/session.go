@@ -23,6 +23,7 @@ type session struct {
 	id        string
 	principal *event.Principal // nil for requests that never authenticated
 	opened    time.Time
+	open      audit.Row // the session.open row, which the close row repeats
 	requests  int
 
 	mu    sync.Mutex
@@ -89,9 +90,9 @@ func (c *conn) sessionFor(p *event.Principal, target string, at time.Time) *sess
 	}
 	s := &session{id: newSessionID(), principal: p, opened: at, requests: 1}
 	c.cur = s
-	row := c.row(s, audit.KindSessionOpen, target)
-	row.Time = s.opened
-	c.l.record(s, row)
+	s.open = c.row(s, audit.KindSessionOpen, target)
+	s.open.Time = s.opened
+	c.l.record(s, s.open)
 	return s
 }
 
@@ -106,10 +107,7 @@ func (c *conn) closeSession() {
 func (c *conn) closeLocked() {
 	s := c.cur
 	c.cur = nil
-	row := c.row(s, audit.KindSessionClose, "")
-	row.DurationMicro = time.Since(s.opened).Microseconds()
-	row.Status = fmt.Sprintf("%d requests", s.requests)
-	c.l.record(s, row)
+	c.l.record(s, audit.CloseRow(s.open, time.Now(), fmt.Sprintf("%d requests", s.requests)))
 }
 
 // row starts an audit row for session s.

@@ -45,7 +45,7 @@ func SessionRows(start time.Time, target string, runID string, n int) []audit.Ro
 		case i == 0:
 			r.Kind = audit.KindSessionOpen
 		case i == n-1:
-			r.Kind, r.Target, r.Status, r.DurationMicro = audit.KindSessionClose, "", fmt.Sprintf("%d requests", n-2), 99_000
+			r.Kind, r.Status, r.DurationMicro = audit.KindSessionClose, fmt.Sprintf("%d requests", n-2), r.Time.Sub(rows[0].Time).Microseconds()
 		default:
 			r.AccessRule = "ci-read"
 			r.Request = map[string]string{"method": "GET", "path": fmt.Sprintf("/items/%d", i), "body": "card=****\n\tline2 ünïcødé \\N"}

@@ -18,7 +18,7 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
-	"sync"
+
 	"time"
 
 	ch "github.com/ClickHouse/clickhouse-go/v2"
@@ -43,11 +43,6 @@ type Store struct {
 	conn    driver.Conn
 	db      string
 	version string // the server's, from SELECT version()
-
-	// sessionMu makes the read-merge-write of session rows one at a time
-	// in this process, so an open and a close in concurrent Inserts do
-	// not both miss each other.
-	sessionMu sync.Mutex
 }
 
 // Open connects, applies the schema (idempotent) and records its version.
@@ -168,9 +163,10 @@ func parseSet(stmt string) (key, value string, ok bool) {
 	return strings.TrimSpace(key), strings.TrimSpace(value), ok
 }
 
-// Insert writes rows as one block into events (all or none), then the
-// session rows that their session.open/close rows imply. An error means
-// "retry these rows": a retry of rows that did arrive is collapsed.
+// Insert writes rows as one block into events (all or none); the
+// schema's materialized view derives the sessions table from them. An
+// error means "retry these rows": a retry of rows that did arrive is
+// collapsed.
 func (s *Store) Insert(ctx context.Context, rows []audit.Row) error {
 	if len(rows) == 0 {
 		return nil
@@ -187,9 +183,6 @@ func (s *Store) Insert(ctx context.Context, rows []audit.Row) error {
 	}
 	if err := b.Send(); err != nil {
 		return fmt.Errorf("clickhouse: insert: %w", err)
-	}
-	if err := s.upsertSessions(ctx, rows); err != nil {
-		return fmt.Errorf("clickhouse: insert: sessions: %w", err)
 	}
 	return nil
 }

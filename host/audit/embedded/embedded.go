@@ -171,9 +171,10 @@ func (s *Store) Close() error {
 	return nil
 }
 
-// Insert writes rows as one INSERT into events (all or none), then the
-// session rows that their session.open/close rows imply. An error means
-// "retry these rows": a retry of rows that did arrive is a no-op.
+// Insert writes rows as one INSERT into events (all or none); the
+// schema's materialized view derives the sessions table from them. An
+// error means "retry these rows": a retry of rows that did arrive is a
+// no-op.
 func (s *Store) Insert(ctx context.Context, rows []audit.Row) error {
 	if len(rows) == 0 {
 		return nil
@@ -191,9 +192,6 @@ func (s *Store) Insert(ctx context.Context, rows []audit.Row) error {
 	defer s.release()
 	if _, err := s.c.exec(b.String(), "TabSeparated"); err != nil {
 		return fmt.Errorf("embedded: insert: %w", err)
-	}
-	if err := s.upsertSessions(rows); err != nil {
-		return fmt.Errorf("embedded: insert: sessions: %w", err)
 	}
 	return nil
 }

@@ -324,3 +324,48 @@ func (s *Store) Rows(ctx context.Context, where string, args ...any) ([]audit.Ro
 	}
 	return rows, nil
 }
+
+// decoder reads a JSONCompactEachRow row in order.
+type decoder struct {
+	v   []json.RawMessage
+	i   int
+	err error
+}
+
+func (d *decoder) next() json.RawMessage {
+	if d.i >= len(d.v) {
+		if d.err == nil {
+			d.err = fmt.Errorf("row has %d columns, want more", len(d.v))
+		}
+		return json.RawMessage("null")
+	}
+	d.i++
+	return d.v[d.i-1]
+}
+
+func (d *decoder) str(dst ...*string) {
+	for _, p := range dst {
+		if err := json.Unmarshal(d.next(), p); err != nil && d.err == nil {
+			d.err = err
+		}
+	}
+}
+
+func (d *decoder) arr(dst ...*[]string) {
+	for _, p := range dst {
+		if err := json.Unmarshal(d.next(), p); err != nil && d.err == nil {
+			d.err = err
+		}
+		if len(*p) == 0 {
+			*p = nil
+		}
+	}
+}
+
+// num reads a number, quoted (64-bit integers) or not.
+func (d *decoder) num(dst any) {
+	raw := strings.Trim(string(d.next()), `"`)
+	if err := json.Unmarshal([]byte(raw), dst); err != nil && d.err == nil {
+		d.err = err
+	}
+}

@@ -60,7 +60,7 @@ func TestLowCardinalitySettingOnlyWhenAsked(t *testing.T) {
 func TestColumnsMatchDDL(t *testing.T) {
 	var ddl string
 	for _, s := range Statements(Options{}) {
-		if strings.Contains(s, "tollgate.events\n") {
+		if strings.HasPrefix(s, "CREATE TABLE IF NOT EXISTS tollgate.events\n") {
 			ddl = s
 		}
 	}

@@ -83,3 +83,19 @@ ORDER BY session_id;
 
 CREATE TABLE IF NOT EXISTS tollgate.sessions ON CLUSTER prod AS tollgate.sessions_local
 ENGINE = Distributed(prod, tollgate, sessions_local, cityHash64(toString(session_id)));
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS tollgate.sessions_mv ON CLUSTER prod TO tollgate.sessions_local
+AS SELECT
+    session_id,
+    gateway_id, protocol, listener, target, remote_addr,
+    issuer, subject, email, groups, claim_keys, claim_values,
+    toDateTime(intDiv(toInt64(toUInt32(ts)) * 1000000 + ts_us - if(kind = 'session.close', duration_us, 0), 1000000)) AS opened_at,
+    toUInt32((toInt64(toUInt32(ts)) * 1000000 + ts_us - if(kind = 'session.close', duration_us, 0)) % 1000000) AS opened_us,
+    CAST(kind = 'session.close' AS UInt8) AS closed,
+    if(kind = 'session.close', ts, toDateTime(0)) AS closed_at,
+    if(kind = 'session.close', ts_us, toUInt32(0)) AS closed_us,
+    status,
+    duration_us,
+    seq AS last_seq
+FROM tollgate.events_local
+WHERE kind IN ('session.open', 'session.close');

@@ -79,3 +79,19 @@ CREATE TABLE IF NOT EXISTS audit.sessions
 )
 ENGINE = ReplacingMergeTree(last_seq)
 ORDER BY session_id;
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS audit.sessions_mv TO audit.sessions
+AS SELECT
+    session_id,
+    gateway_id, protocol, listener, target, remote_addr,
+    issuer, subject, email, groups, claim_keys, claim_values,
+    toDateTime(intDiv(toInt64(toUInt32(ts)) * 1000000 + ts_us - if(kind = 'session.close', duration_us, 0), 1000000)) AS opened_at,
+    toUInt32((toInt64(toUInt32(ts)) * 1000000 + ts_us - if(kind = 'session.close', duration_us, 0)) % 1000000) AS opened_us,
+    CAST(kind = 'session.close' AS UInt8) AS closed,
+    if(kind = 'session.close', ts, toDateTime(0)) AS closed_at,
+    if(kind = 'session.close', ts_us, toUInt32(0)) AS closed_us,
+    status,
+    duration_us,
+    seq AS last_seq
+FROM audit.events
+WHERE kind IN ('session.open', 'session.close');
