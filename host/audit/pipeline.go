@@ -76,6 +76,9 @@ type Pipeline struct {
 	encBuf   []byte // the writer's encoding buffer, reused between chunks
 }
 
+// maxPendingHint caps the capacity the pending buffer starts with.
+const maxPendingHint = 4096
+
 // maxKeptEncBuf bounds the encoding buffer the writer keeps between
 // chunks (a chunk of unusually large rows gets a one-off buffer).
 const maxKeptEncBuf = 4 << 20
@@ -176,7 +179,9 @@ func (p *Pipeline) Record(r Row) error {
 	n := len(p.pending)
 	p.mu.Unlock()
 	p.stats.accepted.Add(1)
-	if n == 1 || n >= 512 {
+	// The writer's ticker picks rows up within writeEvery; waking it for
+	// every first row would hand the lock back and forth with it.
+	if n >= 512 {
 		signal(p.wake)
 	}
 	return nil
@@ -215,7 +220,13 @@ func (p *Pipeline) writer() {
 func (p *Pipeline) writeOnce() {
 	p.mu.Lock()
 	rows := p.pending
-	p.pending = nil
+	if len(rows) == 0 {
+		p.mu.Unlock()
+		return
+	}
+	// The next buffer starts at this one's size, so Record rarely grows
+	// it (growing copies every row, under the lock).
+	p.pending = make([]Row, 0, min(max(len(rows), 64), maxPendingHint))
 	p.inflight = len(rows)
 	p.mu.Unlock()
 	defer func() {
@@ -258,9 +269,10 @@ func (p *Pipeline) writeOnce() {
 		p.spoolBytes = p.sp.Size()
 		p.rowBytes = max(int64(size/n), 64)
 		if p.queued+n > queuedBatches*p.o.BatchRows {
-			// The store is away for long: keep memory bounded and let the
-			// shipper replay the spool when it is back.
-			p.queue, p.queued, p.replay = nil, 0, true
+			// The store is away or slower than the load: keep memory
+			// bounded. What is queued still ships from memory; the rest
+			// is read back from the spool once the queue is drained.
+			p.replay = true
 		} else if !p.replay {
 			p.queue = append(p.queue, shipped{rows: part, last: last, at: time.Now()})
 			p.queued += n
@@ -292,9 +304,12 @@ func (p *Pipeline) shipper() {
 // full or old enough (all of them when draining). False means stop.
 func (p *Pipeline) shipOnce(draining bool) bool {
 	p.mu.Lock()
-	doReplay := p.replay
+	// Replay once the queue has drained: the queue holds the rows right
+	// after the acknowledged ones, so the replay then starts where the
+	// queue ended instead of reading (and decoding) them again.
+	doReplay := p.replay && len(p.queue) == 0
 	if doReplay {
-		p.replay, p.queue, p.queued = false, nil, 0
+		p.replay = false
 	}
 	p.mu.Unlock()
 	if doReplay && !p.replaySpool() {
