@@ -10,7 +10,7 @@ LDFLAGS := -X main.version=$(VERSION)
 TEST_PKGS  := curl ca-certificates wabt clickhouse-server clickhouse-client
 BENCH_PKGS := nginx-light wrk
 
-.PHONY: all build run test deps bench-deps bench fuzz vet clean plugins
+.PHONY: all build run test deps chdb bench-deps bench fuzz vet clean plugins
 
 all: build
 
@@ -25,7 +25,7 @@ plugins: build
 
 # The demo upstream's credential is generated once and kept under
 # .tollgate/, which git ignores; gateway.toml refers to it as a file: secret.
-run: build
+run: build chdb
 	@mkdir -p .tollgate
 	@test -s .tollgate/demo-token || (umask 077; head -c 24 /dev/urandom | base64 > .tollgate/demo-token)
 	./$(BIN) serve --dev -c gateway.toml
@@ -39,8 +39,11 @@ vet:
 	GOOS=wasip1 GOARCH=wasm $(GO) vet ./sdk/ ./plugins/...
 
 # deps installs, idempotently, everything `make test` needs.
-deps:
+deps: chdb
 	@.ci/install-packages $(TEST_PKGS)
+
+# chDB's library for the embedded audit store (the shipped gateway.toml).
+chdb:
 	@.ci/install-chdb
 	$(GO) mod download
 

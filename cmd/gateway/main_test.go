@@ -11,8 +11,10 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tollgate-dev/tollgate/host/audit"
+	"github.com/tollgate-dev/tollgate/host/audit/embedded"
 	"github.com/tollgate-dev/tollgate/host/testenv"
 )
 
@@ -156,48 +158,49 @@ func TestServeFailsClearlyOnAMissingPlugin(t *testing.T) {
 	}
 }
 
-// The quick start, on the shipped gateway.toml with only its ports moved
-// to free ones: dev issuer, demo upstream, a token from `gateway token`,
-// a request through the gateway, and the audit row.
-func TestShippedConfigQuickStart(t *testing.T) {
-	root := testenv.ModuleRoot(t)
-	src, err := os.ReadFile(filepath.Join(root, "gateway.toml"))
+// shippedConfig is the shipped gateway.toml with its fixed ports moved to
+// free ones (addrs maps each fixed port to its replacement), in a new
+// directory holding the demo credential and an Ed25519 signing key.
+func shippedConfig(t *testing.T) (cfg, dir string, addrs map[string]string) {
+	t.Helper()
+	src, err := os.ReadFile(filepath.Join(testenv.ModuleRoot(t), "gateway.toml"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := string(src)
-	addrs := map[string]string{}
-	for _, fixed := range []string{"127.0.0.1:8079", "127.0.0.1:8080", "127.0.0.1:8081"} {
+	cfg = string(src)
+	addrs = map[string]string{}
+	for _, fixed := range []string{"127.0.0.1:8079", "127.0.0.1:8080", "127.0.0.1:8081", "127.0.0.1:8090"} {
 		if !strings.Contains(cfg, fixed) {
 			t.Fatalf("gateway.toml no longer uses %s; update this test", fixed)
 		}
 		addrs[fixed] = testenv.FreeAddr(t)
 		cfg = strings.ReplaceAll(cfg, fixed, addrs[fixed])
 	}
-	dir := t.TempDir()
+	dir = t.TempDir()
 	if err := os.MkdirAll(filepath.Join(dir, ".tollgate"), 0o700); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(filepath.Join(dir, ".tollgate", "demo-token"), []byte("demo-credential-xyz\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	// Close rows are signed with an Ed25519 key.
 	_, priv, _ := ed25519.GenerateKey(nil)
 	der, _ := x509.MarshalPKCS8PrivateKey(priv)
 	os.WriteFile(filepath.Join(dir, "audit-key.pem"), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600)
 	cfg = strings.Replace(cfg, "[audit]\n", "[audit]\nsigning_key = \"file:audit-key.pem\"\n", 1)
-	gw := testenv.StartGateway(t, testenv.GatewayOptions{Config: cfg, Dir: dir, Dev: true,
-		Wait: []string{addrs["127.0.0.1:8079"], addrs["127.0.0.1:8080"], addrs["127.0.0.1:8081"]}})
-	if !strings.Contains(gw.Output(), "Try, in another terminal") {
-		t.Errorf("serve --dev does not print the next steps:\n%s", gw.Output())
-	}
+	return cfg, dir, addrs
+}
+
+// quickStartRequest is the README's first request: a token from `gateway
+// token`, then curl through the gateway to the demo upstream.
+func quickStartRequest(t *testing.T, gw *testenv.Gateway, listen string) {
+	t.Helper()
 	tok, errOut, code := gw.Run("token", "-c", gw.Config, "--sub", "you@example.com", "--claim", "repository=acme/app")
 	if code != 0 {
 		t.Fatalf("token: %s", errOut)
 	}
 	curl := testenv.RequireCommand(t, "curl")
 	out, err := exec.Command(curl, "-s", "-H", "Authorization: Bearer "+strings.TrimSpace(tok),
-		"http://"+addrs["127.0.0.1:8080"]+"/demo/hello").CombinedOutput()
+		"http://"+listen+"/demo/hello").CombinedOutput()
 	if err != nil {
 		t.Fatalf("curl: %v %s", err, out)
 	}
@@ -212,19 +215,79 @@ func TestShippedConfigQuickStart(t *testing.T) {
 	if strings.Contains(string(out), "demo-credential-xyz") || strings.Contains(string(out), strings.TrimSpace(tok)[:30]) {
 		t.Fatal("the demo answer shows a credential")
 	}
+}
+
+// The quick start as the README tells it, on the shipped gateway.toml
+// (embedded audit store, admin API) with only its ports moved: a request
+// through the gateway, then the audit trail read through the running
+// gateway's admin API with an auditor's token, and verified after a stop
+// by opening the store directly.
+func TestShippedConfigQuickStart(t *testing.T) {
+	cfg, dir, addrs := shippedConfig(t)
+	env := []string{embedded.EnvLibPath + "=" + testenv.ChDBLib(t)}
+	gw := testenv.StartGateway(t, testenv.GatewayOptions{Config: cfg, Dir: dir, Dev: true, Env: env,
+		Wait: []string{addrs["127.0.0.1:8079"], addrs["127.0.0.1:8080"], addrs["127.0.0.1:8081"], addrs["127.0.0.1:8090"]}})
+	if !strings.Contains(gw.Output(), "Try, in another terminal") || !strings.Contains(gw.Output(), "TOLLGATE_TOKEN") {
+		t.Errorf("serve --dev does not print the next steps:\n%s", gw.Output())
+	}
+	quickStartRequest(t, gw, addrs["127.0.0.1:8080"])
+
+	// Without a token the CLI says what to do; with an auditor's token it
+	// reads the store the gateway owns.
+	if _, errOut, code := gw.Run("audit", "sessions", "-c", gw.Config); code == 0 || !strings.Contains(errOut, "TOLLGATE_TOKEN") {
+		t.Fatalf("audit sessions without a token: exit %d %s", code, errOut)
+	}
+	tok, errOut, code := gw.Run("token", "-c", gw.Config, "--sub", "auditor@example.com", "--group", "auditors")
+	if code != 0 {
+		t.Fatalf("token: %s", errOut)
+	}
+	gw.Env = append(gw.Env, "TOLLGATE_TOKEN="+strings.TrimSpace(tok))
+	const q = "SELECT kind, subject, claim_values[indexOf(claim_keys, 'repository')], access_rule, status FROM events WHERE kind = 'http.request'"
+	var out string
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		out, errOut, code = gw.Run("audit", "sql", "-c", gw.Config, "--format", "tsv", q)
+		if code == 0 && strings.Contains(out, "http.request\tyou@example.com\tacme/app\tdev-tokens-reach-demo\t200") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("audit sql: exit %d\n%s%s", code, out, errOut)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if out, errOut, code := gw.Run("audit", "sql", "-c", gw.Config, "DROP TABLE events"); code == 0 {
+		t.Fatalf("audit sql ran a DROP: %s%s", out, errOut)
+	}
+
+	// After a graceful stop every session is closed and signed, and verify
+	// (now opening the store itself) says so.
+	if err := gw.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, code = gw.Run("audit", "verify", "-c", gw.Config)
+	if code != 0 || !strings.Contains(out, "\tcomplete\t") || strings.Contains(out, "\topen\t") {
+		t.Fatalf("audit verify: exit %d\n%s%s", code, out, errOut)
+	}
+}
+
+// The same quick start on the file store (JSON lines), whose rows a test
+// can edit: verify catches a forged signature and an edited request.
+func TestFileStoreVerifyCatchesTampering(t *testing.T) {
+	cfg, dir, addrs := shippedConfig(t)
+	i := strings.Index(cfg, "[audit]\n")
+	cfg = cfg[:i] + "[audit]\nsigning_key = \"file:audit-key.pem\"\nstore = \"file\"\npath = \"audit.jsonl\"\n"
+	gw := testenv.StartGateway(t, testenv.GatewayOptions{Config: cfg, Dir: dir, Dev: true,
+		Wait: []string{addrs["127.0.0.1:8079"], addrs["127.0.0.1:8080"], addrs["127.0.0.1:8081"]}})
+	quickStartRequest(t, gw, addrs["127.0.0.1:8080"])
 	gw.WaitAudit(".tollgate/audit.jsonl", "for the quick start request", func(r audit.Row) bool {
 		return r.Kind == "http.request" && r.Status == "200" && r.Subject == "you@example.com" &&
 			r.Claims["repository"] == "acme/app" && r.AccessRule == "dev-tokens-reach-demo"
 	})
-
-	// After a graceful stop every session is closed, and verify says so;
-	// an edited row is caught.
 	if err := gw.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	out2, errOut, code := gw.Run("audit", "verify", "-c", gw.Config)
-	if code != 0 || !strings.Contains(out2, "\tcomplete\t") || strings.Contains(out2, "\topen\t") {
-		t.Fatalf("audit verify: exit %d\n%s%s", code, out2, errOut)
+	out, errOut, code := gw.Run("audit", "verify", "-c", gw.Config)
+	if code != 0 || !strings.Contains(out, "\tcomplete\t") || strings.Contains(out, "\topen\t") {
+		t.Fatalf("audit verify: exit %d\n%s%s", code, out, errOut)
 	}
 	trail := filepath.Join(dir, ".tollgate", "audit.jsonl")
 	b, _ := os.ReadFile(trail)
@@ -234,15 +297,14 @@ func TestShippedConfigQuickStart(t *testing.T) {
 	// A forged signature is caught.
 	forged := regexp.MustCompile(`"signature":"[0-9a-f]{4}`).ReplaceAllString(string(b), `"signature":"0000`)
 	os.WriteFile(trail, []byte(forged), 0o600)
-	out2, _, code = gw.Run("audit", "verify", "-c", gw.Config)
-	if code != 1 || !strings.Contains(out2, "\tbad-signature\t") {
-		t.Fatalf("verify after forging a signature: exit %d\n%s", code, out2)
+	out, _, code = gw.Run("audit", "verify", "-c", gw.Config)
+	if code != 1 || !strings.Contains(out, "\tbad-signature\t") {
+		t.Fatalf("verify after forging a signature: exit %d\n%s", code, out)
 	}
-	os.WriteFile(trail, b, 0o600)
 	os.WriteFile(trail, []byte(strings.Replace(string(b), `"path":"/hello"`, `"path":"/innocent"`, 1)), 0o600)
-	out2, _, code = gw.Run("audit", "verify", "-c", gw.Config)
-	if code != 1 || !strings.Contains(out2, "\tedited\t") {
-		t.Fatalf("verify after an edit: exit %d\n%s", code, out2)
+	out, _, code = gw.Run("audit", "verify", "-c", gw.Config)
+	if code != 1 || !strings.Contains(out, "\tedited\t") {
+		t.Fatalf("verify after an edit: exit %d\n%s", code, out)
 	}
 }
 

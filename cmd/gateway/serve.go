@@ -358,7 +358,18 @@ func printNextSteps(w io.Writer, cfg *config.Config, path string) {
 			fmt.Fprintf(w, "  curl -s -H \"Authorization: Bearer $TOKEN\" http://%s%s/hello\n", l.Listen, r.PathPrefix)
 		}
 	}
-	fmt.Fprintf(w, "  tail -n 3 %s\n\n", cfg.DataPath(cfg.Audit.Path))
+	switch {
+	case cfg.Audit.Store == "file":
+		fmt.Fprintf(w, "  tail -n 3 %s\n\n", cfg.DataPath(cfg.Audit.Path))
+	case cfg.Admin.Listen != "" && len(cfg.Admin.Groups) > 0:
+		fmt.Fprintf(w, "\nand read the audit trail through the admin API:\n\n")
+		fmt.Fprintf(w, "  export TOLLGATE_TOKEN=$(%s token -c %s --sub auditor@example.com --group %s)\n", self, path, cfg.Admin.Groups[0])
+		fmt.Fprintf(w, "  %s audit sessions -c %s\n", self, path)
+		fmt.Fprintf(w, "  %s audit sql -c %s \"SELECT kind, subject, request_values, status FROM events ORDER BY ts DESC LIMIT 5\"\n", self, path)
+		fmt.Fprintf(w, "  %s audit verify -c %s\n\n", self, path)
+	default:
+		fmt.Fprintf(w, "  %s audit sessions -c %s\n\n", self, path)
+	}
 }
 
 // tuneGC raises the GC target unless the operator set GOGC. A proxy's live
