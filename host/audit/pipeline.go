@@ -353,6 +353,9 @@ func (p *Pipeline) replaySpool() bool {
 			p.log.Error("audit: spooled row not decodable; skipped", "pos", pos.String(), "err", err)
 			return nil
 		}
+		if batch == nil {
+			batch = make([]Row, 0, p.o.BatchRows)
+		}
 		batch = append(batch, r)
 		last = pos
 		if len(batch) >= p.o.BatchRows {

@@ -176,9 +176,11 @@ func (s *Store) Insert(ctx context.Context, rows []audit.Row) error {
 		return fmt.Errorf("clickhouse: insert: %w", err)
 	}
 	defer b.Abort()
-	for i := range rows {
-		if err := b.Append(schema.Values(rows[i])...); err != nil {
-			return fmt.Errorf("clickhouse: insert: row %d (event %s): %w", i, rows[i].EventID, err)
+	// Column by column: appending row by row boxed every value and cost
+	// a third of the insert's CPU.
+	for i, col := range schema.Columnar(rows) {
+		if err := b.Column(i).Append(col); err != nil {
+			return fmt.Errorf("clickhouse: insert: column %s: %w", schema.Columns()[i], err)
 		}
 	}
 	if err := b.Send(); err != nil {

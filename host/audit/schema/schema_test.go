@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tollgate-dev/tollgate/host/audit"
+	"github.com/tollgate-dev/tollgate/host/audit/audittest"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.sql from the current DDL (review the diff)")
@@ -99,4 +100,22 @@ func indexOf(s []string, x string) int {
 		}
 	}
 	return -1
+}
+
+// Columnar is Values transposed, value for value.
+func TestColumnarIsValuesTransposed(t *testing.T) {
+	rows := audittest.SessionRows(time.Now(), "orders-db", "r", 7)
+	rows[2].Signature, rows[3].Groups, rows[3].Claims = "sig", nil, nil
+	cols := Columnar(rows)
+	if len(cols) != len(Columns()) {
+		t.Fatalf("%d columns, want %d", len(cols), len(Columns()))
+	}
+	for i, r := range rows {
+		for j, want := range Values(r) {
+			got := reflect.ValueOf(cols[j]).Index(i).Interface()
+			if !reflect.DeepEqual(got, want) {
+				t.Fatalf("row %d column %s: %#v, want %#v", i, Columns()[j], got, want)
+			}
+		}
+	}
 }
