@@ -300,23 +300,21 @@ func (p *Pipeline) shipper() {
 	}
 }
 
-// shipOnce replays the spool if needed, then ships queued batches that are
-// full or old enough (all of them when draining). False means stop.
+// shipOnce ships queued batches that are full or old enough (all of them
+// when draining) and, once the queue is empty, replays the spool if rows
+// bypassed the queue (at start, or when it overflowed). False means stop.
 func (p *Pipeline) shipOnce(draining bool) bool {
-	p.mu.Lock()
-	// Replay once the queue has drained: the queue holds the rows right
-	// after the acknowledged ones, so the replay then starts where the
-	// queue ended instead of reading (and decoding) them again.
-	doReplay := p.replay && len(p.queue) == 0
-	if doReplay {
-		p.replay = false
-	}
-	p.mu.Unlock()
-	if doReplay && !p.replaySpool() {
-		return false
-	}
 	for {
 		p.mu.Lock()
+		// Replay once the queue has drained: the queue holds the rows
+		// right after the acknowledged ones, so the replay then starts
+		// where the queue ended instead of reading (and decoding) them
+		// again.
+		if len(p.queue) == 0 && p.replay {
+			p.replay = false
+			p.mu.Unlock()
+			return p.replaySpool()
+		}
 		if len(p.queue) == 0 || (!draining && p.queued < p.o.BatchRows && time.Since(p.queue[0].at) < p.o.BatchAge) {
 			p.mu.Unlock()
 			return true
