@@ -7,20 +7,21 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"time"
 
 	"github.com/tollgate-dev/tollgate/host/audit"
 )
 
 const auditUsage = `Usage: gateway audit <verify|sql|sessions> ...
 
-  gateway audit verify [--session ID] [--file audit.jsonl]
-      check every session's hash chain (file store)
+  gateway audit verify [--session ID | --since 24h|T] [--file audit.jsonl]
+      check every session's hash chain (any store)
   gateway audit sql [--format table|tsv|json] "SELECT ..."
-      run read-only analyst SQL against the clickhouse store
+      run read-only analyst SQL (clickhouse or embedded store)
   gateway audit sessions [--since 24h]
-      list recent sessions (clickhouse store)
+      list recent sessions (clickhouse or embedded store)
   gateway audit tail [--target T] [--principal P]
-      follow new rows (clickhouse store)`
+      follow new rows (clickhouse or embedded store)`
 
 func cmdAudit(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
@@ -42,19 +43,25 @@ func cmdAudit(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stderr, "gateway audit: unknown command %q\n\n%s\n", args[0], auditUsage)
 		return errUsage
 	}
-	fs := newFlags("audit verify", `Usage: gateway audit verify [-c gateway.toml] [--session ID] [--file audit.jsonl]
+	fs := newFlags("audit verify", `Usage: gateway audit verify [-c gateway.toml] [--session ID | --since T] [--file audit.jsonl]
 
 Checks the hash chain of every session in the audit trail (the file or the
 clickhouse store, as the config says, or --file) and prints one
 line per session: complete, open (never closed: the gateway stopped before
 it could close it; not tampering), gap (a row is missing), edited (a row no
 longer matches its hash) or reordered (a row does not follow the one before
-it). Exits 1 when any session shows tampering.`, stderr)
+it). Exits 1 when any session shows tampering. --since limits the check to
+the sessions opened in a window (24h) or since a time (RFC 3339).`, stderr)
 	path := configFlag(fs)
 	only := fs.String("session", "", "verify only this session")
+	sinceText := fs.String("since", "", "verify only sessions opened since this time (RFC 3339) or in this window (e.g. 24h)")
 	file := fs.String("file", "", "the JSON-lines audit file (default: the config's [audit] path)")
 	pubFile := fs.String("public-key", "", "require close rows signed by this Ed25519 key (PEM; default: the config's signing_key, if any)")
 	if err := parse(fs, args[1:]); err != nil {
+		return err
+	}
+	since, err := parseSince(*sinceText, time.Now())
+	if err != nil {
 		return err
 	}
 	var rows []audit.Row
@@ -85,7 +92,7 @@ it). Exits 1 when any session shows tampering.`, stderr)
 		case "file":
 			*file = cfg.DataPath(cfg.Audit.Path)
 		case "clickhouse", "embedded":
-			if rows, err = clickhouseRows(cfg, *only); err != nil {
+			if rows, err = clickhouseRows(cfg, *only, since); err != nil {
 				return err
 			}
 		default:
@@ -97,6 +104,7 @@ it). Exits 1 when any session shows tampering.`, stderr)
 		if rows, err = readRows(*file, *only); err != nil {
 			return err
 		}
+		rows = openedSince(rows, since)
 	}
 	tampered := false
 	for _, f := range audit.VerifyWith(rows, vo) {
@@ -114,6 +122,44 @@ it). Exits 1 when any session shows tampering.`, stderr)
 		return errReported
 	}
 	return nil
+}
+
+// parseSince reads --since: empty (no limit), a duration back from now,
+// or an RFC 3339 time.
+func parseSince(v string, now time.Time) (time.Time, error) {
+	if v == "" {
+		return time.Time{}, nil
+	}
+	if d, err := time.ParseDuration(v); err == nil && d > 0 {
+		return now.Add(-d), nil
+	}
+	t, err := time.Parse(time.RFC3339, v)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("--since %q: want a duration such as 24h or an RFC 3339 time such as 2026-11-26T08:00:00Z", v)
+	}
+	return t, nil
+}
+
+// openedSince keeps the rows of sessions whose first row is at or after
+// since (all rows when since is zero). A session is checked whole or not
+// at all: cutting it at a time would look like a gap.
+func openedSince(rows []audit.Row, since time.Time) []audit.Row {
+	if since.IsZero() {
+		return rows
+	}
+	first := map[string]time.Time{}
+	for _, r := range rows {
+		if t, ok := first[r.SessionID]; !ok || r.Time.Before(t) {
+			first[r.SessionID] = r.Time
+		}
+	}
+	out := rows[:0]
+	for _, r := range rows {
+		if !first[r.SessionID].Before(since) {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 func readRows(path, session string) ([]audit.Row, error) {

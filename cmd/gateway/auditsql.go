@@ -138,8 +138,9 @@ func openAuditStore(ctx context.Context, cfg *config.Config) (auditStore, error)
 	return clickhouse.Open(ctx, o)
 }
 
-// clickhouseRows reads the events of one session (or all) for verify.
-func clickhouseRows(cfg *config.Config, session string) ([]audit.Row, error) {
+// clickhouseRows reads the events of one session (or all, or those of
+// the sessions opened since a time) for verify.
+func clickhouseRows(cfg *config.Config, session string, since time.Time) ([]audit.Row, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	store, err := openReader(ctx, cfg)
@@ -147,7 +148,26 @@ func clickhouseRows(cfg *config.Config, session string) ([]audit.Row, error) {
 		return nil, err
 	}
 	defer store.Close()
-	return store.SessionRows(ctx, session)
+	if since.IsZero() || session != "" {
+		rows, err := store.SessionRows(ctx, session)
+		return openedSince(rows, since), err
+	}
+	// The sessions table knows when each session opened; their rows are
+	// then read session by session (a one-session read is a point lookup).
+	_, ids, err := store.Query(ctx, fmt.Sprintf("SELECT toString(session_id) FROM %s.sessions FINAL WHERE opened_at >= toDateTime(%d) ORDER BY opened_at",
+		auditDatabase(cfg), since.Unix()))
+	if err != nil {
+		return nil, err
+	}
+	var rows []audit.Row
+	for _, id := range ids {
+		rs, err := store.SessionRows(ctx, id[0])
+		if err != nil {
+			return nil, err
+		}
+		rows = append(rows, rs...)
+	}
+	return rows, nil
 }
 
 // reader is the audit trail's read side, from the store itself or, when

@@ -267,6 +267,22 @@ func TestShippedConfigQuickStart(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "\tcomplete\t") || strings.Contains(out, "\topen\t") {
 		t.Fatalf("audit verify: exit %d\n%s%s", code, out, errOut)
 	}
+	checkVerifySince(t, gw, out)
+}
+
+// checkVerifySince: --since 1h checks the same sessions as no limit, a
+// time to come checks none, and a malformed value is refused.
+func checkVerifySince(t *testing.T, gw *testenv.Gateway, all string) {
+	t.Helper()
+	if out, errOut, code := gw.Run("audit", "verify", "-c", gw.Config, "--since", "1h"); code != 0 || out != all {
+		t.Errorf("verify --since 1h: exit %d\n%s%s\nwant\n%s", code, out, errOut, all)
+	}
+	if out, errOut, code := gw.Run("audit", "verify", "-c", gw.Config, "--since", "2099-01-01T00:00:00Z"); code != 0 || out != "" {
+		t.Errorf("verify --since a future time: exit %d\n%s%s", code, out, errOut)
+	}
+	if _, errOut, code := gw.Run("audit", "verify", "-c", gw.Config, "--since", "yesterday"); code == 0 || !strings.Contains(errOut, "RFC 3339") {
+		t.Errorf("verify --since yesterday: exit %d %s", code, errOut)
+	}
 }
 
 // The same quick start on the file store (JSON lines), whose rows a test
@@ -289,6 +305,7 @@ func TestFileStoreVerifyCatchesTampering(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "\tcomplete\t") || strings.Contains(out, "\topen\t") {
 		t.Fatalf("audit verify: exit %d\n%s%s", code, out, errOut)
 	}
+	checkVerifySince(t, gw, out)
 	trail := filepath.Join(dir, ".tollgate", "audit.jsonl")
 	b, _ := os.ReadFile(trail)
 	if !strings.Contains(string(b), `"signature":"`) {
