@@ -320,10 +320,17 @@ func (p *Pipeline) shipOnce(draining bool) bool {
 			return true
 		}
 		var batch []Row
+		if len(p.queue) == 1 {
+			batch = p.queue[0].rows // shipped as queued, no copy
+		} else {
+			batch = make([]Row, 0, min(p.queued, p.o.BatchRows))
+		}
 		var last spool.Pos
 		i := 0
-		for ; i < len(p.queue) && (len(batch) == 0 || len(batch)+len(p.queue[i].rows) <= p.o.BatchRows); i++ {
-			batch = append(batch, p.queue[i].rows...)
+		for ; i < len(p.queue) && (i == 0 || len(batch)+len(p.queue[i].rows) <= p.o.BatchRows); i++ {
+			if len(p.queue) > 1 {
+				batch = append(batch, p.queue[i].rows...)
+			}
 			last = p.queue[i].last
 		}
 		p.mu.Unlock()
