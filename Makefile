@@ -7,7 +7,7 @@ VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
 # Debian packages the tests talk to (real peers, never mocks).
-TEST_PKGS  := curl ca-certificates wabt clickhouse-server clickhouse-client
+TEST_PKGS  := curl ca-certificates wabt clickhouse-server clickhouse-client chromium
 BENCH_PKGS := nginx-light wrk
 
 .PHONY: all build run test deps bench-deps bench fuzz vet clean plugins

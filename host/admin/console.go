@@ -85,6 +85,7 @@ type view struct {
 	Fields    [][2]string
 	Request   []token // the exact request, highlighted
 	Status    int
+	Next      string // login: where to go after
 }
 
 func (c *console) render(w http.ResponseWriter, status int, name string, v view) {
@@ -108,7 +109,7 @@ func (c *console) cookie(name, value string, maxAge int) *http.Cookie {
 func (c *console) loginPage(w http.ResponseWriter, r *http.Request) {
 	tok := randomHex()
 	http.SetCookie(w, c.cookie(loginCookie, tok, 600))
-	c.render(w, http.StatusOK, "login.html", view{Title: "Sign in", CSRF: tok, Error: r.URL.Query().Get("error")})
+	c.render(w, http.StatusOK, "login.html", view{Title: "Sign in", CSRF: tok, Next: r.URL.Query().Get("next")})
 }
 
 func (c *console) login(w http.ResponseWriter, r *http.Request) {
