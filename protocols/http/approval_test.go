@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -307,5 +309,100 @@ http_wait = "100ms"`)
 	}
 	if e.hits("/api/danger/late") != 0 {
 		t.Fatal("an expired request reached the upstream")
+	}
+}
+
+func TestHeldRequestGatewayRestarts(t *testing.T) {
+	e := startApprovals(t, `http_wait = "30s"`)
+	held := e.send(context.Background(), "POST", "/orders/api/danger/restart", e.ciToken(t), "")
+	rec := e.waitPending(t, e.dba(t, "alice@acme.test"))
+	// The file recorder flushes a few times a second: let the hold's row
+	// reach the disk before the kill, as a spool would have it.
+	e.gw.WaitAudit(auditPath, "for the hold", func(r audit.Row) bool {
+		return r.SessionID == rec.ID && r.Kind == audit.KindApprovalRequest
+	})
+	e.gw.Signal(syscall.SIGKILL)
+	<-e.gw.Exited()
+	if a := <-held; a.err == nil {
+		t.Fatalf("the held request answered %d from a killed gateway", a.status)
+	}
+	cfg, err := os.ReadFile(e.gw.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.gw = testenv.StartGateway(t, testenv.GatewayOptions{Config: string(cfg), Dir: e.gw.Dir, Dev: true, Env: e.gw.Env, Wait: []string{e.addr, e.admin}})
+	alice := e.dba(t, "alice@acme.test")
+	r, err := alice.Approval(context.Background(), rec.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.State != approval.StateCancelled || !strings.Contains(r.DecisionReason, "gateway restarted") {
+		t.Fatalf("after the restart: %s %q", r.State, r.DecisionReason)
+	}
+	if _, err := alice.Approve(context.Background(), rec.ID, admin.DecideRequest{}); err == nil || !strings.Contains(err.Error(), "not_pending") {
+		t.Fatalf("approving after the restart: %v", err)
+	}
+	if e.hits("/api/danger/restart") != 0 {
+		t.Fatal("the request ran")
+	}
+	// The approval's chain continues across the restart and verifies.
+	e.gw.WaitAudit(auditPath, "for the cancellation", func(r audit.Row) bool {
+		return r.SessionID == rec.ID && r.Kind == audit.KindApprovalDecision
+	})
+	var chain []audit.Row
+	for _, row := range e.gw.AuditRows(auditPath) {
+		if row.SessionID == rec.ID {
+			chain = append(chain, row)
+		}
+	}
+	if f := audit.Verify(chain); len(chain) != 2 || f[0].Status != audit.StatusComplete {
+		t.Fatalf("approval chain %d rows: %+v", len(chain), f)
+	}
+}
+
+func TestSessionGrantOverKeepAlive(t *testing.T) {
+	e := startApprovals(t, `http_wait = "30s"`)
+	agent := e.ciToken(t)
+	alice := e.dba(t, "alice@acme.test")
+	client := &http.Client{Transport: &http.Transport{MaxConnsPerHost: 1}} // one connection: one session
+	do := func() <-chan int {
+		ch := make(chan int, 1)
+		go func() {
+			req, _ := http.NewRequest("GET", "http://"+e.addr+"/orders/api/danger/report?day=1", nil)
+			req.Header.Set("Authorization", "Bearer "+agent)
+			resp, err := client.Do(req)
+			if err != nil {
+				ch <- 0
+				return
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			ch <- resp.StatusCode
+		}()
+		return ch
+	}
+	first := do()
+	rec := e.waitPending(t, alice)
+	if _, err := alice.Approve(context.Background(), rec.ID, admin.DecideRequest{Scope: "session", Minutes: 5}); err != nil {
+		t.Fatal(err)
+	}
+	if code := <-first; code != 200 {
+		t.Fatalf("first: %d", code)
+	}
+	// The same request on the same connection runs without a new hold.
+	if code := <-do(); code != 200 {
+		t.Fatalf("granted repeat: %d", code)
+	}
+	if recs, _ := alice.Approvals(context.Background()); len(recs) != 1 {
+		t.Fatalf("a granted request was held again: %d approvals", len(recs))
+	}
+	row := e.gw.WaitAudit(auditPath, "for the granted repeat", func(r audit.Row) bool {
+		return r.Kind == "http.request" && r.ApprovalID == rec.ID && r.Seq > 2
+	})
+	if row.Approver != "alice@acme.test" || row.Status != "200" {
+		t.Fatalf("row %+v", row)
+	}
+	if e.hits("/api/danger/report") != 2 {
+		t.Fatalf("hits %d", e.hits("/api/danger/report"))
 	}
 }
