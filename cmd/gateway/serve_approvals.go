@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tollgate-dev/tollgate/host/approval"
+	"github.com/tollgate-dev/tollgate/host/approval/chstore"
 	"github.com/tollgate-dev/tollgate/host/audit"
 	"github.com/tollgate-dev/tollgate/host/config"
 )
@@ -30,7 +31,7 @@ func startApprovals(cfg *config.Config, rec audit.Recorder, log *slog.Logger) (*
 	if ac == nil {
 		return nil, nil
 	}
-	st, err := approval.OpenFileStore(filepath.Join(cfg.Path(cfg.Gateway.DataDir), "approvals.jsonl"))
+	st, err := openApprovalStore(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -39,6 +40,7 @@ func startApprovals(cfg *config.Config, rec audit.Recorder, log *slog.Logger) (*
 		Timeout: ac.Timeout.Duration, ApprovalsRequired: ac.ApprovalsRequired, MaxSessionGrant: ac.MaxSessionGrant.Duration,
 		URL:   func(id string) string { return strings.TrimSuffix(ac.BaseURL, "/") + "/ui/approvals/" + id },
 		Store: st, Recorder: rec, GatewayID: cfg.Gateway.ID, Log: log.With("component", "approval"),
+		PollInterval: ac.PollInterval.Duration,
 	}
 	if len(ac.Webhooks) > 0 {
 		hooks := make([]approval.Webhook, len(ac.Webhooks))
@@ -55,8 +57,28 @@ func startApprovals(cfg *config.Config, rec audit.Recorder, log *slog.Logger) (*
 		}
 		return nil, err
 	}
-	log.Info("approvals on", "timeout", ac.Timeout.Duration.String(), "http_wait", a.wait.String(), "approvals_required", ac.ApprovalsRequired, "console", ac.BaseURL+"/ui/")
+	log.Info("approvals on", "store", ac.Store, "timeout", ac.Timeout.Duration.String(), "http_wait", a.wait.String(), "approvals_required", ac.ApprovalsRequired, "console", ac.BaseURL+"/ui/")
 	return a, nil
+}
+
+// openApprovalStore opens [approvals] store: a file in the data directory,
+// or tables on the audit's ClickHouse server that every replica reads.
+func openApprovalStore(cfg *config.Config) (approval.Store, error) {
+	if cfg.Approvals.Store != "clickhouse" {
+		return approval.OpenFileStore(filepath.Join(cfg.Path(cfg.Gateway.DataDir), "approvals.jsonl"))
+	}
+	a := cfg.Audit.ClickHouse
+	o := chstore.Options{Addrs: a.Addrs, Database: a.Database, User: a.User, Password: a.Password.Value()}
+	if a.TLS {
+		tc, err := auditTLS(cfg)
+		if err != nil {
+			return nil, err
+		}
+		o.TLS = tc
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return chstore.Open(ctx, o)
 }
 
 func (a *approvals) manager() *approval.Manager {

@@ -171,8 +171,11 @@ type Options struct {
 	Notify func(Record)
 	// MaxSessionGrant bounds a session grant's minutes; default 8 hours.
 	MaxSessionGrant time.Duration
-	Log             *slog.Logger
-	Now             func() time.Time
+	// PollInterval is how often a Manager on a Shared store looks for
+	// decisions other replicas made on its approvals; default 250ms.
+	PollInterval time.Duration
+	Log          *slog.Logger
+	Now          func() time.Time
 }
 
 // Manager holds requests and records decisions. It is safe for
@@ -180,6 +183,10 @@ type Options struct {
 type Manager struct {
 	o      Options
 	holder string
+
+	shared   Shared        // when the store is shared by replicas
+	stopPoll chan struct{} // closed by Shutdown
+	polled   chan struct{} // closed when the poller has stopped
 
 	mu     sync.Mutex
 	recs   map[string]*entry
@@ -224,15 +231,22 @@ func New(o Options) (*Manager, error) {
 	if o.URL == nil {
 		o.URL = func(id string) string { return "/ui/approvals/" + id }
 	}
+	if o.PollInterval <= 0 {
+		o.PollInterval = 250 * time.Millisecond
+	}
 	m := &Manager{o: o, holder: o.GatewayID + "/" + newID(), recs: map[string]*entry{}, grants: map[string][]grant{}}
 	if o.Store == nil {
 		return m, nil
 	}
+	m.shared, _ = o.Store.(Shared)
 	recs, err := o.Store.Load()
 	if err != nil {
 		return nil, fmt.Errorf("approval: load: %w", err)
 	}
 	for _, r := range recs {
+		if !m.isLocal(r) {
+			continue // another replica's: read from the shared store when asked
+		}
 		e := &entry{rec: r, done: make(chan struct{})}
 		m.recs[r.ID] = e
 		if r.State != StatePending {
@@ -242,6 +256,10 @@ func New(o Options) (*Manager, error) {
 		m.finishLocked(e, StateCancelled, "", "gateway restarted while the request was held", "")
 	}
 	m.trimLocked()
+	if m.shared != nil {
+		m.stopPoll, m.polled = make(chan struct{}), make(chan struct{})
+		go m.poll(m.stopPoll)
+	}
 	return m, nil
 }
 
@@ -468,6 +486,10 @@ func (m *Manager) Approve(id string, p *event.Principal, o DecideOptions) (Recor
 		return Record{}, ErrBadScope
 	}
 	m.mu.Lock()
+	if _, ok := m.recs[id]; !ok && m.shared != nil {
+		m.mu.Unlock()
+		return m.decideRemote(id, "approve", p, o)
+	}
 	defer m.mu.Unlock()
 	e, err := m.decidable(id, p)
 	if err != nil {
@@ -507,6 +529,10 @@ func (m *Manager) Approve(id string, p *event.Principal, o DecideOptions) (Recor
 // Deny records p's denial of id: the held request fails with reason.
 func (m *Manager) Deny(id string, p *event.Principal, reason string) (Record, error) {
 	m.mu.Lock()
+	if _, ok := m.recs[id]; !ok && m.shared != nil {
+		m.mu.Unlock()
+		return m.decideRemote(id, "deny", p, DecideOptions{Reason: reason})
+	}
 	defer m.mu.Unlock()
 	e, err := m.decidable(id, p)
 	if err != nil {
@@ -579,23 +605,28 @@ func (m *Manager) finishLocked(e *entry, st State, by, reason string, scope Scop
 // Get returns the approval id.
 func (m *Manager) Get(id string) (Record, bool) {
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	e, ok := m.recs[id]
-	if !ok {
-		return Record{}, false
+	var r Record
+	if ok {
+		r = e.rec.clone()
 	}
-	return e.rec.clone(), true
+	m.mu.Unlock()
+	if !ok {
+		return m.sharedGet(id)
+	}
+	return r, true
 }
 
 // List returns the pending approvals, oldest first, then the decided ones,
 // newest decision first (at most keepRecent).
 func (m *Manager) List() []Record {
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	out := make([]Record, 0, len(m.recs))
 	for _, e := range m.recs {
 		out = append(out, e.rec.clone())
 	}
+	m.mu.Unlock()
+	out = m.sharedRecent(out)
 	sort.Slice(out, func(i, j int) bool {
 		a, b := out[i], out[j]
 		if (a.State == StatePending) != (b.State == StatePending) {
@@ -612,6 +643,14 @@ func (m *Manager) List() []Record {
 // Shutdown cancels every pending approval ("gateway stopped"), so held
 // requests fail now instead of holding the shutdown, and closes the store.
 func (m *Manager) Shutdown(ctx context.Context) error {
+	if m.stopPoll != nil {
+		select {
+		case <-m.stopPoll:
+		default:
+			close(m.stopPoll)
+		}
+		<-m.polled
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closed {

@@ -56,11 +56,13 @@
 //
 // # Persistence and replicas
 //
-// Records are kept in a [Store]; [OpenFileStore] is a JSON-lines file in the
-// data directory, fsynced per change, so pending approvals and decisions
-// survive a restart: on start, an approval that was pending when the old
-// process died becomes "cancelled (gateway restarted)" and stays listed.
-// This build has no shared store: a decision reaches only the gateway that
-// holds the request, so every replica needs its own admin listener and the
-// approval URL names the replica (base_url per replica). See RATIONALE.md.
+// Records are kept in a [Store]. [OpenFileStore] is a JSON-lines file in
+// the data directory, fsynced per change, so pending approvals and
+// decisions survive a restart: on start, an approval that was pending when
+// the old process died becomes "cancelled (gateway restarted)" and stays
+// listed. A [Shared] store (chstore, on the ClickHouse audit server) is read
+// by every replica: Get and List include other replicas' approvals, and a
+// decision on an approval another replica holds is submitted as a [Ruling]
+// that the holder polls for (Options.PollInterval) and applies under its own
+// rules, so one replica owns each approval's state.
 package approval

@@ -194,9 +194,14 @@ type Approvals struct {
 	ApprovalsRequired int      `toml:"approvals_required"` // different people needed; default 1
 	// BaseURL is the web console's external address, for approval links
 	// (clients, webhooks); default http://<admin.listen>.
-	BaseURL         string    `toml:"base_url"`
-	MaxSessionGrant Duration  `toml:"max_session_grant"` // cap on "this session for N minutes"; default 8h
-	Webhooks        []Webhook `toml:"webhooks"`
+	BaseURL         string   `toml:"base_url"`
+	MaxSessionGrant Duration `toml:"max_session_grant"` // cap on "this session for N minutes"; default 8h
+	// Store keeps pending approvals and decisions: "file" (the data
+	// directory; one gateway) or "clickhouse" (the audit server's, shared
+	// by replicas). Default: clickhouse when audit.store is, else file.
+	Store        string    `toml:"store"`
+	PollInterval Duration  `toml:"poll_interval"` // clickhouse: how often a replica looks for decisions made elsewhere; default 250ms
+	Webhooks     []Webhook `toml:"webhooks"`
 }
 
 // Webhook notifies one approver group of each new pending approval.
@@ -358,6 +363,15 @@ func (c *Config) applyDefaults() {
 		}
 		if ap.MaxSessionGrant.Duration == 0 {
 			ap.MaxSessionGrant.Duration = 8 * time.Hour
+		}
+		if ap.Store == "" {
+			ap.Store = "file"
+			if c.Audit.Store == "clickhouse" {
+				ap.Store = "clickhouse"
+			}
+		}
+		if ap.PollInterval.Duration == 0 {
+			ap.PollInterval.Duration = 250 * time.Millisecond
 		}
 		if ap.BaseURL == "" && c.Admin.Listen != "" {
 			ap.BaseURL = "http://" + c.Admin.Listen

@@ -358,6 +358,17 @@ func (c *Config) validateApprovals(ps *problemList) {
 	if ap.MaxSessionGrant.Duration < 0 {
 		ps.add("approvals.max_session_grant", "must be positive")
 	}
+	switch {
+	case !oneOf(ap.Store, "file", "clickhouse"):
+		ps.add("approvals.store", "must be file or clickhouse")
+	case ap.Store == "clickhouse" && c.Audit.Store != "clickhouse":
+		ps.add("approvals.store", "clickhouse keeps approvals on the audit server: needs audit.store = \"clickhouse\"")
+	case ap.Store == "clickhouse" && c.Audit.ClickHouse.Cluster != "":
+		ps.add("approvals.store", "not yet on a cluster (audit.clickhouse.cluster): use file, one approval URL per replica")
+	}
+	if ap.PollInterval.Duration < 0 {
+		ps.add("approvals.poll_interval", "must be positive")
+	}
 	if ap.BaseURL != "" {
 		if u, err := url.Parse(ap.BaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			ps.add("approvals.base_url", "must be an http or https URL, e.g. https://tollgate.example.com")

@@ -26,10 +26,15 @@ type approvalEnv struct {
 }
 
 func startApprovals(t *testing.T, approvals string) *approvalEnv {
+	return startApprovalsWith(t, approvals, envOptions{})
+}
+
+// startApprovalsWith adds o.extra (other tables) and o.gatewayID.
+func startApprovalsWith(t *testing.T, approvals string, o envOptions) *approvalEnv {
 	t.Helper()
 	wasm := testenv.BuildWasm(t, "plugins/approve")
 	adminAddr := testenv.FreeAddr(t)
-	e := start(t, envOptions{extra: fmt.Sprintf(`
+	e := start(t, envOptions{gatewayID: o.gatewayID, extra: o.extra + fmt.Sprintf(`
 [admin]
 listen = %q
 
@@ -404,5 +409,45 @@ func TestSessionGrantOverKeepAlive(t *testing.T) {
 	}
 	if e.hits("/api/danger/report") != 2 {
 		t.Fatalf("hits %d", e.hits("/api/danger/report"))
+	}
+}
+
+// TestApprovalAcrossReplicas: two gateways share the ClickHouse audit
+// server and so the approvals on it; a request held by one is approved
+// through the other's admin API, and completes on the first.
+func TestApprovalAcrossReplicas(t *testing.T) {
+	ch := testenv.StartClickHouse(t)
+	audit := fmt.Sprintf(`
+[audit]
+store = "clickhouse"
+batch_age = "100ms"
+[audit.clickhouse]
+addrs = [%q]
+database = "gw_replicas"
+`, ch.Addr())
+	a := startApprovalsWith(t, `http_wait = "30s"
+poll_interval = "50ms"`, envOptions{gatewayID: "gw-a", extra: audit})
+	b := startApprovalsWith(t, `poll_interval = "50ms"`, envOptions{gatewayID: "gw-b", extra: audit})
+
+	held := a.send(context.Background(), "POST", "/orders/api/danger/refund", a.ciToken(t), "")
+	viaB := b.dba(t, "erin@acme.test") // a token of b's issuer, used on b
+	rec := b.waitPending(t, viaB)
+	if !strings.HasPrefix(rec.Holder, "gw-a/") {
+		t.Fatalf("holder %q", rec.Holder)
+	}
+	r, err := viaB.Approve(context.Background(), rec.ID, admin.DecideRequest{Reason: "from b"})
+	if err != nil || r.State != approval.StateApproved {
+		t.Fatalf("approve through b: %v %+v", err, r)
+	}
+	if ans := wait(t, held); ans.status != 200 {
+		t.Fatalf("the request held on a: %d %s", ans.status, ans.body)
+	}
+	if n := a.hits("/api/danger/refund"); n != 1 {
+		t.Fatalf("upstream hits %d", n)
+	}
+	// a's console shows the decision too.
+	got, err := a.dba(t, "erin@acme.test").Approval(context.Background(), rec.ID)
+	if err != nil || got.DecidedBy != "erin@acme.test" || got.DecisionReason != "from b" {
+		t.Fatalf("on a: %+v %v", got, err)
 	}
 }
