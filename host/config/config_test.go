@@ -275,6 +275,7 @@ url = "env:SLACK_HOOK"
 timeout = "1m"
 http_wait = "2m"
 base_url = "ftp://x"
+store = "clickhouse"
 [[approvals.webhooks]]
 url = "https://hooks.slack.com/services/T0/B0/secret"
 format = "teams"
@@ -286,4 +287,8 @@ format = "teams"
 	wantProblem(t, ps, line("base_url"), 1, "http or https URL")
 	wantProblem(t, ps, line("url = \"https"), 1, "never written inline")
 	wantProblem(t, ps, line("format"), 1, "slack or generic")
+	wantProblem(t, ps, line("store"), 1, `needs audit.store = "clickhouse"`)
+	if ap.Store != "file" || ap.PollInterval.Duration != 250*time.Millisecond {
+		t.Fatalf("store defaults: %+v", ap)
+	}
 }
