@@ -391,8 +391,8 @@ func (p *Pending) Cancel(reason string) {
 // Resume finds the approval an earlier attempt of req started: same
 // principal (issuer and subject), kind and target, and the same
 // IdempotencyKey when req has one, else the same Hash; newest first, and
-// only one not taken yet. The caller waits on it or takes its decision
-// instead of holding again.
+// only one not taken yet and not cancelled. The caller waits on it or takes
+// its decision instead of holding again.
 func (m *Manager) Resume(req Request) (*Pending, bool) {
 	if req.Principal == nil {
 		return nil, false
@@ -416,8 +416,9 @@ func (m *Manager) Resume(req Request) (*Pending, bool) {
 		} else if r.Hash != req.Hash {
 			continue
 		}
-		// A restart cancelled it: a new attempt holds again.
-		if r.State == StateCancelled && r.Holder != m.holder {
+		// Cancelled (the client went away, or the gateway stopped): a new
+		// attempt holds again rather than failing on its predecessor.
+		if r.State == StateCancelled {
 			continue
 		}
 		if best == nil || r.Created.After(best.rec.Created) {

@@ -277,6 +277,13 @@ func TestResumeByKeyOrHash(t *testing.T) {
 	if _, ok := m.Resume(retry); ok {
 		t.Fatal("a used approval matched again")
 	}
+	// A cancelled attempt (the client went away) is not resumed: the next
+	// attempt holds anew.
+	gone := hold(t, m, retry)
+	gone.Cancel("the client went away")
+	if _, ok := m.Resume(retry); ok {
+		t.Fatal("a cancelled approval matched")
+	}
 }
 
 func TestRestart(t *testing.T) {
