@@ -97,6 +97,14 @@ func (a *approvals) httpWait() time.Duration {
 
 func (a *approvals) secureCookies() bool { return a != nil && a.secure }
 
+// webhookStats is nil without webhooks.
+func (a *approvals) webhookStats() func() approval.NotifierStats {
+	if a == nil || a.notifier == nil {
+		return nil
+	}
+	return a.notifier.Stats
+}
+
 // Shutdown fails the requests still held (before the listeners drain, so
 // they do not wait out the grace period), records that, and stops the
 // webhooks.

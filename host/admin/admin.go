@@ -45,6 +45,8 @@ type Options struct {
 	// Secure marks the console's cookies Secure (the console is served
 	// behind https).
 	Secure bool
+	// Webhooks reports the approval notifier's counters; nil: none.
+	Webhooks func() approval.NotifierStats
 }
 
 // QueryRequest is the body of POST /v1/audit/query.
@@ -67,6 +69,7 @@ type QueryResponse struct {
 //	GET  /v1/approvals/{id}       a Record
 //	POST /v1/approvals/{id}/approve {"reason", "scope": "once"|"session", "minutes"} → Record
 //	POST /v1/approvals/{id}/deny  {"reason"} → Record
+//	GET  /v1/approvals/webhooks   the notifier's counters (admin groups)
 //	GET  /ui/...                  the web console (see console.go)
 func New(o Options) http.Handler {
 	if o.Log == nil {

@@ -31,6 +31,17 @@ func (o Options) approvalRoutes(mux *http.ServeMux) {
 	mux.Handle("GET /v1/approvals", o.withPrincipal(func(w http.ResponseWriter, r *http.Request, p *event.Principal) {
 		writeJSON(w, ApprovalList{Approvals: o.visible(p)})
 	}))
+	mux.Handle("GET /v1/approvals/webhooks", o.withPrincipal(func(w http.ResponseWriter, r *http.Request, p *event.Principal) {
+		if !inAny(p, o.Groups) {
+			writeError(w, http.StatusForbidden, "forbidden", "needs membership in one of: "+strings.Join(o.Groups, ", "))
+			return
+		}
+		var st approval.NotifierStats
+		if o.Webhooks != nil {
+			st = o.Webhooks()
+		}
+		writeJSON(w, st)
+	}))
 	mux.Handle("GET /v1/approvals/{id}", o.withPrincipal(func(w http.ResponseWriter, r *http.Request, p *event.Principal) {
 		rec, ok := m.Get(r.PathValue("id"))
 		if !ok || !o.canSee(p, rec) {

@@ -81,6 +81,8 @@ func TestApprovalsAPI(t *testing.T) {
 		contains                        string
 	}{
 		{"no token", "GET", "/v1/approvals", "", "", 401, "unauthenticated"},
+		{"webhook counters: admin groups", "GET", "/v1/approvals/webhooks", "auditor", "", 200, `"dropped":0`},
+		{"webhook counters: not for approvers", "GET", "/v1/approvals/webhooks", "alice", "", 403, "forbidden"},
 		{"outsider cannot see it", "GET", "/v1/approvals/" + p.ID, "mallory", "", 404, "not_found"},
 		{"requester polls its own", "GET", "/v1/approvals/" + p.ID, "agent", "", 200, `"state":"pending"`},
 		{"self-approval", "POST", "/v1/approvals/" + p.ID + "/approve", "agent", `{}`, 403, "self_approval"},

@@ -23,7 +23,10 @@ type Webhook struct {
 
 // NotifierStats count what the notifier did, for logs and metrics.
 type NotifierStats struct {
-	Sent, Failed, Retried, Dropped int64
+	Sent    int64 `json:"sent"`
+	Failed  int64 `json:"failed"`  // given up after the last retry
+	Retried int64 `json:"retried"` // attempts that failed and were retried
+	Dropped int64 `json:"dropped"` // the queue was full
 }
 
 // Notifier posts each new pending approval to the webhooks of its approver
