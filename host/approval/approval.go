@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -282,13 +283,13 @@ func (m *Manager) Hold(ctx context.Context, req Request) (*Pending, error) {
 	r := Record{
 		ID: id, State: StatePending, URL: m.o.URL(id),
 		SessionID: req.SessionID, Protocol: req.Protocol, Kind: req.Kind, Target: req.Target,
-		Fields: req.Fields, Plugin: req.Plugin, Reason: req.Reason,
+		Fields: maps.Clone(req.Fields), Plugin: req.Plugin, Reason: req.Reason,
 		ApproverGroups: slices.Clone(req.ApproverGroups), Hash: req.Hash, IdempotencyKey: req.IdempotencyKey,
 		RemoteAddr: req.RemoteAddr, Listener: req.Listener, Required: m.o.ApprovalsRequired,
 		Created: now, Expires: now.Add(m.o.Timeout), Holder: m.holder,
 	}
 	if p := req.Principal; p != nil {
-		r.Issuer, r.Subject, r.Email, r.Groups, r.Claims = p.Issuer, p.Subject, p.Email, p.Groups, p.Kept
+		r.Issuer, r.Subject, r.Email, r.Groups, r.Claims = p.Issuer, p.Subject, p.Email, slices.Clone(p.Groups), maps.Clone(p.Kept)
 	}
 	e := &entry{rec: r, done: make(chan struct{})}
 	m.mu.Lock()
