@@ -68,6 +68,10 @@ func cmdApprovals(args []string, stdout, stderr io.Writer) error {
 	if *format != "table" && *format != "json" {
 		return errors.New("--format must be table or json")
 	}
+	if verb == "deny" && strings.TrimSpace(*reason) == "" {
+		fmt.Fprintln(stderr, "gateway approvals deny: --reason is required (the requester sees it)")
+		return errUsage
+	}
 	c, err := approvalsClient(fs, *path, *adminURL, *token)
 	if err != nil {
 		return err
@@ -110,10 +114,6 @@ func cmdApprovals(args []string, stdout, stderr io.Writer) error {
 		}
 		return nil
 	default: // deny
-		if strings.TrimSpace(*reason) == "" {
-			fmt.Fprintln(stderr, "gateway approvals deny: --reason is required (the requester sees it)")
-			return errUsage
-		}
 		r, err := c.Deny(ctx, id, admin.DecideRequest{Reason: *reason})
 		if err != nil {
 			return err
