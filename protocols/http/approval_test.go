@@ -185,8 +185,11 @@ func TestHeldRequestDenied(t *testing.T) {
 	ch := e.send(context.Background(), "POST", "/orders/api/danger/drop", e.ciToken(t), "")
 	bob := e.dba(t, "bob@acme.test")
 	rec := e.waitPending(t, bob)
-	if _, err := bob.Deny(context.Background(), rec.ID, admin.DecideRequest{Reason: "not during the freeze"}); err != nil {
-		t.Fatal(err)
+	// bob denies with the CLI.
+	out, errOut, code := testenv.RunGateway(t, e.gw.Dir, append(e.gw.Env, "TOLLGATE_TOKEN="+bob.Token),
+		"approvals", "deny", rec.ID, "--reason", "not during the freeze", "-c", e.gw.Config)
+	if code != 0 || !strings.Contains(out, "denied by bob@acme.test") {
+		t.Fatalf("approvals deny: %d %s %s", code, out, errOut)
 	}
 	a := wait(t, ch)
 	var eb errorBody
