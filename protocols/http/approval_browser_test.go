@@ -45,7 +45,8 @@ func TestConsoleInBrowser(t *testing.T) {
 	reviewer := e.token(t, "--sub", "dana@acme.test", "--claim", "email=dana@acme.test", "--group", "dba")
 	console := "http://" + e.admin
 
-	held := e.send(context.Background(), "POST", "/orders/api/danger/refund?order=42", agent, "")
+	// The query carries markup: the console must show it as text.
+	held := e.send(context.Background(), "POST", "/orders/api/danger/refund?order=42&note=<script>alert(1)</script>", agent, "")
 	rec := e.waitPending(t, e.dba(t, "watcher@acme.test"))
 
 	err := chromedp.Do(browser,
@@ -62,6 +63,12 @@ func TestConsoleInBrowser(t *testing.T) {
 	}
 	request := text(t, browser, chromedp.ID("request"))
 	who := text(t, browser, chromedp.CSS("dl"))
+	// The agent's <script> is text on the page, not an element: the only
+	// script is the console's own.
+	scripts, err := chromedp.Run(browser, chromedp.Evaluate[int](`document.scripts.length`))
+	if err != nil || scripts != 1 || !strings.Contains(request, "note=<script>alert(1)</script>") {
+		t.Fatalf("scripts on the page: %d (%v); request shown as %q", scripts, err, request)
+	}
 	err = chromedp.Do(browser,
 		chromedp.SetValue(chromedp.ID("approve-reason"), "refund for order 42 is fine"),
 		chromedp.Click(chromedp.ID("approve")),
