@@ -35,6 +35,10 @@ type pendingBody struct {
 // false unless the request was approved and may run now, exactly once.
 func (x *exchange) hold(w http.ResponseWriter, r *http.Request, v event.Verdict) bool {
 	m := x.l.deps.Approvals
+	if len(v.ApproverGroups) == 0 {
+		x.fail(w, http.StatusForbidden, "denied", "held for approval, but the plugin named no approver groups: "+v.Reason)
+		return false
+	}
 	req := approval.Request{
 		SessionID: x.sess.id, Protocol: "http", Kind: x.ev.Kind, Target: x.rt.cfg.Target,
 		Principal: x.ev.Principal, Fields: x.ev.Fields, Plugin: v.Plugin, Reason: v.Reason,
