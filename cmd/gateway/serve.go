@@ -131,7 +131,7 @@ and trusts that issuer's tokens. Never use it in production.`, stderr)
 	}
 	if cfg.Admin.Listen != "" {
 		h := admin.New(admin.Options{Auth: auth, Groups: cfg.Admin.Groups, Audit: reader, Log: log,
-			Approvals: appr.manager(), Secure: appr.secureCookies(), Webhooks: appr.webhookStats()})
+			Approvals: appr.manager(), Secure: appr.secureCookies(), Webhooks: appr.webhookStats(), AuditDatabase: auditDatabase(cfg)})
 		srv, err := startHTTP(cfg.Admin.Listen, h)
 		if err != nil {
 			rec.Close()

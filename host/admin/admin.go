@@ -45,6 +45,9 @@ type Options struct {
 	// Secure marks the console's cookies Secure (the console is served
 	// behind https).
 	Secure bool
+	// AuditDatabase is the audit store's database, for the console's live
+	// sessions; default "tollgate".
+	AuditDatabase string
 	// Webhooks reports the approval notifier's counters; nil: none.
 	Webhooks func() approval.NotifierStats
 }

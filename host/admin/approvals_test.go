@@ -133,23 +133,23 @@ func post(t *testing.T, c *http.Client, u string, form url.Values) (int, string)
 
 var csrfField = regexp.MustCompile(`name="csrf" value="([0-9a-f]+)"`)
 
-func login(t *testing.T, srv *httptest.Server, token string) (*http.Client, string) {
+func login(t *testing.T, base, token string) (*http.Client, string) {
 	t.Helper()
 	c := browser(t)
-	_, page := get(t, c, srv.URL+"/ui/login")
+	_, page := get(t, c, base+"/ui/login")
 	m := csrfField.FindStringSubmatch(page)
 	if m == nil {
 		t.Fatalf("login page without a CSRF field:\n%s", page)
 	}
-	if code, body := post(t, c, srv.URL+"/ui/login", url.Values{"token": {token}}); code != 403 {
+	if code, body := post(t, c, base+"/ui/login", url.Values{"token": {token}}); code != 403 {
 		t.Fatalf("login without the CSRF token: %d %s", code, body)
 	}
-	_, page = get(t, c, srv.URL+"/ui/login")
+	_, page = get(t, c, base+"/ui/login")
 	m = csrfField.FindStringSubmatch(page)
-	if code, body := post(t, c, srv.URL+"/ui/login", url.Values{"token": {token}, "csrf": {m[1]}}); code != 303 {
+	if code, body := post(t, c, base+"/ui/login", url.Values{"token": {token}, "csrf": {m[1]}}); code != 303 {
 		t.Fatalf("login: %d %s", code, body)
 	}
-	code, queue := get(t, c, srv.URL+"/ui/")
+	code, queue := get(t, c, base+"/ui/")
 	m = csrfField.FindStringSubmatch(queue)
 	if code != 200 || m == nil {
 		t.Fatalf("queue: %d %s", code, queue)
@@ -159,7 +159,7 @@ func login(t *testing.T, srv *httptest.Server, token string) (*http.Client, stri
 
 func TestConsoleEscapesTheRequest(t *testing.T) {
 	_, srv, p := approvalsServer(t)
-	c, _ := login(t, srv, "alice")
+	c, _ := login(t, srv.URL, "alice")
 	for _, page := range []string{"/ui/", "/ui/approvals/" + p.ID} {
 		code, body := get(t, c, srv.URL+page)
 		if code != 200 {
@@ -185,7 +185,7 @@ func TestConsoleEscapesTheRequest(t *testing.T) {
 
 func TestConsoleCSRF(t *testing.T) {
 	m, srv, p := approvalsServer(t)
-	c, csrf := login(t, srv, "alice")
+	c, csrf := login(t, srv.URL, "alice")
 	for name, form := range map[string]url.Values{
 		"no token":    {"reason": {"looks fine"}},
 		"wrong token": {"reason": {"looks fine"}, "csrf": {strings.Repeat("0", 64)}},
@@ -199,7 +199,7 @@ func TestConsoleCSRF(t *testing.T) {
 		t.Fatalf("a forged form decided: %s", r.State)
 	}
 	// Another reviewer's CSRF token does not work with alice's session.
-	_, otherCSRF := login(t, srv, "auditor")
+	_, otherCSRF := login(t, srv.URL, "auditor")
 	if code, _ := post(t, c, srv.URL+"/ui/approvals/"+p.ID+"/approve", url.Values{"csrf": {otherCSRF}}); code != 403 {
 		t.Fatalf("another session's CSRF token: %d", code)
 	}

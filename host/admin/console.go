@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -29,6 +30,7 @@ import (
 //	GET  /ui/                      the pending queue and recent decisions
 //	GET  /ui/approvals/{id}        one request: who (claims), target, the exact request, the plugin's reason
 //	POST /ui/approvals/{id}/approve|deny
+//	GET  /ui/sessions              live sessions, from the audit store (admin groups)
 //
 // Every form carries a CSRF token: HMAC-SHA256 of the session cookie under
 // a key made at start (a forged cross-site form cannot know it), and the
@@ -67,6 +69,7 @@ func (o Options) consoleRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /ui/{$}", c.withSession(c.queue))
 	mux.HandleFunc("GET /ui/approvals/{id}", c.withSession(c.detail))
 	mux.HandleFunc("POST /ui/approvals/{id}/{verb}", c.withSession(c.decide))
+	mux.HandleFunc("GET /ui/sessions", c.withSession(c.sessions))
 }
 
 // view is what every page template gets.
@@ -86,6 +89,8 @@ type view struct {
 	Request   []token // the exact request, highlighted
 	Status    int
 	Next      string // login: where to go after
+	Columns   []string
+	Rows      [][]string
 }
 
 func (c *console) render(w http.ResponseWriter, status int, name string, v view) {
@@ -279,4 +284,39 @@ func randomHex() string {
 	var b [16]byte
 	rand.Read(b[:])
 	return hex.EncodeToString(b[:])
+}
+
+// sessions lists the sessions the audit store holds as open (opened in the
+// last day, no close row yet), newest first. The file store cannot answer.
+func (c *console) sessions(w http.ResponseWriter, r *http.Request, p *event.Principal, csrf string) {
+	v := view{Title: "Live sessions", Who: p, CSRF: csrf, Refresh: true}
+	switch {
+	case !inAny(p, c.o.Groups):
+		v.Error = "Live sessions are for the admin groups: " + strings.Join(c.o.Groups, ", ") + "."
+		c.render(w, http.StatusForbidden, "sessions.html", v)
+		return
+	case c.o.Audit == nil:
+		v.Error = "Live sessions need a queryable audit store (clickhouse or embedded); this gateway writes a file."
+		c.render(w, http.StatusOK, "sessions.html", v)
+		return
+	}
+	db := c.o.AuditDatabase
+	if db == "" {
+		db = "tollgate"
+	}
+	q := "SELECT toString(session_id) AS session, toString(opened_at) AS opened, protocol, target, subject, " +
+		"claim_values[indexOf(claim_keys, 'repository')] AS repository, claim_values[indexOf(claim_keys, 'run_id')] AS run_id, " +
+		"remote_addr AS client, toString(last_seq) AS rows FROM " + db + ".sessions FINAL " +
+		"WHERE closed = 0 AND opened_at >= now() - 86400 ORDER BY opened_at DESC LIMIT 200"
+	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+	defer cancel()
+	cols, rows, err := c.o.Audit.Query(ctx, q)
+	if err != nil {
+		c.o.Log.Warn("admin: console sessions", "err", err)
+		v.Error = "The audit store did not answer; try again."
+		c.render(w, http.StatusServiceUnavailable, "sessions.html", v)
+		return
+	}
+	v.Columns, v.Rows = cols, rows
+	c.render(w, http.StatusOK, "sessions.html", v)
 }
