@@ -35,7 +35,7 @@ func approvalsServer(t *testing.T) (*approval.Manager, *httptest.Server, *approv
 	t.Cleanup(srv.Close)
 	p, err := m.Hold(context.Background(), approval.Request{
 		SessionID: "s1", Protocol: "postgres", Kind: "pg.query", Target: "prod-db", Principal: people["agent"],
-		Fields: map[string]string{"sql": xss}, Plugin: "approve", Reason: "writes to <b>prod</b> need a DBA",
+		Fields: map[string]string{"sql": xss, "card": "****1234"}, Changed: []string{"card"}, Plugin: "approve", Reason: "writes to <b>prod</b> need a DBA",
 		ApproverGroups: []string{"dba"},
 	})
 	if err != nil {
@@ -176,7 +176,8 @@ func TestConsoleEscapesTheRequest(t *testing.T) {
 	}
 	// The detail page highlights the statement and shows who asked.
 	_, body := get(t, c, srv.URL+"/ui/approvals/"+p.ID)
-	for _, want := range []string{`<span class="kw">DELETE</span>`, "acme/app", "octocat", "deploy", "prod-db", `id="approve"`} {
+	for _, want := range []string{`<span class="kw">DELETE</span>`, "acme/app", "octocat", "deploy", "prod-db", `id="approve"`,
+		`<tr class="changed"><th>card <span class="badge">rewritten by a plugin</span>`, `id="changed"`} {
 		if !strings.Contains(body, want) {
 			t.Errorf("detail lacks %q", want)
 		}

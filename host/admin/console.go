@@ -91,6 +91,7 @@ type view struct {
 	Next      string // login: where to go after
 	Columns   []string
 	Rows      [][]string
+	Changed   map[string]bool // fields plugins rewrote before the hold
 }
 
 func (c *console) render(w http.ResponseWriter, status int, name string, v view) {
@@ -219,6 +220,10 @@ func (c *console) showDetail(w http.ResponseWriter, id string, p *event.Principa
 		CanDecide: rec.State == approval.StatePending && approval.CanDecide(rec, p)}
 	v.Claims = sortedPairs(rec.Claims)
 	v.Fields = sortedPairs(rec.Fields)
+	v.Changed = map[string]bool{}
+	for _, k := range rec.Changed {
+		v.Changed[k] = true
+	}
 	v.Request = highlight(rec)
 	c.render(w, status, "detail.html", v)
 }

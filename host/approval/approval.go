@@ -55,12 +55,16 @@ var (
 // Request describes a held request; the protocol fills it from the Event
 // and the Verdict.
 type Request struct {
-	SessionID      string
-	Protocol       string // "http", "postgres"...
-	Kind           string // the event kind, e.g. "pg.query"
-	Target         string
-	Principal      *event.Principal
-	Fields         map[string]string // the request as the plugins left it
+	SessionID string
+	Protocol  string // "http", "postgres"...
+	Kind      string // the event kind, e.g. "pg.query"
+	Target    string
+	Principal *event.Principal
+	Fields    map[string]string // the request as the plugins left it
+	// Changed names the fields plugins rewrote before the hold (masking,
+	// say); Fields holds their new values. The old ones are not kept:
+	// masking exists so that people and the audit trail never see them.
+	Changed        []string
 	Plugin         string
 	Reason         string
 	ApproverGroups []string
@@ -97,6 +101,7 @@ type Record struct {
 	Groups         []string          `json:"groups,omitempty"`
 	Claims         map[string]string `json:"claims,omitempty"` // the issuer's kept claims
 	Fields         map[string]string `json:"fields"`
+	Changed        []string          `json:"changed,omitempty"` // fields plugins rewrote before the hold
 	Plugin         string            `json:"plugin,omitempty"`
 	Reason         string            `json:"reason,omitempty"`
 	ApproverGroups []string          `json:"approver_groups"`
@@ -283,7 +288,7 @@ func (m *Manager) Hold(ctx context.Context, req Request) (*Pending, error) {
 	r := Record{
 		ID: id, State: StatePending, URL: m.o.URL(id),
 		SessionID: req.SessionID, Protocol: req.Protocol, Kind: req.Kind, Target: req.Target,
-		Fields: maps.Clone(req.Fields), Plugin: req.Plugin, Reason: req.Reason,
+		Fields: maps.Clone(req.Fields), Changed: slices.Clone(req.Changed), Plugin: req.Plugin, Reason: req.Reason,
 		ApproverGroups: slices.Clone(req.ApproverGroups), Hash: req.Hash, IdempotencyKey: req.IdempotencyKey,
 		RemoteAddr: req.RemoteAddr, Listener: req.Listener, Required: m.o.ApprovalsRequired,
 		Created: now, Expires: now.Add(m.o.Timeout), Holder: m.holder,

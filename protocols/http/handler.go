@@ -238,26 +238,39 @@ func requestEvent(r *http.Request, x *exchange, p *event.Principal) *event.Event
 // out of a plugin's reach: the gateway injects them after this.
 func applyChanges(r *http.Request, x *exchange, changes map[string]string) {
 	for k, v := range changes {
+		if !acceptedChange(k, v) {
+			continue
+		}
 		switch {
-		case k == "path" && strings.HasPrefix(v, "/"):
+		case k == "path":
 			x.fwdPath = v
 		case k == "query":
 			r.URL.RawQuery = v
-		case strings.HasPrefix(k, "header."):
+		default: // header.<name>
 			name := http.CanonicalHeaderKey(strings.TrimPrefix(k, "header."))
-			if name == "Authorization" || name == "Proxy-Authorization" || name == "Host" {
-				continue
-			}
 			if v == "" {
 				r.Header.Del(name)
 			} else {
 				r.Header.Set(name, v)
 			}
-		default:
-			continue
 		}
 		x.ev.Fields[k] = v
 	}
+}
+
+// acceptedChange reports whether applyChanges carries the change of field
+// k into the request.
+func acceptedChange(k, v string) bool {
+	switch {
+	case k == "path":
+		return strings.HasPrefix(v, "/")
+	case k == "query":
+		return true
+	case strings.HasPrefix(k, "header."):
+		name := http.CanonicalHeaderKey(strings.TrimPrefix(k, "header."))
+		return name != "Authorization" && name != "Proxy-Authorization" && name != "Host"
+	}
+	return false
 }
 
 // rewrite shapes the outgoing request: the target's URL and path, the
