@@ -26,6 +26,7 @@ Commands:
   token     mint a token from the development issuer
   plugin    scaffold, build and test plugins (new, build, test)
   audit     verify the audit trail's hash chains (verify)
+  approvals list, show, approve and deny held requests
   version   print the version
 
 Run 'gateway <command> --help' for a command's flags.
@@ -55,6 +56,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdPlugin(args[1:], stdout, stderr)
 	case "audit":
 		err = cmdAudit(args[1:], stdout, stderr)
+	case "approvals":
+		err = cmdApprovals(args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintf(stdout, "gateway %s\n", version)
 	case "help", "-h", "--help", "-help":

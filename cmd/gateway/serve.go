@@ -123,8 +123,15 @@ and trusts that issuer's tokens. Never use it in production.`, stderr)
 		rec = audit.Signing(rec, key)
 	}
 	auth := identity.NewVerifier(issuers, cfg.Identity.TokenCacheSize, identity.Options{})
+	appr, err := startApprovals(cfg, rec, log)
+	if err != nil {
+		rec.Close()
+		shutdown()
+		return err
+	}
 	if cfg.Admin.Listen != "" {
-		h := admin.New(admin.Options{Auth: auth, Groups: cfg.Admin.Groups, Audit: reader, Log: log})
+		h := admin.New(admin.Options{Auth: auth, Groups: cfg.Admin.Groups, Audit: reader, Log: log,
+			Approvals: appr.manager(), Secure: appr.secureCookies(), Webhooks: appr.webhookStats(), AuditDatabase: auditDatabase(cfg)})
 		srv, err := startHTTP(cfg.Admin.Listen, h)
 		if err != nil {
 			rec.Close()
@@ -141,6 +148,9 @@ and trusts that issuer's tokens. Never use it in production.`, stderr)
 		Chain:     pl.chain,
 		Recorder:  rec,
 		Log:       log,
+
+		Approvals:    appr.manager(),
+		ApprovalWait: appr.httpWait(),
 	}
 	targets := map[string]*config.Target{}
 	for i := range cfg.Targets {
@@ -180,6 +190,7 @@ wait:
 		}
 	}
 	log.Info("shutting down", "grace", cfg.Gateway.ShutdownGrace.Duration.String())
+	appr.Shutdown(context.Background())
 	shutdownListeners(listeners, cfg.Gateway.ShutdownGrace.Duration, log)
 	if err := rec.Close(); err != nil {
 		log.Error("audit flush failed", "err", err)

@@ -1,8 +1,11 @@
-// Package admin is the gateway's operator API, on its own listener: for now
-// the audit trail's read side, so that the CLI can query a store the
-// running gateway owns (the embedded store allows one process). Humans and
-// tools authenticate with the same OIDC tokens as agents; access needs one
-// of the configured groups.
+// Package admin is the gateway's operator API, on its own listener: the
+// audit trail's read side, so that the CLI can query a store the running
+// gateway owns (the embedded store allows one process), and human approval
+// of held requests, as a JSON API (for the CLI) and a server-rendered web
+// console. Humans and tools authenticate with the same OIDC tokens as
+// agents; the audit API needs one of the configured groups, an approval is
+// visible to those groups, to its approver groups and to its requester, and
+// only its approvers decide it.
 package admin
 
 import (
@@ -15,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tollgate-dev/tollgate/host/approval"
 	"github.com/tollgate-dev/tollgate/host/audit"
 	"github.com/tollgate-dev/tollgate/host/event"
 )
@@ -36,6 +40,16 @@ type Options struct {
 	Groups []string    // a caller must be in one of these
 	Audit  AuditReader // nil when the store is not queryable (file)
 	Log    *slog.Logger
+	// Approvals serves /v1/approvals and the console (/ui/); nil: off.
+	Approvals *approval.Manager
+	// Secure marks the console's cookies Secure (the console is served
+	// behind https).
+	Secure bool
+	// AuditDatabase is the audit store's database, for the console's live
+	// sessions; default "tollgate".
+	AuditDatabase string
+	// Webhooks reports the approval notifier's counters; nil: none.
+	Webhooks func() approval.NotifierStats
 }
 
 // QueryRequest is the body of POST /v1/audit/query.
@@ -54,6 +68,12 @@ type QueryResponse struct {
 //	GET  /healthz                 200 "ok" (no authentication)
 //	POST /v1/audit/query          {"sql": "SELECT ..."} → QueryResponse (read-only)
 //	GET  /v1/audit/rows?session=  the session's rows, for verification
+//	GET  /v1/approvals            {"approvals": [Record...]}: pending, then recent
+//	GET  /v1/approvals/{id}       a Record
+//	POST /v1/approvals/{id}/approve {"reason", "scope": "once"|"session", "minutes"} → Record
+//	POST /v1/approvals/{id}/deny  {"reason"} → Record
+//	GET  /v1/approvals/webhooks   the notifier's counters (admin groups)
+//	GET  /ui/...                  the web console (see console.go)
 func New(o Options) http.Handler {
 	if o.Log == nil {
 		o.Log = slog.Default()
@@ -92,20 +112,17 @@ func New(o Options) http.Handler {
 		}
 		writeJSON(w, rows)
 	}))
+	if o.Approvals != nil {
+		o.approvalRoutes(mux)
+		o.consoleRoutes(mux)
+	}
 	return mux
 }
 
 func (o Options) authorized(h func(http.ResponseWriter, *http.Request, *event.Principal)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		scheme, tok, _ := strings.Cut(r.Header.Get("Authorization"), " ")
-		if !strings.EqualFold(scheme, "Bearer") || tok == "" {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="tollgate-admin"`)
-			writeError(w, http.StatusUnauthorized, "unauthenticated", "an OIDC token is required")
-			return
-		}
-		p, err := o.Auth.Verify(r.Context(), strings.TrimSpace(tok))
-		if err != nil {
-			writeError(w, http.StatusUnauthorized, "invalid_token", "the token was not accepted")
+		p, ok := o.bearer(w, r)
+		if !ok {
 			return
 		}
 		if !inAny(p, o.Groups) {
@@ -118,6 +135,22 @@ func (o Options) authorized(h func(http.ResponseWriter, *http.Request, *event.Pr
 		}
 		h(w, r, p)
 	})
+}
+
+// bearer verifies the request's bearer token; false means it answered.
+func (o Options) bearer(w http.ResponseWriter, r *http.Request) (*event.Principal, bool) {
+	scheme, tok, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !strings.EqualFold(scheme, "Bearer") || tok == "" {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="tollgate-admin"`)
+		writeError(w, http.StatusUnauthorized, "unauthenticated", "an OIDC token is required")
+		return nil, false
+	}
+	p, err := o.Auth.Verify(r.Context(), strings.TrimSpace(tok))
+	if err != nil {
+		writeError(w, http.StatusUnauthorized, "invalid_token", "the token was not accepted")
+		return nil, false
+	}
+	return p, true
 }
 
 func inAny(p *event.Principal, groups []string) bool {

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/tollgate-dev/tollgate/host/approval"
 	"github.com/tollgate-dev/tollgate/host/audit"
 )
 
@@ -70,4 +71,32 @@ func (c *Client) Rows(ctx context.Context, session string) ([]audit.Row, error) 
 	var rows []audit.Row
 	err := c.do(ctx, http.MethodGet, "/v1/audit/rows?session="+url.QueryEscape(session), nil, &rows)
 	return rows, err
+}
+
+// Approvals lists the approvals the caller may see: pending, then recent.
+func (c *Client) Approvals(ctx context.Context) ([]approval.Record, error) {
+	var l ApprovalList
+	err := c.do(ctx, http.MethodGet, "/v1/approvals", nil, &l)
+	return l.Approvals, err
+}
+
+// Approval shows one approval.
+func (c *Client) Approval(ctx context.Context, id string) (approval.Record, error) {
+	var r approval.Record
+	err := c.do(ctx, http.MethodGet, "/v1/approvals/"+url.PathEscape(id), nil, &r)
+	return r, err
+}
+
+// Approve approves id (scope "once" or "session" with minutes).
+func (c *Client) Approve(ctx context.Context, id string, d DecideRequest) (approval.Record, error) {
+	var r approval.Record
+	err := c.do(ctx, http.MethodPost, "/v1/approvals/"+url.PathEscape(id)+"/approve", d, &r)
+	return r, err
+}
+
+// Deny denies id; d.Reason is required.
+func (c *Client) Deny(ctx context.Context, id string, d DecideRequest) (approval.Record, error) {
+	var r approval.Record
+	err := c.do(ctx, http.MethodPost, "/v1/approvals/"+url.PathEscape(id)+"/deny", d, &r)
+	return r, err
 }

@@ -12,7 +12,18 @@ import (
 const (
 	KindSessionOpen  = "session.open"
 	KindSessionClose = "session.close"
+
+	// An approval is a chain of its own whose session_id is the approval
+	// ID (host/approval): the hold, each vote short of the quorum, and the
+	// decision, which ends the chain as a close row ends a session.
+	KindApprovalRequest  = "approval.request"
+	KindApprovalVote     = "approval.vote"
+	KindApprovalDecision = "approval.decision"
 )
+
+// Closes reports whether a row of kind ends its chain: a session's close
+// row, or an approval's decision.
+func Closes(kind string) bool { return kind == KindSessionClose || kind == KindApprovalDecision }
 
 // Row is one step of a session. Field names are the column names of the
 // audit schema; keep them stable.

@@ -9,7 +9,8 @@ import (
 	"fmt"
 )
 
-// Signing wraps a recorder so that every session-close row carries an
+// Signing wraps a recorder so that every row that closes a chain (a
+// session-close row, an approval decision) carries an
 // Ed25519 signature over its hash, which covers the session's whole chain:
 // someone who can rewrite the audit store but does not hold the key cannot
 // forge a session.
@@ -27,7 +28,7 @@ type signing struct {
 }
 
 func (s *signing) Record(r Row) error {
-	if r.Kind == KindSessionClose && r.RowHash != "" {
+	if Closes(r.Kind) && r.RowHash != "" {
 		r.Signature = hex.EncodeToString(ed25519.Sign(s.key, []byte(r.RowHash)))
 	}
 	return s.Recorder.Record(r)

@@ -86,7 +86,7 @@ func verifySession(sid string, rows []Row, o VerifyOptions) Finding {
 		}
 		prev = r.RowHash
 	}
-	if len(uniq) == 0 || uniq[len(uniq)-1].Kind != KindSessionClose {
+	if len(uniq) == 0 || !Closes(uniq[len(uniq)-1].Kind) {
 		f.Status, f.Detail = StatusOpen, "the session was never closed (the gateway stopped before it could close it)"
 		return f
 	}

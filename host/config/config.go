@@ -26,6 +26,7 @@ type Config struct {
 	Plugins   []Plugin   `toml:"plugins"`
 	Audit     Audit      `toml:"audit"`
 	Admin     Admin      `toml:"admin"`
+	Approvals *Approvals `toml:"approvals"`
 
 	src source // where the config came from, for positions in later problems
 }
@@ -185,6 +186,31 @@ type Admin struct {
 	Groups []string `toml:"groups"` // who may use it; default ["admins"]
 }
 
+// Approvals turns on human approval of held requests (host/approval).
+// Without the table, a request a plugin holds is refused as a deny.
+type Approvals struct {
+	Timeout           Duration `toml:"timeout"`            // pending → expired; default 10m
+	HTTPWait          Duration `toml:"http_wait"`          // HTTP waits this long, then answers 202; default 25s
+	ApprovalsRequired int      `toml:"approvals_required"` // different people needed; default 1
+	// BaseURL is the web console's external address, for approval links
+	// (clients, webhooks); default http://<admin.listen>.
+	BaseURL         string   `toml:"base_url"`
+	MaxSessionGrant Duration `toml:"max_session_grant"` // cap on "this session for N minutes"; default 8h
+	// Store keeps pending approvals and decisions: "file" (the data
+	// directory; one gateway) or "clickhouse" (the audit server's, shared
+	// by replicas). Default: clickhouse when audit.store is, else file.
+	Store        string    `toml:"store"`
+	PollInterval Duration  `toml:"poll_interval"` // clickhouse: how often a replica looks for decisions made elsewhere; default 250ms
+	Webhooks     []Webhook `toml:"webhooks"`
+}
+
+// Webhook notifies one approver group of each new pending approval.
+type Webhook struct {
+	Group  string `toml:"group"`  // an approver group, as plugins name it
+	URL    Secret `toml:"url"`    // env:NAME or file:PATH: a Slack webhook URL is a credential
+	Format string `toml:"format"` // slack (default) or generic
+}
+
 // Duration is a time.Duration written as a string ("10s", "1m30s").
 type Duration struct{ time.Duration }
 
@@ -324,6 +350,37 @@ func (c *Config) applyDefaults() {
 	}
 	if len(c.Admin.Groups) == 0 {
 		c.Admin.Groups = []string{"admins"}
+	}
+	if ap := c.Approvals; ap != nil {
+		if ap.Timeout.Duration == 0 {
+			ap.Timeout.Duration = 10 * time.Minute
+		}
+		if ap.HTTPWait.Duration == 0 {
+			ap.HTTPWait.Duration = 25 * time.Second
+		}
+		if ap.ApprovalsRequired == 0 {
+			ap.ApprovalsRequired = 1
+		}
+		if ap.MaxSessionGrant.Duration == 0 {
+			ap.MaxSessionGrant.Duration = 8 * time.Hour
+		}
+		if ap.Store == "" {
+			ap.Store = "file"
+			if c.Audit.Store == "clickhouse" {
+				ap.Store = "clickhouse"
+			}
+		}
+		if ap.PollInterval.Duration == 0 {
+			ap.PollInterval.Duration = 250 * time.Millisecond
+		}
+		if ap.BaseURL == "" && c.Admin.Listen != "" {
+			ap.BaseURL = "http://" + c.Admin.Listen
+		}
+		for i := range ap.Webhooks {
+			if ap.Webhooks[i].Format == "" {
+				ap.Webhooks[i].Format = "slack"
+			}
+		}
 	}
 	a := &c.Audit
 	if a.OnFull == "" {

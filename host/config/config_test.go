@@ -250,3 +250,45 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestApprovals(t *testing.T) {
+	c := mustParse(t, minimal)
+	if c.Approvals != nil {
+		t.Fatal("no [approvals] table must mean no approval service")
+	}
+	c = mustParse(t, minimal+`
+[admin]
+listen = "127.0.0.1:8090"
+
+[approvals]
+[[approvals.webhooks]]
+group = "dba"
+url = "env:SLACK_HOOK"
+`)
+	ap := c.Approvals
+	if ap.Timeout.Duration != 10*time.Minute || ap.HTTPWait.Duration != 25*time.Second || ap.ApprovalsRequired != 1 ||
+		ap.BaseURL != "http://127.0.0.1:8090" || ap.Webhooks[0].Format != "slack" {
+		t.Fatalf("defaults: %+v", ap)
+	}
+	src := minimal + `
+[approvals]
+timeout = "1m"
+http_wait = "2m"
+base_url = "ftp://x"
+store = "clickhouse"
+[[approvals.webhooks]]
+url = "https://hooks.slack.com/services/T0/B0/secret"
+format = "teams"
+`
+	ps := problemsOf(t, src)
+	line := func(s string) int { return strings.Count(src[:strings.Index(src, s)], "\n") + 1 }
+	wantProblem(t, ps, line("[approvals]"), 1, "set admin.listen")
+	wantProblem(t, ps, line("http_wait"), 1, "at most approvals.timeout")
+	wantProblem(t, ps, line("base_url"), 1, "http or https URL")
+	wantProblem(t, ps, line("url = \"https"), 1, "never written inline")
+	wantProblem(t, ps, line("format"), 1, "slack or generic")
+	wantProblem(t, ps, line("store"), 1, `needs audit.store = "clickhouse"`)
+	if ap.Store != "file" || ap.PollInterval.Duration != 250*time.Millisecond {
+		t.Fatalf("store defaults: %+v", ap)
+	}
+}

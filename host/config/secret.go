@@ -95,6 +95,11 @@ func (c *Config) ResolveSecrets() error {
 	}
 	try("audit.clickhouse.password", &c.Audit.ClickHouse.Password)
 	try("audit.signing_key", &c.Audit.SigningKey)
+	if ap := c.Approvals; ap != nil {
+		for i := range ap.Webhooks {
+			try(fmt.Sprintf("approvals.webhooks[%d].url", i), &ap.Webhooks[i].URL)
+		}
+	}
 	for i := range c.Targets {
 		cr := &c.Targets[i].Credential
 		p := fmt.Sprintf("targets[%d].credential", i)

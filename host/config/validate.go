@@ -52,6 +52,7 @@ func (c *Config) validate(ps *problemList) {
 	}
 
 	claim("admin.listen", c.Admin.Listen)
+	c.validateApprovals(ps)
 	if d := c.Dev; d != nil {
 		claim("dev.issuer_listen", d.IssuerListen)
 		claim("dev.echo_listen", d.EchoListen)
@@ -335,4 +336,53 @@ func oneOf(s string, options ...string) bool {
 		}
 	}
 	return false
+}
+
+func (c *Config) validateApprovals(ps *problemList) {
+	ap := c.Approvals
+	if ap == nil {
+		return
+	}
+	if c.Admin.Listen == "" {
+		ps.add("approvals", "approvers decide through the admin API and console: set admin.listen")
+	}
+	if ap.Timeout.Duration < 0 {
+		ps.add("approvals.timeout", "must be positive")
+	}
+	if ap.HTTPWait.Duration < 0 || (ap.Timeout.Duration > 0 && ap.HTTPWait.Duration > ap.Timeout.Duration) {
+		ps.add("approvals.http_wait", "must be positive and at most approvals.timeout")
+	}
+	if ap.ApprovalsRequired < 0 || ap.ApprovalsRequired > 10 {
+		ps.add("approvals.approvals_required", "must be between 1 and 10")
+	}
+	if ap.MaxSessionGrant.Duration < 0 {
+		ps.add("approvals.max_session_grant", "must be positive")
+	}
+	switch {
+	case !oneOf(ap.Store, "file", "clickhouse"):
+		ps.add("approvals.store", "must be file or clickhouse")
+	case ap.Store == "clickhouse" && c.Audit.Store != "clickhouse":
+		ps.add("approvals.store", "clickhouse keeps approvals on the audit server: needs audit.store = \"clickhouse\"")
+	case ap.Store == "clickhouse" && c.Audit.ClickHouse.Cluster != "":
+		ps.add("approvals.store", "not yet on a cluster (audit.clickhouse.cluster): use file, one approval URL per replica")
+	}
+	if ap.PollInterval.Duration < 0 {
+		ps.add("approvals.poll_interval", "must be positive")
+	}
+	if ap.BaseURL != "" {
+		if u, err := url.Parse(ap.BaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			ps.add("approvals.base_url", "must be an http or https URL, e.g. https://tollgate.example.com")
+		}
+	}
+	for i, w := range ap.Webhooks {
+		p := fmt.Sprintf("approvals.webhooks[%d]", i)
+		if w.Group == "" {
+			ps.add(p+".group", "is required: the approver group this webhook notifies")
+		}
+		requireSecret(ps, p+".url", w.URL)
+		checkSecret(ps, p+".url", w.URL)
+		if !oneOf(w.Format, "slack", "generic") {
+			ps.add(p+".format", "must be slack or generic")
+		}
+	}
 }

@@ -19,16 +19,27 @@ import (
 )
 
 // FreeAddr returns a loopback address with a port that was free a moment
-// ago. The small race with other processes is acceptable in tests.
+// ago. The small race with other processes is acceptable in tests; within
+// this process a port is never handed out twice (the kernel may offer a
+// just-closed port again, and one config then claims it for two listeners).
 func FreeAddr(t testing.TB) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("testenv: no free port: %v", err)
+	for range 100 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatalf("testenv: no free port: %v", err)
+		}
+		addr := ln.Addr().String()
+		ln.Close()
+		if _, dup := handedOut.LoadOrStore(addr, true); !dup {
+			return addr
+		}
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	t.Fatalf("testenv: no port that was not handed out already")
+	return ""
 }
+
+var handedOut sync.Map // address → true
 
 // ModuleRoot is the directory holding go.mod.
 func ModuleRoot(t testing.TB) string {

@@ -44,6 +44,7 @@ type envOptions struct {
 	upstreamURL string // instead of starting an upstream
 	extra       string // appended to the config
 	listener    string // extra keys for the [[listeners]] table
+	gatewayID   string // [gateway] id; default the host name
 }
 
 func start(t *testing.T, o envOptions) *env {
@@ -57,6 +58,7 @@ func start(t *testing.T, o envOptions) *env {
 [gateway]
 data_dir = "data"
 shutdown_grace = "5s"
+`+gatewayID(o.gatewayID)+`
 
 [dev]
 issuer_listen = %q
@@ -92,6 +94,13 @@ repository = "acme/*"
 		Wait: []string{e.addr, e.issuer},
 	})
 	return e
+}
+
+func gatewayID(id string) string {
+	if id == "" {
+		return ""
+	}
+	return fmt.Sprintf("id = %q", id)
 }
 
 func (e *env) token(t *testing.T, args ...string) string {

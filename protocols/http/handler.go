@@ -49,6 +49,8 @@ type exchange struct {
 	status   int
 	respSize int64
 	errMsg   string
+	// approvalID and approver are set when the request was held.
+	approvalID, approver string
 }
 
 type exchangeKey struct{}
@@ -120,7 +122,7 @@ func (l *Listener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	x.ev = requestEvent(r, x, p)
 	v, err := x.chain.Process(r.Context(), x.ev)
-	if !x.allowed(rec, v, err) {
+	if !x.allowed(rec, r, v, err) {
 		return
 	}
 	applyChanges(r, x, v.Changes)
@@ -134,7 +136,7 @@ func (l *Listener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // allowed applies a chain verdict; false means the request was answered.
-func (x *exchange) allowed(w http.ResponseWriter, v event.Verdict, err error) bool {
+func (x *exchange) allowed(w http.ResponseWriter, r *http.Request, v event.Verdict, err error) bool {
 	if err != nil {
 		x.verdict = event.Verdict{Action: event.Deny, Reason: "policy chain failed"}
 		x.l.deps.Log.Error("plugin chain failed", "session_id", x.sess.id, "err", err)
@@ -147,8 +149,11 @@ func (x *exchange) allowed(w http.ResponseWriter, v event.Verdict, err error) bo
 		x.fail(w, http.StatusForbidden, "denied", v.Reason)
 		return false
 	case event.Hold:
-		// Approvals are not wired into this build: a hold cannot be
-		// resumed, so it is a deny that says so.
+		if x.l.deps.Approvals != nil {
+			return x.hold(w, r, v)
+		}
+		// No [approvals] in the config: a hold cannot be resumed, so it
+		// is a deny that says so.
 		x.fail(w, http.StatusForbidden, "denied", "held for approval, and this gateway has no approval service: "+v.Reason)
 		return false
 	}
@@ -233,26 +238,39 @@ func requestEvent(r *http.Request, x *exchange, p *event.Principal) *event.Event
 // out of a plugin's reach: the gateway injects them after this.
 func applyChanges(r *http.Request, x *exchange, changes map[string]string) {
 	for k, v := range changes {
+		if !acceptedChange(k, v) {
+			continue
+		}
 		switch {
-		case k == "path" && strings.HasPrefix(v, "/"):
+		case k == "path":
 			x.fwdPath = v
 		case k == "query":
 			r.URL.RawQuery = v
-		case strings.HasPrefix(k, "header."):
+		default: // header.<name>
 			name := http.CanonicalHeaderKey(strings.TrimPrefix(k, "header."))
-			if name == "Authorization" || name == "Proxy-Authorization" || name == "Host" {
-				continue
-			}
 			if v == "" {
 				r.Header.Del(name)
 			} else {
 				r.Header.Set(name, v)
 			}
-		default:
-			continue
 		}
 		x.ev.Fields[k] = v
 	}
+}
+
+// acceptedChange reports whether applyChanges carries the change of field
+// k into the request.
+func acceptedChange(k, v string) bool {
+	switch {
+	case k == "path":
+		return strings.HasPrefix(v, "/")
+	case k == "query":
+		return true
+	case strings.HasPrefix(k, "header."):
+		name := http.CanonicalHeaderKey(strings.TrimPrefix(k, "header."))
+		return name != "Authorization" && name != "Proxy-Authorization" && name != "Host"
+	}
+	return false
 }
 
 // rewrite shapes the outgoing request: the target's URL and path, the
@@ -411,6 +429,7 @@ func (x *exchange) finish(r *http.Request, rec *statusRecorder) {
 	}
 	row.DurationMicro = time.Since(x.start).Microseconds()
 	row.Error = x.errMsg
+	row.ApprovalID, row.Approver = x.approvalID, x.approver
 	x.l.record(x.sess, row)
 	if status == http.StatusSwitchingProtocols {
 		// The upgraded connection was hijacked and has now ended; the

@@ -14,8 +14,10 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"sync"
+	"time"
 
 	"github.com/tollgate-dev/tollgate/host/access"
+	"github.com/tollgate-dev/tollgate/host/approval"
 	"github.com/tollgate-dev/tollgate/host/audit"
 	"github.com/tollgate-dev/tollgate/host/config"
 	"github.com/tollgate-dev/tollgate/host/event"
@@ -34,6 +36,11 @@ type Deps struct {
 	Chain     event.Chain
 	Recorder  audit.Recorder
 	Log       *slog.Logger
+	// Approvals resumes held requests; nil refuses them as denied.
+	Approvals *approval.Manager
+	// ApprovalWait is how long a held request waits before the client
+	// gets 202 with the approval's URL and a Retry-After.
+	ApprovalWait time.Duration
 }
 
 // Listener serves one [[listeners]] entry of protocol "http".

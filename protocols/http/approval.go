@@ -1,0 +1,152 @@
+package http
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"maps"
+	"net/http"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/tollgate-dev/tollgate/host/approval"
+	"github.com/tollgate-dev/tollgate/host/event"
+)
+
+// maxHeldBody bounds the body of a held request, which is read into
+// memory before waiting: a request whose body is still unread is one whose
+// client can vanish unnoticed (Go's server watches the connection only
+// after the body has been read).
+const maxHeldBody = 4 << 20
+
+// pendingBody is the 202 answer of a request still waiting for approval.
+type pendingBody struct {
+	Status     int    `json:"status"`
+	Error      string `json:"error"`
+	Reason     string `json:"reason"`
+	ApprovalID string `json:"approval_id"`
+	URL        string `json:"url"`
+	SessionID  string `json:"session_id,omitempty"`
+}
+
+// hold runs a held request through the approval service: a session grant
+// lets it through at once; otherwise it waits up to the configured time
+// for the decision (its own earlier attempt's, found by Idempotency-Key or
+// request hash, or a new approval's). It answers the client and returns
+// false unless the request was approved and may run now, exactly once.
+func (x *exchange) hold(w http.ResponseWriter, r *http.Request, v event.Verdict) bool {
+	m := x.l.deps.Approvals
+	if len(v.ApproverGroups) == 0 {
+		x.fail(w, http.StatusForbidden, "denied", "held for approval, but the plugin named no approver groups: "+v.Reason)
+		return false
+	}
+	fields, changed := heldFields(x.ev, v.Changes)
+	req := approval.Request{
+		SessionID: x.sess.id, Protocol: "http", Kind: x.ev.Kind, Target: x.rt.cfg.Target,
+		Principal: x.ev.Principal, Fields: fields, Changed: changed, Plugin: v.Plugin, Reason: v.Reason,
+		ApproverGroups: v.ApproverGroups, Hash: requestHash(x.ev), IdempotencyKey: r.Header.Get("Idempotency-Key"),
+		RemoteAddr: x.conn.remote, Listener: x.l.cfg.Name,
+	}
+	if d, ok := m.Granted(req); ok {
+		x.approvalID, x.approver = d.ID, d.Approver
+		return true
+	}
+	if r.Body != nil && r.Body != http.NoBody {
+		body, err := io.ReadAll(io.LimitReader(r.Body, maxHeldBody+1))
+		if err != nil {
+			x.errMsg, x.status = "client went away", 499
+			return false
+		}
+		if len(body) > maxHeldBody {
+			x.fail(w, http.StatusRequestEntityTooLarge, "body_too_large", "a request held for approval may carry at most 4 MiB")
+			return false
+		}
+		r.Body.Close()
+		r.Body = io.NopCloser(bytes.NewReader(body))
+	}
+	p, ok := m.Resume(req)
+	if !ok {
+		var err error
+		if p, err = m.Hold(r.Context(), req); err != nil {
+			x.l.deps.Log.Error("approval not recorded", "session_id", x.sess.id, "err", err)
+			x.fail(w, http.StatusForbidden, "denied", "held for approval, and the approval could not be recorded: "+v.Reason)
+			return false
+		}
+	}
+	x.approvalID = p.ID
+	t := time.NewTimer(x.l.deps.ApprovalWait)
+	defer t.Stop()
+	select {
+	case <-p.Done():
+	case <-r.Context().Done():
+		p.Cancel("the client went away while the request was held")
+		x.errMsg, x.status = "client went away while held for approval", 499
+		return false
+	case <-t.C:
+		x.pending(w, p, v)
+		return false
+	}
+	d, ok := p.Take()
+	switch {
+	case !ok:
+		x.fail(w, http.StatusConflict, "approval_used", "approval "+p.ID+" was already used by another attempt of this request")
+		return false
+	case !d.Approved():
+		x.approver = d.Approver
+		x.fail(w, http.StatusForbidden, "approval_"+string(d.State), d.Message())
+		return false
+	}
+	x.approver = d.Approver
+	return true
+}
+
+// pending answers 202: the approval goes on, and a retry of the same
+// request (same Idempotency-Key, or the same request hash) picks it up.
+func (x *exchange) pending(w http.ResponseWriter, p *approval.Pending, v event.Verdict) {
+	x.errMsg = "held: waiting for approval " + p.ID
+	b, _ := json.Marshal(pendingBody{
+		Status: http.StatusAccepted, Error: "approval_pending",
+		Reason:     "held for approval (" + v.Reason + "); retry the same request, with the same Idempotency-Key if you sent one, once it is approved",
+		ApprovalID: p.ID, URL: p.URL, SessionID: x.sess.id,
+	})
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Retry-After", strconv.Itoa(retryAfter))
+	h.Set("Location", p.URL)
+	w.WriteHeader(http.StatusAccepted)
+	w.Write(append(b, '\n'))
+}
+
+// retryAfter is the seconds a 202 asks the client to wait before retrying.
+const retryAfter = 5
+
+// heldFields is the request as it will run if approved, which is what the
+// reviewer must see: the event's fields with the rewrites of the plugins
+// before the hold applied (as applyChanges will), and the names of the
+// fields they changed.
+func heldFields(ev *event.Event, changes map[string]string) (map[string]string, []string) {
+	f := maps.Clone(ev.Fields)
+	var changed []string
+	for k, v := range changes {
+		if !acceptedChange(k, v) || f[k] == v {
+			continue
+		}
+		f[k] = v
+		changed = append(changed, k)
+	}
+	sort.Strings(changed)
+	return f, changed
+}
+
+// requestHash is "the same request" for retries and session grants: the
+// method, host, path and query as the plugins left them. Headers are not
+// part of it (Idempotency-Key and X-Request-Id differ between retries), nor
+// the body, which plugins and reviewers do not see.
+func requestHash(ev *event.Event) string {
+	f := ev.Fields
+	return approval.RequestHash(ev.Kind, ev.Target, map[string]string{
+		"method": f["method"], "host": f["host"], "path": f["path"], "query": f["query"],
+	})
+}
