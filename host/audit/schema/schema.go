@@ -38,6 +38,7 @@
 package schema
 
 import (
+	"crypto/sha256"
 	"fmt"
 	"sort"
 	"strings"
@@ -249,7 +250,7 @@ func Values(r audit.Row) []any {
 	ak, av := Pairs(r.Annotations)
 	ts, us := Split(r.Time)
 	return []any{
-		ts, us, r.EventID, r.SessionID, r.Seq, r.Kind,
+		ts, us, uuidColumn(r.EventID), uuidColumn(r.SessionID), r.Seq, r.Kind,
 		r.GatewayID, r.Protocol, r.Listener, r.Target, r.RemoteAddr,
 		r.Issuer, r.Subject, r.Email, nonNil(r.Groups), ck, cv,
 		r.AccessRule, rk, rv,
@@ -283,7 +284,7 @@ func Columnar(rows []audit.Row) []any {
 		r := &rows[i]
 		ts[i], us[i] = Split(r.Time)
 		seq[i] = r.Seq
-		for j, v := range [...]string{r.EventID, r.SessionID, r.Kind, r.GatewayID, r.Protocol, r.Listener, r.Target, r.RemoteAddr,
+		for j, v := range [...]string{uuidColumn(r.EventID), uuidColumn(r.SessionID), r.Kind, r.GatewayID, r.Protocol, r.Listener, r.Target, r.RemoteAddr,
 			r.Issuer, r.Subject, r.Email, r.AccessRule, r.Verdict, r.Plugin, r.Reason, r.Status, r.Error,
 			r.ApprovalID, r.Approver, r.PrevHash, r.RowHash, r.Signature} {
 			str[j][i] = v
@@ -303,6 +304,41 @@ func Columnar(rows []audit.Row) []any {
 		str[15], reqBytes, respBytes, duration, str[16],
 		str[17], str[18], str[19], str[20], str[21],
 	}
+}
+
+// uuidColumn is s for a UUID column. A row must never be refused for its
+// content (it would sit in the spool, retried forever, until the spool
+// fills and the gateway refuses all work), so an ID that is not a UUID is
+// stored as one derived from its text: stable, so replays still collapse.
+// Protocols always write UUIDs; this guards the trail against a bug.
+func uuidColumn(s string) string {
+	if isUUID(s) {
+		return s
+	}
+	h := sha256.Sum256([]byte(s))
+	h[6] = h[6]&0x0f | 0x50
+	h[8] = h[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", h[0:4], h[4:6], h[6:8], h[8:10], h[10:16])
+}
+
+func isUUID(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch i {
+		case 8, 13, 18, 23:
+			if c != '-' {
+				return false
+			}
+		default:
+			if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // Split is t as (whole seconds, microseconds) for ts and ts_us.
