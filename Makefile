@@ -7,8 +7,8 @@ VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
 # Debian packages the tests talk to (real peers, never mocks).
-TEST_PKGS  := curl ca-certificates wabt clickhouse-server clickhouse-client
-BENCH_PKGS := nginx-light wrk
+TEST_PKGS  := curl ca-certificates wabt clickhouse-server clickhouse-client postgresql
+BENCH_PKGS := nginx-light wrk pgbouncer
 
 .PHONY: all build run test deps bench-deps bench fuzz vet clean plugins
 
