@@ -1,0 +1,189 @@
+package postgres_test
+
+import (
+	"context"
+	"errors"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/tollgate-dev/tollgate/host/audit"
+	"github.com/tollgate-dev/tollgate/host/testenv"
+)
+
+const apiKeysSQL = `CREATE TABLE api_keys (id int PRIMARY KEY, owner text, secret text);
+INSERT INTO api_keys VALUES (1, 'ci', 'sk_live_0123456789abcdef'), (2, 'ops', 'sk_live_fedcba9876543210');
+CREATE TABLE victims (id int);
+INSERT INTO victims VALUES (1), (2);`
+
+// The real guard and mask plugins: DROP TABLE and DELETE without WHERE
+// are denied with 42501 in both protocols and the connection goes on;
+// api_keys.secret comes back masked; every verdict is in the audit trail.
+func TestGuardAndMask(t *testing.T) {
+	e := startEnv(t, envOptions{plugins: defaultPlugins(t)})
+	e.pg.Exec(t, apiKeysSQL)
+	ctx := context.Background()
+	for _, mode := range []pgx.QueryExecMode{pgx.QueryExecModeSimpleProtocol, pgx.QueryExecModeExec, pgx.QueryExecModeCacheStatement} {
+		t.Run(mode.String(), func(t *testing.T) {
+			c := e.connect(t, "", mode)
+			for _, sql := range []string{"DROP TABLE victims", "DELETE FROM victims"} {
+				_, err := c.Exec(ctx, sql)
+				var pe *pgconn.PgError
+				if !errors.As(err, &pe) || pe.Code != "42501" {
+					t.Fatalf("%s: want 42501, got %v", sql, err)
+				}
+				if !containsAny(pe.Message, "DDL is not allowed", "need a WHERE") {
+					t.Errorf("%s: reason %q", sql, pe.Message)
+				}
+			}
+			var n int
+			if err := c.QueryRow(ctx, "SELECT count(*) FROM victims WHERE id > $1", 0).Scan(&n); err != nil || n != 2 {
+				t.Fatalf("after the denies: %d %v", n, err)
+			}
+			rows, err := c.Query(ctx, "SELECT id, owner, secret FROM api_keys ORDER BY id")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var secrets []string
+			for rows.Next() {
+				var id int
+				var owner, secret string
+				if err := rows.Scan(&id, &owner, &secret); err != nil {
+					t.Fatal(err)
+				}
+				if owner != "ci" && owner != "ops" {
+					t.Errorf("owner %q changed", owner)
+				}
+				secrets = append(secrets, secret)
+			}
+			if rows.Err() != nil || len(secrets) != 2 {
+				t.Fatalf("rows: %v %v", secrets, rows.Err())
+			}
+			for _, s := range secrets {
+				if strings.Contains(s, "sk_live") {
+					t.Fatalf("secret not masked: %q", s)
+				}
+			}
+		})
+	}
+	if n := e.pg.Exec(t, "SELECT count(*) FROM victims"); n != "2" {
+		t.Fatalf("victims has %s rows: a denied statement ran", n)
+	}
+	deny := e.rec.wait(t, "for the DROP", func(r audit.Row) bool {
+		return r.Kind == "pg.query" && strings.Contains(r.Request["sql"], "DROP TABLE") && r.Verdict == "deny"
+	})
+	if deny.Plugin != "guard" || deny.Subject != "agent" {
+		t.Errorf("deny row: %+v", deny)
+	}
+	masked := e.rec.wait(t, "for the masked select", func(r audit.Row) bool {
+		return r.Kind == "pg.query" && strings.Contains(r.Request["sql"], "api_keys") && r.Annotations["mask.columns"] != ""
+	})
+	if masked.Annotations["pg.rows"] != "2" || masked.Status != "SELECT 2" {
+		t.Errorf("masked row: %+v", masked)
+	}
+}
+
+// psql, scripted: \d, \copy both ways, a transaction, an error inside
+// one, the masked column, and a cancelled pg_sleep (SIGINT, as Ctrl-C).
+func TestPsqlSession(t *testing.T) {
+	testenv.RequireCommand(t, "psql")
+	e := startEnv(t, envOptions{plugins: defaultPlugins(t)})
+	e.pg.Exec(t, apiKeysSQL)
+	dir := t.TempDir()
+	script := `\set ON_ERROR_STOP 0
+\d api_keys
+SELECT owner, secret FROM api_keys ORDER BY id;
+BEGIN;
+INSERT INTO victims VALUES (3);
+SELECT 1/0;
+ROLLBACK;
+BEGIN;
+INSERT INTO victims VALUES (4);
+COMMIT;
+\copy victims to '` + dir + `/out.txt'
+\copy victims from '` + dir + `/out.txt'
+\copy api_keys to '` + dir + `/keys.txt'
+SELECT count(*) AS victims FROM victims;
+`
+	cmd := exec.Command("psql", "-X", "-f", "-")
+	cmd.Env = e.psqlEnv()
+	cmd.Stdin = strings.NewReader(script)
+	out, err := cmd.CombinedOutput()
+	s := string(out)
+	if err != nil {
+		t.Fatalf("psql: %v\n%s", err, s)
+	}
+	for _, want := range []string{`Table "public.api_keys"`, "secret", "division by zero", "COMMIT", "COPY 3", "victims", " 6\n"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("psql output lacks %q:\n%s", want, s)
+		}
+	}
+	if strings.Contains(s, "sk_live") {
+		t.Errorf("psql printed an unmasked secret:\n%s", s)
+	}
+
+	// Cancel: SIGINT makes psql send a CancelRequest on a new connection.
+	cmd = exec.Command("psql", "-X", "-c", "SELECT pg_sleep(30)")
+	cmd.Env = e.psqlEnv()
+	var buf strings.Builder
+	cmd.Stdout, cmd.Stderr = &buf, &buf
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	e.rec.wait(t, "for pg_sleep to start", func(r audit.Row) bool {
+		return r.Kind == audit.KindSessionOpen && r.Time.After(start)
+	})
+	time.Sleep(300 * time.Millisecond)
+	cmd.Process.Signal(syscall.SIGINT)
+	cmd.Wait()
+	if time.Since(start) > 15*time.Second || !strings.Contains(buf.String(), "canceling statement due to user request") {
+		t.Fatalf("cancel: after %v: %s", time.Since(start), buf.String())
+	}
+}
+
+// pgbench initializes and runs its select-only and simple-update loads
+// through the gateway (default plugins) without a failed transaction.
+func TestPgbench(t *testing.T) {
+	testenv.RequireCommand(t, "pgbench")
+	bare := startEnv(t, envOptions{})
+	e := startEnv(t, envOptions{plugins: defaultPlugins(t), pg: bare.pg})
+	run := func(args ...string) string {
+		t.Helper()
+		cmd := exec.Command("pgbench", args...)
+		cmd.Env = e.psqlEnv()
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("pgbench %v: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+	// Initialization is DDL, which the guard denies: it goes through a
+	// listener without plugins (COPY FROM STDIN, VACUUM, ALTER TABLE).
+	cmd := exec.Command("pgbench", "-i", "-s", "1", "-q")
+	cmd.Env = bare.psqlEnv()
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("pgbench -i: %v\n%s", err, out)
+	}
+	for _, args := range [][]string{{"-S", "-T", "3", "-c", "4", "-j", "2"}, {"-N", "-T", "3", "-c", "4", "-j", "2"}, {"-S", "-M", "prepared", "-T", "2", "-c", "2"}} {
+		out := run(args...)
+		if !strings.Contains(out, "number of failed transactions: 0") {
+			t.Errorf("pgbench %v:\n%s", args, out)
+		}
+		t.Logf("pgbench %v: %s", args, tpsLine(out))
+	}
+}
+
+func tpsLine(out string) string {
+	for _, l := range strings.Split(out, "\n") {
+		if strings.HasPrefix(l, "tps") {
+			return l
+		}
+	}
+	return ""
+}
