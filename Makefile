@@ -49,7 +49,7 @@ bench-deps:
 
 # Each figure prints as: BENCH <name> <value> <unit> ratio=<r> vs <baseline>
 bench: deps bench-deps
-	$(GO) test -run '^$$' -bench 'Wrk|TokenVerify|Plugins|Fuel|CallFloor|Pipeline|ClickHouseInsert|Spool|EmbeddedInsert' -benchtime 1x ./protocols/http/ ./host/identity/ ./plugins/ ./host/plugin/ ./host/plugin/internal/fuel/ ./host/audit/ ./host/audit/clickhouse/ ./host/audit/spool/ ./host/audit/embedded/ | tee .bench.out | grep '^BENCH' || (cat .bench.out; exit 1)
+	$(GO) test -run '^$$' -bench 'Wrk|TokenVerify|Plugins|Fuel|CallFloor|Pipeline|ClickHouseInsert|Spool|EmbeddedInsert|Pgbench|RowThroughput' -benchtime 1x ./protocols/http/ ./protocols/postgres/ ./host/identity/ ./plugins/ ./host/plugin/ ./host/plugin/internal/fuel/ ./host/audit/ ./host/audit/clickhouse/ ./host/audit/spool/ ./host/audit/embedded/ | tee .bench.out | grep '^BENCH' || (cat .bench.out; exit 1)
 
 # A short run of every fuzz target (go test runs their seeds in `make test`).
 FUZZTIME ?= 30s

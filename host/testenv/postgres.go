@@ -105,6 +105,10 @@ func StartPostgres(t testing.TB, o PostgresOptions) *Postgres {
 	return p
 }
 
+// Credential is the postgres user's, for running its companions (such
+// as pgbouncer, which refuses root).
+func (p *Postgres) Credential() *syscall.Credential { c := *p.cred; return &c }
+
 // Addr is the server's host:port.
 func (p *Postgres) Addr() string { return p.addr }
 

@@ -88,7 +88,7 @@ var (
 )
 
 // loadPlugin loads a built-in plugin from this tree, compiled to Wasm.
-func loadPlugin(t *testing.T, name string, cfg map[string]any) *plugin.Plugin {
+func loadPlugin(t testing.TB, name string, cfg map[string]any) *plugin.Plugin {
 	t.Helper()
 	hostOnce.Do(func() {
 		h, err := plugin.NewHost(plugin.Options{CacheDir: filepath.Join(os.TempDir(), "tollgate-test-wazero-cache"), MaskKey: []byte("k")})
@@ -108,7 +108,7 @@ func loadPlugin(t *testing.T, name string, cfg map[string]any) *plugin.Plugin {
 
 // defaultPlugins are guard (DROP and DELETE without WHERE denied) and
 // mask (api_keys.secret masked by name, detectors on every value).
-func defaultPlugins(t *testing.T) []*plugin.Plugin {
+func defaultPlugins(t testing.TB) []*plugin.Plugin {
 	return []*plugin.Plugin{
 		loadPlugin(t, "guard", map[string]any{"allow_unknown_sql": false, "rules": []map[string]any{
 			{"name": "no-drop", "kinds": []string{"pg.query"}, "sql": []string{"ddl"}, "reason": "DDL is not allowed for agents"},
@@ -120,7 +120,7 @@ func defaultPlugins(t *testing.T) []*plugin.Plugin {
 
 // startEnv runs PostgreSQL (unless given), a dev issuer and one postgres
 // listener in this process, TLS with a self-signed certificate.
-func startEnv(t *testing.T, o envOptions) *env {
+func startEnv(t testing.TB, o envOptions) *env {
 	t.Helper()
 	e := &env{rec: &memRecorder{}, dir: t.TempDir()}
 	e.pg = o.pg
@@ -207,7 +207,7 @@ targets = ["app"]
 	return e
 }
 
-func (e *env) mint(t *testing.T, sub string) string {
+func (e *env) mint(t testing.TB, sub string) string {
 	t.Helper()
 	tok, err := e.iss.Mint(identity.MintOptions{Subject: sub, Claims: map[string]any{"repository": "acme/app"}})
 	if err != nil {
