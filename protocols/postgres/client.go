@@ -253,8 +253,22 @@ func (s *session) onQuery(m *pgproto3.Query) {
 		sql = nv
 		st.fields["sql"] = nv
 	}
+	qo := &op{kind: opQuery, st: st, sql: sql, rows: s.l.wants("pg.rows")}
+	if qo.rows {
+		if q, f, ok := copyOut(sql); ok && f != copyBinary {
+			// Learn the columns of COPY TO STDOUT (copy.go); every answer
+			// to these three messages stays in the gateway.
+			qo.copyOf, qo.copyFmt = &portal{}, f
+			s.forward(&pgproto3.Parse{Query: q})
+			s.forward(&pgproto3.Describe{ObjectType: 'S'})
+			s.forward(&pgproto3.Sync{})
+			s.push(&op{kind: opParse, swallow: true})
+			s.push(&op{kind: opDescribe, portal: qo.copyOf, swallow: true})
+			s.push(&op{kind: opSync, swallow: true})
+		}
+	}
 	s.forward(&pgproto3.Query{String: sql})
-	s.push(&op{kind: opQuery, st: st, sql: sql, rows: s.l.wants("pg.rows")})
+	s.push(qo)
 }
 
 func denyText(v event.Verdict) string {

@@ -3,6 +3,7 @@ package postgres_test
 import (
 	"context"
 	"errors"
+	"os"
 	"os/exec"
 	"strings"
 	"syscall"
@@ -125,6 +126,11 @@ SELECT count(*) AS victims FROM victims;
 	}
 	if strings.Contains(s, "sk_live") {
 		t.Errorf("psql printed an unmasked secret:\n%s", s)
+	}
+	// \copy is COPY TO STDOUT: the secret column is masked by name there too.
+	keys, _ := os.ReadFile(dir + "/keys.txt")
+	if strings.Contains(string(keys), "sk_live") || !strings.Contains(string(keys), "ci\t") {
+		t.Errorf("\\copy api_keys wrote:\n%s", keys)
 	}
 
 	// Cancel: SIGINT makes psql send a CancelRequest on a new connection.

@@ -51,6 +51,8 @@ type op struct {
 	rows    bool     // Query, Execute: a plugin wants pg.rows
 	sql     string   // Query, Execute: for pg.rows events
 	desc    *rowDesc // Query: the current result's columns
+	copyOf  *portal  // Query of COPY TO STDOUT: the columns the server described
+	copyFmt copyFormat
 }
 
 // portal is one Bind: its statement record and its columns once described.
@@ -61,9 +63,13 @@ type portal struct {
 	desc      *rowDesc // relay loop: set by the Describe answer
 }
 
-// rowDesc is a result's columns, copied out of a RowDescription.
+// rowDesc is a result's columns, copied out of a RowDescription, or the
+// shape of COPY TO STDOUT lines.
 type rowDesc struct {
-	cols []event.Column
+	cols  []event.Column
+	copy  bool       // rows are COPY lines
+	split bool       // copy: lines split into cols, in format fmt
+	fmt   copyFormat // copy with split
 }
 
 // relayState is shared by both loops under mu.
@@ -327,15 +333,15 @@ func (s *session) onServer(msg []byte) bool {
 	case 'H': // CopyOutResponse
 		if o.rows && (o.kind == opQuery || o.kind == opExecute) {
 			s.flushBatchLocked(o)
-			o.desc = copyDesc(body)
-			if !o.desc.copyText() {
+			o.desc = copyDesc(body, o)
+			if o.desc == nil {
 				// Binary COPY cannot be masked: withhold it.
 				s.withholdLocked(o, "binary COPY TO STDOUT cannot pass the masking plugins; use FORMAT text or csv")
 				return false
 			}
 		}
 	case 'd': // CopyData from the server
-		if o.rows && o.desc != nil && o.desc.copyText() {
+		if o.rows && o.desc != nil && o.desc.copy {
 			if o.st != nil {
 				o.st.rows++
 				o.st.bytes += int64(len(msg))
@@ -458,18 +464,22 @@ func decodeRowDesc(body []byte) *rowDesc {
 	return d
 }
 
-// copyDesc describes COPY TO STDOUT data: one row per line in text or CSV
-// format; binary COPY cannot be read as rows.
-func copyDesc(body []byte) *rowDesc {
+// copyDesc describes COPY TO STDOUT data: the described columns when the
+// gateway learned them and the line format is one it splits, else one
+// value per line named "copy". Binary COPY cannot be read as rows: nil.
+func copyDesc(body []byte, o *op) *rowDesc {
 	var cr pgproto3.CopyOutResponse
 	if err := cr.Decode(body); err != nil || cr.OverallFormat != 0 {
-		return &rowDesc{cols: []event.Column{{Name: "copy", Type: "bytea", Binary: true}}}
+		return nil
 	}
-	return &rowDesc{cols: []event.Column{{Name: "copy", Type: "text"}}}
-}
-
-func (d *rowDesc) copyText() bool {
-	return len(d.cols) == 1 && d.cols[0].Name == "copy" && !d.cols[0].Binary
+	if o.copyOf != nil && o.copyOf.desc != nil && len(o.copyOf.desc.cols) == len(cr.ColumnFormatCodes) && o.copyFmt != copyBinary {
+		cols := make([]event.Column, len(o.copyOf.desc.cols))
+		for i, c := range o.copyOf.desc.cols {
+			cols[i] = event.Column{Name: c.Name, Type: c.Type}
+		}
+		return &rowDesc{cols: cols, copy: true, split: true, fmt: o.copyFmt}
+	}
+	return &rowDesc{cols: []event.Column{{Name: "copy", Type: "text"}}, copy: true}
 }
 
 // typeName names the common built-in types for plugins; others are

@@ -19,7 +19,7 @@ const (
 // row. Masked rows are re-encoded from the cells, never patched in place.
 type batch struct {
 	o      *op
-	copy   bool // rows are COPY TO STDOUT lines
+	desc   *rowDesc
 	cols   []event.Column
 	arena  []byte
 	cells  []event.Cell
@@ -29,7 +29,7 @@ type batch struct {
 }
 
 func (b *batch) reset() {
-	b.o = nil
+	b.o, b.desc = nil, nil
 	b.arena = b.arena[:0]
 	b.cells = b.cells[:0]
 	clear(b.values)
@@ -58,7 +58,7 @@ func (s *session) addRowLocked(o *op, body []byte) {
 	if b.o == nil {
 		b.o = o
 		d := descOf(o)
-		b.copy = d != nil && d.copyText()
+		b.desc = d
 		if d != nil {
 			b.cols = d.cols
 		} else {
@@ -66,8 +66,16 @@ func (s *session) addRowLocked(o *op, body []byte) {
 		}
 	}
 	start := len(b.cells)
-	if b.copy {
-		b.cells = append(b.cells, b.cell(body))
+	if d := b.desc; d != nil && d.copy {
+		if !d.split {
+			b.cells = append(b.cells, b.cell(body))
+		} else {
+			var ok bool
+			if b.arena, b.cells, ok = splitCopyLine(body, d.fmt, b.arena, b.cells); !ok || len(b.cells)-start != len(b.cols) {
+				s.withholdLocked(o, "a COPY line the gateway cannot split into columns for masking")
+				return
+			}
+		}
 	} else {
 		if err := s.drow.Decode(body); err != nil {
 			// A malformed row from the server: nothing after it can be
@@ -132,8 +140,15 @@ func (s *session) flushBatchLocked(o *op) {
 		o.st.annot = append(o.st.annot, v.Annotations...)
 	}
 	for _, row := range b.values {
-		if b.copy {
-			s.wbuf = appendMsg(s.wbuf, 'd', row[0].Data)
+		if d := b.desc; d != nil && d.copy {
+			if !d.split {
+				s.wbuf = appendMsg(s.wbuf, 'd', row[0].Data)
+				continue
+			}
+			at := len(s.wbuf)
+			s.wbuf = append(s.wbuf, 'd', 0, 0, 0, 0)
+			s.wbuf = appendCopyLine(s.wbuf, d.fmt, row)
+			binary.BigEndian.PutUint32(s.wbuf[at+1:], uint32(len(s.wbuf)-at-1))
 			continue
 		}
 		n := 2
