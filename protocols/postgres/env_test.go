@@ -79,6 +79,7 @@ type envOptions struct {
 	plugins  []*plugin.Plugin
 	chain    event.Chain
 	listener func(*config.Listener)
+	target   func(*config.Target)
 	pg       *testenv.Postgres
 }
 
@@ -179,6 +180,9 @@ targets = ["app"]
 	}
 	if o.listener != nil {
 		o.listener(&cfg.Listeners[0])
+	}
+	if o.target != nil {
+		o.target(&cfg.Targets[0])
 	}
 	chain := o.chain
 	if chain == nil {
@@ -284,4 +288,13 @@ func containsAny(s string, subs ...string) bool {
 		}
 	}
 	return false
+}
+
+type auditRow = audit.Row
+
+func writeFile(t *testing.T, path string, b []byte) {
+	t.Helper()
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
 }

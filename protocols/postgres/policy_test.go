@@ -72,6 +72,16 @@ func TestGuardAndMask(t *testing.T) {
 			}
 		})
 	}
+	// In binary format a masked value cannot be rewritten: it is NULL.
+	c := e.connect(t, "")
+	rr := c.PgConn().ExecParams(ctx, "SELECT owner, secret FROM api_keys WHERE id = 1", nil, nil, nil, []int16{1})
+	if !rr.NextRow() || string(rr.Values()[0]) != "ci" || rr.Values()[1] != nil {
+		t.Fatalf("binary masked row: %q", rr.Values())
+	}
+	rr.Close()
+	e.rec.wait(t, "saying the binary value became NULL", func(r audit.Row) bool {
+		return r.Kind == "pg.query" && r.Annotations["masked_binary_as_null"] == "1"
+	})
 	if n := e.pg.Exec(t, "SELECT count(*) FROM victims"); n != "2" {
 		t.Fatalf("victims has %s rows: a denied statement ran", n)
 	}
