@@ -162,6 +162,11 @@ func TestBadInput(t *testing.T) {
 		})
 	}
 
+	// The refused login left a session of its own in the trail.
+	e.rec.wait(t, "for the bad token", func(r audit.Row) bool {
+		return r.Kind == audit.KindSessionOpen && r.Verdict == "deny" && strings.Contains(r.Error, "28P01") && r.Subject == ""
+	})
+
 	// The gateway still serves.
 	c := e.connect(t, "")
 	var n int

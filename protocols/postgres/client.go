@@ -65,24 +65,19 @@ func (s *session) clientError(err error) {
 	var tooBig *pgproto3.ExceededMaxBodyLenErr
 	switch {
 	case errors.As(err, &tooBig):
-		s.closeErr = fmt.Sprintf("client message of %d bytes over the limit of %d", tooBig.ActualBodyLen, tooBig.MaxExpectedBodyLen)
+		s.setCloseErr(fmt.Sprintf("client message of %d bytes over the limit of %d", tooBig.ActualBodyLen, tooBig.MaxExpectedBodyLen))
 		s.fatal(codeProgramLimitExceeded, fmt.Sprintf("message of %d bytes is over this gateway's limit of %d bytes (max_message_bytes)", tooBig.ActualBodyLen, tooBig.MaxExpectedBodyLen))
 	case errors.Is(err, io.ErrUnexpectedEOF):
-		s.closeErr = "client disconnected mid-message"
+		s.setCloseErr("client disconnected mid-message")
 	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
-		s.mu.Lock()
-		ended := s.ended
-		s.mu.Unlock()
-		if !ended && s.closeErr == "" {
-			s.closeErr = "client disconnected without Terminate"
-		}
+		s.setCloseErr("client disconnected without Terminate")
 	default:
 		var ne net.Error
 		if errors.As(err, &ne) {
-			s.closeErr = "client connection: " + err.Error()
+			s.setCloseErr("client connection: " + err.Error())
 			return
 		}
-		s.closeErr = "protocol violation: " + err.Error()
+		s.setCloseErr("protocol violation: " + err.Error())
 		s.fatal(codeProtocolViolation, "malformed or unknown message: "+err.Error())
 	}
 }
@@ -205,7 +200,7 @@ func (s *session) handle(msg pgproto3.FrontendMessage) bool {
 		s.mu.Unlock()
 		return false
 	default:
-		s.closeErr = fmt.Sprintf("protocol violation: unexpected %T", msg)
+		s.setCloseErr(fmt.Sprintf("protocol violation: unexpected %T", msg))
 		s.fatal(codeProtocolViolation, fmt.Sprintf("unexpected message %T after startup", msg))
 		return false
 	}

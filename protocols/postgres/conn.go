@@ -60,6 +60,7 @@ type startup struct {
 	remote    string
 	tls       bool
 	sessionID string
+	params    map[string]string
 	audited   *session // set once a session.open row exists
 }
 
@@ -109,6 +110,7 @@ func (st *startup) run() (*session, error) {
 		}
 	}
 	st.sessionID = newSessionID()
+	st.params = sm.Parameters
 	return st.login(sm)
 }
 
@@ -117,6 +119,13 @@ func (st *startup) fatal(code, msg string, err error) error {
 	st.be.Send(&pgproto3.ErrorResponse{Severity: "FATAL", SeverityUnlocalized: "FATAL", Code: code,
 		Message: msg, Detail: "tollgate session " + st.sessionID})
 	st.be.Flush()
+	if st.audited == nil && st.sessionID != "" {
+		// Refused before anyone was identified: a session of its own, so
+		// that probes and bad tokens leave a trace.
+		st.audited = &session{l: st.l, id: st.sessionID, remote: st.remote, tls: st.tls, opened: time.Now(),
+			pgUser: st.params["user"], database: st.params["database"]}
+		st.audited.recordOpen(code + ": " + msg)
+	}
 	if st.audited != nil {
 		st.audited.closeErr = code + ": " + msg
 		st.audited.recordClose()
@@ -192,7 +201,7 @@ func (st *startup) login(sm *pgproto3.StartupMessage) (*session, error) {
 		pgUser: params["user"], database: db, targetName: tname, opened: time.Now(), client: st.nc}
 	if t == nil {
 		s.targetName = ""
-		s.recordOpen("")
+		s.recordOpen("unknown target " + tname)
 		st.audited = s
 		return nil, st.fatal(codeInvalidCatalog, fmt.Sprintf("no target named %q on this gateway (the database names the target)", tname), errors.New("unknown target"))
 	}

@@ -278,7 +278,7 @@ func (s *session) upstreamEnded(err error) {
 		s.recordStmt(st)
 	}
 	if !ended {
-		s.closeErr = "upstream: " + scrub(err.Error(), s.target.password)
+		s.setCloseErr("upstream: " + scrub(err.Error(), s.target.password))
 		s.flushClient()
 		s.client.Close()
 	}

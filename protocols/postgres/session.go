@@ -85,11 +85,23 @@ func (s *session) recordOpen(refusal string) {
 	s.record(r)
 }
 
+// setCloseErr keeps the first reason the session ended abnormally; a
+// Terminate from the client makes later errors moot.
+func (s *session) setCloseErr(msg string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closeErr == "" && !s.ended {
+		s.closeErr = msg
+	}
+}
+
 func (s *session) recordClose() {
 	r := s.row(audit.KindSessionClose)
 	r.DurationMicro = time.Since(s.opened).Microseconds()
 	r.Status = fmt.Sprintf("%d statements", s.statements)
+	s.mu.Lock()
 	r.Error = s.closeErr
+	s.mu.Unlock()
 	s.record(r)
 }
 
