@@ -72,6 +72,52 @@ func TestGuardAndMask(t *testing.T) {
 			}
 		})
 	}
+	// A deny inside a pipeline: the statements before it run, the rest up
+	// to Sync is skipped, and the next Sync's statements run.
+	pc := e.connect(t, "").PgConn()
+	p := pc.StartPipeline(ctx)
+	p.SendQueryParams("INSERT INTO victims VALUES (10)", nil, nil, nil, nil)
+	p.SendQueryParams("DROP TABLE victims", nil, nil, nil, nil)
+	p.SendQueryParams("INSERT INTO victims VALUES (11)", nil, nil, nil, nil)
+	p.Sync()
+	p.SendQueryParams("SELECT count(*) FROM victims", nil, nil, nil, nil)
+	p.Sync()
+	var got []string
+	for len(got) < 10 {
+		r, err := p.GetResults()
+		if err != nil {
+			var pe *pgconn.PgError
+			if errors.As(err, &pe) {
+				got = append(got, "E"+pe.Code)
+				continue
+			}
+			t.Fatal(err)
+		}
+		if r == nil {
+			break
+		}
+		switch r := r.(type) {
+		case *pgconn.ResultReader:
+			res := r.Read()
+			if res.Err != nil {
+				var pe *pgconn.PgError
+				errors.As(res.Err, &pe)
+				got = append(got, "E"+pe.Code)
+			} else if len(res.Rows) > 0 {
+				got = append(got, string(res.Rows[0][0]))
+			} else {
+				got = append(got, res.CommandTag.String())
+			}
+		case *pgconn.PipelineSync:
+			got = append(got, "sync")
+		}
+	}
+	p.Close()
+	if s := strings.Join(got, " "); s != "INSERT 0 1 E42501 sync 3 sync" {
+		t.Fatalf("pipeline with a deny: %s", s)
+	}
+	e.pg.Exec(t, "DELETE FROM victims WHERE id = 10")
+
 	// In binary format a masked value cannot be rewritten: it is NULL.
 	c := e.connect(t, "")
 	rr := c.PgConn().ExecParams(ctx, "SELECT owner, secret FROM api_keys WHERE id = 1", nil, nil, nil, []int16{1})
