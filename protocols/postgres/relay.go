@@ -319,16 +319,13 @@ func (s *session) onServer(msg []byte) bool {
 			s.addRowLocked(o, body)
 			return len(s.wbuf) > 64<<10
 		}
-	case 'T': // RowDescription
-		d := decodeRowDesc(body)
-		switch o.kind {
-		case opQuery:
+	case 'T': // RowDescription: decoded only when rows go to the chain
+		switch {
+		case o.kind == opQuery && o.rows:
 			s.flushBatchLocked(o)
-			o.desc = d
-		case opDescribe:
-			if o.portal != nil {
-				o.portal.desc = d
-			}
+			o.desc = decodeRowDesc(body)
+		case o.kind == opDescribe && o.portal != nil:
+			o.portal.desc = decodeRowDesc(body)
 		}
 	case 'H': // CopyOutResponse
 		if o.rows && (o.kind == opQuery || o.kind == opExecute) {

@@ -2,7 +2,9 @@ package postgres
 
 import (
 	"crypto/rand"
+	"encoding/hex"
 	"fmt"
+	mrand "math/rand/v2"
 	"net"
 	"strconv"
 	"strings"
@@ -37,6 +39,7 @@ type session struct {
 	amu   sync.Mutex
 	seq   uint64
 	chain audit.SessionChain
+	ids   *mrand.ChaCha8 // event IDs: seeded once from crypto/rand, no syscall per row
 
 	relayState
 	clientState
@@ -65,7 +68,14 @@ func (s *session) record(r audit.Row) {
 	s.amu.Lock()
 	s.seq++
 	r.Seq = s.seq
-	r.EventID = newSessionID()
+	if s.ids == nil {
+		var seed [32]byte
+		rand.Read(seed[:])
+		s.ids = mrand.NewChaCha8(seed)
+	}
+	var b [16]byte
+	s.ids.Read(b[:])
+	r.EventID = formatUUID(b)
 	s.chain.Seal(&r)
 	s.amu.Unlock()
 	if err := s.l.deps.Recorder.Record(r); err != nil {
@@ -131,12 +141,13 @@ func (s *session) recordStmt(st *stmt) {
 	st.done = true
 	r := s.row("pg.query")
 	r.Time = st.start
-	r.Request = make(map[string]string, len(st.fields))
+	// The statement is done with its fields: the row takes them, with
+	// oversized values summarized.
+	r.Request = st.fields
 	for k, v := range st.fields {
 		if len(v) > maxAuditField {
-			v = v[:maxAuditField] + fmt.Sprintf("…(%d bytes)", len(v))
+			st.fields[k] = v[:maxAuditField] + fmt.Sprintf("…(%d bytes)", len(v))
 		}
-		r.Request[k] = v
 	}
 	v := st.verdict
 	v.Annotations = append(append([]event.Annotation(nil), v.Annotations...), st.annot...)
@@ -168,7 +179,22 @@ func scrub(s, secret string) string {
 func newSessionID() string {
 	var b [16]byte
 	_, _ = rand.Read(b[:])
+	return formatUUID(b)
+}
+
+// formatUUID marks b as a version 4 UUID and formats it.
+func formatUUID(b [16]byte) string {
 	b[6] = b[6]&0x0f | 0x40
 	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+	var out [36]byte
+	hex.Encode(out[0:8], b[0:4])
+	out[8] = '-'
+	hex.Encode(out[9:13], b[4:6])
+	out[13] = '-'
+	hex.Encode(out[14:18], b[6:8])
+	out[18] = '-'
+	hex.Encode(out[19:23], b[8:10])
+	out[23] = '-'
+	hex.Encode(out[24:], b[10:16])
+	return string(out[:])
 }
