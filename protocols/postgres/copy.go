@@ -12,8 +12,9 @@ import (
 // the server to describe the equivalent query first (Parse and Describe
 // of the unnamed statement, which the simple Query that follows discards
 // anyway), then splits each line into fields named after those columns.
-// When that fails, each line is one value named "copy": pattern masking
-// still applies, masking by column name does not.
+// When that fails (binary format, options that change how lines split, a
+// COPY sent through the extended protocol), the data is withheld with an
+// error: masking by column name must not be bypassed by asking for COPY.
 
 // copyFormat is how a COPY TO STDOUT writes its lines.
 type copyFormat uint8

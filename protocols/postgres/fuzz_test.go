@@ -3,6 +3,7 @@ package postgres
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"io"
 	"log/slog"
 	"net"
@@ -122,4 +123,10 @@ func FuzzClientMessages(f *testing.F) {
 		cliPeer.Close()
 		upPeer.Close()
 	})
+}
+
+func appendMsg(dst []byte, typ byte, body []byte) []byte {
+	dst = append(dst, typ)
+	dst = binary.BigEndian.AppendUint32(dst, uint32(4+len(body)))
+	return append(dst, body...)
 }

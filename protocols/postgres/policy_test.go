@@ -72,6 +72,29 @@ func TestGuardAndMask(t *testing.T) {
 			}
 		})
 	}
+	// COPY TO STDOUT is masked by column name too; a form whose columns
+	// the gateway cannot name is refused rather than passed unmasked.
+	var buf strings.Builder
+	cc := e.connect(t, "").PgConn()
+	if _, err := cc.CopyTo(ctx, &buf, "COPY (SELECT owner, secret FROM api_keys) TO STDOUT WITH (FORMAT csv)"); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(buf.String(), "sk_live") || !strings.Contains(buf.String(), "ci,") {
+		t.Fatalf("COPY csv: %q", buf.String())
+	}
+	for _, q := range []string{"COPY api_keys TO STDOUT (DELIMITER '|')", "COPY api_keys TO STDOUT (FORMAT binary)"} {
+		buf.Reset()
+		_, err := cc.CopyTo(ctx, &buf, q)
+		var pe *pgconn.PgError
+		if !errors.As(err, &pe) || pe.Code != "42501" || strings.Contains(buf.String(), "sk_live") {
+			t.Fatalf("%s: %v %q", q, err, buf.String())
+		}
+	}
+	var one int
+	if err := cc.ExecParams(ctx, "SELECT 1", nil, nil, nil, nil).Read().Err; err != nil {
+		t.Fatalf("after a withheld COPY: %v %d", err, one)
+	}
+
 	// A deny inside a pipeline: the statements before it run, the rest up
 	// to Sync is skipped, and the next Sync's statements run.
 	pc := e.connect(t, "").PgConn()

@@ -66,10 +66,9 @@ type portal struct {
 // rowDesc is a result's columns, copied out of a RowDescription, or the
 // shape of COPY TO STDOUT lines.
 type rowDesc struct {
-	cols  []event.Column
-	copy  bool       // rows are COPY lines
-	split bool       // copy: lines split into cols, in format fmt
-	fmt   copyFormat // copy with split
+	cols []event.Column
+	copy bool       // rows are COPY lines, split into cols in format fmt
+	fmt  copyFormat // for copy
 }
 
 // relayState is shared by both loops under mu.
@@ -332,8 +331,8 @@ func (s *session) onServer(msg []byte) bool {
 			s.flushBatchLocked(o)
 			o.desc = copyDesc(body, o)
 			if o.desc == nil {
-				// Binary COPY cannot be masked: withhold it.
-				s.withholdLocked(o, "binary COPY TO STDOUT cannot pass the masking plugins; use FORMAT text or csv")
+				s.withholdLocked(o, "this COPY TO STDOUT cannot pass the masking plugins (binary format, or columns the gateway cannot name); "+
+					"use COPY table or (query) TO STDOUT in text or csv format without DELIMITER, NULL, QUOTE or ESCAPE options")
 				return false
 			}
 		}
@@ -462,8 +461,8 @@ func decodeRowDesc(body []byte) *rowDesc {
 }
 
 // copyDesc describes COPY TO STDOUT data: the described columns when the
-// gateway learned them and the line format is one it splits, else one
-// value per line named "copy". Binary COPY cannot be read as rows: nil.
+// gateway learned them and the line format is one it splits. Binary COPY,
+// or columns it could not learn: nil, and the data is withheld.
 func copyDesc(body []byte, o *op) *rowDesc {
 	var cr pgproto3.CopyOutResponse
 	if err := cr.Decode(body); err != nil || cr.OverallFormat != 0 {
@@ -474,9 +473,11 @@ func copyDesc(body []byte, o *op) *rowDesc {
 		for i, c := range o.copyOf.desc.cols {
 			cols[i] = event.Column{Name: c.Name, Type: c.Type}
 		}
-		return &rowDesc{cols: cols, copy: true, split: true, fmt: o.copyFmt}
+		return &rowDesc{cols: cols, copy: true, fmt: o.copyFmt}
 	}
-	return &rowDesc{cols: []event.Column{{Name: "copy", Type: "text"}}, copy: true}
+	// Columns it could not name: masking by column name would be
+	// bypassed, so the data is withheld (fail closed).
+	return nil
 }
 
 // typeName names the common built-in types for plugins; others are

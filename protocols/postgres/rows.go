@@ -67,14 +67,10 @@ func (s *session) addRowLocked(o *op, body []byte) {
 	}
 	start := len(b.cells)
 	if d := b.desc; d != nil && d.copy {
-		if !d.split {
-			b.cells = append(b.cells, b.cell(body))
-		} else {
-			var ok bool
-			if b.arena, b.cells, ok = splitCopyLine(body, d.fmt, b.arena, b.cells); !ok || len(b.cells)-start != len(b.cols) {
-				s.withholdLocked(o, "a COPY line the gateway cannot split into columns for masking")
-				return
-			}
+		var ok bool
+		if b.arena, b.cells, ok = splitCopyLine(body, d.fmt, b.arena, b.cells); !ok || len(b.cells)-start != len(b.cols) {
+			s.withholdLocked(o, "a COPY line the gateway cannot split into columns for masking")
+			return
 		}
 	} else {
 		if err := s.drow.Decode(body); err != nil {
@@ -141,10 +137,6 @@ func (s *session) flushBatchLocked(o *op) {
 	}
 	for _, row := range b.values {
 		if d := b.desc; d != nil && d.copy {
-			if !d.split {
-				s.wbuf = appendMsg(s.wbuf, 'd', row[0].Data)
-				continue
-			}
 			at := len(s.wbuf)
 			s.wbuf = append(s.wbuf, 'd', 0, 0, 0, 0)
 			s.wbuf = appendCopyLine(s.wbuf, d.fmt, row)
@@ -168,10 +160,4 @@ func (s *session) flushBatchLocked(o *op) {
 		}
 	}
 	b.reset()
-}
-
-func appendMsg(dst []byte, typ byte, body []byte) []byte {
-	dst = append(dst, typ)
-	dst = binary.BigEndian.AppendUint32(dst, uint32(4+len(body)))
-	return append(dst, body...)
 }
