@@ -82,6 +82,17 @@ func (s *session) clientError(err error) {
 	}
 }
 
+// expired ends a session whose token has expired: a session never
+// outlives the identity that opened it.
+func (s *session) expired() bool {
+	if s.expires.IsZero() || time.Now().Before(s.expires) {
+		return false
+	}
+	s.setCloseErr("the token expired")
+	s.fatal(codeInvalidPassword, "the OIDC token expired at "+s.expires.UTC().Format(time.RFC3339)+"; connect again with a fresh token")
+	return true
+}
+
 // fatal sends a FATAL error right away; the session is ending.
 func (s *session) fatal(code, msg string) {
 	s.mu.Lock()
@@ -124,6 +135,12 @@ func (s *session) push(o *op) {
 
 // handle processes one client message; false ends the session.
 func (s *session) handle(msg pgproto3.FrontendMessage) bool {
+	switch msg.(type) {
+	case *pgproto3.Query, *pgproto3.Parse, *pgproto3.Bind, *pgproto3.FunctionCall:
+		if s.expired() {
+			return false
+		}
+	}
 	switch m := msg.(type) {
 	case *pgproto3.Query:
 		if s.clientSkip {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgproto3"
@@ -206,6 +207,9 @@ func (st *startup) login(sm *pgproto3.StartupMessage) (*session, error) {
 		return nil, st.fatal(codeInvalidCatalog, fmt.Sprintf("no target named %q on this gateway (the database names the target)", tname), errors.New("unknown target"))
 	}
 	s.target = t
+	if exp, err := strconv.ParseFloat(p.Claims["exp"], 64); err == nil && exp > 0 {
+		s.expires = time.Unix(int64(exp), 0)
+	}
 	d := st.l.deps.Policy.Decide(p, access.Request{Target: tname, Verb: "CONNECT", Resource: "/" + db})
 	s.rule = d.Rule
 	if !d.Allowed {

@@ -29,6 +29,7 @@ type session struct {
 	rule       string
 	target     *target
 	opened     time.Time
+	expires    time.Time // the token's exp; zero if it had none
 	closeErr   string
 	statements int64 // client loop only; read at close
 

@@ -2,12 +2,16 @@ package postgres_test
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/tollgate-dev/tollgate/host/config"
+	"github.com/tollgate-dev/tollgate/host/identity"
 	"github.com/tollgate-dev/tollgate/host/testenv"
 )
 
@@ -60,4 +64,29 @@ func bad0CA(t *testing.T) string {
 	p := t.TempDir() + "/other-ca.pem"
 	writeFile(t, p, cert)
 	return p
+}
+
+// A session does not outlive its token: the first statement after the
+// token's exp ends it with 28P01 and a reason, and the close row says why.
+func TestSessionEndsWhenTokenExpires(t *testing.T) {
+	e := startEnv(t, envOptions{})
+	tok, err := e.iss.Mint(identity.MintOptions{Subject: "short", TTL: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.tok = tok
+	c := e.connect(t, "")
+	var n int
+	if err := c.QueryRow(context.Background(), "SELECT 1").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(3 * time.Second)))
+	err = c.QueryRow(context.Background(), "SELECT 1").Scan(&n)
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) || pe.Code != "28P01" || !strings.Contains(pe.Message, "expired") {
+		t.Fatalf("after expiry: %v", err)
+	}
+	e.rec.wait(t, "closing the expired session", func(r auditRow) bool {
+		return r.Kind == "session.close" && r.Error == "the token expired" && r.Subject == "short"
+	})
 }
