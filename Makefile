@@ -65,6 +65,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME) ./host/audit/spool/
 	$(GO) test -run '^$$' -fuzz FuzzClientMessages -fuzztime $(FUZZTIME) ./protocols/postgres/
 	$(GO) test -run '^$$' -fuzz FuzzCopyLine -fuzztime $(FUZZTIME) ./protocols/postgres/
+	$(GO) test -run '^$$' -fuzz FuzzServerMessages -fuzztime $(FUZZTIME) ./protocols/postgres/
 
 clean:
 	rm -rf bin .bench.out

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"sync"
@@ -184,20 +185,19 @@ const maxServerMessage = 1<<30 + 1<<20
 func (m *msgReader) buffered() int { return m.wp - m.rp }
 
 func (m *msgReader) fill(n int) error {
-	if m.wp-m.rp >= n {
-		return nil
-	}
-	if len(m.buf)-m.rp < n {
-		if n > len(m.buf) {
-			nb := make([]byte, max(n, 2*len(m.buf)))
-			m.wp = copy(nb, m.buf[m.rp:m.wp])
-			m.buf = nb
-		} else {
-			m.wp = copy(m.buf, m.buf[m.rp:m.wp])
-		}
-		m.rp = 0
-	}
 	for m.wp-m.rp < n {
+		if m.wp == len(m.buf) {
+			if m.rp > 0 {
+				m.wp = copy(m.buf, m.buf[m.rp:m.wp])
+				m.rp = 0
+			} else {
+				// Grow with what arrives, not with what the length
+				// prefix claims: a lying peer costs what it sends.
+				nb := make([]byte, min(n, max(2*len(m.buf), 32<<10)))
+				m.wp = copy(nb, m.buf[:m.wp])
+				m.buf = nb
+			}
+		}
 		k, err := m.r.Read(m.buf[m.wp:])
 		m.wp += k
 		if err != nil {
@@ -247,6 +247,9 @@ func (s *session) relay() {
 			}
 		}
 		msg, err := r.next()
+		if err == nil && msg[0] == 'Z' && len(msg) != 6 {
+			err = errors.New("malformed ReadyForQuery from the upstream")
+		}
 		if err != nil {
 			s.upstreamEnded(err)
 			return
