@@ -167,6 +167,7 @@ and trusts that issuer's tokens. Never use it in production.`, stderr)
 		ApprovalWait: appr.httpWait(),
 	}
 	pgDeps := postgres.Deps{
+		Approvals: appr.manager(),
 		GatewayID: deps.GatewayID, Auth: deps.Auth, Policy: deps.Policy, Chain: deps.Chain,
 		Recorder: deps.Recorder, Log: deps.Log,
 		DevTLS: *dev, // a postgres listener without tls_cert gets a self-signed one

@@ -51,6 +51,19 @@ func (s *session) clientLoop() {
 		if !s.handle(msg) {
 			return
 		}
+		// Messages read while a statement waited for approval run now,
+		// in order (hold.go).
+		for len(s.stash) > 0 {
+			m := s.stash[0]
+			s.stash = s.stash[1:]
+			if !s.handle(m) {
+				return
+			}
+		}
+		if s.stashErr != nil {
+			s.clientError(s.stashErr)
+			return
+		}
 		if len(s.ubuf) > 64<<10 {
 			if !s.flushUp() {
 				return
@@ -226,14 +239,15 @@ func (s *session) handle(msg pgproto3.FrontendMessage) bool {
 
 // statement event and verdict
 
-// decide runs a pg.query event through the chain. A hold is a deny until
-// the approval service is wired in: this is the seam where it will wait.
-func (s *session) decide(fields map[string]string) (event.Verdict, bool) {
+// decide runs the statement's pg.query event through the chain. A hold
+// waits for a person's decision (hold.go); approved, the statement runs
+// with the verdict still "hold" and the approval on its row.
+func (s *session) decide(st *stmt) (event.Verdict, bool) {
 	if !s.l.wants("pg.query") {
 		return event.Verdict{Action: event.Allow}, true
 	}
 	ev := &event.Event{Phase: event.Request, Protocol: "postgres", Kind: "pg.query", SessionID: s.id,
-		Target: s.targetName, Principal: s.principal, Fields: fields}
+		Target: s.targetName, Principal: s.principal, Fields: st.fields}
 	v, err := s.l.process(ev)
 	if err != nil {
 		s.l.deps.Log.Error("plugin chain failed", "session_id", s.id, "err", err)
@@ -243,16 +257,25 @@ func (s *session) decide(fields map[string]string) (event.Verdict, bool) {
 	case event.Deny:
 		return v, false
 	case event.Hold:
-		v.Reason = "held for approval, and this gateway has no approval service: " + v.Reason
-		return v, false
+		if s.l.deps.Approvals == nil {
+			v.Reason = "held for approval, and this gateway has no approval service: " + v.Reason
+			return v, false
+		}
+		return s.hold(st, ev, v)
 	}
 	return v, true
+}
+
+// rewrites reports whether v's Changes apply to the statement: a rewrite,
+// or a hold (the reviewer approved the statement as rewritten).
+func rewrites(v event.Verdict) bool {
+	return v.Action == event.Rewrite || v.Action == event.Hold
 }
 
 func (s *session) onQuery(m *pgproto3.Query) {
 	s.statements++
 	st := &stmt{start: time.Now(), fields: map[string]string{"sql": m.String}, reqSize: int64(len(m.String))}
-	v, ok := s.decide(st.fields)
+	v, ok := s.decide(st)
 	st.verdict = v
 	if !ok {
 		st.err = "denied: " + v.Reason
@@ -261,7 +284,7 @@ func (s *session) onQuery(m *pgproto3.Query) {
 		return
 	}
 	sql := m.String
-	if nv, ok := v.Changes["sql"]; ok && v.Action == event.Rewrite {
+	if nv, ok := v.Changes["sql"]; ok && rewrites(v) {
 		sql = nv
 		st.fields["sql"] = nv
 	}
@@ -303,7 +326,7 @@ func (s *session) onBind(m *pgproto3.Bind) {
 	for _, p := range m.Parameters {
 		st.reqSize += int64(len(p))
 	}
-	v, ok := s.decide(st.fields)
+	v, ok := s.decide(st)
 	st.verdict = v
 	if !ok {
 		st.err = "denied: " + v.Reason
@@ -313,7 +336,7 @@ func (s *session) onBind(m *pgproto3.Bind) {
 		s.push(&op{kind: opSynth, synth: errorMsg(nil, "ERROR", codeInsufficientPriv, denyText(v), s.id)})
 		return
 	}
-	if v.Action == event.Rewrite {
+	if rewrites(v) {
 		for k, val := range v.Changes {
 			i, isParam := paramIndex(k)
 			if !isParam || i >= len(m.Parameters) || paramFormat(m, i) != pgproto3.TextFormat {

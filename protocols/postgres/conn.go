@@ -230,7 +230,7 @@ func (st *startup) login(sm *pgproto3.StartupMessage) (*session, error) {
 	st.audited = s
 	s.up = hc.Conn
 	s.txStatus = hc.TxStatus
-	pid, secret := st.l.cancels.add(&cancelTarget{t: t, addr: hc.Conn.RemoteAddr().String(), pid: hc.PID, secret: hc.SecretKey, sessionID: s.id})
+	pid, secret := st.l.cancels.add(&cancelTarget{t: t, addr: hc.Conn.RemoteAddr().String(), pid: hc.PID, secret: hc.SecretKey, sessionID: s.id, hold: s.cancelHold})
 	s.cancelPID, s.cancelSecret = pid, secret
 
 	st.be.Send(&pgproto3.AuthenticationOk{})
@@ -260,6 +260,9 @@ func (st *startup) login(sm *pgproto3.StartupMessage) (*session, error) {
 func (l *Listener) cancel(m *pgproto3.CancelRequest) {
 	ct := l.cancels.get(m.ProcessID, m.SecretKey)
 	if ct == nil {
+		return
+	}
+	if ct.hold != nil && ct.hold() {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

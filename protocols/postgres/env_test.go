@@ -17,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/tollgate-dev/tollgate/host/access"
+	"github.com/tollgate-dev/tollgate/host/approval"
 	"github.com/tollgate-dev/tollgate/host/audit"
 	"github.com/tollgate-dev/tollgate/host/config"
 	"github.com/tollgate-dev/tollgate/host/event"
@@ -76,11 +77,12 @@ type env struct {
 }
 
 type envOptions struct {
-	plugins  []*plugin.Plugin
-	chain    event.Chain
-	listener func(*config.Listener)
-	target   func(*config.Target)
-	pg       *testenv.Postgres
+	plugins   []*plugin.Plugin
+	chain     event.Chain
+	listener  func(*config.Listener)
+	target    func(*config.Target)
+	pg        *testenv.Postgres
+	approvals *approval.Manager
 }
 
 var (
@@ -196,6 +198,7 @@ targets = ["app"]
 		GatewayID: "test",
 		Auth:      identity.NewVerifier([]config.Issuer{e.iss.IssuerConfig()}, 10, identity.Options{}),
 		Policy:    access.New(cfg.Access), Chain: chain, Recorder: e.rec,
+		Approvals: o.approvals,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -98,6 +98,11 @@ type clientState struct {
 	clientSkip bool // after a deny in the extended protocol: until Sync
 	stmts      map[string]string
 	portals    map[string]*portal
+	// stash holds what the client sent while a statement waited for
+	// approval, handled after the wait; stashErr is the read error that
+	// ended that wait (the client went away).
+	stash    []pgproto3.FrontendMessage
+	stashErr error
 }
 
 // push queues o, unless the server is skipping to Sync (then only a Sync

@@ -30,6 +30,7 @@ import (
 	"sync/atomic"
 
 	"github.com/tollgate-dev/tollgate/host/access"
+	"github.com/tollgate-dev/tollgate/host/approval"
 	"github.com/tollgate-dev/tollgate/host/audit"
 	"github.com/tollgate-dev/tollgate/host/config"
 	"github.com/tollgate-dev/tollgate/host/event"
@@ -51,6 +52,9 @@ type Deps struct {
 	// DevTLS makes a listener without tls_cert serve TLS with a
 	// self-signed certificate generated in memory (`serve --dev`).
 	DevTLS bool
+	// Approvals holds statements a plugin answered with hold until a
+	// person decides; nil (no [approvals]) makes a hold a deny.
+	Approvals *approval.Manager
 }
 
 // Listener serves one [[listeners]] entry of protocol "postgres".

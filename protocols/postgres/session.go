@@ -44,6 +44,7 @@ type session struct {
 
 	relayState
 	clientState
+	holding holdState // the approval a statement waits on (hold.go)
 }
 
 // row starts an audit row for this session.
@@ -108,7 +109,10 @@ func (s *session) setCloseErr(msg string) {
 
 func (s *session) recordClose() {
 	r := s.row(audit.KindSessionClose)
-	r.DurationMicro = time.Since(s.opened).Microseconds()
+	// Exact to the microsecond: the sessions table takes the opening time
+	// as the close row's time minus its duration (audit.CloseRow).
+	r.Time = r.Time.Truncate(time.Microsecond)
+	r.DurationMicro = r.Time.Sub(s.opened.Truncate(time.Microsecond)).Microseconds()
 	r.Status = fmt.Sprintf("%d statements", s.statements)
 	s.mu.Lock()
 	r.Error = s.closeErr
@@ -128,6 +132,9 @@ type stmt struct {
 	err     string
 	annot   []event.Annotation
 	done    bool
+	// approvalID and approver are set when the statement was held for a
+	// person's decision (hold.go).
+	approvalID, approver string
 }
 
 // maxAuditField bounds one field of a statement row: a 100 MB bytea
@@ -158,6 +165,7 @@ func (s *session) recordStmt(st *stmt) {
 	r.RequestBytes = st.reqSize
 	r.DurationMicro = time.Since(st.start).Microseconds()
 	r.Error = st.err
+	r.ApprovalID, r.Approver = st.approvalID, st.approver
 	if st.rows > 0 {
 		if r.Annotations == nil {
 			r.Annotations = map[string]string{}

@@ -127,6 +127,9 @@ type cancelTarget struct {
 	pid       uint32
 	secret    []byte
 	sessionID string
+	// hold cancels the session's wait for an approval, if it is waiting:
+	// the statement has not reached the upstream, so that is the cancel.
+	hold func() bool
 }
 
 // cancelMap maps the keys the gateway handed to clients to upstream keys.
