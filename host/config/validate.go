@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/tollgate-dev/tollgate/host/access/glob"
@@ -406,8 +407,8 @@ func (c *Config) validateApprovals(ps *problemList) {
 // upstream, a password credential, and TLS towards it unless it is on
 // loopback.
 func validatePostgresTarget(ps *problemList, p string, t Target) {
-	host, _, err := net.SplitHostPort(t.Upstream)
-	if err != nil || host == "" {
+	host, port, err := net.SplitHostPort(t.Upstream)
+	if _, perr := strconv.ParseUint(port, 10, 16); err != nil || host == "" || perr != nil {
 		ps.add(p+".upstream", "must be host:port for a postgres target (e.g. db.internal:5432)")
 	}
 	switch t.SSLMode {

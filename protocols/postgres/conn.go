@@ -221,7 +221,7 @@ func (st *startup) login(sm *pgproto3.StartupMessage) (*session, error) {
 	if err != nil {
 		// The detail stays in the log and the audit row; the client learns
 		// only that the target did not take the connection.
-		st.l.deps.Log.Warn("postgres: upstream connect failed", "session_id", st.sessionID, "target", tname, "err", err)
+		st.l.deps.Log.Warn("postgres: upstream connect failed", "session_id", st.sessionID, "target", tname, "err", scrub(err.Error(), t.password))
 		s.recordOpen("upstream: " + scrub(err.Error(), t.password))
 		st.audited = s
 		return nil, st.fatal(codeConnectionFailure, "target "+tname+" did not accept the gateway's connection", err)

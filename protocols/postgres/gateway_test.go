@@ -107,6 +107,9 @@ rules = [ { name = "no-ddl", kinds = ["pg.query"], sql = ["ddl"], reason = "no D
 	if strings.Contains(string(raw), pg.Password) || strings.Contains(string(raw), strings.TrimSpace(tok)) {
 		t.Fatal("a credential is in the audit file")
 	}
+	if strings.Contains(gw.Output(), pg.Password) || strings.Contains(gw.Output(), strings.TrimSpace(tok)) {
+		t.Fatal("a credential is in the gateway's log")
+	}
 	if _, errOut, code := gw.Run("audit", "verify", "-c", "gateway.toml"); code != 0 {
 		t.Fatalf("audit verify: %s", errOut)
 	}

@@ -187,7 +187,15 @@ type msgReader struct {
 // for a field is 1 GB).
 const maxServerMessage = 1<<30 + 1<<20
 
-func (m *msgReader) buffered() int { return m.wp - m.rp }
+// whole reports whether a complete message is buffered, so that the
+// next call returns without reading.
+func (m *msgReader) whole() bool {
+	if m.wp-m.rp < 5 {
+		return false
+	}
+	n := int(int32(binary.BigEndian.Uint32(m.buf[m.rp+1:])))
+	return n >= 4 && m.wp-m.rp >= 1+n
+}
 
 func (m *msgReader) fill(n int) error {
 	for m.wp-m.rp < n {
@@ -246,7 +254,9 @@ func (m *msgReader) next() ([]byte, error) {
 func (s *session) relay() {
 	r := &msgReader{r: s.up, buf: make([]byte, 32<<10), max: maxServerMessage}
 	for {
-		if r.buffered() < 5 {
+		if !r.whole() {
+			// About to wait for the upstream: the client gets what is
+			// ready first (results, a Flush's answers, notifications).
 			if s.flushClient() != nil {
 				s.up.Close()
 			}
@@ -272,18 +282,24 @@ func (s *session) relay() {
 func (s *session) upstreamEnded(err error) {
 	s.mu.Lock()
 	ended := s.ended
-	st := (*stmt)(nil)
-	if o := s.headLocked(); o != nil {
-		st = o.st
+	why := "upstream connection lost"
+	if ended {
+		why = "the client left before the result"
+	}
+	// Statements still waiting for their results end here, with a row.
+	for o := s.headLocked(); o != nil; o = s.headLocked() {
+		if o.st != nil && !o.st.done {
+			if o.st.err == "" {
+				o.st.err = why
+			}
+			s.recordStmt(o.st)
+		}
+		s.popLocked()
 	}
 	if !ended {
 		s.wbuf = errorMsg(s.wbuf, "FATAL", codeConnectionFailure, "the connection to target "+s.targetName+" was lost", s.id)
 	}
 	s.mu.Unlock()
-	if st != nil && !st.done {
-		st.err = "upstream connection lost"
-		s.recordStmt(st)
-	}
 	if !ended {
 		s.setCloseErr("upstream: " + scrub(err.Error(), s.target.password))
 		s.flushClient()
