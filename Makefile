@@ -7,8 +7,8 @@ VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
 # Debian packages the tests talk to (real peers, never mocks).
-TEST_PKGS  := curl ca-certificates wabt clickhouse-server clickhouse-client chromium
-BENCH_PKGS := nginx-light wrk
+TEST_PKGS  := curl ca-certificates wabt clickhouse-server clickhouse-client postgresql chromium
+BENCH_PKGS := nginx-light wrk pgbouncer
 
 .PHONY: all build run test deps chdb bench-deps bench fuzz vet clean plugins
 
@@ -52,7 +52,7 @@ bench-deps:
 
 # Each figure prints as: BENCH <name> <value> <unit> ratio=<r> vs <baseline>
 bench: deps bench-deps
-	$(GO) test -run '^$$' -bench 'Wrk|TokenVerify|Plugins|Fuel|CallFloor|Pipeline|ClickHouseInsert|Spool|EmbeddedInsert|ApprovalResume' -benchtime 1x ./protocols/http/ ./host/identity/ ./plugins/ ./host/plugin/ ./host/plugin/internal/fuel/ ./host/audit/ ./host/audit/clickhouse/ ./host/audit/spool/ ./host/audit/embedded/ ./host/approval/ ./host/approval/chstore/ | tee .bench.out | grep '^BENCH' || (cat .bench.out; exit 1)
+	$(GO) test -run '^$$' -bench 'Wrk|TokenVerify|Plugins|Fuel|CallFloor|Pipeline|ClickHouseInsert|Spool|EmbeddedInsert|ApprovalResume|Pgbench|RowThroughput' -benchtime 1x ./protocols/http/ ./protocols/postgres/ ./host/identity/ ./plugins/ ./host/plugin/ ./host/plugin/internal/fuel/ ./host/audit/ ./host/audit/clickhouse/ ./host/audit/spool/ ./host/audit/embedded/ ./host/approval/ ./host/approval/chstore/ | tee .bench.out | grep '^BENCH' || (cat .bench.out; exit 1)
 
 # A short run of every fuzz target (go test runs their seeds in `make test`).
 FUZZTIME ?= 30s
@@ -67,6 +67,9 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzStream -fuzztime $(FUZZTIME) ./host/plugin/detect/
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME) ./host/audit/spool/
 	$(GO) test -run '^$$' -fuzz FuzzDecodeRow -fuzztime $(FUZZTIME) ./host/audit/
+	$(GO) test -run '^$$' -fuzz FuzzClientMessages -fuzztime $(FUZZTIME) ./protocols/postgres/
+	$(GO) test -run '^$$' -fuzz FuzzCopyLine -fuzztime $(FUZZTIME) ./protocols/postgres/
+	$(GO) test -run '^$$' -fuzz FuzzServerMessages -fuzztime $(FUZZTIME) ./protocols/postgres/
 
 clean:
 	rm -rf bin .bench.out

@@ -27,12 +27,26 @@ import (
 	"github.com/tollgate-dev/tollgate/host/identity"
 	"github.com/tollgate-dev/tollgate/host/plugin"
 	httpproto "github.com/tollgate-dev/tollgate/protocols/http"
+	"github.com/tollgate-dev/tollgate/protocols/postgres"
 )
 
 // service is anything serve starts and must stop.
 type service interface {
 	Shutdown(ctx context.Context) error
 }
+
+// listener is one [[listeners]] entry, whatever its protocol.
+type listener interface {
+	Start() error
+	Name() string
+	Addr() net.Addr
+	Shutdown(ctx context.Context) error
+}
+
+var (
+	_ listener = (*httpproto.Listener)(nil)
+	_ listener = (*postgres.Listener)(nil)
+)
 
 func cmdServe(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("serve", `Usage: gateway serve [-c gateway.toml] [--dev]
@@ -152,13 +166,26 @@ and trusts that issuer's tokens. Never use it in production.`, stderr)
 		Approvals:    appr.manager(),
 		ApprovalWait: appr.httpWait(),
 	}
+	pgDeps := postgres.Deps{
+		Approvals: appr.manager(),
+		GatewayID: deps.GatewayID, Auth: deps.Auth, Policy: deps.Policy, Chain: deps.Chain,
+		Recorder: deps.Recorder, Log: deps.Log,
+		DevTLS: *dev, // a postgres listener without tls_cert gets a self-signed one
+	}
 	targets := map[string]*config.Target{}
 	for i := range cfg.Targets {
 		targets[cfg.Targets[i].Name] = &cfg.Targets[i]
 	}
-	var listeners []*httpproto.Listener
+	var listeners []listener
 	for _, lc := range cfg.Listeners {
-		l, err := httpproto.New(lc, targets, deps)
+		var l listener
+		var err error
+		switch lc.Protocol {
+		case "postgres":
+			l, err = postgres.New(lc, targets, pgDeps)
+		default:
+			l, err = httpproto.New(lc, targets, deps)
+		}
 		if err == nil {
 			err = l.Start()
 		}
@@ -267,7 +294,7 @@ func (ps *plugins) Shutdown(ctx context.Context) error {
 }
 
 // shutdownListeners stops all listeners in parallel within one grace period.
-func shutdownListeners(ls []*httpproto.Listener, grace time.Duration, log *slog.Logger) {
+func shutdownListeners(ls []listener, grace time.Duration, log *slog.Logger) {
 	ctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
 	done := make(chan struct{}, len(ls))
@@ -367,6 +394,19 @@ func printNextSteps(w io.Writer, cfg *config.Config, path string) {
 	for _, l := range cfg.Listeners {
 		for _, r := range l.Routes {
 			fmt.Fprintf(w, "  curl -s -H \"Authorization: Bearer $TOKEN\" http://%s%s/hello\n", l.Listen, r.PathPrefix)
+		}
+		if l.Protocol == "postgres" {
+			host, port, _ := net.SplitHostPort(l.Listen)
+			db := l.Target
+			if db == "" {
+				for _, t := range cfg.Targets {
+					if t.Protocol == "postgres" {
+						db = t.Name
+						break
+					}
+				}
+			}
+			fmt.Fprintf(w, "  PGPASSWORD=$TOKEN psql \"host=%s port=%s dbname=%s user=agent sslmode=require\"\n", host, port, db)
 		}
 	}
 	switch {

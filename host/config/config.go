@@ -71,16 +71,23 @@ type Issuer struct {
 
 // Target is an upstream the gateway reaches with a credential it holds.
 type Target struct {
-	Name       string     `toml:"name"`
-	Protocol   string     `toml:"protocol"`
-	Upstream   string     `toml:"upstream"`
-	CAFile     string     `toml:"ca_file"`
+	Name     string `toml:"name"`
+	Protocol string `toml:"protocol"`
+	// Upstream is an http(s):// URL for http, host:port for postgres.
+	Upstream string `toml:"upstream"`
+	CAFile   string `toml:"ca_file"`
+	// For postgres: the database on the upstream when a client names this
+	// target as its database (default "postgres"), and how the gateway
+	// secures its connection: verify-full (default; ca_file or the system
+	// roots) or disable (loopback upstreams only).
+	Database   string     `toml:"database"`
+	SSLMode    string     `toml:"sslmode"`
 	Credential Credential `toml:"credential"`
 }
 
 // Credential is what the gateway injects towards a target.
 type Credential struct {
-	Type     string `toml:"type"` // none, bearer, basic, header
+	Type     string `toml:"type"` // http: none, bearer, basic, header; postgres: password
 	Token    Secret `toml:"token"`
 	Username string `toml:"username"`
 	Password Secret `toml:"password"`
@@ -99,6 +106,17 @@ type Listener struct {
 	IdleTimeout       Duration `toml:"idle_timeout"`
 	MaxHeaderBytes    int      `toml:"max_header_bytes"`
 	Routes            []Route  `toml:"routes"`
+
+	// For postgres. Target binds the listener to one target (the client's
+	// database then passes through to the upstream); without it the
+	// client's database names the target. MaxMessageBytes caps one client
+	// message (default 16 MiB). AllowPlaintext accepts the token without
+	// TLS, from loopback clients only. AllowFunctionCall lets the
+	// FunctionCall message through (the chain never sees its arguments).
+	Target            string `toml:"target"`
+	MaxMessageBytes   int    `toml:"max_message_bytes"`
+	AllowPlaintext    bool   `toml:"allow_plaintext"`
+	AllowFunctionCall bool   `toml:"allow_function_call"`
 }
 
 // Route sends matching requests on a listener to a target.
@@ -321,8 +339,17 @@ func (c *Config) applyDefaults() {
 		}
 	}
 	for i := range c.Targets {
-		if c.Targets[i].Credential.Type == "" {
-			c.Targets[i].Credential.Type = "none"
+		t := &c.Targets[i]
+		if t.Credential.Type == "" {
+			t.Credential.Type = "none"
+		}
+		if t.Protocol == "postgres" {
+			if t.Database == "" {
+				t.Database = "postgres"
+			}
+			if t.SSLMode == "" {
+				t.SSLMode = "verify-full"
+			}
 		}
 	}
 	for i := range c.Listeners {
@@ -335,6 +362,9 @@ func (c *Config) applyDefaults() {
 		}
 		if l.MaxHeaderBytes == 0 {
 			l.MaxHeaderBytes = 64 << 10
+		}
+		if l.Protocol == "postgres" && l.MaxMessageBytes == 0 {
+			l.MaxMessageBytes = 16 << 20
 		}
 	}
 	for i := range c.Plugins {

@@ -58,7 +58,7 @@ func wantProblem(t *testing.T, ps Problems, line, col int, contains string) {
 }
 
 func TestShippedConfigsParse(t *testing.T) {
-	for _, path := range []string{"../../gateway.toml", "../../examples/gateway.full.toml"} {
+	for _, path := range []string{"../../gateway.toml", "../../examples/gateway.full.toml", "../../examples/postgres/gateway.toml"} {
 		if _, err := Load(path); err != nil {
 			t.Errorf("%s: %v", path, err)
 		}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/tollgate-dev/tollgate/host/access/glob"
@@ -11,7 +12,7 @@ import (
 
 // protocols this build can serve. Later protocols add themselves here as
 // their packages land.
-var knownProtocols = map[string]bool{"http": true}
+var knownProtocols = map[string]bool{"http": true, "postgres": true}
 
 // signingAlgs accepted for issuers. Symmetric algorithms and "none" are
 // excluded on purpose: a verifier that accepts HS256 with a public key as
@@ -111,17 +112,25 @@ func (c *Config) validate(ps *problemList) {
 			ps.add(p+".name", "duplicate target name %q", t.Name)
 		}
 		if !knownProtocols[t.Protocol] {
-			ps.add(p+".protocol", "unknown protocol %q (this build serves: http)", t.Protocol)
+			ps.add(p+".protocol", "unknown protocol %q (this build serves: http, postgres)", t.Protocol)
 		}
 		targets[t.Name] = t.Protocol
+		cp := p + ".credential"
+		cr := t.Credential
+		if t.Protocol == "postgres" {
+			validatePostgresTarget(ps, p, t)
+			checkSecret(ps, cp+".password", cr.Password)
+			continue
+		}
+		if t.Database != "" || t.SSLMode != "" {
+			ps.add(p, "database and sslmode apply to postgres targets only")
+		}
 		u, err := url.Parse(t.Upstream)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			ps.add(p+".upstream", "must be an http:// or https:// URL with a host")
 		} else if t.CAFile != "" && u.Scheme != "https" {
 			ps.add(p+".ca_file", "only applies to an https upstream")
 		}
-		cp := p + ".credential"
-		cr := t.Credential
 		switch cr.Type {
 		case "none":
 		case "bearer":
@@ -151,7 +160,7 @@ func (c *Config) validate(ps *problemList) {
 		p := fmt.Sprintf("listeners[%d]", i)
 		uniqueName(ps, p, "listener", l.Name, names)
 		if !knownProtocols[l.Protocol] {
-			ps.add(p+".protocol", "unknown protocol %q (this build serves: http)", l.Protocol)
+			ps.add(p+".protocol", "unknown protocol %q (this build serves: http, postgres)", l.Protocol)
 		}
 		if l.Listen == "" {
 			ps.add(p, "listen is required")
@@ -162,6 +171,13 @@ func (c *Config) validate(ps *problemList) {
 		}
 		if l.MaxHeaderBytes < 1024 {
 			ps.add(p+".max_header_bytes", "must be at least 1024")
+		}
+		if l.Protocol == "postgres" {
+			validatePostgresListener(ps, p, l, targets)
+			continue
+		}
+		if l.Target != "" || l.MaxMessageBytes != 0 || l.AllowPlaintext || l.AllowFunctionCall {
+			ps.add(p, "target, max_message_bytes, allow_plaintext and allow_function_call apply to postgres listeners only")
 		}
 		if len(l.Routes) == 0 {
 			ps.add(p, "needs at least one [[listeners.routes]] entry")
@@ -383,6 +399,66 @@ func (c *Config) validateApprovals(ps *problemList) {
 		checkSecret(ps, p+".url", w.URL)
 		if !oneOf(w.Format, "slack", "generic") {
 			ps.add(p+".format", "must be slack or generic")
+		}
+	}
+}
+
+// validatePostgresTarget checks a target of protocol postgres: a host:port
+// upstream, a password credential, and TLS towards it unless it is on
+// loopback.
+func validatePostgresTarget(ps *problemList, p string, t Target) {
+	host, port, err := net.SplitHostPort(t.Upstream)
+	if _, perr := strconv.ParseUint(port, 10, 16); err != nil || host == "" || perr != nil {
+		ps.add(p+".upstream", "must be host:port for a postgres target (e.g. db.internal:5432)")
+	}
+	switch t.SSLMode {
+	case "verify-full":
+	case "disable":
+		if ip := net.ParseIP(host); !(ip != nil && ip.IsLoopback()) && host != "localhost" {
+			ps.add(p+".sslmode", "disable is accepted for a loopback upstream only; use verify-full with ca_file")
+		}
+		if t.CAFile != "" {
+			ps.add(p+".ca_file", "only applies with sslmode = \"verify-full\"")
+		}
+	default:
+		ps.add(p+".sslmode", "must be verify-full or disable")
+	}
+	cr := t.Credential
+	switch cr.Type {
+	case "password":
+		if cr.Username == "" {
+			ps.add(p+".credential", "username is required for password credentials")
+		}
+		requireSecret(ps, p+".credential.password", cr.Password)
+	default:
+		ps.add(p+".credential.type", "must be password for a postgres target (SCRAM-SHA-256 or md5, as the server asks)")
+	}
+}
+
+// validatePostgresListener checks a listener of protocol postgres: no
+// routes (the startup database or target picks the target), TLS unless
+// plaintext is explicitly allowed, and a sane message cap.
+func validatePostgresListener(ps *problemList, p string, l Listener, targets map[string]string) {
+	if len(l.Routes) > 0 {
+		ps.add(p+".routes", "a postgres listener has no routes: the client's database names the target, or set target")
+	}
+	if l.Target != "" {
+		proto, ok := targets[l.Target]
+		switch {
+		case !ok:
+			ps.add(p+".target", "no target named %q", l.Target)
+		case proto != "postgres":
+			ps.add(p+".target", "target %q speaks %s, the listener postgres", l.Target, proto)
+		}
+	}
+	if l.MaxMessageBytes < 1024 || l.MaxMessageBytes > 1<<30 {
+		ps.add(p+".max_message_bytes", "must be between 1024 and 1 GiB")
+	}
+	if l.AllowPlaintext {
+		if host, _, err := net.SplitHostPort(l.Listen); err == nil {
+			if ip := net.ParseIP(host); !(ip != nil && ip.IsLoopback()) && host != "localhost" {
+				ps.add(p+".allow_plaintext", "plaintext is accepted on a loopback listen address only")
+			}
 		}
 	}
 }

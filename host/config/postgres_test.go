@@ -1,0 +1,77 @@
+package config
+
+import (
+	"strings"
+	"testing"
+)
+
+const pgConfig = `
+[[targets]]
+name = "db"
+protocol = "postgres"
+upstream = "127.0.0.1:5432"
+[targets.credential]
+type = "password"
+username = "agent"
+password = "env:DB_PW"
+
+[[listeners]]
+name = "pg"
+protocol = "postgres"
+listen = "127.0.0.1:6432"
+allow_plaintext = true
+
+[[access]]
+name = "all"
+targets = ["db"]
+`
+
+func TestPostgresDefaults(t *testing.T) {
+	c := mustParse(t, pgConfig)
+	if tg := c.Targets[0]; tg.Database != "postgres" || tg.SSLMode != "verify-full" {
+		t.Errorf("target defaults: %+v", tg)
+	}
+	if l := c.Listeners[0]; l.MaxMessageBytes != 16<<20 || l.Target != "" {
+		t.Errorf("listener defaults: %+v", l)
+	}
+}
+
+func TestPostgresProblems(t *testing.T) {
+	for _, tc := range []struct {
+		old, new  string
+		line, col int
+		want      string
+	}{
+		{`upstream = "127.0.0.1:5432"`, `upstream = "postgres://db"`, 5, 1, "must be host:port"},
+		{`upstream = "127.0.0.1:5432"`, "upstream = \"db.example:5432\"\nsslmode = \"disable\"", 6, 1, "loopback upstream only"},
+		{`type = "password"`, `type = "bearer"`, 7, 1, "must be password for a postgres target"},
+		{`listen = "127.0.0.1:6432"`, `listen = "0.0.0.0:6432"`, 16, 1, "loopback listen address only"},
+		{`allow_plaintext = true`, "allow_plaintext = true\ntarget = \"nope\"", 17, 1, `no target named "nope"`},
+		{`allow_plaintext = true`, "allow_plaintext = true\nmax_message_bytes = 10", 17, 1, "between 1024 and 1 GiB"},
+		{`allow_plaintext = true`, "allow_plaintext = true\n[[listeners.routes]]\ntarget = \"db\"", 0, 0, "a postgres listener has no routes"},
+		{`allow_plaintext = true`, "alow_plaintext = true", 17, 1, `did you mean "listeners.allow_plaintext"`},
+	} {
+		src := strings.Replace(pgConfig, tc.old, tc.new, 1)
+		ps := problemsOf(t, src)
+		if tc.line == 0 {
+			if !strings.Contains(ps.Error(), tc.want) {
+				t.Errorf("%q: want %q in %v", tc.new, tc.want, ps)
+			}
+			continue
+		}
+		found := false
+		for _, p := range ps {
+			if strings.Contains(p.Message, tc.want) {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("%q: want %q in %v", tc.new, tc.want, ps)
+		}
+	}
+	// http-only and postgres-only keys stay where they belong.
+	ps := problemsOf(t, strings.Replace(minimal, `upstream = "http://127.0.0.1:9000"`, "upstream = \"http://127.0.0.1:9000\"\nsslmode = \"disable\"", 1))
+	if !strings.Contains(ps.Error(), "postgres targets only") {
+		t.Errorf("sslmode on an http target: %v", ps)
+	}
+}

@@ -1,0 +1,305 @@
+//go:build unix
+
+package testenv
+
+import (
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	"net"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// PostgresBin is where Debian's postgresql package puts the server
+// binaries of major version 15.
+const PostgresBin = "/usr/lib/postgresql/15/bin"
+
+// Postgres is a throwaway PostgreSQL 15 cluster: initdb into a temp
+// directory, then the postmaster in the foreground as the postgres user
+// (initdb and postgres refuse to run as root), listening on a loopback
+// port, with password (SCRAM-SHA-256) authentication over TCP.
+type Postgres struct {
+	Dir      string // owned by the postgres user: data/, sock/, tls/
+	User     string // the superuser
+	Password string // its password
+	CAFile   string // with TLS: the self-signed certificate clients verify against
+
+	addr   string
+	cred   *syscall.Credential
+	mu     sync.Mutex
+	out    bytes.Buffer
+	cmd    *exec.Cmd
+	exited chan struct{}
+}
+
+// PostgresOptions configure StartPostgres.
+type PostgresOptions struct {
+	TLS bool // ssl=on with a self-signed certificate for 127.0.0.1 and localhost
+}
+
+// StartPostgres initialises and starts a cluster that lives until the test
+// ends. A missing server fails the test: protocol tests need the real one.
+func StartPostgres(t testing.TB, o PostgresOptions) *Postgres {
+	t.Helper()
+	if _, err := os.Stat(filepath.Join(PostgresBin, "initdb")); err != nil {
+		t.Fatalf("testenv: PostgreSQL 15 is not installed (%s); run `make deps` (it installs the test peers): %v", PostgresBin, err)
+	}
+	u, err := user.Lookup("postgres")
+	if err != nil {
+		t.Fatalf("testenv: no postgres user (the postgresql package creates it); run `make deps`: %v", err)
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	dir, err := os.MkdirTemp("", "tollgate-pg-")
+	if err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	p := &Postgres{Dir: dir, User: "tollgate_admin", Password: randomHex(12), addr: FreeAddr(t),
+		cred: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
+	for _, d := range []string{"sock", "tls"} {
+		os.MkdirAll(filepath.Join(dir, d), 0o700)
+	}
+	pw := filepath.Join(dir, "pwfile")
+	os.WriteFile(pw, []byte(p.Password+"\n"), 0o600)
+	if o.TLS {
+		if err := p.writeCert(); err != nil {
+			t.Fatalf("testenv: postgres tls: %v", err)
+		}
+	}
+	if err := chownTree(dir, uid, gid); err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	init := exec.Command(filepath.Join(PostgresBin, "initdb"), "-D", filepath.Join(dir, "data"), "-U", p.User,
+		"--pwfile="+pw, "--auth-host=scram-sha-256", "--auth-local=trust", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync")
+	init.SysProcAttr = &syscall.SysProcAttr{Credential: p.cred}
+	init.Dir = dir
+	if out, err := init.CombinedOutput(); err != nil {
+		t.Fatalf("testenv: initdb: %v\n%s", err, out)
+	}
+	os.Remove(pw)
+	// Anything over TCP authenticates with a password; md5 users get an
+	// md5 verifier (MD5User), which pg_hba's scram-sha-256 line does not
+	// accept, so the md5 lines come first for them.
+	hba := "local all all trust\nhost all +md5users 127.0.0.1/32 md5\nhost all all 127.0.0.1/32 scram-sha-256\n"
+	if err := os.WriteFile(filepath.Join(dir, "data", "pg_hba.conf"), []byte(hba), 0o600); err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	os.Chown(filepath.Join(dir, "data", "pg_hba.conf"), uid, gid)
+	p.start(t, o)
+	t.Cleanup(p.stop)
+	p.Exec(t, "CREATE ROLE md5users NOLOGIN")
+	return p
+}
+
+// Credential is the postgres user's, for running its companions (such
+// as pgbouncer, which refuses root).
+func (p *Postgres) Credential() *syscall.Credential { c := *p.cred; return &c }
+
+// Addr is the server's host:port.
+func (p *Postgres) Addr() string { return p.addr }
+
+// Host and Port split Addr.
+func (p *Postgres) Host() string { h, _, _ := net.SplitHostPort(p.addr); return h }
+func (p *Postgres) Port() string { _, port, _ := net.SplitHostPort(p.addr); return port }
+
+// URL is a libpq connection URL as the superuser to database db.
+func (p *Postgres) URL(db string) string {
+	return fmt.Sprintf("postgres://%s:%s@%s/%s?sslmode=disable", p.User, p.Password, p.addr, db)
+}
+
+// Output is what the server logged so far.
+func (p *Postgres) Output() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.out.String()
+}
+
+// Exec runs SQL as the superuser over the local socket with psql and
+// fails the test (with the server's log) if it fails. It returns psql's
+// unaligned, tuples-only output.
+func (p *Postgres) Exec(t testing.TB, sql string) string {
+	t.Helper()
+	return p.ExecDB(t, "postgres", sql)
+}
+
+// ExecDB is Exec against database db.
+func (p *Postgres) ExecDB(t testing.TB, db, sql string) string {
+	t.Helper()
+	cmd := exec.Command("psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", filepath.Join(p.Dir, "sock"),
+		"-p", p.Port(), "-U", p.User, "-d", db, "-c", sql)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: p.cred}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("testenv: psql %q: %v\n%s\nserver log:\n%s", sql, err, out, p.Output())
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// MD5User creates a login role whose password is stored as an md5
+// verifier, for testing the gateway's md5 path to the upstream.
+func (p *Postgres) MD5User(t testing.TB, name, password string) {
+	t.Helper()
+	p.Exec(t, fmt.Sprintf("SET password_encryption = 'md5'; CREATE ROLE %s LOGIN SUPERUSER IN ROLE md5users PASSWORD '%s'", name, password))
+}
+
+// Kill ends the postmaster with SIGKILL, as a crash would. Backends notice
+// and exit; connections through them break mid-stream.
+func (p *Postgres) Kill() {
+	p.mu.Lock()
+	cmd, exited := p.cmd, p.exited
+	p.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	// The postmaster leads its own process group: the backends go with it.
+	syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	<-exited
+}
+
+func (p *Postgres) start(t testing.TB, o PostgresOptions) {
+	t.Helper()
+	args := []string{"-D", filepath.Join(p.Dir, "data"), "-k", filepath.Join(p.Dir, "sock"),
+		"-h", p.Host(), "-p", p.Port(), "-c", "fsync=off", "-c", "synchronous_commit=off",
+		"-c", "full_page_writes=off", "-c", "max_connections=200", "-c", "log_min_messages=warning",
+		"-c", "cluster_name=" + p.Port()}
+	if o.TLS {
+		args = append(args, "-c", "ssl=on", "-c", "ssl_cert_file="+filepath.Join(p.Dir, "tls", "server.crt"),
+			"-c", "ssl_key_file="+filepath.Join(p.Dir, "tls", "server.key"))
+	}
+	cmd := exec.Command(filepath.Join(PostgresBin, "postgres"), args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: p.cred, Setpgid: true}
+	cmd.Dir = p.Dir
+	cmd.Stdout = lockedWriterFor(&p.mu, &p.out)
+	cmd.Stderr = cmd.Stdout
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("testenv: start postgres: %v", err)
+	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	p.mu.Lock()
+	p.cmd, p.exited = cmd, exited
+	p.mu.Unlock()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		select {
+		case <-exited:
+			t.Fatalf("testenv: postgres exited at startup:\n%s", p.Output())
+		default:
+		}
+		if c, err := net.DialTimeout("tcp", p.addr, time.Second); err == nil {
+			c.Close()
+			// Listening precedes accepting logins by a moment.
+			ready := exec.Command(filepath.Join(PostgresBin, "pg_isready"), "-h", p.Host(), "-p", p.Port())
+			if ready.Run() == nil {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("testenv: postgres not ready after 30s:\n%s", p.Output())
+		}
+		time.Sleep(30 * time.Millisecond)
+	}
+}
+
+// stop asks for a fast shutdown (SIGINT) and waits; SIGKILL after 10 s.
+func (p *Postgres) stop() {
+	p.mu.Lock()
+	cmd, exited := p.cmd, p.exited
+	p.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	select {
+	case <-exited:
+		return
+	default:
+	}
+	cmd.Process.Signal(syscall.SIGINT)
+	select {
+	case <-exited:
+	case <-time.After(10 * time.Second):
+		cmd.Process.Kill()
+		<-exited
+	}
+}
+
+// writeCert makes a self-signed certificate for 127.0.0.1 and localhost;
+// CAFile is the certificate itself, which verify-full accepts.
+func (p *Postgres) writeCert() error {
+	certPEM, keyPEM, err := SelfSigned("127.0.0.1", "localhost")
+	if err != nil {
+		return err
+	}
+	p.CAFile = filepath.Join(p.Dir, "tls", "server.crt")
+	if err := os.WriteFile(p.CAFile, certPEM, 0o644); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(p.Dir, "tls", "server.key"), keyPEM, 0o600)
+}
+
+// SelfSigned returns a PEM certificate and key (ECDSA P-256, valid a day)
+// for the given IP addresses and DNS names.
+func SelfSigned(hosts ...string) (certPEM, keyPEM []byte, err error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(time.Now().UnixNano()),
+		Subject:               pkix.Name{CommonName: hosts[0]},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(24 * time.Hour),
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	for _, h := range hosts {
+		if ip := net.ParseIP(h); ip != nil {
+			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
+		} else {
+			tmpl.DNSNames = append(tmpl.DNSNames, h)
+		}
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return nil, nil, err
+	}
+	kb, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return nil, nil, err
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kb}), nil
+}
+
+func chownTree(dir string, uid, gid int) error {
+	return filepath.Walk(dir, func(path string, _ os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Chown(path, uid, gid)
+	})
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return fmt.Sprintf("%x", b)
+}

@@ -1,0 +1,477 @@
+package postgres
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/tollgate-dev/tollgate/host/event"
+)
+
+// run serves the session until either side ends it, then records its
+// close row. It owns the upstream connection.
+func (s *session) run() {
+	s.stmts = map[string]string{}
+	s.portals = map[string]*portal{}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.relay()
+	}()
+	s.clientLoop()
+	s.mu.Lock()
+	s.ended = true
+	s.mu.Unlock()
+	s.up.SetWriteDeadline(time.Now().Add(time.Second))
+	s.up.Write([]byte{'X', 0, 0, 0, 4})
+	s.up.Close()
+	<-done
+	s.flushClient()
+	s.client.Close()
+	s.l.cancels.remove(s.cancelPID, s.cancelSecret)
+	s.recordClose()
+}
+
+// clientLoop reads client messages until Terminate or an error.
+func (s *session) clientLoop() {
+	for {
+		msg, err := s.be.Receive()
+		if err != nil {
+			s.clientError(err)
+			return
+		}
+		if !s.handle(msg) {
+			return
+		}
+		// Messages read while a statement waited for approval run now,
+		// in order (hold.go).
+		for len(s.stash) > 0 {
+			m := s.stash[0]
+			s.stash = s.stash[1:]
+			if !s.handle(m) {
+				return
+			}
+		}
+		if s.stashErr != nil {
+			s.clientError(s.stashErr)
+			return
+		}
+		if len(s.ubuf) > 64<<10 {
+			if !s.flushUp() {
+				return
+			}
+		}
+	}
+}
+
+// clientError ends the session for a read error: a message over the cap
+// or malformed gets a FATAL the client can read; a disconnect is noted.
+func (s *session) clientError(err error) {
+	var tooBig *pgproto3.ExceededMaxBodyLenErr
+	switch {
+	case errors.As(err, &tooBig):
+		s.setCloseErr(fmt.Sprintf("client message of %d bytes over the limit of %d", tooBig.ActualBodyLen, tooBig.MaxExpectedBodyLen))
+		s.fatal(codeProgramLimitExceeded, fmt.Sprintf("message of %d bytes is over this gateway's limit of %d bytes (max_message_bytes)", tooBig.ActualBodyLen, tooBig.MaxExpectedBodyLen))
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		s.setCloseErr("client disconnected mid-message")
+	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
+		s.setCloseErr("client disconnected without Terminate")
+	default:
+		var ne net.Error
+		if errors.As(err, &ne) {
+			s.setCloseErr("client connection: " + err.Error())
+			return
+		}
+		s.setCloseErr("protocol violation: " + err.Error())
+		s.fatal(codeProtocolViolation, "malformed or unknown message: "+err.Error())
+	}
+}
+
+// expired ends a session whose token has expired: a session never
+// outlives the identity that opened it.
+func (s *session) expired() bool {
+	if s.expires.IsZero() || time.Now().Before(s.expires) {
+		return false
+	}
+	s.setCloseErr("the token expired")
+	s.fatal(codeInvalidPassword, "the OIDC token expired at "+s.expires.UTC().Format(time.RFC3339)+"; connect again with a fresh token")
+	return true
+}
+
+// fatal sends a FATAL error right away; the session is ending.
+func (s *session) fatal(code, msg string) {
+	s.mu.Lock()
+	s.wbuf = errorMsg(s.wbuf, "FATAL", code, msg, s.id)
+	s.mu.Unlock()
+	s.flushClient()
+}
+
+// forward encodes m towards the upstream.
+func (s *session) forward(m pgproto3.FrontendMessage) {
+	b, err := m.Encode(s.ubuf)
+	if err == nil {
+		s.ubuf = b
+	}
+}
+
+func (s *session) flushUp() bool {
+	if len(s.ubuf) == 0 {
+		return true
+	}
+	_, err := s.up.Write(s.ubuf)
+	if cap(s.ubuf) > 1<<20 {
+		s.ubuf = nil
+	} else {
+		s.ubuf = s.ubuf[:0]
+	}
+	return err == nil
+}
+
+// push queues an op; answers of the gateway's own at the head are written.
+func (s *session) push(o *op) {
+	s.mu.Lock()
+	s.pushLocked(o)
+	wrote := s.drainLocked()
+	s.mu.Unlock()
+	if wrote {
+		s.flushClient()
+	}
+}
+
+// handle processes one client message; false ends the session.
+func (s *session) handle(msg pgproto3.FrontendMessage) bool {
+	switch msg.(type) {
+	case *pgproto3.Query, *pgproto3.Parse, *pgproto3.Bind, *pgproto3.FunctionCall:
+		if s.expired() {
+			return false
+		}
+	}
+	switch m := msg.(type) {
+	case *pgproto3.Query:
+		if s.clientSkip {
+			return true
+		}
+		s.onQuery(m)
+		return s.flushUp()
+	case *pgproto3.Parse:
+		if s.clientSkip {
+			return true
+		}
+		s.stmts[m.Name] = m.Query
+		s.forward(m)
+		s.push(&op{kind: opParse})
+	case *pgproto3.Bind:
+		if s.clientSkip {
+			return true
+		}
+		s.onBind(m)
+	case *pgproto3.Describe:
+		if s.clientSkip {
+			return true
+		}
+		o := &op{kind: opDescribe}
+		if m.ObjectType == 'P' {
+			if p := s.portals[m.Name]; p != nil {
+				p.described = true
+				o.portal = p
+			}
+		}
+		s.forward(m)
+		s.push(o)
+	case *pgproto3.Execute:
+		if s.clientSkip {
+			return true
+		}
+		s.onExecute(m)
+	case *pgproto3.Close:
+		if s.clientSkip {
+			return true
+		}
+		if m.ObjectType == 'S' {
+			delete(s.stmts, m.Name)
+		} else {
+			delete(s.portals, m.Name)
+		}
+		s.forward(m)
+		s.push(&op{kind: opClose})
+	case *pgproto3.Sync:
+		s.clientSkip = false
+		s.forward(m)
+		s.push(&op{kind: opSync})
+		return s.flushUp()
+	case *pgproto3.Flush:
+		if s.clientSkip {
+			return true
+		}
+		s.forward(m)
+		return s.flushUp()
+	case *pgproto3.CopyData:
+		s.forward(m)
+	case *pgproto3.CopyDone, *pgproto3.CopyFail:
+		s.forward(m)
+		return s.flushUp()
+	case *pgproto3.FunctionCall:
+		if s.clientSkip {
+			return true
+		}
+		s.onFunctionCall(m)
+		return s.flushUp()
+	case *pgproto3.Terminate:
+		s.mu.Lock()
+		s.ended = true
+		s.mu.Unlock()
+		return false
+	default:
+		s.setCloseErr(fmt.Sprintf("protocol violation: unexpected %T", msg))
+		s.fatal(codeProtocolViolation, fmt.Sprintf("unexpected message %T after startup", msg))
+		return false
+	}
+	return true
+}
+
+// statement event and verdict
+
+// decide runs the statement's pg.query event through the chain. A hold
+// waits for a person's decision (hold.go); approved, the statement runs
+// with the verdict still "hold" and the approval on its row.
+func (s *session) decide(st *stmt) (event.Verdict, bool) {
+	if !s.l.wants("pg.query") {
+		return event.Verdict{Action: event.Allow}, true
+	}
+	ev := &event.Event{Phase: event.Request, Protocol: "postgres", Kind: "pg.query", SessionID: s.id,
+		Target: s.targetName, Principal: s.principal, Fields: st.fields}
+	v, err := s.l.process(ev)
+	if err != nil {
+		s.l.deps.Log.Error("plugin chain failed", "session_id", s.id, "err", err)
+		return event.Verdict{Action: event.Deny, Reason: "policy chain failed"}, false
+	}
+	switch v.Action {
+	case event.Deny:
+		return v, false
+	case event.Hold:
+		if s.l.deps.Approvals == nil {
+			v.Reason = "held for approval, and this gateway has no approval service: " + v.Reason
+			return v, false
+		}
+		return s.hold(st, ev, v)
+	}
+	return v, true
+}
+
+// rewrites reports whether v's Changes apply to the statement: a rewrite,
+// or a hold (the reviewer approved the statement as rewritten).
+func rewrites(v event.Verdict) bool {
+	return v.Action == event.Rewrite || v.Action == event.Hold
+}
+
+func (s *session) onQuery(m *pgproto3.Query) {
+	s.statements++
+	st := &stmt{start: time.Now(), fields: map[string]string{"sql": m.String}, reqSize: int64(len(m.String))}
+	v, ok := s.decide(st)
+	st.verdict = v
+	if !ok {
+		st.err = "denied: " + v.Reason
+		s.recordStmt(st)
+		s.push(&op{kind: opSynth, synth: errorMsg(nil, "ERROR", codeInsufficientPriv, denyText(v), s.id), rfq: true})
+		return
+	}
+	sql := m.String
+	if nv, ok := v.Changes["sql"]; ok && rewrites(v) {
+		sql = nv
+		st.fields["sql"] = nv
+	}
+	qo := &op{kind: opQuery, st: st, sql: sql, rows: s.l.wants("pg.rows")}
+	if qo.rows {
+		if q, f, ok := copyOut(sql); ok && f != copyBinary {
+			// Learn the columns of COPY TO STDOUT (copy.go); every answer
+			// to these three messages stays in the gateway.
+			qo.copyOf, qo.copyFmt = &portal{}, f
+			s.forward(&pgproto3.Parse{Query: q})
+			s.forward(&pgproto3.Describe{ObjectType: 'S'})
+			s.forward(&pgproto3.Sync{})
+			s.push(&op{kind: opParse, swallow: true})
+			s.push(&op{kind: opDescribe, portal: qo.copyOf, swallow: true})
+			s.push(&op{kind: opSync, swallow: true})
+		}
+	}
+	s.forward(&pgproto3.Query{String: sql})
+	s.push(qo)
+}
+
+func denyText(v event.Verdict) string {
+	r := v.Reason
+	if r == "" {
+		r = "denied by policy"
+	}
+	if v.Plugin != "" {
+		return r + " (plugin " + v.Plugin + ")"
+	}
+	return r
+}
+
+// onBind is the extended protocol's statement: the SQL of the prepared
+// statement and the parameters, through the chain on every Bind.
+func (s *session) onBind(m *pgproto3.Bind) {
+	s.statements++
+	sql := s.stmts[m.PreparedStatement]
+	st := &stmt{start: time.Now(), fields: bindFields(sql, m)}
+	for _, p := range m.Parameters {
+		st.reqSize += int64(len(p))
+	}
+	v, ok := s.decide(st)
+	st.verdict = v
+	if !ok {
+		st.err = "denied: " + v.Reason
+		s.recordStmt(st)
+		delete(s.portals, m.DestinationPortal)
+		s.clientSkip = true
+		s.push(&op{kind: opSynth, synth: errorMsg(nil, "ERROR", codeInsufficientPriv, denyText(v), s.id)})
+		return
+	}
+	if rewrites(v) {
+		for k, val := range v.Changes {
+			i, isParam := paramIndex(k)
+			if !isParam || i >= len(m.Parameters) || paramFormat(m, i) != pgproto3.TextFormat {
+				continue
+			}
+			m.Parameters[i] = []byte(val)
+			st.fields[k] = val
+		}
+	}
+	s.portals[m.DestinationPortal] = &portal{st: st, sql: sql}
+	s.forward(m)
+	s.push(&op{kind: opBind})
+}
+
+func (s *session) onExecute(m *pgproto3.Execute) {
+	p := s.portals[m.Portal]
+	if p == nil {
+		// Not bound through this gateway (its Bind failed or was never
+		// sent): the server answers with an error; record it.
+		p = &portal{st: &stmt{start: time.Now(), fields: map[string]string{"portal": m.Portal}}}
+	}
+	rows := s.l.wants("pg.rows")
+	if rows && !p.described {
+		// Masking needs the columns: ask for them, and keep the answer.
+		s.forward(&pgproto3.Describe{ObjectType: 'P', Name: m.Portal})
+		s.push(&op{kind: opDescribe, portal: p, swallow: true})
+		p.described = true
+	}
+	s.forward(m)
+	s.push(&op{kind: opExecute, st: p.st, portal: p, sql: p.sql, rows: rows})
+}
+
+func (s *session) onFunctionCall(m *pgproto3.FunctionCall) {
+	s.statements++
+	st := &stmt{start: time.Now(), fields: map[string]string{"function_oid": strconv.FormatUint(uint64(m.Function), 10)}}
+	if !s.l.cfg.AllowFunctionCall {
+		st.verdict = event.Verdict{Action: event.Deny, Reason: "the FunctionCall message is refused by this gateway (allow_function_call)"}
+		st.err = "denied: " + st.verdict.Reason
+		s.recordStmt(st)
+		s.push(&op{kind: opSynth, synth: errorMsg(nil, "ERROR", codeInsufficientPriv, st.verdict.Reason, s.id), rfq: true})
+		return
+	}
+	st.verdict = event.Verdict{Action: event.Allow}
+	s.forward(m)
+	s.push(&op{kind: opFunc, st: st})
+}
+
+// bindFields are a Bind's event fields: sql, statement and portal names
+// when not empty, params (the count) and param.N (1-based): text-format
+// values as sent, binary ones as \x followed by hex; NULLs are absent.
+func bindFields(sql string, m *pgproto3.Bind) map[string]string {
+	f := make(map[string]string, 2+len(m.Parameters))
+	f["sql"] = sql
+	if m.PreparedStatement != "" {
+		f["statement"] = m.PreparedStatement
+	}
+	if m.DestinationPortal != "" {
+		f["portal"] = m.DestinationPortal
+	}
+	if len(m.Parameters) > 0 {
+		f["params"] = strconv.Itoa(len(m.Parameters))
+	}
+	for i, p := range m.Parameters {
+		if p == nil {
+			continue
+		}
+		k := "param." + strconv.Itoa(i+1)
+		if paramFormat(m, i) == pgproto3.BinaryFormat {
+			f[k] = `\x` + hex.EncodeToString(p)
+		} else {
+			f[k] = string(p)
+		}
+	}
+	return f
+}
+
+func paramFormat(m *pgproto3.Bind, i int) int16 {
+	switch len(m.ParameterFormatCodes) {
+	case 0:
+		return pgproto3.TextFormat
+	case 1:
+		return m.ParameterFormatCodes[0]
+	}
+	if i < len(m.ParameterFormatCodes) {
+		return m.ParameterFormatCodes[i]
+	}
+	return pgproto3.TextFormat
+}
+
+// paramIndex parses "param.N" into the 0-based N-1.
+func paramIndex(k string) (int, bool) {
+	n, ok := strings.CutPrefix(k, "param.")
+	if !ok {
+		return 0, false
+	}
+	i, err := strconv.Atoi(n)
+	if err != nil || i < 1 {
+		return 0, false
+	}
+	return i - 1, true
+}
+
+// chain access
+
+// acquirer is a chain that can be replaced while serving (a reload).
+type acquirer interface {
+	Acquire() (event.Chain, func())
+}
+
+func (l *Listener) acquire() (event.Chain, func()) {
+	if a, ok := l.deps.Chain.(acquirer); ok {
+		return a.Acquire()
+	}
+	return l.deps.Chain, func() {}
+}
+
+// wants reports whether some plugin subscribed to kind; chains that do
+// not say get every event.
+func (l *Listener) wants(kind string) bool {
+	c, release := l.acquire()
+	defer release()
+	if c == nil {
+		return false
+	}
+	if sub, ok := c.(event.Subscriber); ok {
+		return sub.Wants(kind)
+	}
+	return true
+}
+
+func (l *Listener) process(ev *event.Event) (event.Verdict, error) {
+	c, release := l.acquire()
+	defer release()
+	if c == nil {
+		return event.Verdict{Action: event.Allow}, nil
+	}
+	return c.Process(context.Background(), ev)
+}

@@ -1,0 +1,275 @@
+package postgres
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/tollgate-dev/tollgate/host/access"
+	"github.com/tollgate-dev/tollgate/host/audit"
+	"github.com/tollgate-dev/tollgate/host/identity"
+)
+
+// startupTimeout bounds the time from accept to a ready session: TLS,
+// startup, the token, the upstream login.
+const startupTimeout = 30 * time.Second
+
+// SQLSTATEs the gateway sends on its own behalf.
+const (
+	codeInvalidAuthorization = "28000" // no TLS, no access
+	codeInvalidPassword      = "28P01" // missing or bad token
+	codeCannotConnectNow     = "57P03" // issuer or audit unavailable
+	codeConnectionFailure    = "08006" // upstream unavailable
+	codeProtocolViolation    = "08P01"
+	codeInsufficientPriv     = "42501" // a deny
+	codeFeatureNotSupported  = "0A000"
+	codeInvalidCatalog       = "3D000" // no such target
+	codeProgramLimitExceeded = "54000" // message over the cap
+)
+
+// serveConn runs one client connection from startup to close. It owns nc.
+func (l *Listener) serveConn(nc net.Conn) {
+	defer nc.Close()
+	nc.SetDeadline(time.Now().Add(startupTimeout))
+	st := &startup{l: l, nc: nc, remote: nc.RemoteAddr().String()}
+	s, err := st.run()
+	if err != nil {
+		if !errors.Is(err, errQuiet) {
+			l.deps.Log.Debug("postgres: startup ended", "listener", l.cfg.Name, "remote", st.remote, "session_id", st.sessionID, "err", err)
+		}
+		return
+	}
+	nc.SetDeadline(time.Time{})
+	s.run()
+}
+
+// errQuiet ends a connection that needs no log line (a cancel request, a
+// probe that hung up).
+var errQuiet = errors.New("quiet close")
+
+// startup is a client connection before its session is ready.
+type startup struct {
+	l         *Listener
+	nc        net.Conn
+	be        *pgproto3.Backend
+	remote    string
+	tls       bool
+	sessionID string
+	params    map[string]string
+	audited   *session // set once a session.open row exists
+}
+
+func (st *startup) backend() {
+	st.be = pgproto3.NewBackend(st.nc, st.nc)
+	st.be.SetMaxBodyLen(st.l.cfg.MaxMessageBytes)
+}
+
+func (st *startup) run() (*session, error) {
+	st.backend()
+	var sm *pgproto3.StartupMessage
+	for sm == nil {
+		msg, err := st.be.ReceiveStartupMessage()
+		if err != nil {
+			return nil, fmt.Errorf("startup: %w", err)
+		}
+		switch m := msg.(type) {
+		case *pgproto3.SSLRequest:
+			if st.tls || st.l.tlsConf == nil {
+				if _, err := st.nc.Write([]byte{'N'}); err != nil {
+					return nil, err
+				}
+				continue
+			}
+			if _, err := st.nc.Write([]byte{'S'}); err != nil {
+				return nil, err
+			}
+			tc := tls.Server(st.nc, st.l.tlsConf)
+			if err := tc.Handshake(); err != nil {
+				return nil, fmt.Errorf("tls: %w", err)
+			}
+			// A fresh reader: bytes a client sent in the clear behind its
+			// SSLRequest are dropped, never read as if encrypted.
+			st.nc, st.tls = tc, true
+			st.backend()
+		case *pgproto3.GSSEncRequest:
+			if _, err := st.nc.Write([]byte{'N'}); err != nil {
+				return nil, err
+			}
+		case *pgproto3.CancelRequest:
+			st.l.cancel(m)
+			return nil, errQuiet
+		case *pgproto3.StartupMessage:
+			sm = m
+		default:
+			return nil, fmt.Errorf("startup: unexpected %T", msg)
+		}
+	}
+	st.sessionID = newSessionID()
+	st.params = sm.Parameters
+	return st.login(sm)
+}
+
+// fatal sends a FATAL ErrorResponse and returns err for the caller.
+func (st *startup) fatal(code, msg string, err error) error {
+	st.be.Send(&pgproto3.ErrorResponse{Severity: "FATAL", SeverityUnlocalized: "FATAL", Code: code,
+		Message: msg, Detail: "tollgate session " + st.sessionID})
+	st.be.Flush()
+	if st.audited == nil && st.sessionID != "" {
+		// Refused before anyone was identified: a session of its own, so
+		// that probes and bad tokens leave a trace.
+		st.audited = &session{l: st.l, id: st.sessionID, remote: st.remote, tls: st.tls, opened: time.Now(),
+			pgUser: st.params["user"], database: st.params["database"]}
+		st.audited.recordOpen(code + ": " + msg)
+	}
+	if st.audited != nil {
+		st.audited.closeErr = code + ": " + msg
+		st.audited.recordClose()
+	}
+	return err
+}
+
+func (st *startup) login(sm *pgproto3.StartupMessage) (*session, error) {
+	params := sm.Parameters
+	if sm.ProtocolVersion != pgproto3.ProtocolVersion30 {
+		// The gateway speaks 3.0 on both sides.
+		st.be.Send(&pgproto3.NegotiateProtocolVersion{NewestMinorProtocol: 0})
+	}
+	if !st.tls {
+		host, _, _ := net.SplitHostPort(st.remote)
+		ip := net.ParseIP(host)
+		if !st.l.cfg.AllowPlaintext || ip == nil || !ip.IsLoopback() {
+			return nil, st.fatal(codeInvalidAuthorization, "TLS is required: connect with sslmode=require (the password is an OIDC token)", errors.New("client without TLS"))
+		}
+	}
+	if v := params["replication"]; v != "" && v != "false" && v != "0" && v != "off" {
+		return nil, st.fatal(codeFeatureNotSupported, "replication connections are not served by the gateway", errors.New("replication requested"))
+	}
+	if a, ok := st.l.deps.Recorder.(audit.Admitter); ok {
+		if err := a.Admit(); err != nil {
+			return nil, st.fatal(codeCannotConnectNow, "the audit trail cannot take more rows right now; nothing unaudited is let through", err)
+		}
+	}
+	st.be.Send(&pgproto3.AuthenticationCleartextPassword{})
+	if err := st.be.Flush(); err != nil {
+		return nil, err
+	}
+	st.be.SetAuthType(pgproto3.AuthTypeCleartextPassword)
+	msg, err := st.be.Receive()
+	if err != nil {
+		return nil, fmt.Errorf("password: %w", err)
+	}
+	pm, ok := msg.(*pgproto3.PasswordMessage)
+	if !ok {
+		return nil, st.fatal(codeProtocolViolation, "expected a password message", fmt.Errorf("password: got %T", msg))
+	}
+	token := pm.Password
+	if token == "" {
+		return nil, st.fatal(codeInvalidPassword, "an OIDC token is required as the password (PGPASSWORD=$TOKEN)", errors.New("no token"))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), startupTimeout)
+	defer cancel()
+	p, err := st.l.deps.Auth.Verify(ctx, token)
+	token = ""
+	if err != nil {
+		var te *identity.TokenError
+		if errors.As(err, &te) {
+			return nil, st.fatal(codeInvalidPassword, "the OIDC token was not accepted: "+te.Reason, err)
+		}
+		st.l.deps.Log.Warn("token not verified", "session_id", st.sessionID, "err", err)
+		return nil, st.fatal(codeCannotConnectNow, "the token cannot be checked right now: the issuer's keys are unavailable", err)
+	}
+
+	// The target: the listener's, or the one the database names.
+	tname, db := st.l.cfg.Target, params["database"]
+	if db == "" {
+		db = params["user"]
+	}
+	if tname == "" {
+		tname = db
+		db = ""
+	}
+	t := st.l.targets[tname]
+	if t != nil && db == "" {
+		db = t.database
+	}
+	s := &session{l: st.l, id: st.sessionID, principal: p, remote: st.remote, tls: st.tls,
+		pgUser: params["user"], database: db, targetName: tname, opened: time.Now(), client: st.nc}
+	if t == nil {
+		s.targetName = ""
+		s.recordOpen("unknown target " + tname)
+		st.audited = s
+		return nil, st.fatal(codeInvalidCatalog, fmt.Sprintf("no target named %q on this gateway (the database names the target)", tname), errors.New("unknown target"))
+	}
+	s.target = t
+	if exp, err := strconv.ParseFloat(p.Claims["exp"], 64); err == nil && exp > 0 {
+		s.expires = time.Unix(int64(exp), 0)
+	}
+	d := st.l.deps.Policy.Decide(p, access.Request{Target: tname, Verb: "CONNECT", Resource: "/" + db})
+	s.rule = d.Rule
+	if !d.Allowed {
+		s.recordOpen(d.Reason)
+		st.audited = s
+		return nil, st.fatal(codeInvalidAuthorization, "access denied: "+d.Reason, errors.New("access denied"))
+	}
+	hc, err := t.connect(ctx, db, params, st.sessionID)
+	if err != nil {
+		// The detail stays in the log and the audit row; the client learns
+		// only that the target did not take the connection.
+		st.l.deps.Log.Warn("postgres: upstream connect failed", "session_id", st.sessionID, "target", tname, "err", scrub(err.Error(), t.password))
+		s.recordOpen("upstream: " + scrub(err.Error(), t.password))
+		st.audited = s
+		return nil, st.fatal(codeConnectionFailure, "target "+tname+" did not accept the gateway's connection", err)
+	}
+	s.recordOpen("")
+	st.audited = s
+	s.up = hc.Conn
+	s.txStatus = hc.TxStatus
+	pid, secret := st.l.cancels.add(&cancelTarget{t: t, addr: hc.Conn.RemoteAddr().String(), pid: hc.PID, secret: hc.SecretKey, sessionID: s.id, hold: s.cancelHold})
+	s.cancelPID, s.cancelSecret = pid, secret
+
+	st.be.Send(&pgproto3.AuthenticationOk{})
+	for k, v := range hc.ParameterStatuses {
+		if k == "application_name" {
+			v = params["application_name"]
+		}
+		st.be.Send(&pgproto3.ParameterStatus{Name: k, Value: v})
+	}
+	var key [4]byte
+	key[0], key[1], key[2], key[3] = byte(secret>>24), byte(secret>>16), byte(secret>>8), byte(secret)
+	st.be.Send(&pgproto3.BackendKeyData{ProcessID: pid, SecretKey: key[:]})
+	st.be.Send(&pgproto3.ReadyForQuery{TxStatus: hc.TxStatus})
+	if err := st.be.Flush(); err != nil {
+		s.closeErr = "client went away during startup"
+		s.up.Close()
+		st.l.cancels.remove(pid, secret)
+		s.recordClose()
+		return nil, err
+	}
+	s.be = st.be
+	return s, nil
+}
+
+// cancel forwards a client's CancelRequest to the upstream session its key
+// maps to. Unknown keys are ignored, as PostgreSQL does.
+func (l *Listener) cancel(m *pgproto3.CancelRequest) {
+	ct := l.cancels.get(m.ProcessID, m.SecretKey)
+	if ct == nil {
+		return
+	}
+	if ct.hold != nil && ct.hold() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := ct.send(ctx); err != nil {
+		l.deps.Log.Warn("postgres: cancel request not delivered", "session_id", ct.sessionID, "err", err)
+		return
+	}
+	l.deps.Log.Info("postgres: cancel request forwarded", "session_id", ct.sessionID)
+}

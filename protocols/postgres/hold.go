@@ -1,0 +1,214 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"maps"
+	"net"
+	"reflect"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/tollgate-dev/tollgate/host/approval"
+	"github.com/tollgate-dev/tollgate/host/event"
+)
+
+// Holding a statement for approval
+//
+// The client loop waits on the decision, so nothing else the client sent
+// is acted on meanwhile (PostgreSQL itself runs one statement at a time).
+// The client is told with a NoticeResponse where the approval is. While
+// waiting, a watcher goroutine keeps reading the client: a disconnect or a
+// Terminate cancels the approval, and anything else the client pipelined
+// (pgx sends Describe, Execute and Sync with the Bind) is copied aside and
+// handled, in order, once the wait is over. A CancelRequest for the
+// session (psql's Ctrl-C) cancels the approval too.
+
+// maxStash bounds what the watcher keeps aside; past it, it stops reading
+// (the client then waits on TCP, and a disconnect shows at expiry).
+const (
+	maxStashMessages = 1024
+	maxStashBytes    = 16 << 20
+)
+
+// holdState is the session's current approval wait, for CancelRequest.
+type holdState struct {
+	mu     sync.Mutex
+	cancel context.CancelCauseFunc
+}
+
+var (
+	errClientGone      = errors.New("the client disconnected while the statement was held for approval")
+	errClientTerminate = errors.New("the client ended the session while the statement was held for approval")
+	errClientCancel    = errors.New("the client cancelled the statement (CancelRequest) while it was held for approval")
+)
+
+// hold asks a person to decide on a held statement. True means approved:
+// run it exactly once. False is a deny, with the reason in the verdict.
+func (s *session) hold(st *stmt, ev *event.Event, v event.Verdict) (event.Verdict, bool) {
+	m := s.l.deps.Approvals
+	if len(v.ApproverGroups) == 0 {
+		v.Reason = "held for approval, but the plugin named no approver groups: " + v.Reason
+		return v, false
+	}
+	fields, changed := heldFields(ev.Fields, v.Changes)
+	req := approval.Request{
+		SessionID: s.id, Protocol: "postgres", Kind: ev.Kind, Target: s.targetName,
+		Principal: s.principal, Fields: fields, Changed: changed, Plugin: v.Plugin, Reason: v.Reason,
+		ApproverGroups: v.ApproverGroups, Hash: statementHash(ev.Kind, s.targetName, fields),
+		RemoteAddr: s.remote, Listener: s.l.cfg.Name,
+	}
+	if d, ok := m.Granted(req); ok {
+		st.approvalID, st.approver = d.ID, d.Approver
+		return v, true
+	}
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	p, err := m.Hold(ctx, req)
+	if err != nil {
+		s.l.deps.Log.Error("approval not recorded", "session_id", s.id, "err", err)
+		v.Reason = "held for approval, and the approval could not be recorded: " + v.Reason
+		return v, false
+	}
+	st.approvalID = p.ID
+
+	// Everything forwarded so far goes out, so the answers before this
+	// statement reach the client, then the notice.
+	s.flushUp()
+	s.push(&op{kind: opSynth, synth: noticeMsg(nil, "waiting for approval "+p.ID+" at "+p.URL+" ("+v.Reason+")", s.id)})
+
+	s.holding.mu.Lock()
+	s.holding.cancel = cancel
+	s.holding.mu.Unlock()
+	stop := s.watchClient(cancel)
+	d, err := p.Wait(ctx)
+	stop()
+	s.holding.mu.Lock()
+	s.holding.cancel = nil
+	s.holding.mu.Unlock()
+
+	switch {
+	case err != nil && context.Cause(ctx) != nil && context.Cause(ctx) != context.Canceled:
+		v.Reason = context.Cause(ctx).Error()
+		return v, false
+	case err != nil:
+		v.Reason = "approval " + p.ID + ": " + err.Error()
+		return v, false
+	case !d.Approved():
+		st.approver = d.Approver
+		v.Reason = d.Message()
+		return v, false
+	}
+	st.approver = d.Approver
+	return v, true
+}
+
+// cancelHold cancels the approval the session waits on, if any; it is how
+// a CancelRequest reaches a statement that has not run yet.
+func (s *session) cancelHold() bool {
+	s.holding.mu.Lock()
+	defer s.holding.mu.Unlock()
+	if s.holding.cancel == nil {
+		return false
+	}
+	s.holding.cancel(errClientCancel)
+	return true
+}
+
+// watchClient reads the client while the client loop waits, until stop:
+// a read error or Terminate cancels the wait; other messages are copied
+// into the stash.
+func (s *session) watchClient(cancel context.CancelCauseFunc) (stop func()) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		size := 0
+		for len(s.stash) < maxStashMessages && size < maxStashBytes {
+			msg, err := s.be.Receive()
+			if err != nil {
+				var ne net.Error
+				if errors.As(err, &ne) && ne.Timeout() {
+					return // stop() set the deadline
+				}
+				s.stashErr = err
+				cancel(errClientGone)
+				return
+			}
+			c, n, err := copyMessage(msg)
+			if err != nil {
+				s.stashErr = err
+				cancel(errClientGone)
+				return
+			}
+			s.stash = append(s.stash, c)
+			size += n
+			if _, ok := msg.(*pgproto3.Terminate); ok {
+				cancel(errClientTerminate)
+				return
+			}
+		}
+	}()
+	return func() {
+		// A read deadline in the past wakes the watcher without losing
+		// bytes: the Backend keeps a partly read message for the next
+		// Receive.
+		s.client.SetReadDeadline(time.Now())
+		<-done
+		s.client.SetReadDeadline(time.Time{})
+	}
+}
+
+// copyMessage copies a client message out of the Backend's buffers,
+// which the next Receive reuses, by encoding it and decoding the bytes
+// into a new message of the same type.
+func copyMessage(m pgproto3.FrontendMessage) (pgproto3.FrontendMessage, int, error) {
+	b, err := m.Encode(nil)
+	if err != nil {
+		return nil, 0, err
+	}
+	c := reflect.New(reflect.TypeOf(m).Elem()).Interface().(pgproto3.FrontendMessage)
+	if err := c.Decode(b[5:]); err != nil {
+		return nil, 0, err
+	}
+	return c, len(b), nil
+}
+
+// heldFields is the statement as it will run if approved, which is what
+// the reviewer sees: the event's fields with the chain's rewrites applied,
+// and the names of the rewritten fields.
+func heldFields(fields, changes map[string]string) (map[string]string, []string) {
+	f := maps.Clone(fields)
+	var changed []string
+	for k, v := range changes {
+		if f[k] == v {
+			continue
+		}
+		f[k] = v
+		changed = append(changed, k)
+	}
+	sort.Strings(changed)
+	return f, changed
+}
+
+// statementHash identifies "the same statement" for session grants: the
+// SQL with whitespace runs folded, and the parameters.
+func statementHash(kind, target string, fields map[string]string) string {
+	f := map[string]string{"sql": strings.Join(strings.Fields(fields["sql"]), " ")}
+	for k, v := range fields {
+		if strings.HasPrefix(k, "param.") {
+			f[k] = v
+		}
+	}
+	return approval.RequestHash(kind, target, f)
+}
+
+// noticeMsg encodes a NoticeResponse from the gateway.
+func noticeMsg(dst []byte, msg, sessionID string) []byte {
+	b, _ := (&pgproto3.NoticeResponse{Severity: "NOTICE", SeverityUnlocalized: "NOTICE", Code: "01000",
+		Message: msg, Detail: "tollgate session " + sessionID}).Encode(dst)
+	return b
+}

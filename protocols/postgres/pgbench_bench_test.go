@@ -1,0 +1,190 @@
+package postgres_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/tollgate-dev/tollgate/host/config"
+	"github.com/tollgate-dev/tollgate/host/testenv"
+)
+
+// BenchmarkPgbench compares pgbench through the gateway (default chain:
+// guard, mask, redact) with pgbench direct and through PgBouncer (session
+// pooling) in front of the same server, in one run: select-only at 8 and
+// 1 clients, the same with -M prepared, and -N (writes). Each figure
+// prints as a BENCH line; PGBENCH_TIME overrides the seconds per run.
+func BenchmarkPgbench(b *testing.B) {
+	testenv.RequireCommand(b, "pgbench")
+	secs := os.Getenv("PGBENCH_TIME")
+	if secs == "" {
+		secs = "20"
+	}
+	pg := testenv.StartPostgres(b, testenv.PostgresOptions{})
+	plugins := append(defaultPlugins(b), loadPlugin(b, "redact", nil))
+	e := startEnv(b, envOptions{pg: pg, plugins: plugins, listener: func(l *config.Listener) { l.AllowPlaintext = true }})
+	init := exec.Command("pgbench", "-i", "-s", "10", "-q", pg.URL("postgres"))
+	if out, err := init.CombinedOutput(); err != nil {
+		b.Fatalf("pgbench -i: %v\n%s", err, out)
+	}
+	bouncer := startPgBouncer(b, pg)
+
+	type target struct {
+		name string
+		env  []string
+	}
+	direct := target{"direct", append(os.Environ(), "PGHOST="+pg.Host(), "PGPORT="+pg.Port(), "PGUSER="+pg.User,
+		"PGPASSWORD="+pg.Password, "PGDATABASE=postgres", "PGSSLMODE=disable")}
+	via := target{"gateway", e.psqlEnv()}
+	// The same listener without TLS (allow_plaintext on loopback), to
+	// show what TLS to the agent costs: direct and PgBouncer run without.
+	plain := target{"gateway-notls", append(e.psqlEnv(), "PGSSLMODE=disable")}
+	targets := []target{direct, via, plain}
+	if bouncer != "" {
+		targets = append(targets, target{"pgbouncer", append(os.Environ(), "PGHOST=127.0.0.1", "PGPORT="+bouncer, "PGUSER="+pg.User,
+			"PGPASSWORD="+pg.Password, "PGDATABASE=postgres", "PGSSLMODE=disable")})
+	}
+	runs := []struct {
+		name string
+		args []string
+	}{
+		{"select-c8", []string{"-S", "-c", "8", "-j", "2"}},
+		{"select-c1", []string{"-S", "-c", "1", "-j", "1"}},
+		{"prepared-c8", []string{"-S", "-M", "prepared", "-c", "8", "-j", "2"}},
+		{"writes-c8", []string{"-N", "-c", "8", "-j", "2"}},
+	}
+	for i := 0; i < b.N; i++ {
+		for _, r := range runs {
+			res := map[string][2]float64{}
+			for _, tg := range targets {
+				cmd := exec.Command("pgbench", append(r.args, "-T", secs)...)
+				cmd.Env = tg.env
+				out, err := cmd.CombinedOutput()
+				if err != nil || !strings.Contains(string(out), "number of failed transactions: 0") {
+					b.Fatalf("pgbench %s %s: %v\n%s", r.name, tg.name, err, out)
+				}
+				res[tg.name] = [2]float64{parseFloat(out, `tps = ([0-9.]+)`), parseFloat(out, `latency average = ([0-9.]+) ms`)}
+			}
+			d := res["direct"]
+			for _, tg := range targets[1:] {
+				x := res[tg.name]
+				fmt.Printf("BENCH pgbench-%s-%s %.0f tps ratio=%.2f vs direct (%.0f tps), latency +%.0f us\n",
+					r.name, tg.name, x[0], x[0]/d[0], d[0], (x[1]-d[1])*1000)
+			}
+		}
+	}
+}
+
+func parseFloat(out []byte, re string) float64 {
+	m := regexp.MustCompile(re).FindSubmatch(out)
+	if m == nil {
+		return 0
+	}
+	f, _ := strconv.ParseFloat(string(m[1]), 64)
+	return f
+}
+
+// startPgBouncer runs Debian's pgbouncer (session pooling) in front of pg
+// and returns its port, or "" when it is not installed.
+func startPgBouncer(b *testing.B, pg *testenv.Postgres) string {
+	bin, err := exec.LookPath("pgbouncer")
+	if err != nil {
+		b.Logf("pgbouncer is not installed (make bench-deps): no PgBouncer figures")
+		return ""
+	}
+	// A directory the postgres user can reach (test temp dirs are root's).
+	dir, err := os.MkdirTemp("", "tollgate-pgbouncer-")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { os.RemoveAll(dir) })
+	addr := testenv.FreeAddr(b)
+	port := addr[strings.LastIndex(addr, ":")+1:]
+	os.WriteFile(filepath.Join(dir, "users.txt"), []byte(fmt.Sprintf("%q %q\n", pg.User, pg.Password)), 0o600)
+	ini := fmt.Sprintf(`[databases]
+postgres = host=%s port=%s dbname=postgres
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = %s
+auth_type = plain
+auth_file = %s
+pool_mode = session
+max_client_conn = 100
+default_pool_size = 20
+unix_socket_dir =
+logfile = %s
+pidfile = %s
+`, pg.Host(), pg.Port(), port, filepath.Join(dir, "users.txt"), filepath.Join(dir, "pgbouncer.log"), filepath.Join(dir, "pgbouncer.pid"))
+	os.WriteFile(filepath.Join(dir, "pgbouncer.ini"), []byte(ini), 0o600)
+	cmd := exec.Command(bin, filepath.Join(dir, "pgbouncer.ini"))
+	cred := pg.Credential()
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred} // pgbouncer refuses to run as root
+	var stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stderr, &stderr
+	for _, f := range []string{"", "users.txt", "pgbouncer.ini"} {
+		os.Chown(filepath.Join(dir, f), int(cred.Uid), int(cred.Gid))
+	}
+	if err := cmd.Start(); err != nil {
+		b.Fatalf("pgbouncer: %v", err)
+	}
+	b.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			return port
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	log, _ := os.ReadFile(filepath.Join(dir, "pgbouncer.log"))
+	b.Fatalf("pgbouncer did not start:\n%s%s", log, stderr.String())
+	return ""
+}
+
+// BenchmarkRowThroughput reads 100,000 rows of 8 text columns, one of them
+// masked by name (mask plugin, default chain), through the gateway and
+// directly: MB/s of result data each way.
+func BenchmarkRowThroughput(b *testing.B) {
+	pg := testenv.StartPostgres(b, testenv.PostgresOptions{})
+	pg.Exec(b, `CREATE TABLE wide AS SELECT g AS id, md5(g::text) AS c1, md5((g+1)::text) AS c2, md5((g+2)::text) AS c3,
+ md5((g+3)::text) AS c4, md5((g+4)::text) AS c5, md5((g+5)::text) AS c6, md5((g+6)::text) AS secret FROM generate_series(1, 100000) g`)
+	plugins := append(defaultPlugins(b), loadPlugin(b, "redact", nil))
+	e := startEnv(b, envOptions{pg: pg, plugins: plugins})
+	ctx := context.Background()
+	read := func(dsn string) (float64, time.Duration) {
+		c, err := pgx.Connect(ctx, dsn)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer c.Close(ctx)
+		start := time.Now()
+		rr := c.PgConn().ExecParams(ctx, "SELECT c1, c2, c3, c4, c5, c6, secret, id::text FROM wide", nil, nil, nil, nil)
+		var n int
+		for rr.NextRow() {
+			for _, v := range rr.Values() {
+				n += len(v)
+			}
+		}
+		if _, err := rr.Close(); err != nil {
+			b.Fatal(err)
+		}
+		return float64(n), time.Since(start)
+	}
+	for i := 0; i < b.N; i++ {
+		nd, dd := read(e.pg.URL("postgres"))
+		nv, dv := read(e.dsn(""))
+		md, mv := nd/dd.Seconds()/1e6, nv/dv.Seconds()/1e6
+		fmt.Printf("BENCH pg-rows-100k-masked %.1f MB/s ratio=%.2f vs direct (%.1f MB/s)\n", mv, mv/md, md)
+	}
+}

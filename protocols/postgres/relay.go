@@ -1,0 +1,547 @@
+package postgres
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/tollgate-dev/tollgate/host/event"
+)
+
+// How the two directions share one client stream
+//
+// The client loop reads client messages, runs statements through the
+// chain and forwards them; the relay loop reads the upstream's answers and
+// writes them to the client. Every forwarded message that the server
+// answers pushes an op onto a queue, in forwarding order, and the relay
+// matches each answer to the op at the head. A message the gateway answers
+// itself (a deny) is an op too, holding its bytes: it reaches the client
+// exactly after the answers to everything forwarded before it.
+//
+// When the server reports an error in the extended protocol it skips
+// every message up to Sync: the relay drops the queued ops up to the
+// Sync (the gateway's own answers among them, as PostgreSQL would say
+// nothing more), or, if the Sync has not been read yet, drops the ops the
+// client loop pushes until it comes.
+
+type opKind uint8
+
+const (
+	opParse opKind = iota
+	opBind
+	opDescribe
+	opExecute
+	opClose
+	opSync
+	opQuery
+	opFunc
+	opSynth
+)
+
+type op struct {
+	kind    opKind
+	st      *stmt    // Query, Execute: the statement's audit record
+	portal  *portal  // Describe P, Execute
+	swallow bool     // the gateway's own message: answers are not relayed
+	synth   []byte   // opSynth: messages to send
+	rfq     bool     // opSynth: then ReadyForQuery with the current status
+	rows    bool     // Query, Execute: a plugin wants pg.rows
+	sql     string   // Query, Execute: for pg.rows events
+	desc    *rowDesc // Query: the current result's columns
+	copyOf  *portal  // Query of COPY TO STDOUT: the columns the server described
+	copyFmt copyFormat
+}
+
+// portal is one Bind: its statement record and its columns once described.
+type portal struct {
+	st        *stmt
+	sql       string
+	described bool     // client loop: a Describe P was forwarded since Bind
+	desc      *rowDesc // relay loop: set by the Describe answer
+}
+
+// rowDesc is a result's columns, copied out of a RowDescription, or the
+// shape of COPY TO STDOUT lines.
+type rowDesc struct {
+	cols []event.Column
+	copy bool       // rows are COPY lines, split into cols in format fmt
+	fmt  copyFormat // for copy
+}
+
+// relayState is shared by both loops under mu.
+type relayState struct {
+	mu         sync.Mutex
+	ops        []*op
+	head       int
+	serverSkip bool   // the server is discarding messages until Sync
+	txStatus   byte   // from the last ReadyForQuery
+	wbuf       []byte // bytes for the client, flushed by flushClient
+	swallowRFQ bool   // a rows deny: drop answers until ReadyForQuery
+	ended      bool   // Terminate or client gone: upstream errors are not news
+
+	wmu       sync.Mutex // serializes writes to the client
+	spare     []byte
+	clientErr error
+
+	batch batch // relay loop only
+	drow  pgproto3.DataRow
+}
+
+// clientState belongs to the client loop.
+type clientState struct {
+	be         *pgproto3.Backend
+	ubuf       []byte
+	clientSkip bool // after a deny in the extended protocol: until Sync
+	stmts      map[string]string
+	portals    map[string]*portal
+	// stash holds what the client sent while a statement waited for
+	// approval, handled after the wait; stashErr is the read error that
+	// ended that wait (the client went away).
+	stash    []pgproto3.FrontendMessage
+	stashErr error
+}
+
+// push queues o, unless the server is skipping to Sync (then only a Sync
+// is queued, and it ends the skipping).
+func (s *session) pushLocked(o *op) {
+	if s.serverSkip {
+		if o.kind != opSync {
+			return
+		}
+		s.serverSkip = false
+	}
+	s.ops = append(s.ops, o)
+}
+
+func (s *session) headLocked() *op {
+	if s.head < len(s.ops) {
+		return s.ops[s.head]
+	}
+	return nil
+}
+
+func (s *session) popLocked() {
+	s.ops[s.head] = nil
+	s.head++
+	if s.head == len(s.ops) {
+		s.ops, s.head = s.ops[:0], 0
+	}
+}
+
+// drainLocked writes the gateway's own answers that are now at the head.
+func (s *session) drainLocked() bool {
+	wrote := false
+	for o := s.headLocked(); o != nil && o.kind == opSynth; o = s.headLocked() {
+		s.wbuf = append(s.wbuf, o.synth...)
+		if o.rfq {
+			s.wbuf = append(s.wbuf, 'Z', 0, 0, 0, 5, s.txStatus)
+		}
+		s.popLocked()
+		wrote = true
+	}
+	return wrote
+}
+
+// flushClient writes what is buffered for the client.
+func (s *session) flushClient() error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	s.mu.Lock()
+	buf := s.wbuf
+	s.wbuf = s.spare[:0]
+	s.mu.Unlock()
+	if len(buf) > 0 && s.clientErr == nil {
+		if _, err := s.client.Write(buf); err != nil {
+			s.clientErr = err
+		}
+	}
+	if cap(buf) <= 1<<20 {
+		s.spare = buf[:0]
+	} else {
+		s.spare = nil
+	}
+	return s.clientErr
+}
+
+// errorMsg encodes an ErrorResponse from the gateway.
+func errorMsg(dst []byte, severity, code, msg, sessionID string) []byte {
+	b, _ := (&pgproto3.ErrorResponse{Severity: severity, SeverityUnlocalized: severity, Code: code,
+		Message: msg, Detail: "tollgate session " + sessionID}).Encode(dst)
+	return b
+}
+
+// msgReader reads whole messages from the upstream into one buffer that
+// is reused: a message is valid until the next call.
+type msgReader struct {
+	r      io.Reader
+	buf    []byte
+	rp, wp int
+	max    int
+}
+
+// maxServerMessage bounds one upstream message (PostgreSQL's own limit
+// for a field is 1 GB).
+const maxServerMessage = 1<<30 + 1<<20
+
+// whole reports whether a complete message is buffered, so that the
+// next call returns without reading.
+func (m *msgReader) whole() bool {
+	if m.wp-m.rp < 5 {
+		return false
+	}
+	n := int(int32(binary.BigEndian.Uint32(m.buf[m.rp+1:])))
+	return n >= 4 && m.wp-m.rp >= 1+n
+}
+
+func (m *msgReader) fill(n int) error {
+	for m.wp-m.rp < n {
+		if m.wp == len(m.buf) {
+			if m.rp > 0 {
+				m.wp = copy(m.buf, m.buf[m.rp:m.wp])
+				m.rp = 0
+			} else {
+				// Grow with what arrives, not with what the length
+				// prefix claims: a lying peer costs what it sends.
+				nb := make([]byte, min(n, max(2*len(m.buf), 32<<10)))
+				m.wp = copy(nb, m.buf[:m.wp])
+				m.buf = nb
+			}
+		}
+		k, err := m.r.Read(m.buf[m.wp:])
+		m.wp += k
+		if err != nil {
+			if m.wp-m.rp >= n {
+				return nil
+			}
+			if err == io.EOF && m.wp > m.rp {
+				return io.ErrUnexpectedEOF
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+// next returns the next message, type byte and length included.
+func (m *msgReader) next() ([]byte, error) {
+	if m.rp == m.wp {
+		m.rp, m.wp = 0, 0
+		if len(m.buf) > 1<<20 {
+			m.buf = make([]byte, 32<<10)
+		}
+	}
+	if err := m.fill(5); err != nil {
+		return nil, err
+	}
+	n := int(int32(binary.BigEndian.Uint32(m.buf[m.rp+1:])))
+	if n < 4 || n > m.max {
+		return nil, fmt.Errorf("upstream message %q with invalid length %d", m.buf[m.rp], n)
+	}
+	if err := m.fill(1 + n); err != nil {
+		return nil, err
+	}
+	msg := m.buf[m.rp : m.rp+1+n]
+	m.rp += 1 + n
+	return msg, nil
+}
+
+// relay is the upstream → client loop. It returns when the upstream
+// connection ends.
+func (s *session) relay() {
+	r := &msgReader{r: s.up, buf: make([]byte, 32<<10), max: maxServerMessage}
+	for {
+		if !r.whole() {
+			// About to wait for the upstream: the client gets what is
+			// ready first (results, a Flush's answers, notifications).
+			if s.flushClient() != nil {
+				s.up.Close()
+			}
+		}
+		msg, err := r.next()
+		if err == nil && msg[0] == 'Z' && len(msg) != 6 {
+			err = errors.New("malformed ReadyForQuery from the upstream")
+		}
+		if err != nil {
+			s.upstreamEnded(err)
+			return
+		}
+		if s.onServer(msg) {
+			if s.flushClient() != nil {
+				s.up.Close()
+			}
+		}
+	}
+}
+
+// upstreamEnded tells the client, unless it is the one that left, and
+// closes its connection so that the client loop ends too.
+func (s *session) upstreamEnded(err error) {
+	s.mu.Lock()
+	ended := s.ended
+	why := "upstream connection lost"
+	if ended {
+		why = "the client left before the result"
+	}
+	// Statements still waiting for their results end here, with a row.
+	for o := s.headLocked(); o != nil; o = s.headLocked() {
+		if o.st != nil && !o.st.done {
+			if o.st.err == "" {
+				o.st.err = why
+			}
+			s.recordStmt(o.st)
+		}
+		s.popLocked()
+	}
+	if !ended {
+		s.wbuf = errorMsg(s.wbuf, "FATAL", codeConnectionFailure, "the connection to target "+s.targetName+" was lost", s.id)
+	}
+	s.mu.Unlock()
+	if !ended {
+		s.setCloseErr("upstream: " + scrub(err.Error(), s.target.password))
+		s.flushClient()
+		s.client.Close()
+	}
+}
+
+// onServer handles one upstream message; true means flush now (the
+// buffer for the client is large).
+func (s *session) onServer(msg []byte) bool {
+	typ, body := msg[0], msg[5:]
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	o := s.headLocked()
+	switch typ {
+	case 'S', 'N', 'A': // ParameterStatus, Notice, Notification: any time
+		s.wbuf = append(s.wbuf, msg...)
+		return len(s.wbuf) > 64<<10
+	}
+	if s.swallowRFQ {
+		if typ != 'Z' {
+			s.completeLocked(o, typ, body)
+			return false
+		}
+		s.swallowRFQ = false
+	}
+	if o == nil {
+		// Nothing asked for this: relay it (a FATAL before the server
+		// closes, say).
+		s.wbuf = append(s.wbuf, msg...)
+		return len(s.wbuf) > 64<<10
+	}
+	switch typ {
+	case 'D': // DataRow
+		if o.st != nil {
+			o.st.rows++
+			o.st.bytes += int64(len(msg))
+		}
+		if o.rows && (o.kind == opQuery || o.kind == opExecute) {
+			s.addRowLocked(o, body)
+			return len(s.wbuf) > 64<<10
+		}
+	case 'T': // RowDescription: decoded only when rows go to the chain
+		switch {
+		case o.kind == opQuery && o.rows:
+			s.flushBatchLocked(o)
+			o.desc = decodeRowDesc(body)
+		case o.kind == opDescribe && o.portal != nil:
+			o.portal.desc = decodeRowDesc(body)
+		}
+	case 'H': // CopyOutResponse
+		if o.rows && (o.kind == opQuery || o.kind == opExecute) {
+			s.flushBatchLocked(o)
+			o.desc = copyDesc(body, o)
+			if o.desc == nil {
+				s.withholdLocked(o, "this COPY TO STDOUT cannot pass the masking plugins (binary format, or columns the gateway cannot name); "+
+					"use COPY table or (query) TO STDOUT in text or csv format without DELIMITER, NULL, QUOTE or ESCAPE options")
+				return false
+			}
+		}
+	case 'd': // CopyData from the server
+		if o.rows && o.desc != nil && o.desc.copy {
+			if o.st != nil {
+				o.st.rows++
+				o.st.bytes += int64(len(msg))
+			}
+			s.addRowLocked(o, body)
+			return len(s.wbuf) > 64<<10
+		}
+	case 'C', 'I', 's', 'E', 'c': // results end (or a copy's data does)
+		if o.kind == opQuery || o.kind == opExecute {
+			s.flushBatchLocked(o)
+		}
+	}
+	if !(o.swallow || s.swallowRFQ) {
+		s.wbuf = append(s.wbuf, msg...)
+	}
+	s.completeLocked(o, typ, body)
+	return typ == 'Z' || len(s.wbuf) > 64<<10
+}
+
+// withholdLocked answers the rest of o's result with an error: the
+// server's messages are dropped until its next ReadyForQuery.
+func (s *session) withholdLocked(o *op, reason string) {
+	s.wbuf = errorMsg(s.wbuf, "ERROR", codeInsufficientPriv, reason, s.id)
+	s.swallowRFQ = true
+	if o.st != nil && o.st.err == "" {
+		o.st.err = "result withheld: " + reason
+	}
+	s.batch.reset()
+}
+
+// completeLocked advances the queue for a message that answers o.
+func (s *session) completeLocked(o *op, typ byte, body []byte) {
+	if o == nil {
+		if typ == 'Z' {
+			s.swallowRFQ = false
+		}
+		return
+	}
+	switch typ {
+	case 'Z':
+		s.txStatus = body[0]
+		s.swallowRFQ = false
+		if o.kind == opQuery || o.kind == opFunc {
+			s.recordStmt(o.st) // recording never takes mu
+		}
+		s.popLocked()
+		s.drainLocked()
+	case 'E':
+		if o.st != nil && o.st.err == "" {
+			o.st.err = errorText(body)
+		}
+		if o.kind == opQuery || o.kind == opFunc || o.kind == opSync {
+			return // ReadyForQuery follows
+		}
+		// Extended protocol: the server skips to Sync.
+		for o := s.headLocked(); o != nil && o.kind != opSync; o = s.headLocked() {
+			if o.kind == opExecute && o.st != nil {
+				if o.st.err == "" {
+					o.st.err = "not executed: an earlier message in the pipeline failed"
+				}
+				s.recordStmt(o.st)
+			}
+			s.popLocked()
+		}
+		if s.headLocked() == nil {
+			s.serverSkip = true
+		}
+	case 'C', 'I', 's':
+		if o.st != nil && typ == 'C' {
+			o.st.tag = cstring(body)
+		}
+		if o.kind == opExecute {
+			if typ != 's' {
+				s.recordStmt(o.st)
+			}
+			s.popLocked()
+			s.drainLocked()
+		}
+	case '1', '2', '3', 'n':
+		if typ == 'n' && o.kind == opDescribe && o.portal != nil {
+			o.portal.desc = &rowDesc{}
+		}
+		s.popLocked()
+		s.drainLocked()
+	case 'T':
+		if o.kind == opDescribe {
+			s.popLocked()
+			s.drainLocked()
+		}
+	}
+}
+
+func cstring(b []byte) string {
+	for i, c := range b {
+		if c == 0 {
+			return string(b[:i])
+		}
+	}
+	return string(b)
+}
+
+// errorText is "SQLSTATE: message" of an ErrorResponse body.
+func errorText(body []byte) string {
+	var e pgproto3.ErrorResponse
+	if err := e.Decode(body); err != nil {
+		return "malformed error response"
+	}
+	return e.Code + ": " + e.Message
+}
+
+func decodeRowDesc(body []byte) *rowDesc {
+	var rd pgproto3.RowDescription
+	if err := rd.Decode(body); err != nil {
+		return &rowDesc{}
+	}
+	d := &rowDesc{cols: make([]event.Column, len(rd.Fields))}
+	for i, f := range rd.Fields {
+		d.cols[i] = event.Column{Name: string(f.Name), Type: typeName(f.DataTypeOID), Binary: f.Format == pgproto3.BinaryFormat}
+	}
+	return d
+}
+
+// copyDesc describes COPY TO STDOUT data: the described columns when the
+// gateway learned them and the line format is one it splits. Binary COPY,
+// or columns it could not learn: nil, and the data is withheld.
+func copyDesc(body []byte, o *op) *rowDesc {
+	var cr pgproto3.CopyOutResponse
+	if err := cr.Decode(body); err != nil || cr.OverallFormat != 0 {
+		return nil
+	}
+	if o.copyOf != nil && o.copyOf.desc != nil && len(o.copyOf.desc.cols) == len(cr.ColumnFormatCodes) && o.copyFmt != copyBinary {
+		cols := make([]event.Column, len(o.copyOf.desc.cols))
+		for i, c := range o.copyOf.desc.cols {
+			cols[i] = event.Column{Name: c.Name, Type: c.Type}
+		}
+		return &rowDesc{cols: cols, copy: true, fmt: o.copyFmt}
+	}
+	// Columns it could not name: masking by column name would be
+	// bypassed, so the data is withheld (fail closed).
+	return nil
+}
+
+// typeName names the common built-in types for plugins; others are
+// "oid:<n>".
+func typeName(oid uint32) string {
+	switch oid {
+	case 16:
+		return "bool"
+	case 17:
+		return "bytea"
+	case 20:
+		return "int8"
+	case 21:
+		return "int2"
+	case 23:
+		return "int4"
+	case 25:
+		return "text"
+	case 114:
+		return "json"
+	case 700:
+		return "float4"
+	case 701:
+		return "float8"
+	case 1042:
+		return "bpchar"
+	case 1043:
+		return "varchar"
+	case 1082:
+		return "date"
+	case 1114:
+		return "timestamp"
+	case 1184:
+		return "timestamptz"
+	case 1700:
+		return "numeric"
+	case 2950:
+		return "uuid"
+	case 3802:
+		return "jsonb"
+	}
+	return fmt.Sprintf("oid:%d", oid)
+}

@@ -1,0 +1,202 @@
+// Package postgres terminates the PostgreSQL wire protocol for Tollgate.
+//
+// An agent connects as to any PostgreSQL server, over TLS, with its OIDC
+// token as the password. The gateway verifies the token, checks access to
+// the target the startup database names (or the listener's target),
+// connects to the real server with the credential it holds (pgconn:
+// SCRAM-SHA-256 or md5, TLS verify-full), and from then on relays the
+// protocol with pgproto3: every statement (a simple Query, or a Bind of
+// the extended protocol with its parameters) is a pg.query event for the
+// plugin chain before it reaches the database, result rows go to the
+// chain as pg.rows batches when a plugin subscribed to them, and every
+// statement is one audit row.
+//
+// Typical use, as cmd/gateway wires it:
+//
+//	l, err := postgres.New(listenerCfg, targets, postgres.Deps{...})
+//	if err == nil { err = l.Start() }
+//	...
+//	l.Shutdown(ctx)
+package postgres
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+
+	"github.com/tollgate-dev/tollgate/host/access"
+	"github.com/tollgate-dev/tollgate/host/approval"
+	"github.com/tollgate-dev/tollgate/host/audit"
+	"github.com/tollgate-dev/tollgate/host/config"
+	"github.com/tollgate-dev/tollgate/host/event"
+)
+
+// Authenticator verifies a bearer token; *identity.Verifier is one.
+type Authenticator interface {
+	Verify(ctx context.Context, raw string) (*event.Principal, error)
+}
+
+// Deps are the host services a listener uses.
+type Deps struct {
+	GatewayID string
+	Auth      Authenticator
+	Policy    *access.Policy
+	Chain     event.Chain
+	Recorder  audit.Recorder
+	Log       *slog.Logger
+	// DevTLS makes a listener without tls_cert serve TLS with a
+	// self-signed certificate generated in memory (`serve --dev`).
+	DevTLS bool
+	// Approvals holds statements a plugin answered with hold until a
+	// person decides; nil (no [approvals]) makes a hold a deny.
+	Approvals *approval.Manager
+}
+
+// Listener serves one [[listeners]] entry of protocol "postgres".
+type Listener struct {
+	cfg     config.Listener
+	deps    Deps
+	targets map[string]*target
+	tlsConf *tls.Config // nil: no TLS offered
+	ln      net.Listener
+
+	mu     sync.Mutex
+	conns  map[net.Conn]struct{}
+	wg     sync.WaitGroup
+	closed atomic.Bool
+
+	cancels cancelMap
+}
+
+// New prepares a listener; targets must hold every postgres target a
+// client may name, with secrets resolved. It does not listen until Start.
+//
+// # Errors
+//
+// A target that cannot be prepared (an unreadable ca_file), a tls_cert
+// that does not load, or a listener with neither TLS nor allow_plaintext.
+func New(cfg config.Listener, targets map[string]*config.Target, deps Deps) (*Listener, error) {
+	if deps.Log == nil {
+		deps.Log = slog.Default()
+	}
+	l := &Listener{cfg: cfg, deps: deps, targets: map[string]*target{}, conns: map[net.Conn]struct{}{}}
+	for name, t := range targets {
+		if t.Protocol != "postgres" || (cfg.Target != "" && name != cfg.Target) {
+			continue
+		}
+		up, err := newTarget(t)
+		if err != nil {
+			return nil, fmt.Errorf("postgres: listener %s: %w", cfg.Name, err)
+		}
+		l.targets[name] = up
+	}
+	if cfg.Target != "" && l.targets[cfg.Target] == nil {
+		return nil, fmt.Errorf("postgres: listener %s: no postgres target %q", cfg.Name, cfg.Target)
+	}
+	switch {
+	case cfg.TLSCert != "":
+		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+		if err != nil {
+			return nil, fmt.Errorf("postgres: listener %s: tls: %w", cfg.Name, err)
+		}
+		l.tlsConf = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	case deps.DevTLS:
+		cert, err := selfSigned(cfg.Listen)
+		if err != nil {
+			return nil, fmt.Errorf("postgres: listener %s: dev certificate: %w", cfg.Name, err)
+		}
+		l.tlsConf = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	case !cfg.AllowPlaintext:
+		return nil, fmt.Errorf("postgres: listener %s: no tls_cert and allow_plaintext is off: no client could log in", cfg.Name)
+	}
+	return l, nil
+}
+
+// Start binds the listening socket and serves in the background.
+func (l *Listener) Start() error {
+	ln, err := net.Listen("tcp", l.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("postgres: listener %s: %w", l.cfg.Name, err)
+	}
+	l.ln = ln
+	l.wg.Add(1)
+	go l.acceptLoop()
+	return nil
+}
+
+func (l *Listener) acceptLoop() {
+	defer l.wg.Done()
+	for {
+		nc, err := l.ln.Accept()
+		if err != nil {
+			if !l.closed.Load() && !errors.Is(err, net.ErrClosed) {
+				l.deps.Log.Error("postgres: accept stopped", "listener", l.cfg.Name, "err", err)
+			}
+			return
+		}
+		if !l.track(nc) {
+			nc.Close()
+			return
+		}
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			defer l.untrack(nc)
+			l.serveConn(nc)
+		}()
+	}
+}
+
+func (l *Listener) track(nc net.Conn) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed.Load() {
+		return false
+	}
+	l.conns[nc] = struct{}{}
+	return true
+}
+
+func (l *Listener) untrack(nc net.Conn) {
+	l.mu.Lock()
+	delete(l.conns, nc)
+	l.mu.Unlock()
+}
+
+// Addr is the bound address; valid after Start.
+func (l *Listener) Addr() net.Addr { return l.ln.Addr() }
+
+// Name is the listener's name from the config.
+func (l *Listener) Name() string { return l.cfg.Name }
+
+// Shutdown stops accepting and waits until ctx ends for sessions to end
+// on their own (clients disconnect); then it closes the client
+// connections that are left. Every session's close row is recorded before
+// it returns.
+func (l *Listener) Shutdown(ctx context.Context) error {
+	l.mu.Lock()
+	l.closed.Store(true)
+	l.mu.Unlock()
+	if l.ln != nil {
+		l.ln.Close()
+	}
+	done := make(chan struct{})
+	go func() { l.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+	}
+	l.mu.Lock()
+	for nc := range l.conns {
+		nc.Close()
+	}
+	l.mu.Unlock()
+	<-done
+	return ctx.Err()
+}

@@ -1,0 +1,209 @@
+package postgres
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	mrand "math/rand/v2"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/tollgate-dev/tollgate/host/audit"
+	"github.com/tollgate-dev/tollgate/host/event"
+)
+
+// session is one client connection after startup: one principal, one
+// target, one upstream connection. Its rows form one hash chain.
+type session struct {
+	l          *Listener
+	id         string
+	principal  *event.Principal
+	remote     string
+	tls        bool
+	pgUser     string
+	database   string
+	targetName string
+	rule       string
+	target     *target
+	opened     time.Time
+	expires    time.Time // the token's exp; zero if it had none
+	closeErr   string
+	statements int64 // client loop only; read at close
+
+	client                  net.Conn
+	up                      net.Conn
+	cancelPID, cancelSecret uint32
+
+	amu   sync.Mutex
+	seq   uint64
+	chain audit.SessionChain
+	ids   *mrand.ChaCha8 // event IDs: seeded once from crypto/rand, no syscall per row
+
+	relayState
+	clientState
+	holding holdState // the approval a statement waits on (hold.go)
+}
+
+// row starts an audit row for this session.
+func (s *session) row(kind string) audit.Row {
+	r := audit.Row{
+		Time:       time.Now(),
+		GatewayID:  s.l.deps.GatewayID,
+		SessionID:  s.id,
+		Protocol:   "postgres",
+		Listener:   s.l.cfg.Name,
+		Target:     s.targetName,
+		Kind:       kind,
+		RemoteAddr: s.remote,
+		AccessRule: s.rule,
+	}
+	r.SetPrincipal(s.principal)
+	return r
+}
+
+// record seals r into the session's chain and hands it to the recorder,
+// which does not block.
+func (s *session) record(r audit.Row) {
+	s.amu.Lock()
+	s.seq++
+	r.Seq = s.seq
+	if s.ids == nil {
+		var seed [32]byte
+		rand.Read(seed[:])
+		s.ids = mrand.NewChaCha8(seed)
+	}
+	var b [16]byte
+	s.ids.Read(b[:])
+	r.EventID = formatUUID(b)
+	s.chain.Seal(&r)
+	s.amu.Unlock()
+	if err := s.l.deps.Recorder.Record(r); err != nil {
+		s.l.deps.Log.Error("audit row not recorded", "session_id", r.SessionID, "kind", r.Kind, "err", err)
+	}
+}
+
+// recordOpen writes the session.open row; refusal is why the session was
+// refused, if it was.
+func (s *session) recordOpen(refusal string) {
+	r := s.row(audit.KindSessionOpen)
+	r.Time = s.opened
+	r.Request = map[string]string{"user": s.pgUser, "database": s.database, "tls": strconv.FormatBool(s.tls)}
+	if refusal != "" {
+		r.Verdict, r.Error = "deny", refusal
+	}
+	s.record(r)
+}
+
+// setCloseErr keeps the first reason the session ended abnormally; a
+// Terminate from the client makes later errors moot.
+func (s *session) setCloseErr(msg string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closeErr == "" && !s.ended {
+		s.closeErr = msg
+	}
+}
+
+func (s *session) recordClose() {
+	r := s.row(audit.KindSessionClose)
+	// Exact to the microsecond: the sessions table takes the opening time
+	// as the close row's time minus its duration (audit.CloseRow).
+	r.Time = r.Time.Truncate(time.Microsecond)
+	r.DurationMicro = r.Time.Sub(s.opened.Truncate(time.Microsecond)).Microseconds()
+	r.Status = fmt.Sprintf("%d statements", s.statements)
+	s.mu.Lock()
+	r.Error = s.closeErr
+	s.mu.Unlock()
+	s.record(r)
+}
+
+// stmt is one statement's audit record, filled in as its results pass.
+type stmt struct {
+	start   time.Time
+	fields  map[string]string
+	verdict event.Verdict
+	tag     string
+	rows    int64
+	bytes   int64
+	reqSize int64
+	err     string
+	annot   []event.Annotation
+	done    bool
+	// approvalID and approver are set when the statement was held for a
+	// person's decision (hold.go).
+	approvalID, approver string
+}
+
+// maxAuditField bounds one field of a statement row: a 100 MB bytea
+// parameter is summarized, not copied into the trail.
+const maxAuditField = 4 << 10
+
+// recordStmt writes the statement's row once.
+func (s *session) recordStmt(st *stmt) {
+	if st == nil || st.done {
+		return
+	}
+	st.done = true
+	r := s.row("pg.query")
+	r.Time = st.start
+	// The statement is done with its fields: the row takes them, with
+	// oversized values summarized.
+	r.Request = st.fields
+	for k, v := range st.fields {
+		if len(v) > maxAuditField {
+			st.fields[k] = v[:maxAuditField] + fmt.Sprintf("…(%d bytes)", len(v))
+		}
+	}
+	v := st.verdict
+	v.Annotations = append(append([]event.Annotation(nil), v.Annotations...), st.annot...)
+	r.SetVerdict(v)
+	r.Status = st.tag
+	r.ResponseBytes = st.bytes
+	r.RequestBytes = st.reqSize
+	r.DurationMicro = time.Since(st.start).Microseconds()
+	r.Error = st.err
+	r.ApprovalID, r.Approver = st.approvalID, st.approver
+	if st.rows > 0 {
+		if r.Annotations == nil {
+			r.Annotations = map[string]string{}
+		}
+		r.Annotations["pg.rows"] = strconv.FormatInt(st.rows, 10)
+	}
+	s.record(r)
+}
+
+// scrub removes secret from s: a driver error must never carry the
+// credential into a log line or an audit row.
+func scrub(s, secret string) string {
+	if secret == "" {
+		return s
+	}
+	return strings.ReplaceAll(s, secret, "[credential]")
+}
+
+// newSessionID returns a random UUID (version 4).
+func newSessionID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return formatUUID(b)
+}
+
+// formatUUID marks b as a version 4 UUID and formats it.
+func formatUUID(b [16]byte) string {
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	var out [36]byte
+	hex.Encode(out[0:8], b[0:4])
+	out[8] = '-'
+	hex.Encode(out[9:13], b[4:6])
+	out[13] = '-'
+	hex.Encode(out[14:18], b[6:8])
+	out[18] = '-'
+	hex.Encode(out[19:23], b[8:10])
+	out[23] = '-'
+	hex.Encode(out[24:], b[10:16])
+	return string(out[:])
+}

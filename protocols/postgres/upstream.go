@@ -1,0 +1,245 @@
+package postgres
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/binary"
+	"fmt"
+	"math/big"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/tollgate-dev/tollgate/host/config"
+)
+
+// target is a postgres [[targets]] entry, ready to connect.
+type target struct {
+	name     string
+	host     string
+	port     string
+	database string
+	user     string
+	password string
+	tls      *tls.Config // nil: sslmode disable
+}
+
+func newTarget(t *config.Target) (*target, error) {
+	host, port, err := net.SplitHostPort(t.Upstream)
+	if err != nil {
+		return nil, fmt.Errorf("target %s: upstream: %w", t.Name, err)
+	}
+	up := &target{name: t.Name, host: host, port: port, database: t.Database,
+		user: t.Credential.Username, password: t.Credential.Password.Value()}
+	if t.SSLMode != "disable" {
+		tc := &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}
+		if t.CAFile != "" {
+			pem, err := os.ReadFile(t.CAFile)
+			if err != nil {
+				return nil, fmt.Errorf("target %s: ca_file: %w", t.Name, err)
+			}
+			tc.RootCAs = x509.NewCertPool()
+			if !tc.RootCAs.AppendCertsFromPEM(pem) {
+				return nil, fmt.Errorf("target %s: ca_file %s holds no PEM certificate", t.Name, t.CAFile)
+			}
+		}
+		up.tls = tc
+	}
+	return up, nil
+}
+
+// passedParams are the startup parameters a client may set on the
+// upstream session. Others are dropped: options (-c anything), and
+// standard_conforming_strings, which would change how the guard's lexer
+// must read string literals.
+var passedParams = []string{"client_encoding", "DateStyle", "TimeZone", "IntervalStyle", "extra_float_digits"}
+
+// maxAppName is NAMEDATALEN-1: the server truncates application_name there.
+const maxAppName = 63
+
+// connect opens the upstream session as the target's user to database db
+// and takes the raw connection over from pgconn once it is idle.
+func (t *target) connect(ctx context.Context, db string, client map[string]string, sessionID string) (*pgconn.HijackedConn, error) {
+	cfg, err := pgconn.ParseConfig(fmt.Sprintf("host=%s port=%s user=%s dbname=%s sslmode=disable",
+		quoteConnValue(t.host), quoteConnValue(t.port), quoteConnValue(t.user), quoteConnValue(db)))
+	if err != nil {
+		return nil, err
+	}
+	cfg.Password = t.password
+	cfg.Fallbacks = nil
+	cfg.ConnectTimeout = 10 * time.Second
+	if t.tls != nil {
+		cfg.TLSConfig = t.tls.Clone()
+	}
+	cfg.RuntimeParams = map[string]string{}
+	for _, k := range passedParams {
+		if v, ok := client[k]; ok {
+			cfg.RuntimeParams[k] = v
+		}
+	}
+	suffix := " tollgate:" + sessionID
+	app := client["application_name"]
+	if app == "" {
+		app = client["fallback_application_name"]
+	}
+	if len(app)+len(suffix) > maxAppName {
+		app = app[:max(0, maxAppName-len(suffix))]
+	}
+	cfg.RuntimeParams["application_name"] = strings.TrimLeft(app+suffix, " ")
+	pc, err := pgconn.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := pc.SyncConn(ctx); err != nil {
+		pc.Close(ctx)
+		return nil, err
+	}
+	hc, err := pc.Hijack()
+	if err != nil {
+		pc.Close(ctx)
+		return nil, err
+	}
+	if n := hc.Frontend.ReadBufferLen(); n != 0 {
+		hc.Conn.Close()
+		return nil, fmt.Errorf("upstream sent %d bytes after ReadyForQuery", n)
+	}
+	return hc, nil
+}
+
+// quoteConnValue quotes v for a keyword/value connection string.
+func quoteConnValue(v string) string {
+	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(v) + "'"
+}
+
+// cancelTarget is where a client's CancelRequest is sent on.
+type cancelTarget struct {
+	t         *target
+	addr      string // the upstream connection's remote address
+	pid       uint32
+	secret    []byte
+	sessionID string
+	// hold cancels the session's wait for an approval, if it is waiting:
+	// the statement has not reached the upstream, so that is the cancel.
+	hold func() bool
+}
+
+// cancelMap maps the keys the gateway handed to clients to upstream keys.
+type cancelMap struct {
+	mu sync.Mutex
+	m  map[uint64]*cancelTarget
+}
+
+// add registers ct under a fresh random key and returns the client's
+// process ID and secret.
+func (c *cancelMap) add(ct *cancelTarget) (uint32, uint32) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = map[uint64]*cancelTarget{}
+	}
+	for {
+		var b [8]byte
+		rand.Read(b[:])
+		k := binary.BigEndian.Uint64(b[:])
+		k &^= 1 << 63 // a positive process ID, as clients print it
+		if _, dup := c.m[k]; dup || k>>32 == 0 {
+			continue
+		}
+		c.m[k] = ct
+		return uint32(k >> 32), uint32(k)
+	}
+}
+
+func (c *cancelMap) remove(pid, secret uint32) {
+	c.mu.Lock()
+	delete(c.m, uint64(pid)<<32|uint64(secret))
+	c.mu.Unlock()
+}
+
+func (c *cancelMap) get(pid uint32, secret []byte) *cancelTarget {
+	if len(secret) != 4 {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.m[uint64(pid)<<32|uint64(binary.BigEndian.Uint32(secret))]
+}
+
+// send delivers a real CancelRequest to the upstream, over TLS when the
+// session's connection uses it.
+func (ct *cancelTarget) send(ctx context.Context) error {
+	d := net.Dialer{Timeout: 5 * time.Second}
+	nc, err := d.DialContext(ctx, "tcp", ct.addr)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	nc.SetDeadline(time.Now().Add(10 * time.Second))
+	if ct.t.tls != nil {
+		// SSLRequest, then TLS, as for the session itself.
+		if _, err := nc.Write([]byte{0, 0, 0, 8, 4, 210, 22, 47}); err != nil {
+			return err
+		}
+		var b [1]byte
+		if _, err := nc.Read(b[:]); err != nil {
+			return err
+		}
+		if b[0] != 'S' {
+			return fmt.Errorf("upstream refused TLS for the cancel request")
+		}
+		tc := tls.Client(nc, ct.t.tls.Clone())
+		defer tc.Close()
+		nc = tc
+	}
+	buf := make([]byte, 12+len(ct.secret))
+	binary.BigEndian.PutUint32(buf[0:4], uint32(len(buf)))
+	binary.BigEndian.PutUint32(buf[4:8], 80877102)
+	binary.BigEndian.PutUint32(buf[8:12], ct.pid)
+	copy(buf[12:], ct.secret)
+	if _, err := nc.Write(buf); err != nil {
+		return err
+	}
+	// The server closes the connection once it has acted on the request.
+	nc.Read(buf[:1])
+	return nil
+}
+
+// selfSigned makes an in-memory certificate for `serve --dev` listeners
+// without tls_cert: for the listen host, 127.0.0.1 and localhost.
+func selfSigned(listen string) (tls.Certificate, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(time.Now().UnixNano()),
+		Subject:      pkix.Name{CommonName: "tollgate dev"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(30 * 24 * time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		DNSNames:     []string{"localhost"},
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
+	}
+	if h, _, err := net.SplitHostPort(listen); err == nil {
+		if ip := net.ParseIP(h); ip != nil && !ip.IsUnspecified() {
+			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
+		} else if ip == nil && h != "" {
+			tmpl.DNSNames = append(tmpl.DNSNames, h)
+		}
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, nil
+}
