@@ -4,7 +4,8 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
-	"sort"
+	"slices"
+	"sync"
 )
 
 // SessionChain links the rows of one session: each row carries the hash
@@ -24,24 +25,36 @@ func (c *SessionChain) Seal(r *Row) {
 // Hash is the hex SHA-256 of r's canonical encoding, with RowHash left
 // out. Every column takes part, in a fixed order, each length-prefixed,
 // maps sorted by key: two rows hash alike only if every column is equal.
+// The encoding is built in one pooled buffer and hashed in one call (a
+// write per column to the hash cost more than the hashing).
 func Hash(r Row) string {
-	h := sha256.New()
-	var buf [binary.MaxVarintLen64]byte
+	bp := hashBufs.Get().(*[]byte)
+	b := appendCanonical((*bp)[:0], &r)
+	sum := sha256.Sum256(b)
+	if cap(b) <= 64<<10 {
+		*bp = b
+		hashBufs.Put(bp)
+	}
+	return hex.EncodeToString(sum[:])
+}
+
+var hashBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
+// appendCanonical appends the encoding Hash covers. Changing it changes
+// every row's hash: TestHashIsStable pins it.
+func appendCanonical(b []byte, r *Row) []byte {
 	str := func(s string) {
-		n := binary.PutUvarint(buf[:], uint64(len(s)))
-		h.Write(buf[:n])
-		h.Write([]byte(s))
+		b = binary.AppendUvarint(b, uint64(len(s)))
+		b = append(b, s...)
 	}
-	num := func(v int64) {
-		n := binary.PutVarint(buf[:], v)
-		h.Write(buf[:n])
-	}
+	num := func(v int64) { b = binary.AppendVarint(b, v) }
 	kv := func(m map[string]string) {
-		keys := make([]string, 0, len(m))
+		var arr [16]string
+		keys := arr[:0]
 		for k := range m {
 			keys = append(keys, k)
 		}
-		sort.Strings(keys)
+		slices.Sort(keys)
 		num(int64(len(keys)))
 		for _, k := range keys {
 			str(k)
@@ -81,5 +94,5 @@ func Hash(r Row) string {
 	str(r.ApprovalID)
 	str(r.Approver)
 	str(r.PrevHash)
-	return hex.EncodeToString(h.Sum(nil))
+	return b
 }

@@ -146,7 +146,12 @@ func instantiateHostModule(ctx context.Context, r wazero.Runtime) error {
 			ret(s, absent)
 			return
 		}
-		v, ok := c.get(read(m, u(s, 0), u(s, 1)))
+		// The guest learns the classification, not the text: the
+		// verdict cache keys on the classification, so statements that
+		// differ only in literals share a cached verdict.
+		name := read(m, u(s, 0), u(s, 1))
+		c.read = append(c.read, sqlClassPrefix+name)
+		v, ok := attribute(c.ev, name)
 		if !ok {
 			ret(s, absent)
 			return

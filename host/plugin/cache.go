@@ -22,11 +22,15 @@ type verdictCache struct {
 
 const maxCachedVerdicts = 10000
 
-func (vc *verdictCache) key(ev *event.Event, names []string) (string, bool) {
+// sqlClassPrefix marks a read of a field's SQL classification (the
+// sql_classify host function) rather than of its text.
+const sqlClassPrefix = "sqlclass:"
+
+func (vc *verdictCache) key(p *Plugin, ev *event.Event, names []string) (string, bool) {
 	var b strings.Builder
 	b.WriteString(ev.Kind)
 	for _, n := range names {
-		v, ok := attribute(ev, n)
+		v, ok := p.attribute(ev, n)
 		if !ok {
 			return "", false
 		}
@@ -36,14 +40,14 @@ func (vc *verdictCache) key(ev *event.Event, names []string) (string, bool) {
 	return b.String(), true
 }
 
-func (vc *verdictCache) lookup(ev *event.Event) (event.Verdict, bool) {
+func (vc *verdictCache) lookup(p *Plugin, ev *event.Event) (event.Verdict, bool) {
 	vc.mu.Lock()
 	defer vc.mu.Unlock()
 	names, ok := vc.names[ev.Kind]
 	if !ok {
 		return event.Verdict{}, false
 	}
-	k, ok := vc.key(ev, names)
+	k, ok := vc.key(p, ev, names)
 	if !ok {
 		return event.Verdict{}, false
 	}
@@ -53,7 +57,7 @@ func (vc *verdictCache) lookup(ev *event.Event) (event.Verdict, bool) {
 
 // store remembers v. Rewrites are not cached: their key would have to be
 // the values before the change, and masking verdicts are cheap to redo.
-func (vc *verdictCache) store(ev *event.Event, read []string, v event.Verdict) {
+func (vc *verdictCache) store(p *Plugin, ev *event.Event, read []string, v event.Verdict) {
 	if len(v.Changes) > 0 {
 		return
 	}
@@ -63,7 +67,7 @@ func (vc *verdictCache) store(ev *event.Event, read []string, v event.Verdict) {
 		vc.names, vc.byKey = map[string][]string{}, map[string]event.Verdict{}
 	}
 	names := dedupe(read)
-	k, ok := vc.key(ev, names)
+	k, ok := vc.key(p, ev, names)
 	if !ok {
 		return
 	}
@@ -84,4 +88,16 @@ func dedupe(names []string) []string {
 		}
 	}
 	return out
+}
+
+// attribute resolves a name the guest read, including classifications.
+func (p *Plugin) attribute(ev *event.Event, name string) (string, bool) {
+	if field, ok := strings.CutPrefix(name, sqlClassPrefix); ok {
+		v, ok := attribute(ev, field)
+		if !ok {
+			return "", false
+		}
+		return p.classify(v), true
+	}
+	return attribute(ev, name)
 }

@@ -112,6 +112,34 @@ func TestCacheableVerdictSkipsTheCall(t *testing.T) {
 	}
 }
 
+// A plugin that reads only a statement's classification gets one call
+// per kind of statement, not per text: pgbench's SELECTs differ only in
+// a literal.
+func TestCachedVerdictKeysOnTheSQLClassification(t *testing.T) {
+	h := newHost(t)
+	p := load(t, h, "policy", config.Plugin{}, Limits{})
+	ctx := context.Background()
+	q := func(sql string) event.Verdict {
+		v, err := p.Process(ctx, &event.Event{Kind: "pg.query", Protocol: "postgres", Target: "db", Fields: map[string]string{"sql": sql}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	first := q("SELECT abalance FROM pgbench_accounts WHERE aid = 1")
+	second := q("SELECT abalance FROM pgbench_accounts WHERE aid = 99")
+	if annotation(first, "calls") == "" || annotation(second, "calls") != annotation(first, "calls") {
+		t.Fatalf("a SELECT differing in a literal called the plugin again: %v vs %v", first.Annotations, second.Annotations)
+	}
+	drop := q("DROP TABLE pgbench_accounts")
+	if drop.Action != event.Deny || annotation(drop, "calls") == annotation(first, "calls") {
+		t.Fatalf("DDL was answered from a SELECT's cached verdict: %+v", drop)
+	}
+	if again := q("DROP TABLE other"); again.Action != event.Deny {
+		t.Fatalf("cached DDL verdict: %+v", again)
+	}
+}
+
 func TestMaskingInTheHost(t *testing.T) {
 	h := newHost(t)
 	p := load(t, h, "masker", config.Plugin{}, Limits{})

@@ -296,7 +296,7 @@ func (p *Plugin) Process(ctx context.Context, ev *event.Event) (event.Verdict, e
 		return event.Verdict{Action: event.Allow}, nil
 	}
 	if !rows {
-		if v, ok := p.cache.lookup(ev); ok {
+		if v, ok := p.cache.lookup(p, ev); ok {
 			return v, nil
 		}
 	}
@@ -324,7 +324,7 @@ func (p *Plugin) Process(ctx context.Context, ev *event.Event) (event.Verdict, e
 	p.put(in)
 	v := c.verdict(int32(res[0]))
 	if c.cacheable && !rows {
-		p.cache.store(ev, c.read, v)
+		p.cache.store(p, ev, c.read, v)
 	}
 	return v, nil
 }

@@ -20,8 +20,20 @@ func init() {
 	}
 	sdk.Subscribe("http.request")
 	sdk.Subscribe("http.response")
+	sdk.Subscribe("pg.query")
 	sdk.HandleEvent(func(ev sdk.Event) sdk.Verdict {
 		calls++
+		if ev.Kind() == "pg.query" {
+			// Reads only the classification: cacheable across literals.
+			sdk.Annotate("calls", itoa(calls))
+			sdk.Cacheable()
+			for _, st := range ev.Statements("sql") {
+				if st.Class == "ddl" {
+					return sdk.Deny("no DDL")
+				}
+			}
+			return sdk.Allow()
+		}
 		if ev.Kind() == "http.response" {
 			if ev.Field("status") == "418" {
 				return sdk.Deny("teapots are not shown to agents")
