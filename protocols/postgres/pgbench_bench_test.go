@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"syscall"
@@ -30,6 +31,11 @@ func BenchmarkPgbench(b *testing.B) {
 	secs := os.Getenv("PGBENCH_TIME")
 	if secs == "" {
 		secs = "20"
+	}
+	// The gateway in this process collects garbage as `gateway serve`
+	// does (GOGC 400 unless set, cmd/gateway tuneGC).
+	if os.Getenv("GOGC") == "" {
+		defer debug.SetGCPercent(debug.SetGCPercent(400))
 	}
 	pg := testenv.StartPostgres(b, testenv.PostgresOptions{})
 	plugins := append(defaultPlugins(b), loadPlugin(b, "redact", nil))
