@@ -359,6 +359,11 @@ func (c *Config) applyDefaults() {
 		}
 		if l.IdleTimeout.Duration == 0 {
 			l.IdleTimeout.Duration = 120 * time.Second
+			if l.Protocol == "postgres" {
+				// Pools keep connections idle for minutes; the session
+				// still ends at its token's expiry.
+				l.IdleTimeout.Duration = 15 * time.Minute
+			}
 		}
 		if l.MaxHeaderBytes == 0 {
 			l.MaxHeaderBytes = 64 << 10

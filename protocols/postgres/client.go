@@ -43,8 +43,12 @@ func (s *session) run() {
 // clientLoop reads client messages until Terminate or an error.
 func (s *session) clientLoop() {
 	for {
+		s.setIdleDeadline()
 		msg, err := s.be.Receive()
 		if err != nil {
+			if s.idleTimeout(err) {
+				continue // a statement is running: the client waits on it
+			}
 			s.clientError(err)
 			return
 		}
@@ -93,6 +97,45 @@ func (s *session) clientError(err error) {
 		s.setCloseErr("protocol violation: " + err.Error())
 		s.fatal(codeProtocolViolation, "malformed or unknown message: "+err.Error())
 	}
+}
+
+// setIdleDeadline bounds the wait for the client's next message by the
+// listener's idle_timeout and by the token's expiry, so that an idle
+// session neither holds its upstream connection forever nor outlives the
+// identity that opened it.
+func (s *session) setIdleDeadline() {
+	var d time.Time
+	if t := s.l.cfg.IdleTimeout.Duration; t > 0 {
+		d = time.Now().Add(t)
+	}
+	if !s.expires.IsZero() && (d.IsZero() || s.expires.Before(d)) {
+		d = s.expires
+	}
+	s.client.SetReadDeadline(d)
+}
+
+// idleTimeout handles a read that hit the idle deadline. While a
+// statement runs (answers are still due) the client is waiting on the
+// server, not idle: true means read on (the Backend keeps a partly read
+// message). Otherwise the session ends with a FATAL that says why, and
+// false is returned, as for any read error.
+func (s *session) idleTimeout(err error) bool {
+	var ne net.Error
+	if !errors.As(err, &ne) || !ne.Timeout() {
+		return false
+	}
+	s.mu.Lock()
+	busy := s.headLocked() != nil
+	s.mu.Unlock()
+	if busy {
+		return true
+	}
+	if s.expired() {
+		return false
+	}
+	s.setCloseErr("idle for longer than idle_timeout")
+	s.fatal(codeIdleSessionTimeout, "terminating the session: idle for longer than "+s.l.cfg.IdleTimeout.Duration.String()+" (the listener's idle_timeout)")
+	return false
 }
 
 // expired ends a session whose token has expired: a session never

@@ -27,6 +27,7 @@ const (
 	codeCannotConnectNow     = "57P03" // issuer or audit unavailable
 	codeConnectionFailure    = "08006" // upstream unavailable
 	codeProtocolViolation    = "08P01"
+	codeIdleSessionTimeout   = "57P05" // idle_timeout, as PostgreSQL's idle_session_timeout
 	codeInsufficientPriv     = "42501" // a deny
 	codeFeatureNotSupported  = "0A000"
 	codeInvalidCatalog       = "3D000" // no such target

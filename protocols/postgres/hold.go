@@ -123,6 +123,7 @@ func (s *session) cancelHold() bool {
 // a read error or Terminate cancels the wait; other messages are copied
 // into the stash.
 func (s *session) watchClient(cancel context.CancelCauseFunc) (stop func()) {
+	s.client.SetReadDeadline(time.Time{}) // not idle: waiting on a person
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

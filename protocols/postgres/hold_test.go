@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/tollgate-dev/tollgate/host/approval"
+	"github.com/tollgate-dev/tollgate/host/config"
 	"github.com/tollgate-dev/tollgate/host/event"
 	"github.com/tollgate-dev/tollgate/host/plugin"
 	"github.com/tollgate-dev/tollgate/host/testenv"
@@ -254,4 +255,23 @@ func atoi(t *testing.T, s string) int {
 		t.Fatalf("not a number: %q", s)
 	}
 	return n
+}
+
+// An idle session ends at idle_timeout with 57P05, but a client waiting
+// on a running statement longer than that is not idle.
+func TestIdleTimeout(t *testing.T) {
+	e := startEnv(t, envOptions{listener: func(l *config.Listener) { l.IdleTimeout.Duration = 400 * time.Millisecond }})
+	c := e.connect(t, "")
+	ctx := context.Background()
+	if _, err := c.Exec(ctx, "SELECT pg_sleep(1)"); err != nil {
+		t.Fatalf("a statement running past idle_timeout: %v", err)
+	}
+	time.Sleep(time.Second)
+	_, err := c.Exec(ctx, "SELECT 1")
+	if err == nil {
+		t.Fatal("a session idle past idle_timeout still runs statements")
+	}
+	e.rec.wait(t, "closing the idle session", func(r auditRow) bool {
+		return r.Kind == "session.close" && strings.Contains(r.Error, "idle")
+	})
 }
