@@ -75,7 +75,7 @@ func TestPolicyVerdicts(t *testing.T) {
 	p := load(t, h, "policy", config.Plugin{Config: map[string]any{"deny_method": "DELETE"}}, Limits{})
 	ctx := context.Background()
 
-	if !p.Wants("http.request") || p.Wants("pg.query") {
+	if !p.Wants("http.request") || !p.Wants("pg.query") || p.Wants("ssh.exec") {
 		t.Fatal("subscriptions not recorded from init")
 	}
 	v, err := p.Process(ctx, httpEvent("DELETE", "/orders/1"))
