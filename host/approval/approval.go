@@ -2,7 +2,6 @@ package approval
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
@@ -240,7 +239,7 @@ func New(o Options) (*Manager, error) {
 	if o.PollInterval <= 0 {
 		o.PollInterval = 250 * time.Millisecond
 	}
-	m := &Manager{o: o, holder: o.GatewayID + "/" + newID(), recs: map[string]*entry{}, grants: map[string][]grant{}}
+	m := &Manager{o: o, holder: o.GatewayID + "/" + audit.NewID(), recs: map[string]*entry{}, grants: map[string][]grant{}}
 	if o.Store == nil {
 		return m, nil
 	}
@@ -284,7 +283,7 @@ func (m *Manager) Hold(ctx context.Context, req Request) (*Pending, error) {
 		req.Hash = RequestHash(req.Kind, req.Target, req.Fields)
 	}
 	now := m.o.Now()
-	id := newID()
+	id := audit.NewID()
 	r := Record{
 		ID: id, State: StatePending, URL: m.o.URL(id),
 		SessionID: req.SessionID, Protocol: req.Protocol, Kind: req.Kind, Target: req.Target,
@@ -711,7 +710,7 @@ func (m *Manager) record(e *entry, kind, verdict, approver, reason, status strin
 	r := &e.rec
 	now := m.o.Now()
 	row := audit.Row{
-		EventID: newID(), Time: now, GatewayID: m.o.GatewayID, SessionID: r.ID,
+		EventID: audit.NewID(), Time: now, GatewayID: m.o.GatewayID, SessionID: r.ID,
 		Protocol: r.Protocol, Listener: r.Listener, Target: r.Target, Kind: kind, RemoteAddr: r.RemoteAddr,
 		Issuer: r.Issuer, Subject: r.Subject, Email: r.Email, Groups: r.Groups, Claims: r.Claims,
 		Request: r.Fields, Verdict: verdict, Plugin: r.Plugin, Reason: reason, Status: status,
@@ -772,14 +771,4 @@ func RequestHash(kind, target string, fields map[string]string) string {
 		str(fields[k])
 	}
 	return hex.EncodeToString(h.Sum(nil))
-}
-
-// newID returns a random UUID (version 4): approval IDs are the audit
-// chain's session_id, a UUID column.
-func newID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tollgate-dev/tollgate/host/audit"
 	"github.com/tollgate-dev/tollgate/host/event"
 )
 
@@ -78,7 +79,7 @@ func (m *Manager) decideRemote(id, verb string, p *event.Principal, o DecideOpti
 		}
 	}
 	votes := len(rec.Votes)
-	r := Ruling{ID: newID(), ApprovalID: id, Verb: verb, Options: o, Decider: *p, At: m.o.Now(), GatewayID: m.o.GatewayID}
+	r := Ruling{ID: audit.NewID(), ApprovalID: id, Verb: verb, Options: o, Decider: *p, At: m.o.Now(), GatewayID: m.o.GatewayID}
 	if err := m.shared.Submit(ctx, r); err != nil {
 		return Record{}, fmt.Errorf("approval: shared store: %w", err)
 	}

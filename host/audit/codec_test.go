@@ -3,6 +3,7 @@ package audit_test
 import (
 	"encoding/json"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -82,4 +83,19 @@ func FuzzDecodeRow(f *testing.F) {
 			t.Fatalf("re-encoding changed the row: %v\n%+v\n%+v", err, r, again)
 		}
 	})
+}
+
+// NewID gives distinct version 4 UUIDs in the canonical text form.
+func TestNewID(t *testing.T) {
+	seen := map[string]bool{}
+	for range 1000 {
+		id := audit.NewID()
+		if len(id) != 36 || id[8] != '-' || id[13] != '-' || id[14] != '4' || id[18] != '-' || !strings.ContainsRune("89ab", rune(id[19])) || id[23] != '-' {
+			t.Fatalf("not a version 4 UUID: %q", id)
+		}
+		if seen[id] {
+			t.Fatalf("duplicate %s", id)
+		}
+		seen[id] = true
+	}
 }

@@ -2,7 +2,6 @@ package http
 
 import (
 	"context"
-	"crypto/rand"
 	"fmt"
 	"maps"
 	"net"
@@ -38,7 +37,7 @@ func (s *session) seal(r *audit.Row) {
 	defer s.mu.Unlock()
 	s.seq++
 	r.Seq = s.seq
-	r.EventID = newSessionID()
+	r.EventID = audit.NewID()
 	s.chain.Seal(r)
 }
 
@@ -88,7 +87,7 @@ func (c *conn) sessionFor(p *event.Principal, target string, at time.Time) *sess
 	if c.cur != nil {
 		c.closeLocked()
 	}
-	s := &session{id: newSessionID(), principal: p, opened: at, requests: 1}
+	s := &session{id: audit.NewID(), principal: p, opened: at, requests: 1}
 	c.cur = s
 	s.open = c.row(s, audit.KindSessionOpen, target)
 	s.open.Time = s.opened
@@ -141,14 +140,4 @@ func samePrincipal(a, b *event.Principal) bool {
 	// Same subject with other kept claims (a new CI run's token, say) is a
 	// new invocation, and so a new session.
 	return a == b || (a.Issuer == b.Issuer && a.Subject == b.Subject && maps.Equal(a.Kept, b.Kept))
-}
-
-// newSessionID returns a random UUID (version 4), the form the audit
-// schema stores for session and event IDs.
-func newSessionID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }

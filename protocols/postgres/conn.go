@@ -111,7 +111,7 @@ func (st *startup) run() (*session, error) {
 			return nil, fmt.Errorf("startup: unexpected %T", msg)
 		}
 	}
-	st.sessionID = newSessionID()
+	st.sessionID = audit.NewID()
 	st.params = sm.Parameters
 	return st.login(sm)
 }

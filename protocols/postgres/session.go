@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	mrand "math/rand/v2"
 	"net"
@@ -77,7 +76,7 @@ func (s *session) record(r audit.Row) {
 	}
 	var b [16]byte
 	s.ids.Read(b[:])
-	r.EventID = formatUUID(b)
+	r.EventID = audit.FormatID(b)
 	s.chain.Seal(&r)
 	s.amu.Unlock()
 	if err := s.l.deps.Recorder.Record(r); err != nil {
@@ -182,28 +181,4 @@ func scrub(s, secret string) string {
 		return s
 	}
 	return strings.ReplaceAll(s, secret, "[credential]")
-}
-
-// newSessionID returns a random UUID (version 4).
-func newSessionID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	return formatUUID(b)
-}
-
-// formatUUID marks b as a version 4 UUID and formats it.
-func formatUUID(b [16]byte) string {
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	var out [36]byte
-	hex.Encode(out[0:8], b[0:4])
-	out[8] = '-'
-	hex.Encode(out[9:13], b[4:6])
-	out[13] = '-'
-	hex.Encode(out[14:18], b[6:8])
-	out[18] = '-'
-	hex.Encode(out[19:23], b[8:10])
-	out[23] = '-'
-	hex.Encode(out[24:], b[10:16])
-	return string(out[:])
 }

@@ -5,7 +5,6 @@ package audittest
 
 import (
 	"context"
-	"crypto/rand"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -17,14 +16,8 @@ import (
 	"github.com/tollgate-dev/tollgate/host/testenv"
 )
 
-// UUID is a random version-4 UUID.
-func UUID() string {
-	var b [16]byte
-	rand.Read(b[:])
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
-}
+// UUID returns a random version 4 UUID.
+func UUID() string { return audit.NewID() }
 
 // SessionRows is one sealed session of n rows (n >= 2): open, n-2 steps
 // with varied columns (and text that needs escaping), close.
