@@ -136,21 +136,7 @@ func (c *ClickHouse) stop() {
 	c.mu.Lock()
 	cmd, exited := c.cmd, c.exited
 	c.mu.Unlock()
-	if cmd == nil {
-		return
-	}
-	select {
-	case <-exited:
-		return
-	default:
-	}
-	cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-exited:
-	case <-time.After(10 * time.Second):
-		cmd.Process.Kill()
-		<-exited
-	}
+	stopProcess(cmd, exited, syscall.SIGTERM)
 }
 
 func (c *ClickHouse) writeConfig() error {

@@ -222,21 +222,7 @@ func (p *Postgres) stop() {
 	p.mu.Lock()
 	cmd, exited := p.cmd, p.exited
 	p.mu.Unlock()
-	if cmd == nil {
-		return
-	}
-	select {
-	case <-exited:
-		return
-	default:
-	}
-	cmd.Process.Signal(syscall.SIGINT)
-	select {
-	case <-exited:
-	case <-time.After(10 * time.Second):
-		cmd.Process.Kill()
-		<-exited
-	}
+	stopProcess(cmd, exited, syscall.SIGINT)
 }
 
 // writeCert makes a self-signed certificate for 127.0.0.1 and localhost;

@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 )
 
 // FreeAddr returns a loopback address with a port that was free a moment
@@ -100,4 +101,25 @@ func ChDBLib(t testing.TB) string {
 		t.Fatalf("testenv: %s is missing; run `make deps` (it runs .ci/install-chdb)", p)
 	}
 	return p
+}
+
+// stopProcess sends sig to a peer started in the foreground and waits for
+// it to exit (exited closes then); SIGKILL after 10 s. A process that has
+// already exited, or never started (cmd nil), is left alone.
+func stopProcess(cmd *exec.Cmd, exited <-chan struct{}, sig os.Signal) {
+	if cmd == nil {
+		return
+	}
+	select {
+	case <-exited:
+		return
+	default:
+	}
+	cmd.Process.Signal(sig)
+	select {
+	case <-exited:
+	case <-time.After(10 * time.Second):
+		cmd.Process.Kill()
+		<-exited
+	}
 }
