@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -62,6 +63,41 @@ func SessionRows(start time.Time, target string, runID string, n int) []audit.Ro
 // Querier is a store's read side.
 type Querier interface {
 	Query(ctx context.Context, sql string, args ...any) ([]string, [][]string, error)
+}
+
+// Query runs sql on s and fails the test on an error.
+func Query(t testing.TB, s Querier, sql string, args ...any) [][]string {
+	t.Helper()
+	_, rows, err := s.Query(context.Background(), sql, args...)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, sql)
+	}
+	return rows
+}
+
+// CheckSessions checks the sessions table of a store holding the rows of
+// n sessions made by SessionRows: one row per session, with the open
+// row's target and time, closed, with the close row's status.
+func CheckSessions(t *testing.T, s Querier, rows []audit.Row, n int) {
+	t.Helper()
+	sess := Query(t, s, "SELECT toString(session_id), target, closed, status, opened_at, opened_us FROM sessions FINAL ORDER BY opened_at, opened_us")
+	if len(sess) != n {
+		t.Fatalf("sessions: %v, want %d", sess, n)
+	}
+	for i, v := range sess {
+		var open audit.Row
+		for _, r := range rows {
+			if r.SessionID == v[0] && r.Kind == audit.KindSessionOpen {
+				open = r
+			}
+		}
+		ts, _ := time.Parse(time.RFC3339, v[4])
+		us, _ := strconv.Atoi(v[5])
+		if open.SessionID == "" || v[1] != open.Target || v[2] != "1" || !strings.HasSuffix(v[3], "requests") ||
+			!ts.Add(time.Duration(us)*time.Microsecond).Equal(open.Time) {
+			t.Errorf("session %d: %v (open row %+v)", i, v, open)
+		}
+	}
 }
 
 // RunExampleQueries runs every examples/queries/*.sql against s, whose data

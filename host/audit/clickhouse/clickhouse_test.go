@@ -25,14 +25,7 @@ func openStore(t testing.TB, srv *testenv.ClickHouse) *Store {
 	return s
 }
 
-func query(t testing.TB, s *Store, sql string, args ...any) [][]string {
-	t.Helper()
-	_, rows, err := s.Query(context.Background(), sql, args...)
-	if err != nil {
-		t.Fatalf("%v\n%s", err, sql)
-	}
-	return rows
-}
+var query = audittest.Query
 
 func TestSchemaAppliesTwice(t *testing.T) {
 	srv := testenv.StartClickHouse(t)
@@ -177,29 +170,11 @@ func TestRoundTripAndReplay(t *testing.T) {
 		}
 	}
 
-	// sessions: one row per session, the open row's target kept over the
-	// close row's empty one, closed with its status.
-	sess := query(t, s, "SELECT session_id, target, closed, status, opened_at, opened_us FROM sessions FINAL ORDER BY opened_at, opened_us")
-	if len(sess) != 3 {
-		t.Fatalf("sessions: %v", sess)
-	}
-	for i, v := range sess {
-		open := batch[0]
-		for _, r := range batch {
-			if r.SessionID == v[0] && r.Kind == audit.KindSessionOpen {
-				open = r
-			}
-		}
-		ts, _ := time.Parse(time.RFC3339, v[4])
-		us, _ := strconv.Atoi(v[5])
-		if v[1] != open.Target || v[2] != "1" || !strings.HasSuffix(v[3], "requests") || !schema.Join(ts, uint32(us)).Equal(open.Time) {
-			t.Errorf("session %d: %v (open row %+v)", i, v, open)
-		}
-	}
+	audittest.CheckSessions(t, s, batch, 3)
 }
 
 // A close row delivered before its open row still ends as one closed
-// session with the open row's target.
+// session: the open row's later arrival (a lower seq) does not replace it.
 func TestSessionsOutOfOrder(t *testing.T) {
 	srv := testenv.StartClickHouse(t)
 	s := openStore(t, srv)

@@ -226,14 +226,7 @@ func writeTSV(b *bytes.Buffer, vals []any) {
 		case string:
 			escapeTSV(b, x)
 		case []string:
-			b.WriteByte('[')
-			for j, e := range x {
-				if j > 0 {
-					b.WriteByte(',')
-				}
-				quote(b, e)
-			}
-			b.WriteByte(']')
+			writeArray(b, x)
 		case time.Time:
 			b.WriteString(dateTime(x))
 		case uint32:
@@ -262,7 +255,19 @@ func dateTime(t time.Time) string {
 	return time.Unix(u, 0).UTC().Format("2006-01-02 15:04:05")
 }
 
-func escapeTSV(b *bytes.Buffer, s string) {
+func escapeTSV(b *bytes.Buffer, s string) { escape(b, s, false) }
+
+// quote writes s as a quoted SQL string literal without raw control
+// characters (so it may sit inside a TSV field).
+func quote(b *bytes.Buffer, s string) {
+	b.WriteByte('\'')
+	escape(b, s, true)
+	b.WriteByte('\'')
+}
+
+// escape writes s with backslash escapes for what TSV and SQL string
+// literals cannot hold raw; quotes too inside a literal.
+func escape(b *bytes.Buffer, s string, literal bool) {
 	for i := 0; i < len(s); i++ {
 		switch c := s[i]; c {
 		case '\\':
@@ -275,35 +280,28 @@ func escapeTSV(b *bytes.Buffer, s string) {
 			b.WriteString(`\r`)
 		case 0:
 			b.WriteString(`\0`)
+		case '\'':
+			if literal {
+				b.WriteString(`\'`)
+			} else {
+				b.WriteByte(c)
+			}
 		default:
 			b.WriteByte(c)
 		}
 	}
 }
 
-// quote writes s as a quoted SQL string literal without raw control
-// characters (so it may sit inside a TSV field).
-func quote(b *bytes.Buffer, s string) {
-	b.WriteByte('\'')
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; c {
-		case '\\':
-			b.WriteString(`\\`)
-		case '\'':
-			b.WriteString(`\'`)
-		case '\t':
-			b.WriteString(`\t`)
-		case '\n':
-			b.WriteString(`\n`)
-		case '\r':
-			b.WriteString(`\r`)
-		case 0:
-			b.WriteString(`\0`)
-		default:
-			b.WriteByte(c)
+// writeArray writes ss as an Array(String) literal.
+func writeArray(b *bytes.Buffer, ss []string) {
+	b.WriteByte('[')
+	for i, e := range ss {
+		if i > 0 {
+			b.WriteByte(',')
 		}
+		quote(b, e)
 	}
-	b.WriteByte('\'')
+	b.WriteByte(']')
 }
 
 func isIdent(s string) bool {

@@ -33,14 +33,7 @@ func openStore(t testing.TB, dir string) *Store {
 	return s
 }
 
-func query(t testing.TB, s *Store, sql string, args ...any) [][]string {
-	t.Helper()
-	_, rows, err := s.Query(context.Background(), sql, args...)
-	if err != nil {
-		t.Fatalf("%v\n%s", err, sql)
-	}
-	return rows
-}
+var query = audittest.Query
 
 func TestSchemaAppliesTwice(t *testing.T) {
 	dir := t.TempDir()
@@ -159,23 +152,7 @@ func TestRoundTripAndReplay(t *testing.T) {
 		t.Fatalf("Rows(session) = %d rows, %v", len(one), err)
 	}
 
-	sess := query(t, s, "SELECT session_id, target, closed, status, opened_at, opened_us FROM sessions FINAL ORDER BY opened_at, opened_us")
-	if len(sess) != 3 {
-		t.Fatalf("sessions: %v", sess)
-	}
-	for i, v := range sess {
-		var open audit.Row
-		for _, r := range batch {
-			if r.SessionID == v[0] && r.Kind == audit.KindSessionOpen {
-				open = r
-			}
-		}
-		ts, _ := time.Parse(time.RFC3339, v[4])
-		us, _ := strconv.Atoi(v[5])
-		if v[1] != open.Target || v[2] != "1" || !strings.HasSuffix(v[3], "requests") || !schema.Join(ts, uint32(us)).Equal(open.Time) {
-			t.Errorf("session %d: %v (open row %+v)", i, v, open)
-		}
-	}
+	audittest.CheckSessions(t, s, batch, 3)
 }
 
 // A replay the deduplication window does not catch (another batch

@@ -237,14 +237,7 @@ func literal(b *bytes.Buffer, v any) error {
 		quote(b, x.UTC().Format("2006-01-02 15:04:05.000000"))
 		b.WriteString(", 6, 'UTC')")
 	case []string:
-		b.WriteByte('[')
-		for i, e := range x {
-			if i > 0 {
-				b.WriteByte(',')
-			}
-			quote(b, e)
-		}
-		b.WriteByte(']')
+		writeArray(b, x)
 	case fmt.Stringer:
 		quote(b, x.String())
 	default:
