@@ -14,7 +14,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -27,26 +26,10 @@ import (
 	httpproto "github.com/tollgate-dev/tollgate/protocols/http"
 )
 
-// memRecorder keeps rows in memory for in-process tests.
-type memRecorder struct {
-	mu   sync.Mutex
-	rows []audit.Row
-}
-
-func (m *memRecorder) Record(r audit.Row) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.rows = append(m.rows, r)
-	return nil
-}
-
-func (m *memRecorder) Close() error { return nil }
-
-func (m *memRecorder) request(t *testing.T, sid string) audit.Row {
+// requestRow is the http.request row of session sid.
+func requestRow(t *testing.T, rec *testenv.Recorder, sid string) audit.Row {
 	t.Helper()
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	for _, r := range m.rows {
+	for _, r := range rec.Rows() {
 		if r.SessionID == sid && r.Kind == "http.request" {
 			return r
 		}
@@ -64,7 +47,7 @@ func (f chainFunc) Process(_ context.Context, ev *event.Event) (event.Verdict, e
 type inproc struct {
 	base string // http(s)://addr
 	tok  string
-	rec  *memRecorder
+	rec  *testenv.Recorder
 	up   *testenv.Upstream
 	cli  *http.Client
 }
@@ -112,7 +95,7 @@ targets = ["t"]
 	if listener != nil {
 		listener(&cfg.Listeners[0])
 	}
-	rec := &memRecorder{}
+	rec := &testenv.Recorder{}
 	l, err := httpproto.New(cfg.Listeners[0], map[string]*config.Target{"t": &cfg.Targets[0]}, httpproto.Deps{
 		GatewayID: "test",
 		Auth:      identity.NewVerifier([]config.Issuer{iss.IssuerConfig()}, 10, identity.Options{}),
@@ -184,7 +167,7 @@ func TestChainVerdicts(t *testing.T) {
 		if resp.StatusCode != 403 || eb.Error != "denied" || !strings.Contains(eb.Reason, tc.reason) {
 			t.Fatalf("%s: %d %s", tc.path, resp.StatusCode, body)
 		}
-		if row := p.rec.request(t, eb.SessionID); row.Status != "403" || row.Error == "" {
+		if row := requestRow(t, p.rec, eb.SessionID); row.Status != "403" || row.Error == "" {
 			t.Fatalf("%s: row status %q error %q", tc.path, row.Status, row.Error)
 		}
 	}
@@ -207,10 +190,8 @@ func TestChainVerdicts(t *testing.T) {
 		t.Fatalf("allow: %d", resp.StatusCode)
 	}
 	// Every verdict is in its row: the plugin, the reason, the annotations.
-	p.rec.mu.Lock()
-	defer p.rec.mu.Unlock()
 	byPath := map[string]audit.Row{}
-	for _, r := range p.rec.rows {
+	for _, r := range p.rec.Rows() {
 		if r.Kind == "http.request" {
 			byPath[r.Request["path"]] = r
 		}
@@ -274,7 +255,7 @@ func TestUpstreamTLS(t *testing.T) {
 	if resp.StatusCode != 502 || strings.Contains(body, "x509") {
 		t.Fatalf("untrusted upstream: %d %s", resp.StatusCode, body)
 	}
-	if row := p.rec.request(t, eb.SessionID); !strings.Contains(row.Error, "certificate") {
+	if row := requestRow(t, p.rec, eb.SessionID); !strings.Contains(row.Error, "certificate") {
 		t.Errorf("audit error = %q, want the certificate problem", row.Error)
 	}
 }

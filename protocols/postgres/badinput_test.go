@@ -163,7 +163,7 @@ func TestBadInput(t *testing.T) {
 	}
 
 	// The refused login left a session of its own in the trail.
-	e.rec.wait(t, "for the bad token", func(r audit.Row) bool {
+	e.rec.Wait(t, "for the bad token", func(r audit.Row) bool {
 		return r.Kind == audit.KindSessionOpen && r.Verdict == "deny" && strings.Contains(r.Error, "28P01") && r.Subject == ""
 	})
 
@@ -179,7 +179,7 @@ func TestBadInput(t *testing.T) {
 	if bytes.Contains(received.Bytes(), []byte(e.pg.Password)) {
 		t.Fatal("the upstream password reached a client")
 	}
-	rows, _ := json.Marshal(e.rec.all())
+	rows, _ := json.Marshal(e.rec.Rows())
 	if bytes.Contains(rows, []byte(e.pg.Password)) {
 		t.Fatal("the upstream password is in an audit row")
 	}
@@ -219,7 +219,7 @@ func TestUpstreamKilledMidResult(t *testing.T) {
 	if !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) && !strings.Contains(err.Error(), "closed") {
 		t.Logf("client ended with %v", err)
 	}
-	e.rec.wait(t, "closing the session", func(r audit.Row) bool {
+	e.rec.Wait(t, "closing the session", func(r audit.Row) bool {
 		return r.Kind == audit.KindSessionClose && strings.Contains(r.Error, "upstream")
 	})
 	c.conn.Close()

@@ -2,7 +2,6 @@ package postgres_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -27,49 +26,10 @@ import (
 	"github.com/tollgate-dev/tollgate/protocols/postgres"
 )
 
-// memRecorder keeps rows in memory for in-process tests.
-type memRecorder struct {
-	mu   sync.Mutex
-	rows []audit.Row
-}
-
-func (m *memRecorder) Record(r audit.Row) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.rows = append(m.rows, r)
-	return nil
-}
-
-func (m *memRecorder) Close() error { return nil }
-
-func (m *memRecorder) all() []audit.Row {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return append([]audit.Row(nil), m.rows...)
-}
-
-// wait returns the first row match accepts, polling for up to 10 s.
-func (m *memRecorder) wait(t *testing.T, what string, match func(audit.Row) bool) audit.Row {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		for _, r := range m.all() {
-			if match(r) {
-				return r
-			}
-		}
-		if time.Now().After(deadline) {
-			b, _ := json.MarshalIndent(m.all(), "", "  ")
-			t.Fatalf("no audit row %s; rows:\n%s", what, b)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 type env struct {
 	pg     *testenv.Postgres
 	l      *postgres.Listener
-	rec    *memRecorder
+	rec    *testenv.Recorder
 	tok    string
 	iss    *identity.DevIssuer
 	caFile string
@@ -125,7 +85,7 @@ func defaultPlugins(t testing.TB) []*plugin.Plugin {
 // listener in this process, TLS with a self-signed certificate.
 func startEnv(t testing.TB, o envOptions) *env {
 	t.Helper()
-	e := &env{rec: &memRecorder{}, dir: t.TempDir()}
+	e := &env{rec: &testenv.Recorder{}, dir: t.TempDir()}
 	e.pg = o.pg
 	if e.pg == nil {
 		e.pg = testenv.StartPostgres(t, testenv.PostgresOptions{})

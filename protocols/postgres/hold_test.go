@@ -124,7 +124,7 @@ func TestHeldStatements(t *testing.T) {
 			if got := count(t); atoi(t, got) != atoi(t, before)+1 {
 				t.Fatalf("counter %s after one approved UPDATE from %s", got, before)
 			}
-			row := h.rec.wait(t, "for the approved statement", func(r auditRow) bool {
+			row := h.rec.Wait(t, "for the approved statement", func(r auditRow) bool {
 				return r.Kind == "pg.query" && r.ApprovalID == rec.ID && r.Status == "UPDATE 1"
 			})
 			if row.Approver != "dba@example.com" || row.Verdict != "hold" {
@@ -271,7 +271,7 @@ func TestIdleTimeout(t *testing.T) {
 	if err == nil {
 		t.Fatal("a session idle past idle_timeout still runs statements")
 	}
-	e.rec.wait(t, "closing the idle session", func(r auditRow) bool {
+	e.rec.Wait(t, "closing the idle session", func(r auditRow) bool {
 		return r.Kind == "session.close" && strings.Contains(r.Error, "idle")
 	})
 }

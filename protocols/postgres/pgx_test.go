@@ -188,11 +188,11 @@ INSERT INTO items VALUES (1, 'one', '2026-01-02 03:04:05.678901+00', 12.345, 'a0
 	})
 
 	// Every statement has its row; the session rows bracket them.
-	rows := e.rec.all()
+	rows := e.rec.Rows()
 	if len(rowsOf(rows, audit.KindSessionOpen)) == 0 || len(rowsOf(rows, "pg.query")) < 10 {
 		t.Fatalf("audit rows: %d open, %d statements", len(rowsOf(rows, audit.KindSessionOpen)), len(rowsOf(rows, "pg.query")))
 	}
-	r := e.rec.wait(t, "for the CopyFrom", func(r audit.Row) bool { return strings.HasPrefix(r.Status, "COPY 1000") })
+	r := e.rec.Wait(t, "for the CopyFrom", func(r audit.Row) bool { return strings.HasPrefix(r.Status, "COPY 1000") })
 	if r.Subject != "agent" || r.Target != "app" || !strings.Contains(strings.ToUpper(r.Request["sql"]), "COPY") {
 		t.Fatalf("copy row: %+v", r)
 	}

@@ -148,19 +148,19 @@ func TestGuardAndMask(t *testing.T) {
 		t.Fatalf("binary masked row: %q", rr.Values())
 	}
 	rr.Close()
-	e.rec.wait(t, "saying the binary value became NULL", func(r audit.Row) bool {
+	e.rec.Wait(t, "saying the binary value became NULL", func(r audit.Row) bool {
 		return r.Kind == "pg.query" && r.Annotations["masked_binary_as_null"] == "1"
 	})
 	if n := e.pg.Exec(t, "SELECT count(*) FROM victims"); n != "2" {
 		t.Fatalf("victims has %s rows: a denied statement ran", n)
 	}
-	deny := e.rec.wait(t, "for the DROP", func(r audit.Row) bool {
+	deny := e.rec.Wait(t, "for the DROP", func(r audit.Row) bool {
 		return r.Kind == "pg.query" && strings.Contains(r.Request["sql"], "DROP TABLE") && r.Verdict == "deny"
 	})
 	if deny.Plugin != "guard" || deny.Subject != "agent" {
 		t.Errorf("deny row: %+v", deny)
 	}
-	masked := e.rec.wait(t, "for the masked select", func(r audit.Row) bool {
+	masked := e.rec.Wait(t, "for the masked select", func(r audit.Row) bool {
 		return r.Kind == "pg.query" && strings.Contains(r.Request["sql"], "api_keys") && r.Annotations["mask.columns"] != ""
 	})
 	if masked.Annotations["pg.rows"] != "2" || masked.Status != "SELECT 2" {
@@ -221,7 +221,7 @@ SELECT count(*) AS victims FROM victims;
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	e.rec.wait(t, "for pg_sleep to start", func(r audit.Row) bool {
+	e.rec.Wait(t, "for pg_sleep to start", func(r audit.Row) bool {
 		return r.Kind == audit.KindSessionOpen && r.Time.After(start)
 	})
 	time.Sleep(300 * time.Millisecond)

@@ -36,7 +36,7 @@ func TestUpstreamTLSAndMD5(t *testing.T) {
 	if user != "md5agent" || !ssl {
 		t.Fatalf("upstream session: user %q ssl %v", user, ssl)
 	}
-	open := e.rec.wait(t, "opening the session", func(r auditRow) bool { return r.Kind == "session.open" })
+	open := e.rec.Wait(t, "opening the session", func(r auditRow) bool { return r.Kind == "session.open" })
 	if !strings.HasPrefix(app, "ci-job tollgate:") || !strings.HasSuffix(app, open.SessionID) {
 		t.Fatalf("application_name %q, session %s", app, open.SessionID)
 	}
@@ -86,7 +86,7 @@ func TestSessionEndsWhenTokenExpires(t *testing.T) {
 	if !errors.As(err, &pe) || pe.Code != "28P01" || !strings.Contains(pe.Message, "expired") {
 		t.Fatalf("after expiry: %v", err)
 	}
-	e.rec.wait(t, "closing the expired session", func(r auditRow) bool {
+	e.rec.Wait(t, "closing the expired session", func(r auditRow) bool {
 		return r.Kind == "session.close" && r.Error == "the token expired" && r.Subject == "short"
 	})
 }
