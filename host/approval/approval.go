@@ -77,6 +77,27 @@ type Request struct {
 	RemoteAddr, Listener string
 }
 
+// Rewritten is a held request as it will run if approved, which is what
+// the reviewer must see: fields with the chain's changes applied (those
+// accept lets through; nil accepts all), and the names of the fields that
+// changed, sorted.
+func Rewritten(fields, changes map[string]string, accept func(field, value string) bool) (map[string]string, []string) {
+	f := maps.Clone(fields)
+	var changed []string
+	for k, v := range changes {
+		if (accept != nil && !accept(k, v)) || f[k] == v {
+			continue
+		}
+		if f == nil {
+			f = map[string]string{}
+		}
+		f[k] = v
+		changed = append(changed, k)
+	}
+	sort.Strings(changed)
+	return f, changed
+}
+
 // Vote is one person's approval towards the quorum.
 type Vote struct {
 	Approver string    `json:"approver"`

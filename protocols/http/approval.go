@@ -4,9 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
-	"maps"
 	"net/http"
-	"sort"
 	"strconv"
 	"time"
 
@@ -41,7 +39,7 @@ func (x *exchange) hold(w http.ResponseWriter, r *http.Request, v event.Verdict)
 		x.fail(w, http.StatusForbidden, "denied", "held for approval, but the plugin named no approver groups: "+v.Reason)
 		return false
 	}
-	fields, changed := heldFields(x.ev, v.Changes)
+	fields, changed := approval.Rewritten(x.ev.Fields, v.Changes, acceptedChange)
 	req := approval.Request{
 		SessionID: x.sess.id, Protocol: "http", Kind: x.ev.Kind, Target: x.rt.cfg.Target,
 		Principal: x.ev.Principal, Fields: fields, Changed: changed, Plugin: v.Plugin, Reason: v.Reason,
@@ -121,24 +119,6 @@ func (x *exchange) pending(w http.ResponseWriter, p *approval.Pending, v event.V
 
 // retryAfter is the seconds a 202 asks the client to wait before retrying.
 const retryAfter = 5
-
-// heldFields is the request as it will run if approved, which is what the
-// reviewer must see: the event's fields with the rewrites of the plugins
-// before the hold applied (as applyChanges will), and the names of the
-// fields they changed.
-func heldFields(ev *event.Event, changes map[string]string) (map[string]string, []string) {
-	f := maps.Clone(ev.Fields)
-	var changed []string
-	for k, v := range changes {
-		if !acceptedChange(k, v) || f[k] == v {
-			continue
-		}
-		f[k] = v
-		changed = append(changed, k)
-	}
-	sort.Strings(changed)
-	return f, changed
-}
 
 // requestHash is "the same request" for retries and session grants: the
 // method, host, path and query as the plugins left them. Headers are not

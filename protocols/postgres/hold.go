@@ -3,10 +3,8 @@ package postgres
 import (
 	"context"
 	"errors"
-	"maps"
 	"net"
 	"reflect"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -55,7 +53,7 @@ func (s *session) hold(st *stmt, ev *event.Event, v event.Verdict) (event.Verdic
 		v.Reason = "held for approval, but the plugin named no approver groups: " + v.Reason
 		return v, false
 	}
-	fields, changed := heldFields(ev.Fields, v.Changes)
+	fields, changed := approval.Rewritten(ev.Fields, v.Changes, nil)
 	req := approval.Request{
 		SessionID: s.id, Protocol: "postgres", Kind: ev.Kind, Target: s.targetName,
 		Principal: s.principal, Fields: fields, Changed: changed, Plugin: v.Plugin, Reason: v.Reason,
@@ -176,23 +174,6 @@ func copyMessage(m pgproto3.FrontendMessage) (pgproto3.FrontendMessage, int, err
 		return nil, 0, err
 	}
 	return c, len(b), nil
-}
-
-// heldFields is the statement as it will run if approved, which is what
-// the reviewer sees: the event's fields with the chain's rewrites applied,
-// and the names of the rewritten fields.
-func heldFields(fields, changes map[string]string) (map[string]string, []string) {
-	f := maps.Clone(fields)
-	var changed []string
-	for k, v := range changes {
-		if f[k] == v {
-			continue
-		}
-		f[k] = v
-		changed = append(changed, k)
-	}
-	sort.Strings(changed)
-	return f, changed
 }
 
 // statementHash identifies "the same statement" for session grants: the

@@ -103,11 +103,7 @@ func TestHeldStatements(t *testing.T) {
 			}
 			defer c.Close(context.Background())
 			before := count(t)
-			done := make(chan error, 1)
-			go func() {
-				_, err := c.Exec(context.Background(), "UPDATE counter SET n = n + 1 WHERE id = $1", 1)
-				done <- err
-			}()
+			done := execAsync(c, "UPDATE counter SET n = n + 1 WHERE id = $1", 1)
 			rec := h.pending(t)
 			if rec.Protocol != "postgres" || !strings.Contains(rec.Fields["sql"], "UPDATE counter") || rec.Subject != "agent" {
 				t.Fatalf("approval record: %+v", rec)
@@ -172,11 +168,7 @@ func TestHeldStatements(t *testing.T) {
 		h := startHoldEnv(t, pg, time.Minute)
 		c := h.connect(t, "")
 		before := count(t)
-		done := make(chan error, 1)
-		go func() {
-			_, err := c.Exec(context.Background(), "UPDATE counter SET n = n + 1 WHERE id = 1")
-			done <- err
-		}()
+		done := execAsync(c, "UPDATE counter SET n = n + 1 WHERE id = 1")
 		rec := h.pending(t)
 		if _, err := h.m.Deny(rec.ID, h.dba, "not during the freeze"); err != nil {
 			t.Fatal(err)
@@ -202,11 +194,7 @@ func TestHeldStatements(t *testing.T) {
 		h := startHoldEnv(t, pg, time.Minute)
 		c := h.connect(t, "")
 		before := count(t)
-		done := make(chan error, 1)
-		go func() {
-			_, err := c.Exec(context.Background(), "UPDATE counter SET n = n + 1 WHERE id = 1")
-			done <- err
-		}()
+		done := execAsync(c, "UPDATE counter SET n = n + 1 WHERE id = 1")
 		rec := h.pending(t)
 		c.PgConn().Conn().Close()
 		if err := <-done; err == nil {
@@ -224,11 +212,7 @@ func TestHeldStatements(t *testing.T) {
 	t.Run("CancelRequest", func(t *testing.T) {
 		h := startHoldEnv(t, pg, time.Minute)
 		c := h.connect(t, "")
-		done := make(chan error, 1)
-		go func() {
-			_, err := c.Exec(context.Background(), "UPDATE counter SET n = n + 1 WHERE id = 1")
-			done <- err
-		}()
+		done := execAsync(c, "UPDATE counter SET n = n + 1 WHERE id = 1")
 		rec := h.pending(t)
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
@@ -274,4 +258,14 @@ func TestIdleTimeout(t *testing.T) {
 	e.rec.Wait(t, "closing the idle session", func(r auditRow) bool {
 		return r.Kind == "session.close" && strings.Contains(r.Error, "idle")
 	})
+}
+
+// execAsync runs sql on c in its own goroutine; the channel gets its error.
+func execAsync(c *pgx.Conn, sql string, args ...any) <-chan error {
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.Exec(context.Background(), sql, args...)
+		done <- err
+	}()
+	return done
 }
