@@ -43,6 +43,9 @@ type envOptions struct {
 	target    func(*config.Target)
 	pg        *testenv.Postgres
 	approvals *approval.Manager
+	// recorder replaces the in-memory recorder (a benchmark records
+	// through the production pipeline).
+	recorder audit.Recorder
 }
 
 var (
@@ -154,10 +157,14 @@ targets = ["app"]
 			chain = plugin.Empty{}
 		}
 	}
+	var recorder audit.Recorder = e.rec
+	if o.recorder != nil {
+		recorder = o.recorder
+	}
 	e.l, err = postgres.New(cfg.Listeners[0], map[string]*config.Target{"app": &cfg.Targets[0]}, postgres.Deps{
 		GatewayID: "test",
 		Auth:      identity.NewVerifier([]config.Issuer{e.iss.IssuerConfig()}, 10, identity.Options{}),
-		Policy:    access.New(cfg.Access), Chain: chain, Recorder: e.rec,
+		Policy:    access.New(cfg.Access), Chain: chain, Recorder: recorder,
 		Approvals: o.approvals,
 	})
 	if err != nil {

@@ -3,6 +3,7 @@ package postgres_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -17,15 +18,21 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/tollgate-dev/tollgate/host/audit"
+	"github.com/tollgate-dev/tollgate/host/audit/audittest"
+	"github.com/tollgate-dev/tollgate/host/audit/clickhouse"
+	"github.com/tollgate-dev/tollgate/host/audit/spool"
 	"github.com/tollgate-dev/tollgate/host/config"
 	"github.com/tollgate-dev/tollgate/host/testenv"
 )
 
 // BenchmarkPgbench compares pgbench through the gateway (default chain:
-// guard, mask, redact) with pgbench direct and through PgBouncer (session
+// guard, mask, redact; audit through the pipeline into ClickHouse) with
+// pgbench direct, through a bare Go relay, and through PgBouncer (session
 // pooling) in front of the same server, in one run: select-only at 8 and
 // 1 clients, the same with -M prepared, and -N (writes). Each figure
-// prints as a BENCH line; PGBENCH_TIME overrides the seconds per run.
+// prints as a BENCH line; PGBENCH_TIME overrides the seconds per run and
+// PGBENCH_RUNS (say "select-c8,select-c1") picks runs by name.
 func BenchmarkPgbench(b *testing.B) {
 	testenv.RequireCommand(b, "pgbench")
 	secs := os.Getenv("PGBENCH_TIME")
@@ -39,27 +46,45 @@ func BenchmarkPgbench(b *testing.B) {
 	}
 	pg := testenv.StartPostgres(b, testenv.PostgresOptions{})
 	plugins := append(defaultPlugins(b), loadPlugin(b, "redact", nil))
-	e := startEnv(b, envOptions{pg: pg, plugins: plugins, listener: func(l *config.Listener) { l.AllowPlaintext = true }})
+	// Audit rows take the production path: the pipeline, its spool, and
+	// batches into a real ClickHouse.
+	ch := testenv.StartClickHouse(b)
+	store, err := clickhouse.Open(context.Background(), clickhouse.Options{Addrs: []string{ch.Addr()}, Database: "pgbench"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	trail, err := audit.OpenPipeline(audit.PipelineOptions{Store: store, Spool: spool.Options{Dir: b.TempDir()}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	e := startEnv(b, envOptions{pg: pg, plugins: plugins, recorder: trail, listener: func(l *config.Listener) { l.AllowPlaintext = true }})
 	init := exec.Command("pgbench", "-i", "-s", "10", "-q", pg.URL("postgres"))
 	if out, err := init.CombinedOutput(); err != nil {
 		b.Fatalf("pgbench -i: %v\n%s", err, out)
 	}
-	bouncer := startPgBouncer(b, pg)
+	bouncer, bouncerPID := startPgBouncer(b, pg)
 
 	type target struct {
 		name string
 		env  []string
+		cpu  func() time.Duration // the proxy's CPU time so far; nil for direct
 	}
-	direct := target{"direct", append(os.Environ(), "PGHOST="+pg.Host(), "PGPORT="+pg.Port(), "PGUSER="+pg.User,
-		"PGPASSWORD="+pg.Password, "PGDATABASE=postgres", "PGSSLMODE=disable")}
-	via := target{"gateway", e.psqlEnv()}
+	direct := target{"direct", nil, nil}
+	direct.env = append(os.Environ(), "PGHOST="+pg.Host(), "PGPORT="+pg.Port(), "PGUSER="+pg.User,
+		"PGPASSWORD="+pg.Password, "PGDATABASE=postgres", "PGSSLMODE=disable")
+	via := target{"gateway", e.psqlEnv(), selfCPU}
 	// The same listener without TLS (allow_plaintext on loopback), to
 	// show what TLS to the agent costs: direct and PgBouncer run without.
-	plain := target{"gateway-notls", append(e.psqlEnv(), "PGSSLMODE=disable")}
-	targets := []target{direct, via, plain}
+	plain := target{"gateway-notls", append(e.psqlEnv(), "PGSSLMODE=disable"), selfCPU}
+	// The floor of any Go proxy on this machine: a bare relay in this
+	// process, two goroutines per connection copying bytes each way
+	// through the standard net package, no parsing, no plugins, no audit.
+	relay := target{"go-relay", append(append([]string(nil), direct.env...), "PGPORT="+startGoRelay(b, pg.Addr())), selfCPU}
+	targets := []target{direct, via, plain, relay}
 	if bouncer != "" {
 		targets = append(targets, target{"pgbouncer", append(os.Environ(), "PGHOST=127.0.0.1", "PGPORT="+bouncer, "PGUSER="+pg.User,
-			"PGPASSWORD="+pg.Password, "PGDATABASE=postgres", "PGSSLMODE=disable")})
+			"PGPASSWORD="+pg.Password, "PGDATABASE=postgres", "PGSSLMODE=disable"),
+			func() time.Duration { return processCPU(b, bouncerPID) }})
 	}
 	runs := []struct {
 		name string
@@ -70,17 +95,40 @@ func BenchmarkPgbench(b *testing.B) {
 		{"prepared-c8", []string{"-S", "-M", "prepared", "-c", "8", "-j", "2"}},
 		{"writes-c8", []string{"-N", "-c", "8", "-j", "2"}},
 	}
+	if only := os.Getenv("PGBENCH_RUNS"); only != "" {
+		keep := runs[:0]
+		for _, r := range runs {
+			if strings.Contains(","+only+",", ","+r.name+",") {
+				keep = append(keep, r)
+			}
+		}
+		runs = keep
+	}
+	var through int // transactions through the gateway
 	for i := 0; i < b.N; i++ {
 		for _, r := range runs {
-			res := map[string][2]float64{}
+			// tps, average latency (ms), proxy CPU per transaction (µs)
+			res := map[string][3]float64{}
 			for _, tg := range targets {
+				var cpu0 time.Duration
+				if tg.cpu != nil {
+					cpu0 = tg.cpu()
+				}
 				cmd := exec.Command("pgbench", append(r.args, "-T", secs)...)
 				cmd.Env = tg.env
 				out, err := cmd.CombinedOutput()
 				if err != nil || !strings.Contains(string(out), "number of failed transactions: 0") {
 					b.Fatalf("pgbench %s %s: %v\n%s", r.name, tg.name, err, out)
 				}
-				res[tg.name] = [2]float64{parseFloat(out, `tps = ([0-9.]+)`), parseFloat(out, `latency average = ([0-9.]+) ms`)}
+				x := [3]float64{parseFloat(out, `tps = ([0-9.]+)`), parseFloat(out, `latency average = ([0-9.]+) ms`)}
+				n := parseFloat(out, `actually processed: ([0-9]+)`)
+				if tg.cpu != nil && n > 0 {
+					x[2] = float64((tg.cpu() - cpu0).Microseconds()) / n
+				}
+				if strings.HasPrefix(tg.name, "gateway") {
+					through += int(n)
+				}
+				res[tg.name] = x
 			}
 			d := res["direct"]
 			for _, tg := range targets[1:] {
@@ -88,7 +136,32 @@ func BenchmarkPgbench(b *testing.B) {
 				fmt.Printf("BENCH pgbench-%s-%s %.0f tps ratio=%.2f vs direct (%.0f tps), latency +%.0f us\n",
 					r.name, tg.name, x[0], x[0]/d[0], d[0], (x[1]-d[1])*1000)
 			}
+			// The proxy's own CPU per transaction: on two shared cores
+			// every microsecond of it is taken from pgbench and the
+			// server, and it is far steadier than TPS.
+			fc := res["go-relay"][2]
+			for _, tg := range targets[1:] {
+				if tg.name != "go-relay" {
+					fmt.Printf("BENCH pgbench-%s-%s-cpu %.1f us/txn ratio=%.2f vs go-relay (%.1f us/txn)\n",
+						r.name, tg.name, res[tg.name][2], res[tg.name][2]/fc, fc)
+				}
+			}
 		}
+	}
+	// Every statement left a row: at least one per transaction.
+	e.l.Shutdown(context.Background())
+	if err := trail.Close(); err != nil {
+		b.Fatal(err)
+	}
+	// Close closed the store too: read with a connection of its own.
+	read, err := clickhouse.Open(context.Background(), clickhouse.Options{Addrs: []string{ch.Addr()}, Database: "pgbench"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer read.Close()
+	got := audittest.Query(b, read, "SELECT count() FROM pgbench.events WHERE kind = 'pg.query'")
+	if n, _ := strconv.Atoi(got[0][0]); n < through {
+		b.Fatalf("the audit trail holds %d statement rows for %d transactions through the gateway", n, through)
 	}
 }
 
@@ -101,13 +174,66 @@ func parseFloat(out []byte, re string) float64 {
 	return f
 }
 
+// startGoRelay listens on loopback and copies bytes between each client
+// and a connection of its own to upstream: the least a Go proxy does.
+// It returns the port.
+func startGoRelay(b *testing.B, upstream string) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				u, err := net.Dial("tcp", upstream)
+				if err != nil {
+					return
+				}
+				defer u.Close()
+				go func() { io.Copy(u, c); u.Close() }()
+				io.Copy(c, u)
+			}()
+		}
+	}()
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	return port
+}
+
+// selfCPU is this process's CPU time (user and system): the gateway's,
+// while pgbench runs against it.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// processCPU is another process's CPU time, from /proc/PID/stat.
+func processCPU(b *testing.B, pid int) time.Duration {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		b.Fatalf("cpu time of pid %d: %v", pid, err)
+	}
+	// Fields after the parenthesized command: state is the first,
+	// utime and stime the 12th and 13th, in clock ticks (USER_HZ, 100).
+	f := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * 10 * time.Millisecond
+}
+
 // startPgBouncer runs Debian's pgbouncer (session pooling) in front of pg
-// and returns its port, or "" when it is not installed.
-func startPgBouncer(b *testing.B, pg *testenv.Postgres) string {
+// and returns its port and pid, or "" when it is not installed.
+func startPgBouncer(b *testing.B, pg *testenv.Postgres) (string, int) {
 	bin, err := exec.LookPath("pgbouncer")
 	if err != nil {
 		b.Logf("pgbouncer is not installed (make bench-deps): no PgBouncer figures")
-		return ""
+		return "", 0
 	}
 	// A directory the postgres user can reach (test temp dirs are root's).
 	dir, err := os.MkdirTemp("", "tollgate-pgbouncer-")
@@ -149,13 +275,13 @@ pidfile = %s
 	for time.Now().Before(deadline) {
 		if c, err := net.Dial("tcp", addr); err == nil {
 			c.Close()
-			return port
+			return port, cmd.Process.Pid
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 	log, _ := os.ReadFile(filepath.Join(dir, "pgbouncer.log"))
 	b.Fatalf("pgbouncer did not start:\n%s%s", log, stderr.String())
-	return ""
+	return "", 0
 }
 
 // BenchmarkRowThroughput reads 100,000 rows of 8 text columns, one of them
