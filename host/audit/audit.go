@@ -86,12 +86,16 @@ func (r *Row) SetPrincipal(p *event.Principal) {
 	}
 }
 
-// SetVerdict copies the chain's decision.
-func (r *Row) SetVerdict(v event.Verdict) {
+// SetVerdict copies the chain's decision. extra are annotations made
+// after it (a response's), recorded with the chain's in one map.
+func (r *Row) SetVerdict(v event.Verdict, extra ...event.Annotation) {
 	r.Verdict, r.Plugin, r.Reason = v.Action.String(), v.Plugin, v.Reason
-	if len(v.Annotations) > 0 {
-		r.Annotations = make(map[string]string, len(v.Annotations))
+	if n := len(v.Annotations) + len(extra); n > 0 {
+		r.Annotations = make(map[string]string, n)
 		for _, a := range v.Annotations {
+			r.Annotations[a.Key] = a.Value
+		}
+		for _, a := range extra {
 			r.Annotations[a.Key] = a.Value
 		}
 	}

@@ -18,6 +18,7 @@ type verdictCache struct {
 	mu    sync.Mutex
 	names map[string][]string      // kind → attribute names read
 	byKey map[string]event.Verdict // kind + values → verdict
+	buf   []byte                   // the key being built, under mu
 }
 
 const maxCachedVerdicts = 10000
@@ -26,18 +27,23 @@ const maxCachedVerdicts = 10000
 // sql_classify host function) rather than of its text.
 const sqlClassPrefix = "sqlclass:"
 
-func (vc *verdictCache) key(p *Plugin, ev *event.Event, names []string) (string, bool) {
-	var b strings.Builder
-	b.WriteString(ev.Kind)
+// key builds the cache key of ev in vc.buf, valid until the next call;
+// the caller holds mu. A lookup indexes the map with string(key), which
+// Go does without copying, so a hit allocates nothing.
+func (vc *verdictCache) key(p *Plugin, ev *event.Event, names []string) ([]byte, bool) {
+	b := append(vc.buf[:0], ev.Kind...)
 	for _, n := range names {
 		v, ok := p.attribute(ev, n)
 		if !ok {
-			return "", false
+			return nil, false
 		}
-		b.WriteByte(0)
-		b.WriteString(v)
+		b = append(b, 0)
+		b = append(b, v...)
 	}
-	return b.String(), true
+	if cap(b) <= 64<<10 {
+		vc.buf = b
+	}
+	return b, true
 }
 
 func (vc *verdictCache) lookup(p *Plugin, ev *event.Event) (event.Verdict, bool) {
@@ -51,7 +57,7 @@ func (vc *verdictCache) lookup(p *Plugin, ev *event.Event) (event.Verdict, bool)
 	if !ok {
 		return event.Verdict{}, false
 	}
-	v, ok := vc.byKey[k]
+	v, ok := vc.byKey[string(k)]
 	return v, ok
 }
 
@@ -75,7 +81,7 @@ func (vc *verdictCache) store(p *Plugin, ev *event.Event, read []string, v event
 		clear(vc.byKey)
 	}
 	vc.names[ev.Kind] = names
-	vc.byKey[k] = v
+	vc.byKey[string(k)] = v
 }
 
 func dedupe(names []string) []string {

@@ -89,6 +89,9 @@ type relayState struct {
 
 	batch batch // relay loop only
 	drow  pgproto3.DataRow
+	// The last RowDescription decoded, and its bytes (rowDescLocked).
+	lastDesc     *rowDesc
+	lastDescBody []byte
 }
 
 // clientState belongs to the client loop.
@@ -346,9 +349,9 @@ func (s *session) onServer(msg []byte) bool {
 		switch {
 		case o.kind == opQuery && o.rows:
 			s.flushBatchLocked(o)
-			o.desc = decodeRowDesc(body)
+			o.desc = s.rowDescLocked(body)
 		case o.kind == opDescribe && o.portal != nil:
-			o.portal.desc = decodeRowDesc(body)
+			o.portal.desc = s.rowDescLocked(body)
 		}
 	case 'H': // CopyOutResponse
 		if o.rows && (o.kind == opQuery || o.kind == opExecute) {
@@ -470,6 +473,19 @@ func errorText(body []byte) string {
 		return "malformed error response"
 	}
 	return e.Code + ": " + e.Message
+}
+
+// rowDescLocked decodes a RowDescription, or returns the last one when
+// the server sent the same bytes again: a session repeating its queries
+// (an ORM, pgbench) gets the same columns each time, and a rowDesc is
+// never changed once made.
+func (s *session) rowDescLocked(body []byte) *rowDesc {
+	if s.lastDesc != nil && string(body) == string(s.lastDescBody) {
+		return s.lastDesc
+	}
+	d := decodeRowDesc(body)
+	s.lastDesc, s.lastDescBody = d, append(s.lastDescBody[:0], body...)
+	return d
 }
 
 func decodeRowDesc(body []byte) *rowDesc {

@@ -26,6 +26,10 @@ type batch struct {
 	values [][]event.Cell
 	size   int
 	rows   event.Rows
+	// ev and fields are the pg.rows event, reused from batch to batch:
+	// plugins never keep an event past Process.
+	ev     event.Event
+	fields map[string]string
 }
 
 func (b *batch) reset() {
@@ -121,9 +125,14 @@ func (s *session) flushBatchLocked(o *op) {
 	}
 	o = b.o
 	b.rows = event.Rows{Columns: b.cols, Values: b.values}
-	ev := &event.Event{Phase: event.Response, Protocol: "postgres", Kind: "pg.rows", SessionID: s.id,
-		Target: s.targetName, Principal: s.principal, Fields: map[string]string{"sql": o.sql}, Rows: &b.rows}
-	v, err := s.l.process(ev)
+	if b.fields == nil {
+		b.fields = make(map[string]string, 1)
+	}
+	clear(b.fields)
+	b.fields["sql"] = o.sql
+	b.ev = event.Event{Phase: event.Response, Protocol: "postgres", Kind: "pg.rows", SessionID: s.id,
+		Target: s.targetName, Principal: s.principal, Fields: b.fields, Rows: &b.rows}
+	v, err := s.l.process(&b.ev)
 	if err != nil {
 		s.l.deps.Log.Error("plugin chain failed", "session_id", s.id, "err", err)
 		v = event.Verdict{Action: event.Deny, Reason: "policy chain failed"}

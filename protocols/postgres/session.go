@@ -156,9 +156,7 @@ func (s *session) recordStmt(st *stmt) {
 			st.fields[k] = v[:maxAuditField] + fmt.Sprintf("…(%d bytes)", len(v))
 		}
 	}
-	v := st.verdict
-	v.Annotations = append(append([]event.Annotation(nil), v.Annotations...), st.annot...)
-	r.SetVerdict(v)
+	r.SetVerdict(st.verdict, st.annot...)
 	r.Status = st.tag
 	r.ResponseBytes = st.bytes
 	r.RequestBytes = st.reqSize
@@ -167,7 +165,7 @@ func (s *session) recordStmt(st *stmt) {
 	r.ApprovalID, r.Approver = st.approvalID, st.approver
 	if st.rows > 0 {
 		if r.Annotations == nil {
-			r.Annotations = map[string]string{}
+			r.Annotations = make(map[string]string, 1)
 		}
 		r.Annotations["pg.rows"] = strconv.FormatInt(st.rows, 10)
 	}

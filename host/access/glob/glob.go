@@ -6,7 +6,10 @@
 // next character literal. A pattern without these is an exact match.
 package glob
 
-import "errors"
+import (
+	"errors"
+	"strings"
+)
 
 // Validate reports whether pattern is well formed.
 func Validate(pattern string) error {
@@ -63,10 +66,20 @@ func compile(pattern string) []token {
 // proportional to len(pattern)*len(value): no backtracking blow-up on
 // hostile claim values.
 func Match(pattern, value string) bool {
+	if !strings.ContainsAny(pattern, `*?\`) {
+		// A plain name, the common case (a column, a repository): no
+		// tokens, no tables.
+		return pattern == value
+	}
 	toks := compile(pattern)
-	// ok[j] is true when the tokens seen so far match value[:j].
-	ok := make([]bool, len(value)+1)
-	next := make([]bool, len(value)+1)
+	// ok[j] is true when the tokens seen so far match value[:j]; short
+	// values use tables on the stack.
+	var small [2][64]bool
+	ok, next := small[0][:0], small[1][:0]
+	if len(value) >= len(small[0]) {
+		ok, next = make([]bool, 0, len(value)+1), make([]bool, 0, len(value)+1)
+	}
+	ok, next = ok[:len(value)+1], next[:len(value)+1]
 	ok[0] = true
 	for _, t := range toks {
 		clear(next)

@@ -280,6 +280,13 @@ func Columnar(rows []audit.Row) []any {
 	for i := range arr {
 		arr[i] = make([][]string, n)
 	}
+	// Every map's keys and values are carved from one arena: a batch
+	// allocates it once instead of two slices per map per row.
+	size := 0
+	for i := range rows {
+		size += 2 * (len(rows[i].Claims) + len(rows[i].Request) + len(rows[i].Annotations))
+	}
+	arena := make([]string, 0, size)
 	for i := range rows {
 		r := &rows[i]
 		ts[i], us[i] = Split(r.Time)
@@ -290,9 +297,9 @@ func Columnar(rows []audit.Row) []any {
 			str[j][i] = v
 		}
 		arr[0][i] = nonNil(r.Groups)
-		arr[1][i], arr[2][i] = Pairs(r.Claims)
-		arr[3][i], arr[4][i] = Pairs(r.Request)
-		arr[5][i], arr[6][i] = Pairs(r.Annotations)
+		arr[1][i], arr[2][i], arena = appendPairs(arena, r.Claims)
+		arr[3][i], arr[4][i], arena = appendPairs(arena, r.Request)
+		arr[5][i], arr[6][i], arena = appendPairs(arena, r.Annotations)
 		reqBytes[i], respBytes[i], duration[i] = r.RequestBytes, r.ResponseBytes, r.DurationMicro
 	}
 	return []any{
@@ -353,16 +360,24 @@ func Join(ts time.Time, us uint32) time.Time {
 
 // Pairs is m as parallel key and value arrays, by key.
 func Pairs(m map[string]string) (keys, values []string) {
-	keys = make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	values = make([]string, len(keys))
-	for i, k := range keys {
-		values[i] = m[k]
-	}
+	keys, values, _ = appendPairs(make([]string, 0, 2*len(m)), m)
 	return keys, values
+}
+
+// appendPairs is Pairs with keys and values carved from arena, which
+// must have room for 2*len(m) more strings.
+func appendPairs(arena []string, m map[string]string) (keys, values, rest []string) {
+	at := len(arena)
+	for k := range m {
+		arena = append(arena, k)
+	}
+	keys = arena[at:len(arena):len(arena)]
+	sort.Strings(keys)
+	for _, k := range keys {
+		arena = append(arena, m[k])
+	}
+	values = arena[at+len(keys) : len(arena) : len(arena)]
+	return keys, values, arena
 }
 
 func nonNil(s []string) []string {
