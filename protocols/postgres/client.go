@@ -30,6 +30,9 @@ func (s *session) run() {
 	s.mu.Lock()
 	s.ended = true
 	s.mu.Unlock()
+	for name := range s.portals {
+		s.dropPortal(name)
+	}
 	s.up.SetWriteDeadline(time.Now().Add(time.Second))
 	s.up.Write([]byte{'X', 0, 0, 0, 4})
 	s.up.Close()
@@ -241,7 +244,7 @@ func (s *session) handle(msg pgproto3.FrontendMessage) bool {
 		if m.ObjectType == 'S' {
 			delete(s.stmts, m.Name)
 		} else {
-			delete(s.portals, m.Name)
+			s.dropPortal(m.Name)
 		}
 		s.forward(m)
 		s.push(&op{kind: opClose})
@@ -364,6 +367,7 @@ func denyText(v event.Verdict) string {
 // statement and the parameters, through the chain on every Bind.
 func (s *session) onBind(m *pgproto3.Bind) {
 	s.statements++
+	s.dropPortal(m.DestinationPortal) // a Bind replaces the portal of its name
 	sql := s.stmts[m.PreparedStatement]
 	st := &stmt{start: time.Now(), fields: bindFields(sql, m)}
 	for _, p := range m.Parameters {
@@ -374,7 +378,6 @@ func (s *session) onBind(m *pgproto3.Bind) {
 	if !ok {
 		st.err = "denied: " + v.Reason
 		s.recordStmt(st)
-		delete(s.portals, m.DestinationPortal)
 		s.clientSkip = true
 		s.push(&op{kind: opSynth, synth: errorMsg(nil, "ERROR", codeInsufficientPriv, denyText(v), s.id)})
 		return
@@ -391,7 +394,30 @@ func (s *session) onBind(m *pgproto3.Bind) {
 	}
 	s.portals[m.DestinationPortal] = &portal{st: st, sql: sql}
 	s.forward(m)
-	s.push(&op{kind: opBind})
+	s.push(&op{kind: opBind, st: st})
+}
+
+// dropPortal forgets a portal the client closed, rebound or left behind.
+// A portal that was bound (its statement passed the chain) but never
+// executed still gets its row, saying so: every statement the chain saw
+// is in the trail.
+func (s *session) dropPortal(name string) {
+	p := s.portals[name]
+	if p == nil {
+		return
+	}
+	delete(s.portals, name)
+	if p.executed {
+		return
+	}
+	// Under mu: the relay may be recording the server's answer to the
+	// Bind (an error) into the same statement.
+	s.mu.Lock()
+	if p.st.err == "" {
+		p.st.err = "bound but never executed"
+	}
+	s.recordStmt(p.st)
+	s.mu.Unlock()
 }
 
 func (s *session) onExecute(m *pgproto3.Execute) {
@@ -401,6 +427,7 @@ func (s *session) onExecute(m *pgproto3.Execute) {
 		// sent): the server answers with an error; record it.
 		p = &portal{st: &stmt{start: time.Now(), fields: map[string]string{"portal": m.Portal}}}
 	}
+	p.executed = true
 	rows := s.l.wants("pg.rows")
 	if rows && !p.described {
 		// Masking needs the columns: ask for them, and keep the answer.

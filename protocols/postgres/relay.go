@@ -44,7 +44,7 @@ const (
 
 type op struct {
 	kind    opKind
-	st      *stmt    // Query, Execute: the statement's audit record
+	st      *stmt    // Query, Bind, Execute: the statement's audit record
 	portal  *portal  // Describe P, Execute
 	swallow bool     // the gateway's own message: answers are not relayed
 	synth   []byte   // opSynth: messages to send
@@ -61,6 +61,7 @@ type portal struct {
 	st        *stmt
 	sql       string
 	described bool     // client loop: a Describe P was forwarded since Bind
+	executed  bool     // client loop: an Execute was forwarded
 	desc      *rowDesc // relay loop: set by the Describe answer
 }
 
