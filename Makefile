@@ -70,6 +70,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecodeRow -fuzztime $(FUZZTIME) ./host/audit/
 	$(GO) test -run '^$$' -fuzz FuzzClientMessages -fuzztime $(FUZZTIME) ./protocols/postgres/
 	$(GO) test -run '^$$' -fuzz FuzzCopyLine -fuzztime $(FUZZTIME) ./protocols/postgres/
+	$(GO) test -run '^$$' -fuzz FuzzStartupOptions -fuzztime $(FUZZTIME) ./protocols/postgres/
 	$(GO) test -run '^$$' -fuzz FuzzServerMessages -fuzztime $(FUZZTIME) ./protocols/postgres/
 
 clean:

@@ -4,23 +4,39 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sort"
 
 	"github.com/tollgate-dev/tollgate/host/config"
 )
 
 func cmdCheck(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("check", `Usage: gateway check [-c gateway.toml]
+	fs := newFlags("check", `Usage: gateway check [-c gateway.toml] [--dev]
 
 Validates the config, including that every env: and file: credential
-resolves, and exits 0; otherwise prints each problem as FILE:LINE:COL: message
-and exits 1.`, stderr)
+resolves and that 'gateway serve' would start with it, and exits 0; otherwise
+prints each problem as FILE:LINE:COL: message and exits 1.
+
+Without --dev a postgres listener needs tls_cert and tls_key (or
+allow_plaintext), as for 'gateway serve'; --dev checks the config as
+'gateway serve --dev' starts it: a [dev] table is required, and a postgres
+listener without a certificate gets a self-signed one.`, stderr)
 	path := configFlag(fs)
+	dev := fs.Bool("dev", false, "check the config as 'gateway serve --dev' would start it")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	cfg, err := loadConfig(fs, *path)
 	if err == nil {
-		err = cfg.ResolveSecrets()
+		// Every problem in one run, in file order.
+		var all, serve config.Problems
+		errors.As(cfg.ResolveSecrets(), &all)
+		if errors.As(cfg.ValidateServe(*dev), &serve) {
+			all = append(all, serve...)
+			sort.SliceStable(all, func(i, j int) bool { return all[i].Line < all[j].Line })
+		}
+		if len(all) > 0 {
+			err = all
+		}
 	}
 	var ps config.Problems
 	if errors.As(err, &ps) {

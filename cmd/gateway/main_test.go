@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -74,6 +75,63 @@ func TestCheck(t *testing.T) {
 				t.Errorf("stderr = %q, want it to start with %q", errOut, tc.stderr)
 			}
 		})
+	}
+}
+
+// A postgres listener without tls_cert serves only under `serve --dev`,
+// which makes a self-signed certificate: check says so unless given --dev,
+// at the listener's position, and serve refuses with the same words before
+// it starts anything.
+func TestCheckPostgresListenerWithoutTLS(t *testing.T) {
+	const pg = `
+[[targets]]
+name = "db"
+protocol = "postgres"
+upstream = "127.0.0.1:5432"
+sslmode = "disable"
+[targets.credential]
+type = "password"
+username = "agent"
+password = "env:CHECK_TEST_TOKEN"
+
+[[listeners]]
+name = "pg"
+protocol = "postgres"
+listen = "127.0.0.1:0"
+`
+	const problem = `gateway.toml:12:1: listeners[0]: postgres listener "pg" needs tls_cert and tls_key (clients send their token as the password): set both, or run with --dev for local trials, which makes a self-signed certificate`
+	const dev = "\n[dev]\nissuer_listen = \"127.0.0.1:1\"\n"
+	env := []string{"CHECK_TEST_TOKEN=x"}
+	for _, tc := range []struct {
+		name, src string
+		args      []string
+		code      int
+		stderr    string // one line of stderr
+	}{
+		{"no tls", pg, nil, 1, problem},
+		{"no tls, --dev", pg + dev, []string{"--dev"}, 0, ""},
+		{"--dev without [dev]", pg, []string{"--dev"}, 1, "gateway.toml:1:1: --dev needs a [dev] table in the config"},
+		{"tls", strings.Replace(pg, `listen = "127.0.0.1:0"`, "listen = \"127.0.0.1:0\"\ntls_cert = \"gw.crt\"\ntls_key = \"gw.key\"", 1), nil, 0, ""},
+		{"loopback plaintext", pg + "allow_plaintext = true\n", nil, 0, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := writeConfig(t, tc.src)
+			out, errOut, code := testenv.RunGateway(t, dir, env, append([]string{"check", "-c", "gateway.toml"}, tc.args...)...)
+			if code != tc.code {
+				t.Fatalf("exit %d, want %d; stdout %q, stderr:\n%s", code, tc.code, out, errOut)
+			}
+			if tc.stderr != "" && !slices.Contains(strings.Split(errOut, "\n"), tc.stderr) {
+				t.Errorf("stderr = %q, want the line %q", errOut, tc.stderr)
+			}
+			if code == 0 && !strings.HasPrefix(out, "ok: 1 listeners, 1 targets") {
+				t.Errorf("stdout = %q", out)
+			}
+		})
+	}
+	dir := writeConfig(t, pg)
+	_, errOut, code := testenv.RunGateway(t, dir, env, "serve", "-c", "gateway.toml")
+	if code != 1 || !strings.Contains(errOut, problem) {
+		t.Fatalf("serve without --dev: exit %d, stderr %q", code, errOut)
 	}
 }
 

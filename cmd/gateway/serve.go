@@ -71,6 +71,10 @@ and trusts that issuer's tokens. Never use it in production.`, stderr)
 	if err := cfg.ResolveSecrets(); err != nil {
 		return err
 	}
+	// What check reports for this mode, refused here before anything starts.
+	if err := cfg.ValidateServe(*dev); err != nil {
+		return err
+	}
 	log := newLogger(cfg, stderr)
 	tuneGC()
 

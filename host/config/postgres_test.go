@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"strings"
 	"testing"
 )
@@ -73,5 +74,30 @@ func TestPostgresProblems(t *testing.T) {
 	ps := problemsOf(t, strings.Replace(minimal, `upstream = "http://127.0.0.1:9000"`, "upstream = \"http://127.0.0.1:9000\"\nsslmode = \"disable\"", 1))
 	if !strings.Contains(ps.Error(), "postgres targets only") {
 		t.Errorf("sslmode on an http target: %v", ps)
+	}
+}
+
+// ValidateServe is what serve refuses in each mode: a postgres listener
+// with neither a certificate nor allow_plaintext needs --dev, and --dev
+// needs [dev]. Parse alone accepts both, as serve --dev does.
+func TestValidateServeChecksPostgresTLS(t *testing.T) {
+	noTLS := mustParse(t, strings.Replace(pgConfig, "allow_plaintext = true", "", 1))
+	var ps Problems
+	if !errors.As(noTLS.ValidateServe(false), &ps) || len(ps) != 1 || ps[0].Line != 11 || ps[0].Path != "listeners[0]" ||
+		!strings.Contains(ps[0].Message, "set both, or run with --dev") {
+		t.Errorf("without --dev: %v", ps)
+	}
+	if !errors.As(noTLS.ValidateServe(true), &ps) || len(ps) != 1 || !strings.Contains(ps[0].Message, "--dev needs a [dev] table") {
+		t.Errorf("--dev without [dev]: %v", ps)
+	}
+	if err := mustParse(t, strings.Replace(pgConfig, "allow_plaintext = true", "", 1)+"\n[dev]\n").ValidateServe(true); err != nil {
+		t.Errorf("--dev: %v", err)
+	}
+	if err := mustParse(t, pgConfig).ValidateServe(false); err != nil {
+		t.Errorf("allow_plaintext: %v", err)
+	}
+	withCert := strings.Replace(pgConfig, "allow_plaintext = true", "tls_cert = \"gw.crt\"\ntls_key = \"gw.key\"", 1)
+	if err := mustParse(t, withCert).ValidateServe(false); err != nil {
+		t.Errorf("tls_cert: %v", err)
 	}
 }

@@ -462,3 +462,21 @@ func validatePostgresListener(ps *problemList, p string, l Listener, targets map
 		}
 	}
 }
+
+// ValidateServe reports, with positions, what `gateway serve` refuses at
+// start in the given mode, so that `gateway check` says it first. Without
+// dev, a postgres listener needs a certificate unless it allows plaintext
+// (serve --dev makes a self-signed one); with dev, the config needs [dev].
+// The error, when not nil, is [Problems].
+func (c *Config) ValidateServe(dev bool) error {
+	var ps problemList
+	if dev && c.Dev == nil {
+		ps.add("", "--dev needs a [dev] table in the config")
+	}
+	for i, l := range c.Listeners {
+		if !dev && l.Protocol == "postgres" && l.TLSCert == "" && !l.AllowPlaintext {
+			ps.add(fmt.Sprintf("listeners[%d]", i), "postgres listener %q needs tls_cert and tls_key (clients send their token as the password): set both, or run with --dev for local trials, which makes a self-signed certificate", l.Name)
+		}
+	}
+	return c.src.problems(ps)
+}

@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/tollgate-dev/tollgate/host/access"
@@ -32,6 +34,7 @@ const (
 	codeFeatureNotSupported  = "0A000"
 	codeInvalidCatalog       = "3D000" // no such target
 	codeProgramLimitExceeded = "54000" // message over the cap
+	codeWarning              = "01000" // a notice: settings not passed on
 )
 
 // serveConn runs one client connection from startup to close. It owns nc.
@@ -63,6 +66,7 @@ type startup struct {
 	tls       bool
 	sessionID string
 	params    map[string]string
+	settings  startupSettings
 	audited   *session // set once a session.open row exists
 }
 
@@ -113,6 +117,7 @@ func (st *startup) run() (*session, error) {
 	}
 	st.sessionID = audit.NewID()
 	st.params = sm.Parameters
+	st.settings = filterStartup(sm.Parameters)
 	return st.login(sm)
 }
 
@@ -125,7 +130,7 @@ func (st *startup) fatal(code, msg string, err error) error {
 		// Refused before anyone was identified: a session of its own, so
 		// that probes and bad tokens leave a trace.
 		st.audited = &session{l: st.l, id: st.sessionID, remote: st.remote, tls: st.tls, opened: time.Now(),
-			pgUser: st.params["user"], database: st.params["database"]}
+			pgUser: st.params["user"], database: st.params["database"], settings: &st.settings}
 		st.audited.recordOpen(code + ": " + msg)
 	}
 	if st.audited != nil {
@@ -137,9 +142,9 @@ func (st *startup) fatal(code, msg string, err error) error {
 
 func (st *startup) login(sm *pgproto3.StartupMessage) (*session, error) {
 	params := sm.Parameters
-	if sm.ProtocolVersion != pgproto3.ProtocolVersion30 {
-		// The gateway speaks 3.0 on both sides.
-		st.be.Send(&pgproto3.NegotiateProtocolVersion{NewestMinorProtocol: 0})
+	if sm.ProtocolVersion != pgproto3.ProtocolVersion30 || len(st.settings.protocolOptions) > 0 {
+		// The gateway speaks 3.0 on both sides, with no protocol options.
+		st.be.Send(&pgproto3.NegotiateProtocolVersion{NewestMinorProtocol: 0, UnrecognizedOptions: st.settings.protocolOptions})
 	}
 	if !st.tls {
 		host, _, _ := net.SplitHostPort(st.remote)
@@ -200,7 +205,7 @@ func (st *startup) login(sm *pgproto3.StartupMessage) (*session, error) {
 		db = t.database
 	}
 	s := &session{l: st.l, id: st.sessionID, principal: p, remote: st.remote, tls: st.tls,
-		pgUser: params["user"], database: db, targetName: tname, opened: time.Now(), client: st.nc}
+		pgUser: params["user"], database: db, targetName: tname, opened: time.Now(), client: st.nc, settings: &st.settings}
 	if t == nil {
 		s.targetName = ""
 		s.recordOpen("unknown target " + tname)
@@ -218,8 +223,17 @@ func (st *startup) login(sm *pgproto3.StartupMessage) (*session, error) {
 		st.audited = s
 		return nil, st.fatal(codeInvalidAuthorization, "access denied: "+d.Reason, errors.New("access denied"))
 	}
-	hc, err := t.connect(ctx, db, params, st.sessionID)
+	hc, err := t.connect(ctx, db, &st.settings, st.sessionID)
 	if err != nil {
+		var pe *pgconn.PgError
+		if errors.As(err, &pe) && strings.HasPrefix(pe.Code, "22") {
+			// A value the server rejected (statement_timeout=soon): the
+			// client's own input, so the client hears the server's words.
+			msg := scrub(pe.Message, t.password)
+			s.recordOpen("upstream: " + msg)
+			st.audited = s
+			return nil, st.fatal(pe.Code, "target "+tname+" refused a setting: "+msg, err)
+		}
 		// The detail stays in the log and the audit row; the client learns
 		// only that the target did not take the connection.
 		st.l.deps.Log.Warn("postgres: upstream connect failed", "session_id", st.sessionID, "target", tname, "err", scrub(err.Error(), t.password))
@@ -237,13 +251,21 @@ func (st *startup) login(sm *pgproto3.StartupMessage) (*session, error) {
 	st.be.Send(&pgproto3.AuthenticationOk{})
 	for k, v := range hc.ParameterStatuses {
 		if k == "application_name" {
-			v = params["application_name"]
+			v = st.settings.app
 		}
 		st.be.Send(&pgproto3.ParameterStatus{Name: k, Value: v})
 	}
 	var key [4]byte
 	key[0], key[1], key[2], key[3] = byte(secret>>24), byte(secret>>16), byte(secret>>8), byte(secret)
 	st.be.Send(&pgproto3.BackendKeyData{ProcessID: pid, SecretKey: key[:]})
+	if len(st.settings.dropped) > 0 {
+		// Where PostgreSQL puts its own startup warnings: libpq prints it
+		// at connect, pgx calls OnNotice.
+		st.be.Send(&pgproto3.NoticeResponse{Severity: "NOTICE", SeverityUnlocalized: "NOTICE", Code: codeWarning,
+			Message: "tollgate did not pass these settings to the server: " + st.settings.droppedList(true),
+			Detail:  "tollgate session " + st.sessionID,
+			Hint:    "Settings a client may set at startup: " + startupSettingList + "."})
+	}
 	st.be.Send(&pgproto3.ReadyForQuery{TxStatus: hc.TxStatus})
 	if err := st.be.Flush(); err != nil {
 		s.closeErr = "client went away during startup"

@@ -58,7 +58,7 @@ rules = [ { name = "no-ddl", kinds = ["pg.query"], sql = ["ddl"], reason = "no D
 	env := []string{"APP_DB_PASSWORD=" + pg.Password}
 	dir := t.TempDir()
 	os.WriteFile(dir+"/gateway.toml", []byte(cfg), 0o600)
-	if out, errOut, code := testenv.RunGateway(t, dir, env, "check", "-c", "gateway.toml"); code != 0 {
+	if out, errOut, code := testenv.RunGateway(t, dir, env, "check", "--dev", "-c", "gateway.toml"); code != 0 {
 		t.Fatalf("gateway check: %s %s", out, errOut)
 	}
 	gw := testenv.StartGateway(t, testenv.GatewayOptions{Config: cfg, Dev: true, Env: env, Wait: []string{listen, issuer}})

@@ -26,6 +26,7 @@ type session struct {
 	database   string
 	targetName string
 	rule       string
+	settings   *startupSettings // from the StartupMessage; nil before it
 	target     *target
 	opened     time.Time
 	expires    time.Time // the token's exp; zero if it had none
@@ -90,6 +91,16 @@ func (s *session) recordOpen(refusal string) {
 	r := s.row(audit.KindSessionOpen)
 	r.Time = s.opened
 	r.Request = map[string]string{"user": s.pgUser, "database": s.database, "tls": strconv.FormatBool(s.tls)}
+	if s.settings != nil {
+		// What the agent set on its session, and what it asked for and
+		// did not get: a setting name may be anything, so it is bounded.
+		for k, v := range s.settings.pass {
+			r.Request["set."+k] = v
+		}
+		if len(s.settings.dropped) > 0 {
+			r.Request["dropped_params"] = s.settings.droppedList(true)
+		}
+	}
 	if refusal != "" {
 		r.Verdict, r.Error = "deny", refusal
 	}

@@ -10,6 +10,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/binary"
 	"fmt"
+	"maps"
 	"math/big"
 	"net"
 	"os"
@@ -57,18 +58,13 @@ func newTarget(t *config.Target) (*target, error) {
 	return up, nil
 }
 
-// passedParams are the startup parameters a client may set on the
-// upstream session. Others are dropped: options (-c anything), and
-// standard_conforming_strings, which would change how the guard's lexer
-// must read string literals.
-var passedParams = []string{"client_encoding", "DateStyle", "TimeZone", "IntervalStyle", "extra_float_digits"}
-
 // maxAppName is NAMEDATALEN-1: the server truncates application_name there.
 const maxAppName = 63
 
-// connect opens the upstream session as the target's user to database db
-// and takes the raw connection over from pgconn once it is idle.
-func (t *target) connect(ctx context.Context, db string, client map[string]string, sessionID string) (*pgconn.HijackedConn, error) {
+// connect opens the upstream session as the target's user to database db,
+// with the client's settings that passed filterStartup, and takes the raw
+// connection over from pgconn once it is idle.
+func (t *target) connect(ctx context.Context, db string, client *startupSettings, sessionID string) (*pgconn.HijackedConn, error) {
 	cfg, err := pgconn.ParseConfig(fmt.Sprintf("host=%s port=%s user=%s dbname=%s sslmode=disable",
 		quoteConnValue(t.host), quoteConnValue(t.port), quoteConnValue(t.user), quoteConnValue(db)))
 	if err != nil {
@@ -80,17 +76,11 @@ func (t *target) connect(ctx context.Context, db string, client map[string]strin
 	if t.tls != nil {
 		cfg.TLSConfig = t.tls.Clone()
 	}
-	cfg.RuntimeParams = map[string]string{}
-	for _, k := range passedParams {
-		if v, ok := client[k]; ok {
-			cfg.RuntimeParams[k] = v
-		}
-	}
+	// Settings go as startup parameters of their own, never rebuilt into
+	// an options string the server would split and parse again.
+	cfg.RuntimeParams = maps.Clone(client.pass)
 	suffix := " tollgate:" + sessionID
-	app := client["application_name"]
-	if app == "" {
-		app = client["fallback_application_name"]
-	}
+	app := client.app
 	if len(app)+len(suffix) > maxAppName {
 		app = app[:max(0, maxAppName-len(suffix))]
 	}
