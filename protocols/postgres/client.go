@@ -108,13 +108,27 @@ func (s *session) clientError(err error) {
 // identity that opened it.
 func (s *session) setIdleDeadline() {
 	var d time.Time
-	if t := s.l.cfg.IdleTimeout.Duration; t > 0 {
+	t := s.l.cfg.IdleTimeout.Duration
+	if t > 0 {
 		d = time.Now().Add(t)
 	}
 	if !s.expires.IsZero() && (d.IsZero() || s.expires.Before(d)) {
 		d = s.expires
 	}
+	// Moving the deadline is a runtime timer update: a busy session moves
+	// it only when it would fall more than a tenth of the timeout (at most
+	// a second) short. Earlier deadlines always apply.
+	slack := min(time.Second, t/10)
+	if d.IsZero() != s.readDeadline.IsZero() || d.Before(s.readDeadline) || d.Sub(s.readDeadline) > slack {
+		s.setReadDeadline(d)
+	}
+}
+
+// setReadDeadline sets the client connection's read deadline and
+// remembers it (setIdleDeadline). The client loop's goroutine only.
+func (s *session) setReadDeadline(d time.Time) {
 	s.client.SetReadDeadline(d)
+	s.readDeadline = d
 }
 
 // idleTimeout handles a read that hit the idle deadline. While a

@@ -121,7 +121,7 @@ func (s *session) cancelHold() bool {
 // a read error or Terminate cancels the wait; other messages are copied
 // into the stash.
 func (s *session) watchClient(cancel context.CancelCauseFunc) (stop func()) {
-	s.client.SetReadDeadline(time.Time{}) // not idle: waiting on a person
+	s.setReadDeadline(time.Time{}) // not idle: waiting on a person
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -155,9 +155,9 @@ func (s *session) watchClient(cancel context.CancelCauseFunc) (stop func()) {
 		// A read deadline in the past wakes the watcher without losing
 		// bytes: the Backend keeps a partly read message for the next
 		// Receive.
-		s.client.SetReadDeadline(time.Now())
+		s.setReadDeadline(time.Now())
 		<-done
-		s.client.SetReadDeadline(time.Time{})
+		s.setReadDeadline(time.Time{})
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgproto3"
 
@@ -100,8 +101,10 @@ type clientState struct {
 	be         *pgproto3.Backend
 	ubuf       []byte
 	clientSkip bool // after a deny in the extended protocol: until Sync
-	stmts      map[string]string
-	portals    map[string]*portal
+	// readDeadline is the client connection's read deadline as last set.
+	readDeadline time.Time
+	stmts        map[string]string
+	portals      map[string]*portal
 	// stash holds what the client sent while a statement waited for
 	// approval, handled after the wait; stashErr is the read error that
 	// ended that wait (the client went away).
