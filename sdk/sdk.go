@@ -235,7 +235,9 @@ func Cacheable() { hostCacheable() }
 
 // Pattern is a matcher compiled by the host, once, at load: a built-in
 // detector name ("email", "credit_card", "aws_access_key", ...), several
-// joined by commas ("email,jwt"), or "re:<RE2 expression>".
+// joined by commas ("email,jwt"), "re:<RE2 expression>" (a match longer
+// than 256 bytes is ignored), or "whole", which matches every non-empty
+// value entirely, however long: use it to mask a column by name.
 type Pattern int32
 
 // Compile compiles spec in the host. Call it in init.

@@ -8,8 +8,9 @@ import (
 )
 
 // compilePattern compiles spec once per plugin: every instance that asks
-// for the same spec gets the same id. A spec is "re:<RE2>" or one or more
-// built-in detector names joined by commas.
+// for the same spec gets the same id. A spec is "re:<RE2>", "whole" (every
+// value entirely, however long), or one or more built-in detector names
+// joined by commas.
 func (p *Plugin) compilePattern(spec string) (int32, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -17,7 +18,9 @@ func (p *Plugin) compilePattern(spec string) (int32, error) {
 		return id, nil
 	}
 	var ds []detect.Detector
-	if expr, ok := strings.CutPrefix(spec, "re:"); ok {
+	if spec == detect.KindWhole {
+		ds = append(ds, detect.Whole())
+	} else if expr, ok := strings.CutPrefix(spec, "re:"); ok {
 		d, err := detect.Pattern("pattern", expr)
 		if err != nil {
 			return absent, fmt.Errorf("pattern %q: %w", spec, err)

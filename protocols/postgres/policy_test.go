@@ -168,6 +168,33 @@ func TestGuardAndMask(t *testing.T) {
 	}
 }
 
+// A column masked by name is masked whatever its length: a long value
+// that no detector recognizes (prose) must not pass.
+func TestMaskedColumnLongValue(t *testing.T) {
+	e := startEnv(t, envOptions{plugins: defaultPlugins(t)})
+	e.pg.Exec(t, `CREATE TABLE notes (id int, secret text); INSERT INTO notes VALUES (1, repeat('lorem ipsum ', 100)), (2, 'short one')`)
+	c := e.connect(t, "")
+	rows, err := c.Query(context.Background(), "SELECT id, secret FROM notes ORDER BY id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for rows.Next() {
+		var id int
+		var secret string
+		if err := rows.Scan(&id, &secret); err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(secret, "lorem") || strings.Contains(secret, "short") {
+			t.Errorf("row %d: the secret column passed unmasked (%d bytes)", id, len(secret))
+		}
+		n++
+	}
+	if rows.Err() != nil || n != 2 {
+		t.Fatalf("%d rows, %v", n, rows.Err())
+	}
+}
+
 // psql, scripted: \d, \copy both ways, a transaction, an error inside
 // one, the masked column, and a cancelled pg_sleep (SIGINT, as Ctrl-C).
 func TestPsqlSession(t *testing.T) {

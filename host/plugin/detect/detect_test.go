@@ -286,3 +286,34 @@ func TestMask(t *testing.T) {
 		t.Fatal("bad strategy accepted")
 	}
 }
+
+// Whole covers a value of any length: a column masked by name must not
+// leak a value longer than a Pattern's limit.
+func TestWholeCoversLongValues(t *testing.T) {
+	long := []byte(strings.Repeat("lorem ipsum ", 100))
+	set := NewSet(Whole())
+	if got := set.Find(long, nil); len(got) != 1 || got[0].Start != 0 || got[0].End != len(long) || got[0].Kind != KindWhole {
+		t.Fatalf("spans of a %d-byte value: %v", len(long), got)
+	}
+	if got := set.Find(nil, nil); len(got) != 0 {
+		t.Fatalf("an empty value has spans: %v", got)
+	}
+	// The regexp way to say it stops at PatternMaxLen: why Whole exists.
+	re, err := Pattern("p", `(?s).+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := NewSet(re).Find(long, nil); len(got) != 0 {
+		t.Fatalf("a pattern matched %v past PatternMaxLen: drop Whole if patterns no longer have the limit", got)
+	}
+	// In a Stream every byte is masked as it passes, in any chunking.
+	var out bytes.Buffer
+	s := NewStream(set, Redact, nil)
+	for i := 0; i < len(long); i += 7 {
+		out.Write(s.Write(long[i:min(i+7, len(long))]))
+	}
+	out.Write(s.Flush())
+	if out.Len() == 0 || bytes.Contains(out.Bytes(), []byte("lorem")) {
+		t.Fatalf("stream output %q", out.String())
+	}
+}
