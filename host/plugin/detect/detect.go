@@ -74,6 +74,55 @@ type builtin struct {
 	fn   func(b []byte, dst []Span, eof, cut bool) ([]Span, int)
 	ctx  int
 	min  int // shortest span: Find skips shorter inputs (row cells)
+	// need is what every span of this kind holds (a byte, a count of
+	// digits), checked against a Set's one-pass summary of the whole
+	// input before the scanner runs; nil: nothing cheap to check.
+	need func(summary) bool
+}
+
+// summary is what one pass over an input learns for the builtins' needs:
+// most row cells (names, amounts, hashes) lack what most detectors need,
+// and one pass is cheaper than a dozen scanners each finding so.
+type summary struct {
+	has    uint8 // sXxx bits of the bytes present
+	digits int
+}
+
+const (
+	sAt     uint8 = 1 << iota // '@'
+	sAssign                   // '=' or ':'
+	sDash                     // '-'
+	sUnder                    // '_'
+	sUpper                    // 'A'..'Z'
+	sDot                      // '.'
+)
+
+var summaryBits [256]uint8
+
+func init() {
+	for c := 'A'; c <= 'Z'; c++ {
+		summaryBits[c] = sUpper
+	}
+	summaryBits['@'] = sAt
+	summaryBits['='], summaryBits[':'] = sAssign, sAssign
+	summaryBits['-'] = sDash
+	summaryBits['_'] = sUnder
+	summaryBits['.'] = sDot
+}
+
+func summarize(b []byte) summary {
+	var s summary
+	for _, c := range b {
+		s.has |= summaryBits[c]
+		if c-'0' <= 9 {
+			s.digits++
+		}
+	}
+	return s
+}
+
+func needs(bits uint8) func(summary) bool {
+	return func(s summary) bool { return s.has&bits == bits }
 }
 
 func (d *builtin) Kind() string { return d.kind }
@@ -92,19 +141,23 @@ func (d *builtin) scan(b []byte, dst []Span, eof, cut bool) ([]Span, int) {
 
 func (d *builtin) back() int { return d.ctx }
 
+// The needs follow from each scanner's doc: "-----BEGIN ", "eyJ" with
+// two dots, "AKIA"/"ASIA", "gh…_", "gl…-", "xox…-", 13 digits, a country
+// code and check digits, '@', '=' or ':'. TestNeedsNeverHideASpan and
+// FuzzNeeds hold the Set to what the scanners alone find.
 var builtins = []*builtin{
-	{KindPEM, scanPEM, 0, 27},
-	{KindJWT, scanJWT, 1, 14},
-	{KindAWSAccess, scanAWSAccess, 1, 20},
-	{KindAWSSecret, scanAWSSecret, awsHintDist + 6 + 1, 43},
-	{KindGitHub, scanGitHub, 1, 33},
-	{KindGitLab, scanGitLab, 1, 25},
-	{KindSlack, scanSlack, 1, 15},
-	{KindCreditCard, scanCard, 2, 13},
-	{KindIBAN, scanIBAN, 1, 15},
-	{KindEmail, scanEmail, 1, 6},
-	{KindPassword, scanPassword, pwMaxPrefix, 5},
-	{KindHighEntropy, scanEntropy, 1, entropyMinLen},
+	{KindPEM, scanPEM, 0, 27, needs(sDash | sUpper)},
+	{KindJWT, scanJWT, 1, 14, needs(sDot | sUpper)},
+	{KindAWSAccess, scanAWSAccess, 1, 20, needs(sUpper)},
+	{KindAWSSecret, scanAWSSecret, awsHintDist + 6 + 1, 43, nil},
+	{KindGitHub, scanGitHub, 1, 33, needs(sUnder)},
+	{KindGitLab, scanGitLab, 1, 25, needs(sDash)},
+	{KindSlack, scanSlack, 1, 15, needs(sDash)},
+	{KindCreditCard, scanCard, 2, 13, func(s summary) bool { return s.digits >= 13 }},
+	{KindIBAN, scanIBAN, 1, 15, func(s summary) bool { return s.has&sUpper != 0 && s.digits >= 2 }},
+	{KindEmail, scanEmail, 1, 6, needs(sAt)},
+	{KindPassword, scanPassword, pwMaxPrefix, 5, needs(sAssign)},
+	{KindHighEntropy, scanEntropy, 1, entropyMinLen, nil},
 }
 
 // Names lists the builtin detector names, specific kinds first and

@@ -2,6 +2,7 @@ package detect
 
 import (
 	"bytes"
+	"slices"
 	"testing"
 )
 
@@ -50,4 +51,60 @@ func FuzzStream(f *testing.F) {
 			t.Fatalf("split at %d differs for %q\n got %q\nwant %q", i, in, got, want)
 		}
 	})
+}
+
+// findUnfiltered is what a Set finds without its one-pass needs: every
+// detector's own Find, merged.
+func findUnfiltered(s *Set, b []byte) []Span {
+	var dst []Span
+	for _, d := range s.ds {
+		dst = d.Find(b, dst)
+	}
+	return mergeSpans(dst, 0, len(b))
+}
+
+// FuzzNeeds holds the builtins' needs to the scanners: skipping a scanner
+// because the input lacks what it needs never loses a span.
+func FuzzNeeds(f *testing.F) {
+	fuzzSeeds(f)
+	for _, s := range needCorpus {
+		f.Add([]byte(s), uint16(0))
+	}
+	set := allSet(f)
+	f.Fuzz(func(t *testing.T, in []byte, _ uint16) {
+		if got, want := set.Find(in, nil), findUnfiltered(set, in); !slices.Equal(got, want) {
+			t.Fatalf("%q: with needs %v, without %v", in, got, want)
+		}
+	})
+}
+
+// needCorpus has a span of every kind, each with the bytes its need names
+// (and then without them).
+var needCorpus = []string{
+	streamText, tJWT, tGHP, tPAT, tAWSID, "aws secret " + tAWSSK, tSlack, tGL, tEnt, tPEM,
+	"card 4111 1111 1111 1111 ok", "4111-1111-1111-1111", "iban DE89370400440532013000",
+	"mail bob@example.org", "password=hunter2", "PWD: \"x y\"", "passphrase := 'abc'",
+	"5f4dcc3b5aa765d61d8327deb882cf99", "Alice Martin", "2024-05-01T10:42:07Z", "+49 30 1234567",
+}
+
+func TestNeedsNeverHideASpan(t *testing.T) {
+	set := allSet(t)
+	for _, s := range needCorpus {
+		want := findUnfiltered(set, []byte(s))
+		if got := set.Find([]byte(s), nil); !slices.Equal(got, want) {
+			t.Errorf("%q: with needs %v, without %v", s, got, want)
+		}
+	}
+	// The corpus does exercise the scanners behind the needs.
+	kinds := map[string]bool{}
+	for _, s := range needCorpus {
+		for _, sp := range set.Find([]byte(s), nil) {
+			kinds[sp.Kind] = true
+		}
+	}
+	for _, b := range builtins {
+		if b.need != nil && !kinds[b.kind] {
+			t.Errorf("no corpus input has a %s span", b.kind)
+		}
+	}
 }

@@ -36,11 +36,27 @@ func NewSet(ds ...Detector) *Set {
 // Spans that only touch are kept apart.
 func (s *Set) Find(b []byte, dst []Span) []Span {
 	base := len(dst)
+	var sum summary
+	summed := false
+	short := len(b) <= maxSummarized
 	for _, d := range s.ds {
+		if bi, ok := d.(*builtin); ok && bi.need != nil && short {
+			if !summed {
+				sum, summed = summarize(b), true
+			}
+			if !bi.need(sum) {
+				continue
+			}
+		}
 		dst = d.Find(b, dst)
 	}
 	return mergeSpans(dst, base, len(b))
 }
+
+// maxSummarized bounds the inputs a Set summarizes for the builtins'
+// needs: row cells are short and mostly lack what the detectors need; a
+// long text almost always has it all, and the pass would be wasted.
+const maxSummarized = 256
 
 // scan is Find's streaming form (see scanner.scan); spans are not merged.
 func (s *Set) scan(b []byte, dst []Span, eof, cut bool) ([]Span, int) {
