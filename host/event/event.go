@@ -125,6 +125,34 @@ type Subscriber interface {
 	Wants(kind string) bool
 }
 
+// Acquirer is a chain that can be replaced while serving (a reload): a
+// request or statement keeps the chain it acquired until it releases it.
+type Acquirer interface {
+	Acquire() (Chain, func())
+}
+
+// Acquire returns the chain one request or statement should use, and the
+// function that releases it; a chain that cannot be replaced is itself,
+// with nothing to release.
+func Acquire(c Chain) (Chain, func()) {
+	if a, ok := c.(Acquirer); ok {
+		return a.Acquire()
+	}
+	return c, func() {}
+}
+
+// Wants reports whether c acts on kind: a nil chain acts on nothing, a
+// chain that is not a Subscriber on everything.
+func Wants(c Chain, kind string) bool {
+	if c == nil {
+		return false
+	}
+	if s, ok := c.(Subscriber); ok {
+		return s.Wants(kind)
+	}
+	return true
+}
+
 // Chain runs an Event through the configured plugins in order.
 //
 // Process returns an error only when the chain itself failed in a way the

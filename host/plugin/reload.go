@@ -65,10 +65,7 @@ func (r *Reloadable) Process(ctx context.Context, ev *event.Event) (event.Verdic
 func (r *Reloadable) Wants(kind string) bool {
 	c, release := r.Acquire()
 	defer release()
-	if s, ok := c.(event.Subscriber); ok {
-		return s.Wants(kind)
-	}
-	return true
+	return event.Wants(c, kind)
 }
 
 // Close closes the current chain.

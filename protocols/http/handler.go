@@ -57,7 +57,8 @@ type exchangeKey struct{}
 
 func (l *Listener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	x := &exchange{l: l, conn: connFrom(r.Context()), start: time.Now()}
-	x.chain, x.release = l.acquireChain()
+	// A request keeps the chain it started with until it is done.
+	x.chain, x.release = event.Acquire(l.deps.Chain)
 	defer x.release()
 	rec := &statusRecorder{ResponseWriter: w}
 	defer x.finish(r, rec)
@@ -194,19 +195,6 @@ func (l *Listener) match(r *http.Request) (*route, string) {
 
 var errNoToken = errors.New("no bearer token")
 
-// acquirer is a chain that can be replaced while serving (a reload); a
-// request keeps the chain it started with until it is done.
-type acquirer interface {
-	Acquire() (event.Chain, func())
-}
-
-func (l *Listener) acquireChain() (event.Chain, func()) {
-	if a, ok := l.deps.Chain.(acquirer); ok {
-		return a.Acquire()
-	}
-	return l.deps.Chain, func() {}
-}
-
 func (l *Listener) authenticate(r *http.Request) (*event.Principal, error) {
 	h := r.Header.Get("Authorization")
 	scheme, tok, ok := strings.Cut(h, " ")
@@ -308,7 +296,7 @@ func (x *exchange) modifyResponse(resp *http.Response) error {
 	// A cookie the upstream sets is a session of the gateway's credential:
 	// handed to the agent, it would reach the target without the gateway.
 	resp.Header.Del("Set-Cookie")
-	if s, ok := x.chain.(event.Subscriber); ok && !s.Wants("http.response") {
+	if x.chain != nil && !event.Wants(x.chain, "http.response") {
 		return nil
 	}
 	ev := &event.Event{

@@ -525,34 +525,15 @@ func paramIndex(k string) (int, bool) {
 
 // chain access
 
-// acquirer is a chain that can be replaced while serving (a reload).
-type acquirer interface {
-	Acquire() (event.Chain, func())
-}
-
-func (l *Listener) acquire() (event.Chain, func()) {
-	if a, ok := l.deps.Chain.(acquirer); ok {
-		return a.Acquire()
-	}
-	return l.deps.Chain, func() {}
-}
-
-// wants reports whether some plugin subscribed to kind; chains that do
-// not say get every event.
+// wants reports whether some plugin subscribed to kind.
 func (l *Listener) wants(kind string) bool {
-	c, release := l.acquire()
+	c, release := event.Acquire(l.deps.Chain)
 	defer release()
-	if c == nil {
-		return false
-	}
-	if sub, ok := c.(event.Subscriber); ok {
-		return sub.Wants(kind)
-	}
-	return true
+	return event.Wants(c, kind)
 }
 
 func (l *Listener) process(ev *event.Event) (event.Verdict, error) {
-	c, release := l.acquire()
+	c, release := event.Acquire(l.deps.Chain)
 	defer release()
 	if c == nil {
 		return event.Verdict{Action: event.Allow}, nil

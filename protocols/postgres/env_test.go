@@ -2,6 +2,7 @@ package postgres_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/tollgate-dev/tollgate/host/access"
 	"github.com/tollgate-dev/tollgate/host/approval"
@@ -267,4 +269,43 @@ func writeFile(t *testing.T, path string, b []byte) {
 	if err := os.WriteFile(path, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// pipelineResults reads a pipeline's results to its end, a word each: a
+// result's first value (its command tag when it has no rows), E<SQLSTATE>
+// for an error, "sync" for a Sync. It stops at 20 words, so a gateway
+// that answers too much cannot hang the test.
+func pipelineResults(t *testing.T, p *pgconn.Pipeline) string {
+	t.Helper()
+	var got []string
+	for len(got) < 20 {
+		r, err := p.GetResults()
+		var pe *pgconn.PgError
+		switch {
+		case errors.As(err, &pe):
+			got = append(got, "E"+pe.Code)
+			continue
+		case err != nil:
+			t.Fatalf("pipeline after %q: %v", got, err)
+		case r == nil:
+			return strings.Join(got, " ")
+		}
+		switch r := r.(type) {
+		case *pgconn.ResultReader:
+			res := r.Read()
+			switch {
+			case errors.As(res.Err, &pe):
+				got = append(got, "E"+pe.Code)
+			case res.Err != nil:
+				t.Fatalf("pipeline after %q: %v", got, res.Err)
+			case len(res.Rows) > 0:
+				got = append(got, string(res.Rows[0][0]))
+			default:
+				got = append(got, res.CommandTag.String())
+			}
+		case *pgconn.PipelineSync:
+			got = append(got, "sync")
+		}
+	}
+	return strings.Join(got, " ")
 }

@@ -69,9 +69,12 @@ func BenchmarkPgbench(b *testing.B) {
 		env  []string
 		cpu  func() time.Duration // the proxy's CPU time so far; nil for direct
 	}
-	direct := target{"direct", nil, nil}
-	direct.env = append(os.Environ(), "PGHOST="+pg.Host(), "PGPORT="+pg.Port(), "PGUSER="+pg.User,
-		"PGPASSWORD="+pg.Password, "PGDATABASE=postgres", "PGSSLMODE=disable")
+	// The server's own login, on a loopback port: direct or through a proxy.
+	serverEnv := func(port string) []string {
+		return append(os.Environ(), "PGHOST=127.0.0.1", "PGPORT="+port, "PGUSER="+pg.User,
+			"PGPASSWORD="+pg.Password, "PGDATABASE=postgres", "PGSSLMODE=disable")
+	}
+	direct := target{name: "direct", env: serverEnv(pg.Port())}
 	via := target{"gateway", e.psqlEnv(), selfCPU}
 	// The same listener without TLS (allow_plaintext on loopback), to
 	// show what TLS to the agent costs: direct and PgBouncer run without.
@@ -79,12 +82,10 @@ func BenchmarkPgbench(b *testing.B) {
 	// The floor of any Go proxy on this machine: a bare relay in this
 	// process, two goroutines per connection copying bytes each way
 	// through the standard net package, no parsing, no plugins, no audit.
-	relay := target{"go-relay", append(append([]string(nil), direct.env...), "PGPORT="+startGoRelay(b, pg.Addr())), selfCPU}
+	relay := target{"go-relay", serverEnv(startGoRelay(b, pg.Addr())), selfCPU}
 	targets := []target{direct, via, plain, relay}
 	if bouncer != "" {
-		targets = append(targets, target{"pgbouncer", append(os.Environ(), "PGHOST=127.0.0.1", "PGPORT="+bouncer, "PGUSER="+pg.User,
-			"PGPASSWORD="+pg.Password, "PGDATABASE=postgres", "PGSSLMODE=disable"),
-			func() time.Duration { return processCPU(b, bouncerPID) }})
+		targets = append(targets, target{"pgbouncer", serverEnv(bouncer), func() time.Duration { return processCPU(b, bouncerPID) }})
 	}
 	runs := []struct {
 		name string

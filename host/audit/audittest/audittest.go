@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"strings"
 	"testing"
@@ -73,6 +74,64 @@ func Query(t testing.TB, s Querier, sql string, args ...any) [][]string {
 		t.Fatalf("%v\n%s", err, sql)
 	}
 	return rows
+}
+
+// RoundTripBatch is what the stores' round-trip tests insert: three
+// sealed sessions that cross a month (a partition), and bare, one row with
+// every optional column empty.
+func RoundTripBatch() (batch []audit.Row, bare audit.Row) {
+	start := time.Date(2026, 3, 31, 23, 59, 58, 0, time.UTC)
+	for i, target := range []string{"orders-db", "billing-api", "orders-db"} {
+		batch = append(batch, SessionRows(start.Add(time.Duration(i)*time.Second), target, "run-"+strconv.Itoa(i), 6+i)...)
+	}
+	bare = audit.Row{EventID: UUID(), Time: start.Add(time.Hour), SessionID: UUID(), Seq: 1, Kind: "http.request"}
+	return append(batch, bare), bare
+}
+
+// CheckRoundTrip checks that a store gave back exactly the rows sent, each
+// once, equal column for column (times as the same instant: the zone may
+// differ), and that every session but bare's verifies as complete.
+func CheckRoundTrip(t *testing.T, sent, back []audit.Row, bare audit.Row) {
+	t.Helper()
+	if len(back) != len(sent) {
+		t.Fatalf("the store gave back %d rows for %d sent (each event once)", len(back), len(sent))
+	}
+	byID := map[string]audit.Row{}
+	sessions := map[string]bool{}
+	for _, r := range sent {
+		byID[r.EventID] = r
+		sessions[r.SessionID] = r.SessionID != bare.SessionID
+	}
+	for _, r := range back {
+		want := byID[r.EventID]
+		if !r.Time.Equal(want.Time) {
+			t.Errorf("event %s: time %v, want %v", r.EventID, r.Time, want.Time)
+		}
+		r.Time = want.Time
+		if !reflect.DeepEqual(r, want) {
+			t.Errorf("round trip differs:\n got %#v\nwant %#v", r, want)
+		}
+	}
+	complete := 0
+	for _, f := range audit.Verify(back) {
+		if !sessions[f.SessionID] {
+			continue
+		}
+		if f.Status != audit.StatusComplete {
+			t.Errorf("session %s: %s %s", f.SessionID, f.Status, f.Detail)
+			continue
+		}
+		complete++
+	}
+	want := 0
+	for _, sealed := range sessions {
+		if sealed {
+			want++
+		}
+	}
+	if complete != want {
+		t.Errorf("Verify found %d complete sessions, want %d", complete, want)
+	}
 }
 
 // CheckSessions checks the sessions table of a store holding the rows of

@@ -88,14 +88,7 @@ func TestQueryIsReadOnly(t *testing.T) {
 func TestRoundTripAndReplay(t *testing.T) {
 	s := openStore(t, "")
 	ctx := context.Background()
-	start := time.Date(2026, 3, 31, 23, 59, 58, 0, time.UTC) // the sessions cross a month (a partition)
-	var batch []audit.Row
-	for i, target := range []string{"orders-db", "billing-api", "orders-db"} {
-		batch = append(batch, audittest.SessionRows(start.Add(time.Duration(i)*time.Second), target, "run-"+strconv.Itoa(i), 6+i)...)
-	}
-	bare := audit.Row{EventID: audittest.UUID(), Time: start.Add(time.Hour), SessionID: audittest.UUID(), Seq: 1, Kind: "http.request"}
-	batch = append(batch, bare)
-
+	batch, bare := audittest.RoundTripBatch()
 	if err := s.Insert(ctx, batch); err != nil {
 		t.Fatal(err)
 	}
@@ -115,36 +108,7 @@ func TestRoundTripAndReplay(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(back) != len(batch) {
-		t.Fatalf("Rows: %d rows, want %d", len(back), len(batch))
-	}
-	byID := map[string]audit.Row{}
-	for _, r := range batch {
-		byID[r.EventID] = r
-	}
-	for _, r := range back {
-		want := byID[r.EventID]
-		if !r.Time.Equal(want.Time) {
-			t.Errorf("event %s: time %v, want %v", r.EventID, r.Time, want.Time)
-		}
-		r.Time = want.Time
-		if !reflect.DeepEqual(r, want) {
-			t.Errorf("round trip differs:\n got %#v\nwant %#v", r, want)
-		}
-	}
-	closed := 0
-	for _, f := range audit.Verify(back) {
-		if f.SessionID == bare.SessionID {
-			continue
-		}
-		closed++
-		if f.Status != audit.StatusComplete {
-			t.Errorf("session %s: %s %s", f.SessionID, f.Status, f.Detail)
-		}
-	}
-	if closed != 3 {
-		t.Errorf("Verify reported %d closed sessions, want 3", closed)
-	}
+	audittest.CheckRoundTrip(t, batch, back, bare)
 
 	// One session through a where clause with a placeholder.
 	one, err := s.Rows(ctx, "session_id = toUUID(?)", batch[0].SessionID)

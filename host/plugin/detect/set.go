@@ -9,17 +9,21 @@ const foreignWindow = 256
 // Set runs several detectors over the same input. It is immutable and safe
 // for concurrent use.
 type Set struct {
-	ds   []Detector
-	sc   []scanner // sc[i] is ds[i] as a scanner, or nil
-	back int       // left context a Stream keeps
+	ds    []Detector
+	sc    []scanner            // sc[i] is ds[i] as a scanner, or nil
+	needs []func(summary) bool // needs[i] is ds[i]'s need if a builtin with one, or nil
+	back  int                  // left context a Stream keeps
 }
 
 // NewSet returns a Set running ds in order. When spans of two kinds start at
 // the same byte the longer wins; for equal extents the earlier detector's kind
 // is kept.
 func NewSet(ds ...Detector) *Set {
-	s := &Set{ds: slices.Clone(ds), sc: make([]scanner, len(ds))}
+	s := &Set{ds: slices.Clone(ds), sc: make([]scanner, len(ds)), needs: make([]func(summary) bool, len(ds))}
 	for i, d := range ds {
+		if b, ok := d.(*builtin); ok {
+			s.needs[i] = b.need
+		}
 		if sc, ok := d.(scanner); ok {
 			s.sc[i] = sc
 			s.back = max(s.back, sc.back())
@@ -39,12 +43,12 @@ func (s *Set) Find(b []byte, dst []Span) []Span {
 	var sum summary
 	summed := false
 	short := len(b) <= maxSummarized
-	for _, d := range s.ds {
-		if bi, ok := d.(*builtin); ok && bi.need != nil && short {
+	for i, d := range s.ds {
+		if need := s.needs[i]; need != nil && short {
 			if !summed {
 				sum, summed = summarize(b), true
 			}
-			if !bi.need(sum) {
+			if !need(sum) {
 				continue
 			}
 		}
