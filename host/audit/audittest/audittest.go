@@ -76,6 +76,22 @@ func Query(t testing.TB, s Querier, sql string, args ...any) [][]string {
 	return rows
 }
 
+// CheckSchema checks that a store's schema is in place and version (the
+// schema package's, which cannot be imported here: its tests use this
+// package) recorded once, however often the store was opened.
+func CheckSchema(t *testing.T, s Querier, version int) {
+	t.Helper()
+	got := Query(t, s, "SELECT version, count() FROM schema_version FINAL GROUP BY version")
+	if want := [][]string{{strconv.Itoa(version), "1"}}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("schema_version = %v, want %v", got, want)
+	}
+	for _, tbl := range []string{"events", "sessions", "schema_version"} {
+		if got := Query(t, s, "EXISTS TABLE "+tbl); got[0][0] != "1" {
+			t.Errorf("table %s missing", tbl)
+		}
+	}
+}
+
 // RoundTripBatch is what the stores' round-trip tests insert: three
 // sealed sessions that cross a month (a partition), and bare, one row with
 // every optional column empty.
