@@ -9,6 +9,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgproto3"
@@ -19,8 +20,10 @@ import (
 // run serves the session until either side ends it, then records its
 // close row. It owns the upstream connection.
 func (s *session) run() {
-	s.stmts = map[string]string{}
 	s.portals = map[string]*portal{}
+	s.parsing = map[string]*op{}
+	s.prepared = map[string]*prepared{}
+	s.settled = sync.NewCond(&s.mu)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -219,20 +222,20 @@ func (s *session) handle(msg pgproto3.FrontendMessage) bool {
 		if s.clientSkip {
 			return true
 		}
-		s.onQuery(m)
+		if !s.onQuery(m) {
+			return false
+		}
 		return s.flushUp()
 	case *pgproto3.Parse:
 		if s.clientSkip {
 			return true
 		}
-		s.stmts[m.Name] = m.Query
-		s.forward(m)
-		s.push(&op{kind: opParse})
+		return s.onParse(m)
 	case *pgproto3.Bind:
 		if s.clientSkip {
 			return true
 		}
-		s.onBind(m)
+		return s.onBind(m)
 	case *pgproto3.Describe:
 		if s.clientSkip {
 			return true
@@ -256,14 +259,16 @@ func (s *session) handle(msg pgproto3.FrontendMessage) bool {
 			return true
 		}
 		if m.ObjectType == 'S' {
-			delete(s.stmts, m.Name)
-		} else {
-			s.dropPortal(m.Name)
+			s.onCloseStatement(m)
+			return true
 		}
+		s.dropPortal(m.Name)
 		s.forward(m)
 		s.push(&op{kind: opClose})
 	case *pgproto3.Sync:
 		s.clientSkip = false
+		s.seg++
+		s.execInSeg = false
 		s.forward(m)
 		s.push(&op{kind: opSync})
 		return s.flushUp()
@@ -332,7 +337,10 @@ func rewrites(v event.Verdict) bool {
 	return v.Action == event.Rewrite || v.Action == event.Hold
 }
 
-func (s *session) onQuery(m *pgproto3.Query) {
+func (s *session) onQuery(m *pgproto3.Query) bool {
+	if ok, alive := s.textSafe(m.String, false); !ok {
+		return alive
+	}
 	s.statements++
 	st := &stmt{start: time.Now(), fields: map[string]string{"sql": m.String}, reqSize: int64(len(m.String))}
 	v, ok := s.decide(st)
@@ -341,7 +349,7 @@ func (s *session) onQuery(m *pgproto3.Query) {
 		st.err = "denied: " + v.Reason
 		s.recordStmt(st)
 		s.push(&op{kind: opSynth, synth: errorMsg(nil, "ERROR", codeInsufficientPriv, denyText(v), s.id), rfq: true})
-		return
+		return true
 	}
 	sql := m.String
 	if nv, ok := v.Changes["sql"]; ok && rewrites(v) {
@@ -362,8 +370,13 @@ func (s *session) onQuery(m *pgproto3.Query) {
 			s.push(&op{kind: opSync, swallow: true})
 		}
 	}
+	if mayChangeStatements(sql) {
+		qo.changes = true
+		s.stmtEpoch++
+	}
 	s.forward(&pgproto3.Query{String: sql})
 	s.push(qo)
+	return true
 }
 
 func denyText(v event.Verdict) string {
@@ -379,11 +392,26 @@ func denyText(v event.Verdict) string {
 
 // onBind is the extended protocol's statement: the SQL of the prepared
 // statement and the parameters, through the chain on every Bind.
-func (s *session) onBind(m *pgproto3.Bind) {
+func (s *session) onBind(m *pgproto3.Bind) bool {
 	s.statements++
 	s.dropPortal(m.DestinationPortal) // a Bind replaces the portal of its name
-	sql := s.stmts[m.PreparedStatement]
+	sql, known := s.statementSQL(m.PreparedStatement)
+	s.mu.Lock()
+	gone := s.upGone
+	s.mu.Unlock()
+	if gone {
+		return false
+	}
 	st := &stmt{start: time.Now(), fields: bindFields(sql, m)}
+	if !known {
+		st.fields["statement"] = m.PreparedStatement
+		st.verdict = event.Verdict{Action: event.Deny, Reason: "prepared statement " + strconv.Quote(m.PreparedStatement) + " was not prepared through this gateway"}
+		st.err = "denied: " + st.verdict.Reason
+		s.recordStmt(st)
+		s.clientSkip = true
+		s.push(&op{kind: opSynth, synth: errorMsg(nil, "ERROR", codeInvalidStatementName, st.verdict.Reason, s.id)})
+		return true
+	}
 	for _, p := range m.Parameters {
 		st.reqSize += int64(len(p))
 	}
@@ -394,7 +422,7 @@ func (s *session) onBind(m *pgproto3.Bind) {
 		s.recordStmt(st)
 		s.clientSkip = true
 		s.push(&op{kind: opSynth, synth: errorMsg(nil, "ERROR", codeInsufficientPriv, denyText(v), s.id)})
-		return
+		return true
 	}
 	if rewrites(v) {
 		for k, val := range v.Changes {
@@ -409,6 +437,7 @@ func (s *session) onBind(m *pgproto3.Bind) {
 	s.portals[m.DestinationPortal] = &portal{st: st, sql: sql}
 	s.forward(m)
 	s.push(&op{kind: opBind, st: st})
+	return true
 }
 
 // dropPortal forgets a portal the client closed, rebound or left behind.
@@ -442,6 +471,7 @@ func (s *session) onExecute(m *pgproto3.Execute) {
 		p = &portal{st: &stmt{start: time.Now(), fields: map[string]string{"portal": m.Portal}}}
 	}
 	p.executed = true
+	s.execInSeg = true
 	rows := s.l.wants("pg.rows")
 	if rows && !p.described {
 		// Masking needs the columns: ask for them, and keep the answer.
@@ -449,8 +479,13 @@ func (s *session) onExecute(m *pgproto3.Execute) {
 		s.push(&op{kind: opDescribe, portal: p, swallow: true})
 		p.described = true
 	}
+	eo := &op{kind: opExecute, st: p.st, portal: p, sql: p.sql, rows: rows}
+	if mayChangeStatements(p.sql) {
+		eo.changes = true
+		s.stmtEpoch++
+	}
 	s.forward(m)
-	s.push(&op{kind: opExecute, st: p.st, portal: p, sql: p.sql, rows: rows})
+	s.push(eo)
 }
 
 func (s *session) onFunctionCall(m *pgproto3.FunctionCall) {

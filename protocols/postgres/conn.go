@@ -31,6 +31,7 @@ const (
 	codeProtocolViolation    = "08P01"
 	codeIdleSessionTimeout   = "57P05" // idle_timeout, as PostgreSQL's idle_session_timeout
 	codeInsufficientPriv     = "42501" // a deny
+	codeInvalidStatementName = "26000" // a Bind of a statement the gateway never saw parsed
 	codeFeatureNotSupported  = "0A000"
 	codeInvalidCatalog       = "3D000" // no such target
 	codeProgramLimitExceeded = "54000" // message over the cap
@@ -240,6 +241,16 @@ func (st *startup) login(sm *pgproto3.StartupMessage) (*session, error) {
 		s.recordOpen("upstream: " + scrub(err.Error(), t.password))
 		st.audited = s
 		return nil, st.fatal(codeConnectionFailure, "target "+tname+" did not accept the gateway's connection", err)
+	}
+	for _, k := range [...]string{"client_encoding", "standard_conforming_strings"} {
+		if why := settingProblem(k, hc.ParameterStatuses[k]); why != "" {
+			// A role or database default the gateway cannot judge
+			// statements under: never start the session.
+			hc.Conn.Close()
+			s.recordOpen("upstream: " + why)
+			st.audited = s
+			return nil, st.fatal(codeFeatureNotSupported, "target "+tname+": "+why, errors.New(why))
+		}
 	}
 	s.recordOpen("")
 	st.audited = s

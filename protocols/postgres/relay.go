@@ -55,6 +55,15 @@ type op struct {
 	desc    *rowDesc // Query: the current result's columns
 	copyOf  *portal  // Query of COPY TO STDOUT: the columns the server described
 	copyFmt copyFormat
+
+	// Prepared statements (statements.go).
+	name       string   // Parse, Close: the statement name
+	oids       []uint32 // Parse: the parameter types
+	seg, epoch uint64   // Parse: the client's Sync segment and statement epoch when sent
+	closesStmt bool     // Close of a statement (not a portal)
+	answered   bool     // Parse: the server answered it (under mu)
+	relayErr   bool     // a swallowed op whose error the client must still see
+	changes    bool     // Query, Execute: may create or drop prepared statements
 }
 
 // portal is one Bind: its statement record and its columns once described.
@@ -84,6 +93,18 @@ type relayState struct {
 	wbuf       []byte // bytes for the client, flushed by flushClient
 	swallowRFQ bool   // a rows deny: drop answers until ReadyForQuery
 	ended      bool   // Terminate or client gone: upstream errors are not news
+	upGone     bool   // the upstream connection ended
+	copyIn     bool   // the server waits for COPY data from the client
+	// settled wakes the client loop waiting for the queue to empty (settle).
+	settled *sync.Cond
+	// prepared are the statement names the server confirmed; stmtChanging
+	// counts queued ops that may change them (statements.go).
+	prepared     map[string]*prepared
+	stmtChanging int
+
+	// killed is why the relay ends the session: the server reported a
+	// setting the gateway cannot judge statements under (settings.go).
+	killed string // relay loop only
 
 	wmu       sync.Mutex // serializes writes to the client
 	spare     []byte
@@ -103,8 +124,15 @@ type clientState struct {
 	clientSkip bool // after a deny in the extended protocol: until Sync
 	// readDeadline is the client connection's read deadline as last set.
 	readDeadline time.Time
-	stmts        map[string]string
 	portals      map[string]*portal
+	// parsing is the last Parse sent per statement name; seg counts the
+	// client's Syncs and stmtEpoch the ops sent that may change prepared
+	// statements (statements.go). execInSeg: an Execute was sent since
+	// the last Sync.
+	parsing   map[string]*op
+	seg       uint64
+	stmtEpoch uint64
+	execInSeg bool
 	// stash holds what the client sent while a statement waited for
 	// approval, handled after the wait; stashErr is the read error that
 	// ended that wait (the client went away).
@@ -121,6 +149,9 @@ func (s *session) pushLocked(o *op) {
 		}
 		s.serverSkip = false
 	}
+	if o.changes {
+		s.stmtChanging++
+	}
 	s.ops = append(s.ops, o)
 }
 
@@ -132,10 +163,14 @@ func (s *session) headLocked() *op {
 }
 
 func (s *session) popLocked() {
+	if s.ops[s.head].changes {
+		s.stmtChanging--
+	}
 	s.ops[s.head] = nil
 	s.head++
 	if s.head == len(s.ops) {
 		s.ops, s.head = s.ops[:0], 0
+		s.settled.Broadcast()
 	}
 }
 
@@ -281,6 +316,14 @@ func (s *session) relay() {
 				s.up.Close()
 			}
 		}
+		if s.killed != "" {
+			// The server's session is in a state the gateway cannot
+			// judge statements in: end it before anything else runs.
+			s.setCloseErr(s.killed)
+			s.flushClient()
+			s.client.Close()
+			s.up.Close()
+		}
 	}
 }
 
@@ -288,9 +331,14 @@ func (s *session) relay() {
 // closes its connection so that the client loop ends too.
 func (s *session) upstreamEnded(err error) {
 	s.mu.Lock()
-	ended := s.ended
+	s.upGone = true
+	s.settled.Broadcast()
+	ended := s.ended || s.killed != ""
 	why := "upstream connection lost"
-	if ended {
+	switch {
+	case s.killed != "":
+		why = s.killed
+	case ended:
 		why = "the client left before the result"
 	}
 	// Statements still waiting for their results end here, with a row.
@@ -322,7 +370,15 @@ func (s *session) onServer(msg []byte) bool {
 	defer s.mu.Unlock()
 	o := s.headLocked()
 	switch typ {
-	case 'S', 'N', 'A': // ParameterStatus, Notice, Notification: any time
+	case 'S': // ParameterStatus: any time
+		if why := unsafeSetting(body); why != "" {
+			s.wbuf = errorMsg(s.wbuf, "FATAL", codeFeatureNotSupported, why, s.id)
+			s.killed = why
+			return true
+		}
+		s.wbuf = append(s.wbuf, msg...)
+		return len(s.wbuf) > 64<<10
+	case 'N', 'A': // Notice, Notification: any time
 		s.wbuf = append(s.wbuf, msg...)
 		return len(s.wbuf) > 64<<10
 	}
@@ -381,7 +437,13 @@ func (s *session) onServer(msg []byte) bool {
 			s.flushBatchLocked(o)
 		}
 	}
-	if !(o.swallow || s.swallowRFQ) {
+	switch typ {
+	case 'G':
+		s.copyIn = true
+	case 'C', 'E', 'Z':
+		s.copyIn = false
+	}
+	if !(o.swallow || s.swallowRFQ) || (typ == 'E' && o.relayErr && !s.swallowRFQ) {
 		s.wbuf = append(s.wbuf, msg...)
 	}
 	s.completeLocked(o, typ, body)
@@ -420,6 +482,9 @@ func (s *session) completeLocked(o *op, typ byte, body []byte) {
 		if o.st != nil && o.st.err == "" {
 			o.st.err = errorText(body)
 		}
+		if o.kind == opParse {
+			s.refuseParseLocked(o)
+		}
 		if o.kind == opQuery || o.kind == opFunc || o.kind == opSync {
 			return // ReadyForQuery follows
 		}
@@ -437,8 +502,14 @@ func (s *session) completeLocked(o *op, typ byte, body []byte) {
 			s.serverSkip = true
 		}
 	case 'C', 'I', 's':
-		if o.st != nil && typ == 'C' {
-			o.st.tag = cstring(body)
+		if typ == 'C' {
+			tag := cstring(body)
+			if o.st != nil {
+				o.st.tag = tag
+			}
+			if taintsStatements(tag) {
+				s.taintLocked()
+			}
 		}
 		if o.kind == opExecute {
 			if typ != 's' {
@@ -448,8 +519,13 @@ func (s *session) completeLocked(o *op, typ byte, body []byte) {
 			s.drainLocked()
 		}
 	case '1', '2', '3', 'n':
-		if typ == 'n' && o.kind == opDescribe && o.portal != nil {
+		switch {
+		case typ == 'n' && o.kind == opDescribe && o.portal != nil:
 			o.portal.desc = &rowDesc{}
+		case typ == '1' && o.kind == opParse:
+			s.commitParseLocked(o)
+		case typ == '3' && o.closesStmt:
+			delete(s.prepared, o.name)
 		}
 		s.popLocked()
 		s.drainLocked()
