@@ -83,6 +83,24 @@ type Target struct {
 	Database   string     `toml:"database"`
 	SSLMode    string     `toml:"sslmode"`
 	Credential Credential `toml:"credential"`
+	// Sensitive lists, for postgres, the columns whose values never reach
+	// the agent in clear, whatever the query calls them.
+	Sensitive []Sensitive `toml:"sensitive"`
+}
+
+// Sensitive is one [[targets.sensitive]] entry: columns named as
+// schema.table.column globs (* matches any run of characters within a
+// part), resolved against the target's catalog. A plain output column is
+// masked wherever its values come from these columns (PostgreSQL names
+// the source table and column of each result column). Derived says what
+// happens to a statement that uses such a column any other way (in an
+// expression, a function, a predicate, a whole-row reference): "refuse"
+// (the default) refuses the statement, naming the column; "mask" runs it
+// and masks every computed output column instead (a predicate on the
+// column is then allowed: the operator accepts it as an oracle).
+type Sensitive struct {
+	Columns []string `toml:"columns"`
+	Derived string   `toml:"derived"`
 }
 
 // Credential is what the gateway injects towards a target.
@@ -115,6 +133,10 @@ type Listener struct {
 	// FunctionCall message through (the chain never sees its arguments).
 	Target            string `toml:"target"`
 	MaxMessageBytes   int    `toml:"max_message_bytes"`
+	// MaxStatementBytes caps a statement's text and parameters together
+	// (default 1 MiB): what is under it is recorded whole in the audit
+	// trail, a statement over it is refused, never run unrecorded.
+	MaxStatementBytes int `toml:"max_statement_bytes"`
 	AllowPlaintext    bool   `toml:"allow_plaintext"`
 	AllowFunctionCall bool   `toml:"allow_function_call"`
 }
@@ -367,6 +389,9 @@ func (c *Config) applyDefaults() {
 		}
 		if l.MaxHeaderBytes == 0 {
 			l.MaxHeaderBytes = 64 << 10
+		}
+		if l.Protocol == "postgres" && l.MaxStatementBytes == 0 {
+			l.MaxStatementBytes = 1 << 20
 		}
 		if l.Protocol == "postgres" && l.MaxMessageBytes == 0 {
 			l.MaxMessageBytes = 16 << 20

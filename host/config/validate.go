@@ -122,8 +122,8 @@ func (c *Config) validate(ps *problemList) {
 			checkSecret(ps, cp+".password", cr.Password)
 			continue
 		}
-		if t.Database != "" || t.SSLMode != "" {
-			ps.add(p, "database and sslmode apply to postgres targets only")
+		if t.Database != "" || t.SSLMode != "" || len(t.Sensitive) > 0 {
+			ps.add(p, "database, sslmode and sensitive apply to postgres targets only")
 		}
 		u, err := url.Parse(t.Upstream)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -176,8 +176,8 @@ func (c *Config) validate(ps *problemList) {
 			validatePostgresListener(ps, p, l, targets)
 			continue
 		}
-		if l.Target != "" || l.MaxMessageBytes != 0 || l.AllowPlaintext || l.AllowFunctionCall {
-			ps.add(p, "target, max_message_bytes, allow_plaintext and allow_function_call apply to postgres listeners only")
+		if l.Target != "" || l.MaxMessageBytes != 0 || l.MaxStatementBytes != 0 || l.AllowPlaintext || l.AllowFunctionCall {
+			ps.add(p, "target, max_message_bytes, max_statement_bytes, allow_plaintext and allow_function_call apply to postgres listeners only")
 		}
 		if len(l.Routes) == 0 {
 			ps.add(p, "needs at least one [[listeners.routes]] entry")
@@ -423,6 +423,22 @@ func validatePostgresTarget(ps *problemList, p string, t Target) {
 	default:
 		ps.add(p+".sslmode", "must be verify-full or disable")
 	}
+	for i, sc := range t.Sensitive {
+		sp := fmt.Sprintf("%s.sensitive[%d]", p, i)
+		if len(sc.Columns) == 0 {
+			ps.add(sp+".columns", "name at least one column as schema.table.column (globs with *)")
+		}
+		for j, c := range sc.Columns {
+			if parts := strings.Split(c, "."); len(parts) != 3 || parts[0] == "" || parts[1] == "" || parts[2] == "" {
+				ps.add(fmt.Sprintf("%s.columns[%d]", sp, j), "%q is not schema.table.column (use * for any schema: *.users.email)", c)
+			}
+		}
+		switch sc.Derived {
+		case "", "refuse", "mask":
+		default:
+			ps.add(sp+".derived", "must be refuse or mask")
+		}
+	}
 	cr := t.Credential
 	switch cr.Type {
 	case "password":
@@ -450,6 +466,9 @@ func validatePostgresListener(ps *problemList, p string, l Listener, targets map
 		case proto != "postgres":
 			ps.add(p+".target", "target %q speaks %s, the listener postgres", l.Target, proto)
 		}
+	}
+	if l.MaxStatementBytes < 1024 || l.MaxStatementBytes > 64<<20 {
+		ps.add(p+".max_statement_bytes", "must be between 1024 and 67108864 (64 MiB): each statement is recorded whole in the audit trail")
 	}
 	if l.MaxMessageBytes < 1024 || l.MaxMessageBytes > 1<<30 {
 		ps.add(p+".max_message_bytes", "must be between 1024 and 1 GiB")

@@ -18,8 +18,8 @@ var cfg struct {
 	Columns        []string `json:"columns"`         // column-name globs masked whole, case-insensitive
 	ColumnStrategy string   `json:"column_strategy"` // default: redact
 	Detectors      []string `json:"detectors"`       // default: every built-in detector
-	Fields         []string `json:"fields"`          // event fields to scan; default ["body"]
-	Kinds          []string `json:"kinds"`           // default ["pg.rows", "http.response"]
+	Fields         []string `json:"fields"`          // event fields to scan; default: body, message, detail, hint, where, payload
+	Kinds          []string `json:"kinds"`           // default: pg.rows, pg.error, pg.notice, pg.notify, http.response
 }
 
 var (
@@ -37,11 +37,13 @@ func init() {
 		cfg.Detectors = []string{"email", "credit_card", "iban", "aws_access_key", "aws_secret_key",
 			"github_token", "gitlab_token", "slack_token", "jwt", "pem_private_key", "password_assignment", "high_entropy"}
 	}
+	// An error, a notice or a notification can carry a value as well as
+	// a row can: `SELECT secret::int` puts it in the error's message.
 	if len(cfg.Fields) == 0 {
-		cfg.Fields = []string{"body"}
+		cfg.Fields = []string{"body", "message", "detail", "hint", "where", "payload"}
 	}
 	if len(cfg.Kinds) == 0 {
-		cfg.Kinds = []string{"pg.rows", "http.response"}
+		cfg.Kinds = []string{"pg.rows", "pg.error", "pg.notice", "pg.notify", "http.response"}
 	}
 	var ok bool
 	if detectors, ok = sdk.Compile(strings.Join(cfg.Detectors, ",")); !ok {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgproto3"
 
+	"github.com/tollgate-dev/tollgate/host/audit"
 	"github.com/tollgate-dev/tollgate/host/event"
 )
 
@@ -308,6 +309,23 @@ func (s *session) handle(msg pgproto3.FrontendMessage) bool {
 // waits for a person's decision (hold.go); approved, the statement runs
 // with the verdict still "hold" and the approval on its row.
 func (s *session) decide(st *stmt) (event.Verdict, bool) {
+	size := int64(len(st.fields["sql"]))
+	if _, bind := st.fields["params"]; bind {
+		size += st.reqSize
+	}
+	if max := s.maxStatement(); size > max {
+		st.oversize, st.code = true, codeProgramLimitExceeded
+		return event.Verdict{Action: event.Deny, Reason: fmt.Sprintf("the statement and its parameters are %d bytes, over this gateway's max_statement_bytes of %d: it would not be recorded whole", size, max)}, false
+	}
+	if a, ok := s.l.deps.Recorder.(audit.Admitter); ok {
+		if err := a.Admit(); err != nil {
+			st.code = codeInsufficientResources
+			return event.Verdict{Action: event.Deny, Reason: "the audit trail cannot take more rows now, so nothing runs: " + err.Error()}, false
+		}
+	}
+	if why := s.checkSensitive(st, st.fields["sql"]); why != "" {
+		return event.Verdict{Action: event.Deny, Reason: why}, false
+	}
 	if !s.l.wants("pg.query") {
 		return event.Verdict{Action: event.Allow}, true
 	}
@@ -348,7 +366,7 @@ func (s *session) onQuery(m *pgproto3.Query) bool {
 	if !ok {
 		st.err = "denied: " + v.Reason
 		s.recordStmt(st)
-		s.push(&op{kind: opSynth, synth: errorMsg(nil, "ERROR", codeInsufficientPriv, denyText(v), s.id), rfq: true})
+		s.push(&op{kind: opSynth, synth: errorMsg(nil, "ERROR", st.denyCode(), denyText(v), s.id), rfq: true})
 		return true
 	}
 	sql := m.String
@@ -356,7 +374,7 @@ func (s *session) onQuery(m *pgproto3.Query) bool {
 		sql = nv
 		st.fields["sql"] = nv
 	}
-	qo := &op{kind: opQuery, st: st, sql: sql, rows: s.l.wants("pg.rows")}
+	qo := &op{kind: opQuery, st: st, sql: sql, rows: s.rowsPass(), maskComputed: st.maskComputed}
 	if qo.rows {
 		if q, f, ok := copyOut(sql); ok && f != copyBinary {
 			// Learn the columns of COPY TO STDOUT (copy.go); every answer
@@ -377,6 +395,22 @@ func (s *session) onQuery(m *pgproto3.Query) bool {
 	s.forward(&pgproto3.Query{String: sql})
 	s.push(qo)
 	return true
+}
+
+// denyCode is the SQLSTATE of the gateway's refusal of st.
+func (st *stmt) denyCode() string {
+	if st.code != "" {
+		return st.code
+	}
+	return codeInsufficientPriv
+}
+
+// maxStatement is the listener's max_statement_bytes.
+func (s *session) maxStatement() int64 {
+	if n := s.l.cfg.MaxStatementBytes; n > 0 {
+		return int64(n)
+	}
+	return 1 << 20
 }
 
 func denyText(v event.Verdict) string {
@@ -421,7 +455,7 @@ func (s *session) onBind(m *pgproto3.Bind) bool {
 		st.err = "denied: " + v.Reason
 		s.recordStmt(st)
 		s.clientSkip = true
-		s.push(&op{kind: opSynth, synth: errorMsg(nil, "ERROR", codeInsufficientPriv, denyText(v), s.id)})
+		s.push(&op{kind: opSynth, synth: errorMsg(nil, "ERROR", st.denyCode(), denyText(v), s.id)})
 		return true
 	}
 	if rewrites(v) {
@@ -472,14 +506,14 @@ func (s *session) onExecute(m *pgproto3.Execute) {
 	}
 	p.executed = true
 	s.execInSeg = true
-	rows := s.l.wants("pg.rows")
+	rows := s.rowsPass()
 	if rows && !p.described {
 		// Masking needs the columns: ask for them, and keep the answer.
 		s.forward(&pgproto3.Describe{ObjectType: 'P', Name: m.Portal})
 		s.push(&op{kind: opDescribe, portal: p, swallow: true})
 		p.described = true
 	}
-	eo := &op{kind: opExecute, st: p.st, portal: p, sql: p.sql, rows: rows}
+	eo := &op{kind: opExecute, st: p.st, portal: p, sql: p.sql, rows: rows, maskComputed: p.st.maskComputed}
 	if mayChangeStatements(p.sql) {
 		eo.changes = true
 		s.stmtEpoch++

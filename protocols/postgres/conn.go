@@ -24,18 +24,19 @@ const startupTimeout = 30 * time.Second
 
 // SQLSTATEs the gateway sends on its own behalf.
 const (
-	codeInvalidAuthorization = "28000" // no TLS, no access
-	codeInvalidPassword      = "28P01" // missing or bad token
-	codeCannotConnectNow     = "57P03" // issuer or audit unavailable
-	codeConnectionFailure    = "08006" // upstream unavailable
-	codeProtocolViolation    = "08P01"
-	codeIdleSessionTimeout   = "57P05" // idle_timeout, as PostgreSQL's idle_session_timeout
-	codeInsufficientPriv     = "42501" // a deny
-	codeInvalidStatementName = "26000" // a Bind of a statement the gateway never saw parsed
-	codeFeatureNotSupported  = "0A000"
-	codeInvalidCatalog       = "3D000" // no such target
-	codeProgramLimitExceeded = "54000" // message over the cap
-	codeWarning              = "01000" // a notice: settings not passed on
+	codeInvalidAuthorization  = "28000" // no TLS, no access
+	codeInvalidPassword       = "28P01" // missing or bad token
+	codeCannotConnectNow      = "57P03" // issuer or audit unavailable
+	codeConnectionFailure     = "08006" // upstream unavailable
+	codeProtocolViolation     = "08P01"
+	codeIdleSessionTimeout    = "57P05" // idle_timeout, as PostgreSQL's idle_session_timeout
+	codeInsufficientPriv      = "42501" // a deny
+	codeInvalidStatementName  = "26000" // a Bind of a statement the gateway never saw parsed
+	codeFeatureNotSupported   = "0A000"
+	codeInvalidCatalog        = "3D000" // no such target
+	codeProgramLimitExceeded  = "54000" // message or statement over the cap
+	codeInsufficientResources = "53000" // the audit trail is full
+	codeWarning               = "01000" // a notice: settings not passed on
 )
 
 // serveConn runs one client connection from startup to close. It owns nc.

@@ -45,16 +45,19 @@ const (
 
 type op struct {
 	kind    opKind
-	st      *stmt    // Query, Bind, Execute: the statement's audit record
-	portal  *portal  // Describe P, Execute
-	swallow bool     // the gateway's own message: answers are not relayed
-	synth   []byte   // opSynth: messages to send
-	rfq     bool     // opSynth: then ReadyForQuery with the current status
-	rows    bool     // Query, Execute: a plugin wants pg.rows
-	sql     string   // Query, Execute: for pg.rows events
-	desc    *rowDesc // Query: the current result's columns
-	copyOf  *portal  // Query of COPY TO STDOUT: the columns the server described
-	copyFmt copyFormat
+	st      *stmt   // Query, Bind, Execute: the statement's audit record
+	portal  *portal // Describe P, Execute
+	swallow bool    // the gateway's own message: answers are not relayed
+	synth   []byte  // opSynth: messages to send
+	rfq     bool    // opSynth: then ReadyForQuery with the current status
+	rows    bool    // Query, Execute: rows go through the batch (a plugin wants pg.rows, or columns are sensitive)
+	// maskComputed: the statement uses a sensitive column declared
+	// derived = "mask" in an expression: every computed column is masked.
+	maskComputed bool
+	sql          string   // Query, Execute: for pg.rows events
+	desc         *rowDesc // Query: the current result's columns
+	copyOf       *portal  // Query of COPY TO STDOUT: the columns the server described
+	copyFmt      copyFormat
 
 	// Prepared statements (statements.go).
 	name       string   // Parse, Close: the statement name
@@ -81,6 +84,12 @@ type rowDesc struct {
 	cols []event.Column
 	copy bool       // rows are COPY lines, split into cols in format fmt
 	fmt  copyFormat // for copy
+	// sens[i] is the sensitive column output column i comes from, as the
+	// server named its source (catalog.go); computed[i]: the server named
+	// no source (an expression). Both nil when nothing is sensitive.
+	sens     []*sensitiveCol
+	computed []bool
+	types    []uint32
 }
 
 // relayState is shared by both loops under mu.
@@ -115,6 +124,7 @@ type relayState struct {
 	// The last RowDescription decoded, and its bytes (rowDescLocked).
 	lastDesc     *rowDesc
 	lastDescBody []byte
+	lastDescCat  *catalog
 }
 
 // clientState belongs to the client loop.
@@ -379,7 +389,7 @@ func (s *session) onServer(msg []byte) bool {
 		s.wbuf = append(s.wbuf, msg...)
 		return len(s.wbuf) > 64<<10
 	case 'N', 'A': // Notice, Notification: any time
-		s.wbuf = append(s.wbuf, msg...)
+		s.wbuf = append(s.wbuf, s.passMessageLocked(o, typ, msg)...)
 		return len(s.wbuf) > 64<<10
 	}
 	if s.swallowRFQ {
@@ -392,8 +402,18 @@ func (s *session) onServer(msg []byte) bool {
 	if o == nil {
 		// Nothing asked for this: relay it (a FATAL before the server
 		// closes, say).
+		if typ == 'E' {
+			msg = s.passMessageLocked(nil, typ, msg)
+		}
 		s.wbuf = append(s.wbuf, msg...)
 		return len(s.wbuf) > 64<<10
+	}
+	if typ == 'E' && !o.swallow {
+		// What the client and the audit row see of an error: masked.
+		if msg = s.passMessageLocked(o, typ, msg); len(msg) < 5 {
+			msg = errorMsg(nil, "ERROR", codeInsufficientPriv, "the server's error is withheld by policy", s.id)
+		}
+		body = msg[5:]
 	}
 	switch typ {
 	case 'D': // DataRow
@@ -510,6 +530,7 @@ func (s *session) completeLocked(o *op, typ byte, body []byte) {
 			if taintsStatements(tag) {
 				s.taintLocked()
 			}
+			s.schemaChangedLocked(o, tag)
 		}
 		if o.kind == opExecute {
 			if typ != 's' {
@@ -560,15 +581,15 @@ func errorText(body []byte) string {
 // (an ORM, pgbench) gets the same columns each time, and a rowDesc is
 // never changed once made.
 func (s *session) rowDescLocked(body []byte) *rowDesc {
-	if s.lastDesc != nil && string(body) == string(s.lastDescBody) {
+	if s.lastDesc != nil && s.lastDescCat == s.cat && string(body) == string(s.lastDescBody) {
 		return s.lastDesc
 	}
-	d := decodeRowDesc(body)
-	s.lastDesc, s.lastDescBody = d, append(s.lastDescBody[:0], body...)
+	d := decodeRowDesc(body, s.cat)
+	s.lastDesc, s.lastDescBody, s.lastDescCat = d, append(s.lastDescBody[:0], body...), s.cat
 	return d
 }
 
-func decodeRowDesc(body []byte) *rowDesc {
+func decodeRowDesc(body []byte, cat *catalog) *rowDesc {
 	var rd pgproto3.RowDescription
 	if err := rd.Decode(body); err != nil {
 		return &rowDesc{}
@@ -576,6 +597,16 @@ func decodeRowDesc(body []byte) *rowDesc {
 	d := &rowDesc{cols: make([]event.Column, len(rd.Fields))}
 	for i, f := range rd.Fields {
 		d.cols[i] = event.Column{Name: string(f.Name), Type: typeName(f.DataTypeOID), Binary: f.Format == pgproto3.BinaryFormat}
+	}
+	if cat != nil && len(cat.list) > 0 {
+		d.sens = make([]*sensitiveCol, len(rd.Fields))
+		d.computed = make([]bool, len(rd.Fields))
+		d.types = make([]uint32, len(rd.Fields))
+		for i, f := range rd.Fields {
+			d.sens[i] = cat.sensitive(f.TableOID, int16(f.TableAttributeNumber))
+			d.computed[i] = f.TableOID == 0
+			d.types[i] = f.DataTypeOID
+		}
 	}
 	return d
 }
@@ -589,11 +620,12 @@ func copyDesc(body []byte, o *op) *rowDesc {
 		return nil
 	}
 	if o.copyOf != nil && o.copyOf.desc != nil && len(o.copyOf.desc.cols) == len(cr.ColumnFormatCodes) && o.copyFmt != copyBinary {
-		cols := make([]event.Column, len(o.copyOf.desc.cols))
-		for i, c := range o.copyOf.desc.cols {
+		src := o.copyOf.desc
+		cols := make([]event.Column, len(src.cols))
+		for i, c := range src.cols {
 			cols[i] = event.Column{Name: c.Name, Type: c.Type}
 		}
-		return &rowDesc{cols: cols, copy: true, fmt: o.copyFmt}
+		return &rowDesc{cols: cols, copy: true, fmt: o.copyFmt, sens: src.sens, computed: src.computed, types: src.types}
 	}
 	// Columns it could not name: masking by column name would be
 	// bypassed, so the data is withheld (fail closed).

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"encoding/binary"
+	"strings"
 
 	"github.com/tollgate-dev/tollgate/host/event"
 )
@@ -124,6 +125,17 @@ func (s *session) flushBatchLocked(o *op) {
 		return
 	}
 	o = b.o
+	if d := b.desc; d != nil && d.sens != nil {
+		if masked := maskSensitive(d, b.values, o.maskComputed); masked != "" && o.st != nil && !o.st.maskedNoted {
+			o.st.maskedNoted = true
+			o.st.annot = append(o.st.annot, event.Annotation{Key: "mask.sensitive", Value: masked})
+		}
+	}
+	if !s.l.wants("pg.rows") {
+		s.writeRowsLocked(b)
+		b.reset()
+		return
+	}
 	b.rows = event.Rows{Columns: b.cols, Values: b.values}
 	if b.fields == nil {
 		b.fields = make(map[string]string, 1)
@@ -144,6 +156,12 @@ func (s *session) flushBatchLocked(o *op) {
 	if o.st != nil && len(v.Annotations) > 0 {
 		o.st.annot = append(o.st.annot, v.Annotations...)
 	}
+	s.writeRowsLocked(b)
+	b.reset()
+}
+
+// writeRowsLocked encodes the batch's rows, as masked, for the client.
+func (s *session) writeRowsLocked(b *batch) {
 	for _, row := range b.values {
 		if d := b.desc; d != nil && d.copy {
 			at := len(s.wbuf)
@@ -168,5 +186,47 @@ func (s *session) flushBatchLocked(o *op) {
 			s.wbuf = append(s.wbuf, c.Data...)
 		}
 	}
-	b.reset()
+}
+
+// maskedText replaces a sensitive value of a text type in text format;
+// any other value becomes NULL, which every client can decode.
+var maskedText = []byte("[masked]")[:8:8] // full: a plugin appending copies
+
+// maskSensitive masks, in place, the cells of the columns that come from
+// a sensitive column, and with computed every column the server named no
+// source for. It returns the sensitive columns it masked, comma-separated.
+func maskSensitive(d *rowDesc, rows [][]event.Cell, computed bool) string {
+	var names []string
+	for i := range d.sens {
+		if i >= len(d.cols) || (d.sens[i] == nil && !(computed && d.computed[i])) {
+			continue
+		}
+		// A text value's binary format is its text: "[masked]" decodes.
+		textual := textType(d.types[i])
+		for _, row := range rows {
+			if i >= len(row) || row[i].Null {
+				continue
+			}
+			if textual || d.copy {
+				row[i].Data = maskedText
+			} else {
+				row[i] = event.Cell{Null: true}
+			}
+		}
+		if d.sens[i] != nil {
+			names = append(names, d.sens[i].String())
+		} else {
+			names = append(names, d.cols[i].Name+" (computed)")
+		}
+	}
+	return strings.Join(names, ",")
+}
+
+// textType reports whether a value of type oid may be any text.
+func textType(oid uint32) bool {
+	switch oid {
+	case 25, 1043, 1042, 19, 705: // text, varchar, bpchar, name, unknown
+		return true
+	}
+	return false
 }

@@ -70,7 +70,8 @@ type Listener struct {
 	wg     sync.WaitGroup
 	closed atomic.Bool
 
-	cancels cancelMap
+	cancels  cancelMap
+	catalogs catalogs // sensitive columns per target database
 }
 
 // New prepares a listener; targets must hold every postgres target a

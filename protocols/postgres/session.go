@@ -2,6 +2,8 @@ package postgres
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	mrand "math/rand/v2"
 	"net"
@@ -28,6 +30,7 @@ type session struct {
 	rule       string
 	settings   *startupSettings // from the StartupMessage; nil before it
 	target     *target
+	cat        *catalog // the target database's sensitive columns; nil: none declared
 	opened     time.Time
 	expires    time.Time // the token's exp; zero if it had none
 	closeErr   string
@@ -142,14 +145,26 @@ type stmt struct {
 	err     string
 	annot   []event.Annotation
 	done    bool
+	// oversize: over max_statement_bytes, refused; the row keeps a prefix.
+	oversize bool
+	// code is the SQLSTATE of the gateway's refusal; "" is 42501.
+	code string
+	// maskedNoted: the row says which sensitive columns were masked.
+	maskedNoted bool
+	// sensitive: the statement reads a sensitive column; its errors and
+	// notices are withheld.
+	sensitive bool
+	// maskComputed: it uses a column declared derived = "mask" in an
+	// expression, so every computed output column is masked.
+	maskComputed bool
 	// approvalID and approver are set when the statement was held for a
 	// person's decision (hold.go).
 	approvalID, approver string
 }
 
-// maxAuditField bounds one field of a statement row: a 100 MB bytea
-// parameter is summarized, not copied into the trail.
-const maxAuditField = 4 << 10
+// refusedPrefix is how much of a statement over max_statement_bytes its
+// row keeps, beside its length and SHA-256: it did not run.
+const refusedPrefix = 4 << 10
 
 // recordStmt writes the statement's row once.
 func (s *session) recordStmt(st *stmt) {
@@ -159,12 +174,20 @@ func (s *session) recordStmt(st *stmt) {
 	st.done = true
 	r := s.row("pg.query")
 	r.Time = st.start
-	// The statement is done with its fields: the row takes them, with
-	// oversized values summarized.
+	// The statement is done with its fields: the row takes them whole
+	// (the statement was under max_statement_bytes, or it was refused).
 	r.Request = st.fields
-	for k, v := range st.fields {
-		if len(v) > maxAuditField {
-			st.fields[k] = v[:maxAuditField] + fmt.Sprintf("…(%d bytes)", len(v))
+	if sql, ok := st.fields["sql"]; ok {
+		sum := sha256.Sum256([]byte(sql))
+		st.fields["sql_sha256"] = hex.EncodeToString(sum[:])
+		st.fields["sql_bytes"] = strconv.Itoa(len(sql))
+		if st.oversize {
+			st.fields["sql"] = sql[:min(len(sql), refusedPrefix)]
+			for k, v := range st.fields {
+				if strings.HasPrefix(k, "param.") && len(v) > refusedPrefix {
+					st.fields[k] = v[:refusedPrefix]
+				}
+			}
 		}
 	}
 	r.SetVerdict(st.verdict, st.annot...)

@@ -32,6 +32,8 @@ type target struct {
 	user     string
 	password string
 	tls      *tls.Config // nil: sslmode disable
+	// sensitive are the target's [[targets.sensitive]] globs (catalog.go).
+	sensitive []sensitiveRule
 }
 
 func newTarget(t *config.Target) (*target, error) {
@@ -40,7 +42,7 @@ func newTarget(t *config.Target) (*target, error) {
 		return nil, fmt.Errorf("target %s: upstream: %w", t.Name, err)
 	}
 	up := &target{name: t.Name, host: host, port: port, database: t.Database,
-		user: t.Credential.Username, password: t.Credential.Password.Value()}
+		user: t.Credential.Username, password: t.Credential.Password.Value(), sensitive: sensitiveRules(t)}
 	if t.SSLMode != "disable" {
 		tc := &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}
 		if t.CAFile != "" {
