@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgproto3"
 
@@ -242,5 +243,34 @@ func TestClientEncodingSwitch(t *testing.T) {
 	}
 	if !e.tableExists(t, "victims") {
 		t.Fatal("extended protocol: the DROP ran")
+	}
+}
+
+// Extended-protocol messages reach the server when the client's input is
+// drained, not only at Sync: a client that times its messages sees the
+// server act on each as it comes. The server shows a Parse it received
+// in pg_stat_activity.
+func TestExtendedMessagesForwardedBeforeSync(t *testing.T) {
+	e := startEnv(t, envOptions{})
+	c := e.login(t)
+	defer c.conn.Close()
+	const q = "SELECT 'forwarded before sync'"
+	c.fe.Send(&pgproto3.Parse{Query: q})
+	if err := c.fe.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got := strings.TrimSpace(e.pg.Exec(t, "SELECT count(*) FROM pg_stat_activity WHERE query = '"+strings.ReplaceAll(q, "'", "''")+"'"))
+		if got == "1" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the Parse did not reach the server before the client's Sync")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if got := c.transcript(t, 1, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{}); got != "1 2 D:forwarded before sync C:SELECT 1 Z" {
+		t.Fatalf("after: %q", got)
 	}
 }

@@ -83,6 +83,24 @@ func (s *session) clientLoop() {
 	}
 }
 
+// clientReader is what the Backend reads the client through. The Backend
+// reads only when it has no whole message left, so a read is the moment
+// the client's input is drained: what was decided and queued for the
+// upstream goes out then, not at the client's Sync. A client that times
+// its messages (a statement_timeout between Parse and Describe) sees the
+// server act on them as they come.
+type clientReader struct {
+	r io.Reader
+	s *session // nil during startup
+}
+
+func (c *clientReader) Read(p []byte) (int, error) {
+	if s := c.s; s != nil && len(s.ubuf) > 0 && !s.flushUp() {
+		s.up.Close() // the relay sees the upstream end and says so
+	}
+	return c.r.Read(p)
+}
+
 // clientError ends the session for a read error: a message over the cap
 // or malformed gets a FATAL the client can read; a disconnect is noted.
 func (s *session) clientError(err error) {

@@ -70,10 +70,12 @@ type startup struct {
 	params    map[string]string
 	settings  startupSettings
 	audited   *session // set once a session.open row exists
+	in        *clientReader
 }
 
 func (st *startup) backend() {
-	st.be = pgproto3.NewBackend(st.nc, st.nc)
+	st.in = &clientReader{r: st.nc}
+	st.be = pgproto3.NewBackend(st.in, st.nc)
 	st.be.SetMaxBodyLen(st.l.cfg.MaxMessageBytes)
 }
 
@@ -287,6 +289,7 @@ func (st *startup) login(sm *pgproto3.StartupMessage) (*session, error) {
 		return nil, err
 	}
 	s.be = st.be
+	st.in.s = s
 	return s, nil
 }
 
