@@ -53,6 +53,9 @@ var singleCases = []one{
 	{"PREPARE q(int) AS SELECT * FROM t WHERE id = $1", Read, "PREPARE", false, ""},
 	{"SELECT update FROM t", Read, "SELECT", false, ""},
 	{"SELECT 'C:\\path\\file'", Read, "SELECT", false, ""},
+	{"SELECT E'a'\n'\\'; DELETE FROM t; --'", Read, "SELECT", false, ""},
+	{"SELECT E'a' -- c\r\n -- d\n\t'\\'; DELETE FROM t; --'", Read, "SELECT", false, ""},
+	{"SELECT B'1'\n'0''; DELETE FROM t; --'", Read, "SELECT", false, ""},
 
 	// Writes.
 	{"INSERT INTO t VALUES (1)", Write, "INSERT", false, "t"},
@@ -359,6 +362,7 @@ var multiCases = []struct {
 	{"SELECT 1; DO $$ BEGIN END $$", []Class{Read, Unknown}, Unknown},
 	{"SELECT 1; SELECT 'oops", []Class{Read, Unknown}, Unknown},
 	{"SELECT $$;$$; SELECT 2", []Class{Read, Read}, Read},
+	{"SELECT U&'a'\n'\\'; DELETE FROM t; --'", []Class{Read, Write}, Write}, // a U& string has no backslash escape of the quote
 	{"SELECT 1; GRANT ALL ON t TO public; VACUUM", []Class{Read, DCL, Admin}, Admin},
 	{"SELECT 1; SET ROLE postgres", []Class{Read, DCL}, DCL},
 	{"CREATE FUNCTION f() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT 1; END", []Class{DDL, Transaction}, DDL},
@@ -409,6 +413,11 @@ func TestSplit(t *testing.T) {
 		{"a$b$; c", []want{{0, 4, "a$b$", false}, {5, 7, "c", false}}},
 		{"select $1;$2", []want{{0, 9, "select $1", false}, {10, 12, "$2", false}}},
 		{"B'0''; x; --'", []want{{0, 13, "B'0''; x; --'", false}}},
+		{"'a'\n';'; b", []want{{0, 7, "'a'\n';'", false}, {8, 10, "b", false}}},
+		{"'a' ';'; b", []want{{0, 7, "'a' ';'", false}, {8, 10, "b", false}}},
+		{"E'a'\n'\\';'; b", []want{{0, 10, "E'a'\n'\\';'", false}, {11, 13, "b", false}}},
+		{"E'a' /* c */\n'\\';'; b", []want{{0, 16, "E'a' /* c */\n'\\'", false}, {17, 21, "'; b", true}}},
+		{"X'a' -- c\n'; b", []want{{0, 14, "X'a' -- c\n'; b", true}}},
 	}
 	for _, tc := range cases {
 		spans, _, _ := split(tc.sql, false, nil)
