@@ -54,6 +54,7 @@ var singleCases = []one{
 	{"SELECT update FROM t", Read, "SELECT", false, ""},
 	{"SELECT 'C:\\path\\file'", Read, "SELECT", false, ""},
 	{"SELECT E'a'\n'\\'; DELETE FROM t; --'", Read, "SELECT", false, ""},
+	{"SELECT E'a' \r\n\v\f \n\t'\\'; DELETE FROM t; --'", Read, "SELECT", false, ""},
 	{"SELECT E'a' -- c\r\n -- d\n\t'\\'; DELETE FROM t; --'", Read, "SELECT", false, ""},
 	{"SELECT B'1'\n'0''; DELETE FROM t; --'", Read, "SELECT", false, ""},
 
@@ -418,6 +419,9 @@ func TestSplit(t *testing.T) {
 		{"E'a'\n'\\';'; b", []want{{0, 10, "E'a'\n'\\';'", false}, {11, 13, "b", false}}},
 		{"E'a' /* c */\n'\\';'; b", []want{{0, 16, "E'a' /* c */\n'\\'", false}, {17, 21, "'; b", true}}},
 		{"X'a' -- c\n'; b", []want{{0, 14, "X'a' -- c\n'; b", true}}},
+		{"E'a' -- c\n'\\';'; b", []want{{0, 15, "E'a' -- c\n'\\';'", false}, {16, 18, "b", false}}},
+		{"E'a' -- c'\\';'; b", []want{{0, 17, "E'a' -- c'\\';'; b", false}}},
+		{"E'a' -\n'\\';'; b", []want{{0, 10, "E'a' -\n'\\'", false}, {11, 15, "'; b", true}}},
 	}
 	for _, tc := range cases {
 		spans, _, _ := split(tc.sql, false, nil)
