@@ -62,7 +62,9 @@ func TestGuard(t *testing.T) {
 		{"name": "read-only-api", "kinds": []string{"http.request"}, "methods": []string{"POST", "PUT", "DELETE"}, "paths": []string{"/api/"}},
 		{"name": "no-rm", "kinds": []string{"ssh.exec"}, "commands": []string{"rm -rf *", "*mkfs*"}},
 		{"name": "protect-main", "kinds": []string{"git.push"}, "refs": []string{"refs/heads/main", "refs/tags/*"}},
-	}})
+		{"name": "no-locks", "kinds": []string{"pg.query"}, "targets": []string{"staging"}, "sql": []string{"lock"}},
+		{"name": "no-lifts", "kinds": []string{"pg.query"}, "targets": []string{"staging"}, "sql": []string{"lift_read_only"}},
+	}, "read_only_targets": []string{"ro-*"}})
 	ctx := context.Background()
 	for _, tc := range []struct {
 		name, target, sql string
@@ -84,6 +86,25 @@ func TestGuard(t *testing.T) {
 		{"CALL", "staging", "CALL purge()", "cannot be classified"},
 		{"split keyword", "staging", "DEL/**/ETE FROM orders", "cannot be classified"},
 		{"dollar-quoted text", "prod-db", "SELECT $x$ DROP TABLE users $x$", ""},
+		{"merge delete without condition", "staging", "MERGE INTO orders o USING gone g ON o.id = g.id WHEN MATCHED THEN DELETE", "need a WHERE"},
+		{"merge update on true", "staging", "merge into orders using (select 1) s on true when matched then update set total = 0", "need a WHERE"},
+		{"merge by source", "staging", "MERGE INTO orders o USING keep k ON o.id = k.id WHEN NOT MATCHED BY SOURCE THEN DELETE", "need a WHERE"},
+		{"merge in a CTE", "staging", "WITH m AS (MERGE INTO orders USING s ON true WHEN MATCHED THEN DELETE RETURNING *) SELECT 1", "need a WHERE"},
+		{"merge with conditions", "staging", "MERGE INTO orders o USING s ON o.id = s.id WHEN MATCHED AND s.void THEN DELETE WHEN NOT MATCHED THEN INSERT VALUES (s.id)", ""},
+		{"lock", "staging", "LOCK TABLE orders IN ACCESS EXCLUSIVE MODE", "no-locks"},
+		{"lock elsewhere", "prod-db", "LOCK orders", ""},
+		{"lift read-only", "staging", "SET default_transaction_read_only = off", "no-lifts"},
+		{"lift by discard all", "staging", "DISCARD ALL", "no-lifts"},
+		{"read-only target: select", "ro-db", "SELECT * FROM orders WHERE id = 1", ""},
+		{"read-only target: begin read only", "ro-db", "BEGIN READ ONLY; SELECT 1; COMMIT", ""},
+		{"read-only target: update", "ro-db", "UPDATE orders SET total = 0 WHERE id = 1", "read-only"},
+		{"read-only target: begin read write", "ro-db", "BEGIN ISOLATION LEVEL SERIALIZABLE, READ WRITE", "read-only"},
+		{"read-only target: set", "ro-db", "SET SESSION CHARACTERISTICS AS TRANSACTION READ WRITE", "read-only"},
+		{"read-only target: set_config", "ro-db", "SELECT set_config('default_transaction_read_only', 'off', false)", "read-only"},
+		{"read-only target: reset all", "ro-db", "RESET ALL", "read-only"},
+		{"read-only target: lock", "ro-db", "LOCK orders IN ACCESS SHARE MODE", "read-only"},
+		{"read-only target: nextval", "ro-db", "SELECT nextval('orders_id_seq')", "read-only"},
+		{"read-only target: unknown", "ro-db", "CALL purge()", "read-only"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			v, err := g.Process(ctx, query(tc.target, tc.sql))

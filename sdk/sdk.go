@@ -181,9 +181,9 @@ func (Event) SetField(name, value string) bool {
 
 // Statement is one SQL statement as the host's classifier sees it.
 type Statement struct {
-	Class    string // read, write, ddl, dcl, admin, transaction, session, unknown
+	Class    string // read, write, ddl, dcl, admin, transaction, session, lock, lift_read_only, unknown
 	Command  string // e.g. "SELECT", "DELETE", "CREATE TABLE"
-	HasWhere bool   // an UPDATE or DELETE has a top-level WHERE
+	HasWhere bool   // an UPDATE or DELETE has a top-level WHERE; each UPDATE or DELETE action of a MERGE has its own AND condition
 }
 
 // Statements classifies the SQL in a field (usually "sql"), in the host.

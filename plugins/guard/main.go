@@ -18,6 +18,11 @@ var cfg struct {
 	Rules        []rules.Rule `json:"rules"`
 	AllowUnknown bool         `json:"allow_unknown_sql"` // default false: unknown SQL is denied
 	Kinds        []string     `json:"kinds"`             // default: pg.query, http.request, ssh.exec, kube.exec, git.push
+	// ReadOnlyTargets are target name globs where only reads, transaction
+	// control and session settings that keep read-only pass: no write,
+	// lock, DDL, DCL, admin, lifting of read-only, or unknown SQL (even
+	// with allow_unknown_sql).
+	ReadOnlyTargets []string `json:"read_only_targets"`
 }
 
 func init() {
@@ -56,6 +61,10 @@ func decide(e sdk.Event) sdk.Verdict {
 	}
 	if e.Kind() == "pg.query" {
 		sql()
+		if info.NotReadOnly != "" && readOnly(e.Target()) {
+			sdk.Annotate("guard.read_only", info.NotReadOnly)
+			return sdk.Deny("target " + e.Target() + " is read-only: " + info.NotReadOnly + " is not allowed")
+		}
 		if info.Unknown && !cfg.AllowUnknown {
 			sdk.Annotate("guard.sql", "unknown")
 			return sdk.Deny("statement cannot be classified (" + info.FirstUnknown + "); guard denies what it cannot read")
@@ -63,6 +72,15 @@ func decide(e sdk.Event) sdk.Verdict {
 		sdk.Annotate("guard.sql", info.Summary)
 	}
 	return sdk.Allow()
+}
+
+func readOnly(target string) bool {
+	for _, g := range cfg.ReadOnlyTargets {
+		if rules.Glob(g, target) {
+			return true
+		}
+	}
+	return false
 }
 
 func main() {}

@@ -28,7 +28,7 @@ func (r *result) raiseCmd(c Class, cmd string) {
 	}
 }
 
-func isDMLCmd(cmd string) bool { return cmd == "UPDATE" || cmd == "DELETE" }
+func isDMLCmd(cmd string) bool { return cmd == "UPDATE" || cmd == "DELETE" || cmd == "MERGE" }
 
 // merge folds a nested statement's result into r: the worse class wins and
 // brings its command (an UPDATE/DELETE wins a tie, so that a WHERE rule can
@@ -299,12 +299,7 @@ func (c *ctx) stmt(t []token) result {
 		c.scan(t[1:], &r, false)
 		return r
 	case "merge":
-		r := result{class: Write, cmd: "MERGE"}
-		if c.kw(t, 1, "into") {
-			c.target(t, 2, &r)
-		}
-		c.scan(t[1:], &r, false)
-		return r
+		return c.mergeStmt(t)
 	case "copy":
 		return c.copy(t)
 	case "truncate":
@@ -317,7 +312,7 @@ func (c *ctx) stmt(t []token) result {
 		c.scan(t[1:], &r, false)
 		return r
 	case "lock":
-		r := result{class: Write, cmd: "LOCK"}
+		r := result{class: Lock, cmd: "LOCK"}
 		i := 1
 		if c.kw(t, i, "table") {
 			i++
@@ -365,10 +360,10 @@ func (c *ctx) stmt(t []token) result {
 	case "load":
 		return result{class: Admin, cmd: "LOAD"}
 	case "begin":
-		return result{class: Transaction, cmd: "BEGIN"}
+		return result{class: c.txModes(t, 1, Transaction), cmd: "BEGIN"}
 	case "start":
 		if c.kw(t, 1, "transaction") {
-			return result{class: Transaction, cmd: "START TRANSACTION"}
+			return result{class: c.txModes(t, 2, Transaction), cmd: "START TRANSACTION"}
 		}
 		return unknown("START")
 	case "commit":
@@ -514,6 +509,107 @@ func (c *ctx) with(t []token) result {
 	return r
 }
 
+// mergeStmt classifies MERGE INTO target USING source ON cond WHEN ....
+// Its UPDATE and DELETE actions count as bounded (HasWhere) only when each
+// WHEN clause that holds one has its own AND condition: ON is a mandatory
+// join condition (ON true is valid), and a NOT MATCHED BY SOURCE action
+// touches exactly the rows the join did not find.
+func (c *ctx) mergeStmt(t []token) result {
+	r := result{class: Write, cmd: "MERGE", dml: true}
+	if c.kw(t, 1, "into") {
+		c.target(t, 2, &r)
+	}
+	d := t[0].depth
+	clauses := 0
+	bounded := true
+	for i := 1; i < len(t); i++ {
+		// Every top-level WHEN [NOT] MATCHED counts, even one of a CASE
+		// over a column named "matched": such a phantom clause can only
+		// make the answer stricter, and no real clause is missed.
+		if t[i].depth != d || !c.kw(t, i, "when") {
+			continue
+		}
+		j := i + 1
+		if c.kw(t, j, "not") {
+			j++
+		}
+		if !c.kw(t, j, "matched") {
+			continue
+		}
+		j++
+		if c.kw(t, j, "by") && (c.kw(t, j+1, "source") || c.kw(t, j+1, "target")) {
+			j += 2
+		}
+		clauses++
+		if c.kw(t, j, "and") {
+			continue
+		}
+		if !c.kw(t, j, "then") || !(c.kw(t, j+1, "insert") || c.kw(t, j+1, "do") && c.kw(t, j+2, "nothing")) {
+			bounded = false
+		}
+	}
+	r.hasWhere = clauses > 0 && bounded
+	c.scan(t[1:], &r, false)
+	return r
+}
+
+// txModes returns LiftReadOnly if the transaction modes from t[i] on
+// include READ WRITE, else base.
+func (c *ctx) txModes(t []token, i int, base Class) Class {
+	for ; i+1 < len(t); i++ {
+		if c.kw(t, i, "read") && c.kw(t, i+1, "write") {
+			return LiftReadOnly
+		}
+	}
+	return base
+}
+
+// isReadOnlyVar reports whether a run-time parameter name (any case, as
+// the server looks names up) is one of the read-only switches.
+func isReadOnlyVar(name string) bool {
+	return eqFold(name, "default_transaction_read_only") || eqFold(name, "transaction_read_only")
+}
+
+// trueLiteral reports whether t is a constant the server's boolean parser
+// reads as true: a prefix of true or yes, on, or 1, bare or in a plain
+// string without escapes. Anything else (E'...', DEFAULT, $1) may be false.
+func (c *ctx) trueLiteral(t token) bool {
+	v := c.text(t)
+	switch t.kind {
+	case tkString:
+		if len(v) < 2 || v[0] != '\'' || strings.IndexByte(v, '\\') >= 0 {
+			return false
+		}
+		v = v[1 : len(v)-1]
+	case tkWord, tkNumber:
+	default:
+		return false
+	}
+	if v == "" || len(v) > 4 {
+		return false
+	}
+	v = lowerASCII(v)
+	return strings.HasPrefix("true", v) || strings.HasPrefix("yes", v) || v == "on" || v == "1"
+}
+
+// setConfig classifies set_config(name, value, is_local) called at t[i]:
+// with a constant read-only switch as the name, it lifts read-only unless
+// the value is a true constant; with any other name it is Admin
+// (set_config('role', ...) is SET ROLE).
+func (c *ctx) setConfig(t []token, i int) Class {
+	if !is(t, i+1, tkLParen) || !is(t, i+2, tkString) || !is(t, i+3, tkComma) {
+		return Admin
+	}
+	n := c.text(t[i+2])
+	if n[0] != '\'' || strings.IndexByte(n, '\\') >= 0 || !isReadOnlyVar(n[1:len(n)-1]) {
+		return Admin
+	}
+	if i+5 < len(t) && (is(t, i+5, tkComma) || is(t, i+5, tkRParen)) && c.trueLiteral(t[i+4]) {
+		return Session
+	}
+	return LiftReadOnly
+}
+
 // scan looks through a statement's tokens for dangerous function calls and
 // parenthesized data-modifying statements; in query context (sel) it also
 // finds SELECT ... INTO and row-locking clauses.
@@ -633,7 +729,10 @@ func (c *ctx) call(t []token, i int, r *result) {
 			}
 			b[j] = ch
 		}
-		r.raise(funcClass(string(b)))
+		name = string(b)
+	}
+	if name == "set_config" {
+		r.raise(c.setConfig(t, i))
 		return
 	}
 	r.raise(funcClass(name))
@@ -880,6 +979,8 @@ func (c *ctx) setVarClass(t []token, i int) (Class, bool) {
 		return DCL, true
 	case eqFold(name, "session_replication_role"):
 		return Admin, true
+	case isReadOnlyVar(name):
+		return LiftReadOnly, true
 	}
 	return Session, false
 }
@@ -890,6 +991,9 @@ func (c *ctx) set(t []token) result {
 		if c.kw(t, i, "session") && c.kw(t, i+1, "authorization") {
 			return result{class: DCL, cmd: "SET SESSION AUTHORIZATION"}
 		}
+		if c.kw(t, i, "session") && c.kw(t, i+1, "characteristics") {
+			return result{class: c.txModes(t, i+2, Session), cmd: "SET"}
+		}
 		if c.kw(t, i, "session") || c.kw(t, i, "local") {
 			i++
 		}
@@ -897,7 +1001,16 @@ func (c *ctx) set(t []token) result {
 	if c.kw(t, i, "role") {
 		return result{class: DCL, cmd: "SET ROLE"}
 	}
+	if c.kw(t, i, "transaction") {
+		return result{class: c.txModes(t, i+1, Session), cmd: "SET"}
+	}
 	if cl, ok := c.setVarClass(t, i); ok {
+		// Making a session read-only is an ordinary setting; any other
+		// value (off, DEFAULT, E'...') may lift it.
+		if cl == LiftReadOnly && i+3 == len(t) && (c.kw(t, i+1, "to") || is(t, i+1, tkOp) && c.text(t[i+1]) == "=") &&
+			c.trueLiteral(t[i+2]) {
+			cl = Session
+		}
 		return result{class: cl, cmd: "SET"}
 	}
 	return result{class: Session, cmd: "SET"}
@@ -906,7 +1019,10 @@ func (c *ctx) set(t []token) result {
 func (c *ctx) reset(t []token) result {
 	switch {
 	case c.kw(t, 1, "all"):
-		return result{class: DCL, cmd: "RESET"}
+		// RESET ALL leaves role and session_authorization alone (the
+		// server marks them GUC_NO_RESET_ALL) but resets
+		// default_transaction_read_only.
+		return result{class: LiftReadOnly, cmd: "RESET ALL"}
 	case c.kw(t, 1, "session") && c.kw(t, 2, "authorization"):
 		return result{class: DCL, cmd: "RESET"}
 	}

@@ -46,6 +46,8 @@ type lexer struct {
 	bs bool
 	// openLine records that the input ended inside a -- comment.
 	openLine bool
+	// noCommentJoin: a -- comment ends a string constant (tests only).
+	noCommentJoin bool
 }
 
 type lexResult uint8
@@ -137,6 +139,12 @@ func (l *lexer) quoted(q byte, backslash, plain bool) bool {
 				i += 2
 				continue
 			}
+			if q == '\'' {
+				if j := l.continuation(i + 1); j > 0 {
+					i = j
+					continue
+				}
+			}
 			l.pos = i + 1
 			return true
 		}
@@ -144,6 +152,65 @@ func (l *lexer) quoted(q byte, backslash, plain bool) bool {
 	}
 	l.pos = len(s)
 	return false
+}
+
+// bits scans a B'...' or X'...' string whose opening quote is at l.pos-1:
+// it ends at the first quote (there is no escape, not even ”), unless a
+// continuation follows.
+func (l *lexer) bits() bool {
+	s := l.s
+	i := l.pos
+	for {
+		j := strings.IndexByte(s[i:], '\'')
+		if j < 0 {
+			l.pos = len(s)
+			return false
+		}
+		i += j + 1
+		if k := l.continuation(i); k > 0 {
+			i = k
+			continue
+		}
+		l.pos = i
+		return true
+	}
+}
+
+// continuation returns the index after the opening quote of a string
+// constant that continues one ending just before i, or 0. As in the
+// server's lexer, 'a'<newline>'b' is one constant 'ab', read on in the
+// first part's mode (so E'x'<newline>'\” is one escaped string): between
+// the parts, whitespace and -- comments with at least one newline.
+// (libpg_query returns -- comments as tokens and does not continue across
+// one; PostgreSQL 15 does, as checked against a server. noCommentJoin
+// gives libpg_query's reading, for the tests that compare with it.)
+func (l *lexer) continuation(i int) int {
+	s := l.s
+	nl := false
+	for i < len(s) {
+		c := s[i]
+		switch {
+		case c == '\n' || c == '\r':
+			nl = true
+			i++
+		case c == ' ' || c == '\t' || c == '\f' || c == '\v':
+			i++
+		case c == '-' && i+1 < len(s) && s[i+1] == '-' && !l.noCommentJoin:
+			j := i + 2
+			for j < len(s) && s[j] != '\n' && s[j] != '\r' {
+				j++
+			}
+			if j == len(s) {
+				return 0
+			}
+			i = j
+		case c == '\'' && nl:
+			return i + 1
+		default:
+			return 0
+		}
+	}
+	return 0
 }
 
 // dollarTag returns the length of a dollar-quote delimiter ($$ or $tag$)
@@ -197,13 +264,8 @@ func (l *lexer) next() (token, lexResult) {
 				// Bit strings end at the first quote; there is no escape.
 				if s[i] == '\'' {
 					tok.kind = tkString
-					j := strings.IndexByte(s[i+1:], '\'')
-					if j < 0 {
-						l.pos = len(s)
-						ok = false
-					} else {
-						l.pos = i + 1 + j + 1
-					}
+					l.pos = i + 1
+					ok = l.bits()
 				}
 			case 'n':
 				if s[i] == '\'' {

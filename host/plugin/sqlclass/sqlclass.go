@@ -16,7 +16,8 @@
 //     (it locks rows); Command is "SELECT FOR UPDATE" or "SELECT FOR SHARE".
 //   - Function calls are matched by name against a built-in list (see
 //     funcClass): server-signalling, file-system, large-object import/export,
-//     replication, dblink and set_config calls are Admin; nextval, setval,
+//     replication, dblink and set_config calls are Admin (set_config of a
+//     read-only switch is LiftReadOnly, above); nextval, setval,
 //     advisory locks and large-object writes are Write; pg_notify is
 //     Session; functions that run a query given as text (query_to_xml,
 //     ts_stat, ...) are Unknown. Any other function, including user-defined
@@ -24,10 +25,32 @@
 //   - COPY ... FROM STDIN is Write, COPY ... TO STDOUT is Read (or the class
 //     of the copied query), COPY ... PROGRAM and COPY to or from a server
 //     file are Admin.
+//   - MERGE is a write under the same rule as UPDATE and DELETE: Command
+//     is "MERGE", and HasWhere holds only when every WHEN clause whose
+//     action is UPDATE or DELETE has its own AND condition (a MERGE that
+//     only inserts or does nothing has it too). The ON condition does not
+//     count: it is mandatory join syntax (ON true is valid), and a WHEN
+//     NOT MATCHED BY SOURCE action touches exactly the rows the join did
+//     not find. So "MERGE ... ON t.id = s.id WHEN MATCHED THEN DELETE" is
+//     an unbounded write, "... WHEN MATCHED AND s.gone THEN DELETE" is not.
+//   - LOCK [TABLE] is its own class, Lock, not an ordinary write.
+//     (SELECT ... FOR UPDATE and advisory-lock functions stay Write.)
+//   - Statements that can turn a read-only session or transaction
+//     read-write are their own class, LiftReadOnly: SET (SESSION|LOCAL)
+//     default_transaction_read_only or transaction_read_only to anything
+//     but a constant the server reads as true (off, DEFAULT, E'...' all
+//     lift), RESET of either, RESET ALL, BEGIN / START TRANSACTION / SET
+//     TRANSACTION / SET SESSION CHARACTERISTICS AS TRANSACTION with READ
+//     WRITE among the modes, and set_config() naming either parameter as
+//     a constant (unless the value is a true constant). Parameter names
+//     match in any case, quoted or not, as the server looks them up.
+//     DISCARD ALL also lifts read-only but stays DCL (it restores the
+//     session's role); the guard's rules see it under both classes.
 //   - SET ROLE, SET SESSION AUTHORIZATION (also SET role = ... and
 //     SET "session_authorization" = ...), RESET ROLE, RESET SESSION
-//     AUTHORIZATION, RESET ALL and DISCARD ALL are DCL: they change or
-//     restore the effective role. SET session_replication_role is Admin.
+//     AUTHORIZATION and DISCARD ALL are DCL: they change or restore the
+//     effective role. RESET ALL is not (the server's RESET ALL skips role
+//     and session_authorization). SET session_replication_role is Admin.
 //   - Wrappers that execute or store an inner statement (WITH, EXPLAIN
 //     ANALYZE, PREPARE ... AS, COPY (query), DECLARE ... CURSOR) take the
 //     inner class when it is more dangerous, and then report the inner
@@ -52,9 +75,11 @@ const (
 	Admin
 	Transaction
 	Session
+	LiftReadOnly // makes the session or transaction read-write (SET default_transaction_read_only = off, BEGIN READ WRITE, ...)
+	Lock         // LOCK TABLE
 )
 
-var classNames = [...]string{"unknown", "read", "write", "ddl", "dcl", "admin", "transaction", "session"}
+var classNames = [...]string{"unknown", "read", "write", "ddl", "dcl", "admin", "transaction", "session", "lift_read_only", "lock"}
 
 // String returns the lower-case name of the class ("read", "ddl", ...).
 func (c Class) String() string {
@@ -64,8 +89,9 @@ func (c Class) String() string {
 	return "unknown"
 }
 
-// rank orders classes by danger: Read < Transaction < Session < Write <
-// DDL < DCL < Admin < Unknown. Out-of-range values rank as Unknown.
+// rank orders classes by danger: Read < Transaction < Session <
+// LiftReadOnly < Lock < Write < DDL < DCL < Admin < Unknown. Out-of-range
+// values rank as Unknown.
 func rank(c Class) int {
 	switch c {
 	case Read:
@@ -74,24 +100,30 @@ func rank(c Class) int {
 		return 1
 	case Session:
 		return 2
-	case Write:
+	case LiftReadOnly:
 		return 3
-	case DDL:
+	case Lock:
 		return 4
-	case DCL:
+	case Write:
 		return 5
-	case Admin:
+	case DDL:
 		return 6
+	case DCL:
+		return 7
+	case Admin:
+		return 8
 	}
-	return 7
+	return rankUnknown
 }
+
+const rankUnknown = 9
 
 // Statement is one classified statement of a query.
 type Statement struct {
 	Class    Class
 	Command  string   // upper-case leading command, e.g. "SELECT", "DELETE", "CREATE TABLE", "WITH" resolved to the effective one
 	Tables   []string // best-effort target table names for writes/DDL (schema-qualified as written, unquoted), may be empty
-	HasWhere bool     // for UPDATE/DELETE: a top-level WHERE clause exists
+	HasWhere bool     // UPDATE/DELETE: a top-level WHERE exists; MERGE: every UPDATE/DELETE action has its own AND condition
 	Text     string   // the statement's own text (trimmed), for the audit row
 }
 
@@ -125,7 +157,7 @@ func Worst(stmts []Statement) Class {
 			w = s.Class
 		}
 	}
-	if rank(w) == 7 {
+	if rank(w) == rankUnknown {
 		return Unknown
 	}
 	return w

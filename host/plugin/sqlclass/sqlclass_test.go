@@ -53,6 +53,10 @@ var singleCases = []one{
 	{"PREPARE q(int) AS SELECT * FROM t WHERE id = $1", Read, "PREPARE", false, ""},
 	{"SELECT update FROM t", Read, "SELECT", false, ""},
 	{"SELECT 'C:\\path\\file'", Read, "SELECT", false, ""},
+	{"SELECT E'a'\n'\\'; DELETE FROM t; --'", Read, "SELECT", false, ""},
+	{"SELECT E'a' \r\n\v\f \n\t'\\'; DELETE FROM t; --'", Read, "SELECT", false, ""},
+	{"SELECT E'a' -- c\r\n -- d\n\t'\\'; DELETE FROM t; --'", Read, "SELECT", false, ""},
+	{"SELECT B'1'\n'0''; DELETE FROM t; --'", Read, "SELECT", false, ""},
 
 	// Writes.
 	{"INSERT INTO t VALUES (1)", Write, "INSERT", false, "t"},
@@ -79,9 +83,18 @@ var singleCases = []one{
 	{"DeLeTe FrOm t", Write, "DELETE", false, "t"},
 	{"(DELETE FROM t)", Unknown, "", false, ""},
 	{"MERGE INTO t USING s ON t.id = s.id WHEN MATCHED THEN DELETE", Write, "MERGE", false, "t"},
+	{"MERGE INTO t USING s ON t.id = s.id WHEN MATCHED AND s.gone THEN DELETE", Write, "MERGE", true, "t"},
+	{"merge into t using s on true when matched then update set a = 1", Write, "MERGE", false, "t"},
+	{"MERGE INTO t USING s ON t.id = s.id WHEN NOT MATCHED THEN INSERT VALUES (s.id)", Write, "MERGE", true, "t"},
+	{"MERGE INTO t USING s ON t.id = s.id WHEN NOT MATCHED THEN DO NOTHING WHEN MATCHED THEN DO NOTHING", Write, "MERGE", true, "t"},
+	{"MERGE INTO t USING s ON t.id = s.id WHEN MATCHED AND s.x THEN UPDATE SET a = 1 WHEN MATCHED THEN DELETE", Write, "MERGE", false, "t"},
+	{"MERGE INTO t USING s ON t.id = s.id WHEN NOT MATCHED BY SOURCE THEN DELETE", Write, "MERGE", false, "t"},
+	{"MERGE INTO t USING s ON t.id = s.id WHEN NOT MATCHED BY SOURCE AND t.old THEN DELETE WHEN NOT MATCHED BY TARGET THEN INSERT DEFAULT VALUES", Write, "MERGE", true, "t"},
+	{"MERGE INTO t USING s ON t.id = s.id WHEN MATCHED THEN UPDATE SET a = CASE WHEN matched THEN 1 END", Write, "MERGE", false, "t"},
+	{"MERGE INTO t USING s ON t.id = s.id WHEN MATCHED AND CASE WHEN s.a THEN true END THEN /* x */ DELETE", Write, "MERGE", true, "t"},
+	{"MERGE INTO t USING s ON t.id = s.id", Write, "MERGE", false, "t"},
 	{"COPY t FROM STDIN", Write, "COPY", false, "t"},
 	{"COPY t (a, b) FROM STDIN WITH (FORMAT csv)", Write, "COPY", false, "t"},
-	{"LOCK TABLE t IN ACCESS EXCLUSIVE MODE", Write, "LOCK", false, "t"},
 	{"SELECT * FROM t FOR UPDATE", Write, "SELECT FOR UPDATE", false, ""},
 	{"SELECT * FROM t FOR NO KEY UPDATE SKIP LOCKED", Write, "SELECT FOR UPDATE", false, ""},
 	{"SELECT * FROM t FOR SHARE", Write, "SELECT FOR SHARE", false, ""},
@@ -181,8 +194,48 @@ var singleCases = []one{
 	{`SET "session_authorization" = 'postgres'`, DCL, "SET", false, ""},
 	{"RESET ROLE", DCL, "RESET", false, ""},
 	{"RESET SESSION AUTHORIZATION", DCL, "RESET", false, ""},
-	{"RESET ALL", DCL, "RESET", false, ""},
 	{"DISCARD ALL", DCL, "DISCARD ALL", false, ""},
+
+	// LOCK is its own class.
+	{"LOCK TABLE t IN ACCESS EXCLUSIVE MODE", Lock, "LOCK", false, "t"},
+	{"lock only s.t, u in share mode nowait", Lock, "LOCK", false, "s.t,u"},
+	{"LOCK t", Lock, "LOCK", false, "t"},
+
+	// Lifting read-only mode is its own class.
+	{"SET default_transaction_read_only = off", LiftReadOnly, "SET", false, ""},
+	{"SET default_transaction_read_only TO false", LiftReadOnly, "SET", false, ""},
+	{"set default_transaction_read_only = 0", LiftReadOnly, "SET", false, ""},
+	{"SET SESSION default_transaction_read_only = 'no'", LiftReadOnly, "SET", false, ""},
+	{"SET default_transaction_read_only = 'of'", LiftReadOnly, "SET", false, ""},
+	{"SET default_transaction_read_only TO DEFAULT", LiftReadOnly, "SET", false, ""},
+	{"SET default_transaction_read_only = E'o\\146f'", LiftReadOnly, "SET", false, ""},
+	{`SET "Default_Transaction_Read_Only" = off`, LiftReadOnly, "SET", false, ""},
+	{"SET /* x */ DEFAULT_TRANSACTION_READ_ONLY /* y */ = -- z\n off", LiftReadOnly, "SET", false, ""},
+	{"SET LOCAL transaction_read_only = off", LiftReadOnly, "SET", false, ""},
+	{"SET transaction_read_only TO 'f'", LiftReadOnly, "SET", false, ""},
+	{"SET SESSION CHARACTERISTICS AS TRANSACTION READ WRITE", LiftReadOnly, "SET", false, ""},
+	{"SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL SERIALIZABLE, READ WRITE", LiftReadOnly, "SET", false, ""},
+	{"SET TRANSACTION READ WRITE", LiftReadOnly, "SET", false, ""},
+	{"set local transaction isolation level read committed read/**/write", LiftReadOnly, "SET", false, ""},
+	{"BEGIN READ WRITE", LiftReadOnly, "BEGIN", false, ""},
+	{"BEGIN ISOLATION LEVEL SERIALIZABLE READ WRITE", LiftReadOnly, "BEGIN", false, ""},
+	{"begin work isolation level read committed, read write, not deferrable", LiftReadOnly, "BEGIN", false, ""},
+	{"START TRANSACTION READ WRITE", LiftReadOnly, "START TRANSACTION", false, ""},
+	{"START TRANSACTION ISOLATION LEVEL REPEATABLE READ READ WRITE", LiftReadOnly, "START TRANSACTION", false, ""},
+	{"SELECT set_config('default_transaction_read_only', 'off', false)", LiftReadOnly, "SELECT", false, ""},
+	{"SELECT pg_catalog.set_config('TRANSACTION_READ_ONLY', 'off', true)", LiftReadOnly, "SELECT", false, ""},
+	{"SELECT set_config('transaction_read_only', 'on', true)", Session, "SELECT", false, ""},
+	{"SELECT set_config('transaction_read_only', $1, true)", LiftReadOnly, "SELECT", false, ""},
+	{"RESET default_transaction_read_only", LiftReadOnly, "RESET", false, ""},
+	{`RESET "transaction_read_only"`, LiftReadOnly, "RESET", false, ""},
+	{"RESET ALL", LiftReadOnly, "RESET ALL", false, ""},
+	{"SET default_transaction_read_only = on", Session, "SET", false, ""},
+	{"SET default_transaction_read_only TO 'TRUE'", Session, "SET", false, ""},
+	{"SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY", Session, "SET", false, ""},
+	{"SET TRANSACTION ISOLATION LEVEL READ COMMITTED", Session, "SET", false, ""},
+	{"SET TRANSACTION SNAPSHOT '00000003-0000001B-1'", Session, "SET", false, ""},
+	{"BEGIN READ ONLY", Transaction, "BEGIN", false, ""},
+	{"START TRANSACTION ISOLATION LEVEL READ UNCOMMITTED", Transaction, "START TRANSACTION", false, ""},
 
 	// Admin.
 	{"VACUUM FULL t", Admin, "VACUUM", false, ""},
@@ -220,7 +273,7 @@ var singleCases = []one{
 
 	// Transaction.
 	{"BEGIN", Transaction, "BEGIN", false, ""},
-	{"BEGIN ISOLATION LEVEL SERIALIZABLE READ WRITE", Transaction, "BEGIN", false, ""},
+	{"BEGIN ISOLATION LEVEL SERIALIZABLE", Transaction, "BEGIN", false, ""},
 	{"START TRANSACTION READ ONLY", Transaction, "START TRANSACTION", false, ""},
 	{"COMMIT", Transaction, "COMMIT", false, ""},
 	{"end", Transaction, "END", false, ""},
@@ -310,6 +363,7 @@ var multiCases = []struct {
 	{"SELECT 1; DO $$ BEGIN END $$", []Class{Read, Unknown}, Unknown},
 	{"SELECT 1; SELECT 'oops", []Class{Read, Unknown}, Unknown},
 	{"SELECT $$;$$; SELECT 2", []Class{Read, Read}, Read},
+	{"SELECT U&'a'\n'\\'; DELETE FROM t; --'", []Class{Read, Write}, Write}, // a U& string has no backslash escape of the quote
 	{"SELECT 1; GRANT ALL ON t TO public; VACUUM", []Class{Read, DCL, Admin}, Admin},
 	{"SELECT 1; SET ROLE postgres", []Class{Read, DCL}, DCL},
 	{"CREATE FUNCTION f() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT 1; END", []Class{DDL, Transaction}, DDL},
@@ -360,6 +414,14 @@ func TestSplit(t *testing.T) {
 		{"a$b$; c", []want{{0, 4, "a$b$", false}, {5, 7, "c", false}}},
 		{"select $1;$2", []want{{0, 9, "select $1", false}, {10, 12, "$2", false}}},
 		{"B'0''; x; --'", []want{{0, 13, "B'0''; x; --'", false}}},
+		{"'a'\n';'; b", []want{{0, 7, "'a'\n';'", false}, {8, 10, "b", false}}},
+		{"'a' ';'; b", []want{{0, 7, "'a' ';'", false}, {8, 10, "b", false}}},
+		{"E'a'\n'\\';'; b", []want{{0, 10, "E'a'\n'\\';'", false}, {11, 13, "b", false}}},
+		{"E'a' /* c */\n'\\';'; b", []want{{0, 16, "E'a' /* c */\n'\\'", false}, {17, 21, "'; b", true}}},
+		{"X'a' -- c\n'; b", []want{{0, 14, "X'a' -- c\n'; b", true}}},
+		{"E'a' -- c\n'\\';'; b", []want{{0, 15, "E'a' -- c\n'\\';'", false}, {16, 18, "b", false}}},
+		{"E'a' -- c'\\';'; b", []want{{0, 17, "E'a' -- c'\\';'; b", false}}},
+		{"E'a' -\n'\\';'; b", []want{{0, 10, "E'a' -\n'\\'", false}, {11, 15, "'; b", true}}},
 	}
 	for _, tc := range cases {
 		spans, _, _ := split(tc.sql, false, nil)
@@ -387,7 +449,7 @@ func TestSplit(t *testing.T) {
 }
 
 func TestWorstOrder(t *testing.T) {
-	order := []Class{Read, Transaction, Session, Write, DDL, DCL, Admin, Unknown}
+	order := []Class{Read, Transaction, Session, LiftReadOnly, Lock, Write, DDL, DCL, Admin, Unknown}
 	for i := 1; i < len(order); i++ {
 		st := []Statement{{Class: order[i-1]}, {Class: order[i]}, {Class: order[i-1]}}
 		if w := Worst(st); w != order[i] {
@@ -438,7 +500,7 @@ func FuzzClassify(f *testing.F) {
 				if st.Text == "" || !strings.Contains(s, st.Text) {
 					t.Fatalf("Classify(%q): text %q not a non-empty substring", s, st.Text)
 				}
-				if st.HasWhere && st.Command != "UPDATE" && st.Command != "DELETE" {
+				if st.HasWhere && st.Command != "UPDATE" && st.Command != "DELETE" && st.Command != "MERGE" {
 					t.Fatalf("Classify(%q): HasWhere on %q", s, st.Command)
 				}
 			}

@@ -30,8 +30,8 @@ type Rule struct {
 	Methods []string `json:"methods"` // http: methods
 	Paths   []string `json:"paths"`   // http: path prefixes
 
-	SQL          []string `json:"sql"`           // pg.query: statement classes (read, write, ddl, dcl, admin, transaction, session, unknown)
-	WithoutWhere bool     `json:"without_where"` // pg.query: an UPDATE or DELETE with no WHERE
+	SQL          []string `json:"sql"`           // pg.query: statement classes (read, write, ddl, dcl, admin, transaction, session, lock, lift_read_only, unknown)
+	WithoutWhere bool     `json:"without_where"` // pg.query: an UPDATE or DELETE with no WHERE, a MERGE with an UPDATE or DELETE action without its own AND condition
 	Commands     []string `json:"commands"`      // ssh.exec, kube.exec: command-line globs
 	Refs         []string `json:"refs"`          // git.push: ref globs, e.g. refs/heads/main
 
@@ -43,7 +43,7 @@ type Rule struct {
 // approve plugins fill it from their SQL classifier.
 type SQLInfo struct {
 	Classes      []string // lower-case class of each statement
-	WithoutWhere bool     // some UPDATE/DELETE lacks a top-level WHERE
+	WithoutWhere bool     // some UPDATE/DELETE lacks a top-level WHERE, or a MERGE an action condition
 }
 
 // Match returns the first rule that matches ev, or nil.

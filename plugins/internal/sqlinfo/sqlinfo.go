@@ -22,6 +22,16 @@ type Info struct {
 	Unknown      bool   // some statement could not be classified
 	FirstUnknown string // its leading words, for the reason
 	Summary      string // e.g. "read" or "write,ddl", for the audit row
+	// NotReadOnly names the first statement a read-only target refuses,
+	// as "COMMAND (class)"; empty when every statement is a read, a
+	// transaction control or a session setting that keeps read-only.
+	NotReadOnly string
+}
+
+// readOnlyOK are the classes a read-only target allows: an allow-list, so
+// that a class added later is refused until it is listed here.
+func readOnlyOK(class string) bool {
+	return class == "read" || class == "transaction" || class == "session"
 }
 
 // Of summarizes classified statements.
@@ -31,6 +41,19 @@ func Of(stmts []Statement) Info {
 	for _, st := range stmts {
 		c := st.Class
 		in.Rules.Classes = append(in.Rules.Classes, c)
+		if st.Command == "DISCARD ALL" {
+			// DISCARD ALL is dcl (it restores the session's role) and
+			// also does RESET ALL, which lifts read-only: rules on
+			// either class see it.
+			in.Rules.Classes = append(in.Rules.Classes, "lift_read_only")
+		}
+		if in.NotReadOnly == "" && !readOnlyOK(c) {
+			in.NotReadOnly = st.Command
+			if in.NotReadOnly == "" {
+				in.NotReadOnly = "unrecognised statement"
+			}
+			in.NotReadOnly += " (" + c + ")"
+		}
 		if !seen[c] {
 			seen[c] = true
 			if in.Summary != "" {
@@ -45,7 +68,9 @@ func Of(stmts []Statement) Info {
 				in.FirstUnknown = "unrecognised statement"
 			}
 		}
-		if (st.Command == "UPDATE" || st.Command == "DELETE") && !st.HasWhere {
+		// A MERGE has HasWhere when each of its UPDATE and DELETE actions
+		// has its own WHEN ... AND condition (host/plugin/sqlclass).
+		if (st.Command == "UPDATE" || st.Command == "DELETE" || st.Command == "MERGE") && !st.HasWhere {
 			in.Rules.WithoutWhere = true
 		}
 	}
