@@ -12,6 +12,7 @@ import (
 
 	"github.com/tollgate-dev/tollgate/host/access/glob"
 	"github.com/tollgate-dev/tollgate/host/config"
+	"github.com/tollgate-dev/tollgate/protocols/postgres/internal/sqlref"
 )
 
 // Sensitive columns are found by what the server says, not by name
@@ -73,12 +74,23 @@ type catalog struct {
 	cols   map[srcCol]*sensitiveCol
 	list   []*sensitiveCol
 	loaded time.Time
+	// tables holds a relation with a sensitive column, for whole-row
+	// columns (the server reports attribute number 0 for `SELECT k FROM
+	// api_keys k`), with the first such column.
+	tables map[uint32]*sensitiveCol
+	// policy finds uses the RowDescription cannot show; byRef maps its
+	// findings back.
+	policy *sqlref.Policy
+	byRef  map[sqlref.Column]*sensitiveCol
 }
 
 // sensitive returns the sensitive column a result column comes from.
 func (c *catalog) sensitive(table uint32, attr int16) *sensitiveCol {
 	if c == nil || table == 0 {
 		return nil
+	}
+	if attr == 0 {
+		return c.tables[table]
 	}
 	return c.cols[srcCol{table, attr}]
 }
@@ -157,7 +169,7 @@ func loadCatalog(ctx context.Context, t *target, db string) (*catalog, error) {
 	if res.Err != nil {
 		return nil, fmt.Errorf("catalog of %s: %w", t.name, res.Err)
 	}
-	cat := &catalog{cols: map[srcCol]*sensitiveCol{}, loaded: time.Now()}
+	cat := &catalog{cols: map[srcCol]*sensitiveCol{}, tables: map[uint32]*sensitiveCol{}, byRef: map[sqlref.Column]*sensitiveCol{}, loaded: time.Now()}
 	for _, row := range res.Rows {
 		oid, err1 := strconv.ParseUint(string(row[0]), 10, 32)
 		attr, err2 := strconv.ParseInt(string(row[1]), 10, 16)
@@ -175,9 +187,18 @@ func loadCatalog(ctx context.Context, t *target, db string) (*catalog, error) {
 				}
 				cat.cols[srcCol{uint32(oid), int16(attr)}] = c
 				cat.list = append(cat.list, c)
+				if cat.tables[uint32(oid)] == nil {
+					cat.tables[uint32(oid)] = c
+				}
+				cat.byRef[sqlref.Column{Schema: schema, Table: table, Column: column}] = c
 			}
 		}
 	}
+	refs := make([]sqlref.Column, 0, len(cat.byRef))
+	for r := range cat.byRef {
+		refs = append(refs, r)
+	}
+	cat.policy = sqlref.NewPolicy(refs)
 	return cat, nil
 }
 

@@ -13,7 +13,7 @@ import (
 
 // maskCase is one line of testdata/mask_corpus.txt.
 type maskCase struct {
-	line             int
+	line              int
 	refuse, mask, sql string
 }
 

@@ -604,7 +604,8 @@ func decodeRowDesc(body []byte, cat *catalog) *rowDesc {
 		d.types = make([]uint32, len(rd.Fields))
 		for i, f := range rd.Fields {
 			d.sens[i] = cat.sensitive(f.TableOID, int16(f.TableAttributeNumber))
-			d.computed[i] = f.TableOID == 0
+			// No source, or the whole row (attribute 0): an expression.
+			d.computed[i] = f.TableOID == 0 || f.TableAttributeNumber == 0
 			d.types[i] = f.DataTypeOID
 		}
 	}

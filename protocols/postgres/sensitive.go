@@ -3,7 +3,6 @@ package postgres
 import (
 	"context"
 	"strconv"
-	"strings"
 
 	"github.com/jackc/pgx/v5/pgproto3"
 
@@ -156,21 +155,5 @@ func (s *session) checkSensitive(st *stmt, sql string) string {
 	s.mu.Lock()
 	cat := s.cat
 	s.mu.Unlock()
-	for _, c := range cat.list {
-		if containsFold(sql, c.column) || containsFold(sql, c.table) {
-			st.sensitive = true
-			break
-		}
-	}
 	return s.analyzeSensitive(st, sql, cat)
-}
-
-// containsFold reports whether sub occurs in s, ASCII case-insensitively.
-func containsFold(s, sub string) bool {
-	for i := 0; i+len(sub) <= len(s); i++ {
-		if strings.EqualFold(s[i:i+len(sub)], sub) {
-			return true
-		}
-	}
-	return false
 }
