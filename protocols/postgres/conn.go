@@ -149,7 +149,7 @@ func (st *startup) run() (*session, error) {
 				return nil, err
 			}
 		case *pgproto3.CancelRequest:
-			st.l.cancel(m)
+			st.l.cancel(m, st.remote)
 			return nil, errQuiet
 		case *pgproto3.StartupMessage:
 			sm = m
@@ -353,11 +353,13 @@ func (st *startup) login(sm *pgproto3.StartupMessage) (*session, error) {
 	return s, nil
 }
 
-// cancel forwards a client's CancelRequest to the upstream session its key
-// maps to. Unknown keys are ignored, as PostgreSQL does.
-func (l *Listener) cancel(m *pgproto3.CancelRequest) {
+// cancel forwards a client's CancelRequest to the upstream session its PID
+// and key map to, with the upstream's own key. Unknown pairs are ignored,
+// as PostgreSQL does, and logged: a stream of them is someone guessing.
+func (l *Listener) cancel(m *pgproto3.CancelRequest, remote string) {
 	ct := l.cancels.get(m.ProcessID, m.SecretKey)
 	if ct == nil {
+		l.deps.Log.Info("postgres: cancel request with an unknown process ID and key ignored", "listener", l.cfg.Name, "remote", remote, "pid", m.ProcessID)
 		return
 	}
 	if ct.hold != nil && ct.hold() {

@@ -124,14 +124,19 @@ type cancelTarget struct {
 	hold func() bool
 }
 
-// cancelMap maps the keys the gateway handed to clients to upstream keys.
+// cancelMap maps what the gateway told its clients, the upstream's real
+// backend PID with a secret key of the gateway's own, to the upstream
+// session and its real key. The client never learns the upstream's key,
+// and a CancelRequest reaches a session only with the key its own client
+// was given: PIDs are visible to anyone (pg_stat_activity), keys are not.
 type cancelMap struct {
 	mu sync.Mutex
 	m  map[uint64]*cancelTarget
 }
 
-// add registers ct under a fresh random key and returns the client's
-// process ID and secret.
+// add registers ct under its upstream PID and a fresh random key, and
+// returns the PID and key for the client's BackendKeyData. Two targets
+// may hand out the same PID: the key tells their sessions apart.
 func (c *cancelMap) add(ct *cancelTarget) (uint32, uint32) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -139,15 +144,15 @@ func (c *cancelMap) add(ct *cancelTarget) (uint32, uint32) {
 		c.m = map[uint64]*cancelTarget{}
 	}
 	for {
-		var b [8]byte
+		var b [4]byte
 		rand.Read(b[:])
-		k := binary.BigEndian.Uint64(b[:])
-		k &^= 1 << 63 // a positive process ID, as clients print it
-		if _, dup := c.m[k]; dup || k>>32 == 0 {
+		secret := binary.BigEndian.Uint32(b[:])
+		k := uint64(ct.pid)<<32 | uint64(secret)
+		if _, dup := c.m[k]; dup || secret == 0 {
 			continue
 		}
 		c.m[k] = ct
-		return uint32(k >> 32), uint32(k)
+		return ct.pid, secret
 	}
 }
 
