@@ -34,6 +34,9 @@ type target struct {
 	tls      *tls.Config // nil: sslmode disable
 	// sensitive are the target's [[targets.sensitive]] globs (catalog.go).
 	sensitive []sensitiveRule
+	// appSuffix appends " tollgate:<session ID>" to application_name
+	// (application_name_suffix, default on).
+	appSuffix bool
 }
 
 func newTarget(t *config.Target) (*target, error) {
@@ -42,7 +45,8 @@ func newTarget(t *config.Target) (*target, error) {
 		return nil, fmt.Errorf("target %s: upstream: %w", t.Name, err)
 	}
 	up := &target{name: t.Name, host: host, port: port, database: t.Database,
-		user: t.Credential.Username, password: t.Credential.Password.Value(), sensitive: sensitiveRules(t)}
+		user: t.Credential.Username, password: t.Credential.Password.Value(), sensitive: sensitiveRules(t),
+		appSuffix: t.ApplicationNameSuffix == nil || *t.ApplicationNameSuffix}
 	if t.SSLMode != "disable" {
 		tc := &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}
 		if t.CAFile != "" {
@@ -81,12 +85,22 @@ func (t *target) connect(ctx context.Context, db string, client *startupSettings
 	// Settings go as startup parameters of their own, never rebuilt into
 	// an options string the server would split and parse again.
 	cfg.RuntimeParams = maps.Clone(client.pass)
-	suffix := " tollgate:" + sessionID
-	app := client.app
-	if len(app)+len(suffix) > maxAppName {
-		app = app[:max(0, maxAppName-len(suffix))]
+	if cfg.RuntimeParams == nil {
+		cfg.RuntimeParams = map[string]string{}
 	}
-	cfg.RuntimeParams["application_name"] = strings.TrimLeft(app+suffix, " ")
+	switch {
+	case t.appSuffix:
+		suffix := " tollgate:" + sessionID
+		app := client.app
+		if len(app)+len(suffix) > maxAppName {
+			app = app[:max(0, maxAppName-len(suffix))]
+		}
+		cfg.RuntimeParams["application_name"] = strings.TrimLeft(app+suffix, " ")
+	case client.app != "":
+		cfg.RuntimeParams["application_name"] = client.app
+	}
+	// Without the suffix and without a name from the client, none is
+	// sent: the role's or server's default stands.
 	pc, err := pgconn.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return nil, err
