@@ -303,7 +303,11 @@ func (st *startup) login(sm *pgproto3.StartupMessage) (*session, error) {
 		st.l.deps.Log.Warn("postgres: upstream connect failed", "session_id", st.sessionID, "target", tname, "err", scrub(err.Error(), t.password))
 		s.recordOpen("upstream: " + scrub(err.Error(), t.password))
 		st.audited = s
-		return nil, st.fatal(codeConnectionFailure, "target "+tname+" did not accept the gateway's connection", err)
+		msg := "target " + tname + " did not accept the gateway's connection"
+		if ctx.Err() != nil {
+			msg += fmt.Sprintf(" within auth_timeout (%s)", st.l.cfg.AuthTimeout.Duration)
+		}
+		return nil, st.fatal(codeConnectionFailure, msg, err)
 	}
 	for _, k := range [...]string{"client_encoding", "standard_conforming_strings"} {
 		if why := settingProblem(k, hc.ParameterStatuses[k]); why != "" {
