@@ -135,14 +135,14 @@ type Listener struct {
 	// message (default 16 MiB). AllowPlaintext accepts the token without
 	// TLS, from loopback clients only. AllowFunctionCall lets the
 	// FunctionCall message through (the chain never sees its arguments).
-	Target            string `toml:"target"`
-	MaxMessageBytes   int    `toml:"max_message_bytes"`
+	Target          string `toml:"target"`
+	MaxMessageBytes int    `toml:"max_message_bytes"`
 	// MaxStatementBytes caps a statement's text and parameters together
 	// (default 1 MiB): what is under it is recorded whole in the audit
 	// trail, a statement over it is refused, never run unrecorded.
-	MaxStatementBytes int `toml:"max_statement_bytes"`
-	AllowPlaintext    bool   `toml:"allow_plaintext"`
-	AllowFunctionCall bool   `toml:"allow_function_call"`
+	MaxStatementBytes int  `toml:"max_statement_bytes"`
+	AllowPlaintext    bool `toml:"allow_plaintext"`
+	AllowFunctionCall bool `toml:"allow_function_call"`
 	// Connection caps (postgres): connections open at once on the
 	// listener (default 1000) and from one source IP (default 100, at
 	// most max_connections), counted from accept to close; one over a cap
