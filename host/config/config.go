@@ -80,9 +80,13 @@ type Target struct {
 	// target as its database (default "postgres"), and how the gateway
 	// secures its connection: verify-full (default; ca_file or the system
 	// roots) or disable (loopback upstreams only).
-	Database   string     `toml:"database"`
-	SSLMode    string     `toml:"sslmode"`
-	Credential Credential `toml:"credential"`
+	Database string `toml:"database"`
+	SSLMode  string `toml:"sslmode"`
+	// ApplicationNameSuffix (postgres, default true) appends
+	// " tollgate:<session ID>" to the upstream session's application_name,
+	// so that pg_stat_activity lines up with the audit trail.
+	ApplicationNameSuffix *bool      `toml:"application_name_suffix"`
+	Credential            Credential `toml:"credential"`
 	// Sensitive lists, for postgres, the columns whose values never reach
 	// the agent in clear, whatever the query calls them.
 	Sensitive []Sensitive `toml:"sensitive"`
@@ -131,15 +135,31 @@ type Listener struct {
 	// message (default 16 MiB). AllowPlaintext accepts the token without
 	// TLS, from loopback clients only. AllowFunctionCall lets the
 	// FunctionCall message through (the chain never sees its arguments).
-	Target            string `toml:"target"`
-	MaxMessageBytes   int    `toml:"max_message_bytes"`
+	Target          string `toml:"target"`
+	MaxMessageBytes int    `toml:"max_message_bytes"`
 	// MaxStatementBytes caps a statement's text and parameters together
 	// (default 1 MiB): what is under it is recorded whole in the audit
 	// trail, a statement over it is refused, never run unrecorded.
-	MaxStatementBytes int `toml:"max_statement_bytes"`
-	AllowPlaintext    bool   `toml:"allow_plaintext"`
-	AllowFunctionCall bool   `toml:"allow_function_call"`
+	MaxStatementBytes int  `toml:"max_statement_bytes"`
+	AllowPlaintext    bool `toml:"allow_plaintext"`
+	AllowFunctionCall bool `toml:"allow_function_call"`
+	// Connection caps (postgres): connections open at once on the
+	// listener (default 1000) and from one source IP (default 100, at
+	// most max_connections), counted from accept to close; one over a cap
+	// is refused with SQLSTATE 53300. AuthTimeout bounds the time from
+	// accept to a ready session: TLS, startup, the token, the upstream
+	// login (default 10s).
+	MaxConnections          int      `toml:"max_connections"`
+	MaxConnectionsPerSource int      `toml:"max_connections_per_source"`
+	AuthTimeout             Duration `toml:"auth_timeout"`
 }
+
+// Defaults of a postgres listener's connection caps and login deadline.
+const (
+	DefaultMaxConnections          = 1000
+	DefaultMaxConnectionsPerSource = 100
+	DefaultAuthTimeout             = 10 * time.Second
+)
 
 // Route sends matching requests on a listener to a target.
 type Route struct {
@@ -372,6 +392,10 @@ func (c *Config) applyDefaults() {
 			if t.SSLMode == "" {
 				t.SSLMode = "verify-full"
 			}
+			if t.ApplicationNameSuffix == nil {
+				on := true
+				t.ApplicationNameSuffix = &on
+			}
 		}
 	}
 	for i := range c.Listeners {
@@ -390,11 +414,22 @@ func (c *Config) applyDefaults() {
 		if l.MaxHeaderBytes == 0 {
 			l.MaxHeaderBytes = 64 << 10
 		}
-		if l.Protocol == "postgres" && l.MaxStatementBytes == 0 {
-			l.MaxStatementBytes = 1 << 20
-		}
-		if l.Protocol == "postgres" && l.MaxMessageBytes == 0 {
-			l.MaxMessageBytes = 16 << 20
+		if l.Protocol == "postgres" {
+			if l.MaxStatementBytes == 0 {
+				l.MaxStatementBytes = 1 << 20
+			}
+			if l.MaxMessageBytes == 0 {
+				l.MaxMessageBytes = 16 << 20
+			}
+			if l.MaxConnections == 0 {
+				l.MaxConnections = DefaultMaxConnections
+			}
+			if l.MaxConnectionsPerSource == 0 {
+				l.MaxConnectionsPerSource = min(DefaultMaxConnectionsPerSource, l.MaxConnections)
+			}
+			if l.AuthTimeout.Duration == 0 {
+				l.AuthTimeout.Duration = DefaultAuthTimeout
+			}
 		}
 	}
 	for i := range c.Plugins {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 )
 
 const pgConfig = `
@@ -32,8 +33,26 @@ func TestPostgresDefaults(t *testing.T) {
 	if tg := c.Targets[0]; tg.Database != "postgres" || tg.SSLMode != "verify-full" {
 		t.Errorf("target defaults: %+v", tg)
 	}
-	if l := c.Listeners[0]; l.MaxMessageBytes != 16<<20 || l.Target != "" {
+	if l := c.Listeners[0]; l.MaxMessageBytes != 16<<20 || l.Target != "" || l.MaxConnections != 1000 ||
+		l.MaxConnectionsPerSource != 100 || l.AuthTimeout.Duration != 10*time.Second {
 		t.Errorf("listener defaults: %+v", l)
+	}
+	if tg := c.Targets[0]; tg.ApplicationNameSuffix == nil || !*tg.ApplicationNameSuffix {
+		t.Errorf("application_name_suffix defaults to true: %v", tg.ApplicationNameSuffix)
+	}
+	// A small listener cap lowers the per-source default with it; an
+	// explicit false stays false.
+	c = mustParse(t, strings.Replace(strings.Replace(pgConfig, "allow_plaintext = true", "allow_plaintext = true\nmax_connections = 20", 1),
+		`upstream = "127.0.0.1:5432"`, "upstream = \"127.0.0.1:5432\"\napplication_name_suffix = false", 1))
+	if l := c.Listeners[0]; l.MaxConnections != 20 || l.MaxConnectionsPerSource != 20 {
+		t.Errorf("caps with max_connections = 20: %+v", l)
+	}
+	if tg := c.Targets[0]; tg.ApplicationNameSuffix == nil || *tg.ApplicationNameSuffix {
+		t.Errorf("application_name_suffix = false: %v", tg.ApplicationNameSuffix)
+	}
+	// The HTTP listener of the minimal config gets no postgres defaults.
+	if l := mustParse(t, minimal).Listeners[0]; l.MaxConnections != 0 || l.AuthTimeout.Duration != 0 {
+		t.Errorf("http listener with postgres defaults: %+v", l)
 	}
 }
 
@@ -51,6 +70,12 @@ func TestPostgresProblems(t *testing.T) {
 		{`allow_plaintext = true`, "allow_plaintext = true\nmax_message_bytes = 10", 17, 1, "between 1024 and 1 GiB"},
 		{`allow_plaintext = true`, "allow_plaintext = true\n[[listeners.routes]]\ntarget = \"db\"", 0, 0, "a postgres listener has no routes"},
 		{`allow_plaintext = true`, "alow_plaintext = true", 17, 1, `did you mean "listeners.allow_plaintext"`},
+		{`allow_plaintext = true`, "allow_plaintext = true\nmax_connections = -1", 17, 1, "max_connections: must be at least 1"},
+		{`allow_plaintext = true`, "allow_plaintext = true\nmax_connections = 10\nmax_connections_per_source = 11", 17, 1, "between 1 and max_connections (10)"},
+		{`allow_plaintext = true`, "allow_plaintext = true\nmax_connections_per_source = -3", 17, 1, "between 1 and max_connections (1000)"},
+		{`allow_plaintext = true`, "allow_plaintext = true\nauth_timeout = \"10ms\"", 17, 1, "between 1s and 10m"},
+		{`allow_plaintext = true`, "allow_plaintext = true\nauth_timeout = \"1h\"", 17, 1, "between 1s and 10m"},
+		{`allow_plaintext = true`, "allow_plaintext = true\nauth_timeout = \"ten\"", 0, 0, "auth_timeout"},
 	} {
 		src := strings.Replace(pgConfig, tc.old, tc.new, 1)
 		ps := problemsOf(t, src)
@@ -74,6 +99,14 @@ func TestPostgresProblems(t *testing.T) {
 	ps := problemsOf(t, strings.Replace(minimal, `upstream = "http://127.0.0.1:9000"`, "upstream = \"http://127.0.0.1:9000\"\nsslmode = \"disable\"", 1))
 	if !strings.Contains(ps.Error(), "postgres targets only") {
 		t.Errorf("sslmode on an http target: %v", ps)
+	}
+	ps = problemsOf(t, strings.Replace(minimal, `upstream = "http://127.0.0.1:9000"`, "upstream = \"http://127.0.0.1:9000\"\napplication_name_suffix = false", 1))
+	if !strings.Contains(ps.Error(), "postgres targets only") {
+		t.Errorf("application_name_suffix on an http target: %v", ps)
+	}
+	ps = problemsOf(t, strings.Replace(minimal, `listen = "127.0.0.1:8080"`, "listen = \"127.0.0.1:8080\"\nmax_connections = 5", 1))
+	if !strings.Contains(ps.Error(), "apply to postgres listeners only") {
+		t.Errorf("max_connections on an http listener: %v", ps)
 	}
 }
 

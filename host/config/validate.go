@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/tollgate-dev/tollgate/host/access/glob"
 )
@@ -122,8 +123,8 @@ func (c *Config) validate(ps *problemList) {
 			checkSecret(ps, cp+".password", cr.Password)
 			continue
 		}
-		if t.Database != "" || t.SSLMode != "" || len(t.Sensitive) > 0 {
-			ps.add(p, "database, sslmode and sensitive apply to postgres targets only")
+		if t.Database != "" || t.SSLMode != "" || len(t.Sensitive) > 0 || t.ApplicationNameSuffix != nil {
+			ps.add(p, "database, sslmode, sensitive and application_name_suffix apply to postgres targets only")
 		}
 		u, err := url.Parse(t.Upstream)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -176,8 +177,9 @@ func (c *Config) validate(ps *problemList) {
 			validatePostgresListener(ps, p, l, targets)
 			continue
 		}
-		if l.Target != "" || l.MaxMessageBytes != 0 || l.MaxStatementBytes != 0 || l.AllowPlaintext || l.AllowFunctionCall {
-			ps.add(p, "target, max_message_bytes, max_statement_bytes, allow_plaintext and allow_function_call apply to postgres listeners only")
+		if l.Target != "" || l.MaxMessageBytes != 0 || l.MaxStatementBytes != 0 || l.AllowPlaintext || l.AllowFunctionCall ||
+			l.MaxConnections != 0 || l.MaxConnectionsPerSource != 0 || l.AuthTimeout.Duration != 0 {
+			ps.add(p, "target, max_message_bytes, max_statement_bytes, allow_plaintext, allow_function_call, max_connections, max_connections_per_source and auth_timeout apply to postgres listeners only")
 		}
 		if len(l.Routes) == 0 {
 			ps.add(p, "needs at least one [[listeners.routes]] entry")
@@ -472,6 +474,15 @@ func validatePostgresListener(ps *problemList, p string, l Listener, targets map
 	}
 	if l.MaxMessageBytes < 1024 || l.MaxMessageBytes > 1<<30 {
 		ps.add(p+".max_message_bytes", "must be between 1024 and 1 GiB")
+	}
+	if l.MaxConnections < 1 {
+		ps.add(p+".max_connections", "must be at least 1")
+	}
+	if l.MaxConnectionsPerSource < 1 || l.MaxConnectionsPerSource > l.MaxConnections {
+		ps.add(p+".max_connections_per_source", "must be between 1 and max_connections (%d)", l.MaxConnections)
+	}
+	if d := l.AuthTimeout.Duration; d < time.Second || d > 10*time.Minute {
+		ps.add(p+".auth_timeout", "must be between 1s and 10m")
 	}
 	if l.AllowPlaintext {
 		if host, _, err := net.SplitHostPort(l.Listen); err == nil {

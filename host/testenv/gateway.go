@@ -133,6 +133,9 @@ func (g *Gateway) Stop() error {
 	return g.exitErr()
 }
 
+// PID is the gateway process's ID (to inspect or limit it: /proc, prlimit).
+func (g *Gateway) PID() int { return g.cmd.Process.Pid }
+
 // Exited is closed when the process ends.
 func (g *Gateway) Exited() <-chan struct{} { return g.exited }
 

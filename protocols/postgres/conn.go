@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -17,10 +18,6 @@ import (
 	"github.com/tollgate-dev/tollgate/host/audit"
 	"github.com/tollgate-dev/tollgate/host/identity"
 )
-
-// startupTimeout bounds the time from accept to a ready session: TLS,
-// startup, the token, the upstream login.
-const startupTimeout = 30 * time.Second
 
 // SQLSTATEs the gateway sends on its own behalf.
 const (
@@ -36,24 +33,63 @@ const (
 	codeInvalidCatalog        = "3D000" // no such target
 	codeProgramLimitExceeded  = "54000" // message or statement over the cap
 	codeInsufficientResources = "53000" // the audit trail is full
+	codeTooManyConnections    = "53300" // max_connections, max_connections_per_source
 	codeWarning               = "01000" // a notice: settings not passed on
 )
 
 // serveConn runs one client connection from startup to close. It owns nc.
-func (l *Listener) serveConn(nc net.Conn) {
+// refused is set when the connection is over a cap: it is read as far as
+// its startup message (a CancelRequest is still served, as PostgreSQL
+// does) and answered with 53300.
+func (l *Listener) serveConn(nc net.Conn, refused *refusal) {
 	defer nc.Close()
-	nc.SetDeadline(time.Now().Add(startupTimeout))
-	st := &startup{l: l, nc: nc, remote: nc.RemoteAddr().String()}
+	// auth_timeout covers TLS, startup, the token and the upstream login:
+	// a client that stalls anywhere before its session is ready holds a
+	// slot no longer than that.
+	deadline := time.Now().Add(l.cfg.AuthTimeout.Duration)
+	nc.SetDeadline(deadline)
+	st := &startup{l: l, nc: nc, remote: nc.RemoteAddr().String(), deadline: deadline, refused: refused}
 	s, err := st.run()
 	if err != nil {
-		if !errors.Is(err, errQuiet) {
-			l.deps.Log.Debug("postgres: startup ended", "listener", l.cfg.Name, "remote", st.remote, "session_id", st.sessionID, "err", err)
-		}
+		st.failed(err)
 		return
 	}
 	nc.SetDeadline(time.Time{})
 	s.run()
 }
+
+// failed ends a startup that returned err: a refusal or a timeout that no
+// FATAL answered yet is answered (when the client can read one) and
+// recorded; each is logged.
+func (st *startup) failed(err error) {
+	log := st.l.deps.Log
+	switch {
+	case errors.Is(err, errQuiet):
+		return
+	case st.refused != nil:
+		if st.audited == nil {
+			// The client went away or stalled before its startup message.
+			st.fatal(codeTooManyConnections, st.refused.msg, err)
+		}
+		log.Warn("postgres: connection refused: "+st.refused.cap, "listener", st.l.cfg.Name, "remote", st.remote, "session_id", st.sessionID, "err", err)
+	case isTimeout(err):
+		if st.audited == nil {
+			st.fatal(codeProtocolViolation, fmt.Sprintf("the connection did not log in within auth_timeout (%s)", st.l.cfg.AuthTimeout.Duration), err)
+		}
+		log.Warn("postgres: login timed out (auth_timeout)", "listener", st.l.cfg.Name, "remote", st.remote, "session_id", st.sessionID, "err", err)
+	default:
+		log.Debug("postgres: startup ended", "listener", st.l.cfg.Name, "remote", st.remote, "session_id", st.sessionID, "err", err)
+	}
+}
+
+// isTimeout reports a read or write that ran into the connection's deadline.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, os.ErrDeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
+}
+
+// errRefused ends a connection over a cap once it has its 53300.
+var errRefused = errors.New("over a connection cap")
 
 // errQuiet ends a connection that needs no log line (a cancel request, a
 // probe that hung up).
@@ -65,6 +101,8 @@ type startup struct {
 	nc        net.Conn
 	be        *pgproto3.Backend
 	remote    string
+	deadline  time.Time // auth_timeout after accept
+	refused   *refusal  // over a cap: answer the startup message with 53300
 	tls       bool
 	sessionID string
 	params    map[string]string
@@ -111,10 +149,14 @@ func (st *startup) run() (*session, error) {
 				return nil, err
 			}
 		case *pgproto3.CancelRequest:
-			st.l.cancel(m)
+			st.l.cancel(m, st.remote)
 			return nil, errQuiet
 		case *pgproto3.StartupMessage:
 			sm = m
+			if st.refused != nil {
+				st.params = sm.Parameters
+				return nil, st.fatal(codeTooManyConnections, st.refused.msg, errRefused)
+			}
 		default:
 			return nil, fmt.Errorf("startup: unexpected %T", msg)
 		}
@@ -125,12 +167,27 @@ func (st *startup) run() (*session, error) {
 	return st.login(sm)
 }
 
-// fatal sends a FATAL ErrorResponse and returns err for the caller.
+// fatal sends a FATAL ErrorResponse, when the client can read one, records
+// the refusal, and returns err for the caller.
 func (st *startup) fatal(code, msg string, err error) error {
-	st.be.Send(&pgproto3.ErrorResponse{Severity: "FATAL", SeverityUnlocalized: "FATAL", Code: code,
-		Message: msg, Detail: "tollgate session " + st.sessionID})
-	st.be.Flush()
-	if st.audited == nil && st.sessionID != "" {
+	if st.sessionID == "" {
+		// Refused before its startup message (over a cap, out of time):
+		// a session of its own all the same.
+		st.sessionID = audit.NewID()
+	}
+	// The client reads our messages once it has TLS or sent its startup
+	// message; before that (or in the middle of a TLS handshake) a
+	// message would be garbage to it.
+	if st.tls || st.params != nil {
+		// A little time past auth_timeout, to say why.
+		st.nc.SetWriteDeadline(time.Now().Add(time.Second))
+		st.be.Send(&pgproto3.ErrorResponse{Severity: "FATAL", SeverityUnlocalized: "FATAL", Code: code,
+			Message: msg, Detail: "tollgate session " + st.sessionID})
+		if ferr := st.be.Flush(); ferr != nil {
+			st.l.deps.Log.Debug("postgres: FATAL not delivered", "session_id", st.sessionID, "code", code, "err", ferr)
+		}
+	}
+	if st.audited == nil {
 		// Refused before anyone was identified: a session of its own, so
 		// that probes and bad tokens leave a trace.
 		st.audited = &session{l: st.l, id: st.sessionID, remote: st.remote, tls: st.tls, opened: time.Now(),
@@ -182,7 +239,7 @@ func (st *startup) login(sm *pgproto3.StartupMessage) (*session, error) {
 	if token == "" {
 		return nil, st.fatal(codeInvalidPassword, "an OIDC token is required as the password (PGPASSWORD=$TOKEN)", errors.New("no token"))
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), startupTimeout)
+	ctx, cancel := context.WithDeadline(context.Background(), st.deadline)
 	defer cancel()
 	p, err := st.l.deps.Auth.Verify(ctx, token)
 	token = ""
@@ -190,6 +247,9 @@ func (st *startup) login(sm *pgproto3.StartupMessage) (*session, error) {
 		var te *identity.TokenError
 		if errors.As(err, &te) {
 			return nil, st.fatal(codeInvalidPassword, "the OIDC token was not accepted: "+te.Reason, err)
+		}
+		if ctx.Err() != nil {
+			return nil, st.fatal(codeCannotConnectNow, fmt.Sprintf("the token could not be checked within auth_timeout (%s)", st.l.cfg.AuthTimeout.Duration), err)
 		}
 		st.l.deps.Log.Warn("token not verified", "session_id", st.sessionID, "err", err)
 		return nil, st.fatal(codeCannotConnectNow, "the token cannot be checked right now: the issuer's keys are unavailable", err)
@@ -243,7 +303,11 @@ func (st *startup) login(sm *pgproto3.StartupMessage) (*session, error) {
 		st.l.deps.Log.Warn("postgres: upstream connect failed", "session_id", st.sessionID, "target", tname, "err", scrub(err.Error(), t.password))
 		s.recordOpen("upstream: " + scrub(err.Error(), t.password))
 		st.audited = s
-		return nil, st.fatal(codeConnectionFailure, "target "+tname+" did not accept the gateway's connection", err)
+		msg := "target " + tname + " did not accept the gateway's connection"
+		if ctx.Err() != nil {
+			msg += fmt.Sprintf(" within auth_timeout (%s)", st.l.cfg.AuthTimeout.Duration)
+		}
+		return nil, st.fatal(codeConnectionFailure, msg, err)
 	}
 	for _, k := range [...]string{"client_encoding", "standard_conforming_strings"} {
 		if why := settingProblem(k, hc.ParameterStatuses[k]); why != "" {
@@ -293,11 +357,13 @@ func (st *startup) login(sm *pgproto3.StartupMessage) (*session, error) {
 	return s, nil
 }
 
-// cancel forwards a client's CancelRequest to the upstream session its key
-// maps to. Unknown keys are ignored, as PostgreSQL does.
-func (l *Listener) cancel(m *pgproto3.CancelRequest) {
+// cancel forwards a client's CancelRequest to the upstream session its PID
+// and key map to, with the upstream's own key. Unknown pairs are ignored,
+// as PostgreSQL does, and logged: a stream of them is someone guessing.
+func (l *Listener) cancel(m *pgproto3.CancelRequest, remote string) {
 	ct := l.cancels.get(m.ProcessID, m.SecretKey)
 	if ct == nil {
+		l.deps.Log.Info("postgres: cancel request with an unknown process ID and key ignored", "listener", l.cfg.Name, "remote", remote, "pid", m.ProcessID)
 		return
 	}
 	if ct.hold != nil && ct.hold() {

@@ -28,6 +28,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/tollgate-dev/tollgate/host/access"
 	"github.com/tollgate-dev/tollgate/host/approval"
@@ -69,7 +70,9 @@ type Listener struct {
 	conns  map[net.Conn]struct{}
 	wg     sync.WaitGroup
 	closed atomic.Bool
+	done   chan struct{} // closed by Shutdown: wakes an accept backoff
 
+	admit    admission
 	cancels  cancelMap
 	catalogs catalogs // sensitive columns per target database
 }
@@ -85,7 +88,18 @@ func New(cfg config.Listener, targets map[string]*config.Target, deps Deps) (*Li
 	if deps.Log == nil {
 		deps.Log = slog.Default()
 	}
-	l := &Listener{cfg: cfg, deps: deps, targets: map[string]*target{}, conns: map[net.Conn]struct{}{}}
+	// A Listener built from a config.Listener that did not pass through
+	// config.Parse still gets caps and a login deadline.
+	if cfg.MaxConnections <= 0 {
+		cfg.MaxConnections = config.DefaultMaxConnections
+	}
+	if cfg.MaxConnectionsPerSource <= 0 {
+		cfg.MaxConnectionsPerSource = min(config.DefaultMaxConnectionsPerSource, cfg.MaxConnections)
+	}
+	if cfg.AuthTimeout.Duration <= 0 {
+		cfg.AuthTimeout.Duration = config.DefaultAuthTimeout
+	}
+	l := &Listener{cfg: cfg, deps: deps, targets: map[string]*target{}, conns: map[net.Conn]struct{}{}, done: make(chan struct{})}
 	for name, t := range targets {
 		if t.Protocol != "postgres" || (cfg.Target != "" && name != cfg.Target) {
 			continue
@@ -130,25 +144,57 @@ func (l *Listener) Start() error {
 	return nil
 }
 
+// Accept backoff, as net/http's Server.Serve: an Accept error (EMFILE
+// when the process is out of descriptors, ENOBUFS...) is retried after
+// 5ms, doubling to 1s, so that the listener outlives it.
+const (
+	acceptBackoffMin = 5 * time.Millisecond
+	acceptBackoffMax = time.Second
+)
+
 func (l *Listener) acceptLoop() {
 	defer l.wg.Done()
+	var delay time.Duration
 	for {
 		nc, err := l.ln.Accept()
 		if err != nil {
-			if !l.closed.Load() && !errors.Is(err, net.ErrClosed) {
-				l.deps.Log.Error("postgres: accept stopped", "listener", l.cfg.Name, "err", err)
+			if l.closed.Load() || errors.Is(err, net.ErrClosed) {
+				return
 			}
-			return
+			// Any other error is retried, not only "temporary" ones: a
+			// listener that gives up stays dead until a restart.
+			delay = min(max(2*delay, acceptBackoffMin), acceptBackoffMax)
+			l.deps.Log.Error("postgres: accept failed, retrying", "listener", l.cfg.Name, "err", err, "retry_in", delay)
+			t := time.NewTimer(delay)
+			select {
+			case <-t.C:
+			case <-l.done:
+				t.Stop()
+				return
+			}
+			continue
+		}
+		delay = 0
+		src := sourceOf(nc.RemoteAddr())
+		refusal, ok := l.admit.enter(src, l.cfg.MaxConnections, l.cfg.MaxConnectionsPerSource)
+		if !ok {
+			// Over a cap and too many refusals already in progress: close
+			// without a word, so that a flood costs one accept each.
+			nc.Close()
+			l.admit.dropped(l.deps.Log, l.cfg.Name)
+			continue
 		}
 		if !l.track(nc) {
 			nc.Close()
+			l.admit.leave(src, refusal)
 			return
 		}
 		l.wg.Add(1)
 		go func() {
 			defer l.wg.Done()
+			defer l.admit.leave(src, refusal)
 			defer l.untrack(nc)
-			l.serveConn(nc)
+			l.serveConn(nc, refusal)
 		}()
 	}
 }
@@ -181,7 +227,9 @@ func (l *Listener) Name() string { return l.cfg.Name }
 // it returns.
 func (l *Listener) Shutdown(ctx context.Context) error {
 	l.mu.Lock()
-	l.closed.Store(true)
+	if !l.closed.Swap(true) {
+		close(l.done)
+	}
 	l.mu.Unlock()
 	if l.ln != nil {
 		l.ln.Close()

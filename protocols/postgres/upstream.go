@@ -34,6 +34,9 @@ type target struct {
 	tls      *tls.Config // nil: sslmode disable
 	// sensitive are the target's [[targets.sensitive]] globs (catalog.go).
 	sensitive []sensitiveRule
+	// appSuffix appends " tollgate:<session ID>" to application_name
+	// (application_name_suffix, default on).
+	appSuffix bool
 }
 
 func newTarget(t *config.Target) (*target, error) {
@@ -42,7 +45,8 @@ func newTarget(t *config.Target) (*target, error) {
 		return nil, fmt.Errorf("target %s: upstream: %w", t.Name, err)
 	}
 	up := &target{name: t.Name, host: host, port: port, database: t.Database,
-		user: t.Credential.Username, password: t.Credential.Password.Value(), sensitive: sensitiveRules(t)}
+		user: t.Credential.Username, password: t.Credential.Password.Value(), sensitive: sensitiveRules(t),
+		appSuffix: t.ApplicationNameSuffix == nil || *t.ApplicationNameSuffix}
 	if t.SSLMode != "disable" {
 		tc := &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}
 		if t.CAFile != "" {
@@ -81,12 +85,22 @@ func (t *target) connect(ctx context.Context, db string, client *startupSettings
 	// Settings go as startup parameters of their own, never rebuilt into
 	// an options string the server would split and parse again.
 	cfg.RuntimeParams = maps.Clone(client.pass)
-	suffix := " tollgate:" + sessionID
-	app := client.app
-	if len(app)+len(suffix) > maxAppName {
-		app = app[:max(0, maxAppName-len(suffix))]
+	if cfg.RuntimeParams == nil {
+		cfg.RuntimeParams = map[string]string{}
 	}
-	cfg.RuntimeParams["application_name"] = strings.TrimLeft(app+suffix, " ")
+	switch {
+	case t.appSuffix:
+		suffix := " tollgate:" + sessionID
+		app := client.app
+		if len(app)+len(suffix) > maxAppName {
+			app = app[:max(0, maxAppName-len(suffix))]
+		}
+		cfg.RuntimeParams["application_name"] = strings.TrimLeft(app+suffix, " ")
+	case client.app != "":
+		cfg.RuntimeParams["application_name"] = client.app
+	}
+	// Without the suffix and without a name from the client, none is
+	// sent: the role's or server's default stands.
 	pc, err := pgconn.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return nil, err
@@ -124,14 +138,19 @@ type cancelTarget struct {
 	hold func() bool
 }
 
-// cancelMap maps the keys the gateway handed to clients to upstream keys.
+// cancelMap maps what the gateway told its clients, the upstream's real
+// backend PID with a secret key of the gateway's own, to the upstream
+// session and its real key. The client never learns the upstream's key,
+// and a CancelRequest reaches a session only with the key its own client
+// was given: PIDs are visible to anyone (pg_stat_activity), keys are not.
 type cancelMap struct {
 	mu sync.Mutex
 	m  map[uint64]*cancelTarget
 }
 
-// add registers ct under a fresh random key and returns the client's
-// process ID and secret.
+// add registers ct under its upstream PID and a fresh random key, and
+// returns the PID and key for the client's BackendKeyData. Two targets
+// may hand out the same PID: the key tells their sessions apart.
 func (c *cancelMap) add(ct *cancelTarget) (uint32, uint32) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -139,15 +158,15 @@ func (c *cancelMap) add(ct *cancelTarget) (uint32, uint32) {
 		c.m = map[uint64]*cancelTarget{}
 	}
 	for {
-		var b [8]byte
+		var b [4]byte
 		rand.Read(b[:])
-		k := binary.BigEndian.Uint64(b[:])
-		k &^= 1 << 63 // a positive process ID, as clients print it
-		if _, dup := c.m[k]; dup || k>>32 == 0 {
+		secret := binary.BigEndian.Uint32(b[:])
+		k := uint64(ct.pid)<<32 | uint64(secret)
+		if _, dup := c.m[k]; dup || secret == 0 {
 			continue
 		}
 		c.m[k] = ct
-		return uint32(k >> 32), uint32(k)
+		return ct.pid, secret
 	}
 }
 
