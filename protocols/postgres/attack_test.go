@@ -274,3 +274,26 @@ func TestExtendedMessagesForwardedBeforeSync(t *testing.T) {
 		t.Fatalf("after: %q", got)
 	}
 }
+
+// A client that sends a statement and leaves does not stop the server:
+// the statement's row says what the server reported, its command tag.
+func TestClientLeavesMidStatement(t *testing.T) {
+	e := startEnv(t, envOptions{plugins: defaultPlugins(t)})
+	e.pg.Exec(t, apiKeysSQL)
+	c := e.login(t)
+	const q = "SELECT pg_sleep(0.5); DELETE FROM victims WHERE id = 1"
+	c.fe.Send(&pgproto3.Query{String: q})
+	if err := c.fe.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	c.conn.Close()
+	r := e.rec.Wait(t, "for the statement the client left", func(r audit.Row) bool {
+		return r.Kind == "pg.query" && r.Request["sql"] == q
+	})
+	if r.Status != "DELETE 1" {
+		t.Fatalf("row: status %q, error %q", r.Status, r.Error)
+	}
+	if got := strings.TrimSpace(e.pg.Exec(t, "SELECT count(*) FROM victims")); got != "1" {
+		t.Fatalf("victims left: %s", got)
+	}
+}

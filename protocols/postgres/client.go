@@ -31,6 +31,7 @@ func (s *session) run() {
 		s.relay()
 	}()
 	s.clientLoop()
+	s.awaitAnswers(leftDrain)
 	s.mu.Lock()
 	s.ended = true
 	s.mu.Unlock()
@@ -45,6 +46,39 @@ func (s *session) run() {
 	s.client.Close()
 	s.l.cancels.remove(s.cancelPID, s.cancelSecret)
 	s.recordClose()
+}
+
+// leftDrain bounds how long a session whose client left waits for the
+// server's answers to what it had already sent.
+const leftDrain = 10 * time.Second
+
+// awaitAnswers waits, up to d, for the server to answer everything
+// forwarded: a client that leaves mid-statement does not stop the server,
+// and the statement's row must say what the server reported (its command
+// tag, its rows, its error), not only that the client left.
+func (s *session) awaitAnswers(d time.Duration) {
+	s.mu.Lock()
+	busy := s.headLocked() != nil && !s.upGone && !s.copyIn
+	s.mu.Unlock()
+	if !busy {
+		return
+	}
+	s.forward(&pgproto3.Flush{}) // answers before a Sync the client never sent
+	if !s.flushUp() {
+		return
+	}
+	t := time.AfterFunc(d, func() {
+		s.mu.Lock()
+		s.gaveUp = true
+		s.settled.Broadcast()
+		s.mu.Unlock()
+	})
+	defer t.Stop()
+	s.mu.Lock()
+	for s.headLocked() != nil && !s.upGone && !s.gaveUp {
+		s.settled.Wait()
+	}
+	s.mu.Unlock()
 }
 
 // clientLoop reads client messages until Terminate or an error.

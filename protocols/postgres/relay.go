@@ -103,6 +103,7 @@ type relayState struct {
 	swallowRFQ bool   // a rows deny: drop answers until ReadyForQuery
 	ended      bool   // Terminate or client gone: upstream errors are not news
 	upGone     bool   // the upstream connection ended
+	gaveUp     bool   // the client left and the server's answers were waited for long enough
 	copyIn     bool   // the server waits for COPY data from the client
 	// settled wakes the client loop waiting for the queue to empty (settle).
 	settled *sync.Cond
