@@ -11,6 +11,20 @@
 // chain as pg.rows batches when a plugin subscribed to them, and every
 // statement is one audit row.
 //
+// The gateway's view of a session is the server's view. Whatever the
+// gateway reasons about is committed when the server confirms it, in the
+// order the server answers, pipelining included: a prepared statement's
+// SQL on ParseComplete and its end on CloseComplete, never on the client's
+// Parse or Close (statements.go); the session's encoding and
+// standard_conforming_strings from the server's ParameterStatus, with
+// statement text that depends on them judged only once the server has
+// answered what came before it (settings.go); where a result column comes
+// from, from the RowDescription's table OID and attribute number
+// (catalog.go); a statement's outcome from its CommandComplete or
+// ErrorResponse, waited for even when the client has left. Each of these
+// has a test that attacks it (attack_test.go, sensitive_test.go,
+// testdata/mask_corpus.txt).
+//
 // Typical use, as cmd/gateway wires it:
 //
 //	l, err := postgres.New(listenerCfg, targets, postgres.Deps{...})
