@@ -8,7 +8,9 @@ import (
 
 	"github.com/jackc/pgx/v5/pgproto3"
 
+	"github.com/tollgate-dev/tollgate/host/approval"
 	"github.com/tollgate-dev/tollgate/host/audit"
+	"github.com/tollgate-dev/tollgate/host/testenv"
 )
 
 // Attacks a hostile agent makes on the gateway's view of the session,
@@ -295,5 +297,57 @@ func TestClientLeavesMidStatement(t *testing.T) {
 	}
 	if got := strings.TrimSpace(e.pg.Exec(t, "SELECT count(*) FROM victims")); got != "1" {
 		t.Fatalf("victims left: %s", got)
+	}
+}
+
+// A statement held for approval is the one that runs once approved, even
+// when the client pipelined others behind it: the gateway reads those
+// while it waits, and they must not take the held statement's place.
+func TestHeldStatementNotSwappedByPipeline(t *testing.T) {
+	pg := testenv.StartPostgres(t, testenv.PostgresOptions{})
+	pg.Exec(t, apiKeysSQL)
+	h := startHoldEnv(t, pg, time.Minute)
+	for _, extended := range []bool{false, true} {
+		c := h.login(t)
+		var msgs []pgproto3.FrontendMessage
+		if extended {
+			msgs = []pgproto3.FrontendMessage{
+				&pgproto3.Parse{Name: "a", Query: "DELETE FROM victims WHERE id = $1"}, &pgproto3.Parse{Name: "b", Query: "UPDATE victims SET id = id + $1"},
+				&pgproto3.Bind{PreparedStatement: "a", Parameters: [][]byte{[]byte("1")}}, &pgproto3.Execute{},
+				&pgproto3.Bind{PreparedStatement: "b", Parameters: [][]byte{[]byte("100")}}, &pgproto3.Execute{}, &pgproto3.Sync{}}
+		} else {
+			msgs = []pgproto3.FrontendMessage{&pgproto3.Query{String: "DELETE FROM victims WHERE id = 1"}, &pgproto3.Query{String: "UPDATE victims SET id = id + 100"}}
+		}
+		for _, m := range msgs {
+			c.fe.Send(m)
+		}
+		if err := c.fe.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		p := h.pending(t)
+		if !strings.Contains(p.Fields["sql"], "DELETE") {
+			t.Fatalf("held: %q", p.Fields["sql"])
+		}
+		time.Sleep(100 * time.Millisecond) // the pipelined statement is read meanwhile
+		if _, err := h.m.Approve(p.ID, h.dba, approval.DecideOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		// The second statement is a write too: deny its approval.
+		q := h.pendingOther(t, p.ID)
+		if !strings.Contains(q.Fields["sql"], "UPDATE") {
+			t.Fatalf("second held: %q", q.Fields["sql"])
+		}
+		if _, err := h.m.Deny(q.ID, h.dba, "no"); err != nil {
+			t.Fatal(err)
+		}
+		c.untilReady(t)
+		if !extended {
+			c.untilReady(t)
+		}
+		c.conn.Close()
+		if got := strings.TrimSpace(pg.Exec(t, "SELECT coalesce(string_agg(id::text, ','), '') FROM victims")); got != "2" {
+			t.Fatalf("extended=%v: victims %q, want the DELETE of 1 only", extended, got)
+		}
+		pg.Exec(t, "TRUNCATE victims; INSERT INTO victims VALUES (1), (2)")
 	}
 }

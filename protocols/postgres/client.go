@@ -408,11 +408,14 @@ func rewrites(v event.Verdict) bool {
 }
 
 func (s *session) onQuery(m *pgproto3.Query) bool {
-	if ok, alive := s.textSafe(m.String, false); !ok {
+	// The Backend decodes the next Query into the same struct, and the
+	// client is read while a statement waits (settle, hold): keep the text.
+	text := m.String
+	if ok, alive := s.textSafe(text, false); !ok {
 		return alive
 	}
 	s.statements++
-	st := &stmt{start: time.Now(), fields: map[string]string{"sql": m.String}, reqSize: int64(len(m.String))}
+	st := &stmt{start: time.Now(), fields: map[string]string{"sql": text}, reqSize: int64(len(text))}
 	v, ok := s.decide(st)
 	st.verdict = v
 	if !ok {
@@ -421,7 +424,7 @@ func (s *session) onQuery(m *pgproto3.Query) bool {
 		s.push(&op{kind: opSynth, synth: errorMsg(nil, "ERROR", st.denyCode(), denyText(v), s.id), rfq: true})
 		return true
 	}
-	sql := m.String
+	sql := text
 	if nv, ok := v.Changes["sql"]; ok && rewrites(v) {
 		sql = nv
 		st.fields["sql"] = nv
@@ -479,6 +482,10 @@ func denyText(v event.Verdict) string {
 // onBind is the extended protocol's statement: the SQL of the prepared
 // statement and the parameters, through the chain on every Bind.
 func (s *session) onBind(m *pgproto3.Bind) bool {
+	// The Backend decodes the next Bind into the same struct, over the
+	// same read buffer, and the client is read while a statement waits
+	// (settle, hold): what is judged and sent must be a copy of its own.
+	m = cloneBind(m)
 	s.statements++
 	s.dropPortal(m.DestinationPortal) // a Bind replaces the portal of its name
 	sql, known := s.statementSQL(m.PreparedStatement)
@@ -524,6 +531,29 @@ func (s *session) onBind(m *pgproto3.Bind) bool {
 	s.forward(m)
 	s.push(&op{kind: opBind, st: st})
 	return true
+}
+
+// cloneBind copies m and its values into memory of its own.
+func cloneBind(m *pgproto3.Bind) *pgproto3.Bind {
+	n := 0
+	for _, p := range m.Parameters {
+		n += len(p)
+	}
+	arena := make([]byte, 0, n)
+	c := &pgproto3.Bind{DestinationPortal: m.DestinationPortal, PreparedStatement: m.PreparedStatement,
+		ParameterFormatCodes: append([]int16(nil), m.ParameterFormatCodes...),
+		ResultFormatCodes:    append([]int16(nil), m.ResultFormatCodes...)}
+	if m.Parameters != nil {
+		c.Parameters = make([][]byte, len(m.Parameters))
+	}
+	for i, p := range m.Parameters {
+		if p == nil {
+			continue
+		}
+		arena = append(arena, p...)
+		c.Parameters[i] = arena[len(arena)-len(p) : len(arena) : len(arena)]
+	}
+	return c
 }
 
 // dropPortal forgets a portal the client closed, rebound or left behind.

@@ -59,6 +59,23 @@ func (h *holdEnv) pending(t *testing.T) approval.Record {
 	}
 }
 
+// pendingOther waits for a pending approval other than not.
+func (h *holdEnv) pendingOther(t *testing.T, not string) approval.Record {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		for _, r := range h.m.List() {
+			if r.State == approval.StatePending && r.ID != not {
+				return r
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no second pending approval; have %+v", h.m.List())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 func (h *holdEnv) state(t *testing.T, id string, want approval.State) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)

@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"context"
 	"strings"
 
 	"github.com/jackc/pgx/v5/pgproto3"
@@ -91,6 +92,9 @@ func taintsStatements(tag string) bool {
 // onParse forwards a Parse; the name is committed when the server
 // answers ParseComplete (commitParseLocked).
 func (s *session) onParse(m *pgproto3.Parse) bool {
+	// A copy: the Backend decodes the next Parse into the same struct,
+	// and the client is read while textSafe waits for the server.
+	m = &pgproto3.Parse{Name: m.Name, Query: m.Query, ParameterOIDs: m.ParameterOIDs}
 	if ok, alive := s.textSafe(m.Query, true); !ok {
 		return alive
 	}
@@ -203,10 +207,24 @@ func (s *session) settle() bool {
 	if !s.flushUp() {
 		return false
 	}
+	// The client is read meanwhile, as while a statement is held: a
+	// client that writes its whole pipeline before reading any answer
+	// must not wait on the relay while the relay waits on it.
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	wake := context.AfterFunc(ctx, func() {
+		s.mu.Lock()
+		s.settled.Broadcast()
+		s.mu.Unlock()
+	})
+	defer wake()
+	stop := s.watchClient(cancel)
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	for s.headLocked() != nil && !s.upGone {
+	for s.headLocked() != nil && !s.upGone && ctx.Err() == nil {
 		s.settled.Wait()
 	}
-	return !s.upGone
+	gone := s.upGone
+	s.mu.Unlock()
+	stop()
+	return !gone
 }
