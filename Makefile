@@ -74,6 +74,8 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzCopyLine -fuzztime $(FUZZTIME) ./protocols/postgres/
 	$(GO) test -run '^$$' -fuzz FuzzStartupOptions -fuzztime $(FUZZTIME) ./protocols/postgres/
 	$(GO) test -run '^$$' -fuzz FuzzServerMessages -fuzztime $(FUZZTIME) ./protocols/postgres/
+	$(GO) test -run '^$$' -fuzz FuzzSettingRequest -fuzztime $(FUZZTIME) ./protocols/postgres/
+	$(GO) test -run '^$$' -fuzz FuzzAnalyze -fuzztime $(FUZZTIME) ./protocols/postgres/internal/sqlref/
 
 clean:
 	rm -rf bin .bench.out

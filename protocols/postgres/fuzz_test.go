@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -186,5 +187,24 @@ func FuzzServerMessages(f *testing.F) {
 			t.Fatalf("session did not end:\n%s", buf[:runtime.Stack(buf, true)])
 		}
 		cliPeer.Close()
+	})
+}
+
+// FuzzSettingRequest: the look for explicit encoding and
+// standard_conforming_strings changes never panics, and whatever it
+// refuses names a value the gateway does not allow.
+func FuzzSettingRequest(f *testing.F) {
+	for _, s := range []string{"SET client_encoding = 'SJIS'", "set names big5", "SELECT set_config('client_encoding', 'gbk', false)",
+		"SET standard_conforming_strings TO off", "SET client_encoding TO DEFAULT", "select names from t", "SET \"client_encoding\" = utf8"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, sql string) {
+		why := settingRequest(sql)
+		if why != "" && !strings.Contains(why, "refused by this gateway") {
+			t.Fatalf("%q: %q", sql, why)
+		}
+		if why != settingRequest(sql) {
+			t.Fatal("not deterministic")
+		}
 	})
 }
