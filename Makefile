@@ -10,7 +10,7 @@ LDFLAGS := -X main.version=$(VERSION)
 TEST_PKGS  := curl ca-certificates wabt clickhouse-server clickhouse-client postgresql chromium
 BENCH_PKGS := nginx-light wrk pgbouncer
 
-.PHONY: all build run test deps chdb bench-deps bench fuzz vet clean plugins
+.PHONY: all build run test deps chdb bench-deps bench fuzz vet clean plugins conformance conformance-run
 
 all: build
 
@@ -32,6 +32,19 @@ run: build chdb
 
 test: deps vet
 	$(GO) test -race -count=1 ./...
+	@$(MAKE) --no-print-directory conformance-run
+
+# pgx's own test suite run straight at PostgreSQL 15 and then through the
+# gateway, each test's outcome compared (protocols/postgres/conformance_test.go;
+# documented differences: protocols/postgres/testdata/pgx-conformance-known.txt).
+# A step of its own after the other packages, not inside `go test ./...`:
+# pgx has timing tests (100 ms statement timeouts, idle-pool checks) that
+# flake when they share the 2 cores with our packages, and it takes about
+# 3-5 minutes, which CI's budget holds.
+conformance: deps conformance-run
+
+conformance-run:
+	TOLLGATE_CONFORMANCE=1 $(GO) test -count=1 -v -run '^TestPgxConformance$$' -timeout 30m ./protocols/postgres/
 
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1)
