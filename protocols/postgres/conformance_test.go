@@ -60,6 +60,8 @@ func TestPgxConformance(t *testing.T) {
 	// 65,535-parameter statements (one of them the test that a large
 	// response while writing does not deadlock) reach the relay instead
 	// of the gateway's refusal of what it could not record whole.
+	// application_name_suffix is off so that SHOW application_name is
+	// what the client set (the default, on, is a documented difference).
 	cfg := fmt.Sprintf(`
 [gateway]
 data_dir = "data"
@@ -73,6 +75,7 @@ protocol = "postgres"
 upstream = %q
 database = "pgx_test"
 sslmode = "disable"
+application_name_suffix = false
 [targets.credential]
 type = "password"
 username = "pgx_md5"
