@@ -490,7 +490,7 @@ func (s *session) onBind(m *pgproto3.Bind) bool {
 	s.dropPortal(m.DestinationPortal) // a Bind replaces the portal of its name
 	sql, known := s.statementSQL(m.PreparedStatement)
 	s.mu.Lock()
-	gone := s.upGone
+	gone := s.upGone || s.killed != ""
 	s.mu.Unlock()
 	if gone {
 		return false

@@ -114,7 +114,8 @@ type relayState struct {
 
 	// killed is why the relay ends the session: the server reported a
 	// setting the gateway cannot judge statements under (settings.go).
-	killed string // relay loop only
+	// Written under mu by the relay.
+	killed string
 
 	wmu       sync.Mutex // serializes writes to the client
 	spare     []byte
@@ -383,6 +384,9 @@ func (s *session) onServer(msg []byte) bool {
 	switch typ {
 	case 'S': // ParameterStatus: any time
 		if why := unsafeSetting(body); why != "" {
+			// Closed here, under mu: nothing the client loop sends
+			// from now on can reach the server.
+			s.up.Close()
 			s.wbuf = errorMsg(s.wbuf, "FATAL", codeFeatureNotSupported, why, s.id)
 			s.killed = why
 			return true

@@ -193,8 +193,11 @@ func (s *session) taintLocked() {
 // for COPY data (which would never come).
 func (s *session) settle() bool {
 	s.mu.Lock()
-	busy, copying := s.headLocked() != nil, s.copyIn
+	busy, copying, killed := s.headLocked() != nil, s.copyIn, s.killed != ""
 	s.mu.Unlock()
+	if killed {
+		return false
+	}
 	if !busy {
 		return true
 	}
@@ -223,8 +226,10 @@ func (s *session) settle() bool {
 	for s.headLocked() != nil && !s.upGone && ctx.Err() == nil {
 		s.settled.Wait()
 	}
-	gone := s.upGone
+	// Settled only if the server answered everything: not if the client
+	// left meanwhile, nor if an answer ended the session.
+	ok := s.headLocked() == nil && !s.upGone && s.killed == ""
 	s.mu.Unlock()
 	stop()
-	return !gone
+	return ok
 }
