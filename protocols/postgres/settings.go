@@ -107,10 +107,12 @@ func (s *session) refuseText(sql, why string, parse bool) {
 // set_config with literal arguments) and says why it is refused. Other
 // ways of changing them are caught when the server reports the change.
 func settingRequest(sql string) string {
-	lower := strings.ToLower(sql)
-	if !strings.Contains(lower, "client_encoding") && !strings.Contains(lower, "names") && !strings.Contains(lower, "standard_conforming_strings") {
+	// Most statements name none of them: let them go without a
+	// lower-case copy.
+	if !mentionsSettingName(sql) {
 		return ""
 	}
+	lower := strings.ToLower(sql)
 	for _, name := range [...]string{"client_encoding", "names", "standard_conforming_strings"} {
 		for i := 0; ; {
 			j := strings.Index(lower[i:], name)
@@ -142,6 +144,19 @@ func settingRequest(sql string) string {
 		}
 	}
 	return ""
+}
+
+// mentionsSettingName reports whether sql may name one of the settings,
+// case-insensitively.
+func mentionsSettingName(sql string) bool {
+	for _, w := range [...]string{"client_encoding", "names", "standard_conforming_strings"} {
+		for i := 0; i+len(w) <= len(sql); i++ {
+			if sql[i]|0x20 == w[0] && strings.EqualFold(sql[i:i+len(w)], w) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // settingValueAfter reads the value after a setting's name: `TO v`,

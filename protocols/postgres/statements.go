@@ -46,19 +46,33 @@ type prepared struct {
 }
 
 // mayChangeStatements reports whether sql may create or drop prepared
-// statements when run: a conservative look at its words.
+// statements when run: a conservative look at its words, in one pass.
+// Quoting and comments are ignored on purpose: a false positive costs a
+// Parse, a miss would cost the guard.
 func mayChangeStatements(sql string) bool {
-	for _, w := range [...]string{"prepare", "deallocate", "discard", "do", "call", "execute"} {
-		if containsWordFold(sql, w) {
-			return true
+	for i := 0; i < len(sql); {
+		if !isWordByte(sql[i]) {
+			i++
+			continue
 		}
+		j := i
+		for j < len(sql) && isWordByte(sql[j]) {
+			j++
+		}
+		switch w := sql[i:j]; len(w) {
+		case 2, 4, 7, 10:
+			if strings.EqualFold(w, "do") || strings.EqualFold(w, "call") || strings.EqualFold(w, "prepare") ||
+				strings.EqualFold(w, "discard") || strings.EqualFold(w, "execute") || strings.EqualFold(w, "deallocate") {
+				return true
+			}
+		}
+		i = j
 	}
 	return false
 }
 
 // containsWordFold reports whether w (lower case ASCII) occurs in s as a
-// whole word, case-insensitively. Quoting and comments are ignored on
-// purpose: a false positive costs a Parse, a miss would cost the guard.
+// whole word, case-insensitively.
 func containsWordFold(s, w string) bool {
 	for i := 0; i+len(w) <= len(s); i++ {
 		if i > 0 && isWordByte(s[i-1]) {
