@@ -1,6 +1,7 @@
 package plugin
 
 import (
+	"slices"
 	"strings"
 	"sync"
 
@@ -12,14 +13,22 @@ import (
 // an ORM then costs a map lookup instead of a Wasm call.
 //
 // A plugin that marks a verdict cacheable promises it depends on nothing
-// but what it read, and that it reads the same attributes for every event
-// of a kind (the SDK's guard and mask do).
+// but what it read. It may read different attributes for different
+// events (guard reads the target only when it has read-only targets to
+// check): each set of attributes a call read is kept, and a lookup tries
+// each. That is sound because a plugin's path depends only on what it
+// read: an event with the same values for one set would take the same
+// path, read the same set, and get the same verdict.
 type verdictCache struct {
 	mu    sync.Mutex
-	names map[string][]string      // kind → attribute names read
-	byKey map[string]event.Verdict // kind + values → verdict
+	names map[string][][]string    // kind → the sets of attribute names calls read
+	byKey map[string]event.Verdict // kind + set + values → verdict
 	buf   []byte                   // the key being built, under mu
 }
+
+// maxNameSets bounds the attribute sets kept per kind; a plugin reading
+// more shapes than this is answered by calls for the rest.
+const maxNameSets = 8
 
 const maxCachedVerdicts = 10000
 
@@ -30,8 +39,9 @@ const sqlClassPrefix = "sqlclass:"
 // key builds the cache key of ev in vc.buf, valid until the next call;
 // the caller holds mu. A lookup indexes the map with string(key), which
 // Go does without copying, so a hit allocates nothing.
-func (vc *verdictCache) key(p *Plugin, ev *event.Event, names []string) ([]byte, bool) {
+func (vc *verdictCache) key(p *Plugin, ev *event.Event, set int, names []string) ([]byte, bool) {
 	b := append(vc.buf[:0], ev.Kind...)
+	b = append(b, 0, byte(set))
 	for _, n := range names {
 		v, ok := p.attribute(ev, n)
 		if !ok {
@@ -49,16 +59,16 @@ func (vc *verdictCache) key(p *Plugin, ev *event.Event, names []string) ([]byte,
 func (vc *verdictCache) lookup(p *Plugin, ev *event.Event) (event.Verdict, bool) {
 	vc.mu.Lock()
 	defer vc.mu.Unlock()
-	names, ok := vc.names[ev.Kind]
-	if !ok {
-		return event.Verdict{}, false
+	for i, names := range vc.names[ev.Kind] {
+		k, ok := vc.key(p, ev, i, names)
+		if !ok {
+			continue
+		}
+		if v, ok := vc.byKey[string(k)]; ok {
+			return v, true
+		}
 	}
-	k, ok := vc.key(p, ev, names)
-	if !ok {
-		return event.Verdict{}, false
-	}
-	v, ok := vc.byKey[string(k)]
-	return v, ok
+	return event.Verdict{}, false
 }
 
 // store remembers v. Rewrites are not cached: their key would have to be
@@ -70,17 +80,25 @@ func (vc *verdictCache) store(p *Plugin, ev *event.Event, read []string, v event
 	vc.mu.Lock()
 	defer vc.mu.Unlock()
 	if vc.names == nil {
-		vc.names, vc.byKey = map[string][]string{}, map[string]event.Verdict{}
+		vc.names, vc.byKey = map[string][][]string{}, map[string]event.Verdict{}
 	}
 	names := dedupe(read)
-	k, ok := vc.key(p, ev, names)
+	sets := vc.names[ev.Kind]
+	set := slices.IndexFunc(sets, func(s []string) bool { return slices.Equal(s, names) })
+	if set < 0 {
+		if len(sets) >= maxNameSets {
+			return
+		}
+		set = len(sets)
+		vc.names[ev.Kind] = append(sets, names)
+	}
+	k, ok := vc.key(p, ev, set, names)
 	if !ok {
 		return
 	}
 	if len(vc.byKey) >= maxCachedVerdicts {
 		clear(vc.byKey)
 	}
-	vc.names[ev.Kind] = names
 	vc.byKey[string(k)] = v
 }
 

@@ -2,6 +2,7 @@ package plugin
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -137,6 +138,40 @@ func TestCachedVerdictKeysOnTheSQLClassification(t *testing.T) {
 	}
 	if again := q("DROP TABLE other"); again.Action != event.Deny {
 		t.Fatalf("cached DDL verdict: %+v", again)
+	}
+}
+
+// A plugin that reads more for some statements than for others (the
+// target, for writes) is still answered from the cache for both shapes,
+// however they alternate, and never with the other shape's verdict.
+func TestCachedVerdictWithTwoShapesOfCall(t *testing.T) {
+	h := newHost(t)
+	p := load(t, h, "policy", config.Plugin{}, Limits{})
+	ctx := context.Background()
+	q := func(target, sql string) event.Verdict {
+		v, err := p.Process(ctx, &event.Event{Kind: "pg.query", Protocol: "postgres", Target: target, Fields: map[string]string{"sql": sql}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	calls := map[string]bool{}
+	for i := range 4 {
+		r := q("db", fmt.Sprintf("SELECT abalance FROM pgbench_accounts WHERE aid = %d", i))
+		w := q("db", fmt.Sprintf("UPDATE pgbench_accounts SET abalance = 1 WHERE aid = %d", i))
+		if r.Action != event.Allow || w.Action != event.Allow {
+			t.Fatalf("round %d: %+v %+v", i, r, w)
+		}
+		calls[annotation(r, "calls")], calls[annotation(w, "calls")] = true, true
+	}
+	if len(calls) != 2 {
+		t.Fatalf("alternating reads and writes called the plugin %d times, want 2: %v", len(calls), calls)
+	}
+	if v := q("read-only-db", "UPDATE pgbench_accounts SET abalance = 1 WHERE aid = 1"); v.Action != event.Deny {
+		t.Fatalf("a write to the read-only target was answered from another target's verdict: %+v", v)
+	}
+	if v := q("read-only-db", "SELECT 1 FROM pgbench_accounts WHERE aid = 1"); v.Action != event.Allow {
+		t.Fatalf("read on the read-only target: %+v", v)
 	}
 }
 

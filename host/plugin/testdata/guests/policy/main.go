@@ -31,6 +31,11 @@ func init() {
 				if st.Class == "ddl" {
 					return sdk.Deny("no DDL")
 				}
+				// Reads the target for writes only, as guard does
+				// with read-only targets: two shapes of call.
+				if st.Class == "write" && ev.Target() == "read-only-db" {
+					return sdk.Deny("read-only target")
+				}
 			}
 			return sdk.Allow()
 		}
