@@ -215,16 +215,9 @@ func schemaChanging(tag string) bool {
 
 // dial opens a plain connection of the gateway's own to db on t.
 func (t *target) dial(ctx context.Context, db, app string) (*pgconn.PgConn, error) {
-	cfg, err := pgconn.ParseConfig(fmt.Sprintf("host=%s port=%s user=%s dbname=%s sslmode=disable",
-		quoteConnValue(t.host), quoteConnValue(t.port), quoteConnValue(t.user), quoteConnValue(db)))
+	cfg, err := t.config(db)
 	if err != nil {
 		return nil, err
-	}
-	cfg.Password = t.password
-	cfg.Fallbacks = nil
-	cfg.ConnectTimeout = 10 * time.Second
-	if t.tls != nil {
-		cfg.TLSConfig = t.tls.Clone()
 	}
 	cfg.RuntimeParams = map[string]string{"application_name": app}
 	return pgconn.ConnectConfig(ctx, cfg)

@@ -26,39 +26,14 @@ func TestGatewayBinaryPostgres(t *testing.T) {
 	pg.Exec(t, apiKeysSQL)
 	guard := testenv.BuildWasm(t, "plugins/guard")
 	listen, issuer := testenv.FreeAddr(t), testenv.FreeAddr(t)
-	cfg := fmt.Sprintf(`
-[gateway]
-data_dir = "data"
-shutdown_grace = "5s"
-[dev]
-issuer_listen = %q
-
-[[targets]]
-name = "app"
-protocol = "postgres"
-upstream = %q
-sslmode = "disable"
-[targets.credential]
-type = "password"
-username = %q
-password = "env:APP_DB_PASSWORD"
-
-[[listeners]]
-name = "pg"
-protocol = "postgres"
-listen = %q
-
-[[access]]
-name = "agents"
-targets = ["app"]
-
+	cfg := binaryConfig(issuer, pg, listen, "", fmt.Sprintf(`
 [[plugins]]
 name = "guard"
 path = %q
 timeout = "2s"
 [plugins.config]
 rules = [ { name = "no-ddl", kinds = ["pg.query"], sql = ["ddl"], reason = "no DDL through the gateway" } ]
-`, issuer, pg.Addr(), pg.User, listen, guard)
+`, guard))
 	env := []string{"APP_DB_PASSWORD=" + pg.Password}
 	dir := t.TempDir()
 	os.WriteFile(dir+"/gateway.toml", []byte(cfg), 0o600)
@@ -130,39 +105,15 @@ func TestGatewayBinaryAttacks(t *testing.T) {
 	pg.Exec(t, apiKeysSQL)
 	guard := testenv.BuildWasm(t, "plugins/guard")
 	listen, issuer := testenv.FreeAddr(t), testenv.FreeAddr(t)
-	cfg := fmt.Sprintf(`
-[gateway]
-data_dir = "data"
-[dev]
-issuer_listen = %q
-
-[[targets]]
-name = "app"
-protocol = "postgres"
-upstream = %q
-sslmode = "disable"
-[targets.credential]
-type = "password"
-username = %q
-password = "env:APP_DB_PASSWORD"
-[[targets.sensitive]]
+	cfg := binaryConfig(issuer, pg, listen, `[[targets.sensitive]]
 columns = ["public.api_keys.secret"]
-
-[[listeners]]
-name = "pg"
-protocol = "postgres"
-listen = %q
-
-[[access]]
-name = "agents"
-targets = ["app"]
-
+`, fmt.Sprintf(`
 [[plugins]]
 name = "guard"
 path = %q
 [plugins.config]
 rules = [ { name = "no-ddl", kinds = ["pg.query"], sql = ["ddl"], reason = "no DDL through the gateway" } ]
-`, issuer, pg.Addr(), pg.User, listen, guard)
+`, guard))
 	gw := testenv.StartGateway(t, testenv.GatewayOptions{Config: cfg, Dev: true, Env: []string{"APP_DB_PASSWORD=" + pg.Password}, Wait: []string{listen, issuer}})
 	tok, errOut, code := gw.Run("token", "-c", "gateway.toml", "--sub", "ci-agent")
 	if code != 0 {
@@ -243,4 +194,37 @@ rules = [ { name = "no-ddl", kinds = ["pg.query"], sql = ["ddl"], reason = "no D
 	gw.WaitAudit("data/audit.jsonl", "for the session the encoding ended", func(r audit.Row) bool {
 		return r.Kind == audit.KindSessionClose && strings.Contains(r.Error, "client_encoding became SJIS")
 	})
+}
+
+// binaryConfig is gateway.toml for the tests of the gateway binary: a dev
+// issuer, target "app" on pg with its password from APP_DB_PASSWORD, a
+// postgres listener and an access rule for everyone. targetExtra is
+// added to the target's table (after its credential), rest at the end.
+func binaryConfig(issuer string, pg *testenv.Postgres, listen, targetExtra, rest string) string {
+	return fmt.Sprintf(`
+[gateway]
+data_dir = "data"
+shutdown_grace = "5s"
+[dev]
+issuer_listen = %q
+
+[[targets]]
+name = "app"
+protocol = "postgres"
+upstream = %q
+sslmode = "disable"
+[targets.credential]
+type = "password"
+username = %q
+password = "env:APP_DB_PASSWORD"
+%s
+[[listeners]]
+name = "pg"
+protocol = "postgres"
+listen = %q
+
+[[access]]
+name = "agents"
+targets = ["app"]
+%s`, issuer, pg.Addr(), pg.User, targetExtra, listen, rest)
 }

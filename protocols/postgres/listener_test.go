@@ -216,32 +216,7 @@ func TestGatewayBinaryAcceptAfterEMFILE(t *testing.T) {
 	testenv.RequireCommand(t, "prlimit")
 	pg := testenv.StartPostgres(t, testenv.PostgresOptions{})
 	listen, issuer := testenv.FreeAddr(t), testenv.FreeAddr(t)
-	cfg := fmt.Sprintf(`
-[gateway]
-data_dir = "data"
-shutdown_grace = "5s"
-[dev]
-issuer_listen = %q
-
-[[targets]]
-name = "app"
-protocol = "postgres"
-upstream = %q
-sslmode = "disable"
-[targets.credential]
-type = "password"
-username = %q
-password = "env:APP_DB_PASSWORD"
-
-[[listeners]]
-name = "pg"
-protocol = "postgres"
-listen = %q
-
-[[access]]
-name = "agents"
-targets = ["app"]
-`, issuer, pg.Addr(), pg.User, listen)
+	cfg := binaryConfig(issuer, pg, listen, "", "")
 	env := []string{"APP_DB_PASSWORD=" + pg.Password}
 	gw := testenv.StartGateway(t, testenv.GatewayOptions{Config: cfg, Dev: true, Env: env, Wait: []string{listen, issuer}})
 	tok, errOut, code := gw.Run("token", "-c", "gateway.toml", "--sub", "ci-agent")

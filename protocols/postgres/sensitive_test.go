@@ -233,3 +233,25 @@ func TestAuditFullPerStatement(t *testing.T) {
 		t.Fatalf("after the trail drained: %v", err)
 	}
 }
+
+// A table created after the catalog was read is covered as soon as the
+// DDL that made it has run: the gateway reads the catalog again.
+func TestSensitiveCatalogFollowsDDL(t *testing.T) {
+	e := startEnv(t, envOptions{target: func(t *config.Target) {
+		t.Sensitive = []config.Sensitive{{Columns: []string{"public.*_keys.secret"}}}
+	}})
+	ctx := context.Background()
+	c := e.connect(t, "", pgx.QueryExecModeSimpleProtocol)
+	for _, sql := range []string{"SELECT 1", "CREATE TABLE new_keys (id int, secret text)", "INSERT INTO new_keys VALUES (1, 'sk_live_new')"} {
+		if _, err := c.Exec(ctx, sql); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+	}
+	var v string
+	if err := c.QueryRow(ctx, "SELECT secret AS x FROM new_keys").Scan(&v); err != nil || v != "[masked]" {
+		t.Fatalf("the new table's secret: %q %v", v, err)
+	}
+	if _, err := c.Exec(ctx, "SELECT upper(secret) FROM new_keys"); err == nil {
+		t.Fatal("an expression of the new table's secret ran")
+	}
+}

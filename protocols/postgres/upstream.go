@@ -71,16 +71,9 @@ const maxAppName = 63
 // with the client's settings that passed filterStartup, and takes the raw
 // connection over from pgconn once it is idle.
 func (t *target) connect(ctx context.Context, db string, client *startupSettings, sessionID string) (*pgconn.HijackedConn, error) {
-	cfg, err := pgconn.ParseConfig(fmt.Sprintf("host=%s port=%s user=%s dbname=%s sslmode=disable",
-		quoteConnValue(t.host), quoteConnValue(t.port), quoteConnValue(t.user), quoteConnValue(db)))
+	cfg, err := t.config(db)
 	if err != nil {
 		return nil, err
-	}
-	cfg.Password = t.password
-	cfg.Fallbacks = nil
-	cfg.ConnectTimeout = 10 * time.Second
-	if t.tls != nil {
-		cfg.TLSConfig = t.tls.Clone()
 	}
 	// Settings go as startup parameters of their own, never rebuilt into
 	// an options string the server would split and parse again.
@@ -119,6 +112,23 @@ func (t *target) connect(ctx context.Context, db string, client *startupSettings
 		return nil, fmt.Errorf("upstream sent %d bytes after ReadyForQuery", n)
 	}
 	return hc, nil
+}
+
+// config is how the gateway reaches database db on t: the target's
+// credential, its TLS, no fallbacks.
+func (t *target) config(db string) (*pgconn.Config, error) {
+	cfg, err := pgconn.ParseConfig(fmt.Sprintf("host=%s port=%s user=%s dbname=%s sslmode=disable",
+		quoteConnValue(t.host), quoteConnValue(t.port), quoteConnValue(t.user), quoteConnValue(db)))
+	if err != nil {
+		return nil, err
+	}
+	cfg.Password = t.password
+	cfg.Fallbacks = nil
+	cfg.ConnectTimeout = 10 * time.Second
+	if t.tls != nil {
+		cfg.TLSConfig = t.tls.Clone()
+	}
+	return cfg, nil
 }
 
 // quoteConnValue quotes v for a keyword/value connection string.
