@@ -146,12 +146,12 @@ func heldHeader(r *http.Request, changes map[string]string) http.Header {
 }
 
 // pending answers 202: the approval goes on, and a retry of the same
-// request (same Idempotency-Key, or the same request hash) picks it up.
+// request (same Idempotency-Key, or the same canonical form) picks it up.
 func (x *exchange) pending(w http.ResponseWriter, p *approval.Pending, v event.Verdict) {
 	x.errMsg = "held: waiting for approval " + p.ID
 	b, _ := json.Marshal(pendingBody{
 		Status: http.StatusAccepted, Error: "approval_pending",
-		Reason:     "held for approval (" + v.Reason + "); retry the same request, with the same Idempotency-Key if you sent one, once it is approved",
+		Reason:     "held for approval (" + v.Reason + "); once it is approved, retry the same request unchanged (method, path, query, body), with the same Idempotency-Key if you sent one",
 		ApprovalID: p.ID, URL: p.URL, SessionID: x.sess.id,
 	})
 	h := w.Header()

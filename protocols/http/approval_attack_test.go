@@ -11,6 +11,7 @@ import (
 
 	"github.com/tollgate-dev/tollgate/host/admin"
 	"github.com/tollgate-dev/tollgate/host/audit"
+	"github.com/tollgate-dev/tollgate/host/testenv"
 )
 
 // attempt is one agent request with its own method, body and headers.
@@ -66,6 +67,10 @@ func TestApprovalCoversTheExactRequest(t *testing.T) {
 	rec, err := carol.Approval(context.Background(), id)
 	if err != nil {
 		t.Fatal(err)
+	}
+	out, errOut, code := testenv.RunGateway(t, e.gw.Dir, append(e.gw.Env, "TOLLGATE_TOKEN="+carol.Token), "approvals", "show", id, "-c", e.gw.Config)
+	if code != 0 || !strings.Contains(out, "body (12 bytes, sha256 "+rec.Covered["body.sha256"]+"):\n"+body) || !strings.Contains(out, `query	"amount=1&order=42"`) {
+		t.Fatalf("approvals show: %d %s %s", code, out, errOut)
 	}
 	if _, err := carol.Approve(context.Background(), id, admin.DecideRequest{Reason: "ticket 42"}); err != nil {
 		t.Fatal(err)
