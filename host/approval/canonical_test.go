@@ -138,6 +138,10 @@ func TestResumeRefusesAnotherRequestWithTheKey(t *testing.T) {
 	if _, ok, err := m.Resume(req); ok || err != nil {
 		t.Fatalf("a used approval resumed again: %v %v", ok, err)
 	}
+	// Used, it names nothing: another request with its key holds anew.
+	if _, ok, err := m.Resume(swap); ok || err != nil {
+		t.Fatalf("a swapped request after use: %v %v", ok, err)
+	}
 }
 
 // A session grant covers its canonical form only.

@@ -139,6 +139,13 @@ func TestApprovalCoversTheExactRequest(t *testing.T) {
 	if aid := approvalIDOf(t, again); aid == id {
 		t.Fatal("the approval ran a second request")
 	}
+	// A used approval covers nothing more: another request with its key
+	// meets the newest approval of that key (the one just opened), which
+	// covers the approved request, and is refused.
+	late := attempt{method: "POST", path: "/orders/api/danger/refunds/all-customers?amount=99999999", token: agent, key: "refund-42", body: body}
+	if a := e.try(t, late); a.status != 409 || strings.Contains(a.body, id) || !strings.Contains(a.body, approvalIDOf(t, again)) {
+		t.Fatalf("a swapped request after the approval was used: %d %s", a.status, a.body)
+	}
 	seen := e.up.Seen()
 	if len(seen) != 1 || seen[0].Path != "/base/api/danger/refunds" || seen[0].Query != "amount=1&order=42" || string(seen[0].Body) != body {
 		t.Fatalf("the upstream saw %+v", seen)
