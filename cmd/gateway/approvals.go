@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -199,6 +200,28 @@ func printApproval(w io.Writer, r approval.Record) {
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "\nrequest:\n%s\n", requestLine(r.Fields))
+	if n, _ := strconv.Atoi(r.Covered["body.length"]); n > 0 {
+		note := ""
+		if n > 1024 {
+			note = ", first KiB shown"
+		}
+		if r.BodyQuoted {
+			note += ", not UTF-8 text, quoted"
+		}
+		fmt.Fprintf(w, "\nbody (%d bytes, sha256 %s%s):\n%s\n", n, r.Covered["body.sha256"], note, r.Body)
+	}
+	if len(r.Covered) > 0 {
+		// What a retry must match exactly to run on this approval.
+		fmt.Fprintf(w, "\ncovers (with the target and the subject):\n")
+		keys := make([]string, 0, len(r.Covered))
+		for k := range r.Covered {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			fmt.Fprintf(w, "  %s\t%q\n", k, r.Covered[k])
+		}
+	}
 }
 
 func requestLine(f map[string]string) string {

@@ -40,7 +40,7 @@ func startApprovals(cfg *config.Config, rec audit.Recorder, log *slog.Logger) (*
 		Timeout: ac.Timeout.Duration, ApprovalsRequired: ac.ApprovalsRequired, MaxSessionGrant: ac.MaxSessionGrant.Duration,
 		URL:   func(id string) string { return strings.TrimSuffix(ac.BaseURL, "/") + "/ui/approvals/" + id },
 		Store: st, Recorder: rec, GatewayID: cfg.Gateway.ID, Log: log.With("component", "approval"),
-		PollInterval: ac.PollInterval.Duration,
+		PollInterval: ac.PollInterval.Duration, MaxPendingPerPrincipal: ac.MaxPendingPerPrincipal, MaxPendingPerTarget: ac.MaxPendingPerTarget,
 	}
 	if len(ac.Webhooks) > 0 {
 		hooks := make([]approval.Webhook, len(ac.Webhooks))

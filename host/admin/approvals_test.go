@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -214,5 +215,34 @@ func TestConsoleCSRF(t *testing.T) {
 	// Without a session the console sends the browser to sign in.
 	if code, _ := get(t, browser(t), srv.URL+"/ui/"); code != 303 {
 		t.Fatalf("anonymous queue: %d", code)
+	}
+}
+
+// The detail page shows a held body (escaped), or its first KiB, with its
+// hash and length, and what the approval covers.
+func TestConsoleShowsTheBody(t *testing.T) {
+	m, srv, _ := approvalsServer(t)
+	body := []byte(`{"note":"</pre><script>alert(1)</script>"}` + strings.Repeat("x", 2000))
+	p, err := m.Hold(context.Background(), approval.Request{
+		SessionID: "s2", Protocol: "http", Kind: "http.request", Target: "payments", Principal: people["agent"],
+		Fields:         map[string]string{"method": "POST", "path": "/refunds", "query": "amount=1"},
+		Covered:        approval.HTTPCovered("POST", "/refunds", "amount=1", http.Header{}, body),
+		Body:           body,
+		ApproverGroups: []string{"dba"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _ := login(t, srv.URL, "alice")
+	_, page := get(t, c, srv.URL+"/ui/approvals/"+p.ID)
+	rec, _ := m.Get(p.ID)
+	for _, want := range []string{`id="body"`, strconv.Itoa(len(body)) + " bytes", rec.Covered["body.sha256"], "the first KiB is shown",
+		"&lt;script&gt;alert(1)", `id="covered"`, "amount=1"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("detail lacks %q", want)
+		}
+	}
+	if strings.Contains(page, "<script>alert(1)") || strings.Contains(page, strings.Repeat("x", 1100)) {
+		t.Fatal("the body is unescaped or not cut at 1 KiB")
 	}
 }

@@ -92,6 +92,9 @@ type view struct {
 	Columns   []string
 	Rows      [][]string
 	Changed   map[string]bool // fields plugins rewrote before the hold
+	Covered   [][2]string     // the canonical request the approval covers
+	BodyLen   int             // the held body's length; Rec.Body shows it or its first KiB
+	BodyCut   bool
 }
 
 func (c *console) render(w http.ResponseWriter, status int, name string, v view) {
@@ -225,6 +228,9 @@ func (c *console) showDetail(w http.ResponseWriter, id string, p *event.Principa
 		v.Changed[k] = true
 	}
 	v.Request = highlight(rec)
+	v.Covered = sortedPairs(rec.Covered)
+	v.BodyLen, _ = strconv.Atoi(rec.Covered["body.length"])
+	v.BodyCut = v.BodyLen > 1024
 	c.render(w, status, "detail.html", v)
 }
 

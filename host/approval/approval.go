@@ -2,9 +2,6 @@ package approval
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/binary"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -67,10 +64,12 @@ type Request struct {
 	Plugin         string
 	Reason         string
 	ApproverGroups []string
-	// Hash identifies "the same request" for grants and retries; default
-	// RequestHash(Kind, Target, Fields). Protocols pass a hash of the
-	// normalized request (for HTTP: method, host, path, query).
-	Hash string
+	// Covered is the canonical request the approval covers, built with
+	// HTTPCovered or StatementCovered; nil covers all of Fields. A retry
+	// or a session grant runs only if its canonical form is identical.
+	Covered map[string]string
+	// Body is the request body, which reviewers see (its first KiB).
+	Body []byte
 	// IdempotencyKey, when the client sent one, identifies a retry.
 	IdempotencyKey string
 	// RemoteAddr and Listener go to the approval's audit rows.
@@ -126,6 +125,11 @@ type Record struct {
 	Reason         string            `json:"reason,omitempty"`
 	ApproverGroups []string          `json:"approver_groups"`
 	Hash           string            `json:"hash"`
+	// Covered is the canonical request the approval covers (see
+	// Canonical); Body is the request body, or its first KiB.
+	Covered        map[string]string `json:"covered,omitempty"`
+	Body           string            `json:"body,omitempty"`
+	BodyQuoted     bool              `json:"body_quoted,omitempty"` // Body is Go-quoted: the bytes are not UTF-8 text
 	IdempotencyKey string            `json:"idempotency_key,omitempty"`
 	RemoteAddr     string            `json:"remote_addr,omitempty"`
 	Listener       string            `json:"listener,omitempty"`
@@ -200,8 +204,12 @@ type Options struct {
 	// PollInterval is how often a Manager on a Shared store looks for
 	// decisions other replicas made on its approvals; default 250ms.
 	PollInterval time.Duration
-	Log          *slog.Logger
-	Now          func() time.Time
+	// MaxPendingPerPrincipal and MaxPendingPerTarget cap the approvals
+	// pending at once in this process, so that an agent cannot flood
+	// the reviewers; defaults 20 and 100.
+	MaxPendingPerPrincipal, MaxPendingPerTarget int
+	Log                                         *slog.Logger
+	Now                                         func() time.Time
 }
 
 // Manager holds requests and records decisions. It is safe for
@@ -260,6 +268,12 @@ func New(o Options) (*Manager, error) {
 	if o.PollInterval <= 0 {
 		o.PollInterval = 250 * time.Millisecond
 	}
+	if o.MaxPendingPerPrincipal <= 0 {
+		o.MaxPendingPerPrincipal = 20
+	}
+	if o.MaxPendingPerTarget <= 0 {
+		o.MaxPendingPerTarget = 100
+	}
 	m := &Manager{o: o, holder: o.GatewayID + "/" + audit.NewID(), recs: map[string]*entry{}, grants: map[string][]grant{}}
 	if o.Store == nil {
 		return m, nil
@@ -295,13 +309,11 @@ func New(o Options) (*Manager, error) {
 // # Errors
 //
 // An error means the approval could not be recorded (the store failed, no
-// approver groups, the Manager is shut down); refuse the request.
+// approver groups, the Manager is shut down); refuse the request. It wraps
+// ErrTooManyPending when the principal or the target has reached its cap.
 func (m *Manager) Hold(ctx context.Context, req Request) (*Pending, error) {
 	if len(req.ApproverGroups) == 0 {
 		return nil, errors.New("approval: the hold names no approver groups")
-	}
-	if req.Hash == "" {
-		req.Hash = RequestHash(req.Kind, req.Target, req.Fields)
 	}
 	now := m.o.Now()
 	id := audit.NewID()
@@ -309,18 +321,26 @@ func (m *Manager) Hold(ctx context.Context, req Request) (*Pending, error) {
 		ID: id, State: StatePending, URL: m.o.URL(id),
 		SessionID: req.SessionID, Protocol: req.Protocol, Kind: req.Kind, Target: req.Target,
 		Fields: maps.Clone(req.Fields), Changed: slices.Clone(req.Changed), Plugin: req.Plugin, Reason: req.Reason,
-		ApproverGroups: slices.Clone(req.ApproverGroups), Hash: req.Hash, IdempotencyKey: req.IdempotencyKey,
-		RemoteAddr: req.RemoteAddr, Listener: req.Listener, Required: m.o.ApprovalsRequired,
+		ApproverGroups: slices.Clone(req.ApproverGroups), Hash: CanonicalHash(req), Covered: maps.Clone(req.covered()),
+		IdempotencyKey: req.IdempotencyKey,
+		RemoteAddr:     req.RemoteAddr, Listener: req.Listener, Required: m.o.ApprovalsRequired,
 		Created: now, Expires: now.Add(m.o.Timeout), Holder: m.holder,
 	}
 	if p := req.Principal; p != nil {
 		r.Issuer, r.Subject, r.Email, r.Groups, r.Claims = p.Issuer, p.Subject, p.Email, slices.Clone(p.Groups), maps.Clone(p.Kept)
+	}
+	if req.Body != nil {
+		r.Body, r.BodyQuoted = BodyPreview(req.Body)
 	}
 	e := &entry{rec: r, done: make(chan struct{})}
 	m.mu.Lock()
 	if m.closed {
 		m.mu.Unlock()
 		return nil, errors.New("approval: the gateway is stopping")
+	}
+	if err := m.capLocked(&r); err != nil {
+		m.mu.Unlock()
+		return nil, err
 	}
 	m.record(e, audit.KindApprovalRequest, "hold", "", req.Reason, string(StatePending))
 	if err := m.save(e); err != nil {
@@ -334,6 +354,31 @@ func (m *Manager) Hold(ctx context.Context, req Request) (*Pending, error) {
 		m.o.Notify(r)
 	}
 	return &Pending{m: m, e: e, ID: id, URL: r.URL}, nil
+}
+
+// capLocked refuses a new approval past the pending caps. Replicas on a
+// shared store count their own pending approvals only.
+func (m *Manager) capLocked(r *Record) error {
+	byPrincipal, byTarget := 0, 0
+	for _, e := range m.recs {
+		o := &e.rec
+		if o.State != StatePending {
+			continue
+		}
+		if o.Issuer == r.Issuer && o.Subject == r.Subject {
+			byPrincipal++
+		}
+		if o.Target == r.Target {
+			byTarget++
+		}
+	}
+	switch {
+	case byPrincipal >= m.o.MaxPendingPerPrincipal:
+		return fmt.Errorf("%w: %s already has %d pending (max_pending_per_principal); wait for decisions", ErrTooManyPending, r.Subject, byPrincipal)
+	case byTarget >= m.o.MaxPendingPerTarget:
+		return fmt.Errorf("%w: target %s already has %d pending (max_pending_per_target); wait for decisions", ErrTooManyPending, r.Target, byTarget)
+	}
+	return nil
 }
 
 func (m *Manager) expire(id string) {
@@ -416,16 +461,19 @@ func (p *Pending) Cancel(reason string) {
 
 // Resume finds the approval an earlier attempt of req started: same
 // principal (issuer and subject), kind and target, and the same
-// IdempotencyKey when req has one, else the same Hash; newest first, and
-// only one not taken yet and not cancelled. The caller waits on it or takes
-// its decision instead of holding again.
-func (m *Manager) Resume(req Request) (*Pending, bool) {
+// IdempotencyKey when req has one, else the same canonical form; newest
+// first, and only one not taken yet and not cancelled. The caller waits on
+// it or takes its decision instead of holding again.
+//
+// # Errors
+//
+// A *MismatchError (ErrMismatch) when the key names an approval whose
+// canonical form differs from req's: refuse the request, do not hold it.
+func (m *Manager) Resume(req Request) (*Pending, bool, error) {
 	if req.Principal == nil {
-		return nil, false
+		return nil, false, nil
 	}
-	if req.Hash == "" {
-		req.Hash = RequestHash(req.Kind, req.Target, req.Fields)
-	}
+	hash := CanonicalHash(req)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var best *entry
@@ -439,7 +487,7 @@ func (m *Manager) Resume(req Request) (*Pending, bool) {
 			if r.IdempotencyKey != req.IdempotencyKey {
 				continue
 			}
-		} else if r.Hash != req.Hash {
+		} else if r.Hash != hash {
 			continue
 		}
 		// Cancelled (the client went away, or the gateway stopped): a new
@@ -452,18 +500,23 @@ func (m *Manager) Resume(req Request) (*Pending, bool) {
 		}
 	}
 	if best == nil {
-		return nil, false
+		return nil, false, nil
 	}
-	return &Pending{m: m, e: best, ID: best.rec.ID, URL: best.rec.URL}, true
+	if best.rec.Hash != hash {
+		d := Differs(best.rec.Covered, req.covered())
+		if len(d) == 0 {
+			d = []string{"protocol"} // same fields, so the hash's other inputs
+		}
+		return nil, false, &MismatchError{ID: best.rec.ID, Fields: d}
+	}
+	return &Pending{m: m, e: best, ID: best.rec.ID, URL: best.rec.URL}, true, nil
 }
 
-// Granted reports whether a session grant covers req (same session, kind,
-// target and hash, not yet past its end); the Decision names the approval
-// and the approver for the request's audit row.
+// Granted reports whether a session grant covers req (same session, and
+// the same canonical form, not yet past its end); the Decision names the
+// approval and the approver for the request's audit row.
 func (m *Manager) Granted(req Request) (Decision, bool) {
-	if req.Hash == "" {
-		req.Hash = RequestHash(req.Kind, req.Target, req.Fields)
-	}
+	hash := CanonicalHash(req)
 	now := m.o.Now()
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -476,7 +529,7 @@ func (m *Manager) Granted(req Request) (Decision, bool) {
 		}
 		live = append(live, gs[i])
 		g := &live[len(live)-1]
-		if g.kind == req.Kind && g.target == req.Target && g.hash == req.Hash {
+		if g.kind == req.Kind && g.target == req.Target && g.hash == hash {
 			found = g
 		}
 	}
@@ -768,28 +821,4 @@ func (r *Record) clone() Record {
 	c := *r
 	c.Votes = slices.Clone(r.Votes)
 	return c
-}
-
-// RequestHash is the hex SHA-256 of a request's kind, target and fields
-// (sorted, length-prefixed): "the same request" for grants and retries.
-func RequestHash(kind, target string, fields map[string]string) string {
-	h := sha256.New()
-	var buf [binary.MaxVarintLen64]byte
-	str := func(s string) {
-		n := binary.PutUvarint(buf[:], uint64(len(s)))
-		h.Write(buf[:n])
-		h.Write([]byte(s))
-	}
-	str(kind)
-	str(target)
-	keys := make([]string, 0, len(fields))
-	for k := range fields {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		str(k)
-		str(fields[k])
-	}
-	return hex.EncodeToString(h.Sum(nil))
 }

@@ -253,35 +253,35 @@ func TestResumeByKeyOrHash(t *testing.T) {
 	p := hold(t, m, req)
 	retry := request("s9", "DELETE FROM orders") // another connection, another session
 	retry.IdempotencyKey = "k1"
-	if q, ok := m.Resume(retry); !ok || q.ID != p.ID {
+	if q, ok, _ := m.Resume(retry); !ok || q.ID != p.ID {
 		t.Fatal("retry with the same key not found")
 	}
 	retry.IdempotencyKey = "k2"
-	if _, ok := m.Resume(retry); ok {
+	if _, ok, _ := m.Resume(retry); ok {
 		t.Fatal("another key matched")
 	}
 	retry.IdempotencyKey = ""
-	if q, ok := m.Resume(retry); !ok || q.ID != p.ID {
+	if q, ok, _ := m.Resume(retry); !ok || q.ID != p.ID {
 		t.Fatal("retry with the same request hash not found")
 	}
 	other := retry
 	other.Principal = bob
-	if _, ok := m.Resume(other); ok {
+	if _, ok, _ := m.Resume(other); ok {
 		t.Fatal("another principal's retry matched")
 	}
 	m.Approve(p.ID, alice, approval.DecideOptions{})
-	q, _ := m.Resume(retry)
+	q, _, _ := m.Resume(retry)
 	if d, ok := q.Take(); !ok || !d.Approved() {
 		t.Fatal("retry did not get the approval")
 	}
-	if _, ok := m.Resume(retry); ok {
+	if _, ok, _ := m.Resume(retry); ok {
 		t.Fatal("a used approval matched again")
 	}
 	// A cancelled attempt (the client went away) is not resumed: the next
 	// attempt holds anew.
 	gone := hold(t, m, retry)
 	gone.Cancel("the client went away")
-	if _, ok := m.Resume(retry); ok {
+	if _, ok, _ := m.Resume(retry); ok {
 		t.Fatal("a cancelled approval matched")
 	}
 }

@@ -11,7 +11,7 @@
 //		SessionID: sess.ID, Protocol: "postgres", Kind: ev.Kind, Target: ev.Target,
 //		Principal: ev.Principal, Fields: ev.Fields,
 //		Plugin: v.Plugin, Reason: v.Reason, ApproverGroups: v.ApproverGroups,
-//		Hash: approval.RequestHash(ev.Kind, ev.Target, map[string]string{"sql": normalized}),
+//		Covered: approval.StatementCovered(ev.Fields), // what the approval covers
 //	}
 //	if d, ok := m.Granted(req); ok {
 //		// a just-in-time grant of this session covers it: run it, and put
@@ -29,7 +29,10 @@
 // the [approvals] http_wait) selects on [Pending.Done] instead of
 // calling Wait, leaves the approval pending, and on the client's retry finds
 // it again with [Manager.Resume]; [Pending.Take] hands an approval's
-// decision to exactly one request.
+// decision to exactly one request. Resume and Granted match only a request
+// whose canonical form (see [CanonicalHash]) is identical; Resume answers a
+// [*MismatchError] when the Idempotency-Key names an approval of another
+// request, and Hold wraps [ErrTooManyPending] past the pending caps.
 //
 // # Rules
 //

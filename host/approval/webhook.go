@@ -222,10 +222,12 @@ func (n *Notifier) Shutdown(ctx context.Context) error {
 // Payload renders r for a webhook: "slack" is {"text": ...} with the
 // request, who asked and the approval URL (Slack's incoming webhooks,
 // Mattermost and others take it); "generic" is
-// {"type": "approval.pending", "approval": Record}.
+// {"type": "approval.pending", "approval": Record}, without the body: a
+// webhook endpoint is not a reviewer (the covered hash and length stay).
 func Payload(format string, r Record) ([]byte, error) {
 	switch format {
 	case "generic":
+		r.Body, r.BodyQuoted = "", false
 		return json.Marshal(struct {
 			Type     string `json:"type"`
 			Approval Record `json:"approval"`

@@ -135,3 +135,14 @@ func TestWebhookQueueFullDrops(t *testing.T) {
 		t.Fatalf("stats %+v", st)
 	}
 }
+
+func TestGenericPayloadHasNoBody(t *testing.T) {
+	r := approval.Record{ID: "a1", Body: "card=4111111111111111", Covered: map[string]string{"body.sha256": "abc", "body.length": "21"}}
+	b, err := approval.Payload("generic", r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(b), "4111") || !strings.Contains(string(b), `"body.sha256":"abc"`) {
+		t.Fatalf("payload %s", b)
+	}
+}

@@ -259,9 +259,14 @@ type Approvals struct {
 	// Store keeps pending approvals and decisions: "file" (the data
 	// directory; one gateway) or "clickhouse" (the audit server's, shared
 	// by replicas). Default: clickhouse when audit.store is, else file.
-	Store        string    `toml:"store"`
-	PollInterval Duration  `toml:"poll_interval"` // clickhouse: how often a replica looks for decisions made elsewhere; default 250ms
-	Webhooks     []Webhook `toml:"webhooks"`
+	Store        string   `toml:"store"`
+	PollInterval Duration `toml:"poll_interval"` // clickhouse: how often a replica looks for decisions made elsewhere; default 250ms
+	// MaxPendingPerPrincipal and MaxPendingPerTarget cap the approvals
+	// pending at once (per gateway process); past them a hold is refused
+	// (HTTP 429, PostgreSQL 53400). Defaults 20 and 100.
+	MaxPendingPerPrincipal int       `toml:"max_pending_per_principal"`
+	MaxPendingPerTarget    int       `toml:"max_pending_per_target"`
+	Webhooks               []Webhook `toml:"webhooks"`
 }
 
 // Webhook notifies one approver group of each new pending approval.
@@ -467,6 +472,12 @@ func (c *Config) applyDefaults() {
 		}
 		if ap.PollInterval.Duration == 0 {
 			ap.PollInterval.Duration = 250 * time.Millisecond
+		}
+		if ap.MaxPendingPerPrincipal == 0 {
+			ap.MaxPendingPerPrincipal = 20
+		}
+		if ap.MaxPendingPerTarget == 0 {
+			ap.MaxPendingPerTarget = 100
 		}
 		if ap.BaseURL == "" && c.Admin.Listen != "" {
 			ap.BaseURL = "http://" + c.Admin.Listen

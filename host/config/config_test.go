@@ -267,7 +267,8 @@ url = "env:SLACK_HOOK"
 `)
 	ap := c.Approvals
 	if ap.Timeout.Duration != 10*time.Minute || ap.HTTPWait.Duration != 25*time.Second || ap.ApprovalsRequired != 1 ||
-		ap.BaseURL != "http://127.0.0.1:8090" || ap.Webhooks[0].Format != "slack" {
+		ap.BaseURL != "http://127.0.0.1:8090" || ap.Webhooks[0].Format != "slack" ||
+		ap.MaxPendingPerPrincipal != 20 || ap.MaxPendingPerTarget != 100 {
 		t.Fatalf("defaults: %+v", ap)
 	}
 	src := minimal + `
@@ -276,6 +277,8 @@ timeout = "1m"
 http_wait = "2m"
 base_url = "ftp://x"
 store = "clickhouse"
+max_pending_per_principal = -1
+max_pending_per_target = -5
 [[approvals.webhooks]]
 url = "https://hooks.slack.com/services/T0/B0/secret"
 format = "teams"
@@ -288,6 +291,8 @@ format = "teams"
 	wantProblem(t, ps, line("url = \"https"), 1, "never written inline")
 	wantProblem(t, ps, line("format"), 1, "slack or generic")
 	wantProblem(t, ps, line("store"), 1, `needs audit.store = "clickhouse"`)
+	wantProblem(t, ps, line("max_pending_per_principal"), 1, "must be positive")
+	wantProblem(t, ps, line("max_pending_per_target"), 1, "must be positive")
 	if ap.Store != "file" || ap.PollInterval.Duration != 250*time.Millisecond {
 		t.Fatalf("store defaults: %+v", ap)
 	}

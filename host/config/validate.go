@@ -387,6 +387,12 @@ func (c *Config) validateApprovals(ps *problemList) {
 	if ap.PollInterval.Duration < 0 {
 		ps.add("approvals.poll_interval", "must be positive")
 	}
+	if ap.MaxPendingPerPrincipal < 0 {
+		ps.add("approvals.max_pending_per_principal", "must be positive")
+	}
+	if ap.MaxPendingPerTarget < 0 {
+		ps.add("approvals.max_pending_per_target", "must be positive")
+	}
 	if ap.BaseURL != "" {
 		if u, err := url.Parse(ap.BaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			ps.add("approvals.base_url", "must be an http or https URL, e.g. https://tollgate.example.com")

@@ -3,9 +3,11 @@ package http
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/tollgate-dev/tollgate/host/approval"
@@ -31,42 +33,65 @@ type pendingBody struct {
 // hold runs a held request through the approval service: a session grant
 // lets it through at once; otherwise it waits up to the configured time
 // for the decision (its own earlier attempt's, found by Idempotency-Key or
-// request hash, or a new approval's). It answers the client and returns
+// canonical form, or a new approval's). It answers the client and returns
 // false unless the request was approved and may run now, exactly once.
+//
+// An approval covers the request's canonical form (approval.HTTPCovered):
+// a retry whose Idempotency-Key names an approval of another request is
+// refused with 409 approval_mismatch.
 func (x *exchange) hold(w http.ResponseWriter, r *http.Request, v event.Verdict) bool {
 	m := x.l.deps.Approvals
 	if len(v.ApproverGroups) == 0 {
 		x.fail(w, http.StatusForbidden, "denied", "held for approval, but the plugin named no approver groups: "+v.Reason)
 		return false
 	}
+	// The body is read first: it is part of what an approval covers,
+	// grants included.
+	body := []byte{}
+	if r.Body != nil && r.Body != http.NoBody {
+		b, err := io.ReadAll(io.LimitReader(r.Body, maxHeldBody+1))
+		if err != nil {
+			x.errMsg, x.status = "client went away", 499
+			return false
+		}
+		if len(b) > maxHeldBody {
+			x.fail(w, http.StatusRequestEntityTooLarge, "body_too_large", "a request held for approval may carry at most 4 MiB")
+			return false
+		}
+		r.Body.Close()
+		r.Body = io.NopCloser(bytes.NewReader(b))
+		body = b
+	}
+	if ce := r.Header.Get("Content-Encoding"); ce != "" && !strings.EqualFold(ce, "identity") && len(body) > 0 {
+		x.fail(w, http.StatusUnsupportedMediaType, "encoded_body", "a request held for approval must send its body without Content-Encoding, so that the reviewer can read it")
+		return false
+	}
 	fields, changed := approval.Rewritten(x.ev.Fields, v.Changes, acceptedChange)
 	req := approval.Request{
 		SessionID: x.sess.id, Protocol: "http", Kind: x.ev.Kind, Target: x.rt.cfg.Target,
 		Principal: x.ev.Principal, Fields: fields, Changed: changed, Plugin: v.Plugin, Reason: v.Reason,
-		ApproverGroups: v.ApproverGroups, Hash: requestHash(x.ev), IdempotencyKey: r.Header.Get("Idempotency-Key"),
+		ApproverGroups: v.ApproverGroups, IdempotencyKey: r.Header.Get("Idempotency-Key"),
+		Covered: approval.HTTPCovered(fields["method"], fields["path"], fields["query"], heldHeader(r, v.Changes), body), Body: body,
 		RemoteAddr: x.conn.remote, Listener: x.l.cfg.Name,
 	}
 	if d, ok := m.Granted(req); ok {
 		x.approvalID, x.approver = d.ID, d.Approver
 		return true
 	}
-	if r.Body != nil && r.Body != http.NoBody {
-		body, err := io.ReadAll(io.LimitReader(r.Body, maxHeldBody+1))
-		if err != nil {
-			x.errMsg, x.status = "client went away", 499
-			return false
-		}
-		if len(body) > maxHeldBody {
-			x.fail(w, http.StatusRequestEntityTooLarge, "body_too_large", "a request held for approval may carry at most 4 MiB")
-			return false
-		}
-		r.Body.Close()
-		r.Body = io.NopCloser(bytes.NewReader(body))
+	p, ok, err := m.Resume(req)
+	var mm *approval.MismatchError
+	if errors.As(err, &mm) {
+		x.approvalID = mm.ID
+		x.fail(w, http.StatusConflict, "approval_mismatch", mm.Error()+"; send the approved request unchanged, or another Idempotency-Key for a new approval")
+		return false
 	}
-	p, ok := m.Resume(req)
 	if !ok {
-		var err error
 		if p, err = m.Hold(r.Context(), req); err != nil {
+			if errors.Is(err, approval.ErrTooManyPending) {
+				w.Header().Set("Retry-After", strconv.Itoa(retryAfter))
+				x.fail(w, http.StatusTooManyRequests, "too_many_pending", "held for approval, and not recorded: "+err.Error())
+				return false
+			}
 			x.l.deps.Log.Error("approval not recorded", "session_id", x.sess.id, "err", err)
 			x.fail(w, http.StatusForbidden, "denied", "held for approval, and the approval could not be recorded: "+v.Reason)
 			return false
@@ -99,13 +124,34 @@ func (x *exchange) hold(w http.ResponseWriter, r *http.Request, v event.Verdict)
 	return true
 }
 
+// heldHeader is r's header as the request will leave, with the chain's
+// header changes applied as applyChanges will apply them.
+func heldHeader(r *http.Request, changes map[string]string) http.Header {
+	h, cloned := r.Header, false
+	for k, v := range changes {
+		if !strings.HasPrefix(k, "header.") || !acceptedChange(k, v) {
+			continue
+		}
+		if !cloned {
+			h, cloned = r.Header.Clone(), true
+		}
+		name := http.CanonicalHeaderKey(strings.TrimPrefix(k, "header."))
+		if v == "" {
+			h.Del(name)
+		} else {
+			h.Set(name, v)
+		}
+	}
+	return h
+}
+
 // pending answers 202: the approval goes on, and a retry of the same
-// request (same Idempotency-Key, or the same request hash) picks it up.
+// request (same Idempotency-Key, or the same canonical form) picks it up.
 func (x *exchange) pending(w http.ResponseWriter, p *approval.Pending, v event.Verdict) {
 	x.errMsg = "held: waiting for approval " + p.ID
 	b, _ := json.Marshal(pendingBody{
 		Status: http.StatusAccepted, Error: "approval_pending",
-		Reason:     "held for approval (" + v.Reason + "); retry the same request, with the same Idempotency-Key if you sent one, once it is approved",
+		Reason:     "held for approval (" + v.Reason + "); once it is approved, retry the same request unchanged (method, path, query, body), with the same Idempotency-Key if you sent one",
 		ApprovalID: p.ID, URL: p.URL, SessionID: x.sess.id,
 	})
 	h := w.Header()
@@ -119,14 +165,3 @@ func (x *exchange) pending(w http.ResponseWriter, p *approval.Pending, v event.V
 
 // retryAfter is the seconds a 202 asks the client to wait before retrying.
 const retryAfter = 5
-
-// requestHash is "the same request" for retries and session grants: the
-// method, host, path and query as the plugins left them. Headers are not
-// part of it (Idempotency-Key and X-Request-Id differ between retries), nor
-// the body, which plugins and reviewers do not see.
-func requestHash(ev *event.Event) string {
-	f := ev.Fields
-	return approval.RequestHash(ev.Kind, ev.Target, map[string]string{
-		"method": f["method"], "host": f["host"], "path": f["path"], "query": f["query"],
-	})
-}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"net"
 	"reflect"
-	"strings"
 	"sync"
 	"time"
 
@@ -47,6 +46,8 @@ var (
 
 // hold asks a person to decide on a held statement. True means approved:
 // run it exactly once. False is a deny, with the reason in the verdict.
+// An approval and a session grant cover the statement's canonical form
+// (approval.StatementCovered): the SQL as sent and its parameters.
 func (s *session) hold(st *stmt, ev *event.Event, v event.Verdict) (event.Verdict, bool) {
 	m := s.l.deps.Approvals
 	if len(v.ApproverGroups) == 0 {
@@ -57,7 +58,7 @@ func (s *session) hold(st *stmt, ev *event.Event, v event.Verdict) (event.Verdic
 	req := approval.Request{
 		SessionID: s.id, Protocol: "postgres", Kind: ev.Kind, Target: s.targetName,
 		Principal: s.principal, Fields: fields, Changed: changed, Plugin: v.Plugin, Reason: v.Reason,
-		ApproverGroups: v.ApproverGroups, Hash: statementHash(ev.Kind, s.targetName, fields),
+		ApproverGroups: v.ApproverGroups, Covered: approval.StatementCovered(fields),
 		RemoteAddr: s.remote, Listener: s.l.cfg.Name,
 	}
 	if d, ok := m.Granted(req); ok {
@@ -67,6 +68,11 @@ func (s *session) hold(st *stmt, ev *event.Event, v event.Verdict) (event.Verdic
 	ctx, cancel := context.WithCancelCause(context.Background())
 	defer cancel(nil)
 	p, err := m.Hold(ctx, req)
+	if errors.Is(err, approval.ErrTooManyPending) {
+		st.code = codeConfigLimitExceeded
+		v.Reason = "held for approval, and not recorded: " + err.Error()
+		return v, false
+	}
 	if err != nil {
 		s.l.deps.Log.Error("approval not recorded", "session_id", s.id, "err", err)
 		v.Reason = "held for approval, and the approval could not be recorded: " + v.Reason
@@ -176,21 +182,13 @@ func copyMessage(m pgproto3.FrontendMessage) (pgproto3.FrontendMessage, int, err
 	return c, len(b), nil
 }
 
-// statementHash identifies "the same statement" for session grants: the
-// SQL with whitespace runs folded, and the parameters.
-func statementHash(kind, target string, fields map[string]string) string {
-	f := map[string]string{"sql": strings.Join(strings.Fields(fields["sql"]), " ")}
-	for k, v := range fields {
-		if strings.HasPrefix(k, "param.") {
-			f[k] = v
-		}
-	}
-	return approval.RequestHash(kind, target, f)
-}
-
 // noticeMsg encodes a NoticeResponse from the gateway.
 func noticeMsg(dst []byte, msg, sessionID string) []byte {
 	b, _ := (&pgproto3.NoticeResponse{Severity: "NOTICE", SeverityUnlocalized: "NOTICE", Code: "01000",
 		Message: msg, Detail: "tollgate session " + sessionID}).Encode(dst)
 	return b
 }
+
+// codeConfigLimitExceeded answers a hold past the pending caps
+// (approvals.max_pending_per_principal, max_pending_per_target).
+const codeConfigLimitExceeded = "53400"

@@ -30,7 +30,13 @@ type holdEnv struct {
 
 func startHoldEnv(t *testing.T, pg *testenv.Postgres, timeout time.Duration) *holdEnv {
 	t.Helper()
-	m, err := approval.New(approval.Options{Timeout: timeout, URL: func(id string) string { return "https://console.test/approvals/" + id }})
+	return startHoldEnvWith(t, pg, approval.Options{Timeout: timeout})
+}
+
+func startHoldEnvWith(t *testing.T, pg *testenv.Postgres, o approval.Options) *holdEnv {
+	t.Helper()
+	o.URL = func(id string) string { return "https://console.test/approvals/" + id }
+	m, err := approval.New(o)
 	if err != nil {
 		t.Fatal(err)
 	}
