@@ -621,7 +621,8 @@ func (s *session) onFunctionCall(m *pgproto3.FunctionCall) {
 
 // bindFields are a Bind's event fields: sql, statement and portal names
 // when not empty, params (the count) and param.N (1-based): text-format
-// values as sent, binary ones as \x followed by hex; NULLs are absent.
+// values as sent, binary ones as \x followed by hex with param.N.format =
+// binary; NULLs are absent.
 func bindFields(sql string, m *pgproto3.Bind) map[string]string {
 	f := make(map[string]string, 2+len(m.Parameters))
 	f["sql"] = sql
@@ -640,7 +641,10 @@ func bindFields(sql string, m *pgproto3.Bind) map[string]string {
 		}
 		k := "param." + strconv.Itoa(i+1)
 		if paramFormat(m, i) == pgproto3.BinaryFormat {
+			// Marked, so that a text value reading \x41 is not the
+			// binary 'A': an approval and a row must tell them apart.
 			f[k] = `\x` + hex.EncodeToString(p)
+			f[k+".format"] = "binary"
 		} else {
 			f[k] = string(p)
 		}

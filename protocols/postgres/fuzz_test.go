@@ -208,3 +208,13 @@ func FuzzSettingRequest(f *testing.F) {
 		}
 	})
 }
+
+// A text parameter that reads \x41 and a binary parameter 'A' are
+// different statements: for the chain, the audit row and an approval.
+func TestBindFieldsTellTextFromBinary(t *testing.T) {
+	text := bindFields("SELECT $1", &pgproto3.Bind{Parameters: [][]byte{[]byte(`\x41`)}})
+	bin := bindFields("SELECT $1", &pgproto3.Bind{ParameterFormatCodes: []int16{pgproto3.BinaryFormat}, Parameters: [][]byte{[]byte("A")}})
+	if text["param.1"] != bin["param.1"] || text["param.1.format"] == bin["param.1.format"] || bin["param.1.format"] != "binary" {
+		t.Fatalf("text %v, binary %v", text, bin)
+	}
+}
