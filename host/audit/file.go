@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"sync"
 	"time"
+	"unicode/utf8"
 )
 
 // ErrClosed is returned by Record after Close.
@@ -48,7 +50,7 @@ func OpenFile(path string) (*FileRecorder, error) {
 }
 
 func (r *FileRecorder) Record(row Row) error {
-	line, err := json.Marshal(row)
+	line, err := EncodeFileLine(row)
 	if err != nil {
 		return fmt.Errorf("audit: encode row: %w", err)
 	}
@@ -66,6 +68,71 @@ func (r *FileRecorder) Record(row Row) error {
 		return r.err
 	}
 	return nil
+}
+
+// EncodeFileLine is row as one JSON line of the file store. JSON holds
+// only UTF-8, and encoding/json replaces other bytes, which would change
+// the row under its hash; a row with such bytes also carries raw_row, its
+// exact spool encoding (base64), which DecodeFileLine prefers.
+func EncodeFileLine(row Row) ([]byte, error) {
+	if validUTF8(&row) {
+		return json.Marshal(row)
+	}
+	return json.Marshal(struct {
+		Row
+		Raw []byte `json:"raw_row"`
+	}{row, AppendRow(nil, &row)})
+}
+
+// DecodeFileLine reverses EncodeFileLine. A raw_row must agree with the
+// JSON columns an analyst reads (up to the replaced bytes).
+func DecodeFileLine(line []byte) (Row, error) {
+	var v struct {
+		Row
+		Raw []byte `json:"raw_row"`
+	}
+	if err := json.Unmarshal(line, &v); err != nil {
+		return Row{}, err
+	}
+	if v.Raw == nil {
+		return v.Row, nil
+	}
+	raw, err := DecodeRow(v.Raw)
+	if err != nil {
+		return Row{}, fmt.Errorf("raw_row: %w", err)
+	}
+	b, err := json.Marshal(raw)
+	if err != nil {
+		return Row{}, fmt.Errorf("raw_row: %w", err)
+	}
+	var shown Row
+	if err := json.Unmarshal(b, &shown); err != nil || !reflect.DeepEqual(shown, v.Row) {
+		return Row{}, errors.New("raw_row does not match the row's columns")
+	}
+	return raw, nil
+}
+
+func validUTF8(r *Row) bool {
+	for _, s := range [...]string{r.EventID, r.GatewayID, r.SessionID, r.Protocol, r.Listener, r.Target, r.Kind, r.RemoteAddr,
+		r.Issuer, r.Subject, r.Email, r.AccessRule, r.Verdict, r.Plugin, r.Reason, r.Status, r.Error, r.ApprovalID,
+		r.Approver, r.PrevHash, r.RowHash, r.Signature} {
+		if !utf8.ValidString(s) {
+			return false
+		}
+	}
+	for _, g := range r.Groups {
+		if !utf8.ValidString(g) {
+			return false
+		}
+	}
+	for _, m := range [...]map[string]string{r.Claims, r.Request, r.Annotations} {
+		for k, v := range m {
+			if !utf8.ValidString(k) || !utf8.ValidString(v) {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 func (r *FileRecorder) flushLoop() {

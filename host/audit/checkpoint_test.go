@@ -1,0 +1,154 @@
+package audit_test
+
+import (
+	"bufio"
+	"crypto/ed25519"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tollgate-dev/tollgate/host/audit"
+	"github.com/tollgate-dev/tollgate/host/audit/audittest"
+)
+
+// Every attack on the store gets its own verdict, signed or not.
+func TestCheckpointsExposeTampering(t *testing.T) {
+	pub, priv, _ := ed25519.GenerateKey(nil)
+	for _, signed := range []bool{false, true} {
+		var key ed25519.PrivateKey
+		var o audit.VerifyOptions
+		if signed {
+			key, o.PublicKey = priv, pub
+		}
+		tr := audittest.NewTrail(t, "gw-unit", key)
+		audittest.CheckVerdicts(t, tr.Rows, o, tr.Want())
+		for _, tc := range audittest.Tampers {
+			t.Run(tc.Name, func(t *testing.T) {
+				want := tr.Want()
+				want[tc.Chain(tr)] = tc.Want
+				audittest.CheckVerdicts(t, tc.Apply(tr, append([]audit.Row(nil), tr.Rows...)), o, want)
+			})
+		}
+	}
+}
+
+// A session rewritten whole, every hash recomputed, passes its own chain
+// check; the checkpoint that saw its rows does not.
+func TestCheckpointCatchesARewrittenSession(t *testing.T) {
+	tr := audittest.NewTrail(t, "gw-unit", nil)
+	var rows []audit.Row
+	var c audit.SessionChain
+	for _, r := range tr.Rows {
+		if r.SessionID == tr.Closed {
+			if r.Seq == 3 {
+				r.Request = map[string]string{"path": "/innocent"}
+			}
+			c.Seal(&r)
+		}
+		rows = append(rows, r)
+	}
+	want := tr.Want()
+	want[tr.Closed] = audit.StatusEdited
+	audittest.CheckVerdicts(t, rows, audit.VerifyOptions{}, want)
+}
+
+func TestCheckpointSignatures(t *testing.T) {
+	pub, priv, _ := ed25519.GenerateKey(nil)
+	tr := audittest.NewTrail(t, "gw-unit", priv)
+	rows := append([]audit.Row(nil), tr.Rows...)
+	for i, r := range rows {
+		if r.SessionID == tr.Run2 && r.Seq == 1 {
+			rows[i].Signature = strings.Repeat("00", 64)
+		}
+	}
+	want := tr.Want()
+	want[tr.Run2] = audit.StatusCheckpointBadSig
+	audittest.CheckVerdicts(t, rows, audit.VerifyOptions{PublicKey: pub}, want)
+
+	unsigned := audittest.NewTrail(t, "gw-unit", nil)
+	for _, f := range audit.VerifyWith(unsigned.Rows, audit.VerifyOptions{PublicKey: pub}) {
+		if f.SessionID == unsigned.Run1 && f.Status != audit.StatusCheckpointUnsigned {
+			t.Errorf("unsigned checkpoints with a key required: %+v", f)
+		}
+	}
+}
+
+// The file store keeps every row exactly as hashed, bytes that are not
+// UTF-8 included, and verify reads them back exactly.
+func TestFileStoreRoundTripsTheTrail(t *testing.T) {
+	tr := audittest.NewTrail(t, "gw-file", nil)
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	rec, err := audit.OpenFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range tr.Rows {
+		if err := rec.Record(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := rec.Close(); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var back []audit.Row
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if !json.Valid(sc.Bytes()) {
+			t.Fatalf("not JSON: %q", sc.Bytes())
+		}
+		r, err := audit.DecodeFileLine(sc.Bytes())
+		if err != nil {
+			t.Fatal(err)
+		}
+		back = append(back, r)
+	}
+	audittest.CheckVerdicts(t, back, audit.VerifyOptions{}, tr.Want())
+
+	// raw_row cannot say something else than the columns an analyst reads.
+	b, _ := os.ReadFile(path)
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.Contains(line, `"raw_row"`) {
+			forged := strings.Replace(line, `broken`, `benign`, 1)
+			if _, err := audit.DecodeFileLine([]byte(forged)); err == nil {
+				t.Error("a raw_row that disagrees with the columns was accepted")
+			}
+		}
+	}
+}
+
+// Checkpoints come on their own every interval, only when rows came in.
+func TestCheckpointInterval(t *testing.T) {
+	var rec memRec
+	cp, err := audit.Checkpointing(&rec, audit.CheckpointOptions{GatewayID: "gw", Interval: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if n := rec.count(audit.KindCheckpoint); n != 1 {
+		t.Fatalf("%d checkpoints with nothing recorded, want the start one", n)
+	}
+	for _, r := range audittest.SessionRows(time.Now(), "t", "r", 3) {
+		cp.Record(r)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for rec.count(audit.KindCheckpoint) < 2 {
+		if time.Now().After(deadline) {
+			t.Fatal("no checkpoint after rows came in")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := cp.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n := rec.count(audit.KindCheckpoint); n != 3 {
+		t.Fatalf("%d checkpoints, want start, interval, final", n)
+	}
+}
