@@ -136,8 +136,19 @@ or the private PEM) or the config's signing_key, with --file too.`, stderr)
 			return !listedAt.Before(since.Add(interval + time.Second))
 		}
 	}
+	// With --since, a run's checkpoint chain is shown when the run wrote
+	// in the window (older ones are read for their links and lists).
+	lastCheckpoint := map[string]time.Time{}
+	for _, r := range rows {
+		if r.Kind == audit.KindCheckpoint && r.Time.After(lastCheckpoint[r.SessionID]) {
+			lastCheckpoint[r.SessionID] = r.Time
+		}
+	}
 	tampered := false
 	for _, f := range audit.VerifyWith(rows, vo) {
+		if last, ok := lastCheckpoint[f.SessionID]; f.Checkpoints && ok && !since.IsZero() && last.Before(since) {
+			continue
+		}
 		if f.Checkpoints {
 			fmt.Fprintf(stdout, "%s\t%s\t%d checkpoints\tgateway %s", f.SessionID, f.Status, f.Rows, f.GatewayID)
 		} else {

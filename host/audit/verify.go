@@ -105,6 +105,8 @@ func VerifyWith(rows []Row, o VerifyOptions) []Finding {
 		f := verifySession(sid, uniq, o)
 		out = append(out, cp.hold(f, uniq))
 	}
+	// Runs in ID order: stores give their rows in different orders.
+	sort.SliceStable(cp.findings, func(i, j int) bool { return cp.findings[i].SessionID < cp.findings[j].SessionID })
 	out = append(out, cp.findings...)
 	// Listed sessions with no row left, in a stable order.
 	var gone []string

@@ -202,8 +202,8 @@ type Audit struct {
 	Path  string `toml:"path"`  // for file: JSON lines; relative to data_dir
 
 	// For clickhouse: rows are spooled on disk, then inserted in batches.
-	// SigningKey signs every session-close row (Ed25519, PKCS#8 PEM), so
-	// that a session rewritten in the store is detectable.
+	// SigningKey signs every session-close row and checkpoint (Ed25519,
+	// PKCS#8 PEM), so that a session rewritten in the store is detectable.
 	SigningKey Secret `toml:"signing_key"`
 	// CheckpointInterval is how often, while rows come in, the gateway
 	// writes a checkpoint (a signed head over every session it touched);
