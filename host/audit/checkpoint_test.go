@@ -2,6 +2,7 @@ package audit_test
 
 import (
 	"bufio"
+	"context"
 	"crypto/ed25519"
 	"encoding/json"
 	"os"
@@ -12,6 +13,8 @@ import (
 
 	"github.com/tollgate-dev/tollgate/host/audit"
 	"github.com/tollgate-dev/tollgate/host/audit/audittest"
+	"github.com/tollgate-dev/tollgate/host/audit/spool"
+	"github.com/tollgate-dev/tollgate/host/testenv"
 )
 
 // Every attack on the store gets its own verdict, signed or not.
@@ -151,4 +154,62 @@ func TestCheckpointInterval(t *testing.T) {
 	if n := rec.count(audit.KindCheckpoint); n != 3 {
 		t.Fatalf("%d checkpoints, want start, interval, final", n)
 	}
+}
+
+// Checkpoints travel with the rows: through the spool while ClickHouse is
+// down, and into it once it is back, where the whole trail verifies.
+func TestCheckpointsSurviveAClickHouseOutage(t *testing.T) {
+	ch := testenv.StartClickHouse(t)
+	store := openStore(t, ch.Addr())
+	spoolDir := t.TempDir()
+	p, err := audit.OpenPipeline(audit.PipelineOptions{Store: store, Spool: spool.Options{Dir: spoolDir},
+		BatchRows: 100, BatchAge: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch.Kill()
+	cp, err := audit.Checkpointing(p, audit.CheckpointOptions{GatewayID: "gw-outage", Interval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sessions []string
+	for i := range 3 {
+		rows := audittest.SessionRows(time.Now(), "orders-db", "run-outage", 4+i)
+		sessions = append(sessions, rows[0].SessionID)
+		for _, r := range rows {
+			if err := cp.Record(r); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := cp.Checkpoint(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := cp.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// The next start replays what the spool still holds.
+	ch.Restart(t)
+	p, err = audit.OpenPipeline(audit.PipelineOptions{Store: openStore(t, ch.Addr()), Spool: spool.Options{Dir: spoolDir}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.CloseContext(contextWithTimeout(t, 30*time.Second))
+	check := openStore(t, ch.Addr())
+	defer check.Close()
+	want := map[string]string{cp.Run(): audit.StatusComplete}
+	for _, s := range sessions {
+		want[s] = audit.StatusComplete
+	}
+	var problems []string
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		back, err := check.Rows(context.Background(), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if problems = audittest.Verdicts(back, audit.VerifyOptions{}, want); len(problems) == 0 {
+			return
+		}
+	}
+	t.Fatal(problems)
 }
