@@ -213,3 +213,53 @@ func TestCheckpointsSurviveAClickHouseOutage(t *testing.T) {
 	}
 	t.Fatal(problems)
 }
+
+// A session no checkpoint lists, inside a cleanly ended run, was added
+// afterwards; unless another run under the same gateway ID still runs.
+func TestUncheckpointedSession(t *testing.T) {
+	// A second process under the same gateway ID, running all along.
+	var other memRec
+	if _, err := audit.Checkpointing(&other, audit.CheckpointOptions{GatewayID: "gw-unit", Interval: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	tr := audittest.NewTrail(t, "gw-unit", nil)
+	var run1 []audit.Row
+	for _, r := range tr.Rows {
+		if r.SessionID != tr.Run2 && r.SessionID != tr.Killed {
+			run1 = append(run1, r)
+		}
+	}
+	// Forged inside run 1's window: same gateway, times between its start
+	// and its final checkpoint.
+	var start, end time.Time
+	for _, r := range run1 {
+		if r.SessionID == tr.Run1 && r.Seq == 1 {
+			start = r.Time
+		}
+		if r.SessionID == tr.Run1 && r.Status == audit.CheckpointFinal {
+			end = r.Time
+		}
+	}
+	forged := audittest.SessionRows(start, "orders-db", "run-1", 2)
+	var c audit.SessionChain
+	for i := range forged {
+		forged[i].GatewayID, forged[i].Time = "gw-unit", start.Add(end.Sub(start)/2)
+		c.Seal(&forged[i])
+	}
+	want := tr.Want()
+	delete(want, tr.Run2)
+	delete(want, tr.Killed)
+	want[forged[0].SessionID] = audit.StatusUncheckpointed
+	audittest.CheckVerdicts(t, append(run1, forged...), audit.VerifyOptions{}, want)
+
+	// Run 2 started after the rows: it changes nothing.
+	want = tr.Want()
+	want[forged[0].SessionID] = audit.StatusUncheckpointed
+	audittest.CheckVerdicts(t, append(append([]audit.Row(nil), tr.Rows...), forged...), audit.VerifyOptions{}, want)
+
+	// The other process, open since before the rows, may yet list them.
+	want = tr.Want()
+	want[forged[0].SessionID] = audit.StatusComplete
+	all := append(append(append([]audit.Row(nil), tr.Rows...), forged...), other.rows...)
+	audittest.CheckVerdicts(t, all, audit.VerifyOptions{}, want)
+}

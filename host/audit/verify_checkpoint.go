@@ -157,7 +157,14 @@ func (c *checkpoints) hold(f Finding, rows []Row) Finding {
 	if !ok {
 		// Every row a gateway records passes its checkpointer: a session
 		// inside a cleanly ended run that no checkpoint lists was added
-		// to the store afterwards.
+		// to the store afterwards. Unless another run of that gateway ID
+		// (a second process under the same ID) is open and may still owe
+		// a checkpoint for it.
+		for _, info := range c.runs {
+			if info.gateway == first.GatewayID && !info.final && !info.start.After(last.Time) {
+				return f
+			}
+		}
 		for run, info := range c.runs {
 			if info.intact && info.final && info.gateway == first.GatewayID && !first.Time.Before(info.start) && !last.Time.After(info.finalAt) {
 				f.Status, f.Detail = StatusUncheckpointed, fmt.Sprintf("run %s shut down cleanly after these rows, and no checkpoint lists them", run)
