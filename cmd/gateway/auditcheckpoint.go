@@ -32,12 +32,7 @@ func auditCheckpoints(cfg *config.Config, rec audit.Recorder, log *slog.Logger) 
 	if u := cfg.Audit.CheckpointWebhook; u != "" {
 		o.OnHead = headWebhook(u, log)
 	}
-	cp, err := audit.Checkpointing(rec, o)
-	if err != nil {
-		rec.Close()
-		return nil, fmt.Errorf("audit: %w", err)
-	}
-	return cp, nil
+	return audit.Checkpointing(rec, o), nil
 }
 
 // headWebhook posts each checkpoint head to url, from one goroutine so the

@@ -82,8 +82,10 @@ type Checkpointer struct {
 	last  Row // the last checkpoint written
 	first bool
 
-	stop chan struct{}
-	done chan struct{}
+	stop      chan struct{}
+	done      chan struct{}
+	closeOnce sync.Once
+	closeErr  error
 }
 
 type head struct {
@@ -100,7 +102,7 @@ type checkpointState struct {
 // Checkpointing wraps rec: it notes the last row of every chain recorded,
 // writes a start checkpoint now, one every interval when something
 // changed, and a final one at Close.
-func Checkpointing(rec Recorder, o CheckpointOptions) (*Checkpointer, error) {
+func Checkpointing(rec Recorder, o CheckpointOptions) *Checkpointer {
 	if o.Interval <= 0 {
 		o.Interval = DefaultCheckpointInterval
 	}
@@ -112,11 +114,13 @@ func Checkpointing(rec Recorder, o CheckpointOptions) (*Checkpointer, error) {
 	}
 	c := &Checkpointer{rec: rec, o: o, run: NewID(), touched: map[string]head{}, first: true,
 		stop: make(chan struct{}), done: make(chan struct{})}
+	// A full spool must not keep the gateway from starting (it refuses
+	// requests instead): the next checkpoint carries what this one would.
 	if err := c.write(CheckpointStart); err != nil {
-		return nil, err
+		o.Log.Error("audit start checkpoint failed", "err", err)
 	}
 	go c.loop()
-	return c, nil
+	return c
 }
 
 // Run is this process's checkpoint chain ID.
@@ -180,6 +184,11 @@ func (c *Checkpointer) Checkpoint() error {
 // Close writes the final checkpoint, closes the wrapped recorder and, once
 // that flushed, saves the final head for the next run.
 func (c *Checkpointer) Close() error {
+	c.closeOnce.Do(func() { c.closeErr = c.close() })
+	return c.closeErr
+}
+
+func (c *Checkpointer) close() error {
 	close(c.stop)
 	<-c.done
 	err := c.write(CheckpointFinal)

@@ -80,10 +80,7 @@ func NewTrail(t testing.TB, gateway string, key ed25519.PrivateKey) *Trail {
 		}
 	}
 
-	cp, err := audit.Checkpointing(inner, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cp := audit.Checkpointing(inner, opts)
 	tr.Run1 = cp.Run()
 	closed, other := session(6), session(5)
 	tr.Closed, tr.Other = closed[0].SessionID, other[0].SessionID
@@ -111,10 +108,7 @@ func NewTrail(t testing.TB, gateway string, key ed25519.PrivateKey) *Trail {
 		t.Fatal(err)
 	}
 
-	cp2, err := audit.Checkpointing(inner, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cp2 := audit.Checkpointing(inner, opts)
 	tr.Run2 = cp2.Run()
 	killed := session(8)
 	tr.Killed = killed[0].SessionID
