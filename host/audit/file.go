@@ -50,7 +50,7 @@ func OpenFile(path string) (*FileRecorder, error) {
 }
 
 func (r *FileRecorder) Record(row Row) error {
-	line, err := EncodeFileLine(row)
+	line, err := json.Marshal(row)
 	if err != nil {
 		return fmt.Errorf("audit: encode row: %w", err)
 	}
@@ -70,46 +70,63 @@ func (r *FileRecorder) Record(row Row) error {
 	return nil
 }
 
-// EncodeFileLine is row as one JSON line of the file store. JSON holds
-// only UTF-8, and encoding/json replaces other bytes, which would change
-// the row under its hash; a row with such bytes also carries raw_row, its
-// exact spool encoding (base64), which DecodeFileLine prefers.
-func EncodeFileLine(row Row) ([]byte, error) {
-	if validUTF8(&row) {
-		return json.Marshal(row)
-	}
-	return json.Marshal(struct {
-		Row
-		Raw []byte `json:"raw_row"`
-	}{row, AppendRow(nil, &row)})
+// EncodeFileLine is row as one JSON line of the file store (Row's JSON).
+func EncodeFileLine(row Row) ([]byte, error) { return json.Marshal(row) }
+
+// DecodeFileLine reverses EncodeFileLine.
+func DecodeFileLine(line []byte) (Row, error) {
+	var r Row
+	err := json.Unmarshal(line, &r)
+	return r, err
 }
 
-// DecodeFileLine reverses EncodeFileLine. A raw_row must agree with the
-// JSON columns an analyst reads (up to the replaced bytes).
-func DecodeFileLine(line []byte) (Row, error) {
-	var v struct {
-		Row
-		Raw []byte `json:"raw_row"`
+// rowJSON is Row without its JSON methods.
+type rowJSON Row
+
+// rowWithRaw is a row's JSON with raw_row.
+type rowWithRaw struct {
+	rowJSON
+	Raw []byte `json:"raw_row,omitempty"`
+}
+
+// MarshalJSON writes the row's columns. JSON holds only UTF-8 and
+// encoding/json replaces other bytes, which would change the row under
+// its hash; so a row with such bytes also carries raw_row, its exact spool
+// encoding (base64), which UnmarshalJSON prefers. Every JSON path (the
+// file store, the admin API) then gives verify the bytes that were hashed.
+func (r Row) MarshalJSON() ([]byte, error) {
+	if validUTF8(&r) {
+		return json.Marshal(rowJSON(r))
 	}
-	if err := json.Unmarshal(line, &v); err != nil {
-		return Row{}, err
+	return json.Marshal(rowWithRaw{rowJSON(r), AppendRow(nil, &r)})
+}
+
+// UnmarshalJSON reads MarshalJSON's form. A raw_row must agree with the
+// columns an analyst reads (up to the replaced bytes), or the row is
+// refused.
+func (r *Row) UnmarshalJSON(b []byte) error {
+	var v rowWithRaw
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
 	}
 	if v.Raw == nil {
-		return v.Row, nil
+		*r = Row(v.rowJSON)
+		return nil
 	}
 	raw, err := DecodeRow(v.Raw)
 	if err != nil {
-		return Row{}, fmt.Errorf("raw_row: %w", err)
+		return fmt.Errorf("audit: raw_row: %w", err)
 	}
-	b, err := json.Marshal(raw)
+	shownJSON, err := json.Marshal(rowJSON(raw))
 	if err != nil {
-		return Row{}, fmt.Errorf("raw_row: %w", err)
+		return fmt.Errorf("audit: raw_row: %w", err)
 	}
-	var shown Row
-	if err := json.Unmarshal(b, &shown); err != nil || !reflect.DeepEqual(shown, v.Row) {
-		return Row{}, errors.New("raw_row does not match the row's columns")
+	var shown rowJSON
+	if err := json.Unmarshal(shownJSON, &shown); err != nil || !reflect.DeepEqual(shown, v.rowJSON) {
+		return errors.New("audit: raw_row does not match the row's columns")
 	}
-	return raw, nil
+	*r = raw
+	return nil
 }
 
 func validUTF8(r *Row) bool {
