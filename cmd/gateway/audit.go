@@ -94,9 +94,15 @@ or the private PEM) or the config's signing_key, with --file too.`, stderr)
 	// With --file the config is optional: it is read when it was named
 	// or is there, for its signing key.
 	var cfg *config.Config
-	if *file == "" || flagSet(fs, "c") || fileExists(*path) {
+	switch {
+	case *file == "" || flagSet(fs, "c"):
 		if cfg, err = loadConfig(fs, *path); err != nil {
 			return err
+		}
+	case fileExists(*path):
+		if cfg, err = loadConfig(fs, *path); err != nil {
+			fmt.Fprintf(stderr, "audit verify: %s not read (%v): no signing key from it\n", *path, err)
+			cfg = nil
 		}
 	}
 	if cfg != nil && vo.PublicKey == nil && cfg.Audit.SigningKey.IsSet() {
