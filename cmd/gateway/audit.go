@@ -2,14 +2,15 @@ package main
 
 import (
 	"bufio"
-	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
 	"time"
 
 	"github.com/tollgate-dev/tollgate/host/audit"
+	"github.com/tollgate-dev/tollgate/host/config"
 )
 
 const auditUsage = `Usage: gateway audit <verify|sql|sessions> ...
@@ -43,20 +44,35 @@ func cmdAudit(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stderr, "gateway audit: unknown command %q\n\n%s\n", args[0], auditUsage)
 		return errUsage
 	}
-	fs := newFlags("audit verify", `Usage: gateway audit verify [-c gateway.toml] [--session ID | --since T] [--file audit.jsonl]
+	fs := newFlags("audit verify", `Usage: gateway audit verify [-c gateway.toml] [--session ID | --since T] [--file audit.jsonl] [--public-key key.pem]
 
-Checks the hash chain of every session in the audit trail (the file or the
-clickhouse store, as the config says, or --file) and prints one
-line per session: complete, open (never closed: the gateway stopped before
-it could close it; not tampering), gap (a row is missing), edited (a row no
-longer matches its hash) or reordered (a row does not follow the one before
-it). Exits 1 when any session shows tampering. --since limits the check to
-the sessions opened in a window (24h) or since a time (RFC 3339).`, stderr)
+Checks the audit trail (the file or the clickhouse store, as the config
+says, or --file) and prints one line per session and per gateway run's
+checkpoint chain.
+
+Sessions: complete; open (never closed: the gateway stopped before it
+could close it, after its last checkpoint; not tampering); gap (a row is
+missing); edited (a row no longer matches its hash, or not the row a
+checkpoint saw); reordered (a row does not follow the one before it);
+truncated (the rows end before the last row a checkpoint saw); deleted (a
+checkpoint lists the session, no row is left); uncheckpointed (rows a
+clean shutdown's final checkpoint should list and does not: added later);
+bad-signature and unsigned (with a key).
+
+Checkpoint chains (one per gateway run): complete (ended by a clean
+shutdown); open (the gateway was killed, or still runs); checkpoint-gap,
+checkpoint-edited, checkpoint-missing (a checkpoint the next run links to
+is gone), checkpoint-bad-signature and checkpoint-unsigned.
+
+Exits 1 when anything shows tampering. --since limits the check to the
+sessions opened in a window (24h) or since a time (RFC 3339); every
+checkpoint is read either way. The key comes from --public-key (a public
+or the private PEM) or the config's signing_key, with --file too.`, stderr)
 	path := configFlag(fs)
 	only := fs.String("session", "", "verify only this session")
 	sinceText := fs.String("since", "", "verify only sessions opened since this time (RFC 3339) or in this window (e.g. 24h)")
 	file := fs.String("file", "", "the JSON-lines audit file (default: the config's [audit] path)")
-	pubFile := fs.String("public-key", "", "require close rows signed by this Ed25519 key (PEM; default: the config's signing_key, if any)")
+	pubFile := fs.String("public-key", "", "require signed close rows and checkpoints by this Ed25519 key (PEM, public or private; default: the config's signing_key, if any)")
 	if err := parse(fs, args[1:]); err != nil {
 		return err
 	}
@@ -69,25 +85,35 @@ the sessions opened in a window (24h) or since a time (RFC 3339).`, stderr)
 	if *pubFile != "" {
 		b, err := os.ReadFile(*pubFile)
 		if err != nil {
-			return err
+			return fmt.Errorf("audit verify: %w", err)
 		}
 		if vo.PublicKey, err = audit.ParsePublicKey(b); err != nil {
 			return err
 		}
 	}
-	if *file == "" {
-		cfg, err := loadConfig(fs, *path)
-		if err != nil {
+	// With --file the config is optional: it is read when it was named
+	// or is there, for its signing key.
+	var cfg *config.Config
+	switch {
+	case *file == "" || flagSet(fs, "c"):
+		if cfg, err = loadConfig(fs, *path); err != nil {
 			return err
 		}
-		if vo.PublicKey == nil && cfg.Audit.SigningKey.IsSet() {
-			if err := cfg.ResolveAuditSecrets(); err != nil {
-				return err
-			}
-			if vo.PublicKey, err = audit.ParsePublicKey([]byte(cfg.Audit.SigningKey.Value())); err != nil {
-				return err
-			}
+	case fileExists(*path):
+		if cfg, err = loadConfig(fs, *path); err != nil {
+			fmt.Fprintf(stderr, "audit verify: %s not read (%v): no signing key from it\n", *path, err)
+			cfg = nil
 		}
+	}
+	if cfg != nil && vo.PublicKey == nil && cfg.Audit.SigningKey.IsSet() {
+		if err := cfg.ResolveAuditSecrets(); err != nil {
+			return err
+		}
+		if vo.PublicKey, err = audit.ParsePublicKey([]byte(cfg.Audit.SigningKey.Value())); err != nil {
+			return err
+		}
+	}
+	if *file == "" {
 		switch cfg.Audit.Store {
 		case "file":
 			*file = cfg.DataPath(cfg.Audit.Path)
@@ -106,22 +132,56 @@ the sessions opened in a window (24h) or since a time (RFC 3339).`, stderr)
 		}
 		rows = openedSince(rows, since)
 	}
+	switch {
+	case *only != "":
+		vo.InScope = func(sid string, _ time.Time, _ time.Duration) bool { return sid == *only }
+	case !since.IsZero():
+		// A session is listed at most an interval after its first row:
+		// one first listed later than that past since opened after it.
+		vo.InScope = func(_ string, listedAt time.Time, interval time.Duration) bool {
+			return !listedAt.Before(since.Add(interval + time.Second))
+		}
+	}
+	// With --since, a run's checkpoint chain is shown when the run wrote
+	// in the window (older ones are read for their links and lists).
+	lastCheckpoint := map[string]time.Time{}
+	for _, r := range rows {
+		if r.Kind == audit.KindCheckpoint && r.Time.After(lastCheckpoint[r.SessionID]) {
+			lastCheckpoint[r.SessionID] = r.Time
+		}
+	}
 	tampered := false
 	for _, f := range audit.VerifyWith(rows, vo) {
-		fmt.Fprintf(stdout, "%s\t%s\t%d rows", f.SessionID, f.Status, f.Rows)
+		if last, ok := lastCheckpoint[f.SessionID]; f.Checkpoints && ok && !since.IsZero() && last.Before(since) {
+			continue
+		}
+		if f.Checkpoints {
+			fmt.Fprintf(stdout, "%s\t%s\t%d checkpoints\tgateway %s", f.SessionID, f.Status, f.Rows, f.GatewayID)
+		} else {
+			fmt.Fprintf(stdout, "%s\t%s\t%d rows", f.SessionID, f.Status, f.Rows)
+		}
 		if f.Detail != "" {
 			fmt.Fprintf(stdout, "\t%s", f.Detail)
 		}
 		fmt.Fprintln(stdout)
-		switch f.Status {
-		case audit.StatusGap, audit.StatusEdited, audit.StatusReordered, audit.StatusBadSig, audit.StatusUnsigned:
-			tampered = true
-		}
+		tampered = tampered || audit.Tampered(f.Status)
 	}
 	if tampered {
 		return errReported
 	}
 	return nil
+}
+
+// flagSet reports whether the flag name was given.
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }
 
 // parseSince reads --since: empty (no limit), a duration back from now,
@@ -155,7 +215,8 @@ func openedSince(rows []audit.Row, since time.Time) []audit.Row {
 	}
 	out := rows[:0]
 	for _, r := range rows {
-		if !first[r.SessionID].Before(since) {
+		// Checkpoints are kept whole: the part is checked against them.
+		if r.Kind == audit.KindCheckpoint || !first[r.SessionID].Before(since) {
 			out = append(out, r)
 		}
 	}
@@ -172,11 +233,11 @@ func readRows(path, session string) ([]audit.Row, error) {
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 1<<20), 16<<20)
 	for line := 1; sc.Scan(); line++ {
-		var r audit.Row
-		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
+		r, err := audit.DecodeFileLine(sc.Bytes())
+		if err != nil {
 			return nil, fmt.Errorf("audit verify: %s:%d: not an audit row: %w", path, line, err)
 		}
-		if session == "" || r.SessionID == session {
+		if session == "" || r.SessionID == session || r.Kind == audit.KindCheckpoint {
 			rows = append(rows, r)
 		}
 	}

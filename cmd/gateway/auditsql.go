@@ -148,9 +148,17 @@ func clickhouseRows(cfg *config.Config, session string, since time.Time) ([]audi
 		return nil, err
 	}
 	defer store.Close()
-	if since.IsZero() || session != "" {
-		rows, err := store.SessionRows(ctx, session)
-		return openedSince(rows, since), err
+	if since.IsZero() && session == "" {
+		return store.SessionRows(ctx, "")
+	}
+	// A part of the trail is checked against every checkpoint.
+	rows, err := checkpointRows(ctx, store, auditDatabase(cfg))
+	if err != nil {
+		return nil, err
+	}
+	if session != "" {
+		rs, err := store.SessionRows(ctx, session)
+		return append(rows, openedSince(rs, since)...), err
 	}
 	// The sessions table knows when each session opened; their rows are
 	// then read session by session (a one-session read is a point lookup).
@@ -159,11 +167,28 @@ func clickhouseRows(cfg *config.Config, session string, since time.Time) ([]audi
 	if err != nil {
 		return nil, err
 	}
-	var rows []audit.Row
 	for _, id := range ids {
 		rs, err := store.SessionRows(ctx, id[0])
 		if err != nil {
 			return nil, err
+		}
+		rows = append(rows, rs...)
+	}
+	return rows, nil
+}
+
+// checkpointRows reads every gateway run's checkpoint chain, run by run
+// (the admin API reads rows by chain).
+func checkpointRows(ctx context.Context, store reader, db string) ([]audit.Row, error) {
+	_, runs, err := store.Query(ctx, fmt.Sprintf("SELECT DISTINCT toString(session_id) FROM %s.events WHERE kind = '%s'", db, audit.KindCheckpoint))
+	if err != nil {
+		return nil, fmt.Errorf("audit verify: checkpoints: %w", err)
+	}
+	var rows []audit.Row
+	for _, run := range runs {
+		rs, err := store.SessionRows(ctx, run[0])
+		if err != nil {
+			return nil, fmt.Errorf("audit verify: checkpoints: %w", err)
 		}
 		rows = append(rows, rs...)
 	}

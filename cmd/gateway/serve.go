@@ -131,14 +131,9 @@ and trusts that issuer's tokens. Never use it in production.`, stderr)
 		shutdown()
 		return err
 	}
-	if cfg.Audit.SigningKey.IsSet() {
-		key, err := audit.ParseSigningKey([]byte(cfg.Audit.SigningKey.Value()))
-		if err != nil {
-			rec.Close()
-			shutdown()
-			return err
-		}
-		rec = audit.Signing(rec, key)
+	if rec, err = auditCheckpoints(cfg, rec, log); err != nil {
+		shutdown()
+		return err
 	}
 	auth := identity.NewVerifier(issuers, cfg.Identity.TokenCacheSize, identity.Options{})
 	appr, err := startApprovals(cfg, rec, log)

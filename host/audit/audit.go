@@ -69,9 +69,10 @@ type Row struct {
 	// edited, deleted or reordered row breaks the chain.
 	PrevHash string `json:"prev_hash,omitempty"`
 	RowHash  string `json:"row_hash,omitempty"`
-	// Signature is set on session-close rows when a signing key is
-	// configured: hex Ed25519 over the row hash, that is, over the whole
-	// chain of the session. It is not part of the row hash.
+	// Signature is set on session-close rows and checkpoints when a
+	// signing key is configured: hex Ed25519 over the row hash, that is,
+	// over the whole chain of the session (or of the run's checkpoints).
+	// It is not part of the row hash.
 	Signature string `json:"signature,omitempty"`
 }
 

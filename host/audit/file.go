@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"sync"
 	"time"
+	"unicode/utf8"
 )
 
 // ErrClosed is returned by Record after Close.
@@ -66,6 +68,88 @@ func (r *FileRecorder) Record(row Row) error {
 		return r.err
 	}
 	return nil
+}
+
+// EncodeFileLine is row as one JSON line of the file store (Row's JSON).
+func EncodeFileLine(row Row) ([]byte, error) { return json.Marshal(row) }
+
+// DecodeFileLine reverses EncodeFileLine.
+func DecodeFileLine(line []byte) (Row, error) {
+	var r Row
+	err := json.Unmarshal(line, &r)
+	return r, err
+}
+
+// rowJSON is Row without its JSON methods.
+type rowJSON Row
+
+// rowWithRaw is a row's JSON with raw_row.
+type rowWithRaw struct {
+	rowJSON
+	Raw []byte `json:"raw_row,omitempty"`
+}
+
+// MarshalJSON writes the row's columns. JSON holds only UTF-8 and
+// encoding/json replaces other bytes, which would change the row under
+// its hash; so a row with such bytes also carries raw_row, its exact spool
+// encoding (base64), which UnmarshalJSON prefers. Every JSON path (the
+// file store, the admin API) then gives verify the bytes that were hashed.
+func (r Row) MarshalJSON() ([]byte, error) {
+	if validUTF8(&r) {
+		return json.Marshal(rowJSON(r))
+	}
+	return json.Marshal(rowWithRaw{rowJSON(r), AppendRow(nil, &r)})
+}
+
+// UnmarshalJSON reads MarshalJSON's form. A raw_row must agree with the
+// columns an analyst reads (up to the replaced bytes), or the row is
+// refused.
+func (r *Row) UnmarshalJSON(b []byte) error {
+	var v rowWithRaw
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	if v.Raw == nil {
+		*r = Row(v.rowJSON)
+		return nil
+	}
+	raw, err := DecodeRow(v.Raw)
+	if err != nil {
+		return fmt.Errorf("audit: raw_row: %w", err)
+	}
+	shownJSON, err := json.Marshal(rowJSON(raw))
+	if err != nil {
+		return fmt.Errorf("audit: raw_row: %w", err)
+	}
+	var shown rowJSON
+	if err := json.Unmarshal(shownJSON, &shown); err != nil || !reflect.DeepEqual(shown, v.rowJSON) {
+		return errors.New("audit: raw_row does not match the row's columns")
+	}
+	*r = raw
+	return nil
+}
+
+func validUTF8(r *Row) bool {
+	for _, s := range [...]string{r.EventID, r.GatewayID, r.SessionID, r.Protocol, r.Listener, r.Target, r.Kind, r.RemoteAddr,
+		r.Issuer, r.Subject, r.Email, r.AccessRule, r.Verdict, r.Plugin, r.Reason, r.Status, r.Error, r.ApprovalID,
+		r.Approver, r.PrevHash, r.RowHash, r.Signature} {
+		if !utf8.ValidString(s) {
+			return false
+		}
+	}
+	for _, g := range r.Groups {
+		if !utf8.ValidString(g) {
+			return false
+		}
+	}
+	for _, m := range [...]map[string]string{r.Claims, r.Request, r.Annotations} {
+		for k, v := range m {
+			if !utf8.ValidString(k) || !utf8.ValidString(v) {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 func (r *FileRecorder) flushLoop() {

@@ -75,3 +75,34 @@ func TestFileRecorderAppends(t *testing.T) {
 		t.Fatalf("a restart must append, not truncate: %d lines", lines)
 	}
 }
+
+// Every JSON path (the file store, the admin API's rows) gives back the
+// bytes that were hashed, also when they are not UTF-8.
+func TestRowJSONKeepsBytesThatAreNotUTF8(t *testing.T) {
+	rows := session("s1", 3)
+	rows[1].Request = map[string]string{"query": "SELECT '\xff\xfe'", "\xc3": "key"}
+	rows[1].Groups = []string{"g\x80"}
+	var c SessionChain
+	for i := range rows {
+		c.Seal(&rows[i])
+	}
+	b, err := json.Marshal(rows)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back []Row
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatal(err)
+	}
+	for i := range rows {
+		if Hash(back[i]) != rows[i].RowHash {
+			t.Errorf("row %d changed in JSON: %q", i, back[i].Request)
+		}
+	}
+	if f := Verify(back); f[0].Status != StatusComplete {
+		t.Fatalf("verify: %+v", f)
+	}
+	if strings.Count(string(b), `"raw_row"`) != 1 {
+		t.Errorf("raw_row on rows that are UTF-8: %s", b)
+	}
+}

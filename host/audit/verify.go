@@ -5,18 +5,22 @@ import (
 	"encoding/hex"
 	"fmt"
 	"sort"
+	"time"
 )
 
-// Finding is what Verify concludes about one session.
+// Finding is what Verify concludes about one session, or about one
+// gateway run's checkpoint chain (Checkpoints set).
 type Finding struct {
-	SessionID string
-	Rows      int
-	Status    string // complete, open, gap, edited, reordered
-	Detail    string
+	SessionID   string
+	Rows        int
+	Status      string // one of the Status constants
+	Detail      string
+	Checkpoints bool   // a run's checkpoint chain, SessionID is the run
+	GatewayID   string // for checkpoint chains
 }
 
 // Session statuses. "open" is not tampering: the gateway stopped (or
-// crashed) before it could close the session.
+// crashed) before it could close the session, after its last checkpoint.
 const (
 	StatusComplete  = "complete"
 	StatusOpen      = "open"
@@ -25,13 +29,44 @@ const (
 	StatusReordered = "reordered"
 	StatusBadSig    = "bad-signature"
 	StatusUnsigned  = "unsigned"
+	// StatusTruncated: the session's rows end before the last row a
+	// checkpoint saw.
+	StatusTruncated = "truncated"
+	// StatusDeleted: a checkpoint lists the session; none of its rows
+	// are left.
+	StatusDeleted = "deleted"
+	// StatusUncheckpointed: rows a clean shutdown's final checkpoint
+	// should have covered and does not (rows added afterwards).
+	StatusUncheckpointed = "uncheckpointed"
+
+	// Checkpoint chain statuses: complete (ended by a clean shutdown's
+	// final checkpoint) and open (the run was killed, or still runs) are
+	// not tampering.
+	StatusCheckpointGap      = "checkpoint-gap"
+	StatusCheckpointEdited   = "checkpoint-edited"
+	StatusCheckpointMissing  = "checkpoint-missing"
+	StatusCheckpointBadSig   = "checkpoint-bad-signature"
+	StatusCheckpointUnsigned = "checkpoint-unsigned"
 )
+
+// Tampered reports whether status means the trail was changed.
+func Tampered(status string) bool {
+	switch status {
+	case StatusComplete, StatusOpen:
+		return false
+	}
+	return true
+}
 
 // VerifyOptions add checks to Verify.
 type VerifyOptions struct {
-	// PublicKey, when set, requires every closed session's close row to
-	// carry a valid signature by the matching private key.
+	// PublicKey, when set, requires every closed session's close row and
+	// every checkpoint to carry a valid signature by the matching private
+	// key.
 	PublicKey ed25519.PublicKey
+	// InScope, when set, limits the "deleted" check to the sessions it
+	// accepts (verify --session and --since read only part of the trail).
+	InScope func(sessionID string, listedAt time.Time, interval time.Duration) bool
 }
 
 // Verify checks the hash chain of every session in rows, which may come in
@@ -40,25 +75,58 @@ type VerifyOptions struct {
 func Verify(rows []Row) []Finding { return VerifyWith(rows, VerifyOptions{}) }
 
 // VerifyWith is Verify with options.
+//
+// Checkpoint rows (KindCheckpoint) are checked as chains of their own, one
+// per gateway run, and then hold every session to what they saw: a
+// session whose rows end before its last checkpointed row is truncated, a
+// listed session without rows is deleted, a checkpointed row hash that
+// differs from the stored row means the session was rewritten.
 func VerifyWith(rows []Row, o VerifyOptions) []Finding {
 	bySession := map[string][]Row{}
-	var order []string
+	byRun := map[string][]Row{}
+	var order, runs []string
 	for _, r := range rows {
+		if r.Kind == KindCheckpoint {
+			if _, ok := byRun[r.SessionID]; !ok {
+				runs = append(runs, r.SessionID)
+			}
+			byRun[r.SessionID] = append(byRun[r.SessionID], r)
+			continue
+		}
 		if _, ok := bySession[r.SessionID]; !ok {
 			order = append(order, r.SessionID)
 		}
 		bySession[r.SessionID] = append(bySession[r.SessionID], r)
 	}
-	out := make([]Finding, 0, len(order))
+	cp := verifyCheckpoints(runs, byRun, o)
+	out := make([]Finding, 0, len(order)+len(runs))
 	for _, sid := range order {
-		out = append(out, verifySession(sid, bySession[sid], o))
+		uniq := dedupe(bySession[sid])
+		f := verifySession(sid, uniq, o)
+		out = append(out, cp.hold(f, uniq))
+	}
+	// Runs in ID order: stores give their rows in different orders.
+	sort.SliceStable(cp.findings, func(i, j int) bool { return cp.findings[i].SessionID < cp.findings[j].SessionID })
+	out = append(out, cp.findings...)
+	// Listed sessions with no row left, in a stable order.
+	var gone []string
+	for sid, l := range cp.listed {
+		if _, ok := bySession[sid]; !ok && (o.InScope == nil || o.InScope(sid, l.firstAt, l.interval)) {
+			gone = append(gone, sid)
+		}
+	}
+	sort.Strings(gone)
+	for _, sid := range gone {
+		l := cp.listed[sid]
+		out = append(out, Finding{SessionID: sid, Status: StatusDeleted,
+			Detail: fmt.Sprintf("checkpoint %d of run %s saw %d rows; none are left", l.cpSeq, l.run, l.seq)})
 	}
 	return out
 }
 
-func verifySession(sid string, rows []Row, o VerifyOptions) Finding {
-	f := Finding{SessionID: sid}
-	// Stored order is not trusted: sort by sequence, drop exact replays.
+// dedupe sorts a session's rows by sequence and drops exact replays:
+// stored order is not trusted.
+func dedupe(rows []Row) []Row {
 	sort.SliceStable(rows, func(i, j int) bool { return rows[i].Seq < rows[j].Seq })
 	uniq := rows[:0:0]
 	for i, r := range rows {
@@ -67,6 +135,11 @@ func verifySession(sid string, rows []Row, o VerifyOptions) Finding {
 		}
 		uniq = append(uniq, r)
 	}
+	return uniq
+}
+
+func verifySession(sid string, uniq []Row, o VerifyOptions) Finding {
+	f := Finding{SessionID: sid}
 	f.Rows = len(uniq)
 	prev := ""
 	for i, r := range uniq {

@@ -202,9 +202,17 @@ type Audit struct {
 	Path  string `toml:"path"`  // for file: JSON lines; relative to data_dir
 
 	// For clickhouse: rows are spooled on disk, then inserted in batches.
-	// SigningKey signs every session-close row (Ed25519, PKCS#8 PEM), so
-	// that a session rewritten in the store is detectable.
+	// SigningKey signs every session-close row and checkpoint (Ed25519,
+	// PKCS#8 PEM), so that a session rewritten in the store is detectable.
 	SigningKey Secret `toml:"signing_key"`
+	// CheckpointInterval is how often, while rows come in, the gateway
+	// writes a checkpoint (a signed head over every session it touched);
+	// one is also written at start and at shutdown. Default 10s.
+	CheckpointInterval Duration `toml:"checkpoint_interval"`
+	// CheckpointWebhook, when set, receives each checkpoint head as JSON
+	// (POST): a copy outside the store, which the store's own writer
+	// cannot take back.
+	CheckpointWebhook string `toml:"checkpoint_webhook"`
 
 	OnFull     string          `toml:"on_full"`    // refuse (default) or drop
 	BatchRows  int             `toml:"batch_rows"` // default 10000
@@ -489,6 +497,9 @@ func (c *Config) applyDefaults() {
 		}
 	}
 	a := &c.Audit
+	if a.CheckpointInterval.Duration == 0 {
+		a.CheckpointInterval.Duration = 10 * time.Second
+	}
 	if a.OnFull == "" {
 		a.OnFull = "refuse"
 	}

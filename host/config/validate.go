@@ -291,6 +291,16 @@ func (c *Config) validate(ps *problemList) {
 		ps.add("audit.store", "unknown store %q (file, clickhouse or embedded)", a.Store)
 	}
 	checkSecret(ps, "audit.signing_key", a.SigningKey)
+	// Below a second the checkpoints outrun the file store's flush, and
+	// a restart after a crash could link to a head that never reached it.
+	if a.CheckpointInterval.Duration < time.Second {
+		ps.add("audit.checkpoint_interval", "must be at least 1s")
+	}
+	if a.CheckpointWebhook != "" {
+		if u, err := url.Parse(a.CheckpointWebhook); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			ps.add("audit.checkpoint_webhook", "not an http(s) URL: %q", a.CheckpointWebhook)
+		}
+	}
 	if !oneOf(a.OnFull, "refuse", "drop") {
 		ps.add("audit.on_full", "must be refuse or drop")
 	}

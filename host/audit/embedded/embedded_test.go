@@ -186,3 +186,15 @@ func BenchmarkEmbeddedInsert(b *testing.B) {
 	fmt.Printf("BENCH embedded_insert %.0f rows/s ratio=1.00 vs embedded_insert\n", rate)
 	b.ReportMetric(rate, "rows/s")
 }
+
+// Attacks made in the store itself (ALTER ... DELETE and UPDATE) each
+// show with their own verdict; a request with bytes that are not UTF-8
+// comes back exactly.
+func TestCheckpointsExposeTamperingInTheStore(t *testing.T) {
+	s := openStore(t, "")
+	ctx := context.Background()
+	audittest.CheckStoreTampering(t, "audit",
+		func(rows []audit.Row) error { return s.Insert(ctx, rows) },
+		func(sql string) error { _, err := s.c.exec(sql, "TSV"); return err },
+		func() ([]audit.Row, error) { return s.Rows(ctx, "") })
+}

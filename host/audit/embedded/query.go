@@ -3,6 +3,7 @@ package embedded
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -246,11 +247,29 @@ func literal(b *bytes.Buffer, v any) error {
 	return nil
 }
 
-// rowsSelect reads events columns for Rows, times as Unix seconds.
-const rowsSelect = "SELECT toUnixTimestamp(ts), ts_us, toString(event_id), toString(session_id), seq, kind, gateway_id, protocol, listener, target, " +
-	"remote_addr, issuer, subject, email, groups, claim_keys, claim_values, access_rule, request_keys, request_values, " +
-	"verdict, plugin, reason, annotation_keys, annotation_values, status, request_bytes, response_bytes, duration_us, " +
-	"error, approval_id, approver, prev_hash, row_hash, signature FROM "
+// rowsSelect reads events columns for Rows, times as Unix seconds. Text
+// columns come hex-encoded: JSON output would replace bytes that are not
+// UTF-8, and the row must come back exactly as it was hashed.
+var rowsSelect = func() string {
+	str := func(cols ...string) string {
+		for i, c := range cols {
+			cols[i] = "hex(" + c + ")"
+		}
+		return strings.Join(cols, ", ")
+	}
+	arr := func(cols ...string) string {
+		for i, c := range cols {
+			cols[i] = "arrayMap(x -> hex(x), " + c + ")"
+		}
+		return strings.Join(cols, ", ")
+	}
+	return "SELECT toUnixTimestamp(ts), ts_us, toString(event_id), toString(session_id), seq, " +
+		str("kind", "gateway_id", "protocol", "listener", "target", "remote_addr", "issuer", "subject", "email") + ", " +
+		arr("groups", "claim_keys", "claim_values") + ", " + str("access_rule") + ", " + arr("request_keys", "request_values") + ", " +
+		str("verdict", "plugin", "reason") + ", " + arr("annotation_keys", "annotation_values") + ", " + str("status") +
+		", request_bytes, response_bytes, duration_us, " +
+		str("error", "approval_id", "approver", "prev_hash", "row_hash", "signature") + " FROM "
+}()
 
 // Rows reads events back as audit rows, each event once (FINAL), for
 // verification: where is a trusted SQL condition with ? placeholders
@@ -292,7 +311,7 @@ func (s *Store) Rows(ctx context.Context, where string, args ...any) ([]audit.Ro
 		d := decoder{v: v}
 		d.num(&ts)
 		d.num(&us)
-		d.str(&r.EventID, &r.SessionID)
+		d.plain(&r.EventID, &r.SessionID)
 		d.num(&r.Seq)
 		d.str(&r.Kind, &r.GatewayID, &r.Protocol, &r.Listener, &r.Target, &r.RemoteAddr, &r.Issuer, &r.Subject, &r.Email)
 		d.arr(&r.Groups, &ck, &cv)
@@ -336,11 +355,19 @@ func (d *decoder) next() json.RawMessage {
 	return d.v[d.i-1]
 }
 
-func (d *decoder) str(dst ...*string) {
+func (d *decoder) plain(dst ...*string) {
 	for _, p := range dst {
 		if err := json.Unmarshal(d.next(), p); err != nil && d.err == nil {
 			d.err = err
 		}
+	}
+}
+
+// str reads hex-encoded text.
+func (d *decoder) str(dst ...*string) {
+	for _, p := range dst {
+		d.plain(p)
+		*p = d.unhex(*p)
 	}
 }
 
@@ -352,7 +379,18 @@ func (d *decoder) arr(dst ...*[]string) {
 		if len(*p) == 0 {
 			*p = nil
 		}
+		for i, s := range *p {
+			(*p)[i] = d.unhex(s)
+		}
 	}
+}
+
+func (d *decoder) unhex(s string) string {
+	b, err := hex.DecodeString(s)
+	if err != nil && d.err == nil {
+		d.err = err
+	}
+	return string(b)
 }
 
 // num reads a number, quoted (64-bit integers) or not.

@@ -32,6 +32,12 @@
 //     and a time window alone still prunes because target has few values.
 //     A session's rows (whose close row has no target) are found by
 //     session_id plus the session's time range from the sessions table.
+//   - Checkpoints (audit.KindCheckpoint) are events rows too, with no
+//     column of their own: session_id is the gateway run, seq the
+//     checkpoint's number, status start/interval/final, and the list of
+//     chains it covers sits in request_keys/request_values. So they share
+//     the spool, the insert and 18.16's types, and the sessions view
+//     (open and close rows only) never sees them.
 //   - Replicated tables are sharded by the session (cityHash64 of its
 //     text, 18.16 cannot hash a UUID): a session's rows and every replay
 //     of them land on one shard, where they can collapse.
