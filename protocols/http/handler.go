@@ -88,6 +88,13 @@ func (l *Listener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if len(r.TransferEncoding) > 0 {
 		rec.Header().Set("Connection", "close")
 	}
+	// Before anything is recorded or forwarded: a token in the query would
+	// reach the upstream's logs and the audit trail.
+	if q, removed := stripQueryTokens(r.URL.RawQuery, bearerOf(r)); len(removed) > 0 {
+		r.URL.RawQuery = q
+		r.RequestURI = r.URL.RequestURI()
+		x.note("http.query_token_removed", strings.Join(removed, ","))
+	}
 	if p := r.URL.Path; path.Clean(p) != p && path.Clean(p)+"/" != p {
 		x.fail(rec, http.StatusBadRequest, "bad_request", "path is not canonical (., .. or // segments)")
 		return
@@ -133,6 +140,11 @@ func (l *Listener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	x.rule = d.Rule
 
 	x.ev = requestEvent(r, x, p)
+	if bad := refusedUpgrade(r.Header, rt.up.upgrades); bad != "" {
+		x.fail(rec, http.StatusBadRequest, "upgrade_refused", fmt.Sprintf("upgrade to %q is not allowed on target %s (allowed: %s)",
+			bad, rt.cfg.Target, strings.Join(rt.up.upgrades, ", ")))
+		return
+	}
 	v, err := x.chain.Process(r.Context(), x.ev)
 	if !x.allowed(rec, r, v, err) {
 		return
@@ -140,11 +152,22 @@ func (l *Listener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	applyChanges(r, x, v.Changes)
 
 	x.needBody = event.Wants(x.chain, "http.response") || rt.up.scrub.active()
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
 	if r.Body != nil && r.Body != http.NoBody {
-		x.reqBody = &countingReader{r: r.Body}
+		x.reqBody = &countingReader{r: r.Body, onErr: cancel}
+		if d := l.cfg.ReadBodyTimeout.Duration; d > 0 {
+			// A body that trickles in holds a goroutine and an upstream
+			// connection; the deadline is lifted once the body is read,
+			// so a slow upstream answer is not cut by it.
+			rc := http.NewResponseController(rec)
+			if err := rc.SetReadDeadline(time.Now().Add(d)); err == nil {
+				x.reqBody.onEOF = func() { rc.SetReadDeadline(time.Time{}) }
+			}
+		}
 		r.Body = x.reqBody
 	}
-	ctx := context.WithValue(r.Context(), exchangeKey{}, x)
+	ctx = context.WithValue(ctx, exchangeKey{}, x)
 	rt.proxy.ServeHTTP(rec, r.WithContext(ctx))
 }
 
@@ -515,6 +538,18 @@ func (x *exchange) proxyError(w http.ResponseWriter, r *http.Request, err error)
 		x.errMsg += " (" + detail + ")"
 		return
 	}
+	if x.reqBody != nil && x.reqBody.err != nil {
+		var ne net.Error
+		w.Header().Set("Connection", "close")
+		if errors.As(x.reqBody.err, &ne) && ne.Timeout() {
+			x.fail(w, http.StatusRequestTimeout, "request_timeout",
+				fmt.Sprintf("the request body did not arrive within %s (read_body_timeout)", x.l.cfg.ReadBodyTimeout.Duration))
+			return
+		}
+		x.errMsg = "client: request body: " + x.reqBody.err.Error()
+		x.status = 499
+		return
+	}
 	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
 		x.errMsg = "client went away"
 		x.status = 499 // nginx's code for a client that closed the request
@@ -582,14 +617,30 @@ func (x *exchange) finish(r *http.Request, rec *statusRecorder) {
 	}
 }
 
+// countingReader counts the request body and reports how it ended: a
+// failed read cancels the upstream request at once (else the upstream
+// waits for bytes that will never come, and so does the gateway).
 type countingReader struct {
-	r io.ReadCloser
-	n int64
+	r     io.ReadCloser
+	n     int64
+	err   error
+	onErr func()
+	onEOF func()
 }
 
 func (c *countingReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	c.n += int64(n)
+	switch {
+	case err == io.EOF:
+		if c.onEOF != nil {
+			c.onEOF()
+			c.onEOF = nil
+		}
+	case err != nil && c.err == nil:
+		c.err = err
+		c.onErr()
+	}
 	return n, err
 }
 

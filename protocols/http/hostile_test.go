@@ -237,3 +237,57 @@ func TestInjectedCredentialNeverReturns(t *testing.T) {
 		})
 	}
 }
+
+// Item 3: only the protocols a target allows may be upgraded to.
+func TestUpgradeToUnlistedProtocolRefused(t *testing.T) {
+	e := start(t, envOptions{})
+	tok := e.ciToken(t)
+	resp, body := rawRequest(t, e.addr, "GET /orders/api/x HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "+tok+
+		"\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n")
+	row := e.wantError(t, resp, body, 400, "upgrade_refused", "h2c")
+	if len(e.up.Seen()) != 0 {
+		t.Fatal("the h2c upgrade reached the upstream")
+	}
+	if row.Request["header.Upgrade"] != "h2c" {
+		t.Errorf("row request %v", row.Request)
+	}
+}
+
+// Item 4: the edges of a request.
+func TestRequestEdges(t *testing.T) {
+	e := start(t, envOptions{listener: "max_header_bytes = 4096\nread_body_timeout = \"1s\""})
+	tok := e.ciToken(t)
+
+	t.Run("slow body", func(t *testing.T) {
+		c := dial(t, e.addr)
+		fmt.Fprint(c, "POST /orders/api/slow HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "+tok+"\r\nContent-Length: 100\r\n\r\nabc")
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatalf("no answer to a body that never finished: %v", err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		row := e.wantError(t, resp, body, http.StatusRequestTimeout, "request_timeout", "body")
+		if row.Request["path"] != "/api/slow" {
+			t.Errorf("row request %v", row.Request)
+		}
+	})
+	t.Run("token in the query", func(t *testing.T) {
+		before := len(e.up.Seen())
+		resp, body := e.do(t, "GET", "/orders/api/q?x=1&access_token="+tok+"&y="+tok, tok)
+		if resp.StatusCode != 200 {
+			t.Fatalf("status %d: %s", resp.StatusCode, body)
+		}
+		s := e.up.Seen()[before]
+		if strings.Contains(s.Query, tok) || strings.Contains(s.Query, "access_token") || s.Query != "x=1" {
+			t.Errorf("upstream saw query %q", s.Query)
+		}
+		row := e.rowFor(t, s.Header.Get("X-Tollgate-Session-Id"), "200")
+		if strings.Contains(fmt.Sprint(row.Request), tok[:40]) || row.Request["query"] != "x=1" {
+			t.Errorf("row request %v", row.Request)
+		}
+		if row.Annotations["http.query_token_removed"] == "" {
+			t.Errorf("row annotations %v", row.Annotations)
+		}
+	})
+}
