@@ -68,6 +68,9 @@ type exchangeKey struct{}
 
 func (l *Listener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	x := &exchange{l: l, conn: connFrom(r.Context()), start: time.Now()}
+	if r.TLS == nil && x.conn != nil && x.conn.tls != nil {
+		r.TLS = x.conn.tls()
+	}
 	// A request keeps the chain it started with until it is done.
 	x.chain, x.release = event.Acquire(l.deps.Chain)
 	defer x.release()

@@ -258,6 +258,18 @@ func TestRequestEdges(t *testing.T) {
 	e := start(t, envOptions{listener: "max_header_bytes = 4096\nread_body_timeout = \"1s\""})
 	tok := e.ciToken(t)
 
+	t.Run("431 is recorded", func(t *testing.T) {
+		resp, _ := rawRequest(t, e.addr, "GET /orders/api/big HTTP/1.1\r\nHost: x\r\nX-Big: "+strings.Repeat("a", 16<<10)+"\r\n\r\n")
+		if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+			t.Fatalf("status %d, want 431", resp.StatusCode)
+		}
+		row := e.gw.WaitAudit(auditPath, "for the 431", func(r audit.Row) bool {
+			return r.Kind == "http.request" && r.Status == "431"
+		})
+		if row.Request["path"] != "/orders/api/big" || row.Error == "" {
+			t.Errorf("431 row: request %v error %q", row.Request, row.Error)
+		}
+	})
 	t.Run("slow body", func(t *testing.T) {
 		c := dial(t, e.addr)
 		fmt.Fprint(c, "POST /orders/api/slow HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "+tok+"\r\nContent-Length: 100\r\n\r\nabc")
