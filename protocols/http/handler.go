@@ -360,6 +360,11 @@ func (x *exchange) modifyResponse(resp *http.Response) error {
 	if resp.StatusCode == http.StatusSwitchingProtocols {
 		return nil
 	}
+	if bodiless(resp) {
+		// HEAD, 204, 304: the headers describe a body that is not here;
+		// there is nothing to decode, scrub or mask.
+		return nil
+	}
 	if !x.needBody {
 		x.streamBody(resp, resp.Body) // for the trailers
 		return nil
@@ -504,6 +509,11 @@ func (t *trailerFilter) Close() error {
 	err := t.ReadCloser.Close()
 	t.once.Do(t.done)
 	return err
+}
+
+func bodiless(resp *http.Response) bool {
+	return resp.Request.Method == http.MethodHead || resp.StatusCode == http.StatusNoContent ||
+		resp.StatusCode == http.StatusNotModified || resp.ContentLength == 0
 }
 
 func setLength(resp *http.Response, n int) {

@@ -106,7 +106,13 @@ func TestCompressedResponsesAreMasked(t *testing.T) {
 				h.Set("X-Checksum", "abc")
 			}
 		},
-		extra: maskConfig(t),
+		extra: maskConfig(t) + `
+[[access]]
+name = "ci-heads-orders"
+issuers = ["dev"]
+targets = ["orders"]
+methods = ["HEAD"]
+`,
 	})
 	tok := e.ciToken(t)
 
@@ -151,6 +157,13 @@ func TestCompressedResponsesAreMasked(t *testing.T) {
 			}
 		})
 	}
+	t.Run("HEAD of an encoded resource", func(t *testing.T) {
+		// No body to decode: the headers pass (scrubbed), nothing is refused.
+		resp, body := e.do(t, "HEAD", "/orders/api/stubborn-gzip", tok)
+		if resp.StatusCode != 200 || len(body) != 0 {
+			t.Fatalf("HEAD: status %d body %q", resp.StatusCode, body)
+		}
+	})
 	for _, p := range []string{"stacked", "unknown", "bomb"} {
 		t.Run(p, func(t *testing.T) {
 			resp, body := e.do(t, "GET", "/orders/api/"+p, tok)
@@ -268,6 +281,18 @@ func TestRequestEdges(t *testing.T) {
 		})
 		if row.Request["path"] != "/orders/api/big" || row.Error == "" {
 			t.Errorf("431 row: request %v error %q", row.Request, row.Error)
+		}
+	})
+	t.Run("malformed request is recorded", func(t *testing.T) {
+		resp, _ := rawRequest(t, e.addr, "GET /orders/api/odd?access_token=x HTTP/1.1\r\nHost: x\r\nNo colon here\r\n\r\n")
+		if resp.StatusCode != http.StatusBadRequest {
+			t.Fatalf("status %d, want 400", resp.StatusCode)
+		}
+		row := e.gw.WaitAudit(auditPath, "for the malformed request", func(r audit.Row) bool {
+			return r.Kind == "http.request" && r.Status == "400" && r.Request["path"] == "/orders/api/odd"
+		})
+		if !strings.Contains(row.Error, "refused by the HTTP server") || strings.Contains(fmt.Sprint(row.Request), "access_token") {
+			t.Errorf("400 row: request %v error %q", row.Request, row.Error)
 		}
 	})
 	t.Run("slow body", func(t *testing.T) {
