@@ -81,6 +81,9 @@ func decodeBody(ce string, r io.Reader, limit int64) ([]byte, error) {
 		return nil, fmt.Errorf("%w: %q", errUndecodable, ce)
 	}
 	b, err := io.ReadAll(io.LimitReader(dec, limit+1))
+	if errors.Is(err, zstd.ErrDecoderSizeExceeded) || errors.Is(err, zstd.ErrWindowSizeExceeded) {
+		return nil, errTooLarge // zstd's own caps, from the frame header
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", ce, err)
 	}
