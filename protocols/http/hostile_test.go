@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -327,4 +328,66 @@ func TestRequestEdges(t *testing.T) {
 			t.Errorf("row annotations %v", row.Annotations)
 		}
 	})
+}
+
+// Item 2 for basic auth: the password, and user:password in base64 as it
+// travels in the header, never come back.
+func TestInjectedBasicCredentialNeverReturns(t *testing.T) {
+	up := testenv.StartUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		u, p, _ := r.BasicAuth()
+		w.Header().Set("Content-Type", "text/plain")
+		w.Header().Set("X-Echo", r.Header.Get("Authorization"))
+		fmt.Fprintf(w, "header=%s user=%s password=%s\n", r.Header.Get("Authorization"), u, p)
+	})
+	addr, issuer := testenv.FreeAddr(t), testenv.FreeAddr(t)
+	dir := t.TempDir()
+	if err := os.WriteFile(dir+"/pw", []byte("basic-pw-9x7\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := fmt.Sprintf(`
+[gateway]
+data_dir = "data"
+[dev]
+issuer_listen = %q
+[[targets]]
+name = "basic"
+protocol = "http"
+upstream = %q
+[targets.credential]
+type = "basic"
+username = "svc"
+password = "file:%s/pw"
+[[listeners]]
+name = "http"
+protocol = "http"
+listen = %q
+[[listeners.routes]]
+target = "basic"
+[[access]]
+name = "all"
+issuers = ["dev"]
+targets = ["*"]
+`, issuer, up.URL, dir, addr)
+	gw := testenv.StartGateway(t, testenv.GatewayOptions{Config: cfg, Dev: true, Wait: []string{addr, issuer}})
+	e := &env{gw: gw, up: up, addr: addr, issuer: issuer}
+	resp, body := e.do(t, "GET", "/x", e.token(t, "--sub", "alice"))
+	userPass := base64.StdEncoding.EncodeToString([]byte("svc:basic-pw-9x7"))
+	if u, p, ok := (&http.Request{Header: up.Seen()[0].Header}).BasicAuth(); !ok || u != "svc" || p != "basic-pw-9x7" {
+		t.Fatalf("upstream saw %q %q %v", u, p, ok)
+	}
+	var all bytes.Buffer
+	resp.Header.Write(&all)
+	all.Write(body)
+	for _, leak := range []string{"basic-pw-9x7", strings.TrimRight(userPass, "=")} {
+		if bytes.Contains(all.Bytes(), []byte(leak)) {
+			t.Fatalf("the credential came back (%s):\n%s", leak, all.Bytes())
+		}
+	}
+	if !bytes.Contains(body, []byte("user=svc")) {
+		t.Fatalf("body %q: the user name is not a secret and must pass", body)
+	}
+	row := e.rowFor(t, lastSession(t, e), "200")
+	if row.Annotations["http.credential_scrubbed"] != "header=1 body=2 trailer=0" {
+		t.Errorf("row annotations %v", row.Annotations)
+	}
 }
