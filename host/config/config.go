@@ -87,6 +87,10 @@ type Target struct {
 	// so that pg_stat_activity lines up with the audit trail.
 	ApplicationNameSuffix *bool      `toml:"application_name_suffix"`
 	Credential            Credential `toml:"credential"`
+	// Upgrades lists, for http, the protocols a client may switch to with
+	// an Upgrade header (default ["websocket"]); any other is refused with
+	// 400. An empty list refuses every upgrade.
+	Upgrades []string `toml:"upgrades"`
 	// Sensitive lists, for postgres, the columns whose values never reach
 	// the agent in clear, whatever the query calls them.
 	Sensitive []Sensitive `toml:"sensitive"`
@@ -129,6 +133,16 @@ type Listener struct {
 	MaxHeaderBytes    int      `toml:"max_header_bytes"`
 	Routes            []Route  `toml:"routes"`
 
+	// For http. ReadBodyTimeout bounds the time from the end of a
+	// request's header to the last byte of its body (default 5m); a body
+	// that takes longer is answered 408 and recorded. MaxInspectBodyBytes
+	// bounds a response body the gateway holds to inspect (default 1 MiB):
+	// an uncompressed body over it streams through with only the
+	// credential scrub, a compressed one that decodes to more is refused
+	// with 502, never passed on unread.
+	ReadBodyTimeout     Duration `toml:"read_body_timeout"`
+	MaxInspectBodyBytes int64    `toml:"max_inspect_body_bytes"`
+
 	// For postgres. Target binds the listener to one target (the client's
 	// database then passes through to the upstream); without it the
 	// client's database names the target. MaxMessageBytes caps one client
@@ -159,6 +173,12 @@ const (
 	DefaultMaxConnections          = 1000
 	DefaultMaxConnectionsPerSource = 100
 	DefaultAuthTimeout             = 10 * time.Second
+)
+
+// Defaults of an http listener's body deadline and inspection cap.
+const (
+	DefaultReadBodyTimeout     = 5 * time.Minute
+	DefaultMaxInspectBodyBytes = 1 << 20
 )
 
 // Route sends matching requests on a listener to a target.
@@ -398,6 +418,9 @@ func (c *Config) applyDefaults() {
 		if t.Credential.Type == "" {
 			t.Credential.Type = "none"
 		}
+		if t.Protocol == "http" && t.Upgrades == nil {
+			t.Upgrades = []string{"websocket"}
+		}
 		if t.Protocol == "postgres" {
 			if t.Database == "" {
 				t.Database = "postgres"
@@ -426,6 +449,14 @@ func (c *Config) applyDefaults() {
 		}
 		if l.MaxHeaderBytes == 0 {
 			l.MaxHeaderBytes = 64 << 10
+		}
+		if l.Protocol == "http" {
+			if l.ReadBodyTimeout.Duration == 0 {
+				l.ReadBodyTimeout.Duration = DefaultReadBodyTimeout
+			}
+			if l.MaxInspectBodyBytes == 0 {
+				l.MaxInspectBodyBytes = DefaultMaxInspectBodyBytes
+			}
 		}
 		if l.Protocol == "postgres" {
 			if l.MaxStatementBytes == 0 {

@@ -297,3 +297,25 @@ format = "teams"
 		t.Fatalf("store defaults: %+v", ap)
 	}
 }
+
+func TestHTTPListenerAndTargetKeys(t *testing.T) {
+	c := mustParse(t, minimal)
+	l, tg := c.Listeners[0], c.Targets[0]
+	if l.ReadBodyTimeout.Duration != 5*time.Minute || l.MaxInspectBodyBytes != 1<<20 {
+		t.Errorf("http listener defaults: read_body_timeout %v max_inspect_body_bytes %d", l.ReadBodyTimeout, l.MaxInspectBodyBytes)
+	}
+	if len(tg.Upgrades) != 1 || tg.Upgrades[0] != "websocket" {
+		t.Errorf("upgrades default %v, want [websocket]", tg.Upgrades)
+	}
+	none := mustParse(t, strings.Replace(minimal, `upstream = "http://127.0.0.1:9000"`, `upstream = "http://127.0.0.1:9000"`+"\nupgrades = []", 1))
+	if len(none.Targets[0].Upgrades) != 0 {
+		t.Errorf("upgrades = [] must refuse every upgrade, got %v", none.Targets[0].Upgrades)
+	}
+
+	src := strings.Replace(minimal, `listen = "127.0.0.1:8080"`, `listen = "127.0.0.1:8080"`+"\nmax_inspect_body_bytes = 10", 1)
+	src = strings.Replace(src, `upstream = "http://127.0.0.1:9000"`, `upstream = "http://127.0.0.1:9000"`+"\nupgrades = [\"h2c websocket\"]", 1)
+	ps := problemsOf(t, src)
+	at := func(s string) int { return strings.Count(src[:strings.Index(src, s)], "\n") + 1 }
+	wantProblem(t, ps, at("max_inspect_body_bytes"), 1, "at least 1024")
+	wantProblem(t, ps, at("upgrades"), 13, "must be a protocol name")
+}

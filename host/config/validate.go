@@ -119,9 +119,17 @@ func (c *Config) validate(ps *problemList) {
 		cp := p + ".credential"
 		cr := t.Credential
 		if t.Protocol == "postgres" {
+			if len(t.Upgrades) > 0 {
+				ps.add(p+".upgrades", "applies to http targets only")
+			}
 			validatePostgresTarget(ps, p, t)
 			checkSecret(ps, cp+".password", cr.Password)
 			continue
+		}
+		for j, up := range t.Upgrades {
+			if up == "" || strings.ContainsAny(up, " \t,/") {
+				ps.add(fmt.Sprintf("%s.upgrades[%d]", p, j), "must be a protocol name such as websocket")
+			}
 		}
 		if t.Database != "" || t.SSLMode != "" || len(t.Sensitive) > 0 || t.ApplicationNameSuffix != nil {
 			ps.add(p, "database, sslmode, sensitive and application_name_suffix apply to postgres targets only")
@@ -174,8 +182,17 @@ func (c *Config) validate(ps *problemList) {
 			ps.add(p+".max_header_bytes", "must be at least 1024")
 		}
 		if l.Protocol == "postgres" {
+			if l.ReadBodyTimeout.Duration != 0 || l.MaxInspectBodyBytes != 0 {
+				ps.add(p, "read_body_timeout and max_inspect_body_bytes apply to http listeners only")
+			}
 			validatePostgresListener(ps, p, l, targets)
 			continue
+		}
+		if l.ReadBodyTimeout.Duration < 0 {
+			ps.add(p+".read_body_timeout", "must be positive")
+		}
+		if l.MaxInspectBodyBytes < 1024 {
+			ps.add(p+".max_inspect_body_bytes", "must be at least 1024")
 		}
 		if l.Target != "" || l.MaxMessageBytes != 0 || l.MaxStatementBytes != 0 || l.AllowPlaintext || l.AllowFunctionCall ||
 			l.MaxConnections != 0 || l.MaxConnectionsPerSource != 0 || l.AuthTimeout.Duration != 0 {

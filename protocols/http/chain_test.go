@@ -286,6 +286,12 @@ func TestListenerTLS(t *testing.T) {
 	if resp.StatusCode != 200 || resp.TLS == nil {
 		t.Fatalf("over TLS: %d %s", resp.StatusCode, body)
 	}
+	// The listener wraps each connection (to record the server's own
+	// refusals), which hides the *tls.Conn from net/http; the handler
+	// must still know the request came over TLS.
+	if got := up.Seen()[0].Header.Get("X-Forwarded-Proto"); got != "https" {
+		t.Errorf("upstream saw X-Forwarded-Proto %q, want https", got)
+	}
 }
 
 func marshalKey(k any) ([]byte, error) { return x509.MarshalPKCS8PrivateKey(k) }

@@ -12,6 +12,7 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/tollgate-dev/tollgate/host/access"
@@ -49,6 +50,16 @@ type exchange struct {
 	status   int
 	respSize int64
 	errMsg   string
+	// needBody is set when the response body must be read: a plugin
+	// subscribes to responses, or the target's credential is scrubbed.
+	needBody bool
+	// notes are the gateway's own annotations for the row.
+	notes []event.Annotation
+	// scrubbed counts credential matches blanked in headers, the body
+	// and trailers; the streaming scrub adds to body as the body goes out.
+	scrubbed struct{ header, body, trailer int }
+	// refused says why the response was refused (502), for the client.
+	refused string
 	// approvalID and approver are set when the request was held.
 	approvalID, approver string
 }
@@ -57,6 +68,9 @@ type exchangeKey struct{}
 
 func (l *Listener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	x := &exchange{l: l, conn: connFrom(r.Context()), start: time.Now()}
+	if r.TLS == nil && x.conn != nil && x.conn.tls != nil {
+		r.TLS = x.conn.tls()
+	}
 	// A request keeps the chain it started with until it is done.
 	x.chain, x.release = event.Acquire(l.deps.Chain)
 	defer x.release()
@@ -76,6 +90,13 @@ func (l *Listener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// ignores Transfer-Encoding and the connection closes after the answer.
 	if len(r.TransferEncoding) > 0 {
 		rec.Header().Set("Connection", "close")
+	}
+	// Before anything is recorded or forwarded: a token in the query would
+	// reach the upstream's logs and the audit trail.
+	if q, removed := stripQueryTokens(r.URL.RawQuery, bearerOf(r)); len(removed) > 0 {
+		r.URL.RawQuery = q
+		r.RequestURI = r.URL.RequestURI()
+		x.note("http.query_token_removed", strings.Join(removed, ","))
 	}
 	if p := r.URL.Path; path.Clean(p) != p && path.Clean(p)+"/" != p {
 		x.fail(rec, http.StatusBadRequest, "bad_request", "path is not canonical (., .. or // segments)")
@@ -122,17 +143,34 @@ func (l *Listener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	x.rule = d.Rule
 
 	x.ev = requestEvent(r, x, p)
+	if bad := refusedUpgrade(r.Header, rt.up.upgrades); bad != "" {
+		x.fail(rec, http.StatusBadRequest, "upgrade_refused", fmt.Sprintf("upgrade to %q is not allowed on target %s (allowed: %s)",
+			bad, rt.cfg.Target, strings.Join(rt.up.upgrades, ", ")))
+		return
+	}
 	v, err := x.chain.Process(r.Context(), x.ev)
 	if !x.allowed(rec, r, v, err) {
 		return
 	}
 	applyChanges(r, x, v.Changes)
 
+	x.needBody = event.Wants(x.chain, "http.response") || rt.up.scrub.active()
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
 	if r.Body != nil && r.Body != http.NoBody {
-		x.reqBody = &countingReader{r: r.Body}
+		x.reqBody = &countingReader{r: r.Body, onErr: cancel}
+		if d := l.cfg.ReadBodyTimeout.Duration; d > 0 {
+			// A body that trickles in holds a goroutine and an upstream
+			// connection; the deadline is lifted once the body is read,
+			// so a slow upstream answer is not cut by it.
+			rc := http.NewResponseController(rec)
+			if err := rc.SetReadDeadline(time.Now().Add(d)); err == nil {
+				x.reqBody.onEOF = func() { rc.SetReadDeadline(time.Time{}) }
+			}
+		}
 		r.Body = x.reqBody
 	}
-	ctx := context.WithValue(r.Context(), exchangeKey{}, x)
+	ctx = context.WithValue(ctx, exchangeKey{}, x)
 	rt.proxy.ServeHTTP(rec, r.WithContext(ctx))
 }
 
@@ -269,6 +307,11 @@ func (x *exchange) rewrite(pr *httputil.ProxyRequest) {
 	pr.Out.URL.RawPath = ""
 	pr.SetXForwarded()
 	x.rt.up.inject(pr.Out.Header)
+	if x.needBody {
+		// The chain and the scrub read the body; ask for it plain. An
+		// upstream that encodes anyway is decoded (modifyResponse).
+		pr.Out.Header.Set("Accept-Encoding", "identity")
+	}
 	pr.Out.Header.Set("X-Tollgate-Session-Id", x.sess.id)
 }
 
@@ -282,23 +325,119 @@ func singleJoin(base, p string) string {
 // errResponseDenied marks a response the chain refused.
 var errResponseDenied = errors.New("response denied by policy")
 
-// maxInspectBody bounds the response body a plugin may read and rewrite.
-// Larger or non-text bodies stream through; plugins see no "body" field.
-const maxInspectBody = 1 << 20
+// errResponseRefused marks a response the gateway cannot inspect and so
+// does not pass on; x.refused says why.
+var errResponseRefused = errors.New("response refused")
 
-// modifyResponse runs the response through the chain.
+// note adds one of the gateway's own annotations to the request's row.
+func (x *exchange) note(k, v string) {
+	x.notes = append(x.notes, event.Annotation{Key: k, Value: v})
+}
+
+// filterHeader applies the response header rules to h, the headers or,
+// once the body is read, the trailers: a trailer is a header that comes
+// late, and gets no more trust.
+func (x *exchange) filterHeader(h http.Header) int {
+	// A cookie the upstream sets is a session of the gateway's credential:
+	// handed to the agent, it would reach the target without the gateway.
+	h.Del("Set-Cookie")
+	return x.rt.up.scrub.scrubHeader(h)
+}
+
+// modifyResponse decodes, scrubs and runs the response through the chain.
 func (x *exchange) modifyResponse(resp *http.Response) error {
 	if resp.StatusCode == http.StatusSwitchingProtocols {
 		// ReverseProxy writes a 101 on the hijacked connection, past the
 		// status recorder.
 		x.status = resp.StatusCode
 	}
-	// A cookie the upstream sets is a session of the gateway's credential:
-	// handed to the agent, it would reach the target without the gateway.
-	resp.Header.Del("Set-Cookie")
-	if x.chain != nil && !event.Wants(x.chain, "http.response") {
+	x.scrubbed.header += x.filterHeader(resp.Header)
+	for k := range resp.Trailer {
+		if http.CanonicalHeaderKey(k) == "Set-Cookie" {
+			delete(resp.Trailer, k) // not even announced
+		}
+	}
+	if resp.StatusCode == http.StatusSwitchingProtocols {
 		return nil
 	}
+	if bodiless(resp) {
+		// HEAD, 204, 304: the headers describe a body that is not here;
+		// there is nothing to decode, scrub or mask.
+		return nil
+	}
+	if !x.needBody {
+		x.streamBody(resp, resp.Body) // for the trailers
+		return nil
+	}
+	limit := x.l.cfg.MaxInspectBodyBytes
+	if limit <= 0 {
+		limit = config.DefaultMaxInspectBodyBytes
+	}
+	// body is set once the whole body is held in memory.
+	var body []byte
+	if ce := encoded(resp.Header.Get("Content-Encoding")); ce != "" {
+		// Asked for identity, the upstream encoded anyway. Decode it whole
+		// or refuse it: an encoded body cannot be scrubbed or masked as
+		// it streams, and passing it on unread is what this prevents.
+		b, err := decodeBody(ce, resp.Body, limit)
+		if err != nil {
+			switch {
+			case errors.Is(err, errUndecodable):
+				x.refused = fmt.Sprintf("the target answered with Content-Encoding %q, which the gateway cannot decode to inspect", ce)
+			case errors.Is(err, errTooLarge):
+				x.refused = fmt.Sprintf("the target's %s response decodes to more than %d bytes, the most the gateway inspects", ce, limit)
+			default:
+				x.refused = fmt.Sprintf("the target's %s response could not be decoded", ce)
+			}
+			x.errMsg = "response: " + err.Error()
+			return errResponseRefused
+		}
+		resp.Body.Close()
+		body = b
+		x.note("http.decoded", ce)
+		resp.Header.Del("Content-Encoding")
+		resp.Header.Del("Etag") // the ETag named the encoded bytes
+		setLength(resp, len(b))
+	}
+	wants := event.Wants(x.chain, "http.response")
+	if wants && body == nil && inspectable(resp, limit) {
+		b, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
+		if err != nil {
+			return fmt.Errorf("read response body: %w", err)
+		}
+		if int64(len(b)) <= limit {
+			resp.Body.Close()
+			body = b
+		} else {
+			// Past the limit: put back what was read, stream the rest.
+			resp.Body = readCloser{io.MultiReader(bytes.NewReader(b), resp.Body), resp.Body}
+		}
+	}
+	if body == nil {
+		// Streamed: scrubbed on the way out, trailers filtered at the end.
+		x.streamBody(resp, resp.Body)
+		if wants {
+			return x.runResponseChain(resp, nil)
+		}
+		return nil
+	}
+	x.scrubbed.body += x.rt.up.scrub.scrub(body)
+	if wants {
+		if err := x.runResponseChain(resp, body); err != nil {
+			return err
+		}
+		if resp.Body != nil {
+			return nil // the chain rewrote the body
+		}
+	}
+	x.streamBody(resp, io.NopCloser(bytes.NewReader(body)))
+	return nil
+}
+
+// runResponseChain asks the chain about the response; body is nil when it
+// is not inspected. A rewritten body replaces resp.Body; otherwise
+// resp.Body is left nil for the caller to set.
+func (x *exchange) runResponseChain(resp *http.Response, body []byte) error {
 	ev := &event.Event{
 		Phase: event.Response, Protocol: "http", Kind: "http.response",
 		SessionID: x.sess.id, Target: x.rt.cfg.Target, Principal: x.ev.Principal,
@@ -307,21 +446,9 @@ func (x *exchange) modifyResponse(resp *http.Response) error {
 			"status": strconv.Itoa(resp.StatusCode), "header.Content-Type": resp.Header.Get("Content-Type"),
 		},
 	}
-	inspected := false
-	if inspectable(resp) {
-		body, err := io.ReadAll(io.LimitReader(resp.Body, maxInspectBody+1))
-		if err != nil {
-			return fmt.Errorf("read response body: %w", err)
-		}
-		if len(body) <= maxInspectBody {
-			resp.Body.Close()
-			resp.Body = io.NopCloser(bytes.NewReader(body))
-			ev.Fields["body"] = string(body)
-			inspected = true
-		} else {
-			// Past the limit: put back what was read, stream the rest.
-			resp.Body = readCloser{io.MultiReader(bytes.NewReader(body), resp.Body), resp.Body}
-		}
+	inspected := body != nil && textual(resp)
+	if inspected {
+		ev.Fields["body"] = string(body)
 	}
 	v, err := x.chain.Process(resp.Request.Context(), ev)
 	if err != nil || v.Action == event.Deny || v.Action == event.Hold {
@@ -333,11 +460,15 @@ func (x *exchange) modifyResponse(resp *http.Response) error {
 		return errResponseDenied
 	}
 	x.verdict.Annotations = append(x.verdict.Annotations, v.Annotations...)
+	if body == nil {
+		return nil
+	}
+	resp.Body = nil
 	if nb, ok := v.Changes["body"]; ok && inspected {
-		resp.Body = io.NopCloser(strings.NewReader(nb))
-		resp.ContentLength = int64(len(nb))
-		resp.Header.Set("Content-Length", strconv.Itoa(len(nb)))
-		resp.Header.Del("Content-Encoding")
+		b := []byte(nb)
+		x.scrubbed.body += x.rt.up.scrub.scrub(b)
+		x.streamBody(resp, io.NopCloser(bytes.NewReader(b)))
+		setLength(resp, len(b))
 		resp.Header.Del("Etag")
 		if x.verdict.Action == event.Allow {
 			x.verdict.Action, x.verdict.Plugin = event.Rewrite, v.Plugin
@@ -346,12 +477,58 @@ func (x *exchange) modifyResponse(resp *http.Response) error {
 	return nil
 }
 
-// inspectable is true for uncompressed text and JSON bodies of a size
-// that can be known or bounded.
-func inspectable(resp *http.Response) bool {
-	if resp.Header.Get("Content-Encoding") != "" || resp.ContentLength > maxInspectBody {
-		return false
+// streamBody sets resp's body to rc, scrubbed as it streams when the
+// target has a credential, with the trailers filtered once it ends.
+func (x *exchange) streamBody(resp *http.Response, rc io.ReadCloser) {
+	if x.rt.up.scrub.active() {
+		rc = &scrubReader{s: x.rt.up.scrub, r: rc, found: &x.scrubbed.body}
 	}
+	resp.Body = &trailerFilter{ReadCloser: rc, done: func() {
+		// resp.Trailer is filled when the upstream body ends, which is
+		// before ReverseProxy copies it out (it closes the body first).
+		x.scrubbed.trailer += x.filterHeader(resp.Trailer)
+	}}
+}
+
+// trailerFilter calls done once the body is finished, at EOF or Close.
+type trailerFilter struct {
+	io.ReadCloser
+	once sync.Once
+	done func()
+}
+
+func (t *trailerFilter) Read(p []byte) (int, error) {
+	n, err := t.ReadCloser.Read(p)
+	if err == io.EOF {
+		t.once.Do(t.done)
+	}
+	return n, err
+}
+
+func (t *trailerFilter) Close() error {
+	err := t.ReadCloser.Close()
+	t.once.Do(t.done)
+	return err
+}
+
+func bodiless(resp *http.Response) bool {
+	return resp.Request.Method == http.MethodHead || resp.StatusCode == http.StatusNoContent ||
+		resp.StatusCode == http.StatusNotModified || resp.ContentLength == 0
+}
+
+func setLength(resp *http.Response, n int) {
+	resp.ContentLength = int64(n)
+	resp.Header.Set("Content-Length", strconv.Itoa(n))
+	resp.TransferEncoding = nil
+}
+
+// inspectable is true for text and JSON bodies of a size that can be
+// known or bounded.
+func inspectable(resp *http.Response, limit int64) bool {
+	return resp.ContentLength <= limit && textual(resp)
+}
+
+func textual(resp *http.Response) bool {
 	ct := resp.Header.Get("Content-Type")
 	return strings.HasPrefix(ct, "application/json") || strings.HasPrefix(ct, "text/") ||
 		strings.HasSuffix(strings.SplitN(ct, ";", 2)[0], "+json")
@@ -366,6 +543,24 @@ type readCloser struct {
 func (x *exchange) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 	if errors.Is(err, errResponseDenied) {
 		x.fail(w, http.StatusForbidden, "denied", x.verdict.Reason)
+		return
+	}
+	if errors.Is(err, errResponseRefused) {
+		detail := x.errMsg
+		x.fail(w, http.StatusBadGateway, "response_refused", x.refused)
+		x.errMsg += " (" + detail + ")"
+		return
+	}
+	if x.reqBody != nil && x.reqBody.err != nil {
+		var ne net.Error
+		w.Header().Set("Connection", "close")
+		if errors.As(x.reqBody.err, &ne) && ne.Timeout() {
+			x.fail(w, http.StatusRequestTimeout, "request_timeout",
+				fmt.Sprintf("the request body did not arrive within %s (read_body_timeout)", x.l.cfg.ReadBodyTimeout.Duration))
+			return
+		}
+		x.errMsg = "client: request body: " + x.reqBody.err.Error()
+		x.status = 499
 		return
 	}
 	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
@@ -418,6 +613,15 @@ func (x *exchange) finish(r *http.Request, rec *statusRecorder) {
 	row.DurationMicro = time.Since(x.start).Microseconds()
 	row.Error = x.errMsg
 	row.ApprovalID, row.Approver = x.approvalID, x.approver
+	if sc := x.scrubbed; sc.header+sc.body+sc.trailer > 0 {
+		x.note("http.credential_scrubbed", fmt.Sprintf("header=%d body=%d trailer=%d", sc.header, sc.body, sc.trailer))
+	}
+	for _, a := range x.notes {
+		if row.Annotations == nil {
+			row.Annotations = map[string]string{}
+		}
+		row.Annotations[a.Key] = a.Value
+	}
 	x.l.record(x.sess, row)
 	if status == http.StatusSwitchingProtocols {
 		// The upgraded connection was hijacked and has now ended; the
@@ -426,14 +630,30 @@ func (x *exchange) finish(r *http.Request, rec *statusRecorder) {
 	}
 }
 
+// countingReader counts the request body and reports how it ended: a
+// failed read cancels the upstream request at once (else the upstream
+// waits for bytes that will never come, and so does the gateway).
 type countingReader struct {
-	r io.ReadCloser
-	n int64
+	r     io.ReadCloser
+	n     int64
+	err   error
+	onErr func()
+	onEOF func()
 }
 
 func (c *countingReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	c.n += int64(n)
+	switch {
+	case err == io.EOF:
+		if c.onEOF != nil {
+			c.onEOF()
+			c.onEOF = nil
+		}
+	case err != nil && c.err == nil:
+		c.err = err
+		c.onErr()
+	}
 	return n, err
 }
 

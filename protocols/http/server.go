@@ -107,6 +107,8 @@ func (l *Listener) Start() error {
 		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
 	}
 	l.ln = ln
+	// Watched over TLS, so the server's own answers are seen in clear.
+	ln = watchListener{ln}
 	go func() {
 		if err := l.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			l.deps.Log.Error("http: serve stopped", "listener", l.cfg.Name, "err", err)

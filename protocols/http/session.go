@@ -2,6 +2,7 @@ package http
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"maps"
 	"net"
@@ -45,6 +46,7 @@ func (s *session) seal(r *audit.Row) {
 type conn struct {
 	l      *Listener
 	remote string
+	tls    func() *tls.ConnectionState // nil for plain connections
 
 	mu  sync.Mutex
 	cur *session
@@ -54,6 +56,12 @@ type connKey struct{}
 
 func (l *Listener) connContext(ctx context.Context, c net.Conn) context.Context {
 	cs := &conn{l: l, remote: c.RemoteAddr().String()}
+	if w, ok := c.(*watchedConn); ok {
+		w.mu.Lock()
+		w.cs = cs
+		w.mu.Unlock()
+		cs.tls = w.tlsState
+	}
 	l.conns.Store(c, cs)
 	return context.WithValue(ctx, connKey{}, cs)
 }

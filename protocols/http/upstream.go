@@ -9,6 +9,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"os"
+	"strings"
 	"sync"
 
 	"github.com/tollgate-dev/tollgate/host/config"
@@ -20,6 +21,10 @@ type upstream struct {
 	url       *url.URL
 	cred      config.Credential
 	transport *h1Transport
+	// scrub blanks cred wherever it comes back in a response.
+	scrub *scrubber
+	// upgrades are the protocols a client may switch to (lower case).
+	upgrades []string
 }
 
 func newUpstream(t *config.Target) (*upstream, error) {
@@ -51,7 +56,11 @@ func newUpstream(t *config.Target) (*upstream, error) {
 		addr = net.JoinHostPort(u.Hostname(), port)
 	}
 	tr := newH1Transport(addr, tlsCfg)
-	return &upstream{name: t.Name, url: u, cred: t.Credential, transport: tr}, nil
+	ups := make([]string, len(t.Upgrades))
+	for i, p := range t.Upgrades {
+		ups[i] = strings.ToLower(p)
+	}
+	return &upstream{name: t.Name, url: u, cred: t.Credential, transport: tr, scrub: newScrubber(t.Credential), upgrades: ups}, nil
 }
 
 // inject replaces whatever the client said about credentials with the one
