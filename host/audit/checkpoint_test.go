@@ -252,6 +252,6 @@ func TestUncheckpointedSession(t *testing.T) {
 	// The other process, open since before the rows, may yet list them.
 	want = tr.Want()
 	want[forged[0].SessionID] = audit.StatusComplete
-	all := append(append(append([]audit.Row(nil), tr.Rows...), forged...), other.rows...)
+	all := append(append(append([]audit.Row(nil), tr.Rows...), forged...), other.Rows()...)
 	audittest.CheckVerdicts(t, all, audit.VerifyOptions{}, want)
 }

@@ -1,30 +1,16 @@
 package audit_test
 
 import (
-	"sync"
-
-	"github.com/tollgate-dev/tollgate/host/audit"
+	"github.com/tollgate-dev/tollgate/host/testenv"
 )
 
-type memRec struct {
-	mu   sync.Mutex
-	rows []audit.Row
-}
+// memRec is the in-memory recorder the protocols' tests use.
+type memRec struct{ testenv.Recorder }
 
-func (m *memRec) Record(r audit.Row) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.rows = append(m.rows, r)
-	return nil
-}
-
-func (m *memRec) Close() error { return nil }
-
+// count is how many rows of kind were recorded.
 func (m *memRec) count(kind string) int {
-	m.mu.Lock()
-	defer m.mu.Unlock()
 	n := 0
-	for _, r := range m.rows {
+	for _, r := range m.Rows() {
 		if r.Kind == kind {
 			n++
 		}

@@ -7,11 +7,11 @@ import (
 	"maps"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/tollgate-dev/tollgate/host/audit"
+	"github.com/tollgate-dev/tollgate/host/testenv"
 )
 
 // Trail is what two runs of one gateway left, checkpoints included: run 1
@@ -36,19 +36,6 @@ func (tr *Trail) Want() map[string]string {
 	}
 }
 
-type memRec struct {
-	mu   sync.Mutex
-	rows []audit.Row
-}
-
-func (m *memRec) Record(r audit.Row) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.rows = append(m.rows, r)
-	return nil
-}
-func (m *memRec) Close() error { return nil }
-
 // NewTrail records a trail through audit.Checkpointing, signed with key
 // when it is set. gateway names the gateway (distinct trails can share a
 // store).
@@ -56,7 +43,7 @@ func NewTrail(t testing.TB, gateway string, key ed25519.PrivateKey) *Trail {
 	t.Helper()
 	state := filepath.Join(t.TempDir(), "checkpoint.json")
 	tr := &Trail{Gateway: gateway}
-	mem := &memRec{}
+	mem := &testenv.Recorder{}
 	var inner audit.Recorder = mem
 	if key != nil {
 		inner = audit.Signing(mem, key)
@@ -119,7 +106,7 @@ func NewTrail(t testing.TB, gateway string, key ed25519.PrivateKey) *Trail {
 	record(cp2, killed[4:5])
 	// Run 2 is never closed: it was killed. (Its ticker runs for an hour
 	// and is garbage with the test.)
-	tr.Rows = mem.rows
+	tr.Rows = mem.Rows()
 	return tr
 }
 
