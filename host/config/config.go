@@ -305,14 +305,19 @@ type Webhook struct {
 }
 
 // Duration is a time.Duration written as a string ("10s", "1m30s").
-type Duration struct{ time.Duration }
+type Duration struct {
+	time.Duration
+	// Set: the key was written, so a zero is the operator's zero, not a
+	// value to replace with the default.
+	Set bool
+}
 
 func (d *Duration) UnmarshalText(b []byte) error {
 	v, err := time.ParseDuration(string(b))
 	if err != nil {
 		return err
 	}
-	d.Duration = v
+	d.Duration, d.Set = v, true
 	return nil
 }
 
@@ -403,8 +408,8 @@ func (c *Config) applyDefaults() {
 		if len(is.Algorithms) == 0 {
 			is.Algorithms = []string{"RS256", "ES256"}
 		}
-		if is.ClockSkew.Duration == 0 {
-			is.ClockSkew.Duration = 60 * time.Second
+		if is.ClockSkew.Duration == 0 && !is.ClockSkew.Set {
+			is.ClockSkew.Duration = 60 * time.Second // clock_skew = "0s" means none
 		}
 		if is.GroupsClaim == "" {
 			is.GroupsClaim = "groups"

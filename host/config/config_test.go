@@ -319,3 +319,21 @@ func TestHTTPListenerAndTargetKeys(t *testing.T) {
 	wantProblem(t, ps, at("max_inspect_body_bytes"), 1, "at least 1024")
 	wantProblem(t, ps, at("upgrades"), 13, "must be a protocol name")
 }
+
+// clock_skew = "0s" is the operator's zero, not a value to replace with
+// the default: a token is then refused the second it expires. Left out,
+// the skew is 60s.
+func TestClockSkewZeroMeansZero(t *testing.T) {
+	issuer := func(skew string) string {
+		return minimal + "\n[[identity.issuers]]\nname = \"ci\"\nissuer = \"https://token.example\"\naudience = [\"tollgate\"]\n" + skew
+	}
+	if got := mustParse(t, issuer(`clock_skew = "0s"`)).Identity.Issuers[0].ClockSkew.Duration; got != 0 {
+		t.Fatalf(`clock_skew = "0s" became %v`, got)
+	}
+	if got := mustParse(t, issuer("")).Identity.Issuers[0].ClockSkew.Duration; got != 60*time.Second {
+		t.Fatalf("default clock_skew: %v", got)
+	}
+	if got := mustParse(t, issuer(`clock_skew = "5s"`)).Identity.Issuers[0].ClockSkew.Duration; got != 5*time.Second {
+		t.Fatalf(`clock_skew = "5s" became %v`, got)
+	}
+}
