@@ -53,6 +53,8 @@ type exchange struct {
 	// needBody is set when the response body must be read: a plugin
 	// subscribes to responses, or the target's credential is scrubbed.
 	needBody bool
+	// wantsResponse: a plugin subscribes to http.response (asked once).
+	wantsResponse bool
 	// notes are the gateway's own annotations for the row.
 	notes []event.Annotation
 	// scrubbed counts credential matches blanked in headers, the body
@@ -154,7 +156,8 @@ func (l *Listener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	applyChanges(r, x, v.Changes)
 
-	x.needBody = event.Wants(x.chain, "http.response") || rt.up.scrub.active()
+	x.wantsResponse = event.Wants(x.chain, "http.response")
+	x.needBody = x.wantsResponse || rt.up.scrub.active()
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
 	if r.Body != nil && r.Body != http.NoBody {
@@ -399,7 +402,7 @@ func (x *exchange) modifyResponse(resp *http.Response) error {
 		resp.Header.Del("Etag") // the ETag named the encoded bytes
 		setLength(resp, len(b))
 	}
-	wants := event.Wants(x.chain, "http.response")
+	wants := x.wantsResponse
 	if wants && body == nil && inspectable(resp, limit) {
 		b, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
 		if err != nil {

@@ -107,12 +107,11 @@ type catalogEntry struct {
 	stale bool
 }
 
-// get returns the catalog of db on t, reading it when missing or stale.
-func (cs *catalogs) get(ctx context.Context, t *target, db string) (*catalog, error) {
-	if len(t.sensitive) == 0 {
-		return nil, nil
-	}
+// entry is the cache entry of db on t, made on first use; a session
+// looks it up once and keeps it.
+func (cs *catalogs) entry(t *target, db string) *catalogEntry {
 	cs.mu.Lock()
+	defer cs.mu.Unlock()
 	if cs.m == nil {
 		cs.m = map[string]*catalogEntry{}
 	}
@@ -122,7 +121,11 @@ func (cs *catalogs) get(ctx context.Context, t *target, db string) (*catalog, er
 		e = &catalogEntry{}
 		cs.m[key] = e
 	}
-	cs.mu.Unlock()
+	return e
+}
+
+// get returns the catalog of db on t, reading it when missing or stale.
+func (e *catalogEntry) get(ctx context.Context, t *target, db string) (*catalog, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.cat != nil && !e.stale && time.Since(e.cat.loaded) < catalogTTL {
@@ -136,16 +139,11 @@ func (cs *catalogs) get(ctx context.Context, t *target, db string) (*catalog, er
 	return cat, nil
 }
 
-// invalidate marks db's catalog on t stale: the schema changed.
-func (cs *catalogs) invalidate(t *target, db string) {
-	cs.mu.Lock()
-	e := cs.m[t.name+"\x00"+db]
-	cs.mu.Unlock()
-	if e != nil {
-		e.mu.Lock()
-		e.stale = true
-		e.mu.Unlock()
-	}
+// invalidate marks the catalog stale: the schema changed.
+func (e *catalogEntry) invalidate() {
+	e.mu.Lock()
+	e.stale = true
+	e.mu.Unlock()
 }
 
 // catalogQuery lists every column of every relation a query can read

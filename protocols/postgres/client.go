@@ -67,18 +67,9 @@ func (s *session) awaitAnswers(d time.Duration) {
 	if !s.flushUp() {
 		return
 	}
-	t := time.AfterFunc(d, func() {
-		s.mu.Lock()
-		s.gaveUp = true
-		s.settled.Broadcast()
-		s.mu.Unlock()
-	})
-	defer t.Stop()
-	s.mu.Lock()
-	for s.headLocked() != nil && !s.upGone && !s.gaveUp {
-		s.settled.Wait()
-	}
-	s.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	s.waitAnswered(ctx)
 }
 
 // clientLoop reads client messages until Terminate or an error.
@@ -429,7 +420,8 @@ func (s *session) onQuery(m *pgproto3.Query) bool {
 		sql = nv
 		st.fields["sql"] = nv
 	}
-	qo := &op{kind: opQuery, st: st, sql: sql, rows: s.rowsPass(), maskComputed: st.maskComputed}
+	qo := &op{kind: opQuery, st: st, sql: sql, maskComputed: st.maskComputed}
+	qo.rows, qo.chainRows = s.rowsPass()
 	if qo.rows {
 		if q, f, ok := copyOut(sql); ok && f != copyBinary {
 			// Learn the columns of COPY TO STDOUT (copy.go); every answer
@@ -488,7 +480,7 @@ func (s *session) onBind(m *pgproto3.Bind) bool {
 	m = cloneBind(m)
 	s.statements++
 	s.dropPortal(m.DestinationPortal) // a Bind replaces the portal of its name
-	sql, known := s.statementSQL(m.PreparedStatement)
+	sql, changes, known := s.statementSQL(m.PreparedStatement)
 	s.mu.Lock()
 	gone := s.upGone || s.killed != ""
 	s.mu.Unlock()
@@ -527,7 +519,7 @@ func (s *session) onBind(m *pgproto3.Bind) bool {
 			st.fields[k] = val
 		}
 	}
-	s.portals[m.DestinationPortal] = &portal{st: st, sql: sql}
+	s.portals[m.DestinationPortal] = &portal{st: st, sql: sql, changes: changes}
 	s.forward(m)
 	s.push(&op{kind: opBind, st: st})
 	return true
@@ -588,15 +580,15 @@ func (s *session) onExecute(m *pgproto3.Execute) {
 	}
 	p.executed = true
 	s.execInSeg = true
-	rows := s.rowsPass()
+	rows, chainRows := s.rowsPass()
 	if rows && !p.described {
 		// Masking needs the columns: ask for them, and keep the answer.
 		s.forward(&pgproto3.Describe{ObjectType: 'P', Name: m.Portal})
 		s.push(&op{kind: opDescribe, portal: p, swallow: true})
 		p.described = true
 	}
-	eo := &op{kind: opExecute, st: p.st, portal: p, sql: p.sql, rows: rows, maskComputed: p.st.maskComputed}
-	if mayChangeStatements(p.sql) {
+	eo := &op{kind: opExecute, st: p.st, portal: p, sql: p.sql, rows: rows, chainRows: chainRows, maskComputed: p.st.maskComputed}
+	if p.changes {
 		eo.changes = true
 		s.stmtEpoch++
 	}

@@ -51,6 +51,8 @@ type op struct {
 	synth   []byte  // opSynth: messages to send
 	rfq     bool    // opSynth: then ReadyForQuery with the current status
 	rows    bool    // Query, Execute: rows go through the batch (a plugin wants pg.rows, or columns are sensitive)
+	// chainRows: a plugin wants pg.rows (asked once, when the op is made).
+	chainRows bool
 	// maskComputed: the statement uses a sensitive column declared
 	// derived = "mask" in an expression: every computed column is masked.
 	maskComputed bool
@@ -64,6 +66,7 @@ type op struct {
 	oids       []uint32 // Parse: the parameter types
 	seg, epoch uint64   // Parse: the client's Sync segment and statement epoch when sent
 	closesStmt bool     // Close of a statement (not a portal)
+	sqlChanges bool     // Parse: running sql may change prepared statements
 	answered   bool     // Parse: the server answered it (under mu)
 	relayErr   bool     // a swallowed op whose error the client must still see
 	changes    bool     // Query, Execute: may create or drop prepared statements
@@ -73,6 +76,7 @@ type op struct {
 type portal struct {
 	st        *stmt
 	sql       string
+	changes   bool     // running sql may change prepared statements
 	described bool     // client loop: a Describe P was forwarded since Bind
 	executed  bool     // client loop: an Execute was forwarded
 	desc      *rowDesc // relay loop: set by the Describe answer
@@ -103,7 +107,6 @@ type relayState struct {
 	swallowRFQ bool   // a rows deny: drop answers until ReadyForQuery
 	ended      bool   // Terminate or client gone: upstream errors are not news
 	upGone     bool   // the upstream connection ended
-	gaveUp     bool   // the client left and the server's answers were waited for long enough
 	copyIn     bool   // the server waits for COPY data from the client
 	// settled wakes the client loop waiting for the queue to empty (settle).
 	settled *sync.Cond

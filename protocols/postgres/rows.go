@@ -131,7 +131,7 @@ func (s *session) flushBatchLocked(o *op) {
 			o.st.annot = append(o.st.annot, event.Annotation{Key: "mask.sensitive", Value: masked})
 		}
 	}
-	if !s.l.wants("pg.rows") {
+	if !o.chainRows {
 		s.writeRowsLocked(b)
 		b.reset()
 		return

@@ -9,10 +9,12 @@ import (
 	"github.com/tollgate-dev/tollgate/host/event"
 )
 
-// rowsPass reports whether result rows go through the batch: a plugin
-// wants them, or the target has sensitive columns to mask.
-func (s *session) rowsPass() bool {
-	return len(s.target.sensitive) > 0 || s.l.wants("pg.rows")
+// rowsPass reports whether result rows go through the batch (a plugin
+// wants them, or the target has sensitive columns to mask) and whether
+// the chain wants them: asked once per statement, not per batch.
+func (s *session) rowsPass() (pass, chain bool) {
+	chain = s.l.wants("pg.rows")
+	return chain || len(s.target.sensitive) > 0, chain
 }
 
 // refreshCatalog makes s.cat the target database's current catalog of
@@ -22,7 +24,10 @@ func (s *session) refreshCatalog() error {
 	if len(s.target.sensitive) == 0 {
 		return nil
 	}
-	cat, err := s.l.catalogs.get(context.Background(), s.target, s.database)
+	if s.catEntry == nil {
+		s.catEntry = s.l.catalogs.entry(s.target, s.database)
+	}
+	cat, err := s.catEntry.get(context.Background(), s.target, s.database)
 	if err != nil {
 		s.l.deps.Log.Error("postgres: sensitive columns not resolved", "session_id", s.id, "target", s.targetName, "err", err)
 		return err
@@ -42,7 +47,7 @@ func (s *session) schemaChangedLocked(o *op, tag string) {
 	}
 	// CREATE TABLE AS and SELECT INTO report a SELECT tag.
 	if schemaChanging(tag) || (len(tag) > 6 && tag[:6] == "SELECT" && (containsWordFold(o.sql, "into") || containsWordFold(o.sql, "create"))) {
-		s.l.catalogs.invalidate(s.target, s.database)
+		s.l.catalogs.entry(s.target, s.database).invalidate()
 	}
 }
 
@@ -65,8 +70,15 @@ const withheldText = "the server's message is withheld: the statement reads a se
 // ('E'), NoticeResponse ('N') or NotificationResponse ('A'); nil drops it.
 func (s *session) passMessageLocked(o *op, typ byte, msg []byte) []byte {
 	sensitive := o != nil && o.st != nil && o.st.sensitive && typ != 'A'
-	kind := map[byte]string{'E': "pg.error", 'N': "pg.notice", 'A': "pg.notify"}[typ]
-	if !sensitive && !s.l.wants(kind) {
+	kind := "pg.error"
+	switch typ {
+	case 'N':
+		kind = "pg.notice"
+	case 'A':
+		kind = "pg.notify"
+	}
+	wants := s.l.wants(kind)
+	if !sensitive && !wants {
 		return msg
 	}
 	body := msg[5:]
@@ -102,7 +114,7 @@ func (s *session) passMessageLocked(o *op, typ byte, msg []byte) []byte {
 	}
 	f := map[string]string{"sqlstate": e.Code, "severity": e.Severity, "message": e.Message,
 		"detail": e.Detail, "hint": e.Hint, "where": e.Where}
-	if s.l.wants(kind) {
+	if wants {
 		v := s.processMessageLocked(o, kind, f)
 		switch {
 		case (v.Action == event.Deny || v.Action == event.Hold) && typ == 'N':

@@ -30,7 +30,8 @@ type session struct {
 	rule       string
 	settings   *startupSettings // from the StartupMessage; nil before it
 	target     *target
-	cat        *catalog // the target database's sensitive columns; nil: none declared
+	cat        *catalog      // the target database's sensitive columns; nil: none declared
+	catEntry   *catalogEntry // where cat is cached; client loop only
 	opened     time.Time
 	expires    time.Time // the token's exp; zero if it had none
 	closeErr   string

@@ -41,14 +41,23 @@ func unsafeSetting(body []byte) string {
 }
 
 func settingProblem(name, value string) string {
+	if why := unsafeValue(name, value); why != "" {
+		return "the session's " + name + " became " + value + ", " + why + "; the session is ended"
+	}
+	return ""
+}
+
+// unsafeValue says why value of setting name would make the gateway's
+// policy misread statements, or "".
+func unsafeValue(name, value string) string {
 	switch name {
 	case "client_encoding":
 		if !asciiSafeEncoding(value) {
-			return "the session's client_encoding became " + value + ", an encoding whose characters can hide quote and backslash bytes from the gateway's policy; the session is ended"
+			return "an encoding whose characters can hide quote and backslash bytes from the gateway's policy"
 		}
 	case "standard_conforming_strings":
 		if value != "on" {
-			return "standard_conforming_strings became " + value + ", under which the gateway's policy would misread string literals; the session is ended"
+			return "under which the gateway's policy would misread string literals"
 		}
 	}
 	return ""
@@ -138,8 +147,8 @@ func settingRequest(sql string) string {
 			if v == "default" {
 				continue // back to the session's start, which was checked
 			}
-			if why := settingProblem(canon, v); why != "" {
-				return "changing " + canon + " to " + v + " is refused by this gateway: " + strings.SplitN(why, ", ", 2)[1]
+			if why := unsafeValue(canon, v); why != "" {
+				return "changing " + canon + " to " + v + " is refused by this gateway: " + why
 			}
 		}
 	}

@@ -42,6 +42,7 @@ import (
 type prepared struct {
 	sql     string
 	oids    []uint32
+	changes bool // mayChangeStatements(sql), decided once at Parse
 	tainted bool // SQL may have replaced it since (see above)
 }
 
@@ -112,7 +113,8 @@ func (s *session) onParse(m *pgproto3.Parse) bool {
 	if ok, alive := s.textSafe(m.Query, true); !ok {
 		return alive
 	}
-	o := &op{kind: opParse, name: m.Name, sql: m.Query, oids: m.ParameterOIDs, seg: s.seg, epoch: s.stmtEpoch}
+	o := &op{kind: opParse, name: m.Name, sql: m.Query, oids: m.ParameterOIDs, seg: s.seg, epoch: s.stmtEpoch,
+		sqlChanges: mayChangeStatements(m.Query)}
 	s.parsing[m.Name] = o
 	s.forward(m)
 	s.push(o)
@@ -129,19 +131,20 @@ func (s *session) onCloseStatement(m *pgproto3.Close) {
 }
 
 // statementSQL is the SQL a Bind of name will run, making sure of it
-// first when the gateway's view could be stale. ok is false when the
-// gateway does not know the name (the Bind is then refused).
-func (s *session) statementSQL(name string) (sql string, ok bool) {
+// first when the gateway's view could be stale, and whether running it
+// may change prepared statements. ok is false when the gateway does not
+// know the name (the Bind is then refused).
+func (s *session) statementSQL(name string) (sql string, changes, ok bool) {
 	o := s.parsing[name]
 	if o != nil && o.seg == s.seg && o.epoch == s.stmtEpoch {
-		return o.sql, true // parsed in this segment: if that fails, so does the Bind
+		return o.sql, o.sqlChanges, true // parsed in this segment: if that fails, so does the Bind
 	}
 	if o != nil && o.seg != s.seg {
 		s.mu.Lock()
 		answered := o.answered
 		s.mu.Unlock()
 		if !answered && !s.settle() {
-			return "", false
+			return "", false, false
 		}
 	}
 	s.mu.Lock()
@@ -152,27 +155,27 @@ func (s *session) statementSQL(name string) (sql string, ok bool) {
 	case o != nil && o.seg == s.seg:
 		// Parsed in this segment, but something that may replace
 		// statements was sent since: parse it again, right before.
-		s.reprepare(name, o.sql, o.oids)
-		return o.sql, true
+		s.reprepare(name, o.sql, o.oids, o.sqlChanges)
+		return o.sql, o.sqlChanges, true
 	case p == nil:
-		return "", false
+		return "", false, false
 	case p.tainted || unsure:
-		s.reprepare(name, p.sql, p.oids)
+		s.reprepare(name, p.sql, p.oids, p.changes)
 	}
-	return p.sql, true
+	return p.sql, p.changes, true
 }
 
 // reprepare makes the server's statement name hold sql: a Close and a
 // Parse of the gateway's own, answered to the gateway. An error of the
 // Parse reaches the client, as the error of its Bind, which the server
 // then skips.
-func (s *session) reprepare(name, sql string, oids []uint32) {
+func (s *session) reprepare(name, sql string, oids []uint32, changes bool) {
 	if name != "" {
 		s.forward(&pgproto3.Close{ObjectType: 'S', Name: name})
 		s.push(&op{kind: opClose, name: name, closesStmt: true, swallow: true})
 	}
 	s.forward(&pgproto3.Parse{Name: name, Query: sql, ParameterOIDs: oids})
-	o := &op{kind: opParse, name: name, sql: sql, oids: oids, seg: s.seg, epoch: s.stmtEpoch, swallow: true, relayErr: true}
+	o := &op{kind: opParse, name: name, sql: sql, oids: oids, seg: s.seg, epoch: s.stmtEpoch, swallow: true, relayErr: true, sqlChanges: changes}
 	s.parsing[name] = o
 	s.push(o)
 }
@@ -180,7 +183,7 @@ func (s *session) reprepare(name, sql string, oids []uint32) {
 // commitParseLocked records the server's ParseComplete.
 func (s *session) commitParseLocked(o *op) {
 	o.answered = true
-	s.prepared[o.name] = &prepared{sql: o.sql, oids: o.oids}
+	s.prepared[o.name] = &prepared{sql: o.sql, oids: o.oids, changes: o.sqlChanges}
 }
 
 // refuseParseLocked records that the server processed o and refused it.
@@ -229,21 +232,27 @@ func (s *session) settle() bool {
 	// must not wait on the relay while the relay waits on it.
 	ctx, cancel := context.WithCancelCause(context.Background())
 	defer cancel(nil)
+	stop := s.watchClient(cancel)
+	ok := s.waitAnswered(ctx)
+	stop()
+	return ok
+}
+
+// waitAnswered waits until the server has answered every queued op, the
+// upstream ends, or ctx is done. True only if everything was answered
+// and no answer ended the session: not if the client left meanwhile (the
+// watcher cancels ctx) or the wait ran out.
+func (s *session) waitAnswered(ctx context.Context) bool {
 	wake := context.AfterFunc(ctx, func() {
 		s.mu.Lock()
 		s.settled.Broadcast()
 		s.mu.Unlock()
 	})
 	defer wake()
-	stop := s.watchClient(cancel)
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	for s.headLocked() != nil && !s.upGone && ctx.Err() == nil {
 		s.settled.Wait()
 	}
-	// Settled only if the server answered everything: not if the client
-	// left meanwhile, nor if an answer ended the session.
-	ok := s.headLocked() == nil && !s.upGone && s.killed == ""
-	s.mu.Unlock()
-	stop()
-	return ok
+	return s.headLocked() == nil && !s.upGone && s.killed == ""
 }
