@@ -351,3 +351,27 @@ func TestHeldStatementNotSwappedByPipeline(t *testing.T) {
 		pg.Exec(t, "TRUNCATE victims; INSERT INTO victims VALUES (1), (2)")
 	}
 }
+
+// Dynamic SQL in a DO block can replace a prepared statement where no
+// PREPARE is in sight of the gateway's words but the block's own; with no
+// guard in the way, the DO runs, and the Bind pipelined behind it still
+// runs what was judged.
+func TestPreparedStatementReplacedByDOBlock(t *testing.T) {
+	e := startEnv(t, envOptions{})
+	c := e.login(t)
+	defer c.conn.Close()
+	if got := c.transcript(t, 1, &pgproto3.Parse{Name: "s1", Query: "SELECT 'judged'"}, &pgproto3.Sync{}); got != "1 Z" {
+		t.Fatalf("parse: %q", got)
+	}
+	swap := `DO $$ BEGIN EXECUTE 'DEALLOCATE s1'; EXECUTE 'PREPARE s1 AS SELECT ''swapped'''; END $$`
+	got := c.transcript(t, 2, &pgproto3.Query{String: swap},
+		&pgproto3.Bind{PreparedStatement: "s1"}, &pgproto3.Execute{}, &pgproto3.Sync{})
+	if got != "C:DO Z 2 D:judged C:SELECT 1 Z" {
+		t.Fatalf("after a DO block replaced s1: %q", got)
+	}
+	// And in a later message, once the DO's tag has tainted the name.
+	c.transcript(t, 1, &pgproto3.Query{String: swap})
+	if got := c.transcript(t, 1, &pgproto3.Bind{PreparedStatement: "s1"}, &pgproto3.Execute{}, &pgproto3.Sync{}); got != "2 D:judged C:SELECT 1 Z" {
+		t.Fatalf("a later Bind: %q", got)
+	}
+}
