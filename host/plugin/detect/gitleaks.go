@@ -1,0 +1,268 @@
+package detect
+
+import (
+	_ "embed"
+	"fmt"
+	"math"
+	"regexp"
+	"regexp/syntax"
+	"strings"
+	"sync"
+
+	"github.com/BurntSushi/toml"
+)
+
+// The gitleaks rules: gitleaks/gitleaks.toml is gitleaks' default
+// configuration (MIT, gitleaks/LICENSE) at the version go.mod pins,
+// copied byte for byte; TestGitleaksConfigPinned fails when the module and
+// the copy differ. See RATIONALE.md for why its rules are compiled into this
+// engine rather than run through gitleaks' own detect package.
+//
+//go:embed gitleaks/gitleaks.toml
+var gitleaksConfig string
+
+type glAllowlist struct {
+	Condition   string   `toml:"condition"`
+	RegexTarget string   `toml:"regexTarget"`
+	Regexes     []string `toml:"regexes"`
+	StopWords   []string `toml:"stopwords"`
+	Paths       []string `toml:"paths"`
+	Commits     []string `toml:"commits"`
+}
+
+type glRule struct {
+	ID          string        `toml:"id"`
+	Regex       string        `toml:"regex"`
+	Path        string        `toml:"path"`
+	SecretGroup int           `toml:"secretGroup"`
+	Entropy     float64       `toml:"entropy"`
+	Keywords    []string      `toml:"keywords"`
+	Allowlists  []glAllowlist `toml:"allowlists"`
+	SkipReport  bool          `toml:"skipReport"`
+}
+
+type glConfig struct {
+	Allowlist glAllowlist `toml:"allowlist"`
+	Rules     []glRule    `toml:"rules"`
+}
+
+// ruleWindowMax bounds how far from its keyword a rule's match may reach
+// (and what a Stream holds after a keyword while a match may be under
+// way). Rules whose regexp is unbounded (a JWT, a private key) are cut
+// there; a match that reaches the cut is masked on to the end of its run
+// of non-space bytes, so a longer secret is still masked whole.
+const ruleWindowMax = 2048
+
+// runBack bounds how far before its keyword a secret may start: a few
+// rules' keywords sit inside the secret (OpenAI's "T3BlbkFJ"), so the
+// secret may start up to this many bytes earlier, within the same run of
+// non-space bytes. A Stream holds back a trailing run of non-space bytes
+// of at most this length, which is why the bound is small.
+const runBack = 256
+
+// rule is one compiled gitleaks rule.
+type rule struct {
+	id       string
+	keywords []string // lower case
+	re       *regexp.Regexp
+	ctx      *regexp.Regexp // `(?s:.)(re)`: re searched with one byte of left context
+	first    *regexp.Regexp // `(re)`: the same groups as ctx, at the start of the text
+	alive    *regexp.Regexp // prefixes(re)\z, nil when too large to compile
+	window   int            // max match length, capped at ruleWindowMax
+	bounded  bool           // window is the true max match length
+	group    int            // secret group in re's numbering; 0: first non-empty
+	entropy  float64
+	allow    []allowlist
+	// lineTarget: an allowlist reads the line around a match, which a
+	// Stream must then have whole.
+	lineTarget bool
+}
+
+type allowlist struct {
+	and       bool
+	target    string // "", "match" or "line"
+	regex     *regexp.Regexp
+	stopwords []string
+}
+
+type ruleBook struct {
+	rules  []*rule
+	byID   map[string]*rule
+	global []allowlist
+	err    error
+}
+
+var (
+	bookOnce sync.Once
+	book     ruleBook
+)
+
+// gitleaksRules compiles the embedded configuration once per process.
+func gitleaksRules() (*ruleBook, error) {
+	bookOnce.Do(func() { book = compileBook(gitleaksConfig) })
+	return &book, book.err
+}
+
+func compileBook(text string) ruleBook {
+	var cfg glConfig
+	if _, err := toml.Decode(text, &cfg); err != nil {
+		return ruleBook{err: fmt.Errorf("detect: gitleaks rules: %w", err)}
+	}
+	b := ruleBook{byID: map[string]*rule{}}
+	g, err := compileAllowlist(cfg.Allowlist)
+	if err != nil {
+		return ruleBook{err: err}
+	}
+	if g != nil {
+		b.global = append(b.global, *g)
+	}
+	for _, r := range cfg.Rules {
+		// Rules that look at file paths, or report nothing on their own,
+		// have no meaning for a value in a row or a stream.
+		if r.Path != "" || r.Regex == "" || r.SkipReport || len(r.Keywords) == 0 {
+			continue
+		}
+		cr, err := compileRule(r)
+		if err != nil {
+			return ruleBook{err: err}
+		}
+		b.rules = append(b.rules, cr)
+		b.byID[cr.id] = cr
+	}
+	return b
+}
+
+func compileRule(r glRule) (*rule, error) {
+	re, err := regexp.Compile(r.Regex)
+	if err != nil {
+		return nil, fmt.Errorf("detect: gitleaks rule %s: %w", r.ID, err)
+	}
+	cr := &rule{id: r.ID, re: re, group: r.SecretGroup, entropy: r.Entropy}
+	if cr.ctx, err = regexp.Compile(`(?s:.)(` + r.Regex + `)`); err != nil {
+		return nil, fmt.Errorf("detect: gitleaks rule %s: %w", r.ID, err)
+	}
+	if cr.first, err = regexp.Compile(`(` + r.Regex + `)`); err != nil {
+		return nil, fmt.Errorf("detect: gitleaks rule %s: %w", r.ID, err)
+	}
+	tree, err := syntax.Parse(r.Regex, syntax.Perl)
+	if err != nil {
+		return nil, fmt.Errorf("detect: gitleaks rule %s: %w", r.ID, err)
+	}
+	tree = tree.Simplify()
+	if n := maxMatchLen(tree); n >= 0 && n <= ruleWindowMax {
+		cr.window, cr.bounded = n, true
+	} else {
+		cr.window = ruleWindowMax
+	}
+	// A prefix expression too large to compile only means the Stream
+	// waits for the whole window after a keyword.
+	cr.alive, _ = regexp.Compile(`(?:` + prefixes(tree).String() + `)\z`)
+	seen := map[string]bool{}
+	for _, k := range r.Keywords {
+		k = strings.ToLower(k)
+		if k != "" && !seen[k] {
+			seen[k] = true
+			cr.keywords = append(cr.keywords, k)
+		}
+	}
+	for _, a := range r.Allowlists {
+		ca, err := compileAllowlist(a)
+		if err != nil {
+			return nil, fmt.Errorf("detect: gitleaks rule %s: %w", r.ID, err)
+		}
+		if ca != nil {
+			cr.allow = append(cr.allow, *ca)
+			cr.lineTarget = cr.lineTarget || ca.target == "line"
+		}
+	}
+	return cr, nil
+}
+
+// compileAllowlist keeps the checks that apply to a value (regexes and
+// stop words); an allowlist of paths or commits only is dropped.
+func compileAllowlist(a glAllowlist) (*allowlist, error) {
+	if len(a.Regexes) == 0 && len(a.StopWords) == 0 {
+		return nil, nil
+	}
+	out := &allowlist{and: strings.EqualFold(a.Condition, "AND"), target: a.RegexTarget}
+	if out.and && (len(a.Paths) > 0 || len(a.Commits) > 0) {
+		return nil, nil // can never hold without a path or commit
+	}
+	if len(a.Regexes) > 0 {
+		re, err := regexp.Compile(`(?:` + strings.Join(a.Regexes, `)|(?:`) + `)`)
+		if err != nil {
+			return nil, fmt.Errorf("allowlist: %w", err)
+		}
+		out.regex = re
+	}
+	for _, w := range a.StopWords {
+		out.stopwords = append(out.stopwords, strings.ToLower(w))
+	}
+	return out, nil
+}
+
+// allowed reports whether a finding is allowlisted, as gitleaks decides:
+// a regex on the secret (or the match, or the line), or a stop word in the
+// secret; an AND allowlist needs both.
+func (a *allowlist) allowed(secret, match, line []byte) bool {
+	var checks [2]bool
+	n := 0
+	if a.regex != nil {
+		t := secret
+		switch a.target {
+		case "match":
+			t = match
+		case "line":
+			t = line
+		}
+		checks[n] = len(t) > 0 && a.regex.Match(t)
+		n++
+	}
+	if len(a.stopwords) > 0 {
+		low := strings.ToLower(string(secret))
+		hit := false
+		for _, w := range a.stopwords {
+			if strings.Contains(low, w) {
+				hit = true
+				break
+			}
+		}
+		checks[n] = hit
+		n++
+	}
+	if a.and {
+		for _, c := range checks[:n] {
+			if !c {
+				return false
+			}
+		}
+		return n > 0
+	}
+	for _, c := range checks[:n] {
+		if c {
+			return true
+		}
+	}
+	return false
+}
+
+// shannon is the Shannon entropy of b in bits per byte, as gitleaks
+// computes it.
+func shannon(b []byte) float64 {
+	if len(b) == 0 {
+		return 0
+	}
+	var counts [256]int
+	for _, c := range b {
+		counts[c]++
+	}
+	var e float64
+	n := float64(len(b))
+	for _, c := range counts {
+		if c > 0 {
+			p := float64(c) / n
+			e -= p * math.Log2(p)
+		}
+	}
+	return e
+}

@@ -1,0 +1,175 @@
+package detect
+
+import "regexp/syntax"
+
+// prefixes returns an expression matching every prefix of every string the
+// expression re matches (the empty string and whole matches included), with
+// every empty-width assertion dropped. A Stream asks it whether a match may
+// still be under way at the end of what it has received: "text[s:] is a
+// prefix of a match" is the only way a later byte can change what the
+// regexp finds from s. Dropping assertions makes the answer err towards
+// "may be": a \b or $ at the end of the input is decided by the next byte.
+func prefixes(re *syntax.Regexp) *syntax.Regexp {
+	switch re.Op {
+	case syntax.OpNoMatch:
+		return re
+	case syntax.OpEmptyMatch, syntax.OpBeginLine, syntax.OpEndLine, syntax.OpBeginText,
+		syntax.OpEndText, syntax.OpWordBoundary, syntax.OpNoWordBoundary:
+		return empty()
+	case syntax.OpLiteral:
+		// r1(r2(r3)?)?)? for the literal r1r2r3.
+		var out *syntax.Regexp
+		for i := len(re.Rune) - 1; i >= 0; i-- {
+			lit := &syntax.Regexp{Op: syntax.OpLiteral, Flags: re.Flags, Rune: []rune{re.Rune[i]}}
+			if out != nil {
+				lit = concat(lit, out)
+			}
+			out = quest(lit)
+		}
+		if out == nil {
+			return empty()
+		}
+		return out
+	case syntax.OpCharClass, syntax.OpAnyChar, syntax.OpAnyCharNotNL:
+		return quest(re)
+	case syntax.OpCapture:
+		return prefixes(re.Sub[0])
+	case syntax.OpQuest:
+		return prefixes(re.Sub[0])
+	case syntax.OpStar, syntax.OpPlus:
+		return concat(star(noAssert(re.Sub[0])), prefixes(re.Sub[0]))
+	case syntax.OpRepeat:
+		if re.Max == 0 {
+			return empty()
+		}
+		var head *syntax.Regexp
+		if re.Max < 0 {
+			head = star(noAssert(re.Sub[0]))
+		} else {
+			head = &syntax.Regexp{Op: syntax.OpRepeat, Flags: re.Flags, Min: 0, Max: re.Max - 1, Sub: []*syntax.Regexp{noAssert(re.Sub[0])}}
+		}
+		return concat(head, prefixes(re.Sub[0]))
+	case syntax.OpConcat:
+		// P(x1 x2 ... xn) = P(x1) | x1 P(x2 ... xn).
+		var out *syntax.Regexp
+		for i := len(re.Sub) - 1; i >= 0; i-- {
+			p := prefixes(re.Sub[i])
+			if out != nil {
+				p = alternate(p, concat(noAssert(re.Sub[i]), out))
+			}
+			out = p
+		}
+		if out == nil {
+			return empty()
+		}
+		return out
+	case syntax.OpAlternate:
+		subs := make([]*syntax.Regexp, len(re.Sub))
+		for i, s := range re.Sub {
+			subs[i] = prefixes(s)
+		}
+		return &syntax.Regexp{Op: syntax.OpAlternate, Sub: subs}
+	}
+	return quest(&syntax.Regexp{Op: syntax.OpAnyChar}) // unknown: anything may follow
+}
+
+// noAssert is re with every empty-width assertion replaced by the empty
+// string: it matches a superset of what re matches.
+func noAssert(re *syntax.Regexp) *syntax.Regexp {
+	switch re.Op {
+	case syntax.OpBeginLine, syntax.OpEndLine, syntax.OpBeginText, syntax.OpEndText,
+		syntax.OpWordBoundary, syntax.OpNoWordBoundary:
+		return empty()
+	}
+	if len(re.Sub) == 0 {
+		return re
+	}
+	cp := *re
+	cp.Sub = make([]*syntax.Regexp, len(re.Sub))
+	for i, s := range re.Sub {
+		cp.Sub[i] = noAssert(s)
+	}
+	return &cp
+}
+
+func empty() *syntax.Regexp { return &syntax.Regexp{Op: syntax.OpEmptyMatch} }
+
+func quest(re *syntax.Regexp) *syntax.Regexp {
+	return &syntax.Regexp{Op: syntax.OpQuest, Sub: []*syntax.Regexp{re}}
+}
+
+func star(re *syntax.Regexp) *syntax.Regexp {
+	return &syntax.Regexp{Op: syntax.OpStar, Sub: []*syntax.Regexp{re}}
+}
+
+func concat(a, b *syntax.Regexp) *syntax.Regexp {
+	return &syntax.Regexp{Op: syntax.OpConcat, Sub: []*syntax.Regexp{a, b}}
+}
+
+func alternate(a, b *syntax.Regexp) *syntax.Regexp {
+	return &syntax.Regexp{Op: syntax.OpAlternate, Sub: []*syntax.Regexp{a, b}}
+}
+
+// maxMatchLen is the most bytes a match of re can span, or -1 when a
+// repetition is unbounded.
+func maxMatchLen(re *syntax.Regexp) int {
+	switch re.Op {
+	case syntax.OpLiteral:
+		n := 0
+		for _, r := range re.Rune {
+			n += runeLen(r)
+		}
+		return n
+	case syntax.OpCharClass:
+		m := 1
+		for i := 1; i < len(re.Rune); i += 2 {
+			m = max(m, runeLen(re.Rune[i]))
+		}
+		return m
+	case syntax.OpAnyChar, syntax.OpAnyCharNotNL:
+		return 4
+	case syntax.OpCapture, syntax.OpQuest:
+		return maxMatchLen(re.Sub[0])
+	case syntax.OpStar, syntax.OpPlus:
+		return -1
+	case syntax.OpRepeat:
+		m := maxMatchLen(re.Sub[0])
+		if re.Max < 0 || m < 0 {
+			return -1
+		}
+		return m * re.Max
+	case syntax.OpConcat:
+		n := 0
+		for _, s := range re.Sub {
+			m := maxMatchLen(s)
+			if m < 0 {
+				return -1
+			}
+			n += m
+		}
+		return n
+	case syntax.OpAlternate:
+		n := 0
+		for _, s := range re.Sub {
+			m := maxMatchLen(s)
+			if m < 0 {
+				return -1
+			}
+			n = max(n, m)
+		}
+		return n
+	}
+	return 0
+}
+
+func runeLen(r rune) int {
+	switch {
+	case r < 0x80:
+		return 1
+	case r < 0x800:
+		return 2
+	case r < 0x10000:
+		return 3
+	}
+	return 4
+}

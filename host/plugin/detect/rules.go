@@ -1,0 +1,290 @@
+package detect
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// keywordGap is how far after its keyword a match may start: some rules'
+// keyword names the secret without being part of it
+// (airtableToken="pat…").
+const keywordGap = 64
+
+// KindRules is the Kind of a Rules detector; each span it finds carries the
+// id of the gitleaks rule that found it ("github-pat", "generic-api-key").
+const KindRules = "gitleaks"
+
+// Rules runs gitleaks rules. Every rule has keywords: one pass of a
+// case-insensitive keyword automaton over the input finds where a rule may
+// match, and the rule's regexp then runs only in a window around each
+// keyword occurrence:
+//
+//	[p+len(keyword)-w, p+len(keyword)+w+keywordGap)
+//
+// where w is the rule's longest match (at most ruleWindowMax).
+//
+// A window depends only on where its keyword is, never on where a scan
+// began, which is what makes a Stream's output equal the whole text's.
+// Within a window the regexp's matches are found left to right as gitleaks
+// finds them; the secret is the rule's secret group (or the first
+// non-empty group), kept when its entropy is above the rule's threshold,
+// no allowlist (the rule's or the global one) allows it, and it starts in
+// the keyword's run of non-space bytes or after the keyword (no more than
+// runBack bytes before it).
+type Rules struct {
+	rules  []*rule
+	kw     *keywordMatcher
+	byKw   [][]int // keyword id -> indices in rules
+	global []allowlist
+	backN  int
+}
+
+// NewRules returns a detector running the named gitleaks rules (ids as in
+// RuleIDs); all of them when ids is empty.
+func NewRules(ids ...string) (*Rules, error) {
+	b, err := gitleaksRules()
+	if err != nil {
+		return nil, err
+	}
+	rs := &Rules{global: b.global}
+	if len(ids) == 0 {
+		rs.rules = slices.Clone(b.rules)
+	}
+	for _, id := range ids {
+		r, ok := b.byID[id]
+		if !ok {
+			return nil, fmt.Errorf("detect: unknown gitleaks rule %q", id)
+		}
+		if !slices.Contains(rs.rules, r) {
+			rs.rules = append(rs.rules, r)
+		}
+	}
+	var words []string
+	index := map[string]int{}
+	for i, r := range rs.rules {
+		for _, k := range r.keywords {
+			id, ok := index[k]
+			if !ok {
+				id = len(words)
+				index[k] = id
+				words = append(words, k)
+				rs.byKw = append(rs.byKw, nil)
+			}
+			rs.byKw[id] = append(rs.byKw[id], i)
+		}
+	}
+	rs.kw = newKeywordMatcher(words)
+	// A span re-found by a later scan has its keyword at most a window
+	// before it, and that keyword's window reaches a window further back.
+	rs.backN = 2*ruleWindowMax + keywordGap + runBack + 2
+	return rs, nil
+}
+
+// RuleIDs lists the ids of the gitleaks rules the engine runs (rules that
+// match on file paths are left out).
+func RuleIDs() ([]string, error) {
+	b, err := gitleaksRules()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, len(b.rules))
+	for i, r := range b.rules {
+		out[i] = r.id
+	}
+	return out, nil
+}
+
+// Kind is KindRules; the spans carry their rule's id.
+func (rs *Rules) Kind() string { return KindRules }
+
+// IDs lists the rules this detector runs.
+func (rs *Rules) IDs() []string {
+	out := make([]string, len(rs.rules))
+	for i, r := range rs.rules {
+		out[i] = r.id
+	}
+	return out
+}
+
+func (rs *Rules) Find(b []byte, dst []Span) []Span {
+	dst, _ = rs.scan(b, dst, true, false)
+	return dst
+}
+
+func (rs *Rules) back() int { return rs.backN }
+
+func isSpace(c byte) bool {
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'
+}
+
+// runStart is where the run of non-space bytes holding b[p] begins, but
+// no earlier than p-runBack.
+func runStart(b []byte, p int) int {
+	s := p
+	for s > 0 && p-s < runBack && !isSpace(b[s-1]) {
+		s--
+	}
+	return s
+}
+
+// endsSecret: where a secret cut by its window is taken to end.
+func endsSecret(c byte) bool {
+	return isSpace(c) || c == '"' || c == '\'' || c == '`' || c == '<' || c == '>'
+}
+
+func (rs *Rules) scan(b []byte, dst []Span, eof, cut bool) ([]Span, int) {
+	n := len(b)
+	hold := n
+	if len(rs.rules) == 0 {
+		return dst, hold
+	}
+	partial := rs.kw.find(b, func(p, kw int) {
+		kl := len(rs.kw.words[kw])
+		for _, ri := range rs.byKw[kw] {
+			var h int
+			dst, h = rs.occurrence(rs.rules[ri], b, p, kl, dst, eof, cut)
+			hold = min(hold, h)
+		}
+	})
+	if !eof {
+		// A keyword may complete, and a secret may have begun earlier
+		// in the run of non-space bytes it will sit in.
+		hold = min(hold, n-partial, runStart(b, n))
+	}
+	return dst, hold
+}
+
+// occurrence runs r in the window of the keyword at b[p:p+kl]. It returns
+// the extended dst and a hold: len(b) when decided, else where the first
+// span it may still report could start.
+func (rs *Rules) occurrence(r *rule, b []byte, p, kl int, dst []Span, eof, cut bool) ([]Span, int) {
+	n := len(b)
+	w := r.window
+	ws := max(0, p+kl-w)
+	we := p + kl + w + keywordGap
+	if cut && p <= max(w-kl, runBack) {
+		// Its window reaches before b: a Stream decided it earlier.
+		return dst, n
+	}
+	rs0 := runStart(b, p)
+	end := min(we, n)
+	early := false
+	if we > n && !eof {
+		// The window is not all here. It is decided already if no match
+		// can be under way at the end: nothing later can change what
+		// the regexp finds before it.
+		if r.alive == nil {
+			return dst, rs0
+		}
+		if loc := r.alive.FindIndex(b[ws:]); loc != nil && ws+loc[0] < n {
+			return dst, rs0
+		}
+		early = true
+	}
+	base := len(dst)
+	for pos := ws; pos <= end; {
+		var m []int
+		off := 0
+		if pos == 0 {
+			m = r.first.FindSubmatchIndex(b[:end])
+		} else {
+			off = pos - 1
+			m = r.ctx.FindSubmatchIndex(b[off:end])
+		}
+		if m == nil {
+			break
+		}
+		// Group 1 is the rule's whole match; the rule's groups follow.
+		ms, me := m[2]+off, m[3]+off
+		if me > ms {
+			pos = me
+		} else {
+			pos = me + 1
+		}
+		ss, se := ms, me
+		if len(m) > 4 {
+			g := r.group
+			if g == 0 {
+				for k := 2; 2*k+1 < len(m); k++ {
+					if m[2*k] >= 0 && m[2*k+1] > m[2*k] {
+						g = k - 1
+						break
+					}
+				}
+			}
+			if g > 0 && 2*(g+1)+1 < len(m) && m[2*(g+1)] >= 0 {
+				ss, se = m[2*(g+1)]+off, m[2*(g+1)+1]+off
+			}
+		}
+		if se <= ss || ss < rs0 {
+			continue
+		}
+		secret := b[ss:se]
+		if r.entropy != 0 && shannon(secret) <= r.entropy {
+			continue
+		}
+		if !r.bounded && me == we {
+			// Cut by the window: the secret runs on to its end.
+			for se < n && !endsSecret(b[se]) {
+				se++
+			}
+			if se == n && !eof {
+				dst = dst[:base]
+				return dst, min(rs0, ss)
+			}
+		}
+		var line []byte
+		if r.lineTarget {
+			ls, le, ok := lineAround(b, ms, me, ws, end, early)
+			if !ok {
+				dst = dst[:base]
+				return dst, rs0
+			}
+			line = b[ls:le]
+		}
+		if rs.allowed(r, secret, b[ms:me], line) {
+			continue
+		}
+		dst = append(dst, Span{ss, se, r.id})
+	}
+	return dst, n
+}
+
+// lineAround is the line holding [ms, me) within the window [ws, end).
+// When the window was decided before it all arrived (early), a line that
+// runs to the end of what is here is not known yet.
+func lineAround(b []byte, ms, me, ws, end int, early bool) (int, int, bool) {
+	ls := ms
+	for ls > ws && b[ls-1] != '\n' {
+		ls--
+	}
+	le := me
+	for le < end && b[le] != '\n' {
+		le++
+	}
+	if le == end && early {
+		return 0, 0, false
+	}
+	return ls, le, true
+}
+
+func (rs *Rules) allowed(r *rule, secret, match, line []byte) bool {
+	for i := range rs.global {
+		if rs.global[i].allowed(secret, match, line) {
+			return true
+		}
+	}
+	for i := range r.allow {
+		if r.allow[i].allowed(secret, match, line) {
+			return true
+		}
+	}
+	return false
+}
+
+// Vendor is the vendor part of a rule id: "github" for "github-pat".
+func Vendor(id string) string {
+	v, _, _ := strings.Cut(id, "-")
+	return v
+}
