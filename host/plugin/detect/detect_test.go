@@ -237,6 +237,15 @@ func allSet(t testing.TB) *Set {
 	return NewSet(ds...)
 }
 
+// fullSet is allSet with every gitleaks rule.
+func fullSet(t testing.TB) *Set {
+	rules, err := NewRules()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return NewSet(append(allSet(t).ds, rules)...)
+}
+
 func TestMask(t *testing.T) {
 	in := []byte("user alice@example.com card 4111 1111 1111 1111 end")
 	set := allSet(t)

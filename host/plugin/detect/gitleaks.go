@@ -51,7 +51,7 @@ type glConfig struct {
 // way). Rules whose regexp is unbounded (a JWT, a private key) are cut
 // there; a match that reaches the cut is masked on to the end of its run
 // of non-space bytes, so a longer secret is still masked whole.
-const ruleWindowMax = 2048
+const ruleWindowMax = 512
 
 // runBack bounds how far before its keyword a secret may start: a few
 // rules' keywords sit inside the secret (OpenAI's "T3BlbkFJ"), so the
@@ -65,14 +65,21 @@ type rule struct {
 	id       string
 	keywords []string // lower case
 	re       *regexp.Regexp
-	ctx      *regexp.Regexp // `(?s:.)(re)`: re searched with one byte of left context
-	first    *regexp.Regexp // `(re)`: the same groups as ctx, at the start of the text
-	alive    *regexp.Regexp // prefixes(re)\z, nil when too large to compile
-	window   int            // max match length, capped at ruleWindowMax
-	bounded  bool           // window is the true max match length
-	group    int            // secret group in re's numbering; 0: first non-empty
-	entropy  float64
-	allow    []allowlist
+	ctx      *regexp.Regexp // `\A(?s:.)(re)`: re anchored after one byte of left context
+	first    *regexp.Regexp // `\A(re)`: the same groups as ctx, at the start of the text
+	ctxU     *regexp.Regexp // `(?s:.)(re)`: unanchored, for rules that may start anywhere
+	firstU   *regexp.Regexp // `(re)`
+	alive    *regexp.Regexp // `(?:prefixes(re))\z`, nil when too large to compile
+	// selective: few bytes can start a match, so trying each start
+	// anchored beats one unanchored search through the window.
+	selective bool
+	pre       int       // most bytes a match holds before its keyword ends
+	firstByte [256]bool // bytes a match can start with
+	window    int       // max match length, capped at ruleWindowMax
+	bounded   bool      // window is the true max match length
+	group     int       // secret group in re's numbering; 0: first non-empty
+	entropy   float64
+	allow     []allowlist
 	// lineTarget: an allowlist reads the line around a match, which a
 	// Stream must then have whole.
 	lineTarget bool
@@ -138,10 +145,16 @@ func compileRule(r glRule) (*rule, error) {
 		return nil, fmt.Errorf("detect: gitleaks rule %s: %w", r.ID, err)
 	}
 	cr := &rule{id: r.ID, re: re, group: r.SecretGroup, entropy: r.Entropy}
-	if cr.ctx, err = regexp.Compile(`(?s:.)(` + r.Regex + `)`); err != nil {
+	if cr.ctx, err = regexp.Compile(`\A(?s:.)(` + r.Regex + `)`); err != nil {
 		return nil, fmt.Errorf("detect: gitleaks rule %s: %w", r.ID, err)
 	}
-	if cr.first, err = regexp.Compile(`(` + r.Regex + `)`); err != nil {
+	if cr.first, err = regexp.Compile(`\A(` + r.Regex + `)`); err != nil {
+		return nil, fmt.Errorf("detect: gitleaks rule %s: %w", r.ID, err)
+	}
+	if cr.ctxU, err = regexp.Compile(`(?s:.)(` + r.Regex + `)`); err != nil {
+		return nil, fmt.Errorf("detect: gitleaks rule %s: %w", r.ID, err)
+	}
+	if cr.firstU, err = regexp.Compile(`(` + r.Regex + `)`); err != nil {
 		return nil, fmt.Errorf("detect: gitleaks rule %s: %w", r.ID, err)
 	}
 	tree, err := syntax.Parse(r.Regex, syntax.Perl)
@@ -157,6 +170,14 @@ func compileRule(r glRule) (*rule, error) {
 	// A prefix expression too large to compile only means the Stream
 	// waits for the whole window after a keyword.
 	cr.alive, _ = regexp.Compile(`(?:` + prefixes(tree).String() + `)\z`)
+	cr.firstByte = firstBytes(tree)
+	starts := 0
+	for _, ok := range cr.firstByte {
+		if ok {
+			starts++
+		}
+	}
+	cr.selective = starts <= 16
 	seen := map[string]bool{}
 	for _, k := range r.Keywords {
 		k = strings.ToLower(k)
@@ -165,6 +186,7 @@ func compileRule(r glRule) (*rule, error) {
 			cr.keywords = append(cr.keywords, k)
 		}
 	}
+	cr.pre = lead(tree, cr.keywords, cr.window)
 	for _, a := range r.Allowlists {
 		ca, err := compileAllowlist(a)
 		if err != nil {

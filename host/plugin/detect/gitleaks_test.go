@@ -1,8 +1,11 @@
 package detect
 
 import (
+	"bytes"
+	"math/rand"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -127,4 +130,44 @@ func fmtInt(n int) string {
 		n /= 10
 	}
 	return string(b)
+}
+
+// TestGitleaksStreamEqualsWhole cuts every gitleaks sample, true and false
+// positive, set in text, into random chunks: a Stream must give what
+// masking the whole text gives, with every rule and builtin together.
+// `make test` runs it whole, without the race detector, as a step of its
+// own (TOLLGATE_DETECT_PROPERTY=full, about two minutes); inside
+// `go test -race ./...` it takes every tenth sample.
+func TestGitleaksStreamEqualsWhole(t *testing.T) {
+	ss := gitleaksSamples(t)
+	set := fullSet(t)
+	r := rand.New(rand.NewSource(11))
+	stride := 10
+	if os.Getenv("TOLLGATE_DETECT_PROPERTY") == "full" {
+		stride = 1
+	}
+	chunkings, k := 0, 0
+	for _, s := range ss {
+		for _, v := range append(slices.Clone(s.TruePositives), s.FalsePositives...) {
+			if k++; k%stride != 0 {
+				continue
+			}
+			in := []byte("log line before\n" + v + " and after " + v[:len(v)/2] + "\n")
+			want := wholeMask(set, in, Redact, nil)
+			for iter := 0; iter < 3; iter++ {
+				var chunks [][]byte
+				maxChunk := 1 + r.Intn(64)
+				for rest := in; len(rest) > 0; {
+					n := min(len(rest), 1+r.Intn(maxChunk))
+					chunks = append(chunks, rest[:n])
+					rest = rest[n:]
+				}
+				chunkings++
+				if got := streamMask(set, chunks, Redact, nil); !bytes.Equal(got, want) {
+					t.Fatalf("%s: stream != whole over %d chunks\n got %q\nwant %q", s.Rule, len(chunks), got, want)
+				}
+			}
+		}
+	}
+	t.Logf("%d chunkings of %d rules' samples", chunkings, len(ss))
 }

@@ -1,6 +1,10 @@
 package detect
 
-import "regexp/syntax"
+import (
+	"regexp/syntax"
+	"strings"
+	"unicode"
+)
 
 // prefixes returns an expression matching every prefix of every string the
 // expression re matches (the empty string and whole matches included), with
@@ -172,4 +176,157 @@ func runeLen(r rune) int {
 		return 3
 	}
 	return 4
+}
+
+// flatten lists the top-level sequence of re: captures opened, concatenations
+// spread out.
+func flatten(re *syntax.Regexp, out []*syntax.Regexp) []*syntax.Regexp {
+	switch re.Op {
+	case syntax.OpCapture:
+		return flatten(re.Sub[0], out)
+	case syntax.OpConcat:
+		for _, s := range re.Sub {
+			out = flatten(s, out)
+		}
+		return out
+	}
+	return append(out, re)
+}
+
+// lead bounds how many bytes of a match can come before the end of the
+// keyword it holds: the elements before re's first fixed part (a literal,
+// an alternation) and that part, when a keyword is among its literals; the
+// whole window otherwise (the keyword may sit anywhere).
+func lead(re *syntax.Regexp, keywords []string, window int) int {
+	n := 0
+	for _, e := range flatten(re, nil) {
+		switch e.Op {
+		case syntax.OpBeginLine, syntax.OpEndLine, syntax.OpBeginText, syntax.OpEndText,
+			syntax.OpWordBoundary, syntax.OpNoWordBoundary, syntax.OpEmptyMatch,
+			syntax.OpStar, syntax.OpPlus, syntax.OpQuest, syntax.OpRepeat, syntax.OpCharClass,
+			syntax.OpAnyChar, syntax.OpAnyCharNotNL:
+			m := maxMatchLen(e)
+			if m < 0 {
+				return window
+			}
+			n += m
+			continue
+		}
+		m := maxMatchLen(e)
+		if m < 0 || !holdsKeyword(e, keywords) {
+			return window
+		}
+		return min(n+m, window)
+	}
+	return window
+}
+
+// holdsKeyword reports whether a keyword is part of a literal of re.
+func holdsKeyword(re *syntax.Regexp, keywords []string) bool {
+	if re.Op == syntax.OpLiteral {
+		lit := strings.ToLower(string(re.Rune))
+		for _, k := range keywords {
+			if strings.Contains(lit, k) {
+				return true
+			}
+		}
+		return false
+	}
+	if re.Op == syntax.OpAlternate {
+		for _, s := range re.Sub {
+			if !holdsKeyword(s, keywords) {
+				return false
+			}
+		}
+		return true
+	}
+	if re.Op == syntax.OpConcat || re.Op == syntax.OpCapture {
+		// A literal with its keyword may follow a short fixed head; the
+		// concatenation's whole length is counted by the caller.
+		for _, s := range re.Sub {
+			if holdsKeyword(s, keywords) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// firstBytes is the set of bytes a non-empty match of re can start with;
+// every byte when re can match the empty string.
+func firstBytes(re *syntax.Regexp) [256]bool {
+	var set [256]bool
+	if firstInto(re, &set) {
+		for i := range set {
+			set[i] = true
+		}
+	}
+	return set
+}
+
+// firstInto adds the first bytes of re to set and reports whether re can
+// match the empty string.
+func firstInto(re *syntax.Regexp, set *[256]bool) bool {
+	addRune := func(r rune, fold bool) {
+		if r >= 0x80 {
+			for c := 0xC0; c < 0x100; c++ {
+				set[c] = true
+			}
+			return
+		}
+		set[r] = true
+		if fold && r < 0x80 {
+			set[unicode.ToLower(r)] = true
+			set[unicode.ToUpper(r)] = true
+		}
+	}
+	switch re.Op {
+	case syntax.OpLiteral:
+		if len(re.Rune) == 0 {
+			return true
+		}
+		addRune(re.Rune[0], re.Flags&syntax.FoldCase != 0)
+		return false
+	case syntax.OpCharClass:
+		for i := 0; i+1 < len(re.Rune); i += 2 {
+			for r := re.Rune[i]; r <= re.Rune[i+1] && r < 0x80; r++ {
+				set[r] = true
+			}
+			if re.Rune[i+1] >= 0x80 {
+				addRune(0x80, false)
+			}
+		}
+		return false
+	case syntax.OpAnyChar, syntax.OpAnyCharNotNL:
+		for c := range set {
+			set[c] = true
+		}
+		return false
+	case syntax.OpCapture, syntax.OpPlus:
+		return firstInto(re.Sub[0], set)
+	case syntax.OpStar, syntax.OpQuest:
+		firstInto(re.Sub[0], set)
+		return true
+	case syntax.OpRepeat:
+		e := firstInto(re.Sub[0], set)
+		return e || re.Min == 0
+	case syntax.OpConcat:
+		for _, s := range re.Sub {
+			if !firstInto(s, set) {
+				return false
+			}
+		}
+		return true
+	case syntax.OpAlternate:
+		e := false
+		for _, s := range re.Sub {
+			if firstInto(s, set) {
+				e = true
+			}
+		}
+		return e
+	case syntax.OpNoMatch:
+		return false
+	}
+	return true // empty and assertions
 }

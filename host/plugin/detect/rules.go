@@ -26,8 +26,9 @@ const KindRules = "gitleaks"
 //
 // A window depends only on where its keyword is, never on where a scan
 // began, which is what makes a Stream's output equal the whole text's.
-// Within a window the regexp's matches are found left to right as gitleaks
-// finds them; the secret is the rule's secret group (or the first
+// Within a window the regexp's matches are found anchored at each start
+// from the rule's longest lead before its keyword (pre) to keywordGap
+// bytes after it, left to right; the secret is the rule's secret group (or the first
 // non-empty group), kept when its entropy is above the rule's threshold,
 // no allowlist (the rule's or the global one) allows it, and it starts in
 // the keyword's run of non-space bytes or after the keyword (no more than
@@ -75,9 +76,13 @@ func NewRules(ids ...string) (*Rules, error) {
 		}
 	}
 	rs.kw = newKeywordMatcher(words)
+	maxKeyword := 0
+	for _, w := range words {
+		maxKeyword = max(maxKeyword, len(w))
+	}
 	// A span re-found by a later scan has its keyword at most a window
 	// before it, and that keyword's window reaches a window further back.
-	rs.backN = 2*ruleWindowMax + keywordGap + runBack + 2
+	rs.backN = 2*ruleWindowMax + keywordGap + maxKeyword + runBack + 2
 	return rs, nil
 }
 
@@ -134,6 +139,12 @@ func endsSecret(c byte) bool {
 }
 
 func (rs *Rules) scan(b []byte, dst []Span, eof, cut bool) ([]Span, int) {
+	return rs.scanFrom(b, dst, eof, cut, 0)
+}
+
+// scanFrom is scan for a Stream that has returned b[:from] already:
+// occurrences whose spans would all start before from are not run.
+func (rs *Rules) scanFrom(b []byte, dst []Span, eof, cut bool, from int) ([]Span, int) {
 	n := len(b)
 	hold := n
 	if len(rs.rules) == 0 {
@@ -142,8 +153,12 @@ func (rs *Rules) scan(b []byte, dst []Span, eof, cut bool) ([]Span, int) {
 	partial := rs.kw.find(b, func(p, kw int) {
 		kl := len(rs.kw.words[kw])
 		for _, ri := range rs.byKw[kw] {
+			r := rs.rules[ri]
+			if p+kl+keywordGap+r.window < from {
+				continue
+			}
 			var h int
-			dst, h = rs.occurrence(rs.rules[ri], b, p, kl, dst, eof, cut)
+			dst, h = rs.occurrence(r, b, p, kl, dst, eof, cut)
 			hold = min(hold, h)
 		}
 	})
@@ -155,53 +170,73 @@ func (rs *Rules) scan(b []byte, dst []Span, eof, cut bool) ([]Span, int) {
 	return dst, hold
 }
 
-// occurrence runs r in the window of the keyword at b[p:p+kl]. It returns
-// the extended dst and a hold: len(b) when decided, else where the first
-// span it may still report could start.
+// occurrence runs r at the keyword b[p:p+kl]: a match may start from
+// r.pre bytes before the keyword to keywordGap bytes after it, and is
+// found anchored at each such start, left to right, the next start after
+// the end of a match. It returns the extended dst and a hold: len(b) when
+// decided, else where the first span it may still report could start.
 func (rs *Rules) occurrence(r *rule, b []byte, p, kl int, dst []Span, eof, cut bool) ([]Span, int) {
 	n := len(b)
-	w := r.window
-	ws := max(0, p+kl-w)
-	we := p + kl + w + keywordGap
-	if cut && p <= max(w-kl, runBack) {
-		// Its window reaches before b: a Stream decided it earlier.
+	back := max(r.pre-kl, 0)
+	if cut && p <= max(back, runBack) {
+		// It reads before b: a Stream decided it earlier.
 		return dst, n
 	}
+	lo, hi := max(p-back, 0), p+kl+keywordGap
 	rs0 := runStart(b, p)
+	if hi >= n && !eof {
+		return dst, rs0
+	}
+	hi = min(hi, n-1)
+	we := hi + r.window // where an unbounded rule's match is cut
 	end := min(we, n)
-	early := false
-	if we > n && !eof {
-		// The window is not all here. It is decided already if no match
-		// can be under way at the end: nothing later can change what
-		// the regexp finds before it.
+	whole := we <= n || eof
+	if !whole {
+		// Decided only if no match from a start in [lo, hi] can be under
+		// way at the end of what is here.
 		if r.alive == nil {
 			return dst, rs0
 		}
-		if loc := r.alive.FindIndex(b[ws:]); loc != nil && ws+loc[0] < n {
+		if loc := r.alive.FindIndex(b[lo:]); loc != nil && lo+loc[0] <= hi {
 			return dst, rs0
 		}
-		early = true
 	}
 	base := len(dst)
-	for pos := ws; pos <= end; {
+	for s := lo; s <= hi; s++ {
 		var m []int
 		off := 0
-		if pos == 0 {
-			m = r.first.FindSubmatchIndex(b[:end])
+		if r.selective {
+			if !r.firstByte[b[s]] {
+				continue
+			}
+			if s == 0 {
+				m = r.first.FindSubmatchIndex(b[:end])
+			} else {
+				off = s - 1
+				m = r.ctx.FindSubmatchIndex(b[off:end])
+			}
 		} else {
-			off = pos - 1
-			m = r.ctx.FindSubmatchIndex(b[off:end])
+			// The leftmost match from s is the first start with an
+			// anchored match, and the same match.
+			if s == 0 {
+				m = r.firstU.FindSubmatchIndex(b[:end])
+			} else {
+				off = s - 1
+				m = r.ctxU.FindSubmatchIndex(b[off:end])
+			}
+			if m != nil && m[2]+off > hi {
+				m = nil
+			}
 		}
 		if m == nil {
+			if r.selective {
+				continue
+			}
 			break
 		}
 		// Group 1 is the rule's whole match; the rule's groups follow.
 		ms, me := m[2]+off, m[3]+off
-		if me > ms {
-			pos = me
-		} else {
-			pos = me + 1
-		}
+		s = max(s, me-1, ms)
 		ss, se := ms, me
 		if len(m) > 4 {
 			g := r.group
@@ -230,20 +265,18 @@ func (rs *Rules) occurrence(r *rule, b []byte, p, kl int, dst []Span, eof, cut b
 				se++
 			}
 			if se == n && !eof {
-				dst = dst[:base]
-				return dst, min(rs0, ss)
+				return dst[:base], rs0
 			}
 		}
 		var line []byte
 		if r.lineTarget {
-			ls, le, ok := lineAround(b, ms, me, ws, end, early)
+			ls, le, ok := lineAround(b, ms, me, lo, end, !whole)
 			if !ok {
-				dst = dst[:base]
-				return dst, rs0
+				return dst[:base], rs0
 			}
 			line = b[ls:le]
 		}
-		if rs.allowed(r, secret, b[ms:me], line) {
+		if rs.allowed(r, b[ss:se], b[ms:me], line) {
 			continue
 		}
 		dst = append(dst, Span{ss, se, r.id})

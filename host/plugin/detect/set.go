@@ -63,9 +63,17 @@ func (s *Set) Find(b []byte, dst []Span) []Span {
 const maxSummarized = 256
 
 // scan is Find's streaming form (see scanner.scan); spans are not merged.
-func (s *Set) scan(b []byte, dst []Span, eof, cut bool) ([]Span, int) {
+// A Stream has returned b[:from] already, which detectors that can may use
+// to skip work whose spans would all start there.
+func (s *Set) scan(b []byte, dst []Span, eof, cut bool, from int) ([]Span, int) {
 	hold := len(b)
 	for i, d := range s.ds {
+		if rs, ok := d.(*Rules); ok {
+			var h int
+			dst, h = rs.scanFrom(b, dst, eof, cut, from)
+			hold = min(hold, h)
+			continue
+		}
 		if sc := s.sc[i]; sc != nil {
 			var h int
 			dst, h = sc.scan(b, dst, eof, cut)

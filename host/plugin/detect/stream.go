@@ -70,7 +70,7 @@ func (s *Stream) Held() int { return s.base + len(s.buf) - s.emit }
 func (s *Stream) advance(eof bool) []byte {
 	b := s.buf
 	er := s.emit - s.base
-	raw, hold := s.set.scan(b, s.raw[:0], eof, s.base > 0)
+	raw, hold := s.set.scan(b, s.raw[:0], eof, s.base > 0, er)
 	// Spans before er were decided (and emitted) by an earlier call.
 	k := 0
 	for _, sp := range raw {
