@@ -20,6 +20,15 @@ type Store interface {
 	Close() error
 }
 
+// Pinger is a Store that can be checked without rows. The pipeline pings
+// it at start and, while it is down and no rows are waiting, with backoff,
+// so that the operator learns of an outage (log and metric) before the
+// first row, and a store that applies its schema lazily
+// (clickhouse.Connect) applies it as soon as the server is back.
+type Pinger interface {
+	Ping(ctx context.Context) error
+}
+
 // ErrFull is returned by Record when the spool is full and the operator
 // chose on_full = "refuse": the caller refuses the request, because an
 // unaudited action is worse than a failed one.
@@ -74,7 +83,29 @@ type Pipeline struct {
 	shipWG   sync.WaitGroup
 	acked    spool.Pos
 	encBuf   []byte // the writer's encoding buffer, reused between chunks
+
+	health storeHealth
 }
+
+// storeHealth is what the pipeline knows of the store's reachability,
+// from its inserts and pings. An outage is logged once when it starts,
+// then again at doubling intervals (up to outageLogMax), never per row or
+// per retry, and once when it ends.
+type storeHealth struct {
+	mu        sync.Mutex
+	down      bool
+	downSince time.Time
+	nextLog   time.Time
+	logGap    time.Duration
+	lastErr   string
+}
+
+// Outage logging: the first repeat after outageLogFirst, each one after
+// twice the gap before, at most outageLogMax apart.
+const (
+	outageLogFirst = 5 * time.Second
+	outageLogMax   = time.Minute
+)
 
 // maxPendingHint caps the capacity the pending buffer starts with.
 const maxPendingHint = 4096
@@ -90,13 +121,25 @@ type shipped struct {
 }
 
 type pipelineStats struct {
-	accepted, spooled, shipped, dropped, refused, retries atomic.Uint64
+	accepted, spooled, shipped, dropped, refused, retries, outages atomic.Uint64
 }
 
 // PipelineStats are the pipeline's counters, for metrics and logs.
 type PipelineStats struct {
 	Accepted, Spooled, Shipped, Dropped, Refused, Retries uint64
 	SpoolBytes                                            int64
+	// SpoolMaxBytes is the spool's size cap.
+	SpoolMaxBytes int64
+	// StoreReachable is false from a failed insert or ping of the store
+	// to the next one that succeeds (true before the first attempt).
+	StoreReachable bool
+	// StoreDownSince is when the current outage began (zero when up).
+	StoreDownSince time.Time
+	// StoreError is the last failure of the current outage.
+	StoreError string
+	// StoreOutages counts outages seen since start (a change from
+	// reachable, or unknown, to unreachable).
+	StoreOutages uint64
 }
 
 // queuedBatches bounds the rows held in memory for the shipper (this many
@@ -285,6 +328,16 @@ func (p *Pipeline) writeOnce() {
 
 func (p *Pipeline) shipper() {
 	defer p.shipWG.Done()
+	pinger, _ := p.o.Store.(Pinger)
+	probeGap := 100 * time.Millisecond
+	var nextProbe time.Time
+	if pinger != nil {
+		// Before the first row: an outage at start is reported at once.
+		if p.probe(pinger) {
+			probeGap = 0
+		}
+		nextProbe = time.Now().Add(probeGap)
+	}
 	t := time.NewTicker(50 * time.Millisecond)
 	defer t.Stop()
 	for {
@@ -297,7 +350,86 @@ func (p *Pipeline) shipper() {
 		if !p.shipOnce(false) {
 			return
 		}
+		// Rows retry by themselves (insert); an idle pipeline pings a
+		// store it saw down, with backoff, until it answers.
+		if pinger != nil && p.storeDown() && time.Now().After(nextProbe) {
+			if p.probe(pinger) {
+				probeGap = 100 * time.Millisecond
+			} else {
+				probeGap = min(max(probeGap*2, 100*time.Millisecond), 5*time.Second)
+			}
+			nextProbe = time.Now().Add(probeGap)
+		}
 	}
+}
+
+// probe pings the store and records the outcome; true means it answered.
+func (p *Pipeline) probe(pg Pinger) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	err := pg.Ping(ctx)
+	cancel()
+	if err != nil {
+		p.storeFailed(err)
+		return false
+	}
+	p.storeOK()
+	return true
+}
+
+func (p *Pipeline) storeDown() bool {
+	h := &p.health
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.down
+}
+
+// storeFailed records a failed insert or ping and logs the outage: loud
+// at its start, then at growing intervals.
+func (p *Pipeline) storeFailed(err error) {
+	h := &p.health
+	now := time.Now()
+	h.mu.Lock()
+	h.lastErr = err.Error()
+	if !h.down {
+		h.down, h.downSince, h.logGap, h.nextLog = true, now, outageLogFirst, now.Add(outageLogFirst)
+		h.mu.Unlock()
+		p.stats.outages.Add(1)
+		p.log.Error("audit: the audit store is unreachable; rows are kept in the spool and shipped when it answers",
+			"err", err, "spool_bytes", p.sp.Size(), "spool_max_bytes", p.maxBytes())
+		return
+	}
+	if now.Before(h.nextLog) {
+		h.mu.Unlock()
+		return
+	}
+	since := h.downSince
+	h.logGap = min(h.logGap*2, outageLogMax)
+	h.nextLog = now.Add(h.logGap)
+	h.mu.Unlock()
+	p.log.Error("audit: the audit store is still unreachable; rows are kept in the spool",
+		"err", err, "down_for", now.Sub(since).Round(time.Second).String(), "spool_bytes", p.sp.Size(), "spool_max_bytes", p.maxBytes())
+}
+
+// storeOK records a successful insert or ping, and the end of an outage.
+func (p *Pipeline) storeOK() {
+	h := &p.health
+	h.mu.Lock()
+	if !h.down {
+		h.mu.Unlock()
+		return
+	}
+	since := h.downSince
+	h.down, h.downSince, h.lastErr = false, time.Time{}, ""
+	h.mu.Unlock()
+	p.log.Warn("audit: the audit store answers again; shipping the spooled rows",
+		"down_for", time.Since(since).Round(time.Millisecond).String(), "spool_bytes", p.sp.Size())
+}
+
+func (p *Pipeline) maxBytes() int64 {
+	if p.o.Spool.MaxBytes > 0 {
+		return p.o.Spool.MaxBytes
+	}
+	return spool.DefaultMaxBytes
 }
 
 // shipOnce ships queued batches that are full or old enough (all of them
@@ -399,12 +531,11 @@ func (p *Pipeline) insert(rows []Row, last spool.Pos) bool {
 		err := p.o.Store.Insert(ctx, rows)
 		cancel()
 		if err == nil {
+			p.storeOK()
 			break
 		}
-		n := p.stats.retries.Add(1)
-		if n == 1 || n%20 == 0 {
-			p.log.Warn("audit: store insert failed; rows stay in the spool and will be retried", "err", err, "rows", len(rows), "retry_in", backoff.String())
-		}
+		p.stats.retries.Add(1)
+		p.storeFailed(err)
 		select {
 		case <-p.halt:
 			return false
@@ -428,9 +559,13 @@ func (p *Pipeline) insert(rows []Row, last spool.Pos) bool {
 
 // Stats returns the pipeline's counters.
 func (p *Pipeline) Stats() PipelineStats {
+	p.health.mu.Lock()
+	down, since, lastErr := p.health.down, p.health.downSince, p.health.lastErr
+	p.health.mu.Unlock()
 	return PipelineStats{
 		Accepted: p.stats.accepted.Load(), Spooled: p.stats.spooled.Load(), Shipped: p.stats.shipped.Load(), Dropped: p.stats.dropped.Load(),
-		Refused: p.stats.refused.Load(), Retries: p.stats.retries.Load(), SpoolBytes: p.sp.Size(),
+		Refused: p.stats.refused.Load(), Retries: p.stats.retries.Load(), SpoolBytes: p.sp.Size(), SpoolMaxBytes: p.maxBytes(),
+		StoreReachable: !down, StoreDownSince: since, StoreError: lastErr, StoreOutages: p.stats.outages.Load(),
 	}
 }
 
