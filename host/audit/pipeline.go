@@ -71,9 +71,16 @@ type Pipeline struct {
 	// that nothing accepted is ever lost. Estimated from the spool's size
 	// and the rows' average encoded size.
 	spoolBytes int64
-	rowBytes   int64
-	softMax    int64
-	inflight   int // rows the writer took from pending and has not appended yet
+	rowBytes   int64 // the average encoded row, for Admit's "one more row"
+	// pendingBytes and inflightBytes estimate the encoded size of the rows
+	// in pending and of those the writer is appending (sizeOf), so that
+	// admission does not depend on an average that large rows beat.
+	pendingBytes, inflightBytes int64
+	// refusing is set when Record refused an ordinary row and cleared
+	// when the store acknowledges rows (the spool shrinks): Admit refuses
+	// meanwhile, whatever its own estimate says.
+	refusing bool
+	limits   [3]int64 // by admission tier (tierOf)
 
 	wake     chan struct{} // writer: pending grew
 	ship     chan struct{} // shipper: queue grew
@@ -121,7 +128,7 @@ type shipped struct {
 }
 
 type pipelineStats struct {
-	accepted, spooled, shipped, dropped, refused, retries, outages atomic.Uint64
+	accepted, spooled, shipped, dropped, refused, retries, outages, reserved atomic.Uint64
 }
 
 // PipelineStats are the pipeline's counters, for metrics and logs.
@@ -135,6 +142,10 @@ type PipelineStats struct {
 	StoreReachable bool
 	// StoreDownSince is when the current outage began (zero when up).
 	StoreDownSince time.Time
+	// Reserved counts rows accepted into the spool's reserve (see
+	// tierOf): session and refusal rows taken while other rows were
+	// refused.
+	Reserved uint64
 	// StoreError is the last failure of the current outage.
 	StoreError string
 	// StoreOutages counts outages seen since start (a change from
@@ -175,7 +186,8 @@ func OpenPipeline(o PipelineOptions) (*Pipeline, error) {
 	}
 	p := &Pipeline{o: o, sp: sp, log: o.Log, replay: true,
 		wake: make(chan struct{}, 1), ship: make(chan struct{}, 1), stop: make(chan struct{}),
-		spoolBytes: sp.Size(), rowBytes: 1024, softMax: maxBytes - maxBytes/8}
+		spoolBytes: sp.Size(), rowBytes: 1024,
+		limits: [3]int64{maxBytes / 16 * 13, maxBytes / 16 * 14, maxBytes / 16 * 15}}
 	p.halt = p.stop
 	p.writerWG.Add(1)
 	go p.writer()
@@ -184,29 +196,97 @@ func OpenPipeline(o PipelineOptions) (*Pipeline, error) {
 	return p, nil
 }
 
-// Admit reports ErrFull while the spool is full and on_full is "refuse",
-// so that protocols refuse new work before doing it.
+// Admit reports ErrFull while the spool is past its ordinary tier (see
+// tierOf) and on_full is "refuse", so that protocols refuse new work
+// before doing it; the refusal's own row then goes to the reserve.
 func (p *Pipeline) Admit() error {
 	if p.o.OnFull == "drop" {
 		return nil
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.full || p.spoolBytes+int64(len(p.pending)+p.inflight+1)*p.rowBytes > p.softMax {
+	if p.refusing || p.overLocked(p.limits[tierOrdinary]) {
 		return ErrFull
 	}
 	return nil
 }
 
+// Admission tiers: the limit, in estimated spool bytes, up to which a row
+// of each kind is accepted. The spool's cap is split so:
+//
+//	0 .. 13/16   every row (and Admit: new work)
+//	.. 14/16     the reserve: session open rows, approval decisions and
+//	             minimal rows (Reserved), so that a request refused
+//	             because the trail is full still has its row
+//	.. 15/16     session close rows, so that a session that opened in
+//	             the trail closes there
+//	.. 16/16     headroom for the estimate (rows are counted at their
+//	             average size until they are encoded)
+//
+// A sixteenth of the default 1 GiB cap is 64 MiB: about 200,000 minimal
+// rows of 300 bytes. Past the close tier every row is refused (or
+// dropped), and Record's caller records nothing for it.
+const (
+	tierOrdinary = iota
+	tierReserved
+	tierClose
+)
+
+func tierOf(r *Row) int {
+	switch {
+	case r.Kind == KindSessionClose:
+		return tierClose
+	case Reserved(r):
+		return tierReserved
+	}
+	return tierOrdinary
+}
+
+// overLocked reports whether one more row would pass limit.
+func (p *Pipeline) overLocked(limit int64) bool {
+	return p.overLockedBy(p.rowBytes, limit)
+}
+
+// overLockedBy reports whether a row of size bytes would pass limit.
+func (p *Pipeline) overLockedBy(size, limit int64) bool {
+	return p.full || p.spoolBytes+p.pendingBytes+p.inflightBytes+size > limit
+}
+
+// sizeOf estimates a row's size in the spool (AppendRow's encoding plus
+// framing) from its strings, without encoding it: over by a little, never
+// under by much.
+func sizeOf(r *Row) int64 {
+	n := 160 + len(r.EventID) + len(r.GatewayID) + len(r.SessionID) + len(r.Protocol) + len(r.Listener) + len(r.Target) +
+		len(r.Kind) + len(r.RemoteAddr) + len(r.Issuer) + len(r.Subject) + len(r.Email) + len(r.AccessRule) +
+		len(r.Verdict) + len(r.Plugin) + len(r.Reason) + len(r.Status) + len(r.Error) + len(r.ApprovalID) +
+		len(r.Approver) + len(r.PrevHash) + len(r.RowHash) + len(r.Signature)
+	for _, g := range r.Groups {
+		n += len(g) + 2
+	}
+	for _, m := range [...]map[string]string{r.Claims, r.Request, r.Annotations} {
+		for k, v := range m {
+			n += len(k) + len(v) + 4
+		}
+	}
+	return int64(n)
+}
+
 // Record accepts a row. It returns ErrFull (on_full = "refuse") or drops
-// the row and counts it (on_full = "drop") while the spool is full.
+// the row and counts it (on_full = "drop") while the spool is past the
+// row's tier: a protocol then records Minimal(r) in r's place, which the
+// reserve takes.
 func (p *Pipeline) Record(r Row) error {
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
 		return ErrClosed
 	}
-	if p.full || p.spoolBytes+int64(len(p.pending)+p.inflight+1)*p.rowBytes > p.softMax {
+	tier := tierOf(&r)
+	size := sizeOf(&r)
+	if p.overLockedBy(size, p.limits[tier]) {
+		if tier == tierOrdinary && p.o.OnFull != "drop" {
+			p.refusing = true
+		}
 		p.mu.Unlock()
 		if p.o.OnFull == "drop" {
 			n := p.stats.dropped.Add(1)
@@ -218,10 +298,15 @@ func (p *Pipeline) Record(r Row) error {
 		p.stats.refused.Add(1)
 		return ErrFull
 	}
+	inReserve := tier != tierOrdinary && p.overLocked(p.limits[tierOrdinary])
 	p.pending = append(p.pending, r)
+	p.pendingBytes += size
 	n := len(p.pending)
 	p.mu.Unlock()
 	p.stats.accepted.Add(1)
+	if inReserve {
+		p.stats.reserved.Add(1)
+	}
 	// The writer's ticker picks rows up within writeEvery; waking it for
 	// every first row would hand the lock back and forth with it.
 	if n >= 512 {
@@ -270,16 +355,17 @@ func (p *Pipeline) writeOnce() {
 	// The next buffer starts at this one's size, so Record rarely grows
 	// it (growing copies every row, under the lock).
 	p.pending = make([]Row, 0, min(max(len(rows), 64), maxPendingHint))
-	p.inflight = len(rows)
+	p.inflightBytes, p.pendingBytes = p.pendingBytes, 0
 	p.mu.Unlock()
 	defer func() {
 		p.mu.Lock()
-		p.inflight = 0
+		p.inflightBytes = 0
 		p.mu.Unlock()
 	}()
 	const chunk = 1000
+	n := min(len(rows), chunk)
 	for len(rows) > 0 {
-		n := min(len(rows), chunk)
+		n = min(len(rows), n)
 		part := rows[:n]
 		// One buffer for the chunk's records; the spool copies it out.
 		payloads := make([][]byte, n)
@@ -294,9 +380,18 @@ func (p *Pipeline) writeOnce() {
 			p.encBuf = buf
 		}
 		last, err := p.sp.AppendBatch(payloads)
+		if errors.Is(err, spool.ErrFull) && n > 1 {
+			// A batch is appended whole or not at all: the rows that fit
+			// go in, in smaller batches, so that the reserve's rows are
+			// not held back by a large chunk.
+			n /= 2
+			continue
+		}
 		if err != nil {
 			p.mu.Lock()
 			p.pending = append(rows, p.pending...)
+			p.pendingBytes += p.inflightBytes
+			p.inflightBytes = 0
 			wasFull := p.full
 			p.full = errors.Is(err, spool.ErrFull)
 			p.mu.Unlock()
@@ -308,7 +403,9 @@ func (p *Pipeline) writeOnce() {
 		p.stats.spooled.Add(uint64(n))
 		p.mu.Lock()
 		p.full = false
-		p.inflight -= n
+		for i := range part {
+			p.inflightBytes -= sizeOf(&part[i])
+		}
 		p.spoolBytes = p.sp.Size()
 		p.rowBytes = max(int64(size/n), 64)
 		if p.queued+n > queuedBatches*p.o.BatchRows {
@@ -323,6 +420,7 @@ func (p *Pipeline) writeOnce() {
 		p.mu.Unlock()
 		signal(p.ship)
 		rows = rows[n:]
+		n = chunk
 	}
 }
 
@@ -551,6 +649,7 @@ func (p *Pipeline) insert(rows []Row, last spool.Pos) bool {
 			p.acked = last
 			p.mu.Lock()
 			p.spoolBytes = p.sp.Size()
+			p.refusing = false
 			p.mu.Unlock()
 		}
 	}
@@ -565,7 +664,7 @@ func (p *Pipeline) Stats() PipelineStats {
 	return PipelineStats{
 		Accepted: p.stats.accepted.Load(), Spooled: p.stats.spooled.Load(), Shipped: p.stats.shipped.Load(), Dropped: p.stats.dropped.Load(),
 		Refused: p.stats.refused.Load(), Retries: p.stats.retries.Load(), SpoolBytes: p.sp.Size(), SpoolMaxBytes: p.maxBytes(),
-		StoreReachable: !down, StoreDownSince: since, StoreError: lastErr, StoreOutages: p.stats.outages.Load(),
+		StoreReachable: !down, StoreDownSince: since, StoreError: lastErr, Reserved: p.stats.reserved.Load(), StoreOutages: p.stats.outages.Load(),
 	}
 }
 
