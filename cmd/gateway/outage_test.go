@@ -214,3 +214,112 @@ func TestServeThroughClickHouseOutage(t *testing.T) {
 		t.Fatalf("audit verify: exit %d\n%s%s", code, out, errOut)
 	}
 }
+
+// With a small spool and ClickHouse down, requests fill the spool until
+// the gateway refuses them (503); every answer, 200 or 503, has its row
+// once ClickHouse is back (the refusals in minimal form, from the spool's
+// reserve), every session is opened and closed in the trail, and `audit
+// verify` exits 0 and calls it an outage.
+func TestRefusalsHaveRowsWhenTheSpoolIsFull(t *testing.T) {
+	ch := testenv.NewClickHouse(t)
+	cfg, dir, addrs := outageConfig(t, ch.Addr(), "[audit.spool]\nmax_bytes = 1048576\n")
+	gw := testenv.StartGateway(t, testenv.GatewayOptions{Config: cfg, Dir: dir, Dev: true,
+		Wait: []string{addrs["issuer"], addrs["echo"], addrs["http"], addrs["admin"]}})
+	tok, errOut, code := gw.Run("token", "-c", gw.Config, "--sub", "agent@example.com")
+	if code != 0 {
+		t.Fatalf("token: %s", errOut)
+	}
+	token := strings.TrimSpace(tok)
+	pad := strings.Repeat("p", 4000) // about 4 KiB a row: the spool fills in a few hundred requests
+	status := map[string]int{}
+	refused := 0
+	c := &http.Client{Transport: &http.Transport{}}
+	for i := 0; refused < 40; i++ {
+		if i == 5000 {
+			t.Fatalf("no request refused after %d with a 1 MiB spool", i)
+		}
+		if i%10 == 0 { // a new session every ten requests
+			c.CloseIdleConnections()
+		}
+		path := fmt.Sprintf("/r/%d", i)
+		status[path] = get(t, c, "http://"+addrs["http"]+"/demo"+path+"?pad="+pad, token)
+		switch status[path] {
+		case http.StatusOK:
+		case http.StatusServiceUnavailable:
+			refused++
+		default:
+			t.Fatalf("GET %s: %d", path, status[path])
+		}
+	}
+	c.CloseIdleConnections()
+	if v := metric(t, addrs["admin"], "tollgate_audit_rows_reserved_total"); v == "0" {
+		t.Errorf("tollgate_audit_rows_reserved_total = 0 after %d refusals", refused)
+	}
+
+	ch.Start(t)
+	store, err := clickhouse.Open(context.Background(), clickhouse.Options{Addrs: []string{ch.Addr()}, Database: "outage"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	const q = `SELECT request_values[indexOf(request_keys, 'path')] AS p, status,
+		annotation_values[indexOf(annotation_keys, 'audit.spool_full')] AS full, count()
+		FROM outage.events FINAL WHERE kind = 'http.request' GROUP BY p, status, full`
+	type got struct {
+		status, full string
+		n            int
+	}
+	var rows map[string][]got
+	for deadline := time.Now().Add(90 * time.Second); ; {
+		_, rs, err := store.Query(context.Background(), q)
+		rows = map[string][]got{}
+		total := 0
+		for _, r := range rs {
+			var n int
+			fmt.Sscan(r[3], &n)
+			rows[r[0]] = append(rows[r[0]], got{r[1], r[2], n})
+			total += n
+		}
+		if err == nil && total >= len(status) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d request rows in ClickHouse (err %v)\n%s", total, len(status), err, gw.Output())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	for path, st := range status {
+		g := rows[path]
+		if st == http.StatusServiceUnavailable {
+			// Refused before routing: the row has the path as the
+			// client sent it.
+			g = rows["/demo"+path]
+		}
+		if len(g) != 1 || g[0].n != 1 || g[0].status != fmt.Sprint(st) {
+			t.Errorf("%s answered %d: rows %+v, want exactly one with that status", path, st, g)
+			continue
+		}
+		if st == http.StatusServiceUnavailable && g[0].full == "" {
+			t.Errorf("%s refused: its row is not marked audit.spool_full: %+v", path, g)
+		}
+	}
+	// Every session opened in the trail is closed there.
+	const sq = "SELECT countIf(kind = 'session.open'), countIf(kind = 'session.close') FROM outage.events FINAL WHERE protocol = 'http'"
+	for deadline := time.Now().Add(60 * time.Second); ; {
+		_, rs, err := store.Query(context.Background(), sq)
+		if err == nil && len(rs) == 1 && rs[0][0] == rs[0][1] && rs[0][0] != "0" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("session open/close rows: %v (err %v)", rs, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if err := gw.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, code := gw.Run("audit", "verify", "-c", gw.Config)
+	if code != 0 || strings.Contains(out, "\tgap\t") || strings.Contains(out, "\topen\t") || !strings.Contains(errOut, "an outage") {
+		t.Fatalf("audit verify: exit %d\n%s%s", code, out, errOut)
+	}
+}

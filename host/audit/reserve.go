@@ -11,14 +11,15 @@ import (
 const AnnotationSpoolFull = "audit.spool_full"
 
 // The spool's reserve (see Pipeline): its last sixteenth takes only
-// session open and close rows, approval decisions and minimal rows, so
-// that a request refused because the trail is full still leaves a row,
-// and a session that opened in the trail also closes there.
+// session open and close rows, approval decisions, checkpoints and
+// minimal rows, so that a request refused because the trail is full still
+// leaves a row, a session that opened in the trail also closes there, and
+// the checkpoints that make truncation detectable go on.
 //
 // Reserved reports whether r may use it.
 func Reserved(r *Row) bool {
 	switch r.Kind {
-	case KindSessionOpen, KindSessionClose, KindApprovalDecision:
+	case KindSessionOpen, KindSessionClose, KindApprovalDecision, KindCheckpoint:
 		return true
 	}
 	_, ok := r.Annotations[AnnotationSpoolFull]
