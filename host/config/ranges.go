@@ -160,6 +160,8 @@ func (r keyRange) format(n int64) string {
 		return formatDuration(time.Duration(n))
 	}
 	switch {
+	case n >= kib && n%(1<<40) == 0:
+		return fmt.Sprintf("%d (%d TiB)", n, n>>40)
 	case n >= kib && n%gib == 0:
 		return fmt.Sprintf("%d (%d GiB)", n, n/gib)
 	case n >= kib && n%mib == 0:
@@ -168,20 +170,18 @@ func (r keyRange) format(n int64) string {
 	return strconv.FormatInt(n, 10)
 }
 
-// formatDuration writes whole hours and days as a person would.
+// formatDuration writes whole days, hours and minutes as a person would
+// (and as time.ParseDuration reads them back).
 func formatDuration(d time.Duration) string {
 	switch {
 	case d == 0:
 		return "0s"
-	case d == day:
-		return "24h"
-	case d%day == 0:
+	case d > day && d%day == 0:
 		return fmt.Sprintf("%dh (%d days)", d/time.Hour, d/day)
-	}
-	s := d.String()
-	s = strings.TrimSuffix(strings.TrimSuffix(s, "0s"), "0m")
-	if strings.HasSuffix(s, "h") || strings.HasSuffix(s, "m") {
-		return s
+	case d%time.Hour == 0:
+		return fmt.Sprintf("%dh", d/time.Hour)
+	case d%time.Minute == 0:
+		return fmt.Sprintf("%dm", d/time.Minute)
 	}
 	return d.String()
 }

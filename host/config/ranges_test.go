@@ -1,6 +1,7 @@
 package config
 
 import (
+	"os"
 	"reflect"
 	"strconv"
 	"strings"
@@ -176,6 +177,33 @@ func TestEveryRangeIsEnforced(t *testing.T) {
 			if !found {
 				t.Errorf("%s = %s (%s): no problem %q at line %d; got:\n%v", r.key, r.value(n), name, want, line, ps)
 			}
+		}
+	}
+}
+
+// The reference config states every range as ranges has it.
+func TestRangesAreDocumented(t *testing.T) {
+	b, err := os.ReadFile("../../examples/gateway.full.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(b)
+	for _, r := range ranges {
+		_, leaf := r.marker()
+		want := "[range " + r.format(r.min) + " to " + r.format(r.max)
+		found := false
+		lines := strings.Split(doc, "\n")
+		for i, l := range lines {
+			if !strings.HasPrefix(l, leaf+" ") && !strings.HasPrefix(l, leaf+"=") {
+				continue
+			}
+			// The range ends the key's comment, which may go on for a line or two.
+			for j := i; j < min(i+3, len(lines)); j++ {
+				found = found || strings.Contains(lines[j], want)
+			}
+		}
+		if !found {
+			t.Errorf("examples/gateway.full.toml: no %q on a %s line", want, leaf)
 		}
 	}
 }
