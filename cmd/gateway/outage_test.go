@@ -234,7 +234,7 @@ func TestRefusalsHaveRowsWhenTheSpoolIsFull(t *testing.T) {
 	status := map[string]int{}
 	refused := 0
 	c := &http.Client{Transport: &http.Transport{}}
-	for i := 0; refused < 40; i++ {
+	for i := 0; refused < 20; i++ {
 		if i == 5000 {
 			t.Fatalf("no request refused after %d with a 1 MiB spool", i)
 		}
