@@ -126,6 +126,20 @@ func openAuditStore(ctx context.Context, cfg *config.Config) (auditStore, error)
 		e := cfg.Audit.Embedded
 		return embedded.Open(ctx, embedded.Options{Dir: cfg.DataPath(e.Dir), Database: e.Database, LibPath: cfg.Path(e.LibPath)})
 	}
+	s, err := clickhouseStore(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.Ping(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// clickhouseStore is the [audit.clickhouse] store, not yet connected (see
+// clickhouse.Connect).
+func clickhouseStore(cfg *config.Config) (*clickhouse.Store, error) {
 	a := cfg.Audit.ClickHouse
 	o := clickhouse.Options{Addrs: a.Addrs, Database: a.Database, User: a.User, Password: a.Password.Value(), Cluster: a.Cluster}
 	if a.TLS {
@@ -135,7 +149,7 @@ func openAuditStore(ctx context.Context, cfg *config.Config) (auditStore, error)
 		}
 		o.TLS = tc
 	}
-	return clickhouse.Open(ctx, o)
+	return clickhouse.Connect(o)
 }
 
 // clickhouseRows reads the events of one session (or all, or those of

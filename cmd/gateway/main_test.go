@@ -60,6 +60,14 @@ func TestCheck(t *testing.T) {
 		{"missing env secret", valid, nil, 1, "",
 			"gateway.toml:8:1: targets[0].credential.token: environment variable CHECK_TEST_TOKEN is not set"},
 		{"malformed", "[gateway\nid = 1\n", nil, 1, "", "gateway.toml:1:9: expected '.' or ']'"},
+		// A size or duration means what it says: a zero out of its range
+		// is refused naming the key, a zero in range is honoured.
+		{"zero size refused", strings.Replace(valid, `listen = "127.0.0.1:8080"`, "listen = \"127.0.0.1:8080\"\nmax_header_bytes = 0", 1),
+			[]string{"CHECK_TEST_TOKEN=x"}, 1, "", "gateway.toml:14:1: listeners[0].max_header_bytes: must be between 1024 and 16777216 (16 MiB)"},
+		{"duration over its range", valid + "\n[audit]\nbatch_age = \"2m\"\n", []string{"CHECK_TEST_TOKEN=x"}, 1, "",
+			"gateway.toml:18:1: audit.batch_age: must be between 1ms and 1m"},
+		{"zero in range honoured", valid + "\n[gateway]\nshutdown_grace = \"0s\"\n", []string{"CHECK_TEST_TOKEN=x"}, 0,
+			"ok: 1 listeners, 1 targets, 0 access rules, 0 plugins", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := writeConfig(t, tc.src)

@@ -126,7 +126,7 @@ and trusts that issuer's tokens. Never use it in production.`, stderr)
 		return err
 	}
 	running = append(running, pl)
-	rec, reader, err := openRecorder(cfg, log)
+	rec, reader, pipe, err := openRecorder(cfg, log)
 	if err != nil {
 		shutdown()
 		return err
@@ -143,8 +143,12 @@ and trusts that issuer's tokens. Never use it in production.`, stderr)
 		return err
 	}
 	if cfg.Admin.Listen != "" {
-		h := admin.New(admin.Options{Auth: auth, Groups: cfg.Admin.Groups, Audit: reader, Log: log,
-			Approvals: appr.manager(), Secure: appr.secureCookies(), Webhooks: appr.webhookStats(), AuditDatabase: auditDatabase(cfg)})
+		o := admin.Options{Auth: auth, Groups: cfg.Admin.Groups, Audit: reader, Log: log,
+			Approvals: appr.manager(), Secure: appr.secureCookies(), Webhooks: appr.webhookStats(), AuditDatabase: auditDatabase(cfg)}
+		if pipe != nil {
+			o.AuditStats = pipe.Stats
+		}
+		h := admin.New(o)
 		srv, err := startHTTP(cfg.Admin.Listen, h)
 		if err != nil {
 			rec.Close()
@@ -311,24 +315,34 @@ func shutdownListeners(ls []listener, grace time.Duration, log *slog.Logger) {
 }
 
 // openRecorder opens the audit store; reader is its read side for the
-// admin API (nil for the file store).
-func openRecorder(cfg *config.Config, log *slog.Logger) (rec audit.Recorder, reader admin.AuditReader, err error) {
+// admin API (nil for the file store), pipe the spooling pipeline in front
+// of it (nil for the file store), for the metrics.
+func openRecorder(cfg *config.Config, log *slog.Logger) (rec audit.Recorder, reader admin.AuditReader, pipe *audit.Pipeline, err error) {
 	a := cfg.Audit
 	switch a.Store {
 	case "file":
 		rec, err = audit.OpenFile(cfg.DataPath(a.Path))
-		return rec, nil, err
+		return rec, nil, nil, err
 	case "clickhouse", "embedded":
-		// The store must answer at start (schema); afterwards the
-		// pipeline rides out outages on its spool.
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		store, err := openAuditStore(ctx, cfg)
+		var store auditStore
+		if a.Store == "clickhouse" {
+			// A server, which may be down while the gateway starts: the
+			// store connects and applies the schema when it first answers,
+			// and the pipeline keeps rows in the spool meanwhile (with a
+			// loud log line and the tollgate_audit_store_reachable metric).
+			store, err = clickhouseStore(cfg)
+		} else {
+			// In-process: it fails only for a local reason (the library,
+			// the data directory), which waiting would not fix.
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			store, err = openAuditStore(ctx, cfg)
+		}
 		if err != nil {
-			return nil, nil, fmt.Errorf("audit: %w", err)
+			return nil, nil, nil, fmt.Errorf("audit: %w", err)
 		}
 		sync := map[string]spool.SyncPolicy{"batch": spool.SyncBatch, "always": spool.SyncAlways, "never": spool.SyncNever}[a.Spool.Sync]
-		rec, err = audit.OpenPipeline(audit.PipelineOptions{
+		pipe, err = audit.OpenPipeline(audit.PipelineOptions{
 			Store:     store,
 			Spool:     spool.Options{Dir: cfg.DataPath(a.Spool.Dir), MaxBytes: a.Spool.MaxBytes, Sync: sync, Logger: log},
 			OnFull:    a.OnFull,
@@ -336,9 +350,13 @@ func openRecorder(cfg *config.Config, log *slog.Logger) (rec audit.Recorder, rea
 			BatchAge:  a.BatchAge.Duration,
 			Log:       log,
 		})
-		return rec, store, err
+		if err != nil {
+			store.Close()
+			return nil, nil, nil, err
+		}
+		return pipe, store, pipe, nil
 	}
-	return nil, nil, fmt.Errorf("audit: unknown store %q", a.Store)
+	return nil, nil, nil, fmt.Errorf("audit: unknown store %q", a.Store)
 }
 
 // auditTLS is the TLS config towards ClickHouse, with the configured CA.

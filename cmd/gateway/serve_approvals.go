@@ -76,9 +76,10 @@ func openApprovalStore(cfg *config.Config) (approval.Store, error) {
 		}
 		o.TLS = tc
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	return chstore.Open(ctx, o)
+	// Not Open: the server may be down while the gateway starts; the
+	// tables are created when it answers, and holds are refused until
+	// then (approval.ErrStoreUnavailable).
+	return chstore.Connect(o)
 }
 
 func (a *approvals) manager() *approval.Manager {

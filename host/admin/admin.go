@@ -50,6 +50,9 @@ type Options struct {
 	AuditDatabase string
 	// Webhooks reports the approval notifier's counters; nil: none.
 	Webhooks func() approval.NotifierStats
+	// AuditStats reports the audit pipeline's counters for /metrics;
+	// nil: the store has no pipeline (file).
+	AuditStats func() audit.PipelineStats
 }
 
 // QueryRequest is the body of POST /v1/audit/query.
@@ -66,6 +69,7 @@ type QueryResponse struct {
 // New returns the admin API:
 //
 //	GET  /healthz                 200 "ok" (no authentication)
+//	GET  /metrics                 the audit pipeline's figures, Prometheus text (no authentication)
 //	POST /v1/audit/query          {"sql": "SELECT ..."} → QueryResponse (read-only)
 //	GET  /v1/audit/rows?session=  the session's rows, for verification
 //	GET  /v1/approvals            {"approvals": [Record...]}: pending, then recent
@@ -80,6 +84,7 @@ func New(o Options) http.Handler {
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
+	mux.HandleFunc("GET /metrics", o.metrics)
 	mux.Handle("POST /v1/audit/query", o.authorized(func(w http.ResponseWriter, r *http.Request, p *event.Principal) {
 		var q QueryRequest
 		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&q); err != nil || strings.TrimSpace(q.SQL) == "" {

@@ -226,6 +226,13 @@ type Manager struct {
 	recs   map[string]*entry
 	grants map[string][]grant // by session ID
 	closed bool
+	// unloaded: a shared store did not answer at start; the poller loads
+	// it (and cancels what a previous process left pending) once it does.
+	unloaded bool
+	// unsaved: records whose latest version a shared store did not take
+	// (it was down); the poller saves them again until it does, so a
+	// decision made during an outage reaches the store afterwards.
+	unsaved map[string]bool
 }
 
 type entry struct {
@@ -279,12 +286,34 @@ func New(o Options) (*Manager, error) {
 		return m, nil
 	}
 	m.shared, _ = o.Store.(Shared)
+	m.unsaved = map[string]bool{}
 	recs, err := o.Store.Load()
-	if err != nil {
+	switch {
+	case err != nil && m.shared == nil:
 		return nil, fmt.Errorf("approval: load: %w", err)
+	case err != nil:
+		// A shared store is a server that may be down while the gateway
+		// starts: start anyway. Holds fail with ErrStoreUnavailable until
+		// it answers (nothing is held that could not be recorded), and
+		// the poller loads it then.
+		o.Log.Error("approval: the shared approval store is unavailable; requests that need an approval are refused until it answers", "err", err)
+		m.unloaded = true
+	default:
+		m.loadLocked(recs)
 	}
+	if m.shared != nil {
+		m.stopPoll, m.polled = make(chan struct{}), make(chan struct{})
+		go m.poll(m.stopPoll)
+	}
+	return m, nil
+}
+
+// loadLocked takes the records a store loaded: this gateway's records that
+// were pending in a process that is gone become cancelled. Records this
+// process already has (made while a shared store was down) stay as they are.
+func (m *Manager) loadLocked(recs []Record) {
 	for _, r := range recs {
-		if !m.isLocal(r) {
+		if !m.isLocal(r) || m.recs[r.ID] != nil {
 			continue // another replica's: read from the shared store when asked
 		}
 		e := &entry{rec: r, done: make(chan struct{})}
@@ -296,12 +325,13 @@ func New(o Options) (*Manager, error) {
 		m.finishLocked(e, StateCancelled, "", "gateway restarted while the request was held", "")
 	}
 	m.trimLocked()
-	if m.shared != nil {
-		m.stopPoll, m.polled = make(chan struct{}), make(chan struct{})
-		go m.poll(m.stopPoll)
-	}
-	return m, nil
 }
+
+// ErrStoreUnavailable is wrapped by Hold's error when the approval store
+// did not take the approval (a shared store's server is down): the
+// request is refused, because a hold that is not stored could not be
+// decided from another replica nor survive a restart.
+var ErrStoreUnavailable = errors.New("approval: the approval store is unavailable")
 
 // Hold records a pending approval for req and returns its handle. The
 // approval expires after the timeout unless decided first.
@@ -344,8 +374,12 @@ func (m *Manager) Hold(ctx context.Context, req Request) (*Pending, error) {
 	}
 	m.record(e, audit.KindApprovalRequest, "hold", "", req.Reason, string(StatePending))
 	if err := m.save(e); err != nil {
+		// The request row is in the audit trail: close the approval's
+		// chain there, so it does not read as a gateway that stopped.
+		m.record(e, audit.KindApprovalDecision, "deny", "", "the approval could not be stored: "+err.Error(), string(StateCancelled))
+		delete(m.unsaved, id)
 		m.mu.Unlock()
-		return nil, err
+		return nil, fmt.Errorf("%w: %w", ErrStoreUnavailable, err)
 	}
 	m.recs[id] = e
 	e.timer = time.AfterFunc(m.o.Timeout, func() { m.expire(id) })
@@ -771,8 +805,12 @@ func (m *Manager) save(e *entry) error {
 		return nil
 	}
 	if err := m.o.Store.Save(e.rec); err != nil {
+		if m.shared != nil {
+			m.unsaved[e.rec.ID] = true
+		}
 		return fmt.Errorf("approval: save: %w", err)
 	}
+	delete(m.unsaved, e.rec.ID)
 	if e.rec.State != StatePending && len(m.recs) > keepRecent*2 {
 		m.trimLocked()
 	}

@@ -112,6 +112,7 @@ func (m *Manager) poll(stop <-chan struct{}) {
 			return
 		case <-t.C:
 		}
+		m.catchUp()
 		m.mu.Lock()
 		var ids []string
 		for id, e := range m.recs {
@@ -146,6 +147,35 @@ func (m *Manager) poll(stop <-chan struct{}) {
 				m.o.Log.Warn("approval: a ruling from another replica was refused", "approval_id", r.ApprovalID,
 					"gateway_id", r.GatewayID, "verb", r.Verb, "err", err)
 			}
+		}
+	}
+}
+
+// catchUp does what an outage of the shared store left undone: the load
+// at start, and the saves of records changed meanwhile (decisions, expiries).
+func (m *Manager) catchUp() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return
+	}
+	if m.unloaded {
+		recs, err := m.o.Store.Load()
+		if err != nil {
+			return // logged at start; Hold says so to every caller meanwhile
+		}
+		m.unloaded = false
+		m.loadLocked(recs)
+		m.o.Log.Warn("approval: the shared approval store answers again; approvals are recorded", "records", len(recs))
+	}
+	for id := range m.unsaved {
+		e := m.recs[id]
+		if e == nil {
+			delete(m.unsaved, id)
+			continue
+		}
+		if m.save(e) != nil {
+			return // still down: the next tick tries again
 		}
 	}
 }

@@ -20,6 +20,15 @@ type Store interface {
 	Close() error
 }
 
+// Pinger is a Store that can be checked without rows. The pipeline pings
+// it at start and, while it is down and no rows are waiting, with backoff,
+// so that the operator learns of an outage (log and metric) before the
+// first row, and a store that applies its schema lazily
+// (clickhouse.Connect) applies it as soon as the server is back.
+type Pinger interface {
+	Ping(ctx context.Context) error
+}
+
 // ErrFull is returned by Record when the spool is full and the operator
 // chose on_full = "refuse": the caller refuses the request, because an
 // unaudited action is worse than a failed one.
@@ -62,9 +71,16 @@ type Pipeline struct {
 	// that nothing accepted is ever lost. Estimated from the spool's size
 	// and the rows' average encoded size.
 	spoolBytes int64
-	rowBytes   int64
-	softMax    int64
-	inflight   int // rows the writer took from pending and has not appended yet
+	rowBytes   int64 // the average encoded row, for Admit's "one more row"
+	// pendingBytes and inflightBytes estimate the encoded size of the rows
+	// in pending and of those the writer is appending (sizeOf), so that
+	// admission does not depend on an average that large rows beat.
+	pendingBytes, inflightBytes int64
+	// refusing is set when Record refused an ordinary row and cleared
+	// when the store acknowledges rows (the spool shrinks): Admit refuses
+	// meanwhile, whatever its own estimate says.
+	refusing bool
+	limits   [3]int64 // by admission tier (tierOf)
 
 	wake     chan struct{} // writer: pending grew
 	ship     chan struct{} // shipper: queue grew
@@ -74,7 +90,29 @@ type Pipeline struct {
 	shipWG   sync.WaitGroup
 	acked    spool.Pos
 	encBuf   []byte // the writer's encoding buffer, reused between chunks
+
+	health storeHealth
 }
+
+// storeHealth is what the pipeline knows of the store's reachability,
+// from its inserts and pings. An outage is logged once when it starts,
+// then again at doubling intervals (up to outageLogMax), never per row or
+// per retry, and once when it ends.
+type storeHealth struct {
+	mu        sync.Mutex
+	down      bool
+	downSince time.Time
+	nextLog   time.Time
+	logGap    time.Duration
+	lastErr   string
+}
+
+// Outage logging: the first repeat after outageLogFirst, each one after
+// twice the gap before, at most outageLogMax apart.
+const (
+	outageLogFirst = 5 * time.Second
+	outageLogMax   = time.Minute
+)
 
 // maxPendingHint caps the capacity the pending buffer starts with.
 const maxPendingHint = 4096
@@ -90,13 +128,29 @@ type shipped struct {
 }
 
 type pipelineStats struct {
-	accepted, spooled, shipped, dropped, refused, retries atomic.Uint64
+	accepted, spooled, shipped, dropped, refused, retries, outages, reserved atomic.Uint64
 }
 
 // PipelineStats are the pipeline's counters, for metrics and logs.
 type PipelineStats struct {
 	Accepted, Spooled, Shipped, Dropped, Refused, Retries uint64
 	SpoolBytes                                            int64
+	// SpoolMaxBytes is the spool's size cap.
+	SpoolMaxBytes int64
+	// StoreReachable is false from a failed insert or ping of the store
+	// to the next one that succeeds (true before the first attempt).
+	StoreReachable bool
+	// StoreDownSince is when the current outage began (zero when up).
+	StoreDownSince time.Time
+	// Reserved counts rows accepted into the spool's reserve (see
+	// tierOf): session and refusal rows taken while other rows were
+	// refused.
+	Reserved uint64
+	// StoreError is the last failure of the current outage.
+	StoreError string
+	// StoreOutages counts outages seen since start (a change from
+	// reachable, or unknown, to unreachable).
+	StoreOutages uint64
 }
 
 // queuedBatches bounds the rows held in memory for the shipper (this many
@@ -132,7 +186,8 @@ func OpenPipeline(o PipelineOptions) (*Pipeline, error) {
 	}
 	p := &Pipeline{o: o, sp: sp, log: o.Log, replay: true,
 		wake: make(chan struct{}, 1), ship: make(chan struct{}, 1), stop: make(chan struct{}),
-		spoolBytes: sp.Size(), rowBytes: 1024, softMax: maxBytes - maxBytes/8}
+		spoolBytes: sp.Size(), rowBytes: 1024,
+		limits: [3]int64{maxBytes / 16 * 13, maxBytes / 16 * 14, maxBytes / 16 * 15}}
 	p.halt = p.stop
 	p.writerWG.Add(1)
 	go p.writer()
@@ -141,29 +196,97 @@ func OpenPipeline(o PipelineOptions) (*Pipeline, error) {
 	return p, nil
 }
 
-// Admit reports ErrFull while the spool is full and on_full is "refuse",
-// so that protocols refuse new work before doing it.
+// Admit reports ErrFull while the spool is past its ordinary tier (see
+// tierOf) and on_full is "refuse", so that protocols refuse new work
+// before doing it; the refusal's own row then goes to the reserve.
 func (p *Pipeline) Admit() error {
 	if p.o.OnFull == "drop" {
 		return nil
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.full || p.spoolBytes+int64(len(p.pending)+p.inflight+1)*p.rowBytes > p.softMax {
+	if p.refusing || p.overLocked(p.limits[tierOrdinary]) {
 		return ErrFull
 	}
 	return nil
 }
 
+// Admission tiers: the limit, in estimated spool bytes, up to which a row
+// of each kind is accepted. The spool's cap is split so:
+//
+//	0 .. 13/16   every row (and Admit: new work)
+//	.. 14/16     the reserve: session open rows, approval decisions and
+//	             minimal rows (Reserved), so that a request refused
+//	             because the trail is full still has its row
+//	.. 15/16     session close rows, so that a session that opened in
+//	             the trail closes there
+//	.. 16/16     headroom for the estimate (rows are counted at their
+//	             average size until they are encoded)
+//
+// A sixteenth of the default 1 GiB cap is 64 MiB: about 200,000 minimal
+// rows of 300 bytes. Past the close tier every row is refused (or
+// dropped), and Record's caller records nothing for it.
+const (
+	tierOrdinary = iota
+	tierReserved
+	tierClose
+)
+
+func tierOf(r *Row) int {
+	switch {
+	case r.Kind == KindSessionClose:
+		return tierClose
+	case Reserved(r):
+		return tierReserved
+	}
+	return tierOrdinary
+}
+
+// overLocked reports whether one more row would pass limit.
+func (p *Pipeline) overLocked(limit int64) bool {
+	return p.overLockedBy(p.rowBytes, limit)
+}
+
+// overLockedBy reports whether a row of size bytes would pass limit.
+func (p *Pipeline) overLockedBy(size, limit int64) bool {
+	return p.full || p.spoolBytes+p.pendingBytes+p.inflightBytes+size > limit
+}
+
+// sizeOf estimates a row's size in the spool (AppendRow's encoding plus
+// framing) from its strings, without encoding it: over by a little, never
+// under by much.
+func sizeOf(r *Row) int64 {
+	n := 160 + len(r.EventID) + len(r.GatewayID) + len(r.SessionID) + len(r.Protocol) + len(r.Listener) + len(r.Target) +
+		len(r.Kind) + len(r.RemoteAddr) + len(r.Issuer) + len(r.Subject) + len(r.Email) + len(r.AccessRule) +
+		len(r.Verdict) + len(r.Plugin) + len(r.Reason) + len(r.Status) + len(r.Error) + len(r.ApprovalID) +
+		len(r.Approver) + len(r.PrevHash) + len(r.RowHash) + len(r.Signature)
+	for _, g := range r.Groups {
+		n += len(g) + 2
+	}
+	for _, m := range [...]map[string]string{r.Claims, r.Request, r.Annotations} {
+		for k, v := range m {
+			n += len(k) + len(v) + 4
+		}
+	}
+	return int64(n)
+}
+
 // Record accepts a row. It returns ErrFull (on_full = "refuse") or drops
-// the row and counts it (on_full = "drop") while the spool is full.
+// the row and counts it (on_full = "drop") while the spool is past the
+// row's tier: a protocol then records Minimal(r) in r's place, which the
+// reserve takes.
 func (p *Pipeline) Record(r Row) error {
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
 		return ErrClosed
 	}
-	if p.full || p.spoolBytes+int64(len(p.pending)+p.inflight+1)*p.rowBytes > p.softMax {
+	tier := tierOf(&r)
+	size := sizeOf(&r)
+	if p.overLockedBy(size, p.limits[tier]) {
+		if tier == tierOrdinary && p.o.OnFull != "drop" {
+			p.refusing = true
+		}
 		p.mu.Unlock()
 		if p.o.OnFull == "drop" {
 			n := p.stats.dropped.Add(1)
@@ -175,10 +298,15 @@ func (p *Pipeline) Record(r Row) error {
 		p.stats.refused.Add(1)
 		return ErrFull
 	}
+	inReserve := tier != tierOrdinary && p.overLocked(p.limits[tierOrdinary])
 	p.pending = append(p.pending, r)
+	p.pendingBytes += size
 	n := len(p.pending)
 	p.mu.Unlock()
 	p.stats.accepted.Add(1)
+	if inReserve {
+		p.stats.reserved.Add(1)
+	}
 	// The writer's ticker picks rows up within writeEvery; waking it for
 	// every first row would hand the lock back and forth with it.
 	if n >= 512 {
@@ -227,16 +355,17 @@ func (p *Pipeline) writeOnce() {
 	// The next buffer starts at this one's size, so Record rarely grows
 	// it (growing copies every row, under the lock).
 	p.pending = make([]Row, 0, min(max(len(rows), 64), maxPendingHint))
-	p.inflight = len(rows)
+	p.inflightBytes, p.pendingBytes = p.pendingBytes, 0
 	p.mu.Unlock()
 	defer func() {
 		p.mu.Lock()
-		p.inflight = 0
+		p.inflightBytes = 0
 		p.mu.Unlock()
 	}()
 	const chunk = 1000
+	n := min(len(rows), chunk)
 	for len(rows) > 0 {
-		n := min(len(rows), chunk)
+		n = min(len(rows), n)
 		part := rows[:n]
 		// One buffer for the chunk's records; the spool copies it out.
 		payloads := make([][]byte, n)
@@ -251,9 +380,18 @@ func (p *Pipeline) writeOnce() {
 			p.encBuf = buf
 		}
 		last, err := p.sp.AppendBatch(payloads)
+		if errors.Is(err, spool.ErrFull) && n > 1 {
+			// A batch is appended whole or not at all: the rows that fit
+			// go in, in smaller batches, so that the reserve's rows are
+			// not held back by a large chunk.
+			n /= 2
+			continue
+		}
 		if err != nil {
 			p.mu.Lock()
 			p.pending = append(rows, p.pending...)
+			p.pendingBytes += p.inflightBytes
+			p.inflightBytes = 0
 			wasFull := p.full
 			p.full = errors.Is(err, spool.ErrFull)
 			p.mu.Unlock()
@@ -265,7 +403,9 @@ func (p *Pipeline) writeOnce() {
 		p.stats.spooled.Add(uint64(n))
 		p.mu.Lock()
 		p.full = false
-		p.inflight -= n
+		for i := range part {
+			p.inflightBytes -= sizeOf(&part[i])
+		}
 		p.spoolBytes = p.sp.Size()
 		p.rowBytes = max(int64(size/n), 64)
 		if p.queued+n > queuedBatches*p.o.BatchRows {
@@ -280,11 +420,22 @@ func (p *Pipeline) writeOnce() {
 		p.mu.Unlock()
 		signal(p.ship)
 		rows = rows[n:]
+		n = chunk
 	}
 }
 
 func (p *Pipeline) shipper() {
 	defer p.shipWG.Done()
+	pinger, _ := p.o.Store.(Pinger)
+	probeGap := 100 * time.Millisecond
+	var nextProbe time.Time
+	if pinger != nil {
+		// Before the first row: an outage at start is reported at once.
+		if p.probe(pinger) {
+			probeGap = 0
+		}
+		nextProbe = time.Now().Add(probeGap)
+	}
 	t := time.NewTicker(50 * time.Millisecond)
 	defer t.Stop()
 	for {
@@ -297,7 +448,86 @@ func (p *Pipeline) shipper() {
 		if !p.shipOnce(false) {
 			return
 		}
+		// Rows retry by themselves (insert); an idle pipeline pings a
+		// store it saw down, with backoff, until it answers.
+		if pinger != nil && p.storeDown() && time.Now().After(nextProbe) {
+			if p.probe(pinger) {
+				probeGap = 100 * time.Millisecond
+			} else {
+				probeGap = min(max(probeGap*2, 100*time.Millisecond), 5*time.Second)
+			}
+			nextProbe = time.Now().Add(probeGap)
+		}
 	}
+}
+
+// probe pings the store and records the outcome; true means it answered.
+func (p *Pipeline) probe(pg Pinger) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	err := pg.Ping(ctx)
+	cancel()
+	if err != nil {
+		p.storeFailed(err)
+		return false
+	}
+	p.storeOK()
+	return true
+}
+
+func (p *Pipeline) storeDown() bool {
+	h := &p.health
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.down
+}
+
+// storeFailed records a failed insert or ping and logs the outage: loud
+// at its start, then at growing intervals.
+func (p *Pipeline) storeFailed(err error) {
+	h := &p.health
+	now := time.Now()
+	h.mu.Lock()
+	h.lastErr = err.Error()
+	if !h.down {
+		h.down, h.downSince, h.logGap, h.nextLog = true, now, outageLogFirst, now.Add(outageLogFirst)
+		h.mu.Unlock()
+		p.stats.outages.Add(1)
+		p.log.Error("audit: the audit store is unreachable; rows are kept in the spool and shipped when it answers",
+			"err", err, "spool_bytes", p.sp.Size(), "spool_max_bytes", p.maxBytes())
+		return
+	}
+	if now.Before(h.nextLog) {
+		h.mu.Unlock()
+		return
+	}
+	since := h.downSince
+	h.logGap = min(h.logGap*2, outageLogMax)
+	h.nextLog = now.Add(h.logGap)
+	h.mu.Unlock()
+	p.log.Error("audit: the audit store is still unreachable; rows are kept in the spool",
+		"err", err, "down_for", now.Sub(since).Round(time.Second).String(), "spool_bytes", p.sp.Size(), "spool_max_bytes", p.maxBytes())
+}
+
+// storeOK records a successful insert or ping, and the end of an outage.
+func (p *Pipeline) storeOK() {
+	h := &p.health
+	h.mu.Lock()
+	if !h.down {
+		h.mu.Unlock()
+		return
+	}
+	since := h.downSince
+	h.down, h.downSince, h.lastErr = false, time.Time{}, ""
+	h.mu.Unlock()
+	p.log.Warn("audit: the audit store answers again; shipping the spooled rows",
+		"down_for", time.Since(since).Round(time.Millisecond).String(), "spool_bytes", p.sp.Size())
+}
+
+func (p *Pipeline) maxBytes() int64 {
+	if p.o.Spool.MaxBytes > 0 {
+		return p.o.Spool.MaxBytes
+	}
+	return spool.DefaultMaxBytes
 }
 
 // shipOnce ships queued batches that are full or old enough (all of them
@@ -399,12 +629,11 @@ func (p *Pipeline) insert(rows []Row, last spool.Pos) bool {
 		err := p.o.Store.Insert(ctx, rows)
 		cancel()
 		if err == nil {
+			p.storeOK()
 			break
 		}
-		n := p.stats.retries.Add(1)
-		if n == 1 || n%20 == 0 {
-			p.log.Warn("audit: store insert failed; rows stay in the spool and will be retried", "err", err, "rows", len(rows), "retry_in", backoff.String())
-		}
+		p.stats.retries.Add(1)
+		p.storeFailed(err)
 		select {
 		case <-p.halt:
 			return false
@@ -420,6 +649,7 @@ func (p *Pipeline) insert(rows []Row, last spool.Pos) bool {
 			p.acked = last
 			p.mu.Lock()
 			p.spoolBytes = p.sp.Size()
+			p.refusing = false
 			p.mu.Unlock()
 		}
 	}
@@ -428,9 +658,13 @@ func (p *Pipeline) insert(rows []Row, last spool.Pos) bool {
 
 // Stats returns the pipeline's counters.
 func (p *Pipeline) Stats() PipelineStats {
+	p.health.mu.Lock()
+	down, since, lastErr := p.health.down, p.health.downSince, p.health.lastErr
+	p.health.mu.Unlock()
 	return PipelineStats{
 		Accepted: p.stats.accepted.Load(), Spooled: p.stats.spooled.Load(), Shipped: p.stats.shipped.Load(), Dropped: p.stats.dropped.Load(),
-		Refused: p.stats.refused.Load(), Retries: p.stats.retries.Load(), SpoolBytes: p.sp.Size(),
+		Refused: p.stats.refused.Load(), Retries: p.stats.retries.Load(), SpoolBytes: p.sp.Size(), SpoolMaxBytes: p.maxBytes(),
+		StoreReachable: !down, StoreDownSince: since, StoreError: lastErr, Reserved: p.stats.reserved.Load(), StoreOutages: p.stats.outages.Load(),
 	}
 }
 

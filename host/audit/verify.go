@@ -17,6 +17,11 @@ type Finding struct {
 	Detail      string
 	Checkpoints bool   // a run's checkpoint chain, SessionID is the run
 	GatewayID   string // for checkpoint chains
+	// Minimal counts the session's rows recorded in their minimal form
+	// because the spool was full (AnnotationSpoolFull): an outage of the
+	// audit store that the trail states, not tampering. Their hashes
+	// are checked like any row's.
+	Minimal int
 }
 
 // Session statuses. "open" is not tampering: the gateway stopped (or
@@ -158,6 +163,12 @@ func verifySession(sid string, uniq []Row, o VerifyOptions) Finding {
 			return f
 		}
 		prev = r.RowHash
+		if _, ok := r.Annotations[AnnotationSpoolFull]; ok {
+			f.Minimal++
+		}
+	}
+	if f.Minimal > 0 {
+		f.Detail = fmt.Sprintf("%d rows minimal: the audit spool was full (an outage of the audit store, stated in the trail)", f.Minimal)
 	}
 	if len(uniq) == 0 || !Closes(uniq[len(uniq)-1].Kind) {
 		f.Status, f.Detail = StatusOpen, "the session was never closed (the gateway stopped before it could close it)"

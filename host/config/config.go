@@ -206,8 +206,9 @@ type Plugin struct {
 	Name    string `toml:"name"`
 	Path    string `toml:"path"`
 	OnError string `toml:"on_error"` // deny (default) or allow
-	// Limits; zero means the default (512 pages = 32 MiB, 100ms,
-	// 50,000,000 units, 4 instances).
+	// Limits; left out, the defaults (512 pages = 32 MiB, 100ms,
+	// 50,000,000 units, 4 instances). Written, each must be in its range
+	// (ranges.go): a zero is refused, not replaced.
 	MemoryPages uint32   `toml:"memory_pages"`
 	Timeout     Duration `toml:"timeout"`
 	Fuel        int64    `toml:"fuel"` // CPU units per call (sdk/ABI.md)
@@ -380,7 +381,7 @@ func (c *Config) applyDefaults() {
 	if g.DataDir == "" {
 		g.DataDir = ".tollgate"
 	}
-	if g.ShutdownGrace.Duration == 0 {
+	if g.ShutdownGrace.Duration == 0 && !g.ShutdownGrace.Set { // "0s": stop at once
 		g.ShutdownGrace.Duration = 10 * time.Second
 	}
 	if g.LogLevel == "" {
@@ -456,7 +457,7 @@ func (c *Config) applyDefaults() {
 			l.MaxHeaderBytes = 64 << 10
 		}
 		if l.Protocol == "http" {
-			if l.ReadBodyTimeout.Duration == 0 {
+			if l.ReadBodyTimeout.Duration == 0 && !l.ReadBodyTimeout.Set { // "0s": no deadline
 				l.ReadBodyTimeout.Duration = DefaultReadBodyTimeout
 			}
 			if l.MaxInspectBodyBytes == 0 {
@@ -482,8 +483,23 @@ func (c *Config) applyDefaults() {
 		}
 	}
 	for i := range c.Plugins {
-		if c.Plugins[i].OnError == "" {
-			c.Plugins[i].OnError = "deny"
+		pl := &c.Plugins[i]
+		if pl.OnError == "" {
+			pl.OnError = "deny"
+		}
+		// The plugin host's defaults (host/plugin limitsOf), written here
+		// so that the config holds the values that run.
+		if pl.MemoryPages == 0 {
+			pl.MemoryPages = 512
+		}
+		if pl.Timeout.Duration == 0 {
+			pl.Timeout.Duration = 100 * time.Millisecond
+		}
+		if pl.Fuel == 0 {
+			pl.Fuel = 50_000_000
+		}
+		if pl.Instances == 0 {
+			pl.Instances = 4
 		}
 	}
 	if c.Audit.Store == "" {
@@ -499,7 +515,7 @@ func (c *Config) applyDefaults() {
 		if ap.Timeout.Duration == 0 {
 			ap.Timeout.Duration = 10 * time.Minute
 		}
-		if ap.HTTPWait.Duration == 0 {
+		if ap.HTTPWait.Duration == 0 && !ap.HTTPWait.Set { // "0s": answer 202 at once
 			ap.HTTPWait.Duration = 25 * time.Second
 		}
 		if ap.ApprovalsRequired == 0 {
@@ -538,6 +554,16 @@ func (c *Config) applyDefaults() {
 	}
 	if a.OnFull == "" {
 		a.OnFull = "refuse"
+	}
+	// The pipeline's defaults (host/audit OpenPipeline, spool.Open).
+	if a.BatchRows == 0 {
+		a.BatchRows = 10_000
+	}
+	if a.BatchAge.Duration == 0 {
+		a.BatchAge.Duration = time.Second
+	}
+	if a.Spool.MaxBytes == 0 {
+		a.Spool.MaxBytes = 1 << 30
 	}
 	if a.Spool.Dir == "" {
 		a.Spool.Dir = "spool"

@@ -291,8 +291,8 @@ format = "teams"
 	wantProblem(t, ps, line("url = \"https"), 1, "never written inline")
 	wantProblem(t, ps, line("format"), 1, "slack or generic")
 	wantProblem(t, ps, line("store"), 1, `needs audit.store = "clickhouse"`)
-	wantProblem(t, ps, line("max_pending_per_principal"), 1, "must be positive")
-	wantProblem(t, ps, line("max_pending_per_target"), 1, "must be positive")
+	wantProblem(t, ps, line("max_pending_per_principal"), 1, "max_pending_per_principal: must be between 1 and 100000")
+	wantProblem(t, ps, line("max_pending_per_target"), 1, "max_pending_per_target: must be between 1 and 100000")
 	if ap.Store != "file" || ap.PollInterval.Duration != 250*time.Millisecond {
 		t.Fatalf("store defaults: %+v", ap)
 	}
@@ -316,7 +316,7 @@ func TestHTTPListenerAndTargetKeys(t *testing.T) {
 	src = strings.Replace(src, `upstream = "http://127.0.0.1:9000"`, `upstream = "http://127.0.0.1:9000"`+"\nupgrades = [\"h2c websocket\"]", 1)
 	ps := problemsOf(t, src)
 	at := func(s string) int { return strings.Count(src[:strings.Index(src, s)], "\n") + 1 }
-	wantProblem(t, ps, at("max_inspect_body_bytes"), 1, "at least 1024")
+	wantProblem(t, ps, at("max_inspect_body_bytes"), 1, "must be between 1024 and")
 	wantProblem(t, ps, at("upgrades"), 13, "must be a protocol name")
 }
 

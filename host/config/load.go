@@ -108,6 +108,9 @@ func Parse(name string, src []byte, dir string) (*Config, error) {
 
 	var ps problemList
 	unknownKeys(&ps, md, s.index)
+	// Ranges before defaults: a written value is honoured or refused,
+	// never replaced by a default.
+	c.checkRanges(&ps, func(path string) bool { _, ok := s.index.Lookup(path); return ok })
 	c.applyDefaults()
 	c.validate(&ps)
 	if err := s.problems(ps); err != nil {

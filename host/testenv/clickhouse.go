@@ -36,6 +36,17 @@ type ClickHouse struct {
 // missing server fails the test: the audit tests need the real thing.
 func StartClickHouse(t testing.TB) *ClickHouse {
 	t.Helper()
+	c := NewClickHouse(t)
+	c.Start(t)
+	return c
+}
+
+// NewClickHouse prepares a server (config, directory, ports) without
+// starting it: its Addr has nothing listening until Start, which is what
+// an outage test needs (a client configured with the address first, the
+// server appearing there later). It is stopped when the test ends.
+func NewClickHouse(t testing.TB) *ClickHouse {
+	t.Helper()
 	if _, err := os.Stat(ClickHouseServer); err != nil {
 		t.Fatalf("testenv: clickhouse-server is not installed; run `make deps` (it installs the test peers): %v", err)
 	}
@@ -43,9 +54,14 @@ func StartClickHouse(t testing.TB) *ClickHouse {
 	if err := c.writeConfig(); err != nil {
 		t.Fatalf("testenv: clickhouse config: %v", err)
 	}
-	c.start(t)
 	t.Cleanup(func() { c.stop() })
 	return c
+}
+
+// Start starts a server made by NewClickHouse and waits until it answers.
+func (c *ClickHouse) Start(t testing.TB) {
+	t.Helper()
+	c.start(t)
 }
 
 // Addr is the native protocol address (host:port), what clickhouse-go

@@ -3,6 +3,7 @@ package http
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"maps"
 	"net"
@@ -31,11 +32,10 @@ type session struct {
 	chain audit.SessionChain
 }
 
-// seal numbers r as the session's next row and links it into the
-// session's hash chain. Rows are sealed in the order they are recorded.
-func (s *session) seal(r *audit.Row) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+// sealLocked numbers r as the session's next row and links it into the
+// session's hash chain. Rows are sealed in the order they are recorded,
+// under s.mu.
+func (s *session) sealLocked(r *audit.Row) {
 	s.seq++
 	r.Seq = s.seq
 	r.EventID = audit.NewID()
@@ -133,10 +133,28 @@ func (c *conn) row(s *session, kind, target string) audit.Row {
 	return r
 }
 
-// record seals r into session s and hands it to the recorder.
+// record seals r into session s and hands it to the recorder. When the
+// spool has no room for r, its minimal form takes r's place in the chain
+// (the spool's reserve holds it), so the trail states the outage instead
+// of showing a gap; when even that finds no room, the chain is rolled
+// back and nothing refers to the missing row.
 func (l *Listener) record(s *session, r audit.Row) {
-	s.seal(&r)
-	if err := l.deps.Recorder.Record(r); err != nil {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	seq, chain := s.seq, s.chain
+	s.sealLocked(&r)
+	err := l.deps.Recorder.Record(r)
+	if errors.Is(err, audit.ErrFull) && !audit.Reserved(&r) {
+		s.seq, s.chain = seq, chain
+		m := audit.Minimal(r)
+		s.seq = m.Seq
+		s.chain.Seal(&m)
+		if err = l.deps.Recorder.Record(m); err == nil {
+			return
+		}
+	}
+	if err != nil {
+		s.seq, s.chain = seq, chain
 		l.deps.Log.Error("audit row not recorded", "session_id", r.SessionID, "kind", r.Kind, "err", err)
 	}
 }

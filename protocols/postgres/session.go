@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	mrand "math/rand/v2"
 	"net"
@@ -69,9 +70,15 @@ func (s *session) row(kind string) audit.Row {
 }
 
 // record seals r into the session's chain and hands it to the recorder,
-// which does not block.
+// which does not block. When the spool has no room for r, its minimal
+// form takes r's place in the chain (the spool's reserve holds it), so
+// the trail states the outage instead of showing a gap; when even that
+// finds no room, the chain is rolled back and nothing refers to the
+// missing row.
 func (s *session) record(r audit.Row) {
 	s.amu.Lock()
+	defer s.amu.Unlock()
+	seq, chain := s.seq, s.chain
 	s.seq++
 	r.Seq = s.seq
 	if s.ids == nil {
@@ -83,8 +90,17 @@ func (s *session) record(r audit.Row) {
 	s.ids.Read(b[:])
 	r.EventID = audit.FormatID(b)
 	s.chain.Seal(&r)
-	s.amu.Unlock()
-	if err := s.l.deps.Recorder.Record(r); err != nil {
+	err := s.l.deps.Recorder.Record(r)
+	if errors.Is(err, audit.ErrFull) && !audit.Reserved(&r) {
+		m := audit.Minimal(r)
+		s.chain = chain
+		s.chain.Seal(&m)
+		if err = s.l.deps.Recorder.Record(m); err == nil {
+			return
+		}
+	}
+	if err != nil {
+		s.seq, s.chain = seq, chain
 		s.l.deps.Log.Error("audit row not recorded", "session_id", r.SessionID, "kind", r.Kind, "err", err)
 	}
 }

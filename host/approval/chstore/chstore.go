@@ -47,14 +47,33 @@ type Store struct {
 	conn driver.Conn
 	db   string
 
-	mu   sync.Mutex
-	last uint64 // the last version written
+	mu    sync.Mutex
+	last  uint64 // the last version written
+	ready bool   // the tables exist (created by this process)
 }
 
 var _ approval.Shared = (*Store)(nil)
 
-// Open connects and creates the tables (idempotent).
+// Open connects and creates the tables (idempotent); it fails when the
+// server does not answer.
 func Open(ctx context.Context, o Options) (*Store, error) {
+	s, err := Connect(o)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.ensure(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Connect returns a store without talking to the server: the tables are
+// created by the first call that reaches it. While the server is down
+// every call fails with an error that wraps ErrUnavailable, so the gateway
+// starts during an outage and holds no request it could not record (see
+// approval.Manager).
+func Connect(o Options) (*Store, error) {
 	if len(o.Addrs) == 0 {
 		return nil, errors.New("chstore: no server address")
 	}
@@ -67,6 +86,7 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	if !ident.MatchString(o.Database) {
 		return nil, fmt.Errorf("chstore: database name %q", o.Database)
 	}
+	// clickhouse-go dials when a connection is first needed.
 	conn, err := ch.Open(&ch.Options{
 		Addr: o.Addrs, Protocol: ch.Native, TLS: o.TLS,
 		Auth:        ch.Auth{Database: "default", Username: o.User, Password: o.Password},
@@ -75,14 +95,34 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("chstore: connect: %w", err)
 	}
-	s := &Store{conn: conn, db: o.Database}
-	for _, stmt := range Statements(o.Database) {
-		if err := conn.Exec(ctx, stmt); err != nil {
-			conn.Close()
-			return nil, fmt.Errorf("chstore: schema: %w\n%s", err, stmt)
+	return &Store{conn: conn, db: o.Database}, nil
+}
+
+// ErrUnavailable is wrapped by every error of a store whose server did
+// not answer (or refused the tables).
+var ErrUnavailable = errors.New("chstore: the approval store (ClickHouse) is unavailable")
+
+// ensure creates the tables the first time the server answers. Every
+// operation calls it, so the tables appear as soon as an outage at start
+// ends; afterwards it costs a mutex.
+func (s *Store) ensure(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ready {
+		return nil
+	}
+	for _, stmt := range Statements(s.db) {
+		if err := s.conn.Exec(ctx, stmt); err != nil {
+			return fmt.Errorf("%w: schema: %w", ErrUnavailable, err)
 		}
 	}
-	return s, nil
+	s.ready = true
+	return nil
+}
+
+// unavailable marks err as the server's (see ErrUnavailable).
+func unavailable(op string, err error) error {
+	return fmt.Errorf("%w: %s: %w", ErrUnavailable, op, err)
 }
 
 var ident = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
@@ -134,16 +174,19 @@ func (s *Store) Save(r approval.Record) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	if err := s.ensure(ctx); err != nil {
+		return err
+	}
 	batch, err := s.conn.PrepareBatch(ctx, fmt.Sprintf("INSERT INTO %s.approvals (id, version, holder, state, created, record)", s.db))
 	if err != nil {
-		return fmt.Errorf("chstore: save: %w", err)
+		return unavailable("save", err)
 	}
 	defer batch.Abort()
 	if err := batch.Append(r.ID, s.version(), r.Holder, string(r.State), r.Created, string(b)); err != nil {
 		return fmt.Errorf("chstore: save: %w", err)
 	}
 	if err := batch.Send(); err != nil {
-		return fmt.Errorf("chstore: save: %w", err)
+		return unavailable("save", err)
 	}
 	return nil
 }
@@ -174,9 +217,12 @@ func (s *Store) Recent(ctx context.Context, limit int) ([]approval.Record, error
 }
 
 func (s *Store) records(ctx context.Context, q string) ([]approval.Record, error) {
+	if err := s.ensure(ctx); err != nil {
+		return nil, err
+	}
 	rows, err := s.conn.Query(ctx, q)
 	if err != nil {
-		return nil, fmt.Errorf("chstore: read: %w", err)
+		return nil, unavailable("read", err)
 	}
 	defer rows.Close()
 	var out []approval.Record
@@ -200,16 +246,19 @@ func (s *Store) Submit(ctx context.Context, r approval.Ruling) error {
 	if err != nil {
 		return err
 	}
+	if err := s.ensure(ctx); err != nil {
+		return err
+	}
 	batch, err := s.conn.PrepareBatch(ctx, fmt.Sprintf("INSERT INTO %s.approval_rulings (approval_id, ruling_id, at, ruling)", s.db))
 	if err != nil {
-		return fmt.Errorf("chstore: submit: %w", err)
+		return unavailable("submit", err)
 	}
 	defer batch.Abort()
 	if err := batch.Append(r.ApprovalID, r.ID, r.At, string(b)); err != nil {
 		return fmt.Errorf("chstore: submit: %w", err)
 	}
 	if err := batch.Send(); err != nil {
-		return fmt.Errorf("chstore: submit: %w", err)
+		return unavailable("submit", err)
 	}
 	return nil
 }
@@ -228,10 +277,13 @@ func (s *Store) Rulings(ctx context.Context, ids []string) ([]approval.Ruling, e
 	if len(quoted) == 0 {
 		return nil, nil
 	}
+	if err := s.ensure(ctx); err != nil {
+		return nil, err
+	}
 	q := fmt.Sprintf("SELECT ruling FROM %s.approval_rulings FINAL WHERE approval_id IN (%s)", s.db, strings.Join(quoted, ", "))
 	rows, err := s.conn.Query(ctx, q)
 	if err != nil {
-		return nil, fmt.Errorf("chstore: rulings: %w", err)
+		return nil, unavailable("rulings", err)
 	}
 	defer rows.Close()
 	var out []approval.Ruling

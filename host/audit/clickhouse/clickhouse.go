@@ -18,7 +18,7 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
-
+	"sync"
 	"time"
 
 	ch "github.com/ClickHouse/clickhouse-go/v2"
@@ -40,13 +40,38 @@ type Options struct {
 
 // Store writes audit rows to ClickHouse and reads them back for analysts.
 type Store struct {
-	conn    driver.Conn
-	db      string
+	o    Options
+	conn driver.Conn
+	db   string
+
+	// The schema is applied once per process, by the first call that
+	// finds the server up (Open at once; Connect's store at its first
+	// use), so that a gateway can start while ClickHouse is down.
+	mu      sync.Mutex
+	ready   bool
 	version string // the server's, from SELECT version()
 }
 
 // Open connects, applies the schema (idempotent) and records its version.
+// It fails when the server does not answer: for the CLI, which has
+// nothing to do without it.
 func Open(ctx context.Context, o Options) (*Store, error) {
+	s, err := Connect(o)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.Ping(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Connect returns a store without talking to the server: connections are
+// dialled when used, and the schema is applied by the first Insert, Query
+// or Ping that reaches the server. The gateway uses it so that it starts
+// during an outage; its rows wait in the spool meanwhile.
+func Connect(o Options) (*Store, error) {
 	if len(o.Addrs) == 0 {
 		return nil, errors.New("clickhouse: no server address")
 	}
@@ -56,26 +81,51 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	if o.User == "" {
 		o.User = "default"
 	}
-	// The database may not exist yet, and a connection that names a
-	// missing database fails its handshake: apply the DDL on a first
-	// connection to "default", then connect to the audit database.
-	boot, err := connect(o, "default")
-	if err != nil {
-		return nil, err
-	}
-	version, err := serverVersion(ctx, boot)
-	if err == nil {
-		err = migrate(ctx, boot, o, version)
-	}
-	boot.Close()
-	if err != nil {
-		return nil, err
-	}
+	// clickhouse-go dials lazily: this does not touch the network.
 	conn, err := connect(o, o.Database)
 	if err != nil {
 		return nil, err
 	}
-	return &Store{conn: conn, db: o.Database, version: version}, nil
+	return &Store{o: o, conn: conn, db: o.Database}, nil
+}
+
+// Ping applies the schema if it was not yet, and checks that the server
+// answers. An error means the server is unreachable or refused the DDL.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.ensureSchema(ctx); err != nil {
+		return err
+	}
+	if err := s.conn.Ping(ctx); err != nil {
+		return fmt.Errorf("clickhouse: ping: %w", err)
+	}
+	return nil
+}
+
+// ensureSchema applies the DDL the first time the server answers.
+func (s *Store) ensureSchema(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ready {
+		return nil
+	}
+	// The database may not exist yet, and a connection that names a
+	// missing database fails its handshake: apply the DDL on a first
+	// connection to "default"; the store's own connections are dialled
+	// afterwards.
+	boot, err := connect(s.o, "default")
+	if err != nil {
+		return err
+	}
+	defer boot.Close()
+	version, err := serverVersion(ctx, boot)
+	if err != nil {
+		return err
+	}
+	if err := migrate(ctx, boot, s.o, version); err != nil {
+		return err
+	}
+	s.ready, s.version = true, version
+	return nil
 }
 
 func connect(o Options, db string) (driver.Conn, error) {
@@ -93,8 +143,13 @@ func connect(o Options, db string) (driver.Conn, error) {
 	return conn, nil
 }
 
-// ServerVersion is what the server answered to SELECT version().
-func (s *Store) ServerVersion() string { return s.version }
+// ServerVersion is what the server answered to SELECT version(); empty
+// until the store first reached the server.
+func (s *Store) ServerVersion() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.version
+}
 
 func serverVersion(ctx context.Context, conn driver.Conn) (string, error) {
 	var v string
@@ -171,6 +226,9 @@ func (s *Store) Insert(ctx context.Context, rows []audit.Row) error {
 	if len(rows) == 0 {
 		return nil
 	}
+	if err := s.ensureSchema(ctx); err != nil {
+		return fmt.Errorf("clickhouse: insert: %w", err)
+	}
 	b, err := s.conn.PrepareBatch(ctx, schema.InsertEvents(s.db))
 	if err != nil {
 		return fmt.Errorf("clickhouse: insert: %w", err)
@@ -219,6 +277,9 @@ var ErrNotReadOnly = errors.New("clickhouse: query: only SELECT, SHOW, DESCRIBE,
 func (s *Store) Query(ctx context.Context, sql string, args ...any) (cols []string, rows [][]string, err error) {
 	if !schema.ReadOnly(sql) {
 		return nil, nil, ErrNotReadOnly
+	}
+	if err := s.ensureSchema(ctx); err != nil {
+		return nil, nil, err
 	}
 	ctx = ch.Context(ctx, ch.WithSettings(ch.Settings{"readonly": 1}))
 	r, err := s.conn.Query(ctx, sql, args...)

@@ -13,6 +13,9 @@ import (
 // verification: where is a trusted SQL condition with ? placeholders
 // (e.g. "session_id = toUUID(?)"), or "" for every row.
 func (s *Store) Rows(ctx context.Context, where string, args ...any) ([]audit.Row, error) {
+	if err := s.ensureSchema(ctx); err != nil {
+		return nil, err
+	}
 	q := "SELECT ts, ts_us, toString(event_id), toString(session_id), seq, kind, gateway_id, protocol, listener, target, " +
 		"remote_addr, issuer, subject, email, groups, claim_keys, claim_values, access_rule, request_keys, request_values, " +
 		"verdict, plugin, reason, annotation_keys, annotation_values, status, request_bytes, response_bytes, duration_us, " +

@@ -1,0 +1,49 @@
+package admin
+
+import (
+	"fmt"
+	"net/http"
+	"time"
+)
+
+// metrics writes the audit pipeline's figures in the Prometheus text
+// format. It needs no token, like /healthz: scrapers rarely carry OIDC
+// tokens, and the figures are counts and sizes, never rows. The gauge to
+// alert on is tollgate_audit_store_reachable == 0 (rows wait in the spool)
+// together with the spool's fill.
+func (o Options) metrics(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+	if o.AuditStats == nil {
+		return
+	}
+	s := o.AuditStats()
+	b2f := func(b bool) int {
+		if b {
+			return 1
+		}
+		return 0
+	}
+	down := 0.0
+	if !s.StoreDownSince.IsZero() {
+		down = time.Since(s.StoreDownSince).Seconds()
+	}
+	for _, m := range []struct {
+		name, kind, help string
+		v                any
+	}{
+		{"tollgate_audit_store_reachable", "gauge", "1 while the audit store takes rows; 0 from a failed insert or ping until the next success (rows wait in the spool).", b2f(s.StoreReachable)},
+		{"tollgate_audit_store_down_seconds", "gauge", "How long the current audit store outage has lasted (0 when reachable).", down},
+		{"tollgate_audit_store_outages_total", "counter", "Audit store outages since start.", s.StoreOutages},
+		{"tollgate_audit_store_retries_total", "counter", "Failed inserts into the audit store (each retried).", s.Retries},
+		{"tollgate_audit_rows_accepted_total", "counter", "Audit rows accepted from the request path.", s.Accepted},
+		{"tollgate_audit_rows_spooled_total", "counter", "Audit rows written to the spool.", s.Spooled},
+		{"tollgate_audit_rows_shipped_total", "counter", "Audit rows the store acknowledged (a replayed batch counts again).", s.Shipped},
+		{"tollgate_audit_rows_refused_total", "counter", "Audit rows refused because the spool was full (on_full = refuse).", s.Refused},
+		{"tollgate_audit_rows_dropped_total", "counter", "Audit rows dropped because the spool was full (on_full = drop).", s.Dropped},
+		{"tollgate_audit_rows_reserved_total", "counter", "Audit rows taken into the spool's reserve (session, checkpoint and refusal rows while other rows were refused).", s.Reserved},
+		{"tollgate_audit_spool_bytes", "gauge", "Bytes in the spool not yet acknowledged by the store.", s.SpoolBytes},
+		{"tollgate_audit_spool_max_bytes", "gauge", "The spool's size cap (audit.spool.max_bytes).", s.SpoolMaxBytes},
+	} {
+		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s %s\n%s %v\n", m.name, m.help, m.name, m.kind, m.name, m.v)
+	}
+}
