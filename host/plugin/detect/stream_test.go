@@ -125,3 +125,34 @@ func TestStreamInteractivePrompt(t *testing.T) {
 		t.Fatalf("prompt held: %q", got)
 	}
 }
+
+// checkChunkings holds set to the stream-equals-whole property on in: every
+// split in two, 1-byte chunks, and iters random chunkings, under Partial
+// (which shows exactly which bytes a span covers).
+func checkChunkings(t *testing.T, set *Set, in []byte, r *rand.Rand, iters int) {
+	t.Helper()
+	want := wholeMask(set, in, Partial, nil)
+	for i := 0; i <= len(in); i++ {
+		if got := streamMask(set, [][]byte{in[:i], in[i:]}, Partial, nil); !bytes.Equal(got, want) {
+			t.Fatalf("split at %d of %q:\n got %q\nwant %q", i, in, got, want)
+		}
+	}
+	var ones [][]byte
+	for i := range in {
+		ones = append(ones, in[i:i+1])
+	}
+	if got := streamMask(set, ones, Partial, nil); !bytes.Equal(got, want) {
+		t.Fatalf("1-byte chunks of %q:\n got %q\nwant %q", in, got, want)
+	}
+	for iter := 0; iter < iters; iter++ {
+		var chunks [][]byte
+		for rest := in; len(rest) > 0; {
+			n := min(len(rest), 1+r.Intn(1+len(in)/3))
+			chunks = append(chunks, rest[:n])
+			rest = rest[n:]
+		}
+		if got := streamMask(set, chunks, Partial, nil); !bytes.Equal(got, want) {
+			t.Fatalf("chunks %d of %q:\n got %q\nwant %q", len(chunks), in, got, want)
+		}
+	}
+}
