@@ -11,6 +11,7 @@ func fuzzSeeds(f *testing.F) {
 	f.Add([]byte("a@b.co x.y@x.y@x.y 4111111111111111 "+tJWT), uint16(40))
 	f.Add([]byte(tPEM[:40]+"\n"+tPEM), uint16(3))
 	f.Add([]byte("password: 'x\npwd=\"abc\" AKIA"), uint16(9))
+	f.Add([]byte("u mysql://r:t@h:1/x amqps://:a:b@c@q Basic dXNlcjpwYXNz= glpat-Zx8Qw2Er4Ty6Ui8Op0As.01.x xoxe.xoxp-1-abcdefghijk"), uint16(11))
 }
 
 func FuzzSetFind(f *testing.F) {
