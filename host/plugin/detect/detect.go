@@ -153,7 +153,7 @@ var builtins = []*builtin{
 	{KindGitHub, scanGitHub, 1, 33, needs(sUnder)},
 	{KindGitLab, scanGitLab, 1, 25, needs(sDash)},
 	{KindSlack, scanSlack, 1, 15, needs(sDash)},
-	{KindCreditCard, scanCard, 2, 13, func(s summary) bool { return s.digits >= 13 }},
+	{KindCreditCard, scanCard, cardCtx, 13, func(s summary) bool { return s.digits >= 13 }},
 	{KindIBAN, scanIBAN, 1, 15, func(s summary) bool { return s.has&sUpper != 0 && s.digits >= 2 }},
 	{KindURLCredentials, scanURLCred, urlCtx, 8, nil},
 	{KindEmail, scanEmail, 1, 6, needs(sAt)},
