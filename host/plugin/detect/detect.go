@@ -155,6 +155,7 @@ var builtins = []*builtin{
 	{KindSlack, scanSlack, 1, 15, needs(sDash)},
 	{KindCreditCard, scanCard, cardCtx, 13, func(s summary) bool { return s.digits >= 13 }},
 	{KindIBAN, scanIBAN, 1, 15, func(s summary) bool { return s.has&sUpper != 0 && s.digits >= 2 }},
+	{KindPhone, phoneScanner{}.scan, phoneCtx, phoneMinDigits, phoneNeed},
 	{KindURLCredentials, scanURLCred, urlCtx, 8, nil},
 	{KindEmail, scanEmail, 1, 6, needs(sAt)},
 	{KindPassword, scanPassword, pwMaxPrefix, 5, needs(sAssign)},

@@ -13,6 +13,7 @@ func fuzzSeeds(f *testing.F) {
 	f.Add([]byte("password: 'x\npwd=\"abc\" AKIA"), uint16(9))
 	f.Add([]byte("u mysql://r:t@h:1/x amqps://:a:b@c@q Basic dXNlcjpwYXNz= glpat-Zx8Qw2Er4Ty6Ui8Op0As.01.x xoxe.xoxp-1-abcdefghijk"), uint16(11))
 	f.Add([]byte("4111 1111 1111 1111 5500 0000 0000 0004 visa 4111111111111111 5500000000000004 DE89-3704-0044-0532-0130-00"), uint16(23))
+	f.Add([]byte("+1 (202) 555-0123 (+44 (0)20 7946 0958) 0044.20.7946.0958 +33 1 23 45 67 89:1"), uint16(29))
 }
 
 func FuzzSetFind(f *testing.F) {

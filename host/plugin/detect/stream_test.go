@@ -13,7 +13,7 @@ var streamText = "Hello alice@example.com, your card 4111 1111 1111 1111 and IBA
 	"Authorization: Bearer " + tJWT + "\n" + tPEM + "\n" +
 	`{"password": "s3cr3t pass", "user": "bob"} pwd=hunter2 blob ` + tEnt + " done\n" +
 	"password reset for a@b in code; order 4111 1111 1111 1112; uuid 550e8400-e29b-41d4-a716-446655440000\n" +
-	"db redis://default:s3cret@cache:6379 Authorization: Basic dXNlcjpwYXNz\n"
+	"db redis://default:s3cret@cache:6379 Authorization: Basic dXNlcjpwYXNz call +44 20 7946 0958\n"
 
 func wholeMask(set *Set, in []byte, st Strategy, key []byte) []byte {
 	return Mask(nil, in, set.Find(in, nil), st, key)
