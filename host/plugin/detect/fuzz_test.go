@@ -35,7 +35,24 @@ func FuzzSetFind(f *testing.F) {
 func FuzzStream(f *testing.F) {
 	fuzzSeeds(f)
 	set := allSet(f)
-	f.Fuzz(func(t *testing.T, in []byte, seed uint16) {
+	f.Fuzz(func(t *testing.T, in []byte, seed uint16) { fuzzStream(t, set, in, seed) })
+}
+
+// FuzzStreamPhoneRegions is FuzzStream for a phone detector that also reads
+// national numbers: the candidates without '+' take another path.
+func FuzzStreamPhoneRegions(f *testing.F) {
+	fuzzSeeds(f)
+	f.Add([]byte("(020) 7946 0958 call 020 7946 0958, US (202) 555-0123.5 020-7946-0958"), uint16(31))
+	d, err := Phone("GB", "US")
+	if err != nil {
+		f.Fatal(err)
+	}
+	set := NewSet(d)
+	f.Fuzz(func(t *testing.T, in []byte, seed uint16) { fuzzStream(t, set, in, seed) })
+}
+
+func fuzzStream(t *testing.T, set *Set, in []byte, seed uint16) {
+	{
 		want := wholeMask(set, in, Partial, nil)
 		// Split at several offsets derived from seed.
 		var chunks [][]byte
@@ -53,7 +70,7 @@ func FuzzStream(f *testing.F) {
 		if got := streamMask(set, [][]byte{in[:i], in[i:]}, Partial, nil); !bytes.Equal(got, want) {
 			t.Fatalf("split at %d differs for %q\n got %q\nwant %q", i, in, got, want)
 		}
-	})
+	}
 }
 
 // findUnfiltered is what a Set finds without its one-pass needs: every

@@ -157,3 +157,38 @@ func checkChunkings(t *testing.T, set *Set, in []byte, r *rand.Rand, iters int) 
 		}
 	}
 }
+
+// streamPieces are fragments around the detectors' edges (issue 18's
+// phones, URL passwords, card lists, dashed IBANs, whole tokens); random
+// texts made of them stress the stream-equals-whole property.
+var streamPieces = []string{
+	"+44 20 7946 0958", "+1 (202) 555-0123", "0044 20 7946 0958", "(020) 7946 0958", "+33.1.23.45.67.89",
+	"+44 (0)20 7946 0958", "2026-12-07 20:04:05", "192.168.1.20", "1,234.56", "100234567891", "v1.26.8",
+	"4111 1111 1111 1111", "5500000000000004", "card", "DE89-3704-0044-0532-0130-00",
+	"redis://default:s3cret@cache:6379", "postgres://u:p@ss@db/x", "https://a.b/@c", "Basic dXNlcjpwYXNz",
+	"glpat-Zx8Qw2Er4Ty6Ui8Op0As", ".01.0y0b2a1lk", "xoxe.xoxp-1-AbCdEfGhIjKl", "xoxe-1-AbCdEfGhIjKl",
+	"github_pat_11ABCDEFG0123456789_abcdef", " ", " ", "-", ".", "(", ")", ":", "@", "+", "00", "7", "\n", "x",
+}
+
+func TestStreamRandomPieces(t *testing.T) {
+	r := rand.New(rand.NewSource(18))
+	gb, err := Phone("GB", "US")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ds []Detector
+	for _, n := range Names() {
+		if n != KindPhone {
+			d, _ := Builtin(n)
+			ds = append(ds, d)
+		}
+	}
+	sets := []*Set{allSet(t), NewSet(append(ds, gb)...)}
+	for iter := 0; iter < 300; iter++ {
+		var b strings.Builder
+		for k := 0; k < 4+r.Intn(12); k++ {
+			b.WriteString(streamPieces[r.Intn(len(streamPieces))])
+		}
+		checkChunkings(t, sets[iter%2], []byte(b.String()), r, 5)
+	}
+}
