@@ -72,7 +72,23 @@ func (p phoneScanner) scan(b []byte, dst []Span, eof, cut bool) ([]Span, int) {
 	if !eof && n > 0 && b[n-1] == '(' {
 		hold = n - 1 // a span may start with it
 	}
+	// Without regions only '+' and "00" start a number: jump between
+	// them (np, nz: the next of each at or after i, n if none) rather than
+	// stop at every digit of ordinary text.
+	intlOnly := len(p.regions) == 0
+	np, nz := -1, -1
 	for i := 0; i < n; {
+		if intlOnly {
+			if np < i {
+				np = nextByte(b, i, '+')
+			}
+			for nz < i || nz < n-1 && b[nz+1] != '0' {
+				nz = nextByte(b, max(i, nz+1), '0')
+			}
+			if i = min(np, nz); i == n {
+				break
+			}
+		}
 		c := b[i]
 		if c != '+' && !has(c, cDigit) {
 			i = skipNone(b, i+1, '+'-1, '9'+1)
@@ -323,4 +339,12 @@ func phoneNumber(cc int32, nat []byte) *phonenumbers.PhoneNumber {
 		}
 	}
 	return num
+}
+
+// nextByte returns the index of the first c in b at or after i, or len(b).
+func nextByte(b []byte, i int, c byte) int {
+	if k := bytes.IndexByte(b[i:], c); k >= 0 {
+		return i + k
+	}
+	return len(b)
 }
