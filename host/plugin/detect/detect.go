@@ -174,7 +174,8 @@ func Names() []string {
 }
 
 // Builtin returns the builtin detector with the given name (see Names).
-// Detectors are stateless and safe for concurrent use.
+// Detectors are stateless and safe for concurrent use. The "phone" builtin
+// finds numbers in international format only; Phone adds national ones.
 func Builtin(name string) (Detector, error) {
 	for _, d := range builtins {
 		if d.kind == name {

@@ -187,3 +187,30 @@ func TestPhoneIDs(t *testing.T) {
 		}
 	}
 }
+
+// Detectors are safe for concurrent use: phonenumbers' caches included
+// (run with -race).
+func TestPhoneConcurrent(t *testing.T) {
+	gb, _ := Phone("GB")
+	set := NewSet(gb)
+	in := []byte("call +44 20 7946 0958 or 020 7946 0958 or +1 (202) 555-0123")
+	want := set.Find(in, nil)
+	if len(want) != 3 {
+		t.Fatalf("spans %v", want)
+	}
+	done := make(chan []Span)
+	for range 4 {
+		go func() {
+			var got []Span
+			for range 50 {
+				got = set.Find(in, got[:0])
+			}
+			done <- got
+		}()
+	}
+	for range 4 {
+		if got := <-done; !slices.Equal(got, want) {
+			t.Errorf("concurrent Find: %v, want %v", got, want)
+		}
+	}
+}
