@@ -366,7 +366,7 @@ var (
 		{"github_pat_", cWord, 22, 244, nil},
 	}
 	gitlabRules = []prefixRule{
-		{"glpat-", cURL, 20, 250, nil},
+		{"glpat-", cURL, 20, 300, nil}, // routable payloads reach 300
 		{"glptt-", cURL, 20, 250, nil},
 		{"gldt-", cURL, 20, 250, nil},
 		{"glrt-", cURL, 20, 250, nil},

@@ -53,6 +53,7 @@ func TestWholeGitLabSlack(t *testing.T) {
 		{"PRIVATE-TOKEN: " + routable + " ok", []string{routable}},
 		{"token " + tGL + ". Next", []string{tGL}},
 		{"token " + tGL + "..x", []string{tGL}},
+		{"glpat-" + strings.Repeat("aB3_-x", 50) + ".01.0y0b2a1lk", []string{"glpat-" + strings.Repeat("aB3_-x", 50) + ".01.0y0b2a1lk"}}, // a 300-byte payload
 	})
 	cfg := "xoxe.xoxp-1-" + strings.Repeat("Mi0yLTM0MTQwNDE0MDE3Ni0z", 7)
 	refresh := "xoxe-1-" + strings.Repeat("My0xLTMxNzcwMjQ0MTcxMy01", 6)
