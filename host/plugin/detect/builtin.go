@@ -131,102 +131,6 @@ func validDomain(d []byte) bool {
 
 // ---- credit_card ----------------------------------------------------------
 
-// scanCard: a maximal run of digits where single ' ' or '-' may separate
-// digits, holding 13..19 digits, bordered by non-word bytes and not part of a
-// decimal number ("0.4111…", "4111….50"), with a known IIN prefix and length
-// and a valid Luhn check digit.
-func scanCard(b []byte, dst []Span, eof, cut bool) ([]Span, int) {
-	n := len(b)
-	hold := n
-	for i := 0; i < n; {
-		if !has(b[i], cDigit) {
-			i = skipNone(b, i+1, '0'-1, '9'+1)
-			for i < n && !has(b[i], cDigit) {
-				i++
-			}
-			continue
-		}
-		start := i
-		var digits [19]byte
-		nd := 0
-		j, end := i, i
-		touched := false
-		for {
-			if j == n {
-				touched = true
-				break
-			}
-			c := b[j]
-			if has(c, cDigit) {
-				if nd < len(digits) {
-					digits[nd] = c
-				}
-				nd++
-				j++
-				end = j
-				continue
-			}
-			if c == ' ' || c == '-' {
-				if j+1 == n {
-					touched = true
-					break
-				}
-				if has(b[j+1], cDigit) {
-					j++
-					continue
-				}
-			}
-			break
-		}
-		i = j
-		if nd > 19 {
-			continue
-		}
-		if start > 0 {
-			p := b[start-1]
-			if has(p, cWord) {
-				continue
-			}
-			if p == '.' {
-				if start == 1 && cut {
-					continue
-				}
-				if start >= 2 && has(b[start-2], cDigit) {
-					continue
-				}
-			}
-		} else if cut {
-			continue
-		}
-		if touched {
-			if !eof {
-				hold = min(hold, start)
-				continue
-			}
-		} else if end < n {
-			c := b[end]
-			if has(c, cWord) {
-				continue
-			}
-			if c == '.' {
-				if end+1 == n {
-					if !eof {
-						hold = min(hold, start)
-						continue
-					}
-				} else if has(b[end+1], cDigit) {
-					continue
-				}
-			}
-		}
-		if nd < 13 || !cardOK(digits[:nd]) {
-			continue
-		}
-		dst = append(dst, Span{start, end, KindCreditCard})
-	}
-	return dst, hold
-}
-
 func cardOK(d []byte) bool {
 	n := len(d)
 	p2 := int(d[0]-'0')*10 + int(d[1]-'0')
@@ -286,9 +190,9 @@ func init() {
 }
 
 // scanIBAN: a country code with a known IBAN length, two check digits and the
-// BBAN in upper case, compact or with single spaces between characters
-// (printed groups of four), bordered by non-alphanumerics, whose mod-97 check
-// (ISO 13616) equals 1.
+// BBAN in upper case, compact or with single spaces or dashes between
+// characters (printed groups of four), bordered by non-alphanumerics, whose
+// mod-97 check (ISO 13616) equals 1.
 func scanIBAN(b []byte, dst []Span, eof, cut bool) ([]Span, int) {
 	n := len(b)
 	hold := n
@@ -344,7 +248,7 @@ func scanIBAN(b []byte, dst []Span, eof, cut bool) ([]Span, int) {
 				j++
 				continue
 			}
-			if c == ' ' && m > 0 {
+			if (c == ' ' || c == '-') && m > 0 {
 				if j+1 == n {
 					touched = true
 					break
@@ -456,10 +360,13 @@ var (
 		{"ghu_", cAlnum, 36, 251, nil},
 		{"ghs_", cAlnum, 36, 251, nil},
 		{"ghr_", cAlnum, 36, 251, nil},
+	}
+	// Not behind the "gh" gate: "github_pat_" holds no "gh".
+	githubPATRules = []prefixRule{
 		{"github_pat_", cWord, 22, 244, nil},
 	}
 	gitlabRules = []prefixRule{
-		{"glpat-", cURL, 20, 250, nil},
+		{"glpat-", cURL, 20, 300, nil}, // routable payloads reach 300
 		{"glptt-", cURL, 20, 250, nil},
 		{"gldt-", cURL, 20, 250, nil},
 		{"glrt-", cURL, 20, 250, nil},
@@ -471,11 +378,15 @@ var (
 		{"xoxo-", cAlnum | cDash, 10, 250, nil},
 		{"xoxs-", cAlnum | cDash, 10, 250, nil},
 		{"xoxr-", cAlnum | cDash, 10, 250, nil},
+		// Rotating tokens: config access and refresh tokens.
+		{"xoxe.xoxp-", cAlnum | cDash, 10, 250, nil},
+		{"xoxe.xoxb-", cAlnum | cDash, 10, 250, nil},
+		{"xoxe-", cAlnum | cDash, 10, 250, nil},
 	}
 )
 
 func init() {
-	for _, rs := range [][]prefixRule{awsAccessRules, githubRules, gitlabRules, slackRules} {
+	for _, rs := range [][]prefixRule{awsAccessRules, githubRules, githubPATRules, gitlabRules, slackRules} {
 		for i := range rs {
 			rs[i].pb = []byte(rs[i].prefix)
 		}
@@ -501,11 +412,59 @@ func gated(kind, gate string, rules []prefixRule, b []byte, dst []Span, eof, cut
 }
 
 func scanGitHub(b []byte, dst []Span, eof, cut bool) ([]Span, int) {
-	return gated(KindGitHub, "gh", githubRules, b, dst, eof, cut)
+	dst, h1 := gated(KindGitHub, "gh", githubRules, b, dst, eof, cut)
+	dst, h2 := scanPrefixed(KindGitHub, githubPATRules, b, dst, eof, cut)
+	return dst, min(h1, h2)
 }
 
+// scanGitLab also masks the ".<part>" suffixes of routable tokens
+// (glpat-<payload>.<version><crc>): the prefix rules stop at the first '.'.
 func scanGitLab(b []byte, dst []Span, eof, cut bool) ([]Span, int) {
-	return gated(KindGitLab, "gl", gitlabRules, b, dst, eof, cut)
+	base := len(dst)
+	dst, hold := gated(KindGitLab, "gl", gitlabRules, b, dst, eof, cut)
+	k := base
+	for _, sp := range dst[base:] {
+		e, wait := dotParts(b, sp.End, eof)
+		if wait {
+			hold = min(hold, sp.Start)
+			continue
+		}
+		sp.End = e
+		dst[k] = sp
+		k++
+	}
+	return dst[:k], hold
+}
+
+// dotTailMax bounds the ".<part>" suffixes dotParts adds to a token.
+const dotTailMax = 64
+
+// dotParts returns the end of the ".<part>" runs ([A-Za-z0-9_-]) that
+// follow a token ending at e, at most dotTailMax bytes of them; wait is
+// true when more input could extend them.
+func dotParts(b []byte, e int, eof bool) (end int, wait bool) {
+	n := len(b)
+	k := e
+	for k < n && b[k] == '.' {
+		if k+1 == n {
+			return k, !eof
+		}
+		if !has(b[k+1], cURL) {
+			break
+		}
+		m := k + 1
+		for m < n && m-e <= dotTailMax && has(b[m], cURL) {
+			m++
+		}
+		if m-e > dotTailMax {
+			break
+		}
+		if m == n && !eof {
+			return m, true
+		}
+		k = m
+	}
+	return k, false
 }
 
 func scanSlack(b []byte, dst []Span, eof, cut bool) ([]Span, int) {

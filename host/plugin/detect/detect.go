@@ -153,8 +153,10 @@ var builtins = []*builtin{
 	{KindGitHub, scanGitHub, 1, 33, needs(sUnder)},
 	{KindGitLab, scanGitLab, 1, 25, needs(sDash)},
 	{KindSlack, scanSlack, 1, 15, needs(sDash)},
-	{KindCreditCard, scanCard, 2, 13, func(s summary) bool { return s.digits >= 13 }},
+	{KindCreditCard, scanCard, cardCtx, 13, func(s summary) bool { return s.digits >= 13 }},
 	{KindIBAN, scanIBAN, 1, 15, func(s summary) bool { return s.has&sUpper != 0 && s.digits >= 2 }},
+	{KindPhone, phoneScanner{}.scan, phoneCtx, phoneMinDigits, phoneNeed},
+	{KindURLCredentials, scanURLCred, urlCtx, 8, nil},
 	{KindEmail, scanEmail, 1, 6, needs(sAt)},
 	{KindPassword, scanPassword, pwMaxPrefix, 5, needs(sAssign)},
 	{KindHighEntropy, scanEntropy, 1, entropyMinLen, nil},
@@ -172,7 +174,8 @@ func Names() []string {
 }
 
 // Builtin returns the builtin detector with the given name (see Names).
-// Detectors are stateless and safe for concurrent use.
+// Detectors are stateless and safe for concurrent use. The "phone" builtin
+// finds numbers in international format only; Phone adds national ones.
 func Builtin(name string) (Detector, error) {
 	for _, d := range builtins {
 		if d.kind == name {

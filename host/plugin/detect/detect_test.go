@@ -66,7 +66,7 @@ func TestCreditCard(t *testing.T) {
 		{"card 4111 1111 1111 1111 exp 12/29", []string{"4111 1111 1111 1111"}},
 		{"mc=5500-0000-0000-0004;", []string{"5500-0000-0000-0004"}},
 		{"amex 378282246310005.", []string{"378282246310005"}},
-		{"disc 6011111111111117", []string{"6011111111111117"}},
+		{"discover 6011111111111117", []string{"6011111111111117"}},
 		{"order 4111 1111 1111 1112", nil},  // Luhn fails
 		{"id 1234567890123452", nil},        // unknown IIN (Luhn ok)
 		{"ratio 0.4111111111111111", nil},   // decimal fraction

@@ -11,6 +11,9 @@ func fuzzSeeds(f *testing.F) {
 	f.Add([]byte("a@b.co x.y@x.y@x.y 4111111111111111 "+tJWT), uint16(40))
 	f.Add([]byte(tPEM[:40]+"\n"+tPEM), uint16(3))
 	f.Add([]byte("password: 'x\npwd=\"abc\" AKIA"), uint16(9))
+	f.Add([]byte("u mysql://r:t@h:1/x amqps://:a:b@c@q Basic dXNlcjpwYXNz= glpat-Zx8Qw2Er4Ty6Ui8Op0As.01.x xoxe.xoxp-1-abcdefghijk"), uint16(11))
+	f.Add([]byte("4111 1111 1111 1111 5500 0000 0000 0004 visa 4111111111111111 5500000000000004 DE89-3704-0044-0532-0130-00"), uint16(23))
+	f.Add([]byte("+1 (202) 555-0123 (+44 (0)20 7946 0958) 0044.20.7946.0958 +33 1 23 45 67 89:1"), uint16(29))
 }
 
 func FuzzSetFind(f *testing.F) {
@@ -32,7 +35,24 @@ func FuzzSetFind(f *testing.F) {
 func FuzzStream(f *testing.F) {
 	fuzzSeeds(f)
 	set := allSet(f)
-	f.Fuzz(func(t *testing.T, in []byte, seed uint16) {
+	f.Fuzz(func(t *testing.T, in []byte, seed uint16) { fuzzStream(t, set, in, seed) })
+}
+
+// FuzzStreamPhoneRegions is FuzzStream for a phone detector that also reads
+// national numbers: the candidates without '+' take another path.
+func FuzzStreamPhoneRegions(f *testing.F) {
+	fuzzSeeds(f)
+	f.Add([]byte("(020) 7946 0958 call 020 7946 0958, US (202) 555-0123.5 020-7946-0958"), uint16(31))
+	d, err := Phone("GB", "US")
+	if err != nil {
+		f.Fatal(err)
+	}
+	set := NewSet(d)
+	f.Fuzz(func(t *testing.T, in []byte, seed uint16) { fuzzStream(t, set, in, seed) })
+}
+
+func fuzzStream(t *testing.T, set *Set, in []byte, seed uint16) {
+	{
 		want := wholeMask(set, in, Partial, nil)
 		// Split at several offsets derived from seed.
 		var chunks [][]byte
@@ -50,7 +70,7 @@ func FuzzStream(f *testing.F) {
 		if got := streamMask(set, [][]byte{in[:i], in[i:]}, Partial, nil); !bytes.Equal(got, want) {
 			t.Fatalf("split at %d differs for %q\n got %q\nwant %q", i, in, got, want)
 		}
-	})
+	}
 }
 
 // findUnfiltered is what a Set finds without its one-pass needs: every

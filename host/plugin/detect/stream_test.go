@@ -12,7 +12,8 @@ var streamText = "Hello alice@example.com, your card 4111 1111 1111 1111 and IBA
 	"gh " + tGHP + " pat " + tPAT + " gl " + tGL + " slack " + tSlack + "\n" +
 	"Authorization: Bearer " + tJWT + "\n" + tPEM + "\n" +
 	`{"password": "s3cr3t pass", "user": "bob"} pwd=hunter2 blob ` + tEnt + " done\n" +
-	"password reset for a@b in code; order 4111 1111 1111 1112; uuid 550e8400-e29b-41d4-a716-446655440000\n"
+	"password reset for a@b in code; order 4111 1111 1111 1112; uuid 550e8400-e29b-41d4-a716-446655440000\n" +
+	"db redis://default:s3cret@cache:6379 Authorization: Basic dXNlcjpwYXNz call +44 20 7946 0958\n"
 
 func wholeMask(set *Set, in []byte, st Strategy, key []byte) []byte {
 	return Mask(nil, in, set.Find(in, nil), st, key)
@@ -123,5 +124,71 @@ func TestStreamInteractivePrompt(t *testing.T) {
 	s := NewStream(allSet(t), Redact, nil)
 	if got := string(s.Write([]byte("total 0\nuser@host:~$ "))); got != "total 0\nuser@host:~$ " {
 		t.Fatalf("prompt held: %q", got)
+	}
+}
+
+// checkChunkings holds set to the stream-equals-whole property on in: every
+// split in two, 1-byte chunks, and iters random chunkings, under Partial
+// (which shows exactly which bytes a span covers).
+func checkChunkings(t *testing.T, set *Set, in []byte, r *rand.Rand, iters int) {
+	t.Helper()
+	want := wholeMask(set, in, Partial, nil)
+	for i := 0; i <= len(in); i++ {
+		if got := streamMask(set, [][]byte{in[:i], in[i:]}, Partial, nil); !bytes.Equal(got, want) {
+			t.Fatalf("split at %d of %q:\n got %q\nwant %q", i, in, got, want)
+		}
+	}
+	var ones [][]byte
+	for i := range in {
+		ones = append(ones, in[i:i+1])
+	}
+	if got := streamMask(set, ones, Partial, nil); !bytes.Equal(got, want) {
+		t.Fatalf("1-byte chunks of %q:\n got %q\nwant %q", in, got, want)
+	}
+	for iter := 0; iter < iters; iter++ {
+		var chunks [][]byte
+		for rest := in; len(rest) > 0; {
+			n := min(len(rest), 1+r.Intn(1+len(in)/3))
+			chunks = append(chunks, rest[:n])
+			rest = rest[n:]
+		}
+		if got := streamMask(set, chunks, Partial, nil); !bytes.Equal(got, want) {
+			t.Fatalf("chunks %d of %q:\n got %q\nwant %q", len(chunks), in, got, want)
+		}
+	}
+}
+
+// streamPieces are fragments around the detectors' edges (issue 18's
+// phones, URL passwords, card lists, dashed IBANs, whole tokens); random
+// texts made of them stress the stream-equals-whole property.
+var streamPieces = []string{
+	"+44 20 7946 0958", "+1 (202) 555-0123", "0044 20 7946 0958", "(020) 7946 0958", "+33.1.23.45.67.89",
+	"+44 (0)20 7946 0958", "2026-12-07 20:04:05", "192.168.1.20", "1,234.56", "100234567891", "v1.26.8",
+	"4111 1111 1111 1111", "5500000000000004", "card", "DE89-3704-0044-0532-0130-00",
+	"redis://default:s3cret@cache:6379", "postgres://u:p@ss@db/x", "https://a.b/@c", "Basic dXNlcjpwYXNz",
+	"glpat-Zx8Qw2Er4Ty6Ui8Op0As", ".01.0y0b2a1lk", "xoxe.xoxp-1-AbCdEfGhIjKl", "xoxe-1-AbCdEfGhIjKl",
+	"github_pat_11ABCDEFG0123456789_abcdef", " ", " ", "-", ".", "(", ")", ":", "@", "+", "00", "7", "\n", "x",
+}
+
+func TestStreamRandomPieces(t *testing.T) {
+	r := rand.New(rand.NewSource(18))
+	gb, err := Phone("GB", "US")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ds []Detector
+	for _, n := range Names() {
+		if n != KindPhone {
+			d, _ := Builtin(n)
+			ds = append(ds, d)
+		}
+	}
+	sets := []*Set{allSet(t), NewSet(append(ds, gb)...)}
+	for iter := 0; iter < 300; iter++ {
+		var b strings.Builder
+		for k := 0; k < 4+r.Intn(12); k++ {
+			b.WriteString(streamPieces[r.Intn(len(streamPieces))])
+		}
+		checkChunkings(t, sets[iter%2], []byte(b.String()), r, 5)
 	}
 }
