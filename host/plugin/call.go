@@ -134,7 +134,8 @@ func (c *call) maskStream(id int32, name string, strategy uint32) int32 {
 		delete(c.p.streams, key)
 	}
 	c.p.mu.Unlock()
-	out := s.Write([]byte(v))
+	// Write's result is reused by Flush: copy it first.
+	out := append([]byte(nil), s.Write([]byte(v))...)
 	if end {
 		out = append(out, s.Flush()...)
 	}

@@ -9,8 +9,9 @@ import (
 
 // compilePattern compiles spec once per plugin: every instance that asks
 // for the same spec gets the same id. A spec is "re:<RE2>", "whole" (every
-// value entirely, however long), or one or more built-in detector names
-// joined by commas.
+// value entirely, however long), or detector names joined by commas:
+// builtins, gitleaks rule ids and groups (secrets, pii, gitleaks,
+// vendor:<name>; see detect.Resolve).
 func (p *Plugin) compilePattern(spec string) (int32, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -27,12 +28,12 @@ func (p *Plugin) compilePattern(spec string) (int32, error) {
 		}
 		ds = append(ds, d)
 	} else {
-		for _, name := range strings.Split(spec, ",") {
-			d, err := detect.Builtin(strings.TrimSpace(name))
-			if err != nil {
-				return absent, fmt.Errorf("pattern %q: %w", spec, err)
-			}
-			ds = append(ds, d)
+		var err error
+		if ds, err = detect.Resolve(strings.Split(spec, ",")); err != nil {
+			return absent, fmt.Errorf("pattern %q: %w", spec, err)
+		}
+		if len(ds) == 0 {
+			return absent, fmt.Errorf("pattern %q: no detector named", spec)
 		}
 	}
 	id := int32(len(p.patterns))

@@ -13,7 +13,7 @@ import (
 )
 
 var cfg struct {
-	Detectors []string `json:"detectors"` // default: secrets (keys, tokens, private keys, passwords)
+	Detectors []string `json:"detectors"` // default: secrets (every gitleaks rule, keys, tokens, private keys, passwords)
 	Strategy  string   `json:"strategy"`  // redact (default), partial, hash
 	Streams   []string `json:"streams"`   // kinds whose "data" field is a stream; default ssh.output, kube.output
 	Bodies    []string `json:"bodies"`    // kinds whose "body" field is whole; default http.response
@@ -30,8 +30,7 @@ func init() {
 		panic("redact: config: " + err.Error())
 	}
 	if len(cfg.Detectors) == 0 {
-		cfg.Detectors = []string{"aws_access_key", "aws_secret_key", "github_token", "gitlab_token",
-			"slack_token", "jwt", "pem_private_key", "password_assignment"}
+		cfg.Detectors = []string{"secrets"}
 	}
 	switch cfg.Strategy {
 	case "partial":

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 
+	glconfig "github.com/zricethezav/gitleaks/v8/config"
+
 	"github.com/tollgate-dev/tollgate/host/plugin/detect/internal/gitleaks"
 )
 
@@ -18,6 +20,9 @@ import (
 // pins: after a gitleaks upgrade, copy config/gitleaks.toml (and LICENSE)
 // from the new module.
 func TestGitleaksConfigPinned(t *testing.T) {
+	if gitleaksConfig != glconfig.DefaultConfig {
+		t.Errorf("gitleaks/gitleaks.toml differs from the module's config.DefaultConfig: copy it again")
+	}
 	dir, err := gitleaks.ModuleDir()
 	if err != nil {
 		t.Fatal(err)
