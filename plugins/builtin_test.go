@@ -175,12 +175,25 @@ func TestMaskRowsAndBodies(t *testing.T) {
 	if annotation(v, "mask.columns") != "access_token" {
 		t.Errorf("annotations %v", v.Annotations)
 	}
+	// The audit row says what fired where, and never the value.
+	if annotation(v, "detect.column.Email") != "email=1" || annotation(v, "detect.column.note") != "credit_card=1" ||
+		annotation(v, "detect.column.access_token") != "whole=1" {
+		t.Errorf("detector annotations %v", v.Annotations)
+	}
+	for _, a := range v.Annotations {
+		if strings.Contains(a.Value, "alice") || strings.Contains(a.Value, "4111") {
+			t.Errorf("annotation %s holds a value: %q", a.Key, a.Value)
+		}
+	}
 
 	body := &event.Event{Kind: "http.response", Fields: map[string]string{
 		"body": `{"user":"bob@example.org","key":"AKIAIOSFODNN7EXAMPLE","n":1}`}}
 	v, _ = m.Process(ctx, body)
 	if v.Action != event.Rewrite || strings.Contains(body.Fields["body"], "bob@example.org") || strings.Contains(body.Fields["body"], "AKIAIOSFODNN7EXAMPLE") {
 		t.Fatalf("body: %q %+v", body.Fields["body"], v)
+	}
+	if got := annotation(v, "detect.body"); !strings.Contains(got, "email=1") || !strings.Contains(got, "aws_access_key=1") {
+		t.Errorf("body detector annotation %q", got)
 	}
 }
 

@@ -1,6 +1,7 @@
 package plugin
 
 import (
+	"sort"
 	"strings"
 
 	"github.com/tollgate-dev/tollgate/host/event"
@@ -17,6 +18,47 @@ type call struct {
 	read        []string // attribute names the guest read, for the verdict cache
 	cacheable   bool
 	rowsChanged int
+	// fired counts, per field or column masked, the spans of each
+	// detector kind: the audit row says what was masked where, never
+	// the value.
+	fired map[string]map[string]int
+}
+
+func (c *call) tally(where string, spans []detect.Span) {
+	if len(spans) == 0 {
+		return
+	}
+	if c.fired == nil {
+		c.fired = map[string]map[string]int{}
+	}
+	m := c.fired[where]
+	if m == nil {
+		m = map[string]int{}
+		c.fired[where] = m
+	}
+	for _, s := range spans {
+		m[s.Kind]++
+	}
+}
+
+// firedAnnotations are "detect.<field or column>" = "kind=n,kind=n",
+// sorted, one per place something was masked.
+func (c *call) firedAnnotations() []event.Annotation {
+	wheres := make([]string, 0, len(c.fired))
+	for w := range c.fired {
+		wheres = append(wheres, w)
+	}
+	sort.Strings(wheres)
+	out := make([]event.Annotation, 0, len(wheres))
+	for _, w := range wheres {
+		kinds := make([]string, 0, len(c.fired[w]))
+		for k, n := range c.fired[w] {
+			kinds = append(kinds, k+"="+itoa(n))
+		}
+		sort.Strings(kinds)
+		out = append(out, event.Annotation{Key: "detect." + w, Value: strings.Join(kinds, ",")})
+	}
+	return out
 }
 
 // get resolves an ABI attribute name against the event.
@@ -109,6 +151,7 @@ func (c *call) mask(id int32, name string, strategy uint32) int32 {
 		return absent
 	}
 	c.set(field, string(masked))
+	c.tally(field, spans)
 	return int32(len(spans))
 }
 
@@ -139,7 +182,9 @@ func (c *call) maskStream(id int32, name string, strategy uint32) int32 {
 	if end {
 		out = append(out, s.Flush()...)
 	}
-	n := len(m.Find([]byte(v), nil)) // what this chunk alone shows; streaming may find more
+	spans := m.Find([]byte(v), nil) // what this chunk alone shows; streaming may find more
+	n := len(spans)
+	c.tally(field, spans)
 	if string(out) != v {
 		c.set(field, string(out))
 	}
@@ -180,6 +225,7 @@ func (c *call) maskRows(id, col int32, strategy uint32) int32 {
 			if len(spans) == 0 {
 				continue
 			}
+			c.tally("column."+rs.Columns[ci].Name, spans)
 			if rs.Columns[ci].Binary {
 				*cell = event.Cell{Null: true}
 				nulled++
@@ -236,6 +282,9 @@ func (c *call) verdict(code int32) event.Verdict {
 	default:
 		v.Action = event.Deny
 		v.Reason = "plugin " + c.p.name + " returned an unknown action"
+	}
+	if len(c.fired) > 0 {
+		v.Annotations = append(v.Annotations, c.firedAnnotations()...)
 	}
 	if v.Action == event.Allow && len(v.Annotations) == 0 {
 		v.Plugin = "" // an allow without anything to say is nobody's decision
