@@ -1,10 +1,12 @@
 package detect
 
 import (
+	"bytes"
 	"fmt"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 )
 
 // 1 KiB of ordinary log/prose text with no secret.
@@ -132,5 +134,73 @@ func BenchmarkRegexpOnlyPlain1KiBCombined(b *testing.B) {
 	b.SetBytes(int64(len(plainKiB)))
 	for b.Loop() {
 		re.FindAllIndex(plainKiB, -1)
+	}
+}
+
+// oldMaskDefault and oldRedactDefault are the plugins' default detector
+// lists before gitleaks' rules: the "before" of BenchmarkDefaultSets.
+var (
+	oldMaskDefault = []string{"email", "credit_card", "iban", "aws_access_key", "aws_secret_key",
+		"github_token", "gitlab_token", "slack_token", "jwt", "pem_private_key", "password_assignment", "high_entropy"}
+	oldRedactDefault = []string{"aws_access_key", "aws_secret_key", "github_token", "gitlab_token",
+		"slack_token", "jwt", "pem_private_key", "password_assignment"}
+	newMaskDefault   = []string{"email", "credit_card", "iban", "secrets", "high_entropy"}
+	newRedactDefault = []string{"secrets"}
+)
+
+// BenchmarkDefaultSets prints, for the mask and redact plugins' default
+// sets before and after gitleaks' rules, whole-text throughput over 1 MiB
+// of log text with a few secrets, streamed throughput in 4 KiB chunks,
+// and the 100×8 row batch, each with its CPU per MiB, in one run:
+//
+//	BENCH detect_<set>_text <MB/s> MB/s ratio=<after/before> vs before
+func BenchmarkDefaultSets(b *testing.B) {
+	text := bytes.Repeat(secretKiB, 1024)
+	measure := func(names []string) (wholeMBs, streamMBs, batchUs float64) {
+		ds, err := Resolve(names)
+		if err != nil {
+			b.Fatal(err)
+		}
+		set := NewSet(ds...)
+		const rounds = 3
+		start := time.Now()
+		for range rounds {
+			set.Find(text, nil)
+		}
+		wholeMBs = float64(rounds*len(text)) / 1e6 / time.Since(start).Seconds()
+		start = time.Now()
+		for range rounds {
+			s := NewStream(set, Redact, nil)
+			for rest := text; len(rest) > 0; {
+				n := min(len(rest), 4096)
+				s.Write(rest[:n])
+				rest = rest[n:]
+			}
+			s.Flush()
+		}
+		streamMBs = float64(rounds*len(text)) / 1e6 / time.Since(start).Seconds()
+		const batches = 200
+		var dst []Span
+		start = time.Now()
+		for range batches {
+			for _, c := range batch {
+				dst = set.Find(c, dst[:0])
+			}
+		}
+		batchUs = float64(time.Since(start).Microseconds()) / batches
+		return
+	}
+	for b.Loop() {
+		for _, tc := range []struct {
+			name        string
+			before, now []string
+		}{{"mask", oldMaskDefault, newMaskDefault}, {"redact", oldRedactDefault, newRedactDefault}} {
+			w0, s0, b0 := measure(tc.before)
+			w1, s1, b1 := measure(tc.now)
+			fmt.Printf("BENCH detect_%s_default_text %.1f MB/s ratio=%.2f vs before (%.1f MB/s)\n", tc.name, w1, w1/w0, w0)
+			fmt.Printf("BENCH detect_%s_default_stream_4k %.1f MB/s ratio=%.2f vs before (%.1f MB/s)\n", tc.name, s1, s1/s0, s0)
+			fmt.Printf("BENCH detect_%s_default_cpu_per_mib %.2f ms ratio=%.2f vs before\n", tc.name, 1e3/(w1/1.048576), w0/w1)
+			fmt.Printf("BENCH detect_%s_default_batch_100x8 %.1f us ratio=%.2f vs before (%.1f us)\n", tc.name, b1, b1/b0, b0)
+		}
 	}
 }

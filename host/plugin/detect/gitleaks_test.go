@@ -86,7 +86,12 @@ func TestGitleaksRecall(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var tp, hitAlone, hitAll, fp, fpAlone int
+	redactDS, err := Resolve([]string{"secrets"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	redact := NewSet(redactDS...)
+	var tp, hitAlone, hitAll, hitRedact, fp, fpAlone int
 	missed := map[string]int{}
 	for _, s := range ss {
 		alone, err := NewRules(s.Rule)
@@ -106,6 +111,11 @@ func TestGitleaksRecall(t *testing.T) {
 			if len(all.Find([]byte(v), nil)) > 0 {
 				hitAll++
 			}
+			if len(redact.Find([]byte(v), nil)) > 0 {
+				hitRedact++
+			} else if s.Rule != slowGeneric {
+				t.Logf("redact default missed %s: %.120q", s.Rule, v)
+			}
 		}
 		for _, v := range s.FalsePositives {
 			fp++
@@ -120,8 +130,8 @@ func TestGitleaksRecall(t *testing.T) {
 		worst = append(worst, id+"="+itoa(n))
 	}
 	sort.Strings(worst)
-	t.Logf("rules %d; true positives %d: each rule alone %.4f, all rules %.4f; false positives %d: flagged by their rule %d; missed: %s",
-		len(ss), tp, float64(hitAlone)/float64(tp), float64(hitAll)/float64(tp), fp, fpAlone, strings.Join(worst, " "))
+	t.Logf("rules %d; true positives %d: each rule alone %.4f, all rules %.4f, the redact default (secrets) %.4f; false positives %d: flagged by their rule %d; missed: %s",
+		len(ss), tp, float64(hitAlone)/float64(tp), float64(hitAll)/float64(tp), float64(hitRedact)/float64(tp), fp, fpAlone, strings.Join(worst, " "))
 }
 
 func itoa(n int) string { return strings.TrimSpace(strings.Repeat(" ", 0) + fmtInt(n)) }
