@@ -72,7 +72,7 @@ bench-deps:
 # Each figure prints as: BENCH <name> <value> <unit> ratio=<r> vs <baseline>
 # -p 1: one package's benchmarks at a time, so they do not share the cores.
 bench: deps bench-deps
-	$(GO) test -p 1 -run '^$$' -bench 'Wrk|TokenVerify|Plugins|Fuel|CallFloor|Pipeline|ClickHouseInsert|Spool|EmbeddedInsert|ApprovalResume|Pgbench|RowThroughput' -benchtime 1x ./protocols/http/ ./protocols/postgres/ ./host/identity/ ./plugins/ ./host/plugin/ ./host/plugin/internal/fuel/ ./host/audit/ ./host/audit/clickhouse/ ./host/audit/spool/ ./host/audit/embedded/ ./host/approval/ ./host/approval/chstore/ | tee .bench.out | grep '^BENCH' || (cat .bench.out; exit 1)
+	$(GO) test -p 1 -run '^$$' -bench 'DefaultSets|Wrk|TokenVerify|Plugins|Fuel|CallFloor|Pipeline|ClickHouseInsert|Spool|EmbeddedInsert|ApprovalResume|Pgbench|RowThroughput' -benchtime 1x ./protocols/http/ ./protocols/postgres/ ./host/identity/ ./plugins/ ./host/plugin/ ./host/plugin/detect/ ./host/plugin/internal/fuel/ ./host/audit/ ./host/audit/clickhouse/ ./host/audit/spool/ ./host/audit/embedded/ ./host/approval/ ./host/approval/chstore/ | tee .bench.out | grep '^BENCH' || (cat .bench.out; exit 1)
 
 # A short run of every fuzz target (go test runs their seeds in `make test`).
 FUZZTIME ?= 30s
