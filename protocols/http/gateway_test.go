@@ -736,7 +736,7 @@ func TestBuiltinPluginsEndToEnd(t *testing.T) {
 	e := start(t, envOptions{
 		upstream: func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", "application/json")
-			io.WriteString(w, `{"customer":"dana@example.com","aws":"AKIAIOSFODNN7EXAMPLE","total":42}`)
+			io.WriteString(w, `{"customer":"dana@example.com","aws":"AKIAZ7XQ4WRT2LMN5KPB","total":42}`)
 		},
 		extra: fmt.Sprintf(`
 [[plugins]]
@@ -771,7 +771,7 @@ kinds = ["http.response"]
 	if err := json.Unmarshal(body, &doc); err != nil {
 		t.Fatalf("masked body is not JSON: %s", body)
 	}
-	if strings.Contains(string(body), "dana@example.com") || strings.Contains(string(body), "AKIAIOSFODNN7EXAMPLE") || doc["total"] != float64(42) {
+	if strings.Contains(string(body), "dana@example.com") || strings.Contains(string(body), "AKIAZ7XQ4WRT2LMN5KPB") || doc["total"] != float64(42) {
 		t.Fatalf("body after mask: %s", body)
 	}
 	if resp.ContentLength != int64(len(body)) {

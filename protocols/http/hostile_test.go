@@ -23,7 +23,7 @@ import (
 // The attacks of issue 12 against the gateway binary, each with a real
 // upstream: what the client gets, what the upstream saw, and the audit row.
 
-const leakJSON = `{"customer":"dana@example.com","aws":"AKIAIOSFODNN7EXAMPLE","total":42}`
+const leakJSON = `{"customer":"dana@example.com","aws":"AKIAZ7XQ4WRT2LMN5KPB","total":42}`
 
 func gzipped(t testing.TB, s string) []byte {
 	var b bytes.Buffer
@@ -123,7 +123,7 @@ methods = ["HEAD"]
 		if err != nil {
 			t.Fatalf("curl: %v: %s", err, out)
 		}
-		if bytes.Contains(out, []byte("dana@example.com")) || bytes.Contains(out, []byte("AKIAIOSFODNN7EXAMPLE")) || !bytes.Contains(out, []byte(`"total":42`)) {
+		if bytes.Contains(out, []byte("dana@example.com")) || bytes.Contains(out, []byte("AKIAZ7XQ4WRT2LMN5KPB")) || !bytes.Contains(out, []byte(`"total":42`)) {
 			t.Fatalf("curl --compressed got %s", out)
 		}
 		s := e.up.Seen()[len(e.up.Seen())-1]

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"math"
+	"strings"
 )
 
 // Every scan function follows the scanner.scan contract: with eof false a
@@ -836,10 +837,24 @@ func passwordValue(b []byte, j int, dst []Span, eof bool) ([]Span, int) {
 	if j == n && j-vs < pwMaxValue && !eof {
 		return dst, vs
 	}
-	if j > vs {
+	if j > vs && !settingValue(b[vs:j]) {
 		dst = append(dst, Span{vs, j, KindPassword})
 	}
 	return dst, n
+}
+
+// settingValue: an unquoted value that is a setting, not a password
+// ("PuttyPassword=0", "require_password=true"), as gitleaks' global
+// allowlist also decides.
+func settingValue(v []byte) bool {
+	if len(v) == 1 {
+		return true
+	}
+	switch strings.ToLower(string(v)) {
+	case "true", "false", "null", "none", "yes", "no", "on", "off":
+		return true
+	}
+	return false
 }
 
 // ---- high_entropy ---------------------------------------------------------

@@ -70,6 +70,9 @@ type rule struct {
 	ctxU     *regexp.Regexp // `(?s:.)(re)`: unanchored, for rules that may start anywhere
 	firstU   *regexp.Regexp // `(re)`
 	alive    *regexp.Regexp // `(?:prefixes(re))\z`, nil when too large to compile
+	// assign: the rule is gitleaks' key = value shape (generic-api-key
+	// and its ~95 vendor variants); see assignAfter.
+	assign bool
 	// selective: few bytes can start a match, so trying each start
 	// anchored beats one unanchored search through the window.
 	selective bool
@@ -187,6 +190,9 @@ func compileRule(r glRule) (*rule, error) {
 		}
 	}
 	cr.pre = lead(tree, cr.keywords, cr.window)
+	// Only where the keyword is the key's name: some rules' keywords
+	// are in the value ("test_" of lob-api-key).
+	cr.assign = strings.Contains(r.Regex, assignShape) && cr.pre < cr.window
 	for _, a := range r.Allowlists {
 		ca, err := compileAllowlist(a)
 		if err != nil {
@@ -198,6 +204,37 @@ func compileRule(r glRule) (*rule, error) {
 		}
 	}
 	return cr, nil
+}
+
+// assignShape is what gitleaks' key = value rules put between the key and
+// the value.
+const assignShape = `(?:[ \t\w.-]{0,20})[\s'"]{0,3}(?:=|>|:{1,3}=|\|\||:|=>|\?=|,)`
+
+// assignGap bounds the bytes between a keyword's end and the operator of
+// a key = value rule: the rest of the key's name, then the shape's 20 and 3.
+const assignGap = 64 + 3
+
+// assignAfter reports whether an assignment operator of assignShape can
+// follow b[q:]: bytes of [\s\w.'"-] up to assignGap, then one of = > : | ? ,.
+// It is a necessary condition for a key = value match whose key holds the
+// keyword ending at q, checked before the regexp runs: the keywords of
+// generic-api-key ("key", "api", "token", "auth") are common words, and
+// Go's NFA around each costs 1.5 s of CPU per MiB of logs. undecided: the
+// input ends first and may go on.
+func assignAfter(b []byte, q int, eof bool) (found, undecided bool) {
+	for i := q; i < len(b) && i-q <= assignGap; i++ {
+		switch c := b[i]; {
+		case c == '=' || c == '>' || c == ':' || c == '|' || c == '?' || c == ',':
+			return true, false
+		case isSpace(c) || has(c, cWord) || c == '.' || c == '-' || c == '\'' || c == '"':
+		default:
+			return false, false
+		}
+	}
+	if len(b)-q <= assignGap && !eof {
+		return false, true
+	}
+	return false, false
 }
 
 // compileAllowlist keeps the checks that apply to a value (regexes and

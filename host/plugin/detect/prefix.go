@@ -233,12 +233,14 @@ func holdsKeyword(re *syntax.Regexp, keywords []string) bool {
 		return false
 	}
 	if re.Op == syntax.OpAlternate {
+		// The key's name among alternatives: a branch without a literal
+		// keyword ("(?-i:[Aa]pi)") still sits where the others do.
 		for _, s := range re.Sub {
-			if !holdsKeyword(s, keywords) {
-				return false
+			if holdsKeyword(s, keywords) {
+				return true
 			}
 		}
-		return true
+		return false
 	}
 	if re.Op == syntax.OpConcat || re.Op == syntax.OpCapture {
 		// A literal with its keyword may follow a short fixed head; the

@@ -178,12 +178,25 @@ func (rs *Rules) scanFrom(b []byte, dst []Span, eof, cut bool, from int) ([]Span
 func (rs *Rules) occurrence(r *rule, b []byte, p, kl int, dst []Span, eof, cut bool) ([]Span, int) {
 	n := len(b)
 	back := max(r.pre-kl, 0)
-	if cut && p <= max(back, runBack) {
+	if cut && p <= max(back, runBack, lineBack) {
 		// It reads before b: a Stream decided it earlier.
 		return dst, n
 	}
 	lo, hi := max(p-back, 0), p+kl+keywordGap
 	rs0 := runStart(b, p)
+	if r.assign {
+		found, undecided := assignAfter(b, p+kl, eof)
+		if undecided {
+			return dst, rs0
+		}
+		if !found {
+			return dst, n
+		}
+		// The match starts where the key's name does: in the run of
+		// [A-Za-z0-9_.-] before the keyword (the rule's [\w.-]{0,50}?),
+		// at the leftmost start that matches.
+		lo, hi = keyStart(b, p, lo), p
+	}
 	if hi >= n && !eof {
 		return dst, rs0
 	}
@@ -205,7 +218,7 @@ func (rs *Rules) occurrence(r *rule, b []byte, p, kl int, dst []Span, eof, cut b
 	for s := lo; s <= hi; s++ {
 		var m []int
 		off := 0
-		if r.selective {
+		if r.selective || r.assign {
 			if !r.firstByte[b[s]] {
 				continue
 			}
@@ -229,7 +242,7 @@ func (rs *Rules) occurrence(r *rule, b []byte, p, kl int, dst []Span, eof, cut b
 			}
 		}
 		if m == nil {
-			if r.selective {
+			if r.selective || r.assign {
 				continue
 			}
 			break
@@ -270,7 +283,7 @@ func (rs *Rules) occurrence(r *rule, b []byte, p, kl int, dst []Span, eof, cut b
 		}
 		var line []byte
 		if r.lineTarget {
-			ls, le, ok := lineAround(b, ms, me, lo, end, !whole)
+			ls, le, ok := lineAround(b, ms, me, max(0, p-lineBack), end, !whole)
 			if !ok {
 				return dst[:base], rs0
 			}
@@ -284,7 +297,21 @@ func (rs *Rules) occurrence(r *rule, b []byte, p, kl int, dst []Span, eof, cut b
 	return dst, n
 }
 
-// lineAround is the line holding [ms, me) within the window [ws, end).
+// keyStart is where a key's name holding the keyword at p can start: back
+// over [A-Za-z0-9_.-] at most 50 bytes, not before lo.
+func keyStart(b []byte, p, lo int) int {
+	s := p
+	for s > lo && p-s < 50 && (has(b[s-1], cWord) || b[s-1] == '.' || b[s-1] == '-') {
+		s--
+	}
+	return s
+}
+
+// lineBack bounds how far before its keyword the line of a match is read
+// (an allowlist on the line: `import { ... } from '...'`).
+const lineBack = 512
+
+// lineAround is the line holding [ms, me) within [ws, end).
 // When the window was decided before it all arrived (early), a line that
 // runs to the end of what is here is not known yet.
 func lineAround(b []byte, ms, me, ws, end int, early bool) (int, int, bool) {
