@@ -30,7 +30,7 @@ var (
 	// rules find what they find (TestGitleaksRecall) and flag fewer of
 	// gitleaks' false positives (TestGitleaksFalsePositivesNoWorse).
 	builtinSecrets = []string{KindAWSSecret, KindPassword, "url_credentials"}
-	builtinPII = []string{KindEmail, KindCreditCard, KindIBAN, "phone"}
+	builtinPII     = []string{KindEmail, KindCreditCard, KindIBAN, "phone"}
 )
 
 // Resolve turns detector names into detectors: builtin names (Names),
