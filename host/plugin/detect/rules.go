@@ -139,12 +139,15 @@ func endsSecret(c byte) bool {
 }
 
 func (rs *Rules) scan(b []byte, dst []Span, eof, cut bool) ([]Span, int) {
-	return rs.scanFrom(b, dst, eof, cut, 0)
+	return rs.scanFrom(b, dst, eof, cut, 0, true)
 }
 
 // scanFrom is scan for a Stream that has returned b[:from] already:
-// occurrences whose spans would all start before from are not run.
-func (rs *Rules) scanFrom(b []byte, dst []Span, eof, cut bool, from int) ([]Span, int) {
+// occurrences whose spans would all start before from are not run. early:
+// try to decide a window before all of it has arrived (see occurrence);
+// a Stream asks only after a small chunk, when the rest may be slow to
+// come (an interactive session), since the check costs a regexp run.
+func (rs *Rules) scanFrom(b []byte, dst []Span, eof, cut bool, from int, early bool) ([]Span, int) {
 	n := len(b)
 	hold := n
 	if len(rs.rules) == 0 {
@@ -158,7 +161,7 @@ func (rs *Rules) scanFrom(b []byte, dst []Span, eof, cut bool, from int) ([]Span
 				continue
 			}
 			var h int
-			dst, h = rs.occurrence(r, b, p, kl, dst, eof, cut)
+			dst, h = rs.occurrence(r, b, p, kl, dst, eof, cut, early)
 			hold = min(hold, h)
 		}
 	})
@@ -175,7 +178,7 @@ func (rs *Rules) scanFrom(b []byte, dst []Span, eof, cut bool, from int) ([]Span
 // found anchored at each such start, left to right, the next start after
 // the end of a match. It returns the extended dst and a hold: len(b) when
 // decided, else where the first span it may still report could start.
-func (rs *Rules) occurrence(r *rule, b []byte, p, kl int, dst []Span, eof, cut bool) ([]Span, int) {
+func (rs *Rules) occurrence(r *rule, b []byte, p, kl int, dst []Span, eof, cut, early bool) ([]Span, int) {
 	n := len(b)
 	back := max(r.pre-kl, 0)
 	if cut && p <= max(back, runBack, lineBack) {
@@ -207,7 +210,7 @@ func (rs *Rules) occurrence(r *rule, b []byte, p, kl int, dst []Span, eof, cut b
 	if !whole {
 		// Decided only if no match from a start in [lo, hi] can be under
 		// way at the end of what is here.
-		if r.alive == nil {
+		if r.alive == nil || !early {
 			return dst, rs0
 		}
 		if loc := r.alive.FindIndex(b[lo:]); loc != nil && lo+loc[0] <= hi {

@@ -40,6 +40,13 @@ type Stream struct {
 
 const lazyHeld = 4 << 10
 
+// earlyChunk: after a chunk this small the stream may be interactive and
+// the next bytes slow to come, so detectors that can decide a pending
+// candidate early, at some cost, are asked to (Rules); after a larger one
+// more is likely on its way and they wait for it. Either way the output
+// is the same; only when bytes are returned changes.
+const earlyChunk = 512
+
 // NewStream returns a Stream masking with set, st and key (see Mask).
 func NewStream(set *Set, st Strategy, key []byte) *Stream {
 	return &Stream{set: set, st: st, key: key}
@@ -70,7 +77,7 @@ func (s *Stream) Held() int { return s.base + len(s.buf) - s.emit }
 func (s *Stream) advance(eof bool) []byte {
 	b := s.buf
 	er := s.emit - s.base
-	raw, hold := s.set.scan(b, s.raw[:0], eof, s.base > 0, er)
+	raw, hold := s.set.scan(b, s.raw[:0], eof, s.base > 0, er, s.fresh < earlyChunk)
 	// Spans before er were decided (and emitted) by an earlier call.
 	k := 0
 	for _, sp := range raw {
