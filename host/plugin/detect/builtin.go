@@ -890,7 +890,13 @@ func scanEntropy(b []byte, dst []Span, eof, cut bool) ([]Span, int) {
 			i++
 		}
 		L := i - s
-		if (L < entropyMinLen && i < n) || L > entropyMaxLen || (s == 0 && cut) {
+		if (L < entropyMinLen && i < n) || L > entropyMaxLen || (s < entropyCtx && cut) {
+			continue
+		}
+		// The payload of a data: URI ("data:image/png;base64,iVBOR…")
+		// is an encoded file, not a secret: small images were 4% of
+		// false positives on lookalikes.
+		if s >= len(base64Marker) && string(b[s-len(base64Marker):s]) == base64Marker {
 			continue
 		}
 		if i == n && !eof {
@@ -903,6 +909,13 @@ func scanEntropy(b []byte, dst []Span, eof, cut bool) ([]Span, int) {
 	}
 	return dst, hold
 }
+
+// base64Marker ends the header of a base64 data: URI.
+const base64Marker = ";base64,"
+
+// entropyCtx is how far before a token scanEntropy reads: the marker and
+// the byte before the token.
+const entropyCtx = len(base64Marker) + 1
 
 func highEntropy(t []byte) bool {
 	var m, hex uint16 = 0, cHex

@@ -159,7 +159,7 @@ var builtins = []*builtin{
 	{KindURLCredentials, scanURLCred, urlCtx, 8, nil},
 	{KindEmail, scanEmail, 1, 6, needs(sAt)},
 	{KindPassword, scanPassword, pwMaxPrefix, 5, needs(sAssign)},
-	{KindHighEntropy, scanEntropy, 1, entropyMinLen, nil},
+	{KindHighEntropy, scanEntropy, entropyCtx, entropyMinLen, nil},
 }
 
 // Names lists the builtin detector names, specific kinds first and

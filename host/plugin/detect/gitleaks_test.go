@@ -237,3 +237,25 @@ func TestGitleaksFalsePositivesNoWorse(t *testing.T) {
 		t.Errorf("we flag more of gitleaks' false positives than gitleaks does: rules %d, redact default %d, gitleaks %d", oursAll, oursRedact, theirs)
 	}
 }
+
+// FuzzStreamRules: with every gitleaks rule and builtin, a Stream over any
+// chunking gives what masking the whole text gives.
+func FuzzStreamRules(f *testing.F) {
+	fuzzSeeds(f)
+	f.Add([]byte(`api_key = "Zx8vQ2mN7pL4kR9sT1wY" and token: `+tGHP+` key`), uint16(5))
+	f.Add([]byte("sk-proj-"+strings.Repeat("Ab3", 25)+"T3BlbkFJ"+strings.Repeat("Xy7", 25)), uint16(11))
+	set := fullSet(f)
+	f.Fuzz(func(t *testing.T, in []byte, seed uint16) {
+		want := wholeMask(set, in, Partial, nil)
+		var chunks [][]byte
+		rest := in
+		for x := uint32(seed) | 1; len(rest) > 0; x = x*1103515245 + 12345 {
+			n := min(len(rest), 1+int(x>>16)%(int(seed%97)+2))
+			chunks = append(chunks, rest[:n])
+			rest = rest[n:]
+		}
+		if got := streamMask(set, chunks, Partial, nil); !bytes.Equal(got, want) {
+			t.Fatalf("stream != whole for %q (%d chunks)\n got %q\nwant %q", in, len(chunks), got, want)
+		}
+	})
+}

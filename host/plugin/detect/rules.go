@@ -139,7 +139,7 @@ func endsSecret(c byte) bool {
 }
 
 func (rs *Rules) scan(b []byte, dst []Span, eof, cut bool) ([]Span, int) {
-	return rs.scanFrom(b, dst, eof, cut, 0, true)
+	return rs.scanFrom(b, dst, eof, cut, 0, true, nil, 0)
 }
 
 // scanFrom is scan for a Stream that has returned b[:from] already:
@@ -147,9 +147,15 @@ func (rs *Rules) scan(b []byte, dst []Span, eof, cut bool) ([]Span, int) {
 // try to decide a window before all of it has arrived (see occurrence);
 // a Stream asks only after a small chunk, when the rest may be slow to
 // come (an interactive session), since the check costs a regexp run.
-func (rs *Rules) scanFrom(b []byte, dst []Span, eof, cut bool, from int, early bool) ([]Span, int) {
+//
+// memo, when not nil, keeps the windows decided by earlier scans of the
+// same Stream (b[0] is at offset base of the stream).
+func (rs *Rules) scanFrom(b []byte, dst []Span, eof, cut bool, from int, early bool, memo *Memo, base int) ([]Span, int) {
 	n := len(b)
 	hold := n
+	if memo != nil {
+		memo.forget(base)
+	}
 	if len(rs.rules) == 0 {
 		return dst, hold
 	}
@@ -160,9 +166,26 @@ func (rs *Rules) scanFrom(b []byte, dst []Span, eof, cut bool, from int, early b
 			if p+kl+keywordGap+r.window < from {
 				continue
 			}
+			if memo != nil {
+				if spans, ok := memo.done[memoKey{base + p, r}]; ok {
+					for _, sp := range spans {
+						dst = append(dst, Span{sp.Start - base, sp.End - base, sp.Kind})
+					}
+					continue
+				}
+			}
+			before := len(dst)
 			var h int
-			dst, h = rs.occurrence(r, b, p, kl, dst, eof, cut, early)
+			var decided bool
+			dst, h, decided = rs.occurrence(r, b, p, kl, dst, eof, cut, early)
 			hold = min(hold, h)
+			if decided && memo != nil {
+				spans := make([]Span, 0, len(dst)-before)
+				for _, sp := range dst[before:] {
+					spans = append(spans, Span{sp.Start + base, sp.End + base, sp.Kind})
+				}
+				memo.done[memoKey{base + p, r}] = spans
+			}
 		}
 	})
 	if !eof {
@@ -178,22 +201,22 @@ func (rs *Rules) scanFrom(b []byte, dst []Span, eof, cut bool, from int, early b
 // found anchored at each such start, left to right, the next start after
 // the end of a match. It returns the extended dst and a hold: len(b) when
 // decided, else where the first span it may still report could start.
-func (rs *Rules) occurrence(r *rule, b []byte, p, kl int, dst []Span, eof, cut, early bool) ([]Span, int) {
+func (rs *Rules) occurrence(r *rule, b []byte, p, kl int, dst []Span, eof, cut, early bool) ([]Span, int, bool) {
 	n := len(b)
 	back := max(r.pre-kl, 0)
 	if cut && p <= max(back, runBack, lineBack) {
 		// It reads before b: a Stream decided it earlier.
-		return dst, n
+		return dst, n, false
 	}
 	lo, hi := max(p-back, 0), p+kl+keywordGap
 	rs0 := runStart(b, p)
 	if r.assign {
 		found, undecided := assignAfter(b, p+kl, eof)
 		if undecided {
-			return dst, rs0
+			return dst, rs0, false
 		}
 		if !found {
-			return dst, n
+			return dst, n, true
 		}
 		// The match starts where the key's name does: in the run of
 		// [A-Za-z0-9_.-] before the keyword (the rule's [\w.-]{0,50}?),
@@ -201,7 +224,7 @@ func (rs *Rules) occurrence(r *rule, b []byte, p, kl int, dst []Span, eof, cut, 
 		lo, hi = keyStart(b, p, lo), p
 	}
 	if hi >= n && !eof {
-		return dst, rs0
+		return dst, rs0, false
 	}
 	hi = min(hi, n-1)
 	we := hi + r.window // where an unbounded rule's match is cut
@@ -211,10 +234,10 @@ func (rs *Rules) occurrence(r *rule, b []byte, p, kl int, dst []Span, eof, cut, 
 		// Decided only if no match from a start in [lo, hi] can be under
 		// way at the end of what is here.
 		if r.alive == nil || !early {
-			return dst, rs0
+			return dst, rs0, false
 		}
 		if loc := r.alive.FindIndex(b[lo:]); loc != nil && lo+loc[0] <= hi {
-			return dst, rs0
+			return dst, rs0, false
 		}
 	}
 	base := len(dst)
@@ -281,14 +304,14 @@ func (rs *Rules) occurrence(r *rule, b []byte, p, kl int, dst []Span, eof, cut, 
 				se++
 			}
 			if se == n && !eof {
-				return dst[:base], rs0
+				return dst[:base], rs0, false
 			}
 		}
 		var line []byte
 		if r.lineTarget {
 			ls, le, ok := lineAround(b, ms, me, max(0, p-lineBack), end, !whole)
 			if !ok {
-				return dst[:base], rs0
+				return dst[:base], rs0, false
 			}
 			line = b[ls:le]
 		}
@@ -297,7 +320,33 @@ func (rs *Rules) occurrence(r *rule, b []byte, p, kl int, dst []Span, eof, cut, 
 		}
 		dst = append(dst, Span{ss, se, r.id})
 	}
-	return dst, n
+	return dst, n, true
+}
+
+// Memo keeps, for one Stream, the spans of the keyword windows already
+// decided, at their offsets in the stream: a decided window gives the same
+// spans whenever it runs again, and a Stream fed small chunks would
+// otherwise run every window near its end again on every Write.
+type Memo struct {
+	done map[memoKey][]Span
+}
+
+type memoKey struct {
+	at int // stream offset of the keyword
+	r  *rule
+}
+
+// NewMemo returns an empty Memo.
+func NewMemo() *Memo { return &Memo{done: map[memoKey][]Span{}} }
+
+// forget drops the windows of keywords before base: the stream no longer
+// holds them.
+func (m *Memo) forget(base int) {
+	for k := range m.done {
+		if k.at < base {
+			delete(m.done, k)
+		}
+	}
 }
 
 // keyStart is where a key's name holding the keyword at p can start: back

@@ -65,12 +65,12 @@ const maxSummarized = 256
 // scan is Find's streaming form (see scanner.scan); spans are not merged.
 // A Stream has returned b[:from] already, which detectors that can may use
 // to skip work whose spans would all start there.
-func (s *Set) scan(b []byte, dst []Span, eof, cut bool, from int, early bool) ([]Span, int) {
+func (s *Set) scan(b []byte, dst []Span, eof, cut bool, from int, early bool, memo *Memo, base int) ([]Span, int) {
 	hold := len(b)
 	for i, d := range s.ds {
 		if rs, ok := d.(*Rules); ok {
 			var h int
-			dst, h = rs.scanFrom(b, dst, eof, cut, from, early)
+			dst, h = rs.scanFrom(b, dst, eof, cut, from, early, memo, base)
 			hold = min(hold, h)
 			continue
 		}

@@ -36,6 +36,7 @@ type Stream struct {
 	// lazyHeld bytes held, wait for held/8 new bytes before scanning again.
 	// This changes when bytes are returned, never what is returned.
 	lastHeld, fresh int
+	memo            *Memo // windows the gitleaks rules have decided
 }
 
 const lazyHeld = 4 << 10
@@ -68,6 +69,7 @@ func (s *Stream) Write(chunk []byte) []byte {
 func (s *Stream) Flush() []byte {
 	out := s.advance(true)
 	s.buf, s.base, s.emit, s.carry, s.lastHeld, s.fresh = s.buf[:0], 0, 0, Span{}, 0, 0
+	s.memo = nil
 	return out
 }
 
@@ -77,7 +79,10 @@ func (s *Stream) Held() int { return s.base + len(s.buf) - s.emit }
 func (s *Stream) advance(eof bool) []byte {
 	b := s.buf
 	er := s.emit - s.base
-	raw, hold := s.set.scan(b, s.raw[:0], eof, s.base > 0, er, s.fresh < earlyChunk)
+	if s.memo == nil {
+		s.memo = NewMemo()
+	}
+	raw, hold := s.set.scan(b, s.raw[:0], eof, s.base > 0, er, s.fresh < earlyChunk, s.memo, s.base)
 	// Spans before er were decided (and emitted) by an earlier call.
 	k := 0
 	for _, sp := range raw {
