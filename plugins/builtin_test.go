@@ -247,3 +247,25 @@ func itoa(n int) string {
 	}
 	return s
 }
+
+func TestMaskAllowlistPerTarget(t *testing.T) {
+	m := load(t, "mask", map[string]any{"allow": []map[string]any{
+		{"targets": []string{"staging-*"}, "values": []string{`alice@example\.com`, `4111 1111 1111 1111`}},
+	}})
+	ctx := context.Background()
+	body := `{"user":"alice@example.com","other":"bob@example.com","card":"4111 1111 1111 1111"}`
+	for target, keep := range map[string]bool{"staging-api": true, "prod-api": false} {
+		ev := &event.Event{Kind: "http.response", Target: target, Fields: map[string]string{"body": body}}
+		v, err := m.Process(ctx, ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := ev.Fields["body"]
+		if strings.Contains(got, "bob@example.com") {
+			t.Errorf("%s: a value the allowlist does not name was not masked: %q", target, got)
+		}
+		if strings.Contains(got, "alice@example.com") != keep || strings.Contains(got, "4111 1111 1111 1111") != keep {
+			t.Errorf("%s: allowlisted values kept = %v, want %v: %q %+v", target, !keep, keep, got, v)
+		}
+	}
+}

@@ -11,14 +11,19 @@ import (
 // for the same spec gets the same id. A spec is "re:<RE2>", "whole" (every
 // value entirely, however long), or detector names joined by commas:
 // builtins, gitleaks rule ids and groups (secrets, pii, gitleaks,
-// vendor:<name>; see detect.Resolve).
+// vendor:<name>; see detect.Resolve), optionally followed by
+// "|allow:<RE2>": values that match the expression whole are not masked.
 func (p *Plugin) compilePattern(spec string) (int32, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if id, ok := p.specs[spec]; ok {
 		return id, nil
 	}
+	names, allow, hasAllow := strings.Cut(spec, "|allow:")
 	var ds []detect.Detector
+	if hasAllow && (names == detect.KindWhole || strings.HasPrefix(names, "re:")) {
+		return absent, fmt.Errorf("pattern %q: an allowlist goes with detector names only", spec)
+	}
 	if spec == detect.KindWhole {
 		ds = append(ds, detect.Whole())
 	} else if expr, ok := strings.CutPrefix(spec, "re:"); ok {
@@ -29,15 +34,22 @@ func (p *Plugin) compilePattern(spec string) (int32, error) {
 		ds = append(ds, d)
 	} else {
 		var err error
-		if ds, err = detect.Resolve(strings.Split(spec, ",")); err != nil {
+		if ds, err = detect.Resolve(strings.Split(names, ",")); err != nil {
 			return absent, fmt.Errorf("pattern %q: %w", spec, err)
 		}
 		if len(ds) == 0 {
 			return absent, fmt.Errorf("pattern %q: no detector named", spec)
 		}
 	}
+	set := detect.NewSet(ds...)
+	if hasAllow {
+		var err error
+		if set, err = set.WithAllow(allow); err != nil {
+			return absent, fmt.Errorf("pattern %q: %w", spec, err)
+		}
+	}
 	id := int32(len(p.patterns))
-	p.patterns = append(p.patterns, detect.NewSet(ds...))
+	p.patterns = append(p.patterns, set)
 	p.specs[spec] = id
 	return id, nil
 }

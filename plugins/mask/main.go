@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/tollgate-dev/tollgate/plugins/internal/allow"
 	"github.com/tollgate-dev/tollgate/sdk"
 )
 
@@ -20,10 +21,14 @@ var cfg struct {
 	Detectors      []string `json:"detectors"`       // default: email, credit_card, iban, secrets, high_entropy
 	Fields         []string `json:"fields"`          // event fields to scan; default: body, message, detail, hint, where, payload
 	Kinds          []string `json:"kinds"`           // default: pg.rows, pg.error, pg.notice, pg.notify, http.response
+	// Allow: per-target values that are not secrets (test card numbers,
+	// a support address); the first entry whose targets match applies.
+	Allow []allow.Entry `json:"allow"`
 }
 
 var (
 	whole, detectors   sdk.Pattern
+	allowed            []sdk.Pattern // allowed[i]: detectors with cfg.Allow[i]
 	strategy, colStrat sdk.Strategy
 )
 
@@ -58,6 +63,17 @@ func init() {
 	for i := range cfg.Columns {
 		cfg.Columns[i] = strings.ToLower(cfg.Columns[i])
 	}
+	for i, e := range cfg.Allow {
+		spec, err := allow.Spec(strings.Join(cfg.Detectors, ","), e)
+		if err != nil {
+			panic("mask: allow[" + strconv.Itoa(i) + "]: " + err.Error())
+		}
+		p, ok := sdk.Compile(spec)
+		if !ok {
+			panic("mask: allow[" + strconv.Itoa(i) + "]: " + spec)
+		}
+		allowed = append(allowed, p)
+	}
 	for _, k := range cfg.Kinds {
 		sdk.Subscribe(k)
 	}
@@ -80,7 +96,7 @@ func maskRows(ev sdk.Event, rows sdk.Rows) sdk.Verdict {
 			}
 		}
 	}
-	n := rows.MaskColumn(detectors, -1, strategy)
+	n := rows.MaskColumn(detectorsFor(ev), -1, strategy)
 	if len(byName) > 0 {
 		sdk.Annotate("mask.columns", strings.Join(byName, ","))
 	}
@@ -92,13 +108,23 @@ func maskRows(ev sdk.Event, rows sdk.Rows) sdk.Verdict {
 
 func maskFields(ev sdk.Event) sdk.Verdict {
 	total := 0
+	p := detectorsFor(ev)
 	for _, f := range cfg.Fields {
-		total += max(detectors.Mask(f, strategy), 0)
+		total += max(p.Mask(f, strategy), 0)
 	}
 	if total > 0 {
 		sdk.Annotate("mask.values", strconv.Itoa(total))
 	}
 	return sdk.Allow()
+}
+
+// detectorsFor is the detector set for the event's target: with the first
+// matching allowlist entry, if any.
+func detectorsFor(ev sdk.Event) sdk.Pattern {
+	if i := allow.Pick(cfg.Allow, ev.Target()); i >= 0 {
+		return allowed[i]
+	}
+	return detectors
 }
 
 func parseStrategy(s string, def sdk.Strategy) sdk.Strategy {

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/tollgate-dev/tollgate/plugins/internal/allow"
 	"github.com/tollgate-dev/tollgate/sdk"
 )
 
@@ -17,10 +18,14 @@ var cfg struct {
 	Strategy  string   `json:"strategy"`  // redact (default), partial, hash
 	Streams   []string `json:"streams"`   // kinds whose "data" field is a stream; default ssh.output, kube.output
 	Bodies    []string `json:"bodies"`    // kinds whose "body" field is whole; default http.response
+	// Allow: per-target values that are not secrets; the first entry
+	// whose targets match the event's target applies.
+	Allow []allow.Entry `json:"allow"`
 }
 
 var (
 	set      sdk.Pattern
+	allowed  []sdk.Pattern // allowed[i]: set with cfg.Allow[i]
 	strategy = sdk.Redact
 	streams  = map[string]bool{}
 )
@@ -48,6 +53,17 @@ func init() {
 	if set, ok = sdk.Compile(strings.Join(cfg.Detectors, ",")); !ok {
 		panic("redact: unknown detector in " + strings.Join(cfg.Detectors, ","))
 	}
+	for i, e := range cfg.Allow {
+		spec, err := allow.Spec(strings.Join(cfg.Detectors, ","), e)
+		if err != nil {
+			panic("redact: allow[" + strconv.Itoa(i) + "]: " + err.Error())
+		}
+		p, ok := sdk.Compile(spec)
+		if !ok {
+			panic("redact: allow[" + strconv.Itoa(i) + "]: " + spec)
+		}
+		allowed = append(allowed, p)
+	}
 	for _, k := range cfg.Streams {
 		streams[k] = true
 		sdk.Subscribe(k)
@@ -56,11 +72,15 @@ func init() {
 		sdk.Subscribe(k)
 	}
 	sdk.HandleEvent(func(ev sdk.Event) sdk.Verdict {
+		p := set
+		if i := allow.Pick(cfg.Allow, ev.Target()); i >= 0 {
+			p = allowed[i]
+		}
 		var n int
 		if streams[ev.Kind()] {
-			n = set.MaskStream("data", strategy)
+			n = p.MaskStream("data", strategy)
 		} else {
-			n = set.Mask("body", strategy)
+			n = p.Mask("body", strategy)
 		}
 		if n > 0 {
 			sdk.Annotate("redact.values", strconv.Itoa(n))

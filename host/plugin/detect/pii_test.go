@@ -259,3 +259,38 @@ func makeIBAN(r *rand.Rand, country, pattern string) string {
 	check := 98 - new(big.Int).Mod(n, big.NewInt(97)).Int64()
 	return fmt.Sprintf("%s%02d%s", country, check, bban.String())
 }
+
+func TestAllowlist(t *testing.T) {
+	set, err := fullSet(t).WithAllow(`noreply@example\.com|4111 1111 1111 1111`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := []byte("from noreply@example.com to bob@example.com, card 4111 1111 1111 1111 and 5500 0000 0000 0004\n")
+	var kinds []string
+	for _, sp := range set.Find(in, nil) {
+		kinds = append(kinds, string(in[sp.Start:sp.End]))
+	}
+	if strings.Join(kinds, ",") != "bob@example.com,5500 0000 0000 0004" {
+		t.Fatalf("spans %q", kinds)
+	}
+	// Part of a value is not the value: the allowlist matches whole spans.
+	if sp := set.Find([]byte("x noreply@example.com.evil.io y"), nil); len(sp) != 1 {
+		t.Fatalf("a longer address that starts like an allowed one: %v", sp)
+	}
+	want := wholeMask(set, in, Redact, nil)
+	r := rand.New(rand.NewSource(5))
+	for range 200 {
+		var chunks [][]byte
+		for rest := in; len(rest) > 0; {
+			n := min(len(rest), 1+r.Intn(9))
+			chunks = append(chunks, rest[:n])
+			rest = rest[n:]
+		}
+		if got := streamMask(set, chunks, Redact, nil); string(got) != string(want) {
+			t.Fatalf("stream %q != whole %q", got, want)
+		}
+	}
+	if _, err := allSet(t).WithAllow("("); err == nil {
+		t.Fatal("a broken allowlist compiled")
+	}
+}

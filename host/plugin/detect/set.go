@@ -1,6 +1,10 @@
 package detect
 
-import "slices"
+import (
+	"fmt"
+	"regexp"
+	"slices"
+)
 
 // foreignWindow is the look-ahead and left context a Stream gives detectors
 // that are neither builtins nor Patterns.
@@ -13,6 +17,38 @@ type Set struct {
 	sc    []scanner            // sc[i] is ds[i] as a scanner, or nil
 	needs []func(summary) bool // needs[i] is ds[i]'s need if a builtin with one, or nil
 	back  int                  // left context a Stream keeps
+	allow *regexp.Regexp       // spans whose whole text matches are kept unmasked
+}
+
+// WithAllow returns a copy of s that drops every span whose whole text
+// matches the RE2 expression expr: an operator's allowlist (test keys, a
+// service's own public address). The decision reads only the span, so a
+// Stream still gives what masking the whole text gives.
+func (s *Set) WithAllow(expr string) (*Set, error) {
+	re, err := regexp.Compile(`^(?:` + expr + `)$`)
+	if err != nil {
+		return nil, fmt.Errorf("detect: allowlist: %w", err)
+	}
+	cp := *s
+	cp.allow = re
+	return &cp, nil
+}
+
+// allowed drops from dst[base:] the spans the allowlist keeps.
+func (s *Set) allowed(b []byte, dst []Span, base int) []Span {
+	if s.allow == nil {
+		return dst
+	}
+	k := base
+	for _, sp := range dst[base:] {
+		st, en := max(sp.Start, 0), min(sp.End, len(b))
+		if st < en && s.allow.Match(b[st:en]) {
+			continue
+		}
+		dst[k] = sp
+		k++
+	}
+	return dst[:k]
 }
 
 // NewSet returns a Set running ds in order. When spans of two kinds start at
@@ -54,7 +90,7 @@ func (s *Set) Find(b []byte, dst []Span) []Span {
 		}
 		dst = d.Find(b, dst)
 	}
-	return mergeSpans(dst, base, len(b))
+	return mergeSpans(s.allowed(b, dst, base), base, len(b))
 }
 
 // maxSummarized bounds the inputs a Set summarizes for the builtins'
@@ -85,7 +121,7 @@ func (s *Set) scan(b []byte, dst []Span, eof, cut bool, from int, early bool, me
 			hold = min(hold, max(0, len(b)-foreignWindow))
 		}
 	}
-	return dst, hold
+	return s.allowed(b, dst, 0), hold
 }
 
 // mergeSpans sorts dst[base:], clamps it to [0, n), drops empty spans and
