@@ -53,6 +53,10 @@ type glConfig struct {
 // of non-space bytes, so a longer secret is still masked whole.
 const ruleWindowMax = 512
 
+// selectiveWindowMax is ruleWindowMax for rules few bytes can start (a
+// JWT's "ey"): they run anchored, and a long window costs them little.
+const selectiveWindowMax = 4096
+
 // runBack bounds how far before its keyword a secret may start: a few
 // rules' keywords sit inside the secret (OpenAI's "T3BlbkFJ"), so the
 // secret may start up to this many bytes earlier, within the same run of
@@ -69,7 +73,12 @@ type rule struct {
 	first    *regexp.Regexp // `\A(re)`: the same groups as ctx, at the start of the text
 	ctxU     *regexp.Regexp // `(?s:.)(re)`: unanchored, for rules that may start anywhere
 	firstU   *regexp.Regexp // `(re)`
-	alive    *regexp.Regexp // `(?:prefixes(re))\z`, nil when too large to compile
+	// alive is `(?:prefixes(re))\z`, compiled on first use (only a
+	// Stream deciding a window early needs it; building it is half of
+	// the rules' compile time); nil when too large to compile.
+	aliveOnce sync.Once
+	aliveRE   *regexp.Regexp
+	tree      *syntax.Regexp
 	// assign: the rule is gitleaks' key = value shape (generic-api-key
 	// and its ~95 vendor variants); see assignAfter.
 	assign bool
@@ -78,7 +87,7 @@ type rule struct {
 	selective bool
 	pre       int       // most bytes a match holds before its keyword ends
 	firstByte [256]bool // bytes a match can start with
-	window    int       // max match length, capped at ruleWindowMax
+	window    int       // max match length, capped at ruleWindowMax or selectiveWindowMax
 	bounded   bool      // window is the true max match length
 	group     int       // secret group in re's numbering; 0: first non-empty
 	entropy   float64
@@ -165,14 +174,7 @@ func compileRule(r glRule) (*rule, error) {
 		return nil, fmt.Errorf("detect: gitleaks rule %s: %w", r.ID, err)
 	}
 	tree = tree.Simplify()
-	if n := maxMatchLen(tree); n >= 0 && n <= ruleWindowMax {
-		cr.window, cr.bounded = n, true
-	} else {
-		cr.window = ruleWindowMax
-	}
-	// A prefix expression too large to compile only means the Stream
-	// waits for the whole window after a keyword.
-	cr.alive, _ = regexp.Compile(`(?:` + prefixes(tree).String() + `)\z`)
+	cr.tree = tree
 	cr.firstByte = firstBytes(tree)
 	starts := 0
 	for _, ok := range cr.firstByte {
@@ -181,6 +183,17 @@ func compileRule(r glRule) (*rule, error) {
 		}
 	}
 	cr.selective = starts <= 16
+	// A rule tried anchored at few starts pays little for a long window;
+	// one searched through its window pays for every byte of it.
+	limit := ruleWindowMax
+	if cr.selective {
+		limit = selectiveWindowMax
+	}
+	if n := maxMatchLen(tree); n >= 0 && n <= limit {
+		cr.window, cr.bounded = n, true
+	} else {
+		cr.window = limit
+	}
 	seen := map[string]bool{}
 	for _, k := range r.Keywords {
 		k = strings.ToLower(k)
@@ -235,6 +248,16 @@ func assignAfter(b []byte, q int, eof bool) (found, undecided bool) {
 		return false, true
 	}
 	return false, false
+}
+
+// alive returns the rule's prefix expression (see prefixes), or nil.
+func (r *rule) alive() *regexp.Regexp {
+	r.aliveOnce.Do(func() {
+		// A prefix expression too large to compile only means the
+		// Stream waits for the whole window after a keyword.
+		r.aliveRE, _ = regexp.Compile(`(?:` + prefixes(r.tree).String() + `)\z`)
+	})
+	return r.aliveRE
 }
 
 // compileAllowlist keeps the checks that apply to a value (regexes and

@@ -82,7 +82,11 @@ func NewRules(ids ...string) (*Rules, error) {
 	}
 	// A span re-found by a later scan has its keyword at most a window
 	// before it, and that keyword's window reaches a window further back.
-	rs.backN = 2*ruleWindowMax + keywordGap + maxKeyword + runBack + 2
+	maxWindow := 0
+	for _, r := range rs.rules {
+		maxWindow = max(maxWindow, r.window)
+	}
+	rs.backN = 2*maxWindow + keywordGap + maxKeyword + runBack + 2
 	return rs, nil
 }
 
@@ -233,10 +237,10 @@ func (rs *Rules) occurrence(r *rule, b []byte, p, kl int, dst []Span, eof, cut, 
 	if !whole {
 		// Decided only if no match from a start in [lo, hi] can be under
 		// way at the end of what is here.
-		if r.alive == nil || !early {
+		if !early || r.alive() == nil {
 			return dst, rs0, false
 		}
-		if loc := r.alive.FindIndex(b[lo:]); loc != nil && lo+loc[0] <= hi {
+		if loc := r.alive().FindIndex(b[lo:]); loc != nil && lo+loc[0] <= hi {
 			return dst, rs0, false
 		}
 	}
