@@ -831,7 +831,24 @@ func passwordValue(b []byte, j int, dst []Span, eof bool) ([]Span, int) {
 		}
 	}
 	vs := j
-	for j < n && j-vs < pwMaxValue && !has(b[j], cPwStop) {
+	for j < n && j-vs < pwMaxValue {
+		c := b[j]
+		if !has(c, cPwStop) {
+			j++
+			continue
+		}
+		// Whitespace and quotes end a value. Other stops end it only
+		// where they separate: "&user=", ";Host=", ", next=" before a
+		// key, or a closing bracket before the end of the text, a blank
+		// or more punctuation; elsewhere they are part of the password
+		// ("p@ss,w0rd)x"), which must be masked whole.
+		end, decided := pwValueEnds(b, j, eof)
+		if !decided {
+			return dst, vs
+		}
+		if end {
+			break
+		}
 		j++
 	}
 	if j == n && j-vs < pwMaxValue && !eof {
@@ -841,6 +858,42 @@ func passwordValue(b []byte, j int, dst []Span, eof bool) ([]Span, int) {
 		dst = append(dst, Span{vs, j, KindPassword})
 	}
 	return dst, n
+}
+
+// pwKeyMax bounds the key a separator in a password value may be followed
+// by ("&user=").
+const pwKeyMax = 32
+
+// pwValueEnds decides whether the stop byte b[j] ends an unquoted password
+// value; decided is false when that depends on bytes not yet received.
+func pwValueEnds(b []byte, j int, eof bool) (end, decided bool) {
+	switch c := b[j]; c {
+	case ' ', '\t', '\r', '\n', '\v', '\f', '"', '\'', '`', '<', '>':
+		return true, true
+	case '&', ';', ',':
+		// At the end, or before a blank: a terminator ("pwd=x;").
+		if j+1 == len(b) {
+			return eof, eof
+		}
+		if isSpace(b[j+1]) && c != ',' {
+			return true, true
+		}
+		// A key and '=' follow: the next parameter.
+		k := j + 1
+		for k < len(b) && k-j <= pwKeyMax+1 && (has(b[k], cWord) || b[k] == '.' || b[k] == '-' || (c == ',' && b[k] == ' ' && k == j+1)) {
+			k++
+		}
+		if k == len(b) && k-j <= pwKeyMax+1 {
+			return eof, eof
+		}
+		return k < len(b) && k > j+1 && b[k] == '=', true
+	default: // ')', '}', ']'
+		if j+1 == len(b) {
+			return eof, eof
+		}
+		n := b[j+1]
+		return isSpace(n) || has(n, cPwStop), true
+	}
 }
 
 // settingValue: an unquoted value that is a setting, not a password

@@ -160,6 +160,13 @@ func TestPassword(t *testing.T) {
 		{"if password == x {", nil},
 		{`password = ""`, nil},
 		{"compass=north", nil},
+		// Unquoted values run on through punctuation that does not
+		// separate: the whole password is masked.
+		{"password=p@ss,w0rd)x;y&z next", []string{"p@ss,w0rd)x;y&z"}},
+		{"Password=abc;Host=db;", []string{"abc"}},
+		{"pwd=s3cr3t, user=bob", []string{"s3cr3t"}},
+		{"f(password=abc) + 1", []string{"abc"}},
+		{"{pwd=abc}", []string{"abc"}},
 	})
 }
 
