@@ -85,7 +85,9 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzClassify -fuzztime $(FUZZTIME) ./host/plugin/sqlclass/
 	$(GO) test -run '^$$' -fuzz FuzzSplit -fuzztime $(FUZZTIME) ./host/plugin/sqlclass/
 	$(GO) test -run '^$$' -fuzz FuzzSetFind -fuzztime $(FUZZTIME) ./host/plugin/detect/
-	$(GO) test -run '^$$' -fuzz FuzzStream -fuzztime $(FUZZTIME) ./host/plugin/detect/
+	$(GO) test -run '^$$' -fuzz '^FuzzStream$$' -fuzztime $(FUZZTIME) ./host/plugin/detect/
+	$(GO) test -run '^$$' -fuzz '^FuzzStreamRules$$' -fuzztime $(FUZZTIME) ./host/plugin/detect/
+	$(GO) test -run '^$$' -fuzz '^FuzzStreamPhoneRegions$$' -fuzztime $(FUZZTIME) ./host/plugin/detect/
 	$(GO) test -run '^$$' -fuzz FuzzNeeds -fuzztime $(FUZZTIME) ./host/plugin/detect/
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME) ./host/audit/spool/
 	$(GO) test -run '^$$' -fuzz FuzzDecodeRow -fuzztime $(FUZZTIME) ./host/audit/
