@@ -63,16 +63,9 @@ func init() {
 	for i := range cfg.Columns {
 		cfg.Columns[i] = strings.ToLower(cfg.Columns[i])
 	}
-	for i, e := range cfg.Allow {
-		spec, err := allow.Spec(strings.Join(cfg.Detectors, ","), e)
-		if err != nil {
-			panic("mask: allow[" + strconv.Itoa(i) + "]: " + err.Error())
-		}
-		p, ok := sdk.Compile(spec)
-		if !ok {
-			panic("mask: allow[" + strconv.Itoa(i) + "]: " + spec)
-		}
-		allowed = append(allowed, p)
+	var err error
+	if allowed, err = allow.Compile(strings.Join(cfg.Detectors, ","), cfg.Allow, sdk.Compile); err != nil {
+		panic("mask: " + err.Error())
 	}
 	for _, k := range cfg.Kinds {
 		sdk.Subscribe(k)

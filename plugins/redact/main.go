@@ -53,16 +53,9 @@ func init() {
 	if set, ok = sdk.Compile(strings.Join(cfg.Detectors, ",")); !ok {
 		panic("redact: unknown detector in " + strings.Join(cfg.Detectors, ","))
 	}
-	for i, e := range cfg.Allow {
-		spec, err := allow.Spec(strings.Join(cfg.Detectors, ","), e)
-		if err != nil {
-			panic("redact: allow[" + strconv.Itoa(i) + "]: " + err.Error())
-		}
-		p, ok := sdk.Compile(spec)
-		if !ok {
-			panic("redact: allow[" + strconv.Itoa(i) + "]: " + spec)
-		}
-		allowed = append(allowed, p)
+	var err error
+	if allowed, err = allow.Compile(strings.Join(cfg.Detectors, ","), cfg.Allow, sdk.Compile); err != nil {
+		panic("redact: " + err.Error())
 	}
 	for _, k := range cfg.Streams {
 		streams[k] = true

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -78,20 +79,24 @@ func gitleaksSamples(t testing.TB) []gitleaks.Sample {
 	return out
 }
 
-// found reports whether spans cover the secret a true positive holds.
-func foundAny(b []byte, spans []Span) bool { return len(spans) > 0 }
-
-func TestGitleaksRecall(t *testing.T) {
-	ss := gitleaksSamples(t)
+// engines are what the tests measure: every gitleaks rule, and the redact
+// plugin's default set.
+func engines(t testing.TB) (*Rules, *Set) {
+	t.Helper()
 	all, err := NewRules()
 	if err != nil {
 		t.Fatal(err)
 	}
-	redactDS, err := Resolve([]string{"secrets"})
+	ds, err := Resolve([]string{GroupSecrets})
 	if err != nil {
 		t.Fatal(err)
 	}
-	redact := NewSet(redactDS...)
+	return all, NewSet(ds...)
+}
+
+func TestGitleaksRecall(t *testing.T) {
+	ss := gitleaksSamples(t)
+	all, redact := engines(t)
 	var tp, hitAlone, hitAll, hitRedact, fp, fpAlone int
 	missed := map[string]int{}
 	for _, s := range ss {
@@ -136,24 +141,11 @@ func TestGitleaksRecall(t *testing.T) {
 	}
 	var worst []string
 	for id, n := range missed {
-		worst = append(worst, id+"="+itoa(n))
+		worst = append(worst, id+"="+strconv.Itoa(n))
 	}
 	sort.Strings(worst)
 	t.Logf("rules %d; true positives %d: each rule alone %.4f, all rules %.4f, the redact default (secrets) %.4f; false positives %d: flagged by their rule %d; missed: %s",
 		len(ss), tp, float64(hitAlone)/float64(tp), float64(hitAll)/float64(tp), float64(hitRedact)/float64(tp), fp, fpAlone, strings.Join(worst, " "))
-}
-
-func itoa(n int) string { return strings.TrimSpace(strings.Repeat(" ", 0) + fmtInt(n)) }
-func fmtInt(n int) string {
-	if n == 0 {
-		return "0"
-	}
-	var b []byte
-	for n > 0 {
-		b = append([]byte{byte('0' + n%10)}, b...)
-		n /= 10
-	}
-	return string(b)
 }
 
 // TestGitleaksStreamEqualsWhole cuts every gitleaks sample, true and false
@@ -205,15 +197,7 @@ func TestGitleaksFalsePositivesNoWorse(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	all, err := NewRules()
-	if err != nil {
-		t.Fatal(err)
-	}
-	redactDS, err := Resolve([]string{"secrets"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	redact := NewSet(redactDS...)
+	all, redact := engines(t)
 	var n, theirs, oursAll, oursRedact int
 	for _, s := range ss {
 		for _, v := range s.FalsePositives {

@@ -6,6 +6,7 @@
 package allow
 
 import (
+	"fmt"
 	"regexp"
 	"strings"
 
@@ -49,4 +50,22 @@ func Pick(entries []Entry, target string) int {
 		}
 	}
 	return -1
+}
+
+// Compile compiles, for each entry, the pattern of names with the entry's
+// values allowed, with the plugin's compile (sdk.Compile in a guest).
+func Compile[P any](names string, entries []Entry, compile func(spec string) (P, bool)) ([]P, error) {
+	out := make([]P, 0, len(entries))
+	for i, e := range entries {
+		spec, err := Spec(names, e)
+		if err != nil {
+			return nil, fmt.Errorf("allow[%d]: %w", i, err)
+		}
+		p, ok := compile(spec)
+		if !ok {
+			return nil, fmt.Errorf("allow[%d]: the host refused %q", i, spec)
+		}
+		out = append(out, p)
+	}
+	return out, nil
 }

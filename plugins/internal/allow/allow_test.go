@@ -23,3 +23,18 @@ func TestSpecAndPick(t *testing.T) {
 		t.Error("an entry for staging applied to prod")
 	}
 }
+
+func TestCompile(t *testing.T) {
+	var specs []string
+	compile := func(spec string) (int, bool) {
+		specs = append(specs, spec)
+		return len(specs), spec != "secrets|allow:(?:refused)"
+	}
+	got, err := Compile("secrets", []Entry{{Values: []string{"a"}}, {Values: []string{"b"}}}, compile)
+	if err != nil || len(got) != 2 || got[1] != 2 || specs[1] != "secrets|allow:(?:b)" {
+		t.Fatalf("%v %v %q", got, err, specs)
+	}
+	if _, err := Compile("secrets", []Entry{{Values: []string{"refused"}}}, compile); err == nil {
+		t.Fatal("a pattern the host refused was accepted")
+	}
+}
