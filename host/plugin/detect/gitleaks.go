@@ -82,6 +82,11 @@ type rule struct {
 	// assign: the rule is gitleaks' key = value shape (generic-api-key
 	// and its ~95 vendor variants); see assignAfter.
 	assign bool
+	// leads: the secret may start before its keyword (secretLeads)
+	leads bool
+	// assign0: the rule has gitleaks' key = value shape, wherever its
+	// keyword is (assign requires the keyword in the key).
+	assign0 bool
 	// selective: few bytes can start a match, so trying each start
 	// anchored beats one unanchored search through the window.
 	selective bool
@@ -175,6 +180,7 @@ func compileRule(r glRule) (*rule, error) {
 	}
 	tree = tree.Simplify()
 	cr.tree = tree
+	cr.leads = secretLeads(tree, r.SecretGroup, lowerKeywords(r.Keywords))
 	cr.firstByte = firstBytes(tree)
 	starts := 0
 	for _, ok := range cr.firstByte {
@@ -205,7 +211,8 @@ func compileRule(r glRule) (*rule, error) {
 	cr.pre = lead(tree, cr.keywords, cr.window)
 	// Only where the keyword is the key's name: some rules' keywords
 	// are in the value ("test_" of lob-api-key).
-	cr.assign = strings.Contains(r.Regex, assignShape) && cr.pre < cr.window
+	cr.assign0 = strings.Contains(r.Regex, assignShape)
+	cr.assign = cr.assign0 && cr.pre < cr.window
 	for _, a := range r.Allowlists {
 		ca, err := compileAllowlist(a)
 		if err != nil {
@@ -248,6 +255,18 @@ func assignAfter(b []byte, q int, eof bool) (found, undecided bool) {
 		return false, true
 	}
 	return false, false
+}
+
+// leadsKeyword reports whether a secret of r may start before the keyword
+// that triggers it (see secretLeads).
+func (r *rule) leadsKeyword() bool { return r.leads }
+
+func lowerKeywords(ks []string) []string {
+	out := make([]string, len(ks))
+	for i, k := range ks {
+		out[i] = strings.ToLower(k)
+	}
+	return out
 }
 
 // alive returns the rule's prefix expression (see prefixes), or nil.

@@ -332,3 +332,69 @@ func firstInto(re *syntax.Regexp, set *[256]bool) bool {
 	}
 	return true // empty and assertions
 }
+
+// secretLeads reports whether the secret of a rule (capture group g of re,
+// or its first group when g is 0) may start before the keyword that
+// triggers the rule. It may not when a part holding a keyword comes before
+// the secret's group, when the group starts with a keyword, or when no
+// literal of the group holds a keyword and something comes before it (the
+// keyword is then in the key's name, which a factored alternation can hide
+// from holdsKeyword). TestGitleaksStreamEqualsWhole would catch a rule
+// wrongly said not to lead: a Stream would have let its secret's head go.
+func secretLeads(re *syntax.Regexp, g int, keywords []string) bool {
+	if g == 0 {
+		g = 1
+	}
+	for i, e := range flattenExcept(re, g, nil) {
+		if e.Op == syntax.OpCapture && e.Cap == g {
+			for _, in := range flatten(e.Sub[0], nil) {
+				switch in.Op {
+				case syntax.OpBeginLine, syntax.OpBeginText, syntax.OpWordBoundary,
+					syntax.OpNoWordBoundary, syntax.OpEmptyMatch:
+					continue
+				}
+				if holdsKeyword(in, keywords) {
+					return false
+				}
+				break
+			}
+			return i == 0 || anyLiteralHolds(e, keywords)
+		}
+		if holdsKeyword(e, keywords) {
+			return false
+		}
+	}
+	return true
+}
+
+// anyLiteralHolds reports whether some literal within re holds a keyword.
+func anyLiteralHolds(re *syntax.Regexp, keywords []string) bool {
+	if re.Op == syntax.OpLiteral {
+		lit := strings.ToLower(string(re.Rune))
+		for _, k := range keywords {
+			if strings.Contains(lit, k) {
+				return true
+			}
+		}
+	}
+	for _, s := range re.Sub {
+		if anyLiteralHolds(s, keywords) {
+			return true
+		}
+	}
+	return false
+}
+
+// flattenExcept is flatten that leaves capture group g closed.
+func flattenExcept(re *syntax.Regexp, g int, out []*syntax.Regexp) []*syntax.Regexp {
+	switch {
+	case re.Op == syntax.OpCapture && re.Cap != g:
+		return flattenExcept(re.Sub[0], g, out)
+	case re.Op == syntax.OpConcat:
+		for _, s := range re.Sub {
+			out = flattenExcept(s, g, out)
+		}
+		return out
+	}
+	return append(out, re)
+}

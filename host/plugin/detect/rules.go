@@ -1,6 +1,7 @@
 package detect
 
 import (
+	"bytes"
 	"fmt"
 	"slices"
 	"strings"
@@ -39,6 +40,41 @@ type Rules struct {
 	byKw   [][]int // keyword id -> indices in rules
 	global []allowlist
 	backN  int
+	// leading: rules whose secret may start before its keyword.
+	leading []*rule
+}
+
+// secretMayStart is where, in the run of non-space bytes that ends b, the
+// secret of a rule in rs.leading may have begun (its keyword yet to come):
+// the leftmost start from which the rest of b is the beginning of one of
+// their matches; len(b) if none. Holding only there, and not the whole
+// run, lets a shell's typed echo through as it comes.
+func (rs *Rules) secretMayStart(b []byte) int {
+	n := len(b)
+	t := runStart(b, n)
+	if t == n || len(rs.leading) == 0 {
+		return n
+	}
+	start := n
+	operator := bytes.ContainsAny(b[t:], "=>:|?,")
+	for _, r := range rs.leading {
+		if r.assign0 && !operator {
+			// A key = value rule's secret is the value: it has not
+			// begun in a run without an operator.
+			continue
+		}
+		re := r.alive()
+		if re == nil {
+			return t
+		}
+		if loc := re.FindIndex(b[t:]); loc != nil && t+loc[0] < start {
+			start = t + loc[0]
+			if start == t {
+				break
+			}
+		}
+	}
+	return start
 }
 
 // NewRules returns a detector running the named gitleaks rules (ids as in
@@ -85,6 +121,11 @@ func NewRules(ids ...string) (*Rules, error) {
 	maxWindow := 0
 	for _, r := range rs.rules {
 		maxWindow = max(maxWindow, r.window)
+	}
+	for _, r := range rs.rules {
+		if r.leadsKeyword() {
+			rs.leading = append(rs.leading, r)
+		}
 	}
 	rs.backN = 2*maxWindow + keywordGap + maxKeyword + runBack + 2
 	return rs, nil
@@ -195,7 +236,7 @@ func (rs *Rules) scanFrom(b []byte, dst []Span, eof, cut bool, from int, early b
 	if !eof {
 		// A keyword may complete, and a secret may have begun earlier
 		// in the run of non-space bytes it will sit in.
-		hold = min(hold, n-partial, runStart(b, n))
+		hold = min(hold, n-partial, rs.secretMayStart(b))
 	}
 	return dst, hold
 }
