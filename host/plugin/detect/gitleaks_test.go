@@ -243,3 +243,21 @@ func FuzzStreamRules(f *testing.F) {
 		}
 	})
 }
+
+// TestRulesStreamInteractive: with the redact default, a shell's prompt
+// and a typed command line come back as soon as they can: a prompt at
+// once, a typed word once a blank ends it.
+func TestRulesStreamInteractive(t *testing.T) {
+	_, redact := engines(t)
+	s := NewStream(redact, Redact, nil)
+	if got := string(s.Write([]byte("total 0\r\nuser@host:~$ "))); got != "total 0\r\nuser@host:~$ " {
+		t.Fatalf("prompt held: %q", got)
+	}
+	var echo strings.Builder
+	for _, c := range "ls -la /var/log\r\n" {
+		echo.Write(s.Write([]byte(string(c))))
+	}
+	if echo.String() != "ls -la /var/log\r\n" {
+		t.Fatalf("typed line held: %q", echo.String())
+	}
+}
