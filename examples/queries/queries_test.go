@@ -198,7 +198,7 @@ func checkAnswers(t *testing.T, a map[string]result, t0 time.Time) {
 	eq("denied_or_held", "why", "deploys need a person", "deploys need a person", "not during the freeze", "DDL is not allowed",
 		"DELETE needs a person", "DELETE needs a person",
 		"unauthenticated: an OIDC token is required: Authorization: Bearer <token>",
-		"access_denied: no [[access]] rule grants this principal target demo")
+		"access_denied: no access rule grants target demo to repo:evil/fork:ref:refs/heads/main")
 	eq("denied_or_held", "subject", acme.Subject, acme.Subject, acme.Subject, acme.Subject, acme.Subject, acme.Subject, "", fork.Subject)
 
 	// masked: where each masking happened and which detector fired.

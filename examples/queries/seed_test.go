@@ -133,7 +133,7 @@ func seed(t *testing.T, rec audit.Recorder, t0 time.Time) {
 	// S4: another repository's token, which no rule grants (403).
 	s4 := openSession(t, rec, at(11), "http", "http", "demo", fork, nil)
 	s4.step(audit.Row{Time: at(11.2), Kind: "http.request", Request: map[string]string{"method": "GET", "path": "/hello"},
-		Status: "403", Error: "access_denied: no [[access]] rule grants this principal target demo"})
+		Status: "403", Error: "access_denied: no access rule grants target demo to repo:evil/fork:ref:refs/heads/main"})
 	s4.close(at(11.5), "1 requests")
 
 	// S5: three hours earlier, outside every window the test asks for, and
