@@ -58,7 +58,7 @@ func TestAuditSQLParameters(t *testing.T) {
 		}
 	}
 	// Another run's ID finds nothing; a value cannot become SQL.
-	if out, errOut, code := run("query", "ci_run", "--format", "tsv", "--param", "run_id=x' OR 1=1 OR '", from, to); code != 0 || strings.Count(out, "\n") != 1 {
+	if out, errOut, code := run("query", "ci_run", "--format", "tsv", "--param", "run_id=x' OR 1=1 OR '?{run_id:String}", from, to); code != 0 || strings.Count(out, "\n") != 1 {
 		t.Errorf("an injected run_id: exit %d\n%s%s", code, out, errOut)
 	}
 	for _, tc := range []struct {

@@ -30,6 +30,18 @@ func TestBind(t *testing.T) {
 	}
 }
 
+// A value is bound once: placeholders, quotes, question marks and
+// comment marks inside it stay text.
+func TestValueIsNeverSQL(t *testing.T) {
+	got, err := Bind("SELECT {a:String}, {b:String}", map[string]string{"a": "{b:String}' -- ?", "b": `\'; DROP TABLE events; --`}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `SELECT '{b:String}\' -- ?', '\\\'; DROP TABLE events; --'`; got != want {
+		t.Fatalf("Bind = %s, want %s", got, want)
+	}
+}
+
 // Every refusal names what is wrong.
 func TestBindErrors(t *testing.T) {
 	for _, tc := range []struct {
