@@ -162,9 +162,27 @@ func TestShippedQueriesOnBothStores(t *testing.T) {
 			t.Errorf("%s: the stores disagree\nclickhouse 18.16: %v\n%v\nembedded:         %v\n%v", q, got.cols, got.rows, want.cols, want.rows)
 		}
 	}
+	// ci_run finds a GitLab pipeline by its pipeline_id, and names its
+	// project as the repository.
+	sql, _ := queries.Get("ci_run")
+	bound, err := sqlparam.Bind(sql, map[string]string{"run_id": "1172", "from": "-24h", "to": "now"}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, s := range map[string]store{"embedded": emb, "clickhouse": ch} {
+		cols, rows, err := s.Query(context.Background(), bound)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		r := result{cols, rows}
+		if got := r.col(t, "repository"); !reflect.DeepEqual(got, []string{"acme/app", "acme/app", "acme/app"}) {
+			t.Errorf("%s: ci_run of GitLab pipeline 1172: repository %q", name, got)
+		}
+	}
+
 	// A value is data on both engines: quotes, backslashes and comment
 	// marks in it find nothing instead of widening the query.
-	sql, _ := queries.Get("principal")
+	sql, _ = queries.Get("principal")
 	for _, evil := range []string{`x' OR 1=1 OR '`, `x\' OR 1=1 --`, "x'\n) OR (1=1"} {
 		bound, err := sqlparam.Bind(sql, map[string]string{"principal": evil, "from": "-24h", "to": "now"}, time.Now())
 		if err != nil {

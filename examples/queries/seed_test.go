@@ -17,6 +17,9 @@ var (
 		Kept: map[string]string{"repository": "acme/app", "ref": "refs/heads/main", "run_id": "42", "workflow": "deploy"}}
 	fork = &event.Principal{Issuer: "github", Subject: "repo:evil/fork:ref:refs/heads/main",
 		Kept: map[string]string{"repository": "evil/fork", "ref": "refs/heads/main", "run_id": "7"}}
+	// A GitLab CI job: its run is pipeline_id, its repository project_path.
+	gitlab = &event.Principal{Issuer: "gitlab", Subject: "project_path:acme/app:ref_type:branch:ref:main",
+		Kept: map[string]string{"project_path": "acme/app", "ref": "main", "ref_protected": "true", "pipeline_id": "1172"}}
 	alice = &event.Principal{Issuer: "corp", Subject: "alice", Email: "alice@example.com", Groups: []string{"dba"}}
 	bob   = &event.Principal{Issuer: "corp", Subject: "bob", Email: "bob@example.com", Groups: []string{"dba"}}
 )
@@ -135,6 +138,12 @@ func seed(t *testing.T, rec audit.Recorder, t0 time.Time) {
 	s4.step(audit.Row{Time: at(11.2), Kind: "http.request", Request: map[string]string{"method": "GET", "path": "/hello"},
 		Status: "403", Error: "access_denied: no access rule grants target demo to repo:evil/fork:ref:refs/heads/main"})
 	s4.close(at(11.5), "1 requests")
+
+	// S6: a GitLab pipeline's request.
+	s6 := openSession(t, rec, at(12), "http", "http", "demo", gitlab, nil)
+	s6.step(audit.Row{Time: at(12.1), Kind: "http.request", AccessRule: "acme-app-protected-main", Request: map[string]string{"method": "GET", "path": "/status"},
+		Verdict: "allow", Status: "200"})
+	s6.close(at(12.2), "1 requests")
 
 	// S5: three hours earlier, outside every window the test asks for, and
 	// never closed.
