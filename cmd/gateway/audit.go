@@ -13,12 +13,18 @@ import (
 	"github.com/tollgate-dev/tollgate/host/config"
 )
 
-const auditUsage = `Usage: gateway audit <verify|sql|sessions> ...
+const auditUsage = `Usage: gateway audit <verify|sql|query|sessions|tail> ...
 
   gateway audit verify [--session ID | --since 24h|T] [--file audit.jsonl]
       check every session's hash chain (any store)
-  gateway audit sql [--format table|tsv|json] "SELECT ..."
-      run read-only analyst SQL (clickhouse or embedded store)
+  gateway audit sql [--format table|tsv|json] [--param name=value ...] "SELECT ..." | -f FILE
+      run read-only analyst SQL (clickhouse or embedded store); {name:Type}
+      placeholders are bound from --param as typed, escaped literals
+  gateway audit query [NAME] [--param name=value ...]
+      run a shipped analyst query (examples/queries, in the binary); no NAME
+      lists them: ci_run, denied_or_held, masked, open_sessions, principal,
+      slowest_approvals, who_ran_what. Columns: examples/queries/README.md.
+      Rows land about a second (batch_age) after the request.
   gateway audit sessions [--since 24h]
       list recent sessions (clickhouse or embedded store)
   gateway audit tail [--target T] [--principal P]
@@ -35,6 +41,8 @@ func cmdAudit(args []string, stdout, stderr io.Writer) error {
 		return nil
 	case "sql":
 		return cmdAuditSQL(args[1:], stdout, stderr)
+	case "query":
+		return cmdAuditQuery(args[1:], stdout, stderr)
 	case "sessions":
 		return cmdAuditSessions(args[1:], stdout, stderr)
 	case "tail":

@@ -19,22 +19,64 @@ import (
 	"github.com/tollgate-dev/tollgate/host/audit"
 	"github.com/tollgate-dev/tollgate/host/audit/clickhouse"
 	"github.com/tollgate-dev/tollgate/host/audit/embedded"
+	"github.com/tollgate-dev/tollgate/host/audit/sqlparam"
 	"github.com/tollgate-dev/tollgate/host/config"
 )
 
 func cmdAuditSQL(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("audit sql", `Usage: gateway audit sql [-c gateway.toml] [--format table|tsv|json] "SELECT ..."
+	fs := newFlags("audit sql", `Usage: gateway audit sql [-c gateway.toml] [--format table|tsv|json] [--param name=value ...] "SELECT ..."
+       gateway audit sql [-c gateway.toml] -f FILE [--param name=value ...]
 
 Runs one read-only statement (SELECT, SHOW, DESCRIBE, EXISTS) against the
-clickhouse audit store and prints the result. The server enforces readonly.
-examples/queries/ has the analyst's questions.`, stderr)
+clickhouse or embedded audit store and prints the result. The server
+enforces readonly. -f reads the statement from a file (- for standard
+input). examples/queries/ has the analyst's questions, also shipped in
+the binary: gateway audit query --list.
+
+`+paramHelp, stderr)
 	path := configFlag(fs)
 	format := fs.String("format", "table", "table, tsv or json")
-	sql, err := positional(fs, args)
-	if err != nil {
-		return err
+	file := fs.String("f", "", "read the statement from this file (- for standard input)")
+	params := paramsFlag{}
+	fs.Var(params, "param", "a parameter, name=value (repeat for each)")
+	rest, sql, found := sqlArgs(args)
+	if err := fs.Parse(rest); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return errUsage
 	}
-	return runAuditQuery(fs, *path, sql, *format, stdout)
+	pos := fs.Args()
+	if !found && len(pos) > 0 {
+		sql, pos = pos[0], pos[1:]
+		found = true
+		// Flags may follow the statement.
+		if err := fs.Parse(pos); err != nil {
+			return errUsage
+		}
+		pos = fs.Args()
+	}
+	switch {
+	case len(pos) > 0:
+		fmt.Fprintf(stderr, "unexpected arguments: %s\n", strings.Join(pos, " "))
+		return errUsage
+	case *file != "" && found:
+		fmt.Fprintln(stderr, "give the statement as an argument or with -f, not both")
+		return errUsage
+	case *file != "":
+		var err error
+		if sql, err = readSQLFile(*file); err != nil {
+			return err
+		}
+	case !found:
+		fmt.Fprintln(stderr, "expected a statement (or -f FILE)")
+		return errUsage
+	}
+	bound, err := sqlparam.Bind(sql, params, time.Now())
+	if err != nil {
+		return fmt.Errorf("audit sql: %w", err)
+	}
+	return runAuditQuery(fs, *path, bound, *format, stdout)
 }
 
 func cmdAuditSessions(args []string, stdout, stderr io.Writer) error {

@@ -25,7 +25,7 @@ Commands:
   check     validate the config
   token     mint a token from the development issuer
   plugin    scaffold, build and test plugins (new, build, test)
-  audit     read and check the audit trail (sql, sessions, tail, verify)
+  audit     read and check the audit trail (sql, query, sessions, tail, verify)
   approvals list, show, approve and deny held requests
   version   print the version
 

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/tollgate-dev/tollgate/host/audit"
+	"github.com/tollgate-dev/tollgate/host/audit/sqlparam"
 	"github.com/tollgate-dev/tollgate/host/testenv"
 )
 
@@ -175,29 +176,41 @@ func CheckSessions(t *testing.T, s Querier, rows []audit.Row, n int) {
 	}
 }
 
-// RunExampleQueries runs every examples/queries/*.sql against s, whose data
-// was inserted with SessionRows(start, "orders-db", "run-42", n), and fails
-// the test when one errors or answers nothing.
+// RunExampleQueries runs every examples/queries/*.sql, its parameters
+// bound as `gateway audit query` binds them, against s, whose data was
+// inserted with SessionRows(start, "orders-db", "run-42", n), and fails
+// the test when one errors. What each answers is checked on realistic
+// rows by examples/queries' own test, on both stores.
 func RunExampleQueries(t *testing.T, s Querier, start time.Time) {
 	t.Helper()
 	files, _ := filepath.Glob(filepath.Join(testenv.ModuleRoot(t), "examples", "queries", "*.sql"))
 	if len(files) < 5 {
 		t.Fatalf("want at least 5 example queries, found %v", files)
 	}
-	repl := strings.NewReplacer(
-		"{target}", "orders-db",
-		"{from}", start.Add(-time.Hour).Format("2006-01-02 15:04:05"),
-		"{to}", start.Add(time.Hour).Format("2006-01-02 15:04:05"),
-		"{run_id}", "run-42",
-	)
+	values := map[string]string{
+		"target":    "orders-db",
+		"from":      start.Add(-time.Hour).Format(time.RFC3339),
+		"to":        start.Add(time.Hour).Format(time.RFC3339),
+		"run_id":    "run-42",
+		"principal": "repo:acme/app:ref:refs/heads/main",
+	}
 	for _, f := range files {
 		b, err := os.ReadFile(f)
 		if err != nil {
 			t.Fatal(err)
 		}
-		sql := repl.Replace(string(b))
-		if strings.ContainsAny(sql, "{}") {
-			t.Errorf("%s: a placeholder the test does not know:\n%s", f, sql)
+		ps, err := sqlparam.Params(string(b))
+		if err != nil {
+			t.Errorf("%s: %v", filepath.Base(f), err)
+			continue
+		}
+		used := map[string]string{}
+		for _, p := range ps {
+			used[p.Name] = values[p.Name]
+		}
+		sql, err := sqlparam.Bind(string(b), used, start)
+		if err != nil {
+			t.Errorf("%s: %v", filepath.Base(f), err)
 			continue
 		}
 		_, rows, err := s.Query(context.Background(), strings.TrimRight(strings.TrimSpace(sql), ";"))
@@ -205,9 +218,6 @@ func RunExampleQueries(t *testing.T, s Querier, start time.Time) {
 			t.Errorf("%s: %v", filepath.Base(f), err)
 			continue
 		}
-		if len(rows) == 0 {
-			t.Errorf("%s: no rows; the test data should answer every example", filepath.Base(f))
-		}
-		t.Logf("%s: %d rows, first %v", filepath.Base(f), len(rows), rows[0])
+		t.Logf("%s: %d rows", filepath.Base(f), len(rows))
 	}
 }
