@@ -19,8 +19,32 @@ type Rows struct {
 type Window struct {
 	Name       string
 	Start, End time.Time
-	Recovery   time.Duration // from the repair (restart) to the first answer after it; 0 when not measured
-	Note       string
+	// Repaired is when the fault was undone (a restart); the recovery is
+	// from then to the first request sent after it and served, on the
+	// slower protocol. Zero: nothing to recover from.
+	Repaired time.Time
+	Note     string
+}
+
+// Recovery is the time from w.Repaired to the first request sent since
+// and served (OK), on the protocol that took longer.
+func (w Window) Recovery(results []Result) time.Duration {
+	if w.Repaired.IsZero() {
+		return 0
+	}
+	first := map[string]time.Time{}
+	for _, r := range results {
+		if r.Outcome == OK && !r.Sent.Before(w.Repaired) && r.Marker != "" {
+			if f, ok := first[r.Proto]; !ok || r.At.Before(f) {
+				first[r.Proto] = r.At
+			}
+		}
+	}
+	var d time.Duration
+	for _, f := range first {
+		d = max(d, f.Sub(w.Repaired))
+	}
+	return d
 }
 
 // Tally is the reconciliation of one set of results with the rows.
@@ -153,8 +177,8 @@ func PrintReport(w io.Writer, name string, elapsed time.Duration, results []Resu
 	for _, win := range windows {
 		t := Reconcile(In(results, win), rows)
 		rec := "-"
-		if win.Recovery > 0 {
-			rec = win.Recovery.Round(10 * time.Millisecond).String()
+		if d := win.Recovery(results); d > 0 {
+			rec = d.Round(time.Millisecond).String()
 		}
 		fmt.Fprintf(w, "| %s | %d (%d+%d) | %d | %d | %d | %d | %s | %s |\n", win.Name, t.Answered(), t.OK, t.Refused, t.Rows(), t.Missing, t.Duplicated, t.NoAnswer, rec, win.Note)
 	}
