@@ -79,14 +79,16 @@ bench: deps bench-deps
 # ClickHouse store, every fault of issue 19 in turn, each request matched
 # to its audit row. Loopback only; stops by itself after SOAK_DURATION (plus
 # the restarts and the final drain, about a minute). Not part of `make
-# test`, which runs the 20-second TestSoakShort. The figures go to
+# test`, which runs the 20-second TestSoakShort. It needs no chDB, so it
+# installs only its peers. The figures go to
 # .soak.out; docs/SOAK.md keeps a run to compare with.
 #   make soak SOAK_DURATION=30m SOAK_PG=16 SOAK_HTTP=32 SOAK_DURABILITY=synced
 SOAK_DURATION   ?= 2m
 SOAK_PG         ?= 8
 SOAK_HTTP       ?= 16
 SOAK_DURABILITY ?=
-soak: deps
+soak:
+	@.ci/install-packages clickhouse-server clickhouse-client postgresql
 	$(GO) test -count=1 -v -run '^TestSoak$$' -timeout 90m ./cmd/gateway/ -args -soak.duration=$(SOAK_DURATION) \
 		-soak.pg=$(SOAK_PG) -soak.http=$(SOAK_HTTP) -soak.durability=$(SOAK_DURABILITY) -soak.out=$(CURDIR)/.soak.out
 

@@ -57,6 +57,9 @@ type soakGateway struct {
 func newSoak(t *testing.T, durability string) *soakEnv {
 	t.Helper()
 	s := &soakEnv{t: t, durability: durability, gws: map[string]*soakGateway{}, plugins: map[string]string{}}
+	if err := raiseNoFile(4096); err != nil {
+		t.Fatal(err)
+	}
 	s.ch = testenv.StartClickHouse(t)
 	s.pg = testenv.StartPostgres(t, testenv.PostgresOptions{})
 	s.pg.Exec(t, soak.SetupSQL)
@@ -109,7 +112,7 @@ func (s *soakEnv) startGateway(g *soakGateway) {
 		wait = append(wait, g.addrs["issuer"], g.addrs["echo"])
 	}
 	p := testenv.StartGateway(s.t, testenv.GatewayOptions{Config: g.cfg, Dir: g.dir, Dev: g.dev,
-		Env: []string{"SOAK_PG_PASSWORD=" + s.pg.Password}, Wait: wait})
+		Env: []string{"SOAK_PG_PASSWORD=" + s.pg.Password}, Wait: wait, ReadyTimeout: time.Minute})
 	s.mu.Lock()
 	if g.proc != nil {
 		g.past = append(g.past, g.proc.Output())
