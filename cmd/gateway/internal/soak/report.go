@@ -19,15 +19,17 @@ type Rows struct {
 type Window struct {
 	Name       string
 	Start, End time.Time
-	// Repaired is when the fault was undone (a restart); the recovery is
-	// from then to the first request sent after it and served, on the
-	// slower protocol. Zero: nothing to recover from.
+	// Repaired is where recovery counts from (the kill or stop of a
+	// process, or the repair of a fault clients cannot see coming back);
+	// the recovery is from then to the first request sent after it and
+	// served, on the slower protocol. Zero: nothing to recover from.
 	Repaired time.Time
 	Note     string
 }
 
 // Recovery is the time from w.Repaired to the first request sent since
-// and served (OK), on the protocol that took longer.
+// and served (OK), on the protocol that took longer (a protocol with no
+// such request in the results is left out).
 func (w Window) Recovery(results []Result) time.Duration {
 	if w.Repaired.IsZero() {
 		return 0
