@@ -571,7 +571,7 @@ func TestSoak(t *testing.T) {
 			fmt.Fprintf(&lostReport, "lost: %s (%s, %s) answered %s after the kill\n", r.Marker, r.Proto, r.Outcome, nearest(r.At, kills))
 			continue
 		}
-		t.Errorf("%s (%s, %s at %s) has no row, far from any SIGKILL", r.Marker, r.Proto, r.Outcome, r.At.Sub(s.start).Round(time.Millisecond))
+		t.Errorf("%s (%s, %s %s at %s) has no row, far from any SIGKILL", r.Marker, r.Proto, r.Outcome, r.Detail, r.At.Sub(s.start).Round(time.Millisecond))
 	}
 	fmt.Fprintf(&report, "\nanswered but lost within 50 ms of a SIGKILL (the spooled window): %d\n%saudit verify: exit %d\n", lost, lostReport.String(), verifyCode)
 	fmt.Println(report.String())

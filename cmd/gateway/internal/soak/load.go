@@ -224,6 +224,16 @@ func (l *Load) pgWorker(ctx context.Context, w int) {
 		switch {
 		case err == nil:
 			r.Outcome, r.Masked = OK, secret != Secret
+		case errors.As(err, &pe) && (pe.Severity == "FATAL" || pe.Severity == "PANIC"):
+			// The session ended (an upstream restart sends 57P01 to every
+			// session, idle or not): pgx returns it for the query it was
+			// sending, which the gateway may never have read. Whether the
+			// statement ran is unknown, as with a broken connection.
+			r.Outcome, r.Detail = NoAnswer, "FATAL "+pe.Code
+			cctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			conn.Close(cctx)
+			cancel()
+			conn = nil
 		case errors.As(err, &pe):
 			r.Outcome, r.Detail = Refused, pe.Code
 		default:

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -60,6 +61,9 @@ type Tally struct {
 	// NoAnswer requests that nonetheless have a row (they ran), and with
 	// more than one.
 	NoAnswerWithRow, NoAnswerDuplicated int
+	// Fatal: PostgreSQL statements answered by a FATAL (the session
+	// ended), counted in NoAnswer; FatalWithRow of them have their row.
+	Fatal, FatalWithRow int
 	Unmasked                            int // OK postgres results carrying the raw secret
 	MissingMarkers                      []Result
 }
@@ -97,6 +101,12 @@ func Reconcile(results []Result, rows Rows) Tally {
 			}
 		case NoAnswer:
 			t.NoAnswer++
+			if strings.HasPrefix(r.Detail, "FATAL") {
+				t.Fatal++
+				if n >= 1 {
+					t.FatalWithRow++
+				}
+			}
 			if n >= 1 {
 				t.NoAnswerWithRow++
 			}
@@ -172,8 +182,8 @@ func PrintReport(w io.Writer, name string, elapsed time.Duration, results []Resu
 		maxRSS, maxHeap, maxG = max(maxRSS, s.RSS), max(maxHeap, s.Heap), max(maxG, s.Goroutines)
 	}
 	fmt.Fprintf(w, "BENCH soak/%s/gateway max_rss=%dMiB max_heap=%dMiB max_goroutines=%d plugin_errors=%d\n", name, maxRSS>>20, maxHeap>>20, maxG, pluginErrors)
-	fmt.Fprintf(w, "BENCH soak/%s/audit answered=%d rows=%d missing=%d duplicated=%d stored_extra=%d no_answer=%d no_answer_with_row=%d unmasked=%d\n",
-		name, all.Answered(), all.Rows(), all.Missing, all.Duplicated, all.StoredExtra, all.NoAnswer, all.NoAnswerWithRow, all.Unmasked)
+	fmt.Fprintf(w, "BENCH soak/%s/audit answered=%d rows=%d missing=%d duplicated=%d stored_extra=%d no_answer=%d no_answer_with_row=%d pg_fatal=%d pg_fatal_with_row=%d unmasked=%d\n",
+		name, all.Answered(), all.Rows(), all.Missing, all.Duplicated, all.StoredExtra, all.NoAnswer, all.NoAnswerWithRow, all.Fatal, all.FatalWithRow, all.Unmasked)
 
 	fmt.Fprintf(w, "\n| window | answered (ok+refused) | rows | missing | dup | client errors (no answer) | recovery | note |\n|---|---|---|---|---|---|---|---|\n")
 	for _, win := range windows {
