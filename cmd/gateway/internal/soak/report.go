@@ -64,8 +64,8 @@ type Tally struct {
 	// Fatal: PostgreSQL statements answered by a FATAL (the session
 	// ended), counted in NoAnswer; FatalWithRow of them have their row.
 	Fatal, FatalWithRow int
-	Unmasked                            int // OK postgres results carrying the raw secret
-	MissingMarkers                      []Result
+	Unmasked            int // OK postgres results carrying the raw secret
+	MissingMarkers      []Result
 }
 
 // Reconcile matches every result with its rows.
