@@ -10,7 +10,7 @@ LDFLAGS := -X main.version=$(VERSION)
 TEST_PKGS  := curl ca-certificates wabt clickhouse-server clickhouse-client postgresql chromium
 BENCH_PKGS := nginx-light wrk pgbouncer
 
-.PHONY: all build run test detect-property deps chdb bench-deps bench fuzz vet clean plugins conformance conformance-run
+.PHONY: all build run test detect-property deps chdb bench-deps bench soak fuzz vet clean plugins conformance conformance-run
 
 all: build
 
@@ -73,6 +73,24 @@ bench-deps:
 # -p 1: one package's benchmarks at a time, so they do not share the cores.
 bench: deps bench-deps
 	$(GO) test -p 1 -run '^$$' -bench 'DefaultSets|Wrk|TokenVerify|Plugins|Fuel|CallFloor|Pipeline|ClickHouseInsert|Spool|EmbeddedInsert|ApprovalResume|Pgbench|RowThroughput' -benchtime 1x ./protocols/http/ ./protocols/postgres/ ./host/identity/ ./plugins/ ./host/plugin/ ./host/plugin/detect/ ./host/plugin/internal/fuel/ ./host/audit/ ./host/audit/clickhouse/ ./host/audit/spool/ ./host/audit/embedded/ ./host/approval/ ./host/approval/chstore/ | tee .bench.out | grep '^BENCH' || (cat .bench.out; exit 1)
+
+# The soak (cmd/gateway/soak_test.go, TestSoak): PostgreSQL sessions and
+# HTTP clients through a real gateway with the default chain and the
+# ClickHouse store, every fault of issue 19 in turn, each request matched
+# to its audit row. Loopback only; stops by itself after SOAK_DURATION (plus
+# the restarts and the final drain, about a minute). Not part of `make
+# test`, which runs the 20-second TestSoakShort. It needs no chDB, so it
+# installs only its peers. The figures go to
+# .soak.out; docs/SOAK.md keeps a run to compare with.
+#   make soak SOAK_DURATION=30m SOAK_PG=16 SOAK_HTTP=32 SOAK_DURABILITY=synced
+SOAK_DURATION   ?= 2m
+SOAK_PG         ?= 8
+SOAK_HTTP       ?= 16
+SOAK_DURABILITY ?=
+soak:
+	@.ci/install-packages clickhouse-server clickhouse-client postgresql
+	$(GO) test -count=1 -v -run '^TestSoak$$' -timeout 90m ./cmd/gateway/ -args -soak.duration=$(SOAK_DURATION) \
+		-soak.pg=$(SOAK_PG) -soak.http=$(SOAK_HTTP) -soak.durability=$(SOAK_DURABILITY) -soak.out=$(CURDIR)/.soak.out
 
 # A short run of every fuzz target (go test runs their seeds in `make test`).
 FUZZTIME ?= 30s

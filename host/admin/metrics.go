@@ -2,7 +2,9 @@ package admin
 
 import (
 	"fmt"
+	"io"
 	"net/http"
+	"runtime/metrics"
 	"time"
 )
 
@@ -13,6 +15,7 @@ import (
 // together with the spool's fill.
 func (o Options) metrics(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+	writeRuntime(w)
 	if o.AuditStats == nil {
 		return
 	}
@@ -45,5 +48,34 @@ func (o Options) metrics(w http.ResponseWriter, r *http.Request) {
 		{"tollgate_audit_spool_max_bytes", "gauge", "The spool's size cap (audit.spool.max_bytes).", s.SpoolMaxBytes},
 	} {
 		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s %s\n%s %v\n", m.name, m.help, m.name, m.kind, m.name, m.v)
+	}
+}
+
+// runtimeMetrics are the process figures a soak or an operator watches
+// for growth. runtime/metrics reads them without stopping the world
+// (runtime.ReadMemStats would, on every scrape).
+var runtimeMetrics = []struct{ name, sample, help string }{
+	{"tollgate_go_goroutines", "/sched/goroutines:goroutines", "Live goroutines."},
+	{"tollgate_go_heap_objects_bytes", "/memory/classes/heap/objects:bytes", "Bytes of heap objects, live or not yet swept."},
+	{"tollgate_go_memory_total_bytes", "/memory/classes/total:bytes", "All memory the Go runtime has mapped (heap, stacks, runtime metadata)."},
+	{"tollgate_go_gc_cycles_total", "/gc/cycles/total:gc-cycles", "Completed GC cycles."},
+}
+
+func writeRuntime(w io.Writer) {
+	s := make([]metrics.Sample, len(runtimeMetrics))
+	for i, m := range runtimeMetrics {
+		s[i].Name = m.sample
+	}
+	metrics.Read(s)
+	for i, m := range runtimeMetrics {
+		kind := "gauge"
+		if m.name == "tollgate_go_gc_cycles_total" {
+			kind = "counter"
+		}
+		var v uint64
+		if s[i].Value.Kind() == metrics.KindUint64 {
+			v = s[i].Value.Uint64()
+		}
+		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s %s\n%s %d\n", m.name, m.help, m.name, kind, m.name, v)
 	}
 }

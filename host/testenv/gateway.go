@@ -43,6 +43,10 @@ type GatewayOptions struct {
 	// Wait lists addresses that must accept connections before the gateway
 	// counts as started (its listeners, the dev issuer).
 	Wait []string
+	// ReadyTimeout bounds the start (default 15 s). A soak restarts the
+	// gateway while clients keep both cores busy, and loading the plugins
+	// then takes longer.
+	ReadyTimeout time.Duration
 }
 
 // StartGateway writes the config into a temp directory and runs the
@@ -77,7 +81,11 @@ func StartGateway(t testing.TB, o GatewayOptions) *Gateway {
 			t.Logf("gateway output:\n%s", g.Output())
 		}
 	})
-	deadline := time.Now().Add(15 * time.Second)
+	ready := o.ReadyTimeout
+	if ready == 0 {
+		ready = 15 * time.Second
+	}
+	deadline := time.Now().Add(ready)
 	for !strings.Contains(g.Output(), "gateway ready") {
 		select {
 		case <-g.exited:
@@ -85,7 +93,7 @@ func StartGateway(t testing.TB, o GatewayOptions) *Gateway {
 		case <-time.After(20 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("testenv: gateway not ready after 15s:\n%s", g.Output())
+			t.Fatalf("testenv: gateway not ready after %s:\n%s", ready, g.Output())
 		}
 	}
 	for _, addr := range o.Wait {

@@ -40,6 +40,7 @@ type Postgres struct {
 	CAFile   string // with TLS: the self-signed certificate clients verify against
 
 	addr   string
+	opts   PostgresOptions
 	cred   *syscall.Credential
 	mu     sync.Mutex
 	out    bytes.Buffer
@@ -70,7 +71,7 @@ func StartPostgres(t testing.TB, o PostgresOptions) *Postgres {
 		t.Fatalf("testenv: %v", err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	p := &Postgres{Dir: dir, User: "tollgate_admin", Password: randomHex(12), addr: FreeAddr(t),
+	p := &Postgres{Dir: dir, User: "tollgate_admin", Password: randomHex(12), addr: FreeAddr(t), opts: o,
 		cred: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
 	for _, d := range []string{"sock", "tls"} {
 		os.MkdirAll(filepath.Join(dir, d), 0o700)
@@ -170,6 +171,15 @@ func (p *Postgres) Kill() {
 	// The postmaster leads its own process group: the backends go with it.
 	syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 	<-exited
+}
+
+// Restart stops the server with a fast shutdown (sessions are terminated,
+// as an operator's restart does) and starts it again on the same data
+// directory and port.
+func (p *Postgres) Restart(t testing.TB) {
+	t.Helper()
+	p.stop()
+	p.start(t, p.opts)
 }
 
 func (p *Postgres) start(t testing.TB, o PostgresOptions) {
