@@ -211,6 +211,12 @@ func (s *session) flushClient() error {
 	buf := s.wbuf
 	s.wbuf = s.spare[:0]
 	s.mu.Unlock()
+	// The rows of what buf answers were recorded before it was taken
+	// (under mu, with the message that ends it): wait for them.
+	if len(buf) > 0 && s.clientErr == nil && !s.durable("client") {
+		s.clientErr = errNotDurable
+		s.client.Close()
+	}
 	if len(buf) > 0 && s.clientErr == nil {
 		if _, err := s.client.Write(buf); err != nil {
 			s.clientErr = err
