@@ -21,6 +21,7 @@ type killResult struct {
 	answered map[string]bool // paths the client got a whole 200 for
 	rows     map[string]int  // http.request rows per path, as analysts read them (FINAL)
 	forward  map[string]int  // http.forward rows per path (synced only)
+	loaded   time.Duration   // from the first request to the kill
 }
 
 // killDuringLoad runs `gateway serve` with durability, drives clients
@@ -39,6 +40,7 @@ func killDuringLoad(t *testing.T, durability string, clients int) killResult {
 	token := strings.TrimSpace(tok)
 
 	res := killResult{answered: map[string]bool{}}
+	began := time.Now()
 	var mu sync.Mutex
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
@@ -86,6 +88,7 @@ func killDuringLoad(t *testing.T, durability string, clients int) killResult {
 	}
 	time.Sleep(time.Duration(rand.IntN(500)) * time.Millisecond)
 	gw.Signal(syscall.SIGKILL)
+	res.loaded = time.Since(began)
 	<-gw.Exited()
 	close(stop)
 	wg.Wait()
@@ -175,5 +178,8 @@ func TestSpooledWindowUnderSIGKILL(t *testing.T) {
 	if len(res.forward) != 0 {
 		t.Errorf("spooled mode wrote %d http.forward rows", len(res.forward))
 	}
-	t.Logf("spooled: %d answered, %d lost to the SIGKILL", len(res.answered), lost)
+	// The window, as time: the rows lost over the rate answers came at.
+	rate := float64(len(res.answered)) / res.loaded.Seconds()
+	t.Logf("spooled: %d answered in %s (%.0f/s), %d lost to the SIGKILL: a window of about %.1f ms of answers",
+		len(res.answered), res.loaded.Round(time.Millisecond), rate, lost, float64(lost)/rate*1000)
 }
