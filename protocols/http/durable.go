@@ -40,6 +40,9 @@ func (x *exchange) forwardDurable(w http.ResponseWriter, r *http.Request) bool {
 	}
 	if err != nil {
 		x.l.deps.Log.Error("synced request refused: its row is not durable", "session_id", x.sess.id, "target", x.rt.cfg.Target, "err", err)
+		// Nothing ran: the refusal goes out without a second wait on a
+		// spool that just failed one.
+		x.syncFailed = true
 		w.Header().Set("Retry-After", "5")
 		x.fail(w, http.StatusServiceUnavailable, "audit_unavailable", "the audit trail could not make this request's row durable; it was not forwarded")
 		return false

@@ -64,6 +64,9 @@ type exchange struct {
 	refused string
 	// approvalID and approver are set when the request was held.
 	approvalID, approver string
+	// syncFailed: a synced target's forward row could not be made
+	// durable, so the request was refused without being forwarded.
+	syncFailed bool
 }
 
 type exchangeKey struct{}
@@ -631,7 +634,7 @@ func (x *exchange) finish(r *http.Request, rec *statusRecorder) {
 		}
 		row.Annotations[a.Key] = a.Value
 	}
-	synced := x.rt != nil && x.rt.up.synced && status != http.StatusSwitchingProtocols
+	synced := x.rt != nil && x.rt.up.synced && status != http.StatusSwitchingProtocols && !x.syncFailed
 	t, err := x.l.record(x.sess, row, synced)
 	if status == http.StatusSwitchingProtocols {
 		// The upgraded connection was hijacked and has now ended; the
