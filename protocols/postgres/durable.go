@@ -50,6 +50,29 @@ func (s *session) recordForward(st *stmt) {
 	s.record(r)
 }
 
+// maxHeld bounds what a synced session holds back for the client after a
+// simple Query's first CommandComplete: a multi-statement Query whose later
+// statements return large results goes out as it comes past it (its
+// ReadyForQuery, which libpq and pgx wait for, is still held).
+const maxHeld = 1 << 20
+
+// holdEndLocked starts holding the end of a simple Query's (or a
+// FunctionCall's) answer on a synced target: from the message that ends a
+// statement's result, as the row is recorded only at ReadyForQuery.
+func (s *session) holdEndLocked(o *op, typ byte) {
+	if s.target == nil || !s.target.synced {
+		return
+	}
+	switch {
+	case s.endHeld && len(s.wbuf)-s.endAt > maxHeld:
+		s.endHeld = false
+	case s.endHeld:
+	case o.kind == opQuery && (typ == 'C' || typ == 'E' || typ == 'I'),
+		o.kind == opFunc && (typ == 'V' || typ == 'E'):
+		s.endHeld, s.endAt = true, len(s.wbuf)
+	}
+}
+
 // durable waits until every row the session recorded so far is fsynced;
 // false (logged, and kept as the session's close error) means the bytes
 // waiting to go out must not.
