@@ -68,7 +68,7 @@ func TestSyncedTargetRecordsForwardThenResult(t *testing.T) {
 	}
 	want := map[string]bool{ // per session, in order
 		"pg.forward | SELECT 41 + 1 | \npg.query | SELECT 41 + 1 | SELECT 1\npg.forward | SELECT 1; SELECT 2, 3 | \npg.query | SELECT 1; SELECT 2, 3 | SELECT 1\npg.query | DROP TABLE pg_class | ": true,
-		"pg.forward | SELECT $1::int * 2 | \npg.query | SELECT $1::int * 2 | SELECT 1": true,
+		"pg.forward | SELECT $1::int * 2 | \npg.query | SELECT $1::int * 2 | SELECT 1":                                                                                                              true,
 	}
 	joined := strings.Join(got, "\n")
 	for w := range want {
