@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strings"
 
 	"github.com/tollgate-dev/tollgate/host/config"
 )
@@ -50,5 +51,22 @@ listener without a certificate gets a self-signed one.`, stderr)
 	}
 	fmt.Fprintf(stdout, "ok: %d listeners, %d targets, %d access rules, %d plugins\n",
 		len(cfg.Listeners), len(cfg.Targets), len(cfg.Access), len(cfg.Plugins))
+	fmt.Fprintln(stdout, durabilityLine(cfg))
 	return nil
+}
+
+// durabilityLine states what a SIGKILL can take back (README, "Audit
+// durability"): the store, its durability, and the targets that differ.
+func durabilityLine(cfg *config.Config) string {
+	line := fmt.Sprintf("audit: store %s, durability %s", cfg.Audit.Store, cfg.Audit.Durability)
+	var other []string
+	for _, t := range cfg.Targets {
+		if t.Durability != cfg.Audit.Durability {
+			other = append(other, t.Name+" "+t.Durability)
+		}
+	}
+	if len(other) > 0 {
+		line += " (targets: " + strings.Join(other, ", ") + ")"
+	}
+	return line
 }

@@ -54,7 +54,7 @@ func TestCheck(t *testing.T) {
 		stdout string
 		stderr string // the start of one line of stderr
 	}{
-		{"valid", valid, []string{"CHECK_TEST_TOKEN=x"}, 0, "ok: 1 listeners, 1 targets, 0 access rules, 0 plugins", ""},
+		{"valid", valid, []string{"CHECK_TEST_TOKEN=x"}, 0, "ok: 1 listeners, 1 targets, 0 access rules, 0 plugins\naudit: store file, durability spooled", ""},
 		{"unknown key", strings.Replace(valid, `listen = "127`, `  listn = "127`, 1), []string{"CHECK_TEST_TOKEN=x"}, 1, "",
 			`gateway.toml:13:3: listeners[0].listn: unknown key (did you mean "listeners.listen"?)`},
 		{"missing env secret", valid, nil, 1, "",
@@ -67,7 +67,14 @@ func TestCheck(t *testing.T) {
 		{"duration over its range", valid + "\n[audit]\nbatch_age = \"2m\"\n", []string{"CHECK_TEST_TOKEN=x"}, 1, "",
 			"gateway.toml:18:1: audit.batch_age: must be between 1ms and 1m"},
 		{"zero in range honoured", valid + "\n[gateway]\nshutdown_grace = \"0s\"\n", []string{"CHECK_TEST_TOKEN=x"}, 0,
-			"ok: 1 listeners, 1 targets, 0 access rules, 0 plugins", ""},
+			"ok: 1 listeners, 1 targets, 0 access rules, 0 plugins\naudit: store file, durability spooled", ""},
+		// Durability: stated, and per target where it differs; synced
+		// without a spool is refused at its position.
+		{"durability per target", strings.Replace(valid, "upstream = \"http://127.0.0.1:9000\"", "upstream = \"http://127.0.0.1:9000\"\ndurability = \"synced\"", 1) +
+			"\n[audit]\nstore = \"clickhouse\"\n[audit.clickhouse]\naddrs = [\"127.0.0.1:9000\"]\n", []string{"CHECK_TEST_TOKEN=x"}, 0,
+			"ok: 1 listeners, 1 targets, 0 access rules, 0 plugins\naudit: store clickhouse, durability spooled (targets: " + "api synced)", ""},
+		{"synced without a spool", valid + "\n[audit]\ndurability = \"synced\"\n", []string{"CHECK_TEST_TOKEN=x"}, 1, "",
+			"gateway.toml:18:1: audit.durability: synced needs the spool"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := writeConfig(t, tc.src)

@@ -44,6 +44,8 @@ func (o Options) metrics(w http.ResponseWriter, r *http.Request) {
 		{"tollgate_audit_rows_refused_total", "counter", "Audit rows refused because the spool was full (on_full = refuse).", s.Refused},
 		{"tollgate_audit_rows_dropped_total", "counter", "Audit rows dropped because the spool was full (on_full = drop).", s.Dropped},
 		{"tollgate_audit_rows_reserved_total", "counter", "Audit rows taken into the spool's reserve (session, checkpoint and refusal rows while other rows were refused).", s.Reserved},
+		{"tollgate_audit_fsyncs_total", "counter", "Spool fsyncs for synced rows (durability = synced): one covers every row appended while the previous one ran.", s.Fsyncs},
+		{"tollgate_audit_fsynced_rows_total", "counter", "Rows those fsyncs made durable (divided by fsyncs: the group commit's size).", s.FsyncedRows},
 		{"tollgate_audit_spool_bytes", "gauge", "Bytes in the spool not yet acknowledged by the store.", s.SpoolBytes},
 		{"tollgate_audit_spool_max_bytes", "gauge", "The spool's size cap (audit.spool.max_bytes).", s.SpoolMaxBytes},
 	} {

@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/hex"
@@ -139,6 +140,26 @@ func (c *Checkpointer) Record(r Row) error {
 	if err := c.rec.Record(r); err != nil {
 		return err
 	}
+	c.note(r)
+	return nil
+}
+
+// RecordTicket is Record for a synced row (durable.go).
+func (c *Checkpointer) RecordTicket(r Row) (Ticket, error) {
+	t, err := RecordTicket(c.rec, r, true)
+	if err == nil {
+		c.note(r)
+	}
+	return t, err
+}
+
+// WaitDurable waits on the wrapped recorder.
+func (c *Checkpointer) WaitDurable(ctx context.Context, t Ticket) error {
+	return waitOn(ctx, c.rec, t)
+}
+
+// note keeps r as its chain's last row, for the next checkpoint.
+func (c *Checkpointer) note(r Row) {
 	if r.RowHash != "" && r.Kind != KindCheckpoint {
 		c.mu.Lock()
 		if h, ok := c.touched[r.SessionID]; !ok || r.Seq > h.seq {
@@ -146,7 +167,6 @@ func (c *Checkpointer) Record(r Row) error {
 		}
 		c.mu.Unlock()
 	}
-	return nil
 }
 
 func (c *Checkpointer) loop() {

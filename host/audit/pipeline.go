@@ -81,6 +81,13 @@ type Pipeline struct {
 	// meanwhile, whatever its own estimate says.
 	refusing bool
 	limits   [3]int64 // by admission tier (tierOf)
+	// Tickets (durable.go): every accepted row gets the next one, and
+	// rows reach the spool in ticket order, so "every row up to ticket
+	// spooledT is in the spool" is one number.
+	tickets  uint64 // the last ticket handed out
+	spooledT uint64 // rows up to this ticket are appended to the spool
+	syncWant uint64 // the highest ticket a synced caller asked for
+	dur      durableMark
 
 	wake     chan struct{} // writer: pending grew
 	ship     chan struct{} // shipper: queue grew
@@ -129,6 +136,7 @@ type shipped struct {
 
 type pipelineStats struct {
 	accepted, spooled, shipped, dropped, refused, retries, outages, reserved atomic.Uint64
+	fsyncs, fsyncedRows                                                      atomic.Uint64
 }
 
 // PipelineStats are the pipeline's counters, for metrics and logs.
@@ -151,6 +159,10 @@ type PipelineStats struct {
 	// StoreOutages counts outages seen since start (a change from
 	// reachable, or unknown, to unreachable).
 	StoreOutages uint64
+	// Fsyncs counts the writer's group commits for synced rows, and
+	// FsyncedRows the rows they made durable (synced rows and the
+	// spooled rows appended with them): FsyncedRows/Fsyncs is the group.
+	Fsyncs, FsyncedRows uint64
 }
 
 // queuedBatches bounds the rows held in memory for the shipper (this many
@@ -276,10 +288,22 @@ func sizeOf(r *Row) int64 {
 // row's tier: a protocol then records Minimal(r) in r's place, which the
 // reserve takes.
 func (p *Pipeline) Record(r Row) error {
+	_, err := p.record(r, false)
+	return err
+}
+
+// RecordTicket is Record for a synced row: it returns the row's ticket
+// and wakes the writer, which appends and fsyncs it with every row that
+// arrived meanwhile (see WaitDurable).
+func (p *Pipeline) RecordTicket(r Row) (Ticket, error) {
+	return p.record(r, true)
+}
+
+func (p *Pipeline) record(r Row, synced bool) (Ticket, error) {
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
-		return ErrClosed
+		return 0, ErrClosed
 	}
 	tier := tierOf(&r)
 	size := sizeOf(&r)
@@ -293,26 +317,32 @@ func (p *Pipeline) Record(r Row) error {
 			if n == 1 || n%1000 == 0 {
 				p.log.Error("audit: spool full, dropping rows (on_full = \"drop\")", "dropped", n)
 			}
-			return nil
+			return 0, nil
 		}
 		p.stats.refused.Add(1)
-		return ErrFull
+		return 0, ErrFull
 	}
 	inReserve := tier != tierOrdinary && p.overLocked(p.limits[tierOrdinary])
 	p.pending = append(p.pending, r)
 	p.pendingBytes += size
 	n := len(p.pending)
+	p.tickets++
+	t := Ticket(p.tickets)
+	if synced {
+		p.syncWant = p.tickets
+	}
 	p.mu.Unlock()
 	p.stats.accepted.Add(1)
 	if inReserve {
 		p.stats.reserved.Add(1)
 	}
 	// The writer's ticker picks rows up within writeEvery; waking it for
-	// every first row would hand the lock back and forth with it.
-	if n >= 512 {
+	// every first row would hand the lock back and forth with it. A
+	// synced row has a caller waiting: the writer goes now.
+	if synced || n >= 512 {
 		signal(p.wake)
 	}
-	return nil
+	return t, nil
 }
 
 func signal(c chan struct{}) {
@@ -322,8 +352,9 @@ func signal(c chan struct{}) {
 	}
 }
 
-// writeEvery is how long an accepted row may wait before it is in the
-// spool: the window a SIGKILL could lose.
+// writeEvery is how long an accepted spooled row may wait before it is in
+// the spool: the window a SIGKILL could lose (durability "spooled"). A
+// synced row (RecordTicket) wakes the writer at once.
 const writeEvery = 2 * time.Millisecond
 
 func (p *Pipeline) writer() {
@@ -339,6 +370,7 @@ func (p *Pipeline) writer() {
 		case <-t.C:
 		}
 		p.writeOnce()
+		p.syncOnce()
 	}
 }
 
@@ -402,6 +434,7 @@ func (p *Pipeline) writeOnce() {
 		}
 		p.stats.spooled.Add(uint64(n))
 		p.mu.Lock()
+		p.spooledT += uint64(n)
 		p.full = false
 		for i := range part {
 			p.inflightBytes -= sizeOf(&part[i])
@@ -665,6 +698,7 @@ func (p *Pipeline) Stats() PipelineStats {
 		Accepted: p.stats.accepted.Load(), Spooled: p.stats.spooled.Load(), Shipped: p.stats.shipped.Load(), Dropped: p.stats.dropped.Load(),
 		Refused: p.stats.refused.Load(), Retries: p.stats.retries.Load(), SpoolBytes: p.sp.Size(), SpoolMaxBytes: p.maxBytes(),
 		StoreReachable: !down, StoreDownSince: since, StoreError: lastErr, Reserved: p.stats.reserved.Load(), StoreOutages: p.stats.outages.Load(),
+		Fsyncs: p.stats.fsyncs.Load(), FsyncedRows: p.stats.fsyncedRows.Load(),
 	}
 }
 
@@ -699,6 +733,7 @@ func (p *Pipeline) CloseContext(ctx context.Context) error {
 	p.halt = ctx.Done()
 	p.shipOnce(true)
 	errSpool := p.sp.Close()
+	p.settleDurable(errSpool)
 	errStore := p.o.Store.Close()
 	return errors.Join(errSpool, errStore)
 }

@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"context"
 	"crypto/ed25519"
 	"crypto/x509"
 	"encoding/hex"
@@ -28,10 +29,23 @@ type signing struct {
 }
 
 func (s *signing) Record(r Row) error {
+	return s.Recorder.Record(s.sign(r))
+}
+
+func (s *signing) sign(r Row) Row {
 	if Closes(r.Kind) && r.RowHash != "" {
 		r.Signature = hex.EncodeToString(ed25519.Sign(s.key, []byte(r.RowHash)))
 	}
-	return s.Recorder.Record(r)
+	return r
+}
+
+// RecordTicket and WaitDurable pass synced rows through (durable.go).
+func (s *signing) RecordTicket(r Row) (Ticket, error) {
+	return RecordTicket(s.Recorder, s.sign(r), true)
+}
+
+func (s *signing) WaitDurable(ctx context.Context, t Ticket) error {
+	return waitOn(ctx, s.Recorder, t)
 }
 
 type admittingSigning struct {

@@ -94,7 +94,15 @@ type Target struct {
 	// Sensitive lists, for postgres, the columns whose values never reach
 	// the agent in clear, whatever the query calls them.
 	Sensitive []Sensitive `toml:"sensitive"`
+	// Durability overrides [audit] durability for this target's rows
+	// (e.g. "synced" for a production database); empty takes [audit]'s,
+	// which applyDefaults writes here.
+	Durability string `toml:"durability"`
 }
+
+// Synced reports whether the target's rows are fsynced before its
+// requests are forwarded and its answers released.
+func (t *Target) Synced() bool { return t != nil && t.Durability == DurabilitySynced }
 
 // Sensitive is one [[targets.sensitive]] entry: columns named as
 // schema.table.column globs (* matches any run of characters within a
@@ -181,6 +189,15 @@ const (
 	DefaultMaxInspectBodyBytes = 1 << 20
 )
 
+// Durability values of [audit] durability and [[targets]] durability (the
+// same words as host/audit's). DefaultDurability is chosen from the
+// figures in RATIONALE.md ("Durability: spooled or synced").
+const (
+	DurabilitySpooled = "spooled"
+	DurabilitySynced  = "synced"
+	DefaultDurability = DurabilitySpooled
+)
+
 // Route sends matching requests on a listener to a target.
 type Route struct {
 	Target     string `toml:"target"`
@@ -235,6 +252,9 @@ type Audit struct {
 	// cannot take back.
 	CheckpointWebhook string `toml:"checkpoint_webhook"`
 
+	// Durability: "spooled" or "synced" (host/audit durable.go); each
+	// target may override it. Default DefaultDurability.
+	Durability string          `toml:"durability"`
 	OnFull     string          `toml:"on_full"`    // refuse (default) or drop
 	BatchRows  int             `toml:"batch_rows"` // default 10000
 	BatchAge   Duration        `toml:"batch_age"`  // default 1s
@@ -549,6 +569,19 @@ func (c *Config) applyDefaults() {
 		}
 	}
 	a := &c.Audit
+	if a.Durability == "" {
+		a.Durability = DefaultDurability
+		if a.Store == "file" {
+			// The JSON-lines file has no spool to fsync (it flushes
+			// every 200 ms, and says so).
+			a.Durability = DurabilitySpooled
+		}
+	}
+	for i := range c.Targets {
+		if c.Targets[i].Durability == "" {
+			c.Targets[i].Durability = a.Durability
+		}
+	}
 	if a.CheckpointInterval.Duration == 0 {
 		a.CheckpointInterval.Duration = 10 * time.Second
 	}

@@ -288,6 +288,32 @@ func (c *Config) validate(ps *problemList) {
 	if !oneOf(a.Spool.Sync, "batch", "always", "never") {
 		ps.add("audit.spool.sync", "must be batch, always or never")
 	}
+	c.validateDurability(ps)
+}
+
+// validateDurability checks [audit] durability and every target's
+// override. Synced means fsynced in the spool: a store without one, or a
+// spool told never to fsync, cannot keep that promise, so it is refused
+// rather than quietly weakened.
+func (c *Config) validateDurability(ps *problemList) {
+	a := &c.Audit
+	check := func(path, v string) {
+		switch {
+		case !oneOf(v, DurabilitySpooled, DurabilitySynced):
+			ps.add(path, "must be spooled or synced")
+		case v != DurabilitySynced:
+		case a.Store == "file":
+			ps.add(path, "synced needs the spool: store = \"clickhouse\" or \"embedded\" (the file store has none)")
+		case a.Spool.Sync == "never":
+			ps.add(path, "synced fsyncs the spool, which [audit.spool] sync = \"never\" forbids")
+		}
+	}
+	check("audit.durability", a.Durability)
+	for i, t := range c.Targets {
+		if t.Durability != a.Durability { // inherited values were checked once
+			check(fmt.Sprintf("targets[%d].durability", i), t.Durability)
+		}
+	}
 }
 
 // uniqueName reports a missing or repeated name. Names are how audit rows,

@@ -64,6 +64,9 @@ type exchange struct {
 	refused string
 	// approvalID and approver are set when the request was held.
 	approvalID, approver string
+	// syncFailed: a synced target's forward row could not be made
+	// durable, so the request was refused without being forwarded.
+	syncFailed bool
 }
 
 type exchangeKey struct{}
@@ -172,6 +175,12 @@ func (l *Listener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		r.Body = x.reqBody
+	}
+	if rt.up.synced {
+		if !x.forwardDurable(rec, r) {
+			return
+		}
+		rec.holdEnd()
 	}
 	ctx = context.WithValue(ctx, exchangeKey{}, x)
 	rt.proxy.ServeHTTP(rec, r.WithContext(ctx))
@@ -625,11 +634,15 @@ func (x *exchange) finish(r *http.Request, rec *statusRecorder) {
 		}
 		row.Annotations[a.Key] = a.Value
 	}
-	x.l.record(x.sess, row)
+	synced := x.rt != nil && x.rt.up.synced && status != http.StatusSwitchingProtocols && !x.syncFailed
+	t, err := x.l.record(x.sess, row, synced)
 	if status == http.StatusSwitchingProtocols {
 		// The upgraded connection was hijacked and has now ended; the
 		// server will never report it closed.
 		x.conn.closeSession()
+	}
+	if synced {
+		x.resultDurable(r, rec, t, err)
 	}
 }
 
@@ -669,6 +682,11 @@ type statusRecorder struct {
 	http.ResponseWriter
 	status int
 	bytes  int64
+	// hold, left, held: a synced target's answer keeps its last byte
+	// back until the result row is durable (durable.go).
+	hold bool
+	left int64
+	held []byte
 }
 
 func (s *statusRecorder) WriteHeader(code int) {
@@ -682,7 +700,13 @@ func (s *statusRecorder) Write(b []byte) (int, error) {
 	if s.status == 0 {
 		s.status = http.StatusOK
 	}
-	n, err := s.ResponseWriter.Write(b)
+	var n int
+	var err error
+	if s.hold {
+		n, err = s.heldWrite(b)
+	} else {
+		n, err = s.ResponseWriter.Write(b)
+	}
 	s.bytes += int64(n)
 	return n, err
 }

@@ -115,5 +115,5 @@ func (c *conn) refusedByServer(status, reason string, head []byte) {
 	if status == "431" {
 		row.Error += " (over max_header_bytes)"
 	}
-	c.l.record(s, row)
+	c.l.record(s, row, false) // no target: nothing was forwarded
 }

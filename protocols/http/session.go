@@ -99,7 +99,7 @@ func (c *conn) sessionFor(p *event.Principal, target string, at time.Time) *sess
 	c.cur = s
 	s.open = c.row(s, audit.KindSessionOpen, target)
 	s.open.Time = s.opened
-	c.l.record(s, s.open)
+	c.l.record(s, s.open, false) // a synced request's wait covers it
 	return s
 }
 
@@ -114,7 +114,7 @@ func (c *conn) closeSession() {
 func (c *conn) closeLocked() {
 	s := c.cur
 	c.cur = nil
-	c.l.record(s, audit.CloseRow(s.open, time.Now(), fmt.Sprintf("%d requests", s.requests)))
+	c.l.record(s, audit.CloseRow(s.open, time.Now(), fmt.Sprintf("%d requests", s.requests)), false)
 }
 
 // row starts an audit row for session s.
@@ -138,25 +138,30 @@ func (c *conn) row(s *session, kind, target string) audit.Row {
 // (the spool's reserve holds it), so the trail states the outage instead
 // of showing a gap; when even that finds no room, the chain is rolled
 // back and nothing refers to the missing row.
-func (l *Listener) record(s *session, r audit.Row) {
+//
+// synced rows (the target's durability) come back with a ticket to wait
+// on before the request goes out or the answer is released; the wait is
+// outside s.mu, so that a session's other rows never queue behind it.
+func (l *Listener) record(s *session, r audit.Row, synced bool) (audit.Ticket, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	seq, chain := s.seq, s.chain
 	s.sealLocked(&r)
-	err := l.deps.Recorder.Record(r)
+	t, err := audit.RecordTicket(l.deps.Recorder, r, synced)
 	if errors.Is(err, audit.ErrFull) && !audit.Reserved(&r) {
 		s.seq, s.chain = seq, chain
 		m := audit.Minimal(r)
 		s.seq = m.Seq
 		s.chain.Seal(&m)
-		if err = l.deps.Recorder.Record(m); err == nil {
-			return
+		if t, err = audit.RecordTicket(l.deps.Recorder, m, synced); err == nil {
+			return t, nil
 		}
 	}
 	if err != nil {
 		s.seq, s.chain = seq, chain
 		l.deps.Log.Error("audit row not recorded", "session_id", r.SessionID, "kind", r.Kind, "err", err)
 	}
+	return t, err
 }
 
 func samePrincipal(a, b *event.Principal) bool {

@@ -25,6 +25,9 @@ type upstream struct {
 	scrub *scrubber
 	// upgrades are the protocols a client may switch to (lower case).
 	upgrades []string
+	// synced: the target's rows are fsynced before its requests go out
+	// and before its answers are released (durable.go).
+	synced bool
 }
 
 func newUpstream(t *config.Target) (*upstream, error) {
@@ -60,7 +63,8 @@ func newUpstream(t *config.Target) (*upstream, error) {
 	for i, p := range t.Upgrades {
 		ups[i] = strings.ToLower(p)
 	}
-	return &upstream{name: t.Name, url: u, cred: t.Credential, transport: tr, scrub: newScrubber(t.Credential), upgrades: ups}, nil
+	return &upstream{name: t.Name, url: u, cred: t.Credential, transport: tr, scrub: newScrubber(t.Credential), upgrades: ups,
+		synced: t.Synced()}, nil
 }
 
 // inject replaces whatever the client said about credentials with the one

@@ -233,6 +233,9 @@ func (s *session) flushUp() bool {
 	if len(s.ubuf) == 0 {
 		return true
 	}
+	if !s.durable("server") {
+		return false
+	}
 	_, err := s.up.Write(s.ubuf)
 	if cap(s.ubuf) > 1<<20 {
 		s.ubuf = nil
@@ -420,6 +423,7 @@ func (s *session) onQuery(m *pgproto3.Query) bool {
 		sql = nv
 		st.fields["sql"] = nv
 	}
+	s.recordForward(st)
 	qo := &op{kind: opQuery, st: st, sql: sql, maskComputed: st.maskComputed}
 	qo.rows, qo.chainRows = s.rowsPass()
 	if qo.rows {
@@ -520,6 +524,7 @@ func (s *session) onBind(m *pgproto3.Bind) bool {
 		}
 	}
 	s.portals[m.DestinationPortal] = &portal{st: st, sql: sql, changes: changes}
+	s.recordForward(st)
 	s.forward(m)
 	s.push(&op{kind: opBind, st: st})
 	return true
@@ -607,6 +612,7 @@ func (s *session) onFunctionCall(m *pgproto3.FunctionCall) {
 		return
 	}
 	st.verdict = event.Verdict{Action: event.Allow}
+	s.recordForward(st)
 	s.forward(m)
 	s.push(&op{kind: opFunc, st: st})
 }

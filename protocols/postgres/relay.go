@@ -120,6 +120,13 @@ type relayState struct {
 	// Written under mu by the relay.
 	killed string
 
+	// endHeld, endAt: on a synced target, the end of a simple Query's
+	// (or a FunctionCall's) answer, from its first CommandComplete or
+	// error on, stays in wbuf until ReadyForQuery, when its row is
+	// recorded (durable.go).
+	endHeld bool
+	endAt   int
+
 	wmu       sync.Mutex // serializes writes to the client
 	spare     []byte
 	clientErr error
@@ -209,8 +216,21 @@ func (s *session) flushClient() error {
 	defer s.wmu.Unlock()
 	s.mu.Lock()
 	buf := s.wbuf
-	s.wbuf = s.spare[:0]
+	if s.endHeld && !s.upGone && s.killed == "" {
+		// What precedes the held end goes out; the end stays.
+		s.wbuf = append(s.spare[:0], buf[s.endAt:]...)
+		buf = buf[:s.endAt]
+		s.endAt = 0
+	} else {
+		s.wbuf = s.spare[:0]
+	}
 	s.mu.Unlock()
+	// The rows of what buf answers were recorded before it was taken
+	// (under mu, with the message that ends it): wait for them.
+	if len(buf) > 0 && s.clientErr == nil && !s.durable("client") {
+		s.clientErr = errNotDurable
+		s.client.Close()
+	}
 	if len(buf) > 0 && s.clientErr == nil {
 		if _, err := s.client.Write(buf); err != nil {
 			s.clientErr = err
@@ -472,6 +492,7 @@ func (s *session) onServer(msg []byte) bool {
 		s.copyIn = false
 	}
 	if !(o.swallow || s.swallowRFQ) || (typ == 'E' && o.relayErr && !s.swallowRFQ) {
+		s.holdEndLocked(o, typ)
 		s.wbuf = append(s.wbuf, msg...)
 	}
 	s.completeLocked(o, typ, body)
@@ -503,6 +524,7 @@ func (s *session) completeLocked(o *op, typ byte, body []byte) {
 		s.swallowRFQ = false
 		if o.kind == opQuery || o.kind == opFunc {
 			s.recordStmt(o.st) // recording never takes mu
+			s.endHeld = false  // flushClient waits for that row
 		}
 		s.popLocked()
 		s.drainLocked()

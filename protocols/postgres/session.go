@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tollgate-dev/tollgate/host/audit"
@@ -42,10 +43,12 @@ type session struct {
 	up                      net.Conn
 	cancelPID, cancelSecret uint32
 
-	amu   sync.Mutex
-	seq   uint64
-	chain audit.SessionChain
-	ids   *mrand.ChaCha8 // event IDs: seeded once from crypto/rand, no syscall per row
+	amu    sync.Mutex
+	seq    uint64
+	chain  audit.SessionChain
+	ids    *mrand.ChaCha8 // event IDs: seeded once from crypto/rand, no syscall per row
+	ticket audit.Ticket   // the last row's, on a synced target (durable.go)
+	synced atomic.Uint64  // the highest ticket known durable
 
 	relayState
 	clientState
@@ -90,14 +93,16 @@ func (s *session) record(r audit.Row) {
 	s.ids.Read(b[:])
 	r.EventID = audit.FormatID(b)
 	s.chain.Seal(&r)
-	err := s.l.deps.Recorder.Record(r)
+	synced := s.target != nil && s.target.synced
+	t, err := audit.RecordTicket(s.l.deps.Recorder, r, synced)
 	if errors.Is(err, audit.ErrFull) && !audit.Reserved(&r) {
 		m := audit.Minimal(r)
 		s.chain = chain
 		s.chain.Seal(&m)
-		if err = s.l.deps.Recorder.Record(m); err == nil {
-			return
-		}
+		t, err = audit.RecordTicket(s.l.deps.Recorder, m, synced)
+	}
+	if t != 0 {
+		s.ticket = t
 	}
 	if err != nil {
 		s.seq, s.chain = seq, chain

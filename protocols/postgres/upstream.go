@@ -37,6 +37,9 @@ type target struct {
 	// appSuffix appends " tollgate:<session ID>" to application_name
 	// (application_name_suffix, default on).
 	appSuffix bool
+	// synced: rows are fsynced before statements go out and answers come
+	// back (durable.go).
+	synced bool
 }
 
 func newTarget(t *config.Target) (*target, error) {
@@ -46,7 +49,7 @@ func newTarget(t *config.Target) (*target, error) {
 	}
 	up := &target{name: t.Name, host: host, port: port, database: t.Database,
 		user: t.Credential.Username, password: t.Credential.Password.Value(), sensitive: sensitiveRules(t),
-		appSuffix: t.ApplicationNameSuffix == nil || *t.ApplicationNameSuffix}
+		appSuffix: t.ApplicationNameSuffix == nil || *t.ApplicationNameSuffix, synced: t.Synced()}
 	if t.SSLMode != "disable" {
 		tc := &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}
 		if t.CAFile != "" {

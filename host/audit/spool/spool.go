@@ -664,6 +664,29 @@ func (s *Spool) AppendBatch(payloads [][]byte) (last Pos, err error) {
 	return last, nil
 }
 
+// Sync returns once an fsync has covered every record appended before
+// it was called. Concurrent callers share one fsync (group commit): a
+// caller that arrives while one runs waits for it, then the next one
+// covers it and every caller that arrived meanwhile. Under SyncNever it
+// does nothing: the operator chose not to fsync.
+//
+// # Errors
+//
+// ErrClosed after Close; the sticky error of a failed fsync.
+func (s *Spool) Sync() error {
+	if s.opt.Sync == SyncNever {
+		return nil
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return ErrClosed
+	}
+	gen := s.wgen
+	s.mu.Unlock()
+	return s.syncTo(gen)
+}
+
 // syncTo returns once an fsync has covered write generation gen.
 func (s *Spool) syncTo(gen uint64) error {
 	if s.synced.Load() >= gen {
