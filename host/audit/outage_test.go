@@ -180,3 +180,43 @@ func TestPipelineReserveTakesRefusalAndSessionRows(t *testing.T) {
 		t.Fatalf("verify: %+v, want complete with %d minimal rows", fs, minimal)
 	}
 }
+
+// Rows of large requests queued for a store that is away: the copies kept
+// in memory stay bounded by size (the spool holds the rest), and every row
+// still ships exactly once when the store comes back.
+func TestPipelineQueueBoundedByBytesDuringOutage(t *testing.T) {
+	ch := testenv.NewClickHouse(t)
+	store, err := clickhouse.Connect(clickhouse.Options{Addrs: []string{ch.Addr()}, Database: "audit_test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := audit.OpenPipeline(audit.PipelineOptions{Store: store,
+		Spool: spool.Options{Dir: t.TempDir(), MaxBytes: 1 << 30}, BatchRows: 10_000, BatchAge: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sid := newSession()
+	rows := rowsFor(sid, 800)
+	body := strings.Repeat("x", 100<<10)
+	for i := range rows {
+		rows[i].Request = map[string]string{"body": body}
+		if err := p.Record(rows[i]); err != nil {
+			t.Fatalf("Record %d: %v", i, err)
+		}
+	}
+	waitFor(t, "every row in the spool", func() bool { return p.Stats().Spooled == uint64(len(rows)) })
+	if q := p.Stats().QueuedBytes; q > 64<<20 {
+		t.Fatalf("%d MiB of rows held in memory for a store that is away, want at most 64", q>>20)
+	}
+	ch.Start(t)
+	waitFor(t, "the store reachable again", func() bool { return p.Stats().StoreReachable })
+	waitFor(t, "every row shipped", func() bool { return p.Stats().Shipped == uint64(len(rows)) })
+	if err := p.CloseContext(contextWithTimeout(t, 120*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	check := openStore(t, ch.Addr())
+	defer check.Close()
+	if total, distinct := distinctEvents(t, check, sid); total != len(rows) || distinct != len(rows) {
+		t.Fatalf("after the outage: %d rows, %d distinct, want %d each", total, distinct, len(rows))
+	}
+}
