@@ -15,7 +15,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/tollgate-dev/tollgate/host/audit/clickhouse"
 	"github.com/tollgate-dev/tollgate/host/testenv"
 )
 
@@ -142,35 +141,9 @@ database = "durable_pg"
 	close(stop)
 	wg.Wait()
 
-	gw = testenv.StartGateway(t, testenv.GatewayOptions{Config: cfg, Dir: dir, Dev: true, Env: env, Wait: wait})
-	for deadline := time.Now().Add(60 * time.Second); metric(t, addrs["admin"], "tollgate_audit_spool_bytes") != "0"; {
-		if time.Now().After(deadline) {
-			t.Fatalf("the restarted gateway did not ship its spool in 60s\n%s", gw.Output())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	if err := gw.Stop(); err != nil {
-		t.Fatal(err)
-	}
-	store, err := clickhouse.Open(context.Background(), clickhouse.Options{Addrs: []string{ch.Addr()}, Database: "durable_pg"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	count := func(kind string) map[string]int {
-		_, rows, err := store.Query(context.Background(), "SELECT request_values[indexOf(request_keys, 'sql')] AS q, count() FROM durable_pg.events FINAL WHERE kind = '"+kind+"' GROUP BY q")
-		if err != nil {
-			t.Fatal(err)
-		}
-		m := map[string]int{}
-		for _, r := range rows {
-			var n int
-			fmt.Sscan(r[1], &n)
-			m[r[0]] = n
-		}
-		return m
-	}
-	rows, forward := count("pg.query"), count("pg.forward")
+	restartAndShip(t, testenv.GatewayOptions{Config: cfg, Dir: dir, Dev: true, Env: env, Wait: wait}, addrs["admin"])
+	bySQL := rowsByRequest(t, ch.Addr(), "durable_pg", "sql", "pg.query", "pg.forward")
+	rows, forward := bySQL["pg.query"], bySQL["pg.forward"]
 	missing := 0
 	for sql := range answered {
 		if rows[sql] != 1 || forward[sql] != 1 {

@@ -94,35 +94,9 @@ func killDuringLoad(t *testing.T, durability string, clients int) killResult {
 	wg.Wait()
 
 	// The same directory: the same spool, replayed at start.
-	gw = testenv.StartGateway(t, testenv.GatewayOptions{Config: cfg, Dir: dir, Dev: true, Wait: wait})
-	for deadline := time.Now().Add(60 * time.Second); metric(t, addrs["admin"], "tollgate_audit_spool_bytes") != "0"; {
-		if time.Now().After(deadline) {
-			t.Fatalf("the restarted gateway did not ship its spool in 60s\n%s", gw.Output())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	if err := gw.Stop(); err != nil {
-		t.Fatal(err)
-	}
-	store, err := clickhouse.Open(context.Background(), clickhouse.Options{Addrs: []string{ch.Addr()}, Database: "outage"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	count := func(kind string) map[string]int {
-		_, rows, err := store.Query(context.Background(), "SELECT request_values[indexOf(request_keys, 'path')] AS p, count() FROM outage.events FINAL WHERE kind = '"+kind+"' GROUP BY p")
-		if err != nil {
-			t.Fatal(err)
-		}
-		m := map[string]int{}
-		for _, r := range rows {
-			var n int
-			fmt.Sscan(r[1], &n)
-			m[r[0]] = n
-		}
-		return m
-	}
-	res.rows, res.forward = count("http.request"), count("http.forward")
+	restartAndShip(t, testenv.GatewayOptions{Config: cfg, Dir: dir, Dev: true, Wait: wait}, addrs["admin"])
+	byPath := rowsByRequest(t, ch.Addr(), "outage", "path", "http.request", "http.forward")
+	res.rows, res.forward = byPath["http.request"], byPath["http.forward"]
 	return res
 }
 
@@ -182,4 +156,47 @@ func TestSpooledWindowUnderSIGKILL(t *testing.T) {
 	rate := float64(len(res.answered)) / res.loaded.Seconds()
 	t.Logf("spooled: %d answered in %s (%.0f/s), %d lost to the SIGKILL: a window of about %.1f ms of answers",
 		len(res.answered), res.loaded.Round(time.Millisecond), rate, lost, float64(lost)/rate*1000)
+}
+
+// restartAndShip starts the gateway again on the same directory (the same
+// spool, replayed at start) and waits until its spool has shipped, then
+// stops it.
+func restartAndShip(t *testing.T, o testenv.GatewayOptions, admin string) {
+	t.Helper()
+	gw := testenv.StartGateway(t, o)
+	for deadline := time.Now().Add(60 * time.Second); metric(t, admin, "tollgate_audit_spool_bytes") != "0"; {
+		if time.Now().After(deadline) {
+			t.Fatalf("the restarted gateway did not ship its spool in 60s\n%s", gw.Output())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err := gw.Stop(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// rowsByRequest counts the rows of kinds in database's analyst view
+// (events FINAL) by one field of their request: kind -> value -> rows.
+func rowsByRequest(t *testing.T, chAddr, database, field string, kinds ...string) map[string]map[string]int {
+	t.Helper()
+	store, err := clickhouse.Open(context.Background(), clickhouse.Options{Addrs: []string{chAddr}, Database: database})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	out := map[string]map[string]int{}
+	for _, kind := range kinds {
+		_, rows, err := store.Query(context.Background(), "SELECT request_values[indexOf(request_keys, '"+field+"')] AS v, count() FROM "+database+".events FINAL WHERE kind = '"+kind+"' GROUP BY v")
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := map[string]int{}
+		for _, r := range rows {
+			var n int
+			fmt.Sscan(r[1], &n)
+			m[r[0]] = n
+		}
+		out[kind] = m
+	}
+	return out
 }

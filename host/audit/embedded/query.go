@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/tollgate-dev/tollgate/host/audit/sqlparam"
 	"math"
 	"strconv"
 	"strings"
@@ -135,44 +136,16 @@ func text(v json.RawMessage, t string) string {
 	return string(v)
 }
 
-// scan calls f for each byte of sql outside string literals, quoted
-// identifiers and comments, with its offset. f returns false to stop.
-func scan(sql string, f func(i int) bool) {
-	for i := 0; i < len(sql); i++ {
-		switch c := sql[i]; {
-		case c == '\'' || c == '"' || c == '`':
-			for i++; i < len(sql) && sql[i] != c; i++ {
-				if sql[i] == '\\' {
-					i++
-				}
-			}
-		case c == '-' && strings.HasPrefix(sql[i:], "--"), c == '#' && strings.HasPrefix(sql[i:], "#!"):
-			for i < len(sql) && sql[i] != '\n' {
-				i++
-			}
-		case c == '/' && strings.HasPrefix(sql[i:], "/*"):
-			end := strings.Index(sql[i+2:], "*/")
-			if end < 0 {
-				return
-			}
-			i += end + 3
-		default:
-			if !f(i) {
-				return
-			}
-		}
-	}
-}
-
 // oneStatement is false when sql holds a ';' outside literals and
 // comments (the trailing one is trimmed before).
 func oneStatement(sql string) bool {
 	ok := true
-	scan(sql, func(i int) bool {
+	sqlparam.Scan(sql, func(i int) int {
 		if sql[i] == ';' {
 			ok = false
+			return len(sql)
 		}
-		return ok
+		return i
 	})
 	return ok
 }
@@ -181,11 +154,11 @@ func oneStatement(sql string) bool {
 // literal.
 func bind(sql string, args []any) (string, error) {
 	var pos []int
-	scan(sql, func(i int) bool {
+	sqlparam.Scan(sql, func(i int) int {
 		if sql[i] == '?' {
 			pos = append(pos, i)
 		}
-		return true
+		return i
 	})
 	if len(pos) != len(args) {
 		return "", fmt.Errorf("embedded: query has %d placeholders and %d arguments", len(pos), len(args))

@@ -120,7 +120,7 @@ func find(sql string) ([]placeholder, error) {
 	var out []placeholder
 	types := map[string]string{}
 	var err error
-	scan(sql, func(i int) int {
+	Scan(sql, func(i int) int {
 		if sql[i] != '{' || err != nil {
 			return i
 		}
@@ -152,9 +152,10 @@ func find(sql string) ([]placeholder, error) {
 	return out, err
 }
 
-// scan calls f for each byte of sql outside string literals, quoted
-// identifiers and comments; f returns the offset it consumed up to.
-func scan(sql string, f func(i int) int) {
+// Scan calls f for each byte of sql outside string literals, quoted
+// identifiers and comments; f returns the offset it consumed up to
+// (len(sql) stops the scan).
+func Scan(sql string, f func(i int) int) {
 	for i := 0; i < len(sql); i++ {
 		switch c := sql[i]; {
 		case c == '\'' || c == '"' || c == '`':
