@@ -209,15 +209,25 @@ func TestRedactStreamSplitSecret(t *testing.T) {
 	text := "deploying...\nexport GITHUB_TOKEN=" + secret + "\ndone\n"
 	for cut := 1; cut < len(text); cut += 7 {
 		var out strings.Builder
+		var fired []string
 		for i, chunk := range []string{text[:cut], text[cut:]} {
 			ev := &event.Event{Kind: "ssh.output", SessionID: "sess-" + itoa(cut), Fields: map[string]string{"data": chunk}}
 			if i == 1 {
 				ev.Fields["eos"] = "1"
 			}
-			if _, err := r.Process(ctx, ev); err != nil {
+			v, err := r.Process(ctx, ev)
+			if err != nil {
 				t.Fatal(err)
 			}
 			out.WriteString(ev.Fields["data"])
+			if a := annotation(v, "detect.data"); a != "" {
+				fired = append(fired, a)
+			}
+		}
+		// The secret counts once, where it was masked, wherever the cut
+		// (as github-pat, or generic-api-key for GITHUB_TOKEN=: one span).
+		if len(fired) != 1 || (fired[0] != "github-pat=1" && fired[0] != "generic-api-key=1") {
+			t.Fatalf("cut at %d: detector annotations %q, want the one secret counted once", cut, fired)
 		}
 		got := out.String()
 		if strings.Contains(got, secret[4:20]) || !strings.HasPrefix(got, "deploying...") || !strings.HasSuffix(got, "done\n") {

@@ -25,9 +25,18 @@ type call struct {
 }
 
 func (c *call) tally(where string, spans []detect.Span) {
-	if len(spans) == 0 {
-		return
+	for _, s := range spans {
+		c.count(where, s.Kind)
 	}
+}
+
+func (c *call) tallyKinds(where string, kinds []string) {
+	for _, k := range kinds {
+		c.count(where, k)
+	}
+}
+
+func (c *call) count(where, kind string) {
 	if c.fired == nil {
 		c.fired = map[string]map[string]int{}
 	}
@@ -36,9 +45,7 @@ func (c *call) tally(where string, spans []detect.Span) {
 		m = map[string]int{}
 		c.fired[where] = m
 	}
-	for _, s := range spans {
-		m[s.Kind]++
-	}
+	m[kind]++
 }
 
 // firedAnnotations are "detect.<field or column>" = "kind=n,kind=n",
@@ -182,9 +189,12 @@ func (c *call) maskStream(id int32, name string, strategy uint32) int32 {
 	if end {
 		out = append(out, s.Flush()...)
 	}
-	spans := m.Find([]byte(v), nil) // what this chunk alone shows; streaming may find more
-	n := len(spans)
-	c.tally(field, spans)
+	// What the stream masked in this call's output, not what the chunk
+	// alone would show: a secret cut between chunks counts where it is
+	// masked, and the chunk is not scanned a second time.
+	kinds := s.TakeMasked()
+	n := len(kinds)
+	c.tallyKinds(field, kinds)
 	if string(out) != v {
 		c.set(field, string(out))
 	}

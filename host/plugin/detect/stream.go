@@ -36,7 +36,17 @@ type Stream struct {
 	// lazyHeld bytes held, wait for held/8 new bytes before scanning again.
 	// This changes when bytes are returned, never what is returned.
 	lastHeld, fresh int
-	memo            *Memo // windows the gitleaks rules have decided
+	memo            *Memo    // windows the gitleaks rules have decided
+	masked          []string // kinds of the spans masked since TakeMasked
+}
+
+// TakeMasked returns the kinds of the spans masked in what Write and
+// Flush returned since the last call (a span cut by MaxHold counts once
+// per piece), and forgets them. The slice is reused by the next Write.
+func (s *Stream) TakeMasked() []string {
+	k := s.masked
+	s.masked = s.masked[:0]
+	return k
 }
 
 const lazyHeld = 4 << 10
@@ -131,6 +141,9 @@ func (s *Stream) advance(eof bool) []byte {
 	}
 	fragHead = fragHead && k > 0 && spans[0].Start == 0
 	s.out = maskSpans(s.out[:0], b[er:c], spans[:k], s.st, s.key, fragHead, fragTail)
+	for _, sp := range spans[:k] {
+		s.masked = append(s.masked, sp.Kind)
+	}
 	s.emit = s.base + c
 
 	if drop := c - s.set.back; drop > 0 {
