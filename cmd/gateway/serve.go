@@ -24,6 +24,7 @@ import (
 	"github.com/tollgate-dev/tollgate/host/config"
 	"github.com/tollgate-dev/tollgate/host/demo"
 	"github.com/tollgate-dev/tollgate/host/event"
+	"github.com/tollgate-dev/tollgate/host/gate"
 	"github.com/tollgate-dev/tollgate/host/identity"
 	"github.com/tollgate-dev/tollgate/host/plugin"
 	httpproto "github.com/tollgate-dev/tollgate/protocols/http"
@@ -158,7 +159,7 @@ and trusts that issuer's tokens. Never use it in production.`, stderr)
 		running = append(running, srv)
 		log.Info("listening", "listener", "admin", "addr", cfg.Admin.Listen)
 	}
-	deps := httpproto.Deps{
+	deps := gate.Deps{
 		GatewayID: cfg.Gateway.ID,
 		Auth:      auth,
 		Policy:    access.New(cfg.Access),
@@ -168,12 +169,7 @@ and trusts that issuer's tokens. Never use it in production.`, stderr)
 
 		Approvals:    appr.manager(),
 		ApprovalWait: appr.httpWait(),
-	}
-	pgDeps := postgres.Deps{
-		Approvals: appr.manager(),
-		GatewayID: deps.GatewayID, Auth: deps.Auth, Policy: deps.Policy, Chain: deps.Chain,
-		Recorder: deps.Recorder, Log: deps.Log,
-		DevTLS: *dev, // a postgres listener without tls_cert gets a self-signed one
+		DevTLS:       *dev, // a postgres listener without tls_cert gets a self-signed one
 	}
 	targets := map[string]*config.Target{}
 	for i := range cfg.Targets {
@@ -185,7 +181,7 @@ and trusts that issuer's tokens. Never use it in production.`, stderr)
 		var err error
 		switch lc.Protocol {
 		case "postgres":
-			l, err = postgres.New(lc, targets, pgDeps)
+			l, err = postgres.New(lc, targets, deps)
 		default:
 			l, err = httpproto.New(lc, targets, deps)
 		}

@@ -21,12 +21,8 @@ import (
 	"github.com/tollgate-dev/tollgate/host/approval"
 	"github.com/tollgate-dev/tollgate/host/audit"
 	"github.com/tollgate-dev/tollgate/host/event"
+	"github.com/tollgate-dev/tollgate/host/gate"
 )
-
-// Authenticator verifies bearer tokens; *identity.Verifier is one.
-type Authenticator interface {
-	Verify(ctx context.Context, raw string) (*event.Principal, error)
-}
 
 // AuditReader is the read side of an audit store.
 type AuditReader interface {
@@ -36,7 +32,7 @@ type AuditReader interface {
 
 // Options configure the handler.
 type Options struct {
-	Auth   Authenticator
+	Auth   gate.Authenticator
 	Groups []string    // a caller must be in one of these
 	Audit  AuditReader // nil when the store is not queryable (file)
 	Log    *slog.Logger

@@ -103,7 +103,8 @@ func (r *Row) SetVerdict(v event.Verdict, extra ...event.Annotation) {
 }
 
 // CloseRow is the session.close row of the session that open opened. It
-// repeats the open row's identity, target, listener and address, so that
+// repeats the open row's identity, target, listener, address and access
+// rule, so that
 // the row alone describes the session: the stores derive the sessions
 // table from open and close rows without reading anything back (a
 // materialized view in ClickHouse). Every protocol closes its sessions
@@ -120,6 +121,7 @@ func CloseRow(open Row, at time.Time, status string) Row {
 		Target:        open.Target,
 		Kind:          KindSessionClose,
 		RemoteAddr:    open.RemoteAddr,
+		AccessRule:    open.AccessRule,
 		Issuer:        open.Issuer,
 		Subject:       open.Subject,
 		Email:         open.Email,

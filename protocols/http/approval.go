@@ -41,10 +41,6 @@ type pendingBody struct {
 // refused with 409 approval_mismatch.
 func (x *exchange) hold(w http.ResponseWriter, r *http.Request, v event.Verdict) bool {
 	m := x.l.deps.Approvals
-	if len(v.ApproverGroups) == 0 {
-		x.fail(w, http.StatusForbidden, "denied", "held for approval, but the plugin named no approver groups: "+v.Reason)
-		return false
-	}
 	// The body is read first: it is part of what an approval covers,
 	// grants included.
 	body := []byte{}
@@ -68,7 +64,7 @@ func (x *exchange) hold(w http.ResponseWriter, r *http.Request, v event.Verdict)
 	}
 	fields, changed := approval.Rewritten(x.ev.Fields, v.Changes, acceptedChange)
 	req := approval.Request{
-		SessionID: x.sess.id, Protocol: "http", Kind: x.ev.Kind, Target: x.rt.cfg.Target,
+		SessionID: x.sess.ID(), Protocol: "http", Kind: x.ev.Kind, Target: x.rt.cfg.Target,
 		Principal: x.ev.Principal, Fields: fields, Changed: changed, Plugin: v.Plugin, Reason: v.Reason,
 		ApproverGroups: v.ApproverGroups, IdempotencyKey: r.Header.Get("Idempotency-Key"),
 		Covered: approval.HTTPCovered(fields["method"], fields["path"], fields["query"], heldHeader(r, v.Changes), body), Body: body,
@@ -92,7 +88,7 @@ func (x *exchange) hold(w http.ResponseWriter, r *http.Request, v event.Verdict)
 				x.fail(w, http.StatusTooManyRequests, "too_many_pending", "held for approval, and not recorded: "+err.Error())
 				return false
 			}
-			x.l.deps.Log.Error("approval not recorded", "session_id", x.sess.id, "err", err)
+			x.sess.Log().Error("approval not recorded", "err", err)
 			x.fail(w, http.StatusForbidden, "denied", "held for approval, and the approval could not be recorded: "+v.Reason)
 			return false
 		}
@@ -152,7 +148,7 @@ func (x *exchange) pending(w http.ResponseWriter, p *approval.Pending, v event.V
 	b, _ := json.Marshal(pendingBody{
 		Status: http.StatusAccepted, Error: "approval_pending",
 		Reason:     "held for approval (" + v.Reason + "); once it is approved, retry the same request unchanged (method, path, query, body), with the same Idempotency-Key if you sent one",
-		ApprovalID: p.ID, URL: p.URL, SessionID: x.sess.id,
+		ApprovalID: p.ID, URL: p.URL, SessionID: x.sess.ID(),
 	})
 	h := w.Header()
 	h.Set("Content-Type", "application/json")

@@ -21,6 +21,7 @@ import (
 	"github.com/tollgate-dev/tollgate/host/audit"
 	"github.com/tollgate-dev/tollgate/host/config"
 	"github.com/tollgate-dev/tollgate/host/event"
+	"github.com/tollgate-dev/tollgate/host/gate"
 	"github.com/tollgate-dev/tollgate/host/identity"
 	"github.com/tollgate-dev/tollgate/host/testenv"
 	httpproto "github.com/tollgate-dev/tollgate/protocols/http"
@@ -96,7 +97,7 @@ targets = ["t"]
 		listener(&cfg.Listeners[0])
 	}
 	rec := &testenv.Recorder{}
-	l, err := httpproto.New(cfg.Listeners[0], map[string]*config.Target{"t": &cfg.Targets[0]}, httpproto.Deps{
+	l, err := httpproto.New(cfg.Listeners[0], map[string]*config.Target{"t": &cfg.Targets[0]}, gate.Deps{
 		GatewayID: "test",
 		Auth:      identity.NewVerifier([]config.Issuer{iss.IssuerConfig()}, 10, identity.Options{}),
 		Policy:    access.New(cfg.Access), Chain: chain, Recorder: rec,

@@ -28,18 +28,18 @@ const syncWait = 10 * time.Second
 // forwardDurable records the forward row and waits until it is durable.
 // False means the request must not go out: the client was answered.
 func (x *exchange) forwardDurable(w http.ResponseWriter, r *http.Request) bool {
-	row := x.conn.row(x.sess, kindForward, x.rt.cfg.Target)
+	row := sessionRow(x.sess, kindForward, x.rt.cfg.Target)
 	row.AccessRule = x.rule
 	row.Request = x.ev.Fields
 	row.SetVerdict(x.verdict)
-	t, err := x.l.record(x.sess, row, true)
+	t, err := x.sess.RecordSynced(row, true)
 	if err == nil {
 		ctx, cancel := context.WithTimeout(r.Context(), syncWait)
-		err = audit.WaitDurable(ctx, x.l.deps.Recorder, t)
+		err = x.sess.WaitDurable(ctx, t)
 		cancel()
 	}
 	if err != nil {
-		x.l.deps.Log.Error("synced request refused: its row is not durable", "session_id", x.sess.id, "target", x.rt.cfg.Target, "err", err)
+		x.sess.Log().Error("synced request refused: its row is not durable", "target", x.rt.cfg.Target, "err", err)
 		// Nothing ran: the refusal goes out without a second wait on a
 		// spool that just failed one.
 		x.syncFailed = true
@@ -101,14 +101,14 @@ func (x *exchange) resultDurable(r *http.Request, rec *statusRecorder, t audit.T
 	err := recErr
 	if err == nil {
 		ctx, cancel := context.WithTimeout(r.Context(), syncWait)
-		err = audit.WaitDurable(ctx, x.l.deps.Recorder, t)
+		err = x.sess.WaitDurable(ctx, t)
 		cancel()
 	}
 	if err == nil {
 		rec.release()
 		return
 	}
-	x.l.deps.Log.Error("synced answer withheld: its row is not durable", "session_id", x.sess.id, "err", err)
+	x.sess.Log().Error("synced answer withheld: its row is not durable", "err", err)
 	// net/http's way to end a response unfinished: the connection is
 	// closed, so a chunked body never gets its last chunk and a framed
 	// one stays short.

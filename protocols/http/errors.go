@@ -23,7 +23,7 @@ func (x *exchange) fail(w http.ResponseWriter, status int, code, reason string) 
 		// that probes and scans leave a trace the client can quote.
 		x.sess = x.conn.sessionFor(nil, "", x.start)
 	}
-	body := errorBody{Status: status, Error: code, Reason: reason, SessionID: x.sess.id}
+	body := errorBody{Status: status, Error: code, Reason: reason, SessionID: x.sess.ID()}
 	b, _ := json.Marshal(body)
 	h := w.Header()
 	h.Set("Content-Type", "application/json")

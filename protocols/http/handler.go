@@ -15,11 +15,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/tollgate-dev/tollgate/host/access"
-	"github.com/tollgate-dev/tollgate/host/audit"
 	"github.com/tollgate-dev/tollgate/host/config"
 	"github.com/tollgate-dev/tollgate/host/event"
-	"github.com/tollgate-dev/tollgate/host/identity"
+	"github.com/tollgate-dev/tollgate/host/gate"
 )
 
 // route is one [[listeners.routes]] entry with its proxy.
@@ -37,8 +35,7 @@ var auditedHeaders = []string{"Content-Type", "Content-Length", "User-Agent", "A
 type exchange struct {
 	l        *Listener
 	conn     *conn
-	chain    event.Chain // the chain this request started with
-	release  func()
+	dec      *gate.Decision // the chain's decision; its generation also sees the response
 	rt       *route
 	sess     *session
 	fwdPath  string
@@ -76,9 +73,13 @@ func (l *Listener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.TLS == nil && x.conn != nil && x.conn.tls != nil {
 		r.TLS = x.conn.tls()
 	}
-	// A request keeps the chain it started with until it is done.
-	x.chain, x.release = event.Acquire(l.deps.Chain)
-	defer x.release()
+	// The chain generation that decides the request sees its response
+	// too; it is released once the row is recorded.
+	defer func() {
+		if x.dec != nil {
+			x.dec.Done()
+		}
+	}()
 	rec := &statusRecorder{ResponseWriter: w}
 	defer x.finish(r, rec)
 
@@ -107,13 +108,6 @@ func (l *Listener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		x.fail(rec, http.StatusBadRequest, "bad_request", "path is not canonical (., .. or // segments)")
 		return
 	}
-	if a, ok := l.deps.Recorder.(audit.Admitter); ok {
-		if err := a.Admit(); err != nil {
-			rec.Header().Set("Retry-After", "5")
-			x.fail(rec, http.StatusServiceUnavailable, "audit_unavailable", "the audit trail cannot take more rows right now; nothing unaudited is let through")
-			return
-		}
-	}
 	rt, fwd := l.match(r)
 	if rt == nil {
 		x.fail(rec, http.StatusNotFound, "no_route", "no target is routed at this host and path")
@@ -124,23 +118,22 @@ func (l *Listener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p, err := l.authenticate(r)
 	x.sess = x.conn.sessionFor(p, rt.cfg.Target, x.start)
 	if err != nil {
-		var te *identity.TokenError
-		switch {
-		case errors.Is(err, errNoToken):
+		switch kind, reason := gate.AuthFailure(err); kind {
+		case gate.AuthNoToken:
 			rec.Header().Set("WWW-Authenticate", `Bearer realm="tollgate"`)
 			x.fail(rec, http.StatusUnauthorized, "unauthenticated", "an OIDC token is required: Authorization: Bearer <token>")
-		case errors.As(err, &te):
-			rec.Header().Set("WWW-Authenticate", `Bearer realm="tollgate", error="invalid_token", error_description=`+strconv.Quote(te.Reason))
-			x.fail(rec, http.StatusUnauthorized, "invalid_token", te.Reason)
+		case gate.AuthInvalid:
+			rec.Header().Set("WWW-Authenticate", `Bearer realm="tollgate", error="invalid_token", error_description=`+strconv.Quote(reason))
+			x.fail(rec, http.StatusUnauthorized, "invalid_token", reason)
 		default:
-			l.deps.Log.Warn("token not verified", "session_id", x.sess.id, "err", err)
+			x.sess.Log().Warn("token not verified", "err", err)
 			rec.Header().Set("Retry-After", "1")
 			x.fail(rec, http.StatusServiceUnavailable, "identity_unavailable", "the token cannot be checked right now: the issuer's keys are unavailable")
 		}
 		return
 	}
 
-	d := l.deps.Policy.Decide(p, access.Request{Target: rt.cfg.Target, Verb: r.Method, Resource: fwd})
+	d := l.deps.Authorize(p, gate.AccessRequest{Target: rt.cfg.Target, Verb: r.Method, Resource: fwd})
 	if !d.Allowed {
 		x.fail(rec, http.StatusForbidden, "access_denied", d.Reason)
 		return
@@ -153,13 +146,15 @@ func (l *Listener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			bad, rt.cfg.Target, strings.Join(rt.up.upgrades, ", ")))
 		return
 	}
-	v, err := x.chain.Process(r.Context(), x.ev)
-	if !x.allowed(rec, r, v, err) {
+	x.dec = x.sess.Decide(r.Context(), x.ev, func(_ context.Context, _ *event.Event, v event.Verdict) (event.Verdict, bool) {
+		return v, x.hold(rec, r, v)
+	})
+	if !x.allowed(rec, x.dec) {
 		return
 	}
-	applyChanges(r, x, v.Changes)
+	applyChanges(r, x, x.dec.Verdict.Changes)
 
-	x.wantsResponse = event.Wants(x.chain, "http.response")
+	x.wantsResponse = x.dec.Wants("http.response")
 	x.needBody = x.wantsResponse || rt.up.scrub.active()
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
@@ -186,29 +181,21 @@ func (l *Listener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rt.proxy.ServeHTTP(rec, r.WithContext(ctx))
 }
 
-// allowed applies a chain verdict; false means the request was answered.
-func (x *exchange) allowed(w http.ResponseWriter, r *http.Request, v event.Verdict, err error) bool {
-	if err != nil {
-		x.verdict = event.Verdict{Action: event.Deny, Reason: "policy chain failed"}
-		x.l.deps.Log.Error("plugin chain failed", "session_id", x.sess.id, "err", err)
-		x.fail(w, http.StatusForbidden, "denied", x.verdict.Reason)
-		return false
+// allowed answers the client when the decision refused the request;
+// false means it was answered (a hold's refusal, by hold itself).
+func (x *exchange) allowed(w http.ResponseWriter, d *gate.Decision) bool {
+	x.verdict = d.Verdict
+	switch d.Refusal {
+	case gate.NotRefused:
+		return true
+	case gate.RefusedAuditFull:
+		w.Header().Set("Retry-After", "5")
+		x.fail(w, http.StatusServiceUnavailable, "audit_unavailable", "the audit trail cannot take more rows right now; nothing unaudited is let through")
+	case gate.RefusedByHold:
+	default:
+		x.fail(w, http.StatusForbidden, "denied", d.Reason)
 	}
-	x.verdict = v
-	switch v.Action {
-	case event.Deny:
-		x.fail(w, http.StatusForbidden, "denied", v.Reason)
-		return false
-	case event.Hold:
-		if x.l.deps.Approvals != nil {
-			return x.hold(w, r, v)
-		}
-		// No [approvals] in the config: a hold cannot be resumed, so it
-		// is a deny that says so.
-		x.fail(w, http.StatusForbidden, "denied", "held for approval, and this gateway has no approval service: "+v.Reason)
-		return false
-	}
-	return true
+	return false
 }
 
 // match finds the route for r: the longest path prefix among routes whose
@@ -243,15 +230,13 @@ func (l *Listener) match(r *http.Request) (*route, string) {
 	return best, fwd
 }
 
-var errNoToken = errors.New("no bearer token")
-
 func (l *Listener) authenticate(r *http.Request) (*event.Principal, error) {
 	h := r.Header.Get("Authorization")
 	scheme, tok, ok := strings.Cut(h, " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(tok) == "" {
-		return nil, errNoToken
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return nil, gate.ErrNoToken
 	}
-	return l.deps.Auth.Verify(r.Context(), strings.TrimSpace(tok))
+	return l.deps.Verify(r.Context(), strings.TrimSpace(tok))
 }
 
 func requestEvent(r *http.Request, x *exchange, p *event.Principal) *event.Event {
@@ -268,7 +253,7 @@ func requestEvent(r *http.Request, x *exchange, p *event.Principal) *event.Event
 	}
 	return &event.Event{
 		Phase: event.Request, Protocol: "http", Kind: "http.request",
-		SessionID: x.sess.id, Target: x.rt.cfg.Target, Principal: p, Fields: f,
+		SessionID: x.sess.ID(), Target: x.rt.cfg.Target, Principal: p, Fields: f,
 	}
 }
 
@@ -324,7 +309,7 @@ func (x *exchange) rewrite(pr *httputil.ProxyRequest) {
 		// upstream that encodes anyway is decoded (modifyResponse).
 		pr.Out.Header.Set("Accept-Encoding", "identity")
 	}
-	pr.Out.Header.Set("X-Tollgate-Session-Id", x.sess.id)
+	pr.Out.Header.Set("X-Tollgate-Session-Id", x.sess.ID())
 }
 
 func singleJoin(base, p string) string {
@@ -452,7 +437,7 @@ func (x *exchange) modifyResponse(resp *http.Response) error {
 func (x *exchange) runResponseChain(resp *http.Response, body []byte) error {
 	ev := &event.Event{
 		Phase: event.Response, Protocol: "http", Kind: "http.response",
-		SessionID: x.sess.id, Target: x.rt.cfg.Target, Principal: x.ev.Principal,
+		SessionID: x.sess.ID(), Target: x.rt.cfg.Target, Principal: x.ev.Principal,
 		Fields: map[string]string{
 			"method": x.ev.Fields["method"], "path": x.ev.Fields["path"],
 			"status": strconv.Itoa(resp.StatusCode), "header.Content-Type": resp.Header.Get("Content-Type"),
@@ -462,13 +447,9 @@ func (x *exchange) runResponseChain(resp *http.Response, body []byte) error {
 	if inspected {
 		ev.Fields["body"] = string(body)
 	}
-	v, err := x.chain.Process(resp.Request.Context(), ev)
-	if err != nil || v.Action == event.Deny || v.Action == event.Hold {
-		if err == nil {
-			x.verdict = v
-		} else {
-			x.verdict = event.Verdict{Action: event.Deny, Reason: "policy chain failed"}
-		}
+	v := x.dec.Process(resp.Request.Context(), ev)
+	if v.Action == event.Deny || v.Action == event.Hold {
+		x.verdict = v
 		return errResponseDenied
 	}
 	x.verdict.Annotations = append(x.verdict.Annotations, v.Annotations...)
@@ -580,7 +561,7 @@ func (x *exchange) proxyError(w http.ResponseWriter, r *http.Request, err error)
 		x.status = 499 // nginx's code for a client that closed the request
 		return
 	}
-	x.l.deps.Log.Warn("upstream request failed", "session_id", x.sess.id, "target", x.rt.cfg.Target, "err", err)
+	x.sess.Log().Warn("upstream request failed", "target", x.rt.cfg.Target, "err", err)
 	x.fail(w, http.StatusBadGateway, "upstream_unavailable", "the target did not answer")
 	x.errMsg = "upstream: " + err.Error() // keep the detail for the audit row, not the client
 }
@@ -590,7 +571,7 @@ func (x *exchange) finish(r *http.Request, rec *statusRecorder) {
 	if x.sess == nil {
 		x.sess = x.conn.sessionFor(nil, "", x.start)
 	}
-	row := x.conn.row(x.sess, "http.request", "")
+	row := sessionRow(x.sess, "http.request", "")
 	if x.rt != nil {
 		row.Target = x.rt.cfg.Target
 	}
@@ -635,7 +616,7 @@ func (x *exchange) finish(r *http.Request, rec *statusRecorder) {
 		row.Annotations[a.Key] = a.Value
 	}
 	synced := x.rt != nil && x.rt.up.synced && status != http.StatusSwitchingProtocols && !x.syncFailed
-	t, err := x.l.record(x.sess, row, synced)
+	t, err := x.sess.RecordSynced(row, synced)
 	if status == http.StatusSwitchingProtocols {
 		// The upgraded connection was hijacked and has now ended; the
 		// server will never report it closed.

@@ -98,7 +98,7 @@ func serverAnswer(p []byte) (status, reason string, ok bool) {
 func (c *conn) refusedByServer(status, reason string, head []byte) {
 	now := time.Now()
 	s := c.sessionFor(nil, "", now)
-	row := c.row(s, "http.request", "")
+	row := sessionRow(s, "http.request", "")
 	row.Time = now
 	req := map[string]string{}
 	// The request line, if it was read whole: method and path only, the
@@ -115,5 +115,5 @@ func (c *conn) refusedByServer(status, reason string, head []byte) {
 	if status == "431" {
 		row.Error += " (over max_header_bytes)"
 	}
-	c.l.record(s, row, false) // no target: nothing was forwarded
+	s.RecordSynced(row, false) // no target: nothing was forwarded
 }

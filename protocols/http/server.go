@@ -14,39 +14,15 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"sync"
-	"time"
 
-	"github.com/tollgate-dev/tollgate/host/access"
-	"github.com/tollgate-dev/tollgate/host/approval"
-	"github.com/tollgate-dev/tollgate/host/audit"
 	"github.com/tollgate-dev/tollgate/host/config"
-	"github.com/tollgate-dev/tollgate/host/event"
+	"github.com/tollgate-dev/tollgate/host/gate"
 )
-
-// Authenticator verifies a bearer token; *identity.Verifier is one.
-type Authenticator interface {
-	Verify(ctx context.Context, raw string) (*event.Principal, error)
-}
-
-// Deps are the host services a listener uses.
-type Deps struct {
-	GatewayID string
-	Auth      Authenticator
-	Policy    *access.Policy
-	Chain     event.Chain
-	Recorder  audit.Recorder
-	Log       *slog.Logger
-	// Approvals resumes held requests; nil refuses them as denied.
-	Approvals *approval.Manager
-	// ApprovalWait is how long a held request waits before the client
-	// gets 202 with the approval's URL and a Retry-After.
-	ApprovalWait time.Duration
-}
 
 // Listener serves one [[listeners]] entry of protocol "http".
 type Listener struct {
 	cfg    config.Listener
-	deps   Deps
+	deps   gate.Deps
 	routes []route
 	srv    *http.Server
 	ln     net.Listener
@@ -56,7 +32,7 @@ type Listener struct {
 
 // New prepares a listener; targets must hold every target its routes name,
 // with secrets resolved. It does not listen until Start.
-func New(cfg config.Listener, targets map[string]*config.Target, deps Deps) (*Listener, error) {
+func New(cfg config.Listener, targets map[string]*config.Target, deps gate.Deps) (*Listener, error) {
 	if deps.Log == nil {
 		deps.Log = slog.Default()
 	}

@@ -3,7 +3,6 @@ package http
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"maps"
 	"net"
@@ -13,33 +12,19 @@ import (
 
 	"github.com/tollgate-dev/tollgate/host/audit"
 	"github.com/tollgate-dev/tollgate/host/event"
+	"github.com/tollgate-dev/tollgate/host/gate"
 )
 
 // A session is the requests one principal sends over one client
 // connection. Keep-alive makes that the natural unit: an agent reuses its
 // connection and its token. If a request on the same connection carries a
 // different identity, the session closes and a new one opens, so that a
-// session never mixes two principals.
+// session never mixes two principals. Its rows (IDs, numbering, hash
+// chain, open and close rows) are the layer's gate.Session.
 type session struct {
-	id        string
+	*gate.Session
 	principal *event.Principal // nil for requests that never authenticated
-	opened    time.Time
-	open      audit.Row // the session.open row, which the close row repeats
-	requests  int
-
-	mu    sync.Mutex
-	seq   uint64
-	chain audit.SessionChain
-}
-
-// sealLocked numbers r as the session's next row and links it into the
-// session's hash chain. Rows are sealed in the order they are recorded,
-// under s.mu.
-func (s *session) sealLocked(r *audit.Row) {
-	s.seq++
-	r.Seq = s.seq
-	r.EventID = audit.NewID()
-	s.chain.Seal(r)
+	requests  int              // under conn.mu
 }
 
 // conn is the gateway's state for one client connection.
@@ -95,11 +80,13 @@ func (c *conn) sessionFor(p *event.Principal, target string, at time.Time) *sess
 	if c.cur != nil {
 		c.closeLocked()
 	}
-	s := &session{id: audit.NewID(), principal: p, opened: at, requests: 1}
+	s := &session{Session: c.l.deps.NewSession(gate.SessionInfo{Protocol: "http", Listener: c.l.cfg.Name, Remote: c.remote}), principal: p, requests: 1}
+	s.SetPrincipal(p)
+	s.SetTarget(target, "")
 	c.cur = s
-	s.open = c.row(s, audit.KindSessionOpen, target)
-	s.open.Time = s.opened
-	c.l.record(s, s.open, false) // a synced request's wait covers it
+	open := s.Row(audit.KindSessionOpen)
+	open.Time = at
+	s.Open(open) // not synced: a synced request's wait covers it
 	return s
 }
 
@@ -114,54 +101,14 @@ func (c *conn) closeSession() {
 func (c *conn) closeLocked() {
 	s := c.cur
 	c.cur = nil
-	c.l.record(s, audit.CloseRow(s.open, time.Now(), fmt.Sprintf("%d requests", s.requests)), false)
+	s.Close(fmt.Sprintf("%d requests", s.requests), "")
 }
 
-// row starts an audit row for session s.
-func (c *conn) row(s *session, kind, target string) audit.Row {
-	r := audit.Row{
-		Time:       time.Now(),
-		GatewayID:  c.l.deps.GatewayID,
-		SessionID:  s.id,
-		Protocol:   "http",
-		Listener:   c.l.cfg.Name,
-		Target:     target,
-		Kind:       kind,
-		RemoteAddr: c.remote,
-	}
-	r.SetPrincipal(s.principal)
+// sessionRow starts an audit row of session s about target.
+func sessionRow(s *session, kind, target string) audit.Row {
+	r := s.Row(kind)
+	r.Target = target
 	return r
-}
-
-// record seals r into session s and hands it to the recorder. When the
-// spool has no room for r, its minimal form takes r's place in the chain
-// (the spool's reserve holds it), so the trail states the outage instead
-// of showing a gap; when even that finds no room, the chain is rolled
-// back and nothing refers to the missing row.
-//
-// synced rows (the target's durability) come back with a ticket to wait
-// on before the request goes out or the answer is released; the wait is
-// outside s.mu, so that a session's other rows never queue behind it.
-func (l *Listener) record(s *session, r audit.Row, synced bool) (audit.Ticket, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	seq, chain := s.seq, s.chain
-	s.sealLocked(&r)
-	t, err := audit.RecordTicket(l.deps.Recorder, r, synced)
-	if errors.Is(err, audit.ErrFull) && !audit.Reserved(&r) {
-		s.seq, s.chain = seq, chain
-		m := audit.Minimal(r)
-		s.seq = m.Seq
-		s.chain.Seal(&m)
-		if t, err = audit.RecordTicket(l.deps.Recorder, m, synced); err == nil {
-			return t, nil
-		}
-	}
-	if err != nil {
-		s.seq, s.chain = seq, chain
-		l.deps.Log.Error("audit row not recorded", "session_id", r.SessionID, "kind", r.Kind, "err", err)
-	}
-	return t, err
 }
 
 func samePrincipal(a, b *event.Principal) bool {

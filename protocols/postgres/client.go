@@ -14,8 +14,8 @@ import (
 
 	"github.com/jackc/pgx/v5/pgproto3"
 
-	"github.com/tollgate-dev/tollgate/host/audit"
 	"github.com/tollgate-dev/tollgate/host/event"
+	"github.com/tollgate-dev/tollgate/host/gate"
 )
 
 // run serves the session until either side ends it, then records its
@@ -45,6 +45,7 @@ func (s *session) run() {
 	s.flushClient()
 	s.client.Close()
 	s.l.cancels.remove(s.cancelPID, s.cancelSecret)
+	s.cancel()
 	s.recordClose()
 }
 
@@ -363,36 +364,22 @@ func (s *session) decide(st *stmt) (event.Verdict, bool) {
 		st.oversize, st.code = true, codeProgramLimitExceeded
 		return event.Verdict{Action: event.Deny, Reason: fmt.Sprintf("the statement and its parameters are %d bytes, over this gateway's max_statement_bytes of %d: it would not be recorded whole", size, max)}, false
 	}
-	if a, ok := s.l.deps.Recorder.(audit.Admitter); ok {
-		if err := a.Admit(); err != nil {
-			st.code = codeInsufficientResources
-			return event.Verdict{Action: event.Deny, Reason: "the audit trail cannot take more rows now, so nothing runs: " + err.Error()}, false
-		}
-	}
 	if why := s.checkSensitive(st, st.fields["sql"]); why != "" {
 		return event.Verdict{Action: event.Deny, Reason: why}, false
 	}
-	if !s.l.wants("pg.query") {
-		return event.Verdict{Action: event.Allow}, true
-	}
 	ev := &event.Event{Phase: event.Request, Protocol: "postgres", Kind: "pg.query", SessionID: s.id,
 		Target: s.targetName, Principal: s.principal, Fields: st.fields}
-	v, err := s.l.process(ev)
-	if err != nil {
-		s.l.deps.Log.Error("plugin chain failed", "session_id", s.id, "err", err)
-		return event.Verdict{Action: event.Deny, Reason: "policy chain failed"}, false
-	}
-	switch v.Action {
-	case event.Deny:
-		return v, false
-	case event.Hold:
-		if s.l.deps.Approvals == nil {
-			v.Reason = "held for approval, and this gateway has no approval service: " + v.Reason
-			return v, false
-		}
+	// The context ends with the session's client: nothing a plugin does
+	// for this statement outlives it.
+	st.dec = s.gs.Decide(s.ctx, ev, func(_ context.Context, ev *event.Event, v event.Verdict) (event.Verdict, bool) {
 		return s.hold(st, ev, v)
+	})
+	if st.dec.Refusal == gate.RefusedAuditFull {
+		st.code = codeInsufficientResources
 	}
-	return v, true
+	v := st.dec.Verdict
+	v.Reason = st.dec.Reason
+	return v, st.dec.Allowed
 }
 
 // rewrites reports whether v's Changes apply to the statement: a rewrite,
@@ -425,7 +412,7 @@ func (s *session) onQuery(m *pgproto3.Query) bool {
 	}
 	s.recordForward(st)
 	qo := &op{kind: opQuery, st: st, sql: sql, maskComputed: st.maskComputed}
-	qo.rows, qo.chainRows = s.rowsPass()
+	qo.rows, qo.chainRows = s.rowsPass(st)
 	if qo.rows {
 		if q, f, ok := copyOut(sql); ok && f != copyBinary {
 			// Learn the columns of COPY TO STDOUT (copy.go); every answer
@@ -585,7 +572,7 @@ func (s *session) onExecute(m *pgproto3.Execute) {
 	}
 	p.executed = true
 	s.execInSeg = true
-	rows, chainRows := s.rowsPass()
+	rows, chainRows := s.rowsPass(p.st)
 	if rows && !p.described {
 		// Masking needs the columns: ask for them, and keep the answer.
 		s.forward(&pgproto3.Describe{ObjectType: 'P', Name: m.Portal})
@@ -674,22 +661,4 @@ func paramIndex(k string) (int, bool) {
 		return 0, false
 	}
 	return i - 1, true
-}
-
-// chain access
-
-// wants reports whether some plugin subscribed to kind.
-func (l *Listener) wants(kind string) bool {
-	c, release := event.Acquire(l.deps.Chain)
-	defer release()
-	return event.Wants(c, kind)
-}
-
-func (l *Listener) process(ev *event.Event) (event.Verdict, error) {
-	c, release := event.Acquire(l.deps.Chain)
-	defer release()
-	if c == nil {
-		return event.Verdict{Action: event.Allow}, nil
-	}
-	return c.Process(context.Background(), ev)
 }

@@ -14,9 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 
-	"github.com/tollgate-dev/tollgate/host/access"
-	"github.com/tollgate-dev/tollgate/host/audit"
-	"github.com/tollgate-dev/tollgate/host/identity"
+	"github.com/tollgate-dev/tollgate/host/gate"
 )
 
 // SQLSTATEs the gateway sends on its own behalf.
@@ -105,6 +103,7 @@ type startup struct {
 	refused   *refusal  // over a cap: answer the startup message with 53300
 	tls       bool
 	sessionID string
+	gs        *gate.Session // made with sessionID
 	params    map[string]string
 	settings  startupSettings
 	audited   *session // set once a session.open row exists
@@ -161,7 +160,7 @@ func (st *startup) run() (*session, error) {
 			return nil, fmt.Errorf("startup: unexpected %T", msg)
 		}
 	}
-	st.sessionID = audit.NewID()
+	st.newSession()
 	st.params = sm.Parameters
 	st.settings = filterStartup(sm.Parameters)
 	return st.login(sm)
@@ -173,7 +172,7 @@ func (st *startup) fatal(code, msg string, err error) error {
 	if st.sessionID == "" {
 		// Refused before its startup message (over a cap, out of time):
 		// a session of its own all the same.
-		st.sessionID = audit.NewID()
+		st.newSession()
 	}
 	// The client reads our messages once it has TLS or sent its startup
 	// message; before that (or in the middle of a TLS handshake) a
@@ -190,7 +189,7 @@ func (st *startup) fatal(code, msg string, err error) error {
 	if st.audited == nil {
 		// Refused before anyone was identified: a session of its own, so
 		// that probes and bad tokens leave a trace.
-		st.audited = &session{l: st.l, id: st.sessionID, remote: st.remote, tls: st.tls, opened: time.Now(),
+		st.audited = &session{l: st.l, gs: st.gs, id: st.sessionID, remote: st.remote, tls: st.tls, opened: time.Now(),
 			pgUser: st.params["user"], database: st.params["database"], settings: &st.settings}
 		st.audited.recordOpen(code + ": " + msg)
 	}
@@ -199,6 +198,12 @@ func (st *startup) fatal(code, msg string, err error) error {
 		st.audited.recordClose()
 	}
 	return err
+}
+
+// newSession gives the connection its session, and so its ID.
+func (st *startup) newSession() {
+	st.gs = st.l.deps.NewSession(gate.SessionInfo{Protocol: "postgres", Listener: st.l.cfg.Name, Remote: st.remote})
+	st.sessionID = st.gs.ID()
 }
 
 func (st *startup) login(sm *pgproto3.StartupMessage) (*session, error) {
@@ -217,10 +222,8 @@ func (st *startup) login(sm *pgproto3.StartupMessage) (*session, error) {
 	if v := params["replication"]; v != "" && v != "false" && v != "0" && v != "off" {
 		return nil, st.fatal(codeFeatureNotSupported, "replication connections are not served by the gateway", errors.New("replication requested"))
 	}
-	if a, ok := st.l.deps.Recorder.(audit.Admitter); ok {
-		if err := a.Admit(); err != nil {
-			return nil, st.fatal(codeCannotConnectNow, "the audit trail cannot take more rows right now; nothing unaudited is let through", err)
-		}
+	if err := st.l.deps.Admit(); err != nil {
+		return nil, st.fatal(codeCannotConnectNow, "the audit trail cannot take more rows right now; nothing unaudited is let through", err)
 	}
 	st.be.Send(&pgproto3.AuthenticationCleartextPassword{})
 	if err := st.be.Flush(); err != nil {
@@ -241,18 +244,18 @@ func (st *startup) login(sm *pgproto3.StartupMessage) (*session, error) {
 	}
 	ctx, cancel := context.WithDeadline(context.Background(), st.deadline)
 	defer cancel()
-	p, err := st.l.deps.Auth.Verify(ctx, token)
+	p, err := st.l.deps.Verify(ctx, token)
 	token = ""
 	if err != nil {
-		var te *identity.TokenError
-		if errors.As(err, &te) {
-			return nil, st.fatal(codeInvalidPassword, "the OIDC token was not accepted: "+te.Reason, err)
-		}
-		if ctx.Err() != nil {
+		kind, reason := gate.AuthFailure(err)
+		switch {
+		case kind == gate.AuthInvalid:
+			return nil, st.fatal(codeInvalidPassword, "the OIDC token was not accepted: "+reason, err)
+		case ctx.Err() != nil:
 			return nil, st.fatal(codeCannotConnectNow, fmt.Sprintf("the token could not be checked within auth_timeout (%s)", st.l.cfg.AuthTimeout.Duration), err)
 		}
-		st.l.deps.Log.Warn("token not verified", "session_id", st.sessionID, "err", err)
-		return nil, st.fatal(codeCannotConnectNow, "the token cannot be checked right now: the issuer's keys are unavailable", err)
+		st.gs.Log().Warn("token not verified", "err", err)
+		return nil, st.fatal(codeCannotConnectNow, reason, err)
 	}
 
 	// The target: the listener's, or the one the database names.
@@ -268,7 +271,7 @@ func (st *startup) login(sm *pgproto3.StartupMessage) (*session, error) {
 	if t != nil && db == "" {
 		db = t.database
 	}
-	s := &session{l: st.l, id: st.sessionID, principal: p, remote: st.remote, tls: st.tls,
+	s := &session{l: st.l, gs: st.gs, id: st.sessionID, principal: p, remote: st.remote, tls: st.tls,
 		pgUser: params["user"], database: db, targetName: tname, opened: time.Now(), client: st.nc, settings: &st.settings}
 	if t == nil {
 		s.targetName = ""
@@ -277,10 +280,11 @@ func (st *startup) login(sm *pgproto3.StartupMessage) (*session, error) {
 		return nil, st.fatal(codeInvalidCatalog, fmt.Sprintf("no target named %q on this gateway (the database names the target)", tname), errors.New("unknown target"))
 	}
 	s.target = t
+	s.ctx, s.cancel = context.WithCancel(context.Background())
 	if exp, err := strconv.ParseFloat(p.Claims["exp"], 64); err == nil && exp > 0 {
 		s.expires = time.Unix(int64(exp), 0)
 	}
-	d := st.l.deps.Policy.Decide(p, access.Request{Target: tname, Verb: "CONNECT", Resource: "/" + db})
+	d := st.l.deps.Authorize(p, gate.AccessRequest{Target: tname, Verb: "CONNECT", Resource: "/" + db})
 	s.rule = d.Rule
 	if !d.Allowed {
 		s.recordOpen(d.Reason)

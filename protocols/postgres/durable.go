@@ -5,8 +5,6 @@ import (
 	"errors"
 	"maps"
 	"time"
-
-	"github.com/tollgate-dev/tollgate/host/audit"
 )
 
 // Synced targets (durability = "synced"): a statement's row is fsynced in
@@ -80,24 +78,16 @@ func (s *session) durable(towards string) bool {
 	if s.target == nil || !s.target.synced {
 		return true
 	}
-	s.amu.Lock()
-	t := s.ticket
-	s.amu.Unlock()
-	if t <= audit.Ticket(s.synced.Load()) {
+	if !s.gs.Unsynced() {
 		return true
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), syncWait)
-	err := audit.WaitDurable(ctx, s.l.deps.Recorder, t)
+	err := s.gs.Durable(ctx)
 	cancel()
 	if err != nil {
-		s.l.deps.Log.Error("synced session ended: its rows are not durable", "session_id", s.id, "towards", towards, "err", err)
+		s.gs.Log().Error("synced session ended: its rows are not durable", "towards", towards, "err", err)
 		s.setCloseErr("audit: rows not durable, nothing more sent to the " + towards)
 		return false
 	}
-	for {
-		cur := s.synced.Load()
-		if uint64(t) <= cur || s.synced.CompareAndSwap(cur, uint64(t)) {
-			return true
-		}
-	}
+	return true
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/tollgate-dev/tollgate/host/audit"
 	"github.com/tollgate-dev/tollgate/host/config"
 	"github.com/tollgate-dev/tollgate/host/event"
+	"github.com/tollgate-dev/tollgate/host/gate"
 	"github.com/tollgate-dev/tollgate/host/identity"
 	"github.com/tollgate-dev/tollgate/host/plugin"
 	"github.com/tollgate-dev/tollgate/host/testenv"
@@ -163,7 +164,7 @@ targets = ["app"]
 	if o.recorder != nil {
 		recorder = o.recorder
 	}
-	e.l, err = postgres.New(cfg.Listeners[0], map[string]*config.Target{"app": &cfg.Targets[0]}, postgres.Deps{
+	e.l, err = postgres.New(cfg.Listeners[0], map[string]*config.Target{"app": &cfg.Targets[0]}, gate.Deps{
 		GatewayID: "test",
 		Auth:      identity.NewVerifier([]config.Issuer{e.iss.IssuerConfig()}, 10, identity.Options{}),
 		Policy:    access.New(cfg.Access), Chain: chain, Recorder: recorder,

@@ -17,6 +17,7 @@ import (
 	"github.com/tollgate-dev/tollgate/host/audit"
 	"github.com/tollgate-dev/tollgate/host/config"
 	"github.com/tollgate-dev/tollgate/host/event"
+	"github.com/tollgate-dev/tollgate/host/gate"
 )
 
 type nopRecorder struct{}
@@ -107,12 +108,13 @@ func FuzzClientMessages(f *testing.F) {
 	f.Add([]byte{'Q', 0x7f, 0xff, 0xff, 0xff})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		l := &Listener{cfg: config.Listener{Name: "fuzz", MaxMessageBytes: 1 << 16},
-			deps: Deps{Recorder: nopRecorder{}, Chain: denyDrops{}, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}}
+			deps: gate.Deps{Recorder: nopRecorder{}, Chain: denyDrops{}, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}}
 		cli, cliPeer := net.Pipe()
 		up, upPeer := net.Pipe()
 		go fakeUpstream(upPeer)
 		go io.Copy(io.Discard, cliPeer)
-		s := &session{l: l, id: "fuzz", targetName: "t", target: &target{}, client: cli, up: up, opened: time.Now()}
+		gs := l.deps.NewSession(gate.SessionInfo{Protocol: "postgres", Listener: "fuzz"})
+		s := &session{l: l, gs: gs, id: gs.ID(), targetName: "t", target: &target{}, client: cli, up: up, opened: time.Now(), ctx: context.Background(), cancel: func() {}}
 		s.be = pgproto3.NewBackend(bytes.NewReader(data), cli)
 		s.be.SetMaxBodyLen(l.cfg.MaxMessageBytes)
 		done := make(chan struct{})
@@ -156,7 +158,7 @@ func FuzzServerMessages(f *testing.F) {
 	f.Add([]byte{'T', 0xff, 0xff, 0xff, 0xff})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		l := &Listener{cfg: config.Listener{Name: "fuzz", MaxMessageBytes: 1 << 16},
-			deps: Deps{Recorder: nopRecorder{}, Chain: denyDrops{}, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}}
+			deps: gate.Deps{Recorder: nopRecorder{}, Chain: denyDrops{}, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}}
 		cli, cliPeer := net.Pipe()
 		up, upPeer := net.Pipe()
 		var script []byte
@@ -176,7 +178,8 @@ func FuzzServerMessages(f *testing.F) {
 			cliPeer.Close()
 			upPeer.Close()
 		}()
-		s := &session{l: l, id: "fuzz", targetName: "t", target: &target{}, client: cli, up: up, opened: time.Now()}
+		gs := l.deps.NewSession(gate.SessionInfo{Protocol: "postgres", Listener: "fuzz"})
+		s := &session{l: l, gs: gs, id: gs.ID(), targetName: "t", target: &target{}, client: cli, up: up, opened: time.Now(), ctx: context.Background(), cancel: func() {}}
 		s.be = pgproto3.NewBackend(cli, cli)
 		done := make(chan struct{})
 		go func() { s.run(); close(done) }()

@@ -10,8 +10,8 @@ import (
 
 	"github.com/jackc/pgx/v5/pgproto3"
 
-	"github.com/tollgate-dev/tollgate/host/approval"
 	"github.com/tollgate-dev/tollgate/host/event"
+	"github.com/tollgate-dev/tollgate/host/gate"
 )
 
 // Holding a statement for approval
@@ -47,68 +47,35 @@ var (
 // hold asks a person to decide on a held statement. True means approved:
 // run it exactly once. False is a deny, with the reason in the verdict.
 // An approval and a session grant cover the statement's canonical form
-// (approval.StatementCovered): the SQL as sent and its parameters.
+// (gate.CoverStatement): the SQL as sent and its parameters.
 func (s *session) hold(st *stmt, ev *event.Event, v event.Verdict) (event.Verdict, bool) {
-	m := s.l.deps.Approvals
-	if len(v.ApproverGroups) == 0 {
-		v.Reason = "held for approval, but the plugin named no approver groups: " + v.Reason
-		return v, false
-	}
-	fields, changed := approval.Rewritten(ev.Fields, v.Changes, nil)
-	req := approval.Request{
-		SessionID: s.id, Protocol: "postgres", Kind: ev.Kind, Target: s.targetName,
-		Principal: s.principal, Fields: fields, Changed: changed, Plugin: v.Plugin, Reason: v.Reason,
-		ApproverGroups: v.ApproverGroups, Covered: approval.StatementCovered(fields),
-		RemoteAddr: s.remote, Listener: s.l.cfg.Name,
-	}
-	if d, ok := m.Granted(req); ok {
-		st.approvalID, st.approver = d.ID, d.Approver
-		return v, true
-	}
-	ctx, cancel := context.WithCancelCause(context.Background())
+	ctx, cancel := context.WithCancelCause(s.ctx)
 	defer cancel(nil)
-	p, err := m.Hold(ctx, req)
-	if errors.Is(err, approval.ErrTooManyPending) {
+	var stop func()
+	v, ap, ok := s.gs.AskApproval(ctx, ev, v, gate.Ask{
+		Cover: gate.CoverStatement,
+		Notify: func(id, url string) {
+			// Everything forwarded so far goes out, so the answers before
+			// this statement reach the client, then the notice.
+			s.flushUp()
+			s.push(&op{kind: opSynth, synth: noticeMsg(nil, "waiting for approval "+id+" at "+url+" ("+v.Reason+")", s.id)})
+			s.holding.mu.Lock()
+			s.holding.cancel = cancel
+			s.holding.mu.Unlock()
+			stop = s.watchClient(cancel)
+		},
+	})
+	if stop != nil {
+		stop()
+		s.holding.mu.Lock()
+		s.holding.cancel = nil
+		s.holding.mu.Unlock()
+	}
+	st.approvalID, st.approver = ap.ID, ap.Approver
+	if ap.TooManyPending {
 		st.code = codeConfigLimitExceeded
-		v.Reason = "held for approval, and not recorded: " + err.Error()
-		return v, false
 	}
-	if err != nil {
-		s.l.deps.Log.Error("approval not recorded", "session_id", s.id, "err", err)
-		v.Reason = "held for approval, and the approval could not be recorded: " + v.Reason
-		return v, false
-	}
-	st.approvalID = p.ID
-
-	// Everything forwarded so far goes out, so the answers before this
-	// statement reach the client, then the notice.
-	s.flushUp()
-	s.push(&op{kind: opSynth, synth: noticeMsg(nil, "waiting for approval "+p.ID+" at "+p.URL+" ("+v.Reason+")", s.id)})
-
-	s.holding.mu.Lock()
-	s.holding.cancel = cancel
-	s.holding.mu.Unlock()
-	stop := s.watchClient(cancel)
-	d, err := p.Wait(ctx)
-	stop()
-	s.holding.mu.Lock()
-	s.holding.cancel = nil
-	s.holding.mu.Unlock()
-
-	switch {
-	case err != nil && context.Cause(ctx) != nil && context.Cause(ctx) != context.Canceled:
-		v.Reason = context.Cause(ctx).Error()
-		return v, false
-	case err != nil:
-		v.Reason = "approval " + p.ID + ": " + err.Error()
-		return v, false
-	case !d.Approved():
-		st.approver = d.Approver
-		v.Reason = d.Message()
-		return v, false
-	}
-	st.approver = d.Approver
-	return v, true
+	return v, ok
 }
 
 // cancelHold cancels the approval the session waits on, if any; it is how

@@ -144,11 +144,7 @@ func (s *session) flushBatchLocked(o *op) {
 	b.fields["sql"] = o.sql
 	b.ev = event.Event{Phase: event.Response, Protocol: "postgres", Kind: "pg.rows", SessionID: s.id,
 		Target: s.targetName, Principal: s.principal, Fields: b.fields, Rows: &b.rows}
-	v, err := s.l.process(&b.ev)
-	if err != nil {
-		s.l.deps.Log.Error("plugin chain failed", "session_id", s.id, "err", err)
-		v = event.Verdict{Action: event.Deny, Reason: "policy chain failed"}
-	}
+	v := s.process(o.st, &b.ev)
 	if v.Action == event.Deny || v.Action == event.Hold {
 		s.withholdLocked(o, "result withheld by policy: "+v.Reason)
 		return

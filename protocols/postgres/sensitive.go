@@ -12,8 +12,8 @@ import (
 // rowsPass reports whether result rows go through the batch (a plugin
 // wants them, or the target has sensitive columns to mask) and whether
 // the chain wants them: asked once per statement, not per batch.
-func (s *session) rowsPass() (pass, chain bool) {
-	chain = s.l.wants("pg.rows")
+func (s *session) rowsPass(st *stmt) (pass, chain bool) {
+	chain = s.wants(st, "pg.rows")
 	return chain || len(s.target.sensitive) > 0, chain
 }
 
@@ -77,7 +77,7 @@ func (s *session) passMessageLocked(o *op, typ byte, msg []byte) []byte {
 	case 'A':
 		kind = "pg.notify"
 	}
-	wants := s.l.wants(kind)
+	wants := s.wants(opStmt(o), kind)
 	if !sensitive && !wants {
 		return msg
 	}
@@ -142,11 +142,7 @@ func (s *session) processMessageLocked(o *op, kind string, f map[string]string) 
 	}
 	ev := &event.Event{Phase: event.Response, Protocol: "postgres", Kind: kind, SessionID: s.id,
 		Target: s.targetName, Principal: s.principal, Fields: f}
-	v, err := s.l.process(ev)
-	if err != nil {
-		s.l.deps.Log.Error("plugin chain failed", "session_id", s.id, "kind", kind, "err", err)
-		return event.Verdict{Action: event.Deny, Reason: "policy chain failed"}
-	}
+	v := s.process(opStmt(o), ev)
 	if o != nil && o.st != nil && len(v.Annotations) > 0 {
 		o.st.annot = append(o.st.annot, v.Annotations...)
 	}

@@ -27,7 +27,7 @@
 //
 // Typical use, as cmd/gateway wires it:
 //
-//	l, err := postgres.New(listenerCfg, targets, postgres.Deps{...})
+//	l, err := postgres.New(listenerCfg, targets, gate.Deps{...})
 //	if err == nil { err = l.Start() }
 //	...
 //	l.Shutdown(ctx)
@@ -44,38 +44,14 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/tollgate-dev/tollgate/host/access"
-	"github.com/tollgate-dev/tollgate/host/approval"
-	"github.com/tollgate-dev/tollgate/host/audit"
 	"github.com/tollgate-dev/tollgate/host/config"
-	"github.com/tollgate-dev/tollgate/host/event"
+	"github.com/tollgate-dev/tollgate/host/gate"
 )
-
-// Authenticator verifies a bearer token; *identity.Verifier is one.
-type Authenticator interface {
-	Verify(ctx context.Context, raw string) (*event.Principal, error)
-}
-
-// Deps are the host services a listener uses.
-type Deps struct {
-	GatewayID string
-	Auth      Authenticator
-	Policy    *access.Policy
-	Chain     event.Chain
-	Recorder  audit.Recorder
-	Log       *slog.Logger
-	// DevTLS makes a listener without tls_cert serve TLS with a
-	// self-signed certificate generated in memory (`serve --dev`).
-	DevTLS bool
-	// Approvals holds statements a plugin answered with hold until a
-	// person decides; nil (no [approvals]) makes a hold a deny.
-	Approvals *approval.Manager
-}
 
 // Listener serves one [[listeners]] entry of protocol "postgres".
 type Listener struct {
 	cfg     config.Listener
-	deps    Deps
+	deps    gate.Deps
 	targets map[string]*target
 	tlsConf *tls.Config // nil: no TLS offered
 	ln      net.Listener
@@ -98,7 +74,7 @@ type Listener struct {
 //
 // A target that cannot be prepared (an unreadable ca_file), a tls_cert
 // that does not load, or a listener with neither TLS nor allow_plaintext.
-func New(cfg config.Listener, targets map[string]*config.Target, deps Deps) (*Listener, error) {
+func New(cfg config.Listener, targets map[string]*config.Target, deps gate.Deps) (*Listener, error) {
 	if deps.Log == nil {
 		deps.Log = slog.Default()
 	}

@@ -1,28 +1,26 @@
 package postgres
 
 import (
-	"crypto/rand"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
-	mrand "math/rand/v2"
 	"net"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/tollgate-dev/tollgate/host/audit"
 	"github.com/tollgate-dev/tollgate/host/event"
+	"github.com/tollgate-dev/tollgate/host/gate"
 )
 
 // session is one client connection after startup: one principal, one
 // target, one upstream connection. Its rows form one hash chain.
 type session struct {
 	l          *Listener
-	id         string
+	gs         *gate.Session // the session's rows: IDs, numbering, hash chain
+	id         string        // gs.ID()
 	principal  *event.Principal
 	remote     string
 	tls        bool
@@ -39,80 +37,59 @@ type session struct {
 	closeErr   string
 	statements int64 // client loop only; read at close
 
+	// ctx ends when the session does: the chain's calls get it.
+	ctx    context.Context
+	cancel context.CancelFunc
+
 	client                  net.Conn
 	up                      net.Conn
 	cancelPID, cancelSecret uint32
-
-	amu    sync.Mutex
-	seq    uint64
-	chain  audit.SessionChain
-	ids    *mrand.ChaCha8 // event IDs: seeded once from crypto/rand, no syscall per row
-	ticket audit.Ticket   // the last row's, on a synced target (durable.go)
-	synced atomic.Uint64  // the highest ticket known durable
 
 	relayState
 	clientState
 	holding holdState // the approval a statement waits on (hold.go)
 }
 
-// row starts an audit row for this session.
-func (s *session) row(kind string) audit.Row {
-	r := audit.Row{
-		Time:       time.Now(),
-		GatewayID:  s.l.deps.GatewayID,
-		SessionID:  s.id,
-		Protocol:   "postgres",
-		Listener:   s.l.cfg.Name,
-		Target:     s.targetName,
-		Kind:       kind,
-		RemoteAddr: s.remote,
-		AccessRule: s.rule,
+// opStmt is o's statement; nil for none.
+func opStmt(o *op) *stmt {
+	if o == nil {
+		return nil
 	}
-	r.SetPrincipal(s.principal)
-	return r
+	return o.st
 }
 
-// record seals r into the session's chain and hands it to the recorder,
-// which does not block. When the spool has no room for r, its minimal
-// form takes r's place in the chain (the spool's reserve holds it), so
-// the trail states the outage instead of showing a gap; when even that
-// finds no room, the chain is rolled back and nothing refers to the
-// missing row.
-func (s *session) record(r audit.Row) {
-	s.amu.Lock()
-	defer s.amu.Unlock()
-	seq, chain := s.seq, s.chain
-	s.seq++
-	r.Seq = s.seq
-	if s.ids == nil {
-		var seed [32]byte
-		rand.Read(seed[:])
-		s.ids = mrand.NewChaCha8(seed)
+// wants reports whether the chain that decided st acts on kind; for an
+// event outside a decided statement, the current chain.
+func (s *session) wants(st *stmt, kind string) bool {
+	if st != nil && st.dec != nil {
+		return st.dec.Wants(kind)
 	}
-	var b [16]byte
-	s.ids.Read(b[:])
-	r.EventID = audit.FormatID(b)
-	s.chain.Seal(&r)
-	synced := s.target != nil && s.target.synced
-	t, err := audit.RecordTicket(s.l.deps.Recorder, r, synced)
-	if errors.Is(err, audit.ErrFull) && !audit.Reserved(&r) {
-		m := audit.Minimal(r)
-		s.chain = chain
-		s.chain.Seal(&m)
-		t, err = audit.RecordTicket(s.l.deps.Recorder, m, synced)
-	}
-	if t != 0 {
-		s.ticket = t
-	}
-	if err != nil {
-		s.seq, s.chain = seq, chain
-		s.l.deps.Log.Error("audit row not recorded", "session_id", r.SessionID, "kind", r.Kind, "err", err)
-	}
+	return s.gs.Wants(kind)
 }
+
+// process runs a response event through the chain that decided st (the
+// current chain outside a decided statement); a failing chain is a deny.
+func (s *session) process(st *stmt, ev *event.Event) event.Verdict {
+	if st != nil && st.dec != nil {
+		return st.dec.Process(s.ctx, ev)
+	}
+	return s.gs.Process(s.ctx, ev)
+}
+
+// row starts an audit row for this session.
+func (s *session) row(kind string) audit.Row { return s.gs.Row(kind) }
+
+// record seals r into the session's rows and hands it to the recorder,
+// which does not block (gate.Session.Record says what happens when the
+// spool is full).
+func (s *session) record(r audit.Row) { s.gs.Record(r) }
 
 // recordOpen writes the session.open row; refusal is why the session was
 // refused, if it was.
 func (s *session) recordOpen(refusal string) {
+	s.gs.SetPrincipal(s.principal)
+	s.gs.SetTarget(s.targetName, s.rule)
+	s.gs.SetSynced(s.target != nil && s.target.synced)
 	r := s.row(audit.KindSessionOpen)
 	r.Time = s.opened
 	r.Request = map[string]string{"user": s.pgUser, "database": s.database, "tls": strconv.FormatBool(s.tls)}
@@ -129,7 +106,7 @@ func (s *session) recordOpen(refusal string) {
 	if refusal != "" {
 		r.Verdict, r.Error = "deny", refusal
 	}
-	s.record(r)
+	s.gs.Open(r)
 }
 
 // setCloseErr keeps the first reason the session ended abnormally; a
@@ -143,16 +120,10 @@ func (s *session) setCloseErr(msg string) {
 }
 
 func (s *session) recordClose() {
-	r := s.row(audit.KindSessionClose)
-	// Exact to the microsecond: the sessions table takes the opening time
-	// as the close row's time minus its duration (audit.CloseRow).
-	r.Time = r.Time.Truncate(time.Microsecond)
-	r.DurationMicro = r.Time.Sub(s.opened.Truncate(time.Microsecond)).Microseconds()
-	r.Status = fmt.Sprintf("%d statements", s.statements)
 	s.mu.Lock()
-	r.Error = s.closeErr
+	why := s.closeErr
 	s.mu.Unlock()
-	s.record(r)
+	s.gs.Close(fmt.Sprintf("%d statements", s.statements), why)
 }
 
 // stmt is one statement's audit record, filled in as its results pass.
@@ -182,6 +153,11 @@ type stmt struct {
 	// approvalID and approver are set when the statement was held for a
 	// person's decision (hold.go).
 	approvalID, approver string
+	// dec is the chain's decision on the statement: its generation masks
+	// the statement's rows and judges its messages, and is released once
+	// the row is recorded. nil when the statement was refused before the
+	// chain, or when it is not a statement the chain decides.
+	dec *gate.Decision
 }
 
 // refusedPrefix is how much of a statement over max_statement_bytes its
@@ -219,6 +195,10 @@ func (s *session) recordStmt(st *stmt) {
 	r.DurationMicro = time.Since(st.start).Microseconds()
 	r.Error = st.err
 	r.ApprovalID, r.Approver = st.approvalID, st.approver
+	if st.dec != nil {
+		// Recorded: its rows and messages have passed.
+		defer st.dec.Done()
+	}
 	if st.rows > 0 {
 		if r.Annotations == nil {
 			r.Annotations = make(map[string]string, 1)
