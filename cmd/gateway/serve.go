@@ -14,6 +14,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
+	"sync"
 	"syscall"
 	"time"
 
@@ -27,26 +28,7 @@ import (
 	"github.com/tollgate-dev/tollgate/host/gate"
 	"github.com/tollgate-dev/tollgate/host/identity"
 	"github.com/tollgate-dev/tollgate/host/plugin"
-	httpproto "github.com/tollgate-dev/tollgate/protocols/http"
-	"github.com/tollgate-dev/tollgate/protocols/postgres"
-)
-
-// service is anything serve starts and must stop.
-type service interface {
-	Shutdown(ctx context.Context) error
-}
-
-// listener is one [[listeners]] entry, whatever its protocol.
-type listener interface {
-	Start() error
-	Name() string
-	Addr() net.Addr
-	Shutdown(ctx context.Context) error
-}
-
-var (
-	_ listener = (*httpproto.Listener)(nil)
-	_ listener = (*postgres.Listener)(nil)
+	"github.com/tollgate-dev/tollgate/host/supervisor"
 )
 
 func cmdServe(args []string, stdout, stderr io.Writer) error {
@@ -84,65 +66,67 @@ and trusts that issuer's tokens. Never use it in production.`, stderr)
 
 	// Services start in order and stop in reverse; if one fails to start,
 	// those already running are stopped (nothing is left half up).
-	var running []service
-	shutdown := func() {
-		sctx, cancel := context.WithTimeout(context.Background(), cfg.Gateway.ShutdownGrace.Duration)
-		defer cancel()
-		for i := len(running) - 1; i >= 0; i-- {
-			if err := running[i].Shutdown(sctx); err != nil {
-				log.Warn("shutdown", "err", err)
-			}
-		}
-	}
+	grace := cfg.Gateway.ShutdownGrace.Duration
+	sup := supervisor.New(log, grace)
+	defer sup.Stop()
 
 	issuers := cfg.Identity.Issuers
-	var devIssuer *identity.DevIssuer
 	if *dev {
 		if cfg.Dev == nil {
 			return errors.New("--dev needs a [dev] table in the config")
 		}
-		devIssuer, err = identity.NewDevIssuer(cfg.Dev, cfg.Path(cfg.Gateway.DataDir))
+		devIssuer, err := identity.NewDevIssuer(cfg.Dev, cfg.Path(cfg.Gateway.DataDir))
 		if err != nil {
 			return err
 		}
-		if err := devIssuer.Start(); err != nil {
+		if err := sup.Start(supervisor.Named("dev issuer", devIssuer)); err != nil {
 			return err
 		}
-		running = append(running, devIssuer)
 		issuers = append(issuers, devIssuer.IssuerConfig())
 		if cfg.Dev.EchoListen != "" {
 			echo, err := startHTTP(cfg.Dev.EchoListen, demo.Echo(cfg.Dev.EchoToken.Value()))
 			if err != nil {
-				shutdown()
 				return fmt.Errorf("demo upstream: %w", err)
 			}
-			running = append(running, echo)
+			sup.Start(supervisor.Running("demo upstream", echo.Shutdown))
 		}
 		log.Warn("development mode: the dev issuer's tokens are trusted", "issuer", devIssuer.URL)
 	}
 
 	pl, err := loadPlugins(ctx, cfg, log)
 	if err != nil {
-		shutdown()
 		return err
 	}
-	running = append(running, pl)
+	sup.Start(supervisor.Running("plugins", pl.Shutdown))
 	rec, reader, pipe, err := openRecorder(cfg, log)
 	if err != nil {
-		shutdown()
 		return err
 	}
 	if rec, err = auditCheckpoints(cfg, rec, log); err != nil {
-		shutdown()
 		return err
 	}
+	// Stopped after the listeners: their last rows are flushed.
+	sup.Start(supervisor.Running("audit", func(context.Context) error {
+		if err := rec.Close(); err != nil {
+			return fmt.Errorf("audit flush failed: %w", err)
+		}
+		return nil
+	}))
 	auth := identity.NewVerifier(issuers, cfg.Identity.TokenCacheSize, identity.Options{})
 	appr, err := startApprovals(cfg, rec, log)
 	if err != nil {
-		rec.Close()
-		shutdown()
 		return err
 	}
+	// Started before the listeners (they hold requests with it), and
+	// stopped before them once they run (below): it fails the requests
+	// still held, so that the listeners do not wait out the grace period
+	// for them. Until then, it stops here.
+	var apprOnce sync.Once
+	stopApprovals := supervisor.Running("approvals", func(ctx context.Context) (err error) {
+		apprOnce.Do(func() { err = appr.Shutdown(ctx) })
+		return err
+	})
+	sup.Start(stopApprovals)
 	if cfg.Admin.Listen != "" {
 		o := admin.Options{Auth: auth, Groups: cfg.Admin.Groups, Audit: reader, Log: log,
 			Approvals: appr.manager(), Secure: appr.secureCookies(), Webhooks: appr.webhookStats(), AuditDatabase: auditDatabase(cfg)}
@@ -152,11 +136,9 @@ and trusts that issuer's tokens. Never use it in production.`, stderr)
 		h := admin.New(o)
 		srv, err := startHTTP(cfg.Admin.Listen, h)
 		if err != nil {
-			rec.Close()
-			shutdown()
 			return fmt.Errorf("admin: %w", err)
 		}
-		running = append(running, srv)
+		sup.Start(supervisor.Running("admin", srv.Shutdown))
 		log.Info("listening", "listener", "admin", "addr", cfg.Admin.Listen)
 	}
 	deps := gate.Deps{
@@ -169,34 +151,31 @@ and trusts that issuer's tokens. Never use it in production.`, stderr)
 
 		Approvals:    appr.manager(),
 		ApprovalWait: appr.httpWait(),
-		DevTLS:       *dev, // a postgres listener without tls_cert gets a self-signed one
+		DevTLS:       *dev, // a listener without tls_cert that needs one gets a self-signed one
 	}
-	targets := map[string]*config.Target{}
+	// Each listener is built by its protocol (registered by the imports
+	// in protocols.go); they start in order and stop together.
+	targets := map[string]*gate.Target{}
 	for i := range cfg.Targets {
 		targets[cfg.Targets[i].Name] = &cfg.Targets[i]
 	}
-	var listeners []listener
+	var listeners []gate.Service
+	var units []supervisor.Unit
 	for _, lc := range cfg.Listeners {
-		var l listener
-		var err error
-		switch lc.Protocol {
-		case "postgres":
-			l, err = postgres.New(lc, targets, deps)
-		default:
-			l, err = httpproto.New(lc, targets, deps)
-		}
-		if err == nil {
-			err = l.Start()
-		}
+		l, err := gate.NewService(lc, targets, deps)
 		if err != nil {
-			shutdownListeners(listeners, cfg.Gateway.ShutdownGrace.Duration, log)
-			rec.Close()
-			shutdown()
 			return err
 		}
 		listeners = append(listeners, l)
-		log.Info("listening", "listener", l.Name(), "protocol", lc.Protocol, "addr", l.Addr().String())
+		units = append(units, supervisor.Named("listener "+lc.Name, l))
 	}
+	if err := sup.Start(units...); err != nil {
+		return err
+	}
+	for i, l := range listeners {
+		log.Info("listening", "listener", l.Name(), "protocol", cfg.Listeners[i].Protocol, "addr", l.Addr().String())
+	}
+	sup.Start(stopApprovals) // stops first: see above
 	log.Info("gateway ready", "gateway_id", cfg.Gateway.ID, "version", version)
 	if *dev {
 		printNextSteps(stdout, cfg, *path)
@@ -215,13 +194,8 @@ wait:
 			pl.reload(ctx, func() (*config.Config, error) { return loadConfig(fs, *path) })
 		}
 	}
-	log.Info("shutting down", "grace", cfg.Gateway.ShutdownGrace.Duration.String())
-	appr.Shutdown(context.Background())
-	shutdownListeners(listeners, cfg.Gateway.ShutdownGrace.Duration, log)
-	if err := rec.Close(); err != nil {
-		log.Error("audit flush failed", "err", err)
-	}
-	shutdown()
+	log.Info("shutting down", "grace", grace.String())
+	sup.Stop()
 	log.Info("stopped")
 	return nil
 }
@@ -292,24 +266,6 @@ func (ps *plugins) Shutdown(ctx context.Context) error {
 	return ps.host.Close(ctx)
 }
 
-// shutdownListeners stops all listeners in parallel within one grace period.
-func shutdownListeners(ls []listener, grace time.Duration, log *slog.Logger) {
-	ctx, cancel := context.WithTimeout(context.Background(), grace)
-	defer cancel()
-	done := make(chan struct{}, len(ls))
-	for _, l := range ls {
-		go func() {
-			if err := l.Shutdown(ctx); err != nil {
-				log.Warn("listener did not drain in time", "listener", l.Name(), "err", err)
-			}
-			done <- struct{}{}
-		}()
-	}
-	for range ls {
-		<-done
-	}
-}
-
 // openRecorder opens the audit store; reader is its read side for the
 // admin API (nil for the file store), pipe the spooling pipeline in front
 // of it (nil for the file store), for the metrics.
@@ -371,18 +327,15 @@ func auditTLS(cfg *config.Config) (*tls.Config, error) {
 	return tc, nil
 }
 
-type httpService struct{ srv *http.Server }
-
-func (s httpService) Shutdown(ctx context.Context) error { return s.srv.Shutdown(ctx) }
-
-func startHTTP(addr string, h http.Handler) (service, error) {
+// startHTTP serves h on addr in the background.
+func startHTTP(addr string, h http.Handler) (*http.Server, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, err
 	}
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
 	go srv.Serve(ln)
-	return httpService{srv}, nil
+	return srv, nil
 }
 
 func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
@@ -405,21 +358,8 @@ func printNextSteps(w io.Writer, cfg *config.Config, path string) {
 	fmt.Fprintf(w, "\nTollgate is running in development mode. Try, in another terminal:\n\n")
 	fmt.Fprintf(w, "  TOKEN=$(%s token -c %s --sub you@example.com --claim repository=acme/app)\n", self, path)
 	for _, l := range cfg.Listeners {
-		for _, r := range l.Routes {
-			fmt.Fprintf(w, "  curl -s -H \"Authorization: Bearer $TOKEN\" http://%s%s/hello\n", l.Listen, r.PathPrefix)
-		}
-		if l.Protocol == "postgres" {
-			host, port, _ := net.SplitHostPort(l.Listen)
-			db := l.Target
-			if db == "" {
-				for _, t := range cfg.Targets {
-					if t.Protocol == "postgres" {
-						db = t.Name
-						break
-					}
-				}
-			}
-			fmt.Fprintf(w, "  PGPASSWORD=$TOKEN psql \"host=%s port=%s dbname=%s user=agent sslmode=require\"\n", host, port, db)
+		for _, cmd := range gate.Try(l, cfg.Targets) {
+			fmt.Fprintf(w, "  %s\n", cmd)
 		}
 	}
 	switch {

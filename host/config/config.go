@@ -70,58 +70,38 @@ type Issuer struct {
 }
 
 // Target is an upstream the gateway reaches with a credential it holds.
+// These are the keys every protocol's [[targets]] table has; the rest of
+// the table is the protocol's own (Options), decoded and checked by the
+// package that serves the protocol (see [RegisterProtocol]).
 type Target struct {
 	Name     string `toml:"name"`
 	Protocol string `toml:"protocol"`
-	// Upstream is an http(s):// URL for http, host:port for postgres.
+	// Upstream is where the target is, in the protocol's own form (an
+	// http(s):// URL for http, host:port for postgres).
 	Upstream string `toml:"upstream"`
 	CAFile   string `toml:"ca_file"`
-	// For postgres: the database on the upstream when a client names this
-	// target as its database (default "postgres"), and how the gateway
-	// secures its connection: verify-full (default; ca_file or the system
-	// roots) or disable (loopback upstreams only).
-	Database string `toml:"database"`
-	SSLMode  string `toml:"sslmode"`
-	// ApplicationNameSuffix (postgres, default true) appends
-	// " tollgate:<session ID>" to the upstream session's application_name,
-	// so that pg_stat_activity lines up with the audit trail.
-	ApplicationNameSuffix *bool      `toml:"application_name_suffix"`
-	Credential            Credential `toml:"credential"`
-	// Upgrades lists, for http, the protocols a client may switch to with
-	// an Upgrade header (default ["websocket"]); any other is refused with
-	// 400. An empty list refuses every upgrade.
-	Upgrades []string `toml:"upgrades"`
-	// Sensitive lists, for postgres, the columns whose values never reach
-	// the agent in clear, whatever the query calls them.
-	Sensitive []Sensitive `toml:"sensitive"`
+	// Credential is what the gateway injects towards the target; which
+	// types a target takes is its protocol's to say.
+	Credential Credential `toml:"credential"`
 	// Durability overrides [audit] durability for this target's rows
 	// (e.g. "synced" for a production database); empty takes [audit]'s,
 	// which applyDefaults writes here.
 	Durability string `toml:"durability"`
+
+	// Options holds the protocol's own keys after Parse: the value its
+	// Protocol.NewTarget made (nil when the protocol has none).
+	Options any `toml:"-"`
 }
 
 // Synced reports whether the target's rows are fsynced before its
 // requests are forwarded and its answers released.
 func (t *Target) Synced() bool { return t != nil && t.Durability == DurabilitySynced }
 
-// Sensitive is one [[targets.sensitive]] entry: columns named as
-// schema.table.column globs (* matches any run of characters within a
-// part), resolved against the target's catalog. A plain output column is
-// masked wherever its values come from these columns (PostgreSQL names
-// the source table and column of each result column). Derived says what
-// happens to a statement that uses such a column any other way (in an
-// expression, a function, a predicate, a whole-row reference): "refuse"
-// (the default) refuses the statement, naming the column; "mask" runs it
-// and masks every computed output column instead (a predicate on the
-// column is then allowed: the operator accepts it as an oracle).
-type Sensitive struct {
-	Columns []string `toml:"columns"`
-	Derived string   `toml:"derived"`
-}
-
-// Credential is what the gateway injects towards a target.
+// Credential is what the gateway injects towards a target. Its secrets are
+// references (env:NAME or file:PATH) for every protocol; which fields a
+// type needs is the protocol's to check.
 type Credential struct {
-	Type     string `toml:"type"` // http: none, bearer, basic, header; postgres: password
+	Type     string `toml:"type"` // default "none"; http: none, bearer, basic, header; postgres: password
 	Token    Secret `toml:"token"`
 	Username string `toml:"username"`
 	Password Secret `toml:"password"`
@@ -129,65 +109,20 @@ type Credential struct {
 	Value    Secret `toml:"value"`
 }
 
-// Listener is one socket the gateway serves a protocol on.
+// Listener is one socket the gateway serves a protocol on. These are the
+// keys every protocol's [[listeners]] table has; the rest of the table is
+// the protocol's own (Options).
 type Listener struct {
-	Name              string   `toml:"name"`
-	Protocol          string   `toml:"protocol"`
-	Listen            string   `toml:"listen"`
-	TLSCert           string   `toml:"tls_cert"`
-	TLSKey            string   `toml:"tls_key"`
-	ReadHeaderTimeout Duration `toml:"read_header_timeout"`
-	IdleTimeout       Duration `toml:"idle_timeout"`
-	MaxHeaderBytes    int      `toml:"max_header_bytes"`
-	Routes            []Route  `toml:"routes"`
+	Name     string `toml:"name"`
+	Protocol string `toml:"protocol"`
+	Listen   string `toml:"listen"`
+	TLSCert  string `toml:"tls_cert"`
+	TLSKey   string `toml:"tls_key"`
 
-	// For http. ReadBodyTimeout bounds the time from the end of a
-	// request's header to the last byte of its body (default 5m); a body
-	// that takes longer is answered 408 and recorded. MaxInspectBodyBytes
-	// bounds a response body the gateway holds to inspect (default 1 MiB):
-	// an uncompressed body over it streams through with only the
-	// credential scrub, a compressed one that decodes to more is refused
-	// with 502, never passed on unread.
-	ReadBodyTimeout     Duration `toml:"read_body_timeout"`
-	MaxInspectBodyBytes int64    `toml:"max_inspect_body_bytes"`
-
-	// For postgres. Target binds the listener to one target (the client's
-	// database then passes through to the upstream); without it the
-	// client's database names the target. MaxMessageBytes caps one client
-	// message (default 16 MiB). AllowPlaintext accepts the token without
-	// TLS, from loopback clients only. AllowFunctionCall lets the
-	// FunctionCall message through (the chain never sees its arguments).
-	Target          string `toml:"target"`
-	MaxMessageBytes int    `toml:"max_message_bytes"`
-	// MaxStatementBytes caps a statement's text and parameters together
-	// (default 1 MiB): what is under it is recorded whole in the audit
-	// trail, a statement over it is refused, never run unrecorded.
-	MaxStatementBytes int  `toml:"max_statement_bytes"`
-	AllowPlaintext    bool `toml:"allow_plaintext"`
-	AllowFunctionCall bool `toml:"allow_function_call"`
-	// Connection caps (postgres): connections open at once on the
-	// listener (default 1000) and from one source IP (default 100, at
-	// most max_connections), counted from accept to close; one over a cap
-	// is refused with SQLSTATE 53300. AuthTimeout bounds the time from
-	// accept to a ready session: TLS, startup, the token, the upstream
-	// login (default 10s).
-	MaxConnections          int      `toml:"max_connections"`
-	MaxConnectionsPerSource int      `toml:"max_connections_per_source"`
-	AuthTimeout             Duration `toml:"auth_timeout"`
+	// Options holds the protocol's own keys after Parse: the value its
+	// Protocol.NewListener made.
+	Options any `toml:"-"`
 }
-
-// Defaults of a postgres listener's connection caps and login deadline.
-const (
-	DefaultMaxConnections          = 1000
-	DefaultMaxConnectionsPerSource = 100
-	DefaultAuthTimeout             = 10 * time.Second
-)
-
-// Defaults of an http listener's body deadline and inspection cap.
-const (
-	DefaultReadBodyTimeout     = 5 * time.Minute
-	DefaultMaxInspectBodyBytes = 1 << 20
-)
 
 // Durability values of [audit] durability and [[targets]] durability (the
 // same words as host/audit's). DefaultDurability is chosen from the
@@ -197,13 +132,6 @@ const (
 	DurabilitySynced  = "synced"
 	DefaultDurability = DurabilitySpooled
 )
-
-// Route sends matching requests on a listener to a target.
-type Route struct {
-	Target     string `toml:"target"`
-	Host       string `toml:"host"`
-	PathPrefix string `toml:"path_prefix"` // stripped before forwarding
-}
 
 // Rule is one [[access]] entry. A principal that matches every condition
 // may reach the listed targets with the listed verbs. Anything no rule
@@ -440,66 +368,8 @@ func (c *Config) applyDefaults() {
 		}
 	}
 	for i := range c.Targets {
-		t := &c.Targets[i]
-		if t.Credential.Type == "" {
-			t.Credential.Type = "none"
-		}
-		if t.Protocol == "http" && t.Upgrades == nil {
-			t.Upgrades = []string{"websocket"}
-		}
-		if t.Protocol == "postgres" {
-			if t.Database == "" {
-				t.Database = "postgres"
-			}
-			if t.SSLMode == "" {
-				t.SSLMode = "verify-full"
-			}
-			if t.ApplicationNameSuffix == nil {
-				on := true
-				t.ApplicationNameSuffix = &on
-			}
-		}
-	}
-	for i := range c.Listeners {
-		l := &c.Listeners[i]
-		if l.ReadHeaderTimeout.Duration == 0 {
-			l.ReadHeaderTimeout.Duration = 10 * time.Second
-		}
-		if l.IdleTimeout.Duration == 0 {
-			l.IdleTimeout.Duration = 120 * time.Second
-			if l.Protocol == "postgres" {
-				// Pools keep connections idle for minutes; the session
-				// still ends at its token's expiry.
-				l.IdleTimeout.Duration = 15 * time.Minute
-			}
-		}
-		if l.MaxHeaderBytes == 0 {
-			l.MaxHeaderBytes = 64 << 10
-		}
-		if l.Protocol == "http" {
-			if l.ReadBodyTimeout.Duration == 0 && !l.ReadBodyTimeout.Set { // "0s": no deadline
-				l.ReadBodyTimeout.Duration = DefaultReadBodyTimeout
-			}
-			if l.MaxInspectBodyBytes == 0 {
-				l.MaxInspectBodyBytes = DefaultMaxInspectBodyBytes
-			}
-		}
-		if l.Protocol == "postgres" {
-			if l.MaxStatementBytes == 0 {
-				l.MaxStatementBytes = 1 << 20
-			}
-			if l.MaxMessageBytes == 0 {
-				l.MaxMessageBytes = 16 << 20
-			}
-			if l.MaxConnections == 0 {
-				l.MaxConnections = DefaultMaxConnections
-			}
-			if l.MaxConnectionsPerSource == 0 {
-				l.MaxConnectionsPerSource = min(DefaultMaxConnectionsPerSource, l.MaxConnections)
-			}
-			if l.AuthTimeout.Duration == 0 {
-				l.AuthTimeout.Duration = DefaultAuthTimeout
-			}
+		if c.Targets[i].Credential.Type == "" {
+			c.Targets[i].Credential.Type = "none"
 		}
 	}
 	for i := range c.Plugins {

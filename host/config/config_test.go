@@ -12,12 +12,12 @@ import (
 const minimal = `
 [[targets]]
 name = "api"
-protocol = "http"
+protocol = "fake"
 upstream = "http://127.0.0.1:9000"
 
 [[listeners]]
 name = "http"
-protocol = "http"
+protocol = "fake"
 listen = "127.0.0.1:8080"
 [[listeners.routes]]
 target = "api"
@@ -57,22 +57,10 @@ func wantProblem(t *testing.T, ps Problems, line, col int, contains string) {
 	t.Fatalf("no problem at %d:%d containing %q; got:\n%v", line, col, contains, ps)
 }
 
-func TestShippedConfigsParse(t *testing.T) {
-	for _, path := range []string{"../../gateway.toml", "../../examples/gateway.full.toml", "../../examples/postgres/gateway.toml"} {
-		if _, err := Load(path); err != nil {
-			t.Errorf("%s: %v", path, err)
-		}
-	}
-}
-
 func TestDefaults(t *testing.T) {
 	c := mustParse(t, minimal)
 	if c.Gateway.DataDir != ".tollgate" || c.Gateway.ShutdownGrace.Duration != 10*time.Second {
 		t.Errorf("gateway defaults: %+v", c.Gateway)
-	}
-	l := c.Listeners[0]
-	if l.ReadHeaderTimeout.Duration != 10*time.Second || l.MaxHeaderBytes != 64<<10 {
-		t.Errorf("listener defaults: %+v", l)
 	}
 	if c.Targets[0].Credential.Type != "none" || c.Audit.Store != "file" || c.Audit.Path != "audit.jsonl" {
 		t.Errorf("target/audit defaults: %+v %+v", c.Targets[0].Credential, c.Audit)
@@ -86,7 +74,7 @@ func TestUnknownKeys(t *testing.T) {
 	src := "[gateway]\ndat_dir = \"x\"\n" + minimal + `
 [[listeners]]
 name = "second"
-protocol = "http"
+protocol = "fake"
 lisen = "127.0.0.1:8081"
 [[listeners.routes]]
 target = "api"
@@ -124,7 +112,7 @@ func TestMalformed(t *testing.T) {
 	if len(ps) != 1 || ps[0].Line != 2 {
 		t.Fatalf("problems = %v, want one on line 2", ps)
 	}
-	ps = problemsOf(t, "[[listeners]]\nmax_header_bytes = \"big\"\n")
+	ps = problemsOf(t, "[[listeners]]\nlisten = 5\n")
 	if ps[0].Line != 2 {
 		t.Fatalf("type mismatch: %v", ps)
 	}
@@ -138,7 +126,7 @@ func TestSemanticProblems(t *testing.T) {
 	src := minimal + `
 [[listeners]]
 name = "dup"
-protocol = "http"
+protocol = "fake"
 listen = "127.0.0.1:8080"
 [[listeners.routes]]
 target = "nowhere"
@@ -156,7 +144,7 @@ algorithms = ["HS256"]
 
 [[targets]]
 name = "inline"
-protocol = "http"
+protocol = "fake"
 upstream = "http://127.0.0.1:1"
 [targets.credential]
 type = "bearer"
@@ -184,7 +172,7 @@ func TestResolveSecrets(t *testing.T) {
 	src := minimal + `
 [[targets]]
 name = "b"
-protocol = "http"
+protocol = "fake"
 upstream = "http://127.0.0.1:2"
 [targets.credential]
 type = "basic"
@@ -193,7 +181,7 @@ password = "file:pw"
 
 [[targets]]
 name = "c"
-protocol = "http"
+protocol = "fake"
 upstream = "http://127.0.0.1:3"
 [targets.credential]
 type = "bearer"
@@ -296,28 +284,6 @@ format = "teams"
 	if ap.Store != "file" || ap.PollInterval.Duration != 250*time.Millisecond {
 		t.Fatalf("store defaults: %+v", ap)
 	}
-}
-
-func TestHTTPListenerAndTargetKeys(t *testing.T) {
-	c := mustParse(t, minimal)
-	l, tg := c.Listeners[0], c.Targets[0]
-	if l.ReadBodyTimeout.Duration != 5*time.Minute || l.MaxInspectBodyBytes != 1<<20 {
-		t.Errorf("http listener defaults: read_body_timeout %v max_inspect_body_bytes %d", l.ReadBodyTimeout, l.MaxInspectBodyBytes)
-	}
-	if len(tg.Upgrades) != 1 || tg.Upgrades[0] != "websocket" {
-		t.Errorf("upgrades default %v, want [websocket]", tg.Upgrades)
-	}
-	none := mustParse(t, strings.Replace(minimal, `upstream = "http://127.0.0.1:9000"`, `upstream = "http://127.0.0.1:9000"`+"\nupgrades = []", 1))
-	if len(none.Targets[0].Upgrades) != 0 {
-		t.Errorf("upgrades = [] must refuse every upgrade, got %v", none.Targets[0].Upgrades)
-	}
-
-	src := strings.Replace(minimal, `listen = "127.0.0.1:8080"`, `listen = "127.0.0.1:8080"`+"\nmax_inspect_body_bytes = 10", 1)
-	src = strings.Replace(src, `upstream = "http://127.0.0.1:9000"`, `upstream = "http://127.0.0.1:9000"`+"\nupgrades = [\"h2c websocket\"]", 1)
-	ps := problemsOf(t, src)
-	at := func(s string) int { return strings.Count(src[:strings.Index(src, s)], "\n") + 1 }
-	wantProblem(t, ps, at("max_inspect_body_bytes"), 1, "must be between 1024 and")
-	wantProblem(t, ps, at("upgrades"), 13, "must be a protocol name")
 }
 
 // clock_skew = "0s" is the operator's zero, not a value to replace with

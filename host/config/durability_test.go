@@ -25,7 +25,7 @@ func TestDurabilityDefaultsAndOverride(t *testing.T) {
 durability = "synced"`, 1) + `
 [[targets]]
 name = "other"
-protocol = "http"
+protocol = "fake"
 upstream = "http://127.0.0.1:9001"
 ` + strings.Replace(clickhouseAudit, `store = "clickhouse"`, `store = "clickhouse"
 durability = "spooled"`, 1)

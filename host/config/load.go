@@ -2,6 +2,7 @@ package config
 
 import (
 	"bytes"
+	"encoding"
 	"errors"
 	"fmt"
 	"os"
@@ -94,19 +95,77 @@ func Load(path string) (*Config, error) {
 	return Parse(filepath.Base(path), src, filepath.Dir(path))
 }
 
+// document is the file as the first pass decodes it: each [[targets]]
+// and [[listeners]] table stays raw (these fields shadow Config's) until
+// its protocol is known and can decode its own keys.
+type document struct {
+	Config
+	Targets   []toml.Primitive `toml:"targets"`
+	Listeners []toml.Primitive `toml:"listeners"`
+}
+
 // Parse decodes and validates src; name is used in problems and dir anchors
-// relative paths. The error, when not nil, is [Problems].
+// relative paths. Each [[listeners]] and [[targets]] table is decoded
+// twice: into the keys every protocol has, and into the options of its
+// protocol (see [RegisterProtocol]). The error, when not nil, is
+// [Problems].
 func Parse(name string, src []byte, dir string) (*Config, error) {
 	s := source{name: name, dir: dir}
-	var c Config
-	md, err := toml.NewDecoder(strings.NewReader(string(src))).Decode(&c)
+	var doc document
+	md, err := toml.NewDecoder(strings.NewReader(string(src))).Decode(&doc)
 	if err != nil {
 		return nil, Problems{decodeProblem(name, src, err)}
 	}
 	s.index = tomlpos.Scan(src)
+	c := doc.Config
 	c.src = s
 
 	var ps problemList
+	c.Targets = make([]Target, len(doc.Targets))
+	for i, prim := range doc.Targets {
+		path := fmt.Sprintf("targets[%d]", i)
+		var keys map[string]any
+		if err := md.PrimitiveDecode(prim, &keys); err != nil {
+			return nil, Problems{decodeProblem(name, src, err)}
+		}
+		t := &c.Targets[i]
+		if err := md.PrimitiveDecode(prim, t); err != nil {
+			return nil, Problems{decodeProblem(name, src, err)}
+		}
+		p, ok := LookupProtocol(t.Protocol)
+		if !ok {
+			continue // validate reports it; keys of an unknown protocol are not judged
+		}
+		if p.NewTarget != nil {
+			t.Options = p.NewTarget()
+			if err := md.PrimitiveDecode(prim, t.Options); err != nil {
+				return nil, Problems{decodeProblem(name, src, err)}
+			}
+		}
+		tableKeys(&ps, path, keys, "target", p.Name, reflect.TypeOf(Target{}), optionsType(p.NewTarget))
+	}
+	c.Listeners = make([]Listener, len(doc.Listeners))
+	for i, prim := range doc.Listeners {
+		path := fmt.Sprintf("listeners[%d]", i)
+		var keys map[string]any
+		if err := md.PrimitiveDecode(prim, &keys); err != nil {
+			return nil, Problems{decodeProblem(name, src, err)}
+		}
+		l := &c.Listeners[i]
+		if err := md.PrimitiveDecode(prim, l); err != nil {
+			return nil, Problems{decodeProblem(name, src, err)}
+		}
+		p, ok := LookupProtocol(l.Protocol)
+		if !ok {
+			continue
+		}
+		l.Options = p.NewListener()
+		if err := md.PrimitiveDecode(prim, l.Options); err != nil {
+			return nil, Problems{decodeProblem(name, src, err)}
+		}
+		tableKeys(&ps, path, keys, "listener", p.Name, reflect.TypeOf(Listener{}), optionsType(p.NewListener))
+	}
+
 	unknownKeys(&ps, md, s.index)
 	// Ranges before defaults: a written value is honoured or refused,
 	// never replaced by a default.
@@ -154,6 +213,9 @@ func unknownKeys(ps *problemList, md toml.MetaData, ix *tomlpos.Index) {
 		if len(k) >= 2 && k[0] == "plugins" && k[1] == "config" {
 			continue // each plugin's own table belongs to the plugin
 		}
+		if len(k) >= 1 && (k[0] == "listeners" || k[0] == "targets") {
+			continue // tableKeys judged these, table by table
+		}
 		undecoded[strings.Join(k, ".")] = true
 	}
 	if len(undecoded) == 0 {
@@ -195,6 +257,131 @@ func parentPath(p string) string {
 	return ""
 }
 
+// tableKeys reports the keys of one [[listeners]] or [[targets]] table
+// (keys, as decoded into a map) that neither the common struct nor the
+// protocol's options take, with a "did you mean" from both, and, for a
+// key another protocol takes, which one. The decoder names keys without
+// array indices, so a key one listener takes would hide the same key
+// unknown to another; this is why each table is judged on its own.
+func tableKeys(ps *problemList, path string, keys map[string]any, kind, proto string, types ...reflect.Type) {
+	for _, k := range sortedKeys(keys) {
+		f, ok := fieldIn(k, types)
+		if !ok {
+			msg := "unknown key"
+			if others := otherProtocols(k, kind, proto); others != "" {
+				msg += ": applies to " + others + " " + kind + "s only"
+			} else if s := closest(k, types); s != "" {
+				msg += fmt.Sprintf(" (did you mean %q?)", stripIndices(path)+"."+s)
+			}
+			ps.add(path+"."+k, "%s", msg)
+			continue
+		}
+		ft := structType(f.Type)
+		if ft == nil {
+			continue
+		}
+		switch v := keys[k].(type) {
+		case map[string]any:
+			tableKeys(ps, path+"."+k, v, kind, proto, ft)
+		case []map[string]any:
+			for i, e := range v {
+				tableKeys(ps, fmt.Sprintf("%s.%s[%d]", path, k, i), e, kind, proto, ft)
+			}
+		case []any:
+			for i, e := range v {
+				if m, ok := e.(map[string]any); ok {
+					tableKeys(ps, fmt.Sprintf("%s.%s[%d]", path, k, i), m, kind, proto, ft)
+				}
+			}
+		}
+	}
+}
+
+// otherProtocols names the registered protocols, other than proto, whose
+// tables of kind take key at the top level ("postgres"), for a message
+// that says where the key belongs.
+func otherProtocols(key, kind, proto string) string {
+	var out []string
+	for _, name := range Protocols() {
+		if name == proto {
+			continue
+		}
+		p, _ := LookupProtocol(name)
+		newOpts := p.NewListener
+		if kind == "target" {
+			newOpts = p.NewTarget
+		}
+		if t := optionsType(newOpts); t != nil {
+			if _, ok := fieldByTag(t, key); ok {
+				out = append(out, name)
+			}
+		}
+	}
+	return strings.Join(out, " and ")
+}
+
+func sortedKeys(m map[string]any) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func fieldIn(key string, types []reflect.Type) (reflect.StructField, bool) {
+	for _, t := range types {
+		if t == nil {
+			continue
+		}
+		if f, ok := fieldByTag(t, key); ok {
+			return f, true
+		}
+	}
+	return reflect.StructField{}, false
+}
+
+var (
+	textUnmarshaler = reflect.TypeOf((*encoding.TextUnmarshaler)(nil)).Elem()
+	tomlUnmarshaler = reflect.TypeOf((*toml.Unmarshaler)(nil)).Elem()
+)
+
+// structType is the struct a field's sub-table decodes into (through
+// pointers and slices), or nil when the field is a value: a scalar, a
+// map, or a type that decodes itself (Duration, Secret, Patterns).
+func structType(t reflect.Type) reflect.Type {
+	for t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice {
+		t = t.Elem()
+	}
+	if t.Kind() != reflect.Struct {
+		return nil
+	}
+	if p := reflect.PointerTo(t); p.Implements(textUnmarshaler) || p.Implements(tomlUnmarshaler) {
+		return nil
+	}
+	return t
+}
+
+// closest is the tag among the types' fields at most two edits from key.
+func closest(key string, types []reflect.Type) string {
+	best, bestDist := "", 3 // at most two edits away
+	for _, t := range types {
+		if t == nil {
+			continue
+		}
+		for i := 0; i < t.NumField(); i++ {
+			tag := tomlName(t.Field(i))
+			if tag == "" {
+				continue
+			}
+			if d := editDistance(key, tag); d < bestDist {
+				best, bestDist = tag, d
+			}
+		}
+	}
+	return best
+}
+
 // suggest returns the known key closest to an unknown one, if any is close.
 func suggest(bare string) string {
 	parts := strings.Split(bare, ".")
@@ -212,17 +399,7 @@ func suggest(bare string) string {
 			return ""
 		}
 	}
-	last := parts[len(parts)-1]
-	best, bestDist := "", 3 // at most two edits away
-	for i := 0; i < t.NumField(); i++ {
-		tag := tomlName(t.Field(i))
-		if tag == "" {
-			continue
-		}
-		if d := editDistance(last, tag); d < bestDist {
-			best, bestDist = tag, d
-		}
-	}
+	best := closest(parts[len(parts)-1], []reflect.Type{t})
 	if best == "" {
 		return ""
 	}

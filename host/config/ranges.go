@@ -13,7 +13,7 @@ import (
 // apply, so that a value is either honoured or refused naming the key,
 // never replaced: a default fills only a key that was left out.
 type keyRange struct {
-	// key is the key's path without indices ("listeners.max_header_bytes");
+	// key is the key's path without indices ("plugins.timeout");
 	// every element of an array of tables is checked.
 	key string
 	// min and max bound the value: nanoseconds for a duration, the number
@@ -22,9 +22,6 @@ type keyRange struct {
 	// zero says what a written zero means when min is 0 (it is honoured);
 	// for documentation and the tests.
 	zero string
-	// protocol limits a listener key to listeners of that protocol (the
-	// others get "applies to ... only" from validate).
-	protocol string
 }
 
 const (
@@ -34,23 +31,15 @@ const (
 	day = 24 * time.Hour
 )
 
-// ranges is the one list of ranges; README.md's configuration reference
-// and gateway.toml's comments state the same.
+// ranges is the one list of ranges of the host's keys; README.md's
+// configuration reference and gateway.toml's comments state the same. A
+// protocol's keys are its own: its Options.Check applies their ranges
+// with the Table's helpers, which word them as these are.
 var ranges = []keyRange{
 	{key: "gateway.shutdown_grace", min: 0, max: int64(time.Hour), zero: "stop at once: in-flight requests are cut off"},
 	{key: "dev.max_ttl", min: int64(time.Minute), max: int64(30 * day)},
 	{key: "identity.token_cache_size", min: 1, max: 10_000_000},
 	{key: "identity.issuers.clock_skew", min: 0, max: int64(10 * time.Minute), zero: "no skew: exp and nbf are exact"},
-	{key: "listeners.read_header_timeout", min: int64(time.Second), max: int64(10 * time.Minute)},
-	{key: "listeners.idle_timeout", min: int64(time.Second), max: int64(day)},
-	{key: "listeners.max_header_bytes", min: kib, max: 16 * mib},
-	{key: "listeners.read_body_timeout", min: 0, max: int64(day), zero: "no deadline on request bodies", protocol: "http"},
-	{key: "listeners.max_inspect_body_bytes", min: kib, max: gib, protocol: "http"},
-	{key: "listeners.max_message_bytes", min: kib, max: gib, protocol: "postgres"},
-	{key: "listeners.max_statement_bytes", min: kib, max: 64 * mib, protocol: "postgres"},
-	{key: "listeners.max_connections", min: 1, max: 1_000_000, protocol: "postgres"},
-	{key: "listeners.max_connections_per_source", min: 1, max: 1_000_000, protocol: "postgres"},
-	{key: "listeners.auth_timeout", min: int64(time.Second), max: int64(10 * time.Minute), protocol: "postgres"},
 	{key: "plugins.memory_pages", min: 37, max: 65536},
 	{key: "plugins.timeout", min: int64(time.Millisecond), max: int64(10 * time.Second)},
 	{key: "plugins.fuel", min: 1, max: 1_000_000_000_000},
@@ -74,10 +63,7 @@ var durationType = reflect.TypeOf(Duration{})
 // a path (with indices) is in the file. It runs before applyDefaults.
 func (c *Config) checkRanges(ps *problemList, written func(path string) bool) {
 	for _, r := range ranges {
-		walk(reflect.ValueOf(c).Elem(), "", strings.Split(r.key, "."), func(path string, v reflect.Value, listener *Listener) {
-			if r.protocol != "" && (listener == nil || listener.Protocol != r.protocol) {
-				return
-			}
+		walk(reflect.ValueOf(c).Elem(), "", strings.Split(r.key, "."), func(path string, v reflect.Value) {
 			if !written(path) {
 				return
 			}
@@ -90,11 +76,7 @@ func (c *Config) checkRanges(ps *problemList, written func(path string) bool) {
 
 // walk calls fn with every value at the key path segs under v, through
 // pointers (a missing optional table has none) and arrays of tables.
-func walk(v reflect.Value, path string, segs []string, fn func(string, reflect.Value, *Listener)) {
-	walkIn(v, path, segs, nil, fn)
-}
-
-func walkIn(v reflect.Value, path string, segs []string, l *Listener, fn func(string, reflect.Value, *Listener)) {
+func walk(v reflect.Value, path string, segs []string, fn func(string, reflect.Value)) {
 	for v.Kind() == reflect.Pointer {
 		if v.IsNil() {
 			return
@@ -103,16 +85,12 @@ func walkIn(v reflect.Value, path string, segs []string, l *Listener, fn func(st
 	}
 	if v.Kind() == reflect.Slice {
 		for i := 0; i < v.Len(); i++ {
-			e := v.Index(i)
-			if li, ok := e.Addr().Interface().(*Listener); ok {
-				l = li
-			}
-			walkIn(e, path+"["+strconv.Itoa(i)+"]", segs, l, fn)
+			walk(v.Index(i), path+"["+strconv.Itoa(i)+"]", segs, fn)
 		}
 		return
 	}
 	if len(segs) == 0 {
-		fn(path, v, l)
+		fn(path, v)
 		return
 	}
 	f, ok := fieldByTag(v.Type(), segs[0])
@@ -123,7 +101,7 @@ func walkIn(v reflect.Value, path string, segs []string, l *Listener, fn func(st
 	if path != "" {
 		next = path + "." + segs[0]
 	}
-	walkIn(v.FieldByIndex(f.Index), next, segs[1:], l, fn)
+	walk(v.FieldByIndex(f.Index), next, segs[1:], fn)
 }
 
 // number is a Duration's nanoseconds or an integer's value; false for
@@ -159,6 +137,11 @@ func (r keyRange) format(n int64) string {
 	if r.isDuration() {
 		return formatDuration(time.Duration(n))
 	}
+	return r.formatNumber(n)
+}
+
+// formatNumber writes a size in whole binary units beside its bytes.
+func (keyRange) formatNumber(n int64) string {
 	switch {
 	case n >= kib && n%(1<<40) == 0:
 		return fmt.Sprintf("%d (%d TiB)", n, n>>40)

@@ -25,34 +25,19 @@ audience = ["tollgate"]
 
 [[targets]]
 name = "api"
-protocol = "http"
+protocol = "fake"
 upstream = "http://127.0.0.1:9000"
 
-[[targets]]
-name = "db"
-protocol = "postgres"
-upstream = "127.0.0.1:5432"
-[targets.credential]
-type = "password"
-username = "agent"
-password = "env:DB_PW"
-
-[[listeners]] #@listeners.http
+[[listeners]]
 name = "http"
-protocol = "http"
+protocol = "fake"
 listen = "127.0.0.1:8080"
 [[listeners.routes]]
 target = "api"
 
-[[listeners]] #@listeners.postgres
-name = "pg"
-protocol = "postgres"
-listen = "127.0.0.1:6432"
-allow_plaintext = true
-
 [[access]]
 name = "all"
-targets = ["api", "db"]
+targets = ["api"]
 
 [[plugins]] #@plugins
 name = "guard"
@@ -74,14 +59,7 @@ addrs = ["127.0.0.1:9000"]
 // name in its table.
 func (r keyRange) marker() (mark, leaf string) {
 	i := strings.LastIndexByte(r.key, '.')
-	mark, leaf = r.key[:i], r.key[i+1:]
-	if mark == "listeners" {
-		mark += ".http"
-		if r.protocol == "postgres" {
-			mark = "listeners.postgres"
-		}
-	}
-	return mark, leaf
+	return r.key[:i], r.key[i+1:]
 }
 
 // value writes n as r's key takes it in TOML.
@@ -92,13 +70,12 @@ func (r keyRange) value(n int64) string {
 	return strconv.FormatInt(n, 10)
 }
 
-// parsed returns the value of r's key in c (its first occurrence, or the
-// postgres listener's).
+// parsed returns the value of r's key in c (its first occurrence).
 func (r keyRange) parsed(c *Config) (int64, bool) {
 	var got int64
 	found := false
-	walk(reflect.ValueOf(c).Elem(), "", strings.Split(r.key, "."), func(_ string, v reflect.Value, l *Listener) {
-		if found || (r.protocol != "" && l.Protocol != r.protocol) || (strings.HasPrefix(r.key, "listeners.") && r.protocol == "" && l.Protocol != "http") {
+	walk(reflect.ValueOf(c).Elem(), "", strings.Split(r.key, "."), func(_ string, v reflect.Value) {
+		if found {
 			return
 		}
 		got, found = number(v)

@@ -4,15 +4,10 @@ import (
 	"fmt"
 	"net"
 	"net/url"
-	"strconv"
 	"strings"
 
 	"github.com/tollgate-dev/tollgate/host/access/glob"
 )
-
-// protocols this build can serve. Later protocols add themselves here as
-// their packages land.
-var knownProtocols = map[string]bool{"http": true, "postgres": true}
 
 // signingAlgs accepted for issuers. Symmetric algorithms and "none" are
 // excluded on purpose: a verifier that accepts HS256 with a public key as
@@ -94,7 +89,8 @@ func (c *Config) validate(ps *problemList) {
 	}
 
 	targets := map[string]string{} // name → protocol
-	for i, t := range c.Targets {
+	for i := range c.Targets {
+		t := &c.Targets[i]
 		p := fmt.Sprintf("targets[%d]", i)
 		switch {
 		case t.Name == "":
@@ -102,65 +98,28 @@ func (c *Config) validate(ps *problemList) {
 		case targets[t.Name] != "":
 			ps.add(p+".name", "duplicate target name %q", t.Name)
 		}
-		if !knownProtocols[t.Protocol] {
-			ps.add(p+".protocol", "unknown protocol %q (this build serves: http, postgres)", t.Protocol)
-		}
 		targets[t.Name] = t.Protocol
+		// Never inline, whatever the protocol; which secrets a credential
+		// type needs is the protocol's to check.
 		cp := p + ".credential"
-		cr := t.Credential
-		if t.Protocol == "postgres" {
-			if len(t.Upgrades) > 0 {
-				ps.add(p+".upgrades", "applies to http targets only")
-			}
-			validatePostgresTarget(ps, p, t)
-			checkSecret(ps, cp+".password", cr.Password)
+		checkSecret(ps, cp+".token", t.Credential.Token)
+		checkSecret(ps, cp+".password", t.Credential.Password)
+		checkSecret(ps, cp+".value", t.Credential.Value)
+		proto, ok := LookupProtocol(t.Protocol)
+		if !ok {
+			unknownProtocol(ps, p+".protocol", t.Protocol)
 			continue
 		}
-		for j, up := range t.Upgrades {
-			if up == "" || strings.ContainsAny(up, " \t,/") {
-				ps.add(fmt.Sprintf("%s.upgrades[%d]", p, j), "must be a protocol name such as websocket")
-			}
+		if o, ok := t.Options.(Options); ok && proto.NewTarget != nil {
+			o.Check(&Table{path: p, c: c, ps: ps, target: t})
 		}
-		if t.Database != "" || t.SSLMode != "" || len(t.Sensitive) > 0 || t.ApplicationNameSuffix != nil {
-			ps.add(p, "database, sslmode, sensitive and application_name_suffix apply to postgres targets only")
-		}
-		u, err := url.Parse(t.Upstream)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			ps.add(p+".upstream", "must be an http:// or https:// URL with a host")
-		} else if t.CAFile != "" && u.Scheme != "https" {
-			ps.add(p+".ca_file", "only applies to an https upstream")
-		}
-		switch cr.Type {
-		case "none":
-		case "bearer":
-			requireSecret(ps, cp+".token", cr.Token)
-		case "basic":
-			if cr.Username == "" {
-				ps.add(cp, "username is required for basic credentials")
-			}
-			requireSecret(ps, cp+".password", cr.Password)
-		case "header":
-			if cr.Header == "" {
-				ps.add(cp, "header is required for header credentials")
-			} else if strings.EqualFold(cr.Header, "Host") {
-				ps.add(cp+".header", "cannot be Host")
-			}
-			requireSecret(ps, cp+".value", cr.Value)
-		default:
-			ps.add(cp+".type", "must be none, bearer, basic or header")
-		}
-		checkSecret(ps, cp+".token", cr.Token)
-		checkSecret(ps, cp+".password", cr.Password)
-		checkSecret(ps, cp+".value", cr.Value)
 	}
 
 	names := map[string]bool{}
-	for i, l := range c.Listeners {
+	for i := range c.Listeners {
+		l := &c.Listeners[i]
 		p := fmt.Sprintf("listeners[%d]", i)
 		uniqueName(ps, p, "listener", l.Name, names)
-		if !knownProtocols[l.Protocol] {
-			ps.add(p+".protocol", "unknown protocol %q (this build serves: http, postgres)", l.Protocol)
-		}
 		if l.Listen == "" {
 			ps.add(p, "listen is required")
 		}
@@ -168,43 +127,12 @@ func (c *Config) validate(ps *problemList) {
 		if (l.TLSCert == "") != (l.TLSKey == "") {
 			ps.add(p, "tls_cert and tls_key go together")
 		}
-		if l.Protocol == "postgres" {
-			if l.ReadBodyTimeout.Set || l.MaxInspectBodyBytes != 0 {
-				ps.add(p, "read_body_timeout and max_inspect_body_bytes apply to http listeners only")
-			}
-			validatePostgresListener(ps, p, l, targets)
+		if _, ok := LookupProtocol(l.Protocol); !ok {
+			unknownProtocol(ps, p+".protocol", l.Protocol)
 			continue
 		}
-		if l.Target != "" || l.MaxMessageBytes != 0 || l.MaxStatementBytes != 0 || l.AllowPlaintext || l.AllowFunctionCall ||
-			l.MaxConnections != 0 || l.MaxConnectionsPerSource != 0 || l.AuthTimeout.Set {
-			ps.add(p, "target, max_message_bytes, max_statement_bytes, allow_plaintext, allow_function_call, max_connections, max_connections_per_source and auth_timeout apply to postgres listeners only")
-		}
-		if len(l.Routes) == 0 {
-			ps.add(p, "needs at least one [[listeners.routes]] entry")
-		}
-		seen := map[string]bool{}
-		for j, r := range l.Routes {
-			rp := fmt.Sprintf("%s.routes[%d]", p, j)
-			proto, ok := targets[r.Target]
-			switch {
-			case r.Target == "":
-				ps.add(rp, "target is required")
-			case !ok:
-				ps.add(rp+".target", "no target named %q", r.Target)
-			case proto != l.Protocol:
-				ps.add(rp+".target", "target %q speaks %s, the listener %s", r.Target, proto, l.Protocol)
-			}
-			if r.PathPrefix != "" && !strings.HasPrefix(r.PathPrefix, "/") {
-				ps.add(rp+".path_prefix", "must start with /")
-			}
-			if len(l.Routes) > 1 && r.Host == "" && r.PathPrefix == "" {
-				ps.add(rp, "with several routes, each needs host or path_prefix")
-			}
-			key := strings.ToLower(r.Host) + " " + strings.TrimSuffix(r.PathPrefix, "/")
-			if seen[key] {
-				ps.add(rp, "duplicate route")
-			}
-			seen[key] = true
+		if o, ok := l.Options.(Options); ok {
+			o.Check(&Table{path: p, c: c, ps: ps, listener: l})
 		}
 	}
 
@@ -408,96 +336,21 @@ func (c *Config) validateApprovals(ps *problemList) {
 	}
 }
 
-// validatePostgresTarget checks a target of protocol postgres: a host:port
-// upstream, a password credential, and TLS towards it unless it is on
-// loopback.
-func validatePostgresTarget(ps *problemList, p string, t Target) {
-	host, port, err := net.SplitHostPort(t.Upstream)
-	if _, perr := strconv.ParseUint(port, 10, 16); err != nil || host == "" || perr != nil {
-		ps.add(p+".upstream", "must be host:port for a postgres target (e.g. db.internal:5432)")
-	}
-	switch t.SSLMode {
-	case "verify-full":
-	case "disable":
-		if ip := net.ParseIP(host); !(ip != nil && ip.IsLoopback()) && host != "localhost" {
-			ps.add(p+".sslmode", "disable is accepted for a loopback upstream only; use verify-full with ca_file")
-		}
-		if t.CAFile != "" {
-			ps.add(p+".ca_file", "only applies with sslmode = \"verify-full\"")
-		}
-	default:
-		ps.add(p+".sslmode", "must be verify-full or disable")
-	}
-	for i, sc := range t.Sensitive {
-		sp := fmt.Sprintf("%s.sensitive[%d]", p, i)
-		if len(sc.Columns) == 0 {
-			ps.add(sp+".columns", "name at least one column as schema.table.column (globs with *)")
-		}
-		for j, c := range sc.Columns {
-			if parts := strings.Split(c, "."); len(parts) != 3 || parts[0] == "" || parts[1] == "" || parts[2] == "" {
-				ps.add(fmt.Sprintf("%s.columns[%d]", sp, j), "%q is not schema.table.column (use * for any schema: *.users.email)", c)
-			}
-		}
-		switch sc.Derived {
-		case "", "refuse", "mask":
-		default:
-			ps.add(sp+".derived", "must be refuse or mask")
-		}
-	}
-	cr := t.Credential
-	switch cr.Type {
-	case "password":
-		if cr.Username == "" {
-			ps.add(p+".credential", "username is required for password credentials")
-		}
-		requireSecret(ps, p+".credential.password", cr.Password)
-	default:
-		ps.add(p+".credential.type", "must be password for a postgres target (SCRAM-SHA-256 or md5, as the server asks)")
-	}
-}
-
-// validatePostgresListener checks a listener of protocol postgres: no
-// routes (the startup database or target picks the target), TLS unless
-// plaintext is explicitly allowed, and a sane message cap.
-func validatePostgresListener(ps *problemList, p string, l Listener, targets map[string]string) {
-	if len(l.Routes) > 0 {
-		ps.add(p+".routes", "a postgres listener has no routes: the client's database names the target, or set target")
-	}
-	if l.Target != "" {
-		proto, ok := targets[l.Target]
-		switch {
-		case !ok:
-			ps.add(p+".target", "no target named %q", l.Target)
-		case proto != "postgres":
-			ps.add(p+".target", "target %q speaks %s, the listener postgres", l.Target, proto)
-		}
-	}
-	// The ranges of its keys are in ranges.go; this is what relates them.
-	if l.MaxConnectionsPerSource > l.MaxConnections {
-		ps.add(p+".max_connections_per_source", "must be at most max_connections (%d)", l.MaxConnections)
-	}
-	if l.AllowPlaintext {
-		if host, _, err := net.SplitHostPort(l.Listen); err == nil {
-			if ip := net.ParseIP(host); !(ip != nil && ip.IsLoopback()) && host != "localhost" {
-				ps.add(p+".allow_plaintext", "plaintext is accepted on a loopback listen address only")
-			}
-		}
-	}
-}
-
 // ValidateServe reports, with positions, what `gateway serve` refuses at
-// start in the given mode, so that `gateway check` says it first. Without
-// dev, a postgres listener needs a certificate unless it allows plaintext
-// (serve --dev makes a self-signed one); with dev, the config needs [dev].
-// The error, when not nil, is [Problems].
+// start in the given mode, so that `gateway check` says it first: with
+// dev, the config needs [dev]; each listener's protocol adds its own
+// (Protocol.Serve; a postgres listener needs a certificate unless it
+// allows plaintext or runs under --dev). The error, when not nil, is
+// [Problems].
 func (c *Config) ValidateServe(dev bool) error {
 	var ps problemList
 	if dev && c.Dev == nil {
 		ps.add("", "--dev needs a [dev] table in the config")
 	}
-	for i, l := range c.Listeners {
-		if !dev && l.Protocol == "postgres" && l.TLSCert == "" && !l.AllowPlaintext {
-			ps.add(fmt.Sprintf("listeners[%d]", i), "postgres listener %q needs tls_cert and tls_key (clients send their token as the password): set both, or run with --dev for local trials, which makes a self-signed certificate", l.Name)
+	for i := range c.Listeners {
+		l := &c.Listeners[i]
+		if p, ok := LookupProtocol(l.Protocol); ok && p.Serve != nil {
+			p.Serve(&Table{path: fmt.Sprintf("listeners[%d]", i), c: c, ps: &ps, listener: l}, dev)
 		}
 	}
 	return c.src.problems(ps)

@@ -15,14 +15,13 @@ import (
 	"sync"
 	"time"
 
-	"github.com/tollgate-dev/tollgate/host/config"
 	"github.com/tollgate-dev/tollgate/host/event"
 	"github.com/tollgate-dev/tollgate/host/gate"
 )
 
 // route is one [[listeners.routes]] entry with its proxy.
 type route struct {
-	cfg   config.Route
+	cfg   Route
 	up    *upstream
 	proxy *httputil.ReverseProxy
 }
@@ -368,7 +367,7 @@ func (x *exchange) modifyResponse(resp *http.Response) error {
 	}
 	limit := x.l.cfg.MaxInspectBodyBytes
 	if limit <= 0 {
-		limit = config.DefaultMaxInspectBodyBytes
+		limit = DefaultMaxInspectBodyBytes
 	}
 	// body is set once the whole body is held in memory.
 	var body []byte

@@ -6,7 +6,7 @@ import (
 	"io"
 	"net/http"
 
-	"github.com/tollgate-dev/tollgate/host/config"
+	"github.com/tollgate-dev/tollgate/host/gate"
 )
 
 // scrubber blanks the exact bytes of the credential the gateway injects
@@ -26,7 +26,7 @@ type scrubber struct {
 // newScrubber lists the forms of cred that may come back: the raw secret,
 // its base64 (standard and URL alphabets; padding is not secret), and for basic
 // auth the base64 of user:password as it travels in the header.
-func newScrubber(cred config.Credential) *scrubber {
+func newScrubber(cred gate.Credential) *scrubber {
 	s := &scrubber{}
 	var raw []string
 	switch cred.Type {

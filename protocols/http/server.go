@@ -15,13 +15,12 @@ import (
 	"net/http/httputil"
 	"sync"
 
-	"github.com/tollgate-dev/tollgate/host/config"
 	"github.com/tollgate-dev/tollgate/host/gate"
 )
 
 // Listener serves one [[listeners]] entry of protocol "http".
 type Listener struct {
-	cfg    config.Listener
+	cfg    listenerConfig
 	deps   gate.Deps
 	routes []route
 	srv    *http.Server
@@ -32,9 +31,13 @@ type Listener struct {
 
 // New prepares a listener; targets must hold every target its routes name,
 // with secrets resolved. It does not listen until Start.
-func New(cfg config.Listener, targets map[string]*config.Target, deps gate.Deps) (*Listener, error) {
+func New(lc gate.Listener, targets map[string]*gate.Target, deps gate.Deps) (*Listener, error) {
 	if deps.Log == nil {
 		deps.Log = slog.Default()
+	}
+	cfg := listenerConfig{Listener: lc}
+	if o, ok := lc.Options.(*ListenerOptions); ok {
+		cfg.ListenerOptions = *o
 	}
 	l := &Listener{cfg: cfg, deps: deps}
 	for _, rc := range cfg.Routes {

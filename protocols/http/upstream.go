@@ -12,14 +12,14 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/tollgate-dev/tollgate/host/config"
+	"github.com/tollgate-dev/tollgate/host/gate"
 )
 
 // upstream is one target: where it is and how the gateway proves itself.
 type upstream struct {
 	name      string
 	url       *url.URL
-	cred      config.Credential
+	cred      gate.Credential
 	transport *h1Transport
 	// scrub blanks cred wherever it comes back in a response.
 	scrub *scrubber
@@ -30,7 +30,7 @@ type upstream struct {
 	synced bool
 }
 
-func newUpstream(t *config.Target) (*upstream, error) {
+func newUpstream(t *gate.Target) (*upstream, error) {
 	u, err := url.Parse(t.Upstream)
 	if err != nil {
 		return nil, fmt.Errorf("target %s: upstream: %w", t.Name, err)
@@ -59,8 +59,8 @@ func newUpstream(t *config.Target) (*upstream, error) {
 		addr = net.JoinHostPort(u.Hostname(), port)
 	}
 	tr := newH1Transport(addr, tlsCfg)
-	ups := make([]string, len(t.Upgrades))
-	for i, p := range t.Upgrades {
+	ups := make([]string, len(targetOptions(t).Upgrades))
+	for i, p := range targetOptions(t).Upgrades {
 		ups[i] = strings.ToLower(p)
 	}
 	return &upstream{name: t.Name, url: u, cred: t.Credential, transport: tr, scrub: newScrubber(t.Credential), upgrades: ups,

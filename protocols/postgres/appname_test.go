@@ -25,7 +25,7 @@ func TestApplicationNameSuffix(t *testing.T) {
 	}
 	off := startEnv(t, envOptions{pg: on.pg, target: func(tg *config.Target) {
 		no := false
-		tg.ApplicationNameSuffix = &no
+		targetOptions(tg).ApplicationNameSuffix = &no
 	}})
 	if app, seen := appName(off, "application_name=ci-job"); app != "ci-job" || seen != "ci-job" {
 		t.Fatalf("application_name_suffix = false: server %q, client told %q", app, seen)

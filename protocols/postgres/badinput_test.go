@@ -19,8 +19,8 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/tollgate-dev/tollgate/host/audit"
-	"github.com/tollgate-dev/tollgate/host/config"
 	"github.com/tollgate-dev/tollgate/host/testenv"
+	"github.com/tollgate-dev/tollgate/protocols/postgres"
 )
 
 // rawClient logs in through the gateway by hand and records every byte
@@ -101,7 +101,7 @@ func (c *rawClient) untilReady(t *testing.T) (bool, *pgproto3.ErrorResponse) {
 // keeps serving, no goroutine is left behind, and the credential never
 // reaches a client or an audit row.
 func TestBadInput(t *testing.T) {
-	e := startEnv(t, envOptions{plugins: defaultPlugins(t), listener: func(l *config.Listener) { l.MaxMessageBytes = 64 << 10 }})
+	e := startEnv(t, envOptions{plugins: defaultPlugins(t), listener: func(l *postgres.ListenerOptions) { l.MaxMessageBytes = 64 << 10 }})
 	e.pg.Exec(t, apiKeysSQL)
 	// Warm up: the first connections start pools and the token cache.
 	ready, _ := e.raw(t, e.tok).untilReady(t)

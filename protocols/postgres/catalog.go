@@ -11,7 +11,6 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/tollgate-dev/tollgate/host/access/glob"
-	"github.com/tollgate-dev/tollgate/host/config"
 	"github.com/tollgate-dev/tollgate/protocols/postgres/internal/sqlref"
 )
 
@@ -41,9 +40,9 @@ type sensitiveRule struct {
 	mask                  bool // derived = "mask"
 }
 
-func sensitiveRules(t *config.Target) []sensitiveRule {
+func sensitiveRules(sensitive []Sensitive) []sensitiveRule {
 	var out []sensitiveRule
-	for _, s := range t.Sensitive {
+	for _, s := range sensitive {
 		for _, c := range s.Columns {
 			parts := strings.SplitN(c, ".", 3)
 			if len(parts) != 3 {

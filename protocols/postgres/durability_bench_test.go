@@ -15,6 +15,7 @@ import (
 	"github.com/tollgate-dev/tollgate/host/audit/spool"
 	"github.com/tollgate-dev/tollgate/host/config"
 	"github.com/tollgate-dev/tollgate/host/testenv"
+	"github.com/tollgate-dev/tollgate/protocols/postgres"
 )
 
 // BenchmarkDurabilityPgbench measures what [audit] durability costs:
@@ -45,7 +46,7 @@ func BenchmarkDurabilityPgbench(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer trail.Close()
-	plain := func(l *config.Listener) { l.AllowPlaintext = true }
+	plain := func(l *postgres.ListenerOptions) { l.AllowPlaintext = true }
 	envs := map[string]*env{
 		"spooled": startEnv(b, envOptions{pg: pg, plugins: plugins, recorder: trail, listener: plain,
 			target: func(t *config.Target) { t.Durability = config.DurabilitySpooled }}),

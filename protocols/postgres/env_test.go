@@ -42,7 +42,7 @@ type env struct {
 type envOptions struct {
 	plugins   []*plugin.Plugin
 	chain     event.Chain
-	listener  func(*config.Listener)
+	listener  func(*postgres.ListenerOptions)
 	target    func(*config.Target)
 	pg        *testenv.Postgres
 	approvals *approval.Manager
@@ -147,7 +147,7 @@ targets = ["app"]
 		t.Fatal(err)
 	}
 	if o.listener != nil {
-		o.listener(&cfg.Listeners[0])
+		o.listener(cfg.Listeners[0].Options.(*postgres.ListenerOptions))
 	}
 	if o.target != nil {
 		o.target(&cfg.Targets[0])
@@ -309,4 +309,9 @@ func pipelineResults(t *testing.T, p *pgconn.Pipeline) string {
 		}
 	}
 	return strings.Join(got, " ")
+}
+
+// targetOptions are the postgres keys of a target the env parsed.
+func targetOptions(t *config.Target) *postgres.TargetOptions {
+	return t.Options.(*postgres.TargetOptions)
 }

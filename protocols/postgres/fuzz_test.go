@@ -15,7 +15,6 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/tollgate-dev/tollgate/host/audit"
-	"github.com/tollgate-dev/tollgate/host/config"
 	"github.com/tollgate-dev/tollgate/host/event"
 	"github.com/tollgate-dev/tollgate/host/gate"
 )
@@ -107,7 +106,7 @@ func FuzzClientMessages(f *testing.F) {
 	f.Add([]byte{'B', 0, 0, 0, 7, 0, 0, 0xff})
 	f.Add([]byte{'Q', 0x7f, 0xff, 0xff, 0xff})
 	f.Fuzz(func(t *testing.T, data []byte) {
-		l := &Listener{cfg: config.Listener{Name: "fuzz", MaxMessageBytes: 1 << 16},
+		l := &Listener{cfg: listenerConfig{Listener: gate.Listener{Name: "fuzz"}, ListenerOptions: ListenerOptions{MaxMessageBytes: 1 << 16}},
 			deps: gate.Deps{Recorder: nopRecorder{}, Chain: denyDrops{}, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}}
 		cli, cliPeer := net.Pipe()
 		up, upPeer := net.Pipe()
@@ -157,7 +156,7 @@ func FuzzServerMessages(f *testing.F) {
 	f.Add([]byte{'D', 0, 0, 0, 10, 0, 1, 0xff, 0xff, 0xff, 0xfe})
 	f.Add([]byte{'T', 0xff, 0xff, 0xff, 0xff})
 	f.Fuzz(func(t *testing.T, data []byte) {
-		l := &Listener{cfg: config.Listener{Name: "fuzz", MaxMessageBytes: 1 << 16},
+		l := &Listener{cfg: listenerConfig{Listener: gate.Listener{Name: "fuzz"}, ListenerOptions: ListenerOptions{MaxMessageBytes: 1 << 16}},
 			deps: gate.Deps{Recorder: nopRecorder{}, Chain: denyDrops{}, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}}
 		cli, cliPeer := net.Pipe()
 		up, upPeer := net.Pipe()

@@ -14,10 +14,10 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/tollgate-dev/tollgate/host/approval"
-	"github.com/tollgate-dev/tollgate/host/config"
 	"github.com/tollgate-dev/tollgate/host/event"
 	"github.com/tollgate-dev/tollgate/host/plugin"
 	"github.com/tollgate-dev/tollgate/host/testenv"
+	"github.com/tollgate-dev/tollgate/protocols/postgres"
 )
 
 // holdEnv is a gateway whose approve plugin holds every write for the
@@ -267,7 +267,7 @@ func atoi(t *testing.T, s string) int {
 // An idle session ends at idle_timeout with 57P05, but a client waiting
 // on a running statement longer than that is not idle.
 func TestIdleTimeout(t *testing.T) {
-	e := startEnv(t, envOptions{listener: func(l *config.Listener) { l.IdleTimeout.Duration = 400 * time.Millisecond }})
+	e := startEnv(t, envOptions{listener: func(l *postgres.ListenerOptions) { l.IdleTimeout.Duration = 400 * time.Millisecond }})
 	c := e.connect(t, "")
 	ctx := context.Background()
 	if _, err := c.Exec(ctx, "SELECT pg_sleep(1)"); err != nil {

@@ -19,8 +19,8 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/tollgate-dev/tollgate/host/audit"
-	"github.com/tollgate-dev/tollgate/host/config"
 	"github.com/tollgate-dev/tollgate/host/testenv"
+	"github.com/tollgate-dev/tollgate/protocols/postgres"
 )
 
 // connectFrom logs in through the gateway from the given local IP (any of
@@ -55,7 +55,7 @@ func wantTooMany(t *testing.T, err error, capName string) {
 // and a slot frees when a session ends.
 func TestMaxConnections(t *testing.T) {
 	testenv.RequireCommand(t, "psql")
-	e := startEnv(t, envOptions{listener: func(l *config.Listener) { l.MaxConnections, l.MaxConnectionsPerSource = 2, 2 }})
+	e := startEnv(t, envOptions{listener: func(l *postgres.ListenerOptions) { l.MaxConnections, l.MaxConnectionsPerSource = 2, 2 }})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	a := e.connect(t, "")
@@ -109,7 +109,7 @@ func TestMaxConnections(t *testing.T) {
 
 // max_connections_per_source caps one client IP; another IP still gets in.
 func TestMaxConnectionsPerSource(t *testing.T) {
-	e := startEnv(t, envOptions{listener: func(l *config.Listener) { l.MaxConnections, l.MaxConnectionsPerSource = 10, 1 }})
+	e := startEnv(t, envOptions{listener: func(l *postgres.ListenerOptions) { l.MaxConnections, l.MaxConnectionsPerSource = 10, 1 }})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if _, err := e.connectFrom(ctx, t, "127.0.0.1"); err != nil {
@@ -149,7 +149,7 @@ func waitActive(t *testing.T, e *env, sql string) {
 // at the password gets FATAL 08P01 naming auth_timeout first. Both leave
 // an audit row.
 func TestAuthTimeout(t *testing.T) {
-	e := startEnv(t, envOptions{listener: func(l *config.Listener) { l.AuthTimeout.Duration = 300 * time.Millisecond }})
+	e := startEnv(t, envOptions{listener: func(l *postgres.ListenerOptions) { l.AuthTimeout.Duration = 300 * time.Millisecond }})
 	// The guard deadline is far beyond auth_timeout (and below the 30s
 	// the gateway once allowed): only a gateway that never closes fails.
 	guard := time.Now().Add(20 * time.Second)

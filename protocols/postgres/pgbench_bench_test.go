@@ -24,6 +24,7 @@ import (
 	"github.com/tollgate-dev/tollgate/host/audit/spool"
 	"github.com/tollgate-dev/tollgate/host/config"
 	"github.com/tollgate-dev/tollgate/host/testenv"
+	"github.com/tollgate-dev/tollgate/protocols/postgres"
 )
 
 // BenchmarkPgbench compares pgbench through the gateway (default chain:
@@ -57,7 +58,7 @@ func BenchmarkPgbench(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	e := startEnv(b, envOptions{pg: pg, plugins: plugins, recorder: trail, listener: func(l *config.Listener) { l.AllowPlaintext = true }})
+	e := startEnv(b, envOptions{pg: pg, plugins: plugins, recorder: trail, listener: func(l *postgres.ListenerOptions) { l.AllowPlaintext = true }})
 	init := exec.Command("pgbench", "-i", "-s", "10", "-q", pg.URL("postgres"))
 	if out, err := init.CombinedOutput(); err != nil {
 		b.Fatalf("pgbench -i: %v\n%s", err, out)
@@ -297,7 +298,7 @@ func BenchmarkRowThroughput(b *testing.B) {
 	// The same column declared sensitive on the target: masked by the
 	// source PostgreSQL reports, alone and under the plugins.
 	sensitive := func(t *config.Target) {
-		t.Sensitive = []config.Sensitive{{Columns: []string{"public.wide.secret"}}}
+		targetOptions(t).Sensitive = []postgres.Sensitive{{Columns: []string{"public.wide.secret"}}}
 	}
 	es := startEnv(b, envOptions{pg: pg, target: sensitive})
 	esp := startEnv(b, envOptions{pg: pg, plugins: plugins, target: sensitive})

@@ -16,6 +16,7 @@ import (
 	"github.com/tollgate-dev/tollgate/host/audit"
 	"github.com/tollgate-dev/tollgate/host/config"
 	"github.com/tollgate-dev/tollgate/host/testenv"
+	"github.com/tollgate-dev/tollgate/protocols/postgres"
 )
 
 // ghToken is a value every mask detector set finds (a GitHub token).
@@ -27,7 +28,7 @@ CREATE FUNCTION shout(t text) RETURNS int LANGUAGE plpgsql AS $$ BEGIN RAISE NOT
 
 func sensitiveTarget(derived string) func(*config.Target) {
 	return func(t *config.Target) {
-		t.Sensitive = []config.Sensitive{{Columns: []string{"public.api_keys.secret"}, Derived: derived}}
+		targetOptions(t).Sensitive = []postgres.Sensitive{{Columns: []string{"public.api_keys.secret"}, Derived: derived}}
 	}
 }
 
@@ -155,7 +156,7 @@ func TestErrorsNoticesNotificationsMasked(t *testing.T) {
 // however it is padded; one over max_statement_bytes is refused and
 // never runs.
 func TestStatementRecordedWhole(t *testing.T) {
-	e := startEnv(t, envOptions{plugins: defaultPlugins(t), listener: func(l *config.Listener) { l.MaxStatementBytes = 64 << 10 }})
+	e := startEnv(t, envOptions{plugins: defaultPlugins(t), listener: func(l *postgres.ListenerOptions) { l.MaxStatementBytes = 64 << 10 }})
 	e.pg.Exec(t, apiKeysSQL)
 	ctx := context.Background()
 	c := e.connect(t, "", pgx.QueryExecModeSimpleProtocol)
@@ -238,7 +239,7 @@ func TestAuditFullPerStatement(t *testing.T) {
 // DDL that made it has run: the gateway reads the catalog again.
 func TestSensitiveCatalogFollowsDDL(t *testing.T) {
 	e := startEnv(t, envOptions{target: func(t *config.Target) {
-		t.Sensitive = []config.Sensitive{{Columns: []string{"public.*_keys.secret"}}}
+		targetOptions(t).Sensitive = []postgres.Sensitive{{Columns: []string{"public.*_keys.secret"}}}
 	}})
 	ctx := context.Background()
 	c := e.connect(t, "", pgx.QueryExecModeSimpleProtocol)

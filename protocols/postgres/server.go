@@ -44,13 +44,12 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/tollgate-dev/tollgate/host/config"
 	"github.com/tollgate-dev/tollgate/host/gate"
 )
 
 // Listener serves one [[listeners]] entry of protocol "postgres".
 type Listener struct {
-	cfg     config.Listener
+	cfg     listenerConfig
 	deps    gate.Deps
 	targets map[string]*target
 	tlsConf *tls.Config // nil: no TLS offered
@@ -74,20 +73,27 @@ type Listener struct {
 //
 // A target that cannot be prepared (an unreadable ca_file), a tls_cert
 // that does not load, or a listener with neither TLS nor allow_plaintext.
-func New(cfg config.Listener, targets map[string]*config.Target, deps gate.Deps) (*Listener, error) {
+func New(lc gate.Listener, targets map[string]*gate.Target, deps gate.Deps) (*Listener, error) {
 	if deps.Log == nil {
 		deps.Log = slog.Default()
 	}
-	// A Listener built from a config.Listener that did not pass through
-	// config.Parse still gets caps and a login deadline.
+	cfg := listenerConfig{Listener: lc}
+	if o, ok := lc.Options.(*ListenerOptions); ok {
+		cfg.ListenerOptions = *o
+	}
+	// A listener that did not pass through config.Parse still gets caps,
+	// a message cap and a login deadline.
 	if cfg.MaxConnections <= 0 {
-		cfg.MaxConnections = config.DefaultMaxConnections
+		cfg.MaxConnections = DefaultMaxConnections
 	}
 	if cfg.MaxConnectionsPerSource <= 0 {
-		cfg.MaxConnectionsPerSource = min(config.DefaultMaxConnectionsPerSource, cfg.MaxConnections)
+		cfg.MaxConnectionsPerSource = min(DefaultMaxConnectionsPerSource, cfg.MaxConnections)
 	}
 	if cfg.AuthTimeout.Duration <= 0 {
-		cfg.AuthTimeout.Duration = config.DefaultAuthTimeout
+		cfg.AuthTimeout.Duration = DefaultAuthTimeout
+	}
+	if cfg.MaxMessageBytes <= 0 {
+		cfg.MaxMessageBytes = DefaultMaxMessageBytes
 	}
 	l := &Listener{cfg: cfg, deps: deps, targets: map[string]*target{}, conns: map[net.Conn]struct{}{}, done: make(chan struct{})}
 	for name, t := range targets {

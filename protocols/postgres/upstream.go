@@ -20,7 +20,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 
-	"github.com/tollgate-dev/tollgate/host/config"
+	"github.com/tollgate-dev/tollgate/host/gate"
 )
 
 // target is a postgres [[targets]] entry, ready to connect.
@@ -42,15 +42,16 @@ type target struct {
 	synced bool
 }
 
-func newTarget(t *config.Target) (*target, error) {
+func newTarget(t *gate.Target) (*target, error) {
+	o := targetOptions(t)
 	host, port, err := net.SplitHostPort(t.Upstream)
 	if err != nil {
 		return nil, fmt.Errorf("target %s: upstream: %w", t.Name, err)
 	}
-	up := &target{name: t.Name, host: host, port: port, database: t.Database,
-		user: t.Credential.Username, password: t.Credential.Password.Value(), sensitive: sensitiveRules(t),
-		appSuffix: t.ApplicationNameSuffix == nil || *t.ApplicationNameSuffix, synced: t.Synced()}
-	if t.SSLMode != "disable" {
+	up := &target{name: t.Name, host: host, port: port, database: o.Database,
+		user: t.Credential.Username, password: t.Credential.Password.Value(), sensitive: sensitiveRules(o.Sensitive),
+		appSuffix: o.ApplicationNameSuffix == nil || *o.ApplicationNameSuffix, synced: t.Synced()}
+	if o.SSLMode != "disable" {
 		tc := &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}
 		if t.CAFile != "" {
 			pem, err := os.ReadFile(t.CAFile)

@@ -25,7 +25,7 @@ func TestUpstreamTLSAndMD5(t *testing.T) {
 	pg := testenv.StartPostgres(t, testenv.PostgresOptions{TLS: true})
 	pg.MD5User(t, "md5agent", pg.Password)
 	e := startEnv(t, envOptions{pg: pg, target: func(tg *config.Target) {
-		tg.SSLMode = "verify-full"
+		targetOptions(tg).SSLMode = "verify-full"
 		tg.CAFile = pg.CAFile
 		tg.Credential.Username = "md5agent"
 	}})
@@ -47,7 +47,7 @@ func TestUpstreamTLSAndMD5(t *testing.T) {
 	// A wrong CA: the gateway refuses the upstream, the client learns only
 	// that the target did not take the connection.
 	bad := startEnv(t, envOptions{pg: pg, target: func(tg *config.Target) {
-		tg.SSLMode = "verify-full"
+		targetOptions(tg).SSLMode = "verify-full"
 		tg.CAFile = bad0CA(t)
 	}})
 	_, err = pgx.Connect(context.Background(), bad.dsn(""))
@@ -185,7 +185,7 @@ func TestStartupSettings(t *testing.T) {
 		}
 
 		// A database the DBA made read-only stays so.
-		ro := startEnv(t, envOptions{pg: pg, target: func(tg *config.Target) { tg.Database = "ro" }})
+		ro := startEnv(t, envOptions{pg: pg, target: func(tg *config.Target) { targetOptions(tg).Database = "ro" }})
 		notices = nil
 		c = connectWith(t, ro.dsn(""), func(cc *pgx.ConnConfig) {
 			cc.RuntimeParams = map[string]string{"default_transaction_read_only": "off", "options": "-c default_transaction_read_only=of"}
