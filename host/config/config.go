@@ -7,6 +7,12 @@
 //
 // Credentials are never written inline: a credential is a reference,
 // `env:NAME` or `file:PATH`, resolved by [Config.ResolveSecrets] at start.
+//
+// The package knows no protocol. A [[listeners]] or [[targets]] table is
+// decoded into the keys every protocol has ([Listener], [Target]) and into
+// the options of the protocol it names, which the protocol's package
+// registered ([RegisterProtocol], through host/gate) and which check
+// themselves ([Options], [Table]).
 package config
 
 import (

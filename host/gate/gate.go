@@ -9,9 +9,17 @@
 //  1. Make a package under protocols/ that terminates the wire protocol:
 //     it parses what the client sends and answers in the client's own
 //     protocol (never a dropped connection without a reason).
-//  2. Take a Deps in its constructor: the authenticator, the access
-//     policy, the plugin chain, the audit recorder, the approvals and a
-//     logger, all shared with the other protocols.
+//  2. Register it from init with Register: its name; its options, a
+//     struct with toml tags for the keys of its [[listeners]] (and
+//     [[targets]]) tables beyond the common ones, whose Check applies
+//     defaults and ranges with the Table helpers (Duration, Int: a
+//     written value honoured or refused, never replaced) and relates the
+//     table to the rest of the config (TargetRef), every problem at its
+//     FILE:LINE:COL; and New, which takes the Listener, the targets and a
+//     Deps (the authenticator, the access policy, the plugin chain, the
+//     audit recorder, the approvals and a logger, shared with the other
+//     protocols) and returns a Service. Importing the package in
+//     cmd/gateway/protocols.go is the one line outside it.
 //  3. Verify the client's token with Deps.Verify; turn its error into the
 //     protocol's own answer with AuthFailure (no token, a refused token,
 //     an issuer that cannot be reached).
@@ -34,8 +42,9 @@
 //     repeats the open row (audit.CloseRow), and any Decision still held
 //     is released.
 //
-// internal/echo is the smallest protocol that does all of this; its tests
-// run it end to end.
+// internal/echo is the smallest protocol that does all of this (its
+// registration is in config.go); its tests run it end to end, from a
+// gateway.toml through NewService.
 package gate
 
 import (

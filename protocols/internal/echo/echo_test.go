@@ -313,3 +313,61 @@ func TestEchoAuditFull(t *testing.T) {
 		t.Errorf("got %q", got)
 	}
 }
+
+// The protocol registers itself: config.Parse decodes its listener's
+// own key, refuses what it does not take (with the position), and
+// gate.NewService builds a listener that serves from the config.
+func TestEchoRegistersItsConfig(t *testing.T) {
+	const src = `
+[[targets]]
+name = "lines"
+protocol = "echo"
+upstream = "nowhere"
+
+[[listeners]]
+name = "echo"
+protocol = "echo"
+listen = "127.0.0.1:0"
+target = "lines"
+`
+	if _, err := config.Parse("gateway.toml", []byte(strings.Replace(src, `target = "lines"`, `taget = "lines"`, 1)), t.TempDir()); err == nil ||
+		!strings.Contains(err.Error(), `gateway.toml:11:1: listeners[0].taget: unknown key (did you mean "listeners.target"?)`) ||
+		!strings.Contains(err.Error(), "listeners[0]: target is required") {
+		t.Fatalf("a misspelt key: %v", err)
+	}
+	cfg, err := config.Parse("gateway.toml", []byte(src), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := start(t, nil) // for its issuer, chain and recorder
+	l, err := gate.NewService(cfg.Listeners[0], map[string]*config.Target{"lines": &cfg.Targets[0]}, gate.Deps{
+		GatewayID: "test",
+		Auth:      identity.NewVerifier([]config.Issuer{e.iss.IssuerConfig()}, 10, identity.Options{}),
+		Policy:    access.New([]config.Rule{{Name: "agents", Targets: []string{"lines"}, Groups: []string{"agents"}}}),
+		Chain:     e.chain,
+		Recorder:  e.rec,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer l.Shutdown(context.Background())
+	c, err := net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	cl := &client{t: t, c: c, in: bufio.NewReader(c)}
+	cl.send("AUTH " + e.token(t, "agents"))
+	if ready := cl.read(); !strings.HasPrefix(ready, "READY ") {
+		t.Fatalf("login: %q", ready)
+	}
+	if got := cl.ask("hello"); got != "OK hello gen=A" {
+		t.Fatalf("a line through the listener the config built: %q", got)
+	}
+	if l.Name() != "echo" {
+		t.Fatalf("Name() = %q", l.Name())
+	}
+}
