@@ -123,47 +123,21 @@ func Parse(name string, src []byte, dir string) (*Config, error) {
 	var ps problemList
 	c.Targets = make([]Target, len(doc.Targets))
 	for i, prim := range doc.Targets {
-		path := fmt.Sprintf("targets[%d]", i)
-		var keys map[string]any
-		if err := md.PrimitiveDecode(prim, &keys); err != nil {
-			return nil, Problems{decodeProblem(name, src, err)}
-		}
 		t := &c.Targets[i]
-		if err := md.PrimitiveDecode(prim, t); err != nil {
+		opts, err := decodeTable(&ps, md, prim, fmt.Sprintf("targets[%d]", i), "target", t, &t.Protocol, Protocol.targetOptions)
+		if err != nil {
 			return nil, Problems{decodeProblem(name, src, err)}
 		}
-		p, ok := LookupProtocol(t.Protocol)
-		if !ok {
-			continue // validate reports it; keys of an unknown protocol are not judged
-		}
-		if p.NewTarget != nil {
-			t.Options = p.NewTarget()
-			if err := md.PrimitiveDecode(prim, t.Options); err != nil {
-				return nil, Problems{decodeProblem(name, src, err)}
-			}
-		}
-		tableKeys(&ps, path, keys, "target", p.Name, reflect.TypeOf(Target{}), optionsType(p.NewTarget))
+		t.Options = opts
 	}
 	c.Listeners = make([]Listener, len(doc.Listeners))
 	for i, prim := range doc.Listeners {
-		path := fmt.Sprintf("listeners[%d]", i)
-		var keys map[string]any
-		if err := md.PrimitiveDecode(prim, &keys); err != nil {
-			return nil, Problems{decodeProblem(name, src, err)}
-		}
 		l := &c.Listeners[i]
-		if err := md.PrimitiveDecode(prim, l); err != nil {
+		opts, err := decodeTable(&ps, md, prim, fmt.Sprintf("listeners[%d]", i), "listener", l, &l.Protocol, Protocol.listenerOptions)
+		if err != nil {
 			return nil, Problems{decodeProblem(name, src, err)}
 		}
-		p, ok := LookupProtocol(l.Protocol)
-		if !ok {
-			continue
-		}
-		l.Options = p.NewListener()
-		if err := md.PrimitiveDecode(prim, l.Options); err != nil {
-			return nil, Problems{decodeProblem(name, src, err)}
-		}
-		tableKeys(&ps, path, keys, "listener", p.Name, reflect.TypeOf(Listener{}), optionsType(p.NewListener))
+		l.Options = opts
 	}
 
 	unknownKeys(&ps, md, s.index)
@@ -257,10 +231,40 @@ func parentPath(p string) string {
 	return ""
 }
 
+// decodeTable decodes one [[targets]] or [[listeners]] table: into
+// common (a *Target or *Listener, whose protocol field is proto), then,
+// when the protocol is registered, into the options newOpts makes for it,
+// which it returns (nil for an unknown protocol, which validate reports,
+// or a protocol without options of this kind). Then it judges the
+// table's keys against both.
+func decodeTable(ps *problemList, md toml.MetaData, prim toml.Primitive, path, kind string, common any, proto *string, newOpts func(Protocol) func() Options) (Options, error) {
+	var keys map[string]any
+	if err := md.PrimitiveDecode(prim, &keys); err != nil {
+		return nil, err
+	}
+	if err := md.PrimitiveDecode(prim, common); err != nil {
+		return nil, err
+	}
+	p, ok := LookupProtocol(*proto)
+	if !ok {
+		return nil, nil // keys of an unknown protocol are not judged
+	}
+	var opts Options
+	if mk := newOpts(p); mk != nil {
+		opts = mk()
+		if err := md.PrimitiveDecode(prim, opts); err != nil {
+			return nil, err
+		}
+	}
+	tableKeys(ps, path, keys, kind, p.Name, reflect.TypeOf(common).Elem(), optionsType(newOpts(p)))
+	return opts, nil
+}
+
 // tableKeys reports the keys of one [[listeners]] or [[targets]] table
 // (keys, as decoded into a map) that neither the common struct nor the
 // protocol's options take, with a "did you mean" from both, and, for a
-// key another protocol takes, which one. The decoder names keys without
+// key another protocol's table takes at its top, which one (proto is ""
+// below the top). The decoder names keys without
 // array indices, so a key one listener takes would hide the same key
 // unknown to another; this is why each table is judged on its own.
 func tableKeys(ps *problemList, path string, keys map[string]any, kind, proto string, types ...reflect.Type) {
@@ -268,7 +272,7 @@ func tableKeys(ps *problemList, path string, keys map[string]any, kind, proto st
 		f, ok := fieldIn(k, types)
 		if !ok {
 			msg := "unknown key"
-			if others := otherProtocols(k, kind, proto); others != "" {
+			if others := otherProtocols(k, kind, proto); proto != "" && others != "" {
 				msg += ": applies to " + others + " " + kind + "s only"
 			} else if s := closest(k, types); s != "" {
 				msg += fmt.Sprintf(" (did you mean %q?)", stripIndices(path)+"."+s)
@@ -282,15 +286,15 @@ func tableKeys(ps *problemList, path string, keys map[string]any, kind, proto st
 		}
 		switch v := keys[k].(type) {
 		case map[string]any:
-			tableKeys(ps, path+"."+k, v, kind, proto, ft)
+			tableKeys(ps, path+"."+k, v, kind, "", ft)
 		case []map[string]any:
 			for i, e := range v {
-				tableKeys(ps, fmt.Sprintf("%s.%s[%d]", path, k, i), e, kind, proto, ft)
+				tableKeys(ps, fmt.Sprintf("%s.%s[%d]", path, k, i), e, kind, "", ft)
 			}
 		case []any:
 			for i, e := range v {
 				if m, ok := e.(map[string]any); ok {
-					tableKeys(ps, fmt.Sprintf("%s.%s[%d]", path, k, i), m, kind, proto, ft)
+					tableKeys(ps, fmt.Sprintf("%s.%s[%d]", path, k, i), m, kind, "", ft)
 				}
 			}
 		}
@@ -307,9 +311,9 @@ func otherProtocols(key, kind, proto string) string {
 			continue
 		}
 		p, _ := LookupProtocol(name)
-		newOpts := p.NewListener
+		newOpts := p.listenerOptions()
 		if kind == "target" {
-			newOpts = p.NewTarget
+			newOpts = p.targetOptions()
 		}
 		if t := optionsType(newOpts); t != nil {
 			if _, ok := fieldByTag(t, key); ok {

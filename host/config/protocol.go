@@ -48,6 +48,9 @@ type Options interface {
 	Check(t *Table)
 }
 
+func (p Protocol) listenerOptions() func() Options { return p.NewListener }
+func (p Protocol) targetOptions() func() Options   { return p.NewTarget }
+
 var registry = struct {
 	sync.RWMutex
 	m map[string]Protocol

@@ -118,6 +118,14 @@ func TestProtocolOptionsProblems(t *testing.T) {
 	src := minimal + "\n[[listeners]]\nname = \"b\"\nprotocol = \"fake\"\nlisten = \"127.0.0.1:8081\"\n[[listeners.routes]]\ntarget = \"api\"\n[[listeners.routes]]\ntagret = \"api\"\n"
 	line := strings.Count(src[:strings.Index(src, "tagret")], "\n") + 1
 	wantProblem(t, problemsOf(t, src), line, 1, `listeners[1].routes[1].tagret: unknown key (did you mean "listeners.routes.target"?)`)
+	// Below the top of the table, another protocol's key is just unknown.
+	src = strings.Replace(minimal, `target = "api"`, "target = \"api\"\ndepth = 1", 1)
+	line = strings.Count(src[:strings.Index(src, "depth")], "\n") + 1
+	ps := problemsOf(t, src)
+	wantProblem(t, ps, line, 1, "listeners[0].routes[0].depth: unknown key")
+	if strings.Contains(ps.Error(), "applies to") {
+		t.Errorf("a key in a sub-table said whose it is at the top: %v", ps)
+	}
 	// A key one listener takes does not hide the same key unknown to
 	// another (the decoder names keys without indices).
 	src = minimal + "\n[[listeners]]\nname = \"o\"\nprotocol = \"other\"\nlisten = \"127.0.0.1:8081\"\ntimeout = \"1s\"\n"
@@ -128,7 +136,7 @@ func TestProtocolOptionsProblems(t *testing.T) {
 	src = minimal + "\n[[listeners]]\nname = \"o\"\nprotocol = \"fake\"\nlisten = \"127.0.0.1:8081\"\n[[listeners.routes]]\ntarget = \"ghost\"\n"
 	wantProblem(t, problemsOf(t, src), strings.Count(src[:strings.Index(src, `target = "ghost"`)], "\n")+1, 1, `no target named "ghost"`)
 	src = strings.Replace(minimal, `upstream = "http://127.0.0.1:9000"`, "upstream = \"http://127.0.0.1:9000\"\nmode = \"loud\"\n[targets.credential]\ntype = \"bearer\"", 1)
-	ps := problemsOf(t, src)
+	ps = problemsOf(t, src)
 	wantProblem(t, ps, 6, 1, "targets[0].mode: must be plain or fancy")
 	wantProblem(t, ps, 7, 1, "targets[0].credential.token: is required")
 	src = minimal + "\n[[targets]]\nname = \"o\"\nprotocol = \"other\"\nupstream = \"x\"\n[[listeners]]\nname = \"o\"\nprotocol = \"fake\"\nlisten = \"127.0.0.1:8081\"\n[[listeners.routes]]\ntarget = \"o\"\n"

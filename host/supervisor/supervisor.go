@@ -123,7 +123,7 @@ func (s *Supervisor) stopStage(stage []Unit, grace time.Duration) {
 		go func() {
 			defer wg.Done()
 			if err := u.Shutdown(ctx); err != nil {
-				s.log.Warn("supervisor: did not stop cleanly", "service", u.Name, "err", err)
+				s.log.Error("supervisor: did not stop cleanly", "service", u.Name, "err", err)
 			}
 		}()
 	}
