@@ -136,5 +136,12 @@ func (t *Trail) column(ctx context.Context, what, sql string, params map[string]
 	return out, nil
 }
 
-// dateTime is t as a DateTime parameter's value (whole seconds, UTC).
-func dateTime(t time.Time) string { return t.UTC().Format(time.RFC3339) }
+// dateTime is t as a DateTime parameter's value (whole seconds, UTC); a
+// time before 1970, where DateTime begins, is 1970 (--since 100000h
+// means everything).
+func dateTime(t time.Time) string {
+	if t.Before(time.Unix(0, 0)) {
+		t = time.Unix(0, 0)
+	}
+	return t.UTC().Format(time.RFC3339)
+}

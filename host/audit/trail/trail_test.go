@@ -156,6 +156,10 @@ func testSessions(t *testing.T, s store) {
 	if !slices.Equal(got, want) {
 		t.Errorf("Sessions = %q, want %q", got, want)
 	}
+	// A window longer than DateTime's past is all of it.
+	if tb, err := tr.Sessions(context.Background(), time.Unix(0, 0).Add(-time.Hour)); err != nil || len(tb.Rows) < 3 {
+		t.Errorf("Sessions since before 1970: %d rows, %v", len(tb.Rows), err)
+	}
 	ids, err := tr.SessionsOpenedSince(context.Background(), base)
 	if err != nil {
 		t.Fatal(err)
