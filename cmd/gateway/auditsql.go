@@ -269,11 +269,14 @@ func gatewayRunning(ctx context.Context, addr string) bool {
 	return resp.StatusCode == http.StatusOK
 }
 
+// storeReader reads the store itself; Close closes the store.
 type storeReader struct {
 	trail.Reader
 	io.Closer
 }
 
+// adminReader reads through the admin API of the gateway that owns the
+// store; the trail's SQL arrives bound, so the API's SQL-only body fits.
 type adminReader struct{ c *admin.Client }
 
 func (a adminReader) Query(ctx context.Context, sql string, args ...any) ([]string, [][]string, error) {
