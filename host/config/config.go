@@ -224,12 +224,16 @@ type Plugin struct {
 	Path    string `toml:"path"`
 	OnError string `toml:"on_error"` // deny (default) or allow
 	// Limits; left out, the defaults (512 pages = 32 MiB, 100ms,
-	// 50,000,000 units, 4 instances). Written, each must be in its range
-	// (ranges.go): a zero is refused, not replaced.
+	// 50,000,000 units, 4 instances, 1s). Written, each must be in its
+	// range (ranges.go): a zero is refused, not replaced. PoolWait bounds
+	// how long a call waits for a free instance: past it the plugin's
+	// on_error answers ("all instances busy"), so that a plugin that
+	// loops on some requests cannot stall every other request.
 	MemoryPages uint32   `toml:"memory_pages"`
 	Timeout     Duration `toml:"timeout"`
 	Fuel        int64    `toml:"fuel"` // CPU units per call (sdk/ABI.md)
 	Instances   int      `toml:"instances"`
+	PoolWait    Duration `toml:"pool_wait"`
 	// Config is the plugin's own table, passed to it unparsed.
 	Config map[string]any `toml:"config"`
 }
@@ -520,6 +524,9 @@ func (c *Config) applyDefaults() {
 		}
 		if pl.Instances == 0 {
 			pl.Instances = 4
+		}
+		if pl.PoolWait.Duration == 0 {
+			pl.PoolWait.Duration = time.Second
 		}
 	}
 	if c.Audit.Store == "" {

@@ -55,6 +55,7 @@ var ranges = []keyRange{
 	{key: "plugins.timeout", min: int64(time.Millisecond), max: int64(10 * time.Second)},
 	{key: "plugins.fuel", min: 1, max: 1_000_000_000_000},
 	{key: "plugins.instances", min: 1, max: 1024},
+	{key: "plugins.pool_wait", min: int64(time.Millisecond), max: int64(time.Minute)},
 	{key: "audit.checkpoint_interval", min: int64(time.Second), max: int64(time.Hour)},
 	{key: "audit.batch_rows", min: 1, max: 1_000_000},
 	{key: "audit.batch_age", min: int64(time.Millisecond), max: int64(time.Minute)},

@@ -201,7 +201,7 @@ func TestChainVerdicts(t *testing.T) {
 	want := map[string][3]string{
 		"/deny":          {"deny", "guard", "DROP is not allowed here"},
 		"/hold":          {"hold", "approve", "writes need a human"},
-		"/broken":        {"deny", "", "policy chain failed"},
+		"/broken":        {"error", "", "policy chain failed"},
 		"/secret-answer": {"deny", "mask", "the answer holds a secret"},
 		"/rewritten":     {"rewrite", "guard", ""},
 		"/ok":            {"allow", "", ""},

@@ -220,7 +220,7 @@ func TestEchoEndToEnd(t *testing.T) {
 	for _, r := range rows {
 		kinds = append(kinds, r.Kind+":"+string(r.Verdict))
 	}
-	want := []string{"session.open:", "echo.line:allow", "echo.line:deny", "echo.line:deny", "echo.line:hold", "echo.line:hold", "session.close:"}
+	want := []string{"session.open:", "echo.line:allow", "echo.line:deny", "echo.line:error", "echo.line:hold", "echo.line:hold", "session.close:"}
 	if strings.Join(kinds, " ") != strings.Join(want, " ") {
 		t.Fatalf("rows: %v, want %v", kinds, want)
 	}
