@@ -149,6 +149,13 @@ and trusts that issuer's tokens. Never use it in production.`, stderr)
 		if pipe != nil {
 			o.AuditStats = pipe.Stats
 		}
+		o.PluginStats = func() []admin.PluginStats {
+			var out []admin.PluginStats
+			for _, s := range pl.chain.Stats() {
+				out = append(out, admin.PluginStats{Name: s.Name, Failures: s.Failures, PoolWaits: s.PoolWaits, PoolExhausted: s.PoolExhausted})
+			}
+			return out
+		}
 		h := admin.New(o)
 		srv, err := startHTTP(cfg.Admin.Listen, h)
 		if err != nil {

@@ -49,6 +49,9 @@ type Options struct {
 	// AuditStats reports the audit pipeline's counters for /metrics;
 	// nil: the store has no pipeline (file).
 	AuditStats func() audit.PipelineStats
+	// PluginStats reports each plugin's failure and pool counters for
+	// /metrics; nil: none.
+	PluginStats func() []PluginStats
 }
 
 // QueryRequest is the body of POST /v1/audit/query.

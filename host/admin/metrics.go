@@ -16,6 +16,9 @@ import (
 func (o Options) metrics(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
 	writeRuntime(w)
+	if o.PluginStats != nil {
+		writePlugins(w, o.PluginStats())
+	}
 	if o.AuditStats == nil {
 		return
 	}
@@ -50,6 +53,29 @@ func (o Options) metrics(w http.ResponseWriter, r *http.Request) {
 		{"tollgate_audit_spool_max_bytes", "gauge", "The spool's size cap (audit.spool.max_bytes).", s.SpoolMaxBytes},
 	} {
 		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s %s\n%s %v\n", m.name, m.help, m.name, m.kind, m.name, m.v)
+	}
+}
+
+// PluginStats are one plugin's counters since it was (re)loaded.
+type PluginStats struct {
+	Name                                string
+	Failures, PoolWaits, PoolExhausted uint64
+}
+
+// writePlugins writes the plugins' counters, one series per plugin.
+func writePlugins(w io.Writer, ps []PluginStats) {
+	for _, m := range []struct {
+		name, help string
+		v          func(PluginStats) uint64
+	}{
+		{"tollgate_plugin_failures_total", "Plugin calls answered by on_error (a crash, a timeout, fuel or memory exhausted, no instance free).", func(s PluginStats) uint64 { return s.Failures }},
+		{"tollgate_plugin_pool_waits_total", "Plugin calls that found no idle instance and waited.", func(s PluginStats) uint64 { return s.PoolWaits }},
+		{"tollgate_plugin_pool_exhausted_total", "Plugin calls refused after waiting plugins.pool_wait for an instance.", func(s PluginStats) uint64 { return s.PoolExhausted }},
+	} {
+		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s counter\n", m.name, m.help, m.name)
+		for _, s := range ps {
+			fmt.Fprintf(w, "%s{plugin=%q} %d\n", m.name, s.Name, m.v(s))
+		}
 	}
 }
 

@@ -67,6 +67,26 @@ type Stats struct {
 	PoolExhausted uint64
 }
 
+// Stats reports the counters of every plugin of the chain, in order.
+func (c *Chain) Stats() []Stats {
+	out := make([]Stats, len(c.plugins))
+	for i, p := range c.plugins {
+		out[i] = p.Stats()
+	}
+	return out
+}
+
+// Stats reports the current chain's plugin counters (they start again
+// from zero when a reload loads the plugins anew).
+func (r *Reloadable) Stats() []Stats {
+	c, release := r.Acquire()
+	defer release()
+	if s, ok := c.(interface{ Stats() []Stats }); ok {
+		return s.Stats()
+	}
+	return nil
+}
+
 // Stats reports the plugin's counters.
 func (p *Plugin) Stats() Stats {
 	return Stats{Name: p.name, Failures: p.stats.failures.Load(), PoolWaits: p.stats.poolWaits.Load(), PoolExhausted: p.stats.poolExhausted.Load()}
