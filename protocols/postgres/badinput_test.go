@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/tollgate-dev/tollgate/host/audit"
@@ -225,4 +227,33 @@ func TestUpstreamKilledMidResult(t *testing.T) {
 	c.conn.Close()
 	checkNoLeak(t, base)
 	_ = testenv.FreeAddr
+}
+
+// A real client that writes a whole message over max_message_bytes before
+// it reads (pgx does) still gets the FATAL 54000 that says why, not a
+// connection reset: the gateway reads and drops the rest of the message
+// before it closes. Simple and extended protocol.
+func TestOverCapMessageReachesTheClient(t *testing.T) {
+	e := startEnv(t, envOptions{listener: func(l *config.Listener) { l.MaxMessageBytes = 64 << 10 }})
+	big := strings.Repeat("x", 256<<10)
+	for name, run := range map[string]func(c *pgx.Conn) error{
+		"simple": func(c *pgx.Conn) error {
+			_, err := c.Exec(context.Background(), "SELECT '"+big+"'", pgx.QueryExecModeSimpleProtocol)
+			return err
+		},
+		"extended": func(c *pgx.Conn) error {
+			_, err := c.Exec(context.Background(), "SELECT $1::text", big)
+			return err
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			c := e.connect(t, "")
+			defer c.Close(context.Background())
+			err := run(c)
+			var pe *pgconn.PgError
+			if !errors.As(err, &pe) || pe.Code != "54000" || !strings.Contains(pe.Message, "max_message_bytes") {
+				t.Fatalf("want FATAL 54000 naming max_message_bytes, got %v", err)
+			}
+		})
+	}
 }
