@@ -257,3 +257,31 @@ func TestOverCapMessageReachesTheClient(t *testing.T) {
 		})
 	}
 }
+
+// A startup packet over PostgreSQL's 10,000 bytes is answered with a
+// FATAL that says so, not a reset, and leaves a row like every refusal.
+func TestOversizedStartupPacket(t *testing.T) {
+	e := startEnv(t, envOptions{})
+	c, err := net.Dial("tcp", e.l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	pkt := make([]byte, 20_000)
+	binary.BigEndian.PutUint32(pkt, uint32(len(pkt)))
+	binary.BigEndian.PutUint32(pkt[4:], 196608) // protocol 3.0
+	if _, err := c.Write(pkt); err != nil {
+		t.Fatal(err)
+	}
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	got, err := io.ReadAll(c)
+	if err != nil {
+		t.Fatalf("read: %v (got %q)", err, got)
+	}
+	if len(got) == 0 || got[0] != 'E' || !bytes.Contains(got, []byte("08P01")) || !bytes.Contains(got, []byte("a startup packet of 19996 bytes (after its length) is outside PostgreSQL's limits of 4 to 10000")) {
+		t.Fatalf("answer: %q", got)
+	}
+	e.rec.Wait(t, "for the oversized startup packet", func(r audit.Row) bool {
+		return r.Kind == audit.KindSessionOpen && r.Verdict == "deny" && strings.Contains(r.Error, "startup packet of 19996 bytes")
+	})
+}
