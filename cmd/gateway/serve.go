@@ -127,6 +127,8 @@ and trusts that issuer's tokens. Never use it in production.`, stderr)
 		return err
 	}
 	running = append(running, pl)
+	policy := access.New(cfg.Access)
+	rl := &reloader{load: func() (*config.Config, error) { return loadConfig(fs, *path) }, plugins: pl, policy: policy, log: log}
 	rec, reader, pipe, err := openRecorder(cfg, log)
 	if err != nil {
 		shutdown()
@@ -149,6 +151,7 @@ and trusts that issuer's tokens. Never use it in production.`, stderr)
 		if pipe != nil {
 			o.AuditStats = pipe.Stats
 		}
+		o.Reload = rl.reload
 		o.PluginStats = func() []admin.PluginStats {
 			var out []admin.PluginStats
 			for _, s := range pl.chain.Stats() {
@@ -169,7 +172,7 @@ and trusts that issuer's tokens. Never use it in production.`, stderr)
 	deps := gate.Deps{
 		GatewayID: cfg.Gateway.ID,
 		Auth:      auth,
-		Policy:    access.New(cfg.Access),
+		Policy:    policy,
 		Chain:     pl.chain,
 		Recorder:  rec,
 		Log:       log,
@@ -218,8 +221,8 @@ wait:
 		case <-ctx.Done():
 			break wait
 		case <-hup:
-			log.Info("SIGHUP: reloading plugins")
-			pl.reload(ctx, func() (*config.Config, error) { return loadConfig(fs, *path) })
+			log.Info("SIGHUP: reloading the access rules and the plugins")
+			rl.reload(ctx)
 		}
 	}
 	log.Info("shutting down", "grace", cfg.Gateway.ShutdownGrace.Duration.String())
@@ -274,24 +277,6 @@ func (ps *plugins) load(ctx context.Context, cfg *config.Config) (event.Chain, f
 		ps.log.Info("plugin loaded", "plugin", p.Name, "path", p.Path, "on_error", p.OnError)
 	}
 	return c, c.Close, nil
-}
-
-// reload loads the plugins of a freshly read config. If anything fails the
-// current chain stays, and the log says why. In-flight requests finish on
-// the chain they started with.
-func (ps *plugins) reload(ctx context.Context, load func() (*config.Config, error)) {
-	cfg, err := load()
-	if err != nil {
-		ps.log.Error("reload: config not loaded; keeping the current plugins", "err", err)
-		return
-	}
-	c, closeFn, err := ps.load(ctx, cfg)
-	if err != nil {
-		ps.log.Error("reload: plugins not loaded; keeping the current plugins", "err", err)
-		return
-	}
-	ps.chain.Replace(c, closeFn)
-	ps.log.Info("reload: plugins replaced", "plugins", len(cfg.Plugins))
 }
 
 func (ps *plugins) Shutdown(ctx context.Context) error {
