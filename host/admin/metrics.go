@@ -58,7 +58,7 @@ func (o Options) metrics(w http.ResponseWriter, r *http.Request) {
 
 // PluginStats are one plugin's counters since it was (re)loaded.
 type PluginStats struct {
-	Name                                string
+	Name                               string
 	Failures, PoolWaits, PoolExhausted uint64
 }
 
