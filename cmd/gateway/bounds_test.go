@@ -96,7 +96,7 @@ func (s *soakEnv) figure(t *testing.T, name string, base soak.Sample) soak.Sampl
 // CopyData, the startup packet), each answer matched to its audit row.
 // Each step logs the gateway's RSS and goroutines (BENCH bounds/...), a
 // well-behaved client is served during or right after each, and the RSS
-// stays under soakRSSBound. The timeouts that end the slow clients are
+// stays under boundsRSSBound. The timeouts that end the slow clients are
 // reported, never asserted (a deadline of a minute only keeps the test
 // from hanging).
 func TestBounds(t *testing.T) {
@@ -329,11 +329,23 @@ func TestBounds(t *testing.T) {
 		s.served(t, "after the startup packet cap")
 	})
 
-	t.Logf("BENCH bounds/peak rss=%dMiB (bound %dMiB)", peak>>20, soakRSSBound>>20)
-	if peak > soakRSSBound {
-		t.Errorf("gateway RSS peaked at %d MiB, bound %d MiB", peak>>20, soakRSSBound>>20)
+	t.Logf("BENCH bounds/peak rss=%dMiB (bound %dMiB)", peak>>20, boundsRSSBound>>20)
+	if peak > boundsRSSBound {
+		t.Errorf("gateway RSS peaked at %d MiB, bound %d MiB", peak>>20, boundsRSSBound>>20)
 	}
 }
+
+// boundsRSSBound is the RSS TestBounds asserts. Measured with the
+// shipped GOGC=400: peaks of 841 to 1,016 MiB, set by the ten million
+// masked rows (the heap grows to about five times a live heap of about
+// 100 MiB before each collection) and the 16 MiB messages of the caps
+// (the RSS keeps what the heap reached: 1,016 MiB with a 294 MiB heap);
+// with GOGC=100 the same stream adds 13 MiB (docs/SOAK.md, "Where the
+// memory goes"). soakRSSBound's 1 GiB is too close to that for a test.
+// 1.5 GiB leaves room for the GC's peak and still fails a gateway that
+// holds the result (its ten million rows are about 500 MB on the wire
+// alone, before Go's overhead per value, over a base of about 250 MiB).
+const boundsRSSBound = 3 << 29
 
 // boundsRows is the size of TestBounds' large result (issue 19: ten
 // million rows; about 25 s on two shared cores, so make test runs it whole).
