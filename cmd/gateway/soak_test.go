@@ -35,6 +35,7 @@ type soakEnv struct {
 	pg         *testenv.Postgres
 	plugins    map[string]string // name → .wasm
 	durability string
+	extra      string // more gateway.toml for gateway "a" (TestBounds: a TLS listener, a target)
 	token      string
 	load       *soak.Load
 	start      time.Time
@@ -54,9 +55,11 @@ type soakGateway struct {
 	past  []string // what earlier processes (before a restart) printed
 }
 
-func newSoak(t *testing.T, durability string) *soakEnv {
+// newSoak starts the peers and gateway "a"; extra is appended to "a"'s
+// gateway.toml (tables of its own: [[targets]], [[listeners]], [[access]]).
+func newSoak(t *testing.T, durability string, extra ...string) *soakEnv {
 	t.Helper()
-	s := &soakEnv{t: t, durability: durability, gws: map[string]*soakGateway{}, plugins: map[string]string{}}
+	s := &soakEnv{t: t, durability: durability, extra: strings.Join(extra, "\n"), gws: map[string]*soakGateway{}, plugins: map[string]string{}}
 	if err := raiseNoFile(4096); err != nil {
 		t.Fatal(err)
 	}
@@ -204,6 +207,9 @@ rules = [
 		fmt.Fprintf(&b, "durability = %q\n", s.durability)
 	}
 	fmt.Fprintf(&b, "[audit.clickhouse]\naddrs = [%q]\ndatabase = \"soak\"\n", s.ch.Addr())
+	if g.name == "a" && s.extra != "" {
+		b.WriteString("\n" + s.extra)
+	}
 	return b.String()
 }
 
