@@ -144,7 +144,8 @@ and trusts that issuer's tokens. Never use it in production.`, stderr)
 	}
 	if cfg.Admin.Listen != "" {
 		o := admin.Options{Auth: auth, Groups: cfg.Admin.Groups, Audit: reader, Log: log,
-			Approvals: appr.manager(), Secure: appr.secureCookies(), Webhooks: appr.webhookStats(), AuditDatabase: auditDatabase(cfg)}
+			Approvals: appr.manager(), Secure: appr.secureCookies(), Webhooks: appr.webhookStats(), AuditDatabase: auditDatabase(cfg),
+			PProf: cfg.Admin.PProf}
 		if pipe != nil {
 			o.AuditStats = pipe.Stats
 		}
@@ -157,6 +158,9 @@ and trusts that issuer's tokens. Never use it in production.`, stderr)
 		}
 		running = append(running, srv)
 		log.Info("listening", "listener", "admin", "addr", cfg.Admin.Listen)
+		if cfg.Admin.PProf {
+			log.Warn("admin: Go runtime profiles served at /debug/pprof/ to the admin groups (admin.pprof = true)", "groups", cfg.Admin.Groups)
+		}
 	}
 	deps := httpproto.Deps{
 		GatewayID: cfg.Gateway.ID,

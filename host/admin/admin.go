@@ -53,6 +53,9 @@ type Options struct {
 	// AuditStats reports the audit pipeline's counters for /metrics;
 	// nil: the store has no pipeline (file).
 	AuditStats func() audit.PipelineStats
+	// PProf serves net/http/pprof's profiles under /debug/pprof/ to the
+	// admin groups ([admin] pprof; see pprof.go). Default off.
+	PProf bool
 }
 
 // QueryRequest is the body of POST /v1/audit/query.
@@ -78,6 +81,7 @@ type QueryResponse struct {
 //	POST /v1/approvals/{id}/deny  {"reason"} → Record
 //	GET  /v1/approvals/webhooks   the notifier's counters (admin groups)
 //	GET  /ui/...                  the web console (see console.go)
+//	GET  /debug/pprof/...         Go's runtime profiles, admin groups, only with PProf (see pprof.go)
 func New(o Options) http.Handler {
 	if o.Log == nil {
 		o.Log = slog.Default()
@@ -120,6 +124,9 @@ func New(o Options) http.Handler {
 	if o.Approvals != nil {
 		o.approvalRoutes(mux)
 		o.consoleRoutes(mux)
+	}
+	if o.PProf {
+		o.pprofRoutes(mux)
 	}
 	return mux
 }

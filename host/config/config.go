@@ -293,6 +293,12 @@ type AuditSpool struct {
 type Admin struct {
 	Listen string   `toml:"listen"`
 	Groups []string `toml:"groups"` // who may use it; default ["admins"]
+	// PProf serves Go's runtime profiles (net/http/pprof) under
+	// /debug/pprof/ on this listener, to the same groups as the audit API
+	// (a bearer token of one of Groups). Default false: a profile shows
+	// the process's internals (stacks, allocation sites) and a CPU
+	// profile or trace costs CPU while it runs.
+	PProf bool `toml:"pprof"`
 }
 
 // Approvals turns on human approval of held requests (host/approval).

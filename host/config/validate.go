@@ -50,6 +50,9 @@ func (c *Config) validate(ps *problemList) {
 	}
 
 	claim("admin.listen", c.Admin.Listen)
+	if c.Admin.PProf && c.Admin.Listen == "" {
+		ps.add("admin.pprof", "the profiles are served on the admin listener: set admin.listen")
+	}
 	c.validateApprovals(ps)
 	if d := c.Dev; d != nil {
 		claim("dev.issuer_listen", d.IssuerListen)
