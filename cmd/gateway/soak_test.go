@@ -26,6 +26,7 @@ var (
 	soakHTTP       = flag.Int("soak.http", 16, "TestSoak: concurrent HTTP clients")
 	soakDurability = flag.String("soak.durability", "", `[audit] durability for the gateways ("spooled", "synced"); empty leaves the key out (the gateway's default)`)
 	soakOut        = flag.String("soak.out", "", "TestSoak: also write the report to this file")
+	soakMemLimit   = flag.Int64("soak.memory_limit", 0, "TestSoak: [gateway] memory_limit in bytes for the gateways; 0 leaves the key out")
 	soakProfiles   = flag.String("soak.profiles", "", "TestSoak: turn on [admin] pprof and write heap profiles of gateway \"a\" (steady load, end of the ClickHouse outage, after the drain, end) to this directory")
 )
 
@@ -145,7 +146,11 @@ func (s *soakEnv) config(g *soakGateway, first string) string {
 		issuer = "soak-dev" // "a"'s dev issuer, trusted as any issuer
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "[gateway]\nid = \"soak-%s\"\ndata_dir = \".tollgate\"\nshutdown_grace = \"5s\"\n\n", g.name)
+	fmt.Fprintf(&b, "[gateway]\nid = \"soak-%s\"\ndata_dir = \".tollgate\"\nshutdown_grace = \"5s\"\n", g.name)
+	if *soakMemLimit != 0 {
+		fmt.Fprintf(&b, "memory_limit = %d\n", *soakMemLimit)
+	}
+	b.WriteString("\n")
 	if g.dev {
 		fmt.Fprintf(&b, "[dev]\nissuer_listen = %q\naudience = \"tollgate\"\necho_listen = %q\necho_token = \"file:.tollgate/demo-token\"\n\n", g.addrs["issuer"], g.addrs["echo"])
 	} else {
@@ -627,7 +632,7 @@ func TestSoak(t *testing.T) {
 	verifyOut, verifyCode := s.verify()
 
 	var report strings.Builder
-	fmt.Fprintf(&report, "soak: %s, %d PostgreSQL sessions, %d HTTP clients, durability %q\n\n", elapsed.Round(time.Second), s.load.PG, s.load.HTTP, s.durability)
+	fmt.Fprintf(&report, "soak: %s, %d PostgreSQL sessions, %d HTTP clients, durability %q, memory_limit %d\n\n", elapsed.Round(time.Second), s.load.PG, s.load.HTTP, s.durability, *soakMemLimit)
 	tally := soak.PrintReport(&report, "full", elapsed, results, rows, windows, s.samples, pluginErrors)
 	lost := 0
 	var lostReport strings.Builder

@@ -30,3 +30,25 @@ func TestAdminPProf(t *testing.T) {
 		})
 	}
 }
+
+// memory_limit: absent or 0 sets none (GOMEMLIMIT applies); a written
+// value is honoured from 64 MiB; below that, negative or past 1 TiB it is
+// refused with the key's position.
+func TestMemoryLimit(t *testing.T) {
+	if c := mustParse(t, minimal); c.Gateway.MemoryLimit != 0 {
+		t.Fatalf("default memory_limit %d, want 0 (none)", c.Gateway.MemoryLimit)
+	}
+	if c := mustParse(t, "[gateway]\nmemory_limit = 536870912\n"+minimal); c.Gateway.MemoryLimit != 512<<20 {
+		t.Fatalf("memory_limit = 512 MiB became %d", c.Gateway.MemoryLimit)
+	}
+	for name, tc := range map[string]struct{ value, want string }{
+		"below 64 MiB": {"1048576", "must be 0 (none) or at least 67108864 (64 MiB)"},
+		"negative":     {"-1", "must be between 0 and"},
+		"past 1 TiB":   {"1099511627777", "must be between 0 and"},
+		"a string":     {`"1GiB"`, "memory_limit"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			wantProblem(t, problemsOf(t, "[gateway]\nmemory_limit = "+tc.value+"\n"+minimal), 2, 1, tc.want)
+		})
+	}
+}
