@@ -648,7 +648,11 @@ func TestSoak(t *testing.T) {
 			fmt.Fprintf(&lostReport, "lost: %s (%s, %s) answered %s after the kill\n", r.Marker, r.Proto, r.Outcome, nearest(r.At, kills))
 			continue
 		}
-		t.Errorf("%s (%s, %s %s at %s) has no row, far from any SIGKILL", r.Marker, r.Proto, r.Outcome, r.Detail, r.At.Sub(s.start).Round(time.Millisecond))
+		far := "no SIGKILL"
+		if len(kills) > 0 {
+			far = fmt.Sprintf("%s from the nearest SIGKILL", nearest(r.At, kills))
+		}
+		t.Errorf("%s (%s, %s %s at %s) has no row, %s", r.Marker, r.Proto, r.Outcome, r.Detail, r.At.Sub(s.start).Round(time.Millisecond), far)
 	}
 	fmt.Fprintf(&report, "\nanswered but lost within 50 ms of a SIGKILL (the spooled window): %d\n%saudit verify: exit %d\n", lost, lostReport.String(), verifyCode)
 	fmt.Println(report.String())
