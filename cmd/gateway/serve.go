@@ -452,7 +452,7 @@ func printNextSteps(w io.Writer, cfg *config.Config, path string) {
 // at 32 connections by a quarter and cut the p99 at one connection by
 // half. The price is memory: the heap may reach five times what is live
 // between two collections, and with the plugins' instances, the detectors'
-// patterns and the audit queue 100 to 250 MiB are live, so the RSS under
+// patterns and the audit queue 90 to 250 MiB are live, so the RSS under
 // load is 0.5 to 1.5 GiB (docs/SOAK.md). A soft memory limit
 // ([gateway] memory_limit, or GOMEMLIMIT) makes the collector run sooner
 // as the process nears it, so GOGC 400 applies while memory is plentiful.

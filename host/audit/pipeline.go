@@ -180,9 +180,9 @@ type PipelineStats struct {
 const queuedBatches = 4
 
 // queuedBytesMax bounds the same copies by their size: rows of large
-// requests (a statement of 1 MiB, a body) made 4 batches of 10,000 rows
-// hold over a gigabyte during a ClickHouse outage (the soak's RSS went
-// from 630 MiB to 1.5 GiB in 17 s while the spool held 58 MiB on disk).
+// requests (a statement of 1 MiB, a body) would make 4 batches of 10,000
+// rows hold over a gigabyte during a ClickHouse outage. (What the soak's
+// outage held, profiled, is in docs/SOAK.md, "Memory, profiled".)
 const queuedBytesMax = 64 << 20
 
 // rowStructBytes is what a Row takes in memory besides its strings and
@@ -411,10 +411,9 @@ func (p *Pipeline) writeOnce() {
 	if cap(rows) > 2*len(rows) {
 		// The queue keeps its rows by slices of this buffer, and a slice
 		// keeps the whole buffer alive: a tick of one row would pin 64
-		// rows' worth (29 KiB), and a queue of 40,000 rows filled by a
-		// quiet load over a long outage over a gigabyte, which neither
-		// queuedBatches nor queuedBytesMax would see. Rows move to a
-		// buffer of their own size.
+		// rows' worth (29 KiB), so that 40,000 rows queued one per tick
+		// during an outage would pin 1.2 GB, which neither queuedBatches
+		// nor queuedBytesMax sees. Rows move to a buffer of their size.
 		rows = slices.Clone(rows)
 	}
 	defer func() {
