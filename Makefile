@@ -91,10 +91,15 @@ SOAK_PG         ?= 8
 SOAK_HTTP       ?= 16
 SOAK_DURABILITY ?=
 SOAK_ROWS       ?= 10000000
+# SOAK_PROFILES=DIR: [admin] pprof on, heap profiles of gateway "a" into DIR.
+SOAK_PROFILES   ?=
+# SOAK_MEMORY_LIMIT=bytes: [gateway] memory_limit for the gateways.
+SOAK_MEMORY_LIMIT ?= 0
 soak:
 	@.ci/install-packages clickhouse-server clickhouse-client postgresql
 	$(GO) test -count=1 -v -run '^(TestSoak|TestBounds)$$' -timeout 90m ./cmd/gateway/ -args -soak.duration=$(SOAK_DURATION) \
-		-soak.pg=$(SOAK_PG) -soak.http=$(SOAK_HTTP) -soak.durability=$(SOAK_DURABILITY) -soak.rows=$(SOAK_ROWS) -soak.out=$(CURDIR)/.soak.out
+		-soak.pg=$(SOAK_PG) -soak.http=$(SOAK_HTTP) -soak.durability=$(SOAK_DURABILITY) -soak.rows=$(SOAK_ROWS) -soak.out=$(CURDIR)/.soak.out \
+		-soak.memory_limit=$(SOAK_MEMORY_LIMIT) $(if $(SOAK_PROFILES),-soak.profiles=$(abspath $(SOAK_PROFILES)))
 
 # A short run of every fuzz target (go test runs their seeds in `make test`).
 FUZZTIME ?= 30s

@@ -12,6 +12,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"io"
 	"math/big"
@@ -588,13 +589,11 @@ func (s *soakEnv) pgCaps(t *testing.T) {
 			return []pgproto3.FrontendMessage{&pgproto3.CopyData{Data: data}, &pgproto3.CopyDone{}}
 		}, true},
 	}
-	// What an ordinary pgx client, which writes a whole message before it
-	// reads, sees of a Query one byte over: reported, not asserted. The
-	// gateway answers FATAL 54000 after the message's header and closes
-	// with the rest unread, so the kernel resets the connection and pgx
-	// fails its write ("connection reset by peer") without reading the
-	// answer (docs/SOAK.md, Findings). The cases below read while they
-	// write, and assert the answer.
+	// An ordinary pgx client, which writes a whole message before it
+	// reads, gets the FATAL 54000 of a Query one byte over the cap (the
+	// gateway reads and drops the rest of the message before it closes,
+	// so the kernel does not reset the connection under the answer). The
+	// cases below read while they write.
 	func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
@@ -604,7 +603,10 @@ func (s *soakEnv) pgCaps(t *testing.T) {
 		}
 		defer conn.Close(ctx)
 		_, err = conn.Exec(ctx, sqlOf(mcap), pgx.QueryExecModeSimpleProtocol)
-		t.Logf("BENCH bounds/cap-pg-query-pgx-%d error=%q", mcap+1, fmt.Sprint(err))
+		var pe *pgconn.PgError
+		if !errors.As(err, &pe) || pe.Code != "54000" || !strings.Contains(pe.Message, "max_message_bytes") {
+			t.Errorf("pgx's Query of %d bytes: %v; want FATAL 54000 naming max_message_bytes", mcap+1, err)
+		}
 	}()
 	for _, tc := range cases {
 		for _, n := range []int{mcap, mcap + 1} {

@@ -55,6 +55,9 @@ type Options struct {
 	// Reload reloads the access rules and the plugins (as SIGHUP does),
 	// for POST /v1/reload; nil: not offered.
 	Reload func(ctx context.Context) ReloadResult
+	// PProf serves net/http/pprof's profiles under /debug/pprof/ to the
+	// admin groups ([admin] pprof; see pprof.go). Default off.
+	PProf bool
 }
 
 // ReloadResult is what a reload did, the answer of POST /v1/reload.
@@ -91,6 +94,7 @@ type QueryResponse struct {
 //	POST /v1/approvals/{id}/deny  {"reason"} → Record
 //	GET  /v1/approvals/webhooks   the notifier's counters (admin groups)
 //	GET  /ui/...                  the web console (see console.go)
+//	GET  /debug/pprof/...         Go's runtime profiles, admin groups, only with PProf (see pprof.go)
 func New(o Options) http.Handler {
 	if o.Log == nil {
 		o.Log = slog.Default()
@@ -149,6 +153,9 @@ func New(o Options) http.Handler {
 	if o.Approvals != nil {
 		o.approvalRoutes(mux)
 		o.consoleRoutes(mux)
+	}
+	if o.PProf {
+		o.pprofRoutes(mux)
 	}
 	return mux
 }
