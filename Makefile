@@ -81,16 +81,25 @@ bench: deps bench-deps
 # the restarts and the final drain, about a minute). Not part of `make
 # test`, which runs the 20-second TestSoakShort. It needs no chDB, so it
 # installs only its peers. The figures go to
-# .soak.out; docs/SOAK.md keeps a run to compare with.
+# .soak.out; docs/SOAK.md keeps a run to compare with. Then TestBounds
+# (bounds_test.go, also in `make test`) runs with SOAK_ROWS rows through
+# the mask plugin instead of make test's million (its BENCH bounds/...
+# lines go to stdout).
 #   make soak SOAK_DURATION=30m SOAK_PG=16 SOAK_HTTP=32 SOAK_DURABILITY=synced
 SOAK_DURATION   ?= 2m
 SOAK_PG         ?= 8
 SOAK_HTTP       ?= 16
 SOAK_DURABILITY ?=
+SOAK_ROWS       ?= 10000000
+# SOAK_PROFILES=DIR: [admin] pprof on, heap profiles of gateway "a" into DIR.
+SOAK_PROFILES   ?=
+# SOAK_MEMORY_LIMIT=bytes: [gateway] memory_limit for the gateways.
+SOAK_MEMORY_LIMIT ?= 0
 soak:
 	@.ci/install-packages clickhouse-server clickhouse-client postgresql
-	$(GO) test -count=1 -v -run '^TestSoak$$' -timeout 90m ./cmd/gateway/ -args -soak.duration=$(SOAK_DURATION) \
-		-soak.pg=$(SOAK_PG) -soak.http=$(SOAK_HTTP) -soak.durability=$(SOAK_DURABILITY) -soak.out=$(CURDIR)/.soak.out
+	$(GO) test -count=1 -v -run '^(TestSoak|TestBounds)$$' -timeout 90m ./cmd/gateway/ -args -soak.duration=$(SOAK_DURATION) \
+		-soak.pg=$(SOAK_PG) -soak.http=$(SOAK_HTTP) -soak.durability=$(SOAK_DURABILITY) -soak.rows=$(SOAK_ROWS) -soak.out=$(CURDIR)/.soak.out \
+		-soak.memory_limit=$(SOAK_MEMORY_LIMIT) $(if $(SOAK_PROFILES),-soak.profiles=$(abspath $(SOAK_PROFILES)))
 
 # A short run of every fuzz target (go test runs their seeds in `make test`).
 FUZZTIME ?= 30s

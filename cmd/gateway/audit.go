@@ -1,8 +1,7 @@
 package main
 
 import (
-	"bufio"
-	"errors"
+	"crypto/ed25519"
 	"flag"
 	"fmt"
 	"io"
@@ -10,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tollgate-dev/tollgate/host/audit"
+	"github.com/tollgate-dev/tollgate/host/audit/trail"
 	"github.com/tollgate-dev/tollgate/host/config"
 )
 
@@ -93,13 +93,13 @@ or the private PEM) or the config's signing_key, with --file too.`, stderr)
 		return err
 	}
 	var rows []audit.Row
-	var vo audit.VerifyOptions
+	var key ed25519.PublicKey
 	if *pubFile != "" {
 		b, err := os.ReadFile(*pubFile)
 		if err != nil {
 			return fmt.Errorf("audit verify: %w", err)
 		}
-		if vo.PublicKey, err = audit.ParsePublicKey(b); err != nil {
+		if key, err = audit.ParsePublicKey(b); err != nil {
 			return err
 		}
 	}
@@ -117,20 +117,21 @@ or the private PEM) or the config's signing_key, with --file too.`, stderr)
 			cfg = nil
 		}
 	}
-	if cfg != nil && vo.PublicKey == nil && cfg.Audit.SigningKey.IsSet() {
+	if cfg != nil && key == nil && cfg.Audit.SigningKey.IsSet() {
 		if err := cfg.ResolveAuditSecrets(); err != nil {
 			return err
 		}
-		if vo.PublicKey, err = audit.ParsePublicKey([]byte(cfg.Audit.SigningKey.Value())); err != nil {
+		if key, err = audit.ParsePublicKey([]byte(cfg.Audit.SigningKey.Value())); err != nil {
 			return err
 		}
 	}
+	scope := trail.Scope{Session: *only, Since: since}
 	if *file == "" {
 		switch cfg.Audit.Store {
 		case "file":
 			*file = cfg.DataPath(cfg.Audit.Path)
 		case "clickhouse", "embedded":
-			if rows, err = clickhouseRows(cfg, *only, since); err != nil {
+			if rows, err = storeRows(cfg, scope); err != nil {
 				return err
 			}
 		default:
@@ -138,40 +139,13 @@ or the private PEM) or the config's signing_key, with --file too.`, stderr)
 		}
 	}
 	if *file != "" {
-		var err error
-		if rows, err = readRows(*file, *only); err != nil {
-			return err
+		if rows, err = trail.ReadFile(*file, *only); err != nil {
+			return fmt.Errorf("audit verify: %w", err)
 		}
-		rows = openedSince(rows, since)
+		rows = trail.OpenedSince(rows, since)
 	}
-	switch {
-	case *only != "":
-		vo.InScope = func(sid string, _ time.Time, _ time.Duration) bool { return sid == *only }
-	case !since.IsZero():
-		// A session is listed at most an interval after its first row:
-		// one first listed later than that past since opened after it.
-		vo.InScope = func(_ string, listedAt time.Time, interval time.Duration) bool {
-			return !listedAt.Before(since.Add(interval + time.Second))
-		}
-	}
-	// With --since, a run's checkpoint chain is shown when the run wrote
-	// in the window (older ones are read for their links and lists).
-	lastCheckpoint := map[string]time.Time{}
-	for _, r := range rows {
-		if r.Kind == audit.KindCheckpoint && r.Time.After(lastCheckpoint[r.SessionID]) {
-			lastCheckpoint[r.SessionID] = r.Time
-		}
-	}
-	tampered := false
-	minimal, outaged := 0, 0
-	for _, f := range audit.VerifyWith(rows, vo) {
-		if f.Minimal > 0 {
-			minimal += f.Minimal
-			outaged++
-		}
-		if last, ok := lastCheckpoint[f.SessionID]; f.Checkpoints && ok && !since.IsZero() && last.Before(since) {
-			continue
-		}
+	rep := trail.Verify(rows, scope, key)
+	for _, f := range rep.Findings {
 		if f.Checkpoints {
 			fmt.Fprintf(stdout, "%s\t%s\t%d checkpoints\tgateway %s", f.SessionID, f.Status, f.Rows, f.GatewayID)
 		} else {
@@ -181,14 +155,13 @@ or the private PEM) or the config's signing_key, with --file too.`, stderr)
 			fmt.Fprintf(stdout, "\t%s", f.Detail)
 		}
 		fmt.Fprintln(stdout)
-		tampered = tampered || audit.Tampered(f.Status)
 	}
-	if minimal > 0 {
+	if rep.MinimalRows > 0 {
 		// Not tampering: each such row is in its chain and hashed; it
 		// only carries less than a full row would.
-		fmt.Fprintf(stderr, "audit verify: %d rows in %d sessions are minimal because the audit spool was full (the audit store was away): an outage, stated in the trail, not tampering\n", minimal, outaged)
+		fmt.Fprintf(stderr, "audit verify: %d rows in %d sessions are minimal because the audit spool was full (the audit store was away): an outage, stated in the trail, not tampering\n", rep.MinimalRows, rep.MinimalSessions)
 	}
-	if tampered {
+	if rep.Tampered {
 		return errReported
 	}
 	return nil
@@ -220,51 +193,4 @@ func parseSince(v string, now time.Time) (time.Time, error) {
 		return time.Time{}, fmt.Errorf("--since %q: want a duration such as 24h or an RFC 3339 time such as 2026-11-26T08:00:00Z", v)
 	}
 	return t, nil
-}
-
-// openedSince keeps the rows of sessions whose first row is at or after
-// since (all rows when since is zero). A session is checked whole or not
-// at all: cutting it at a time would look like a gap.
-func openedSince(rows []audit.Row, since time.Time) []audit.Row {
-	if since.IsZero() {
-		return rows
-	}
-	first := map[string]time.Time{}
-	for _, r := range rows {
-		if t, ok := first[r.SessionID]; !ok || r.Time.Before(t) {
-			first[r.SessionID] = r.Time
-		}
-	}
-	out := rows[:0]
-	for _, r := range rows {
-		// Checkpoints are kept whole: the part is checked against them.
-		if r.Kind == audit.KindCheckpoint || !first[r.SessionID].Before(since) {
-			out = append(out, r)
-		}
-	}
-	return out
-}
-
-func readRows(path, session string) ([]audit.Row, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("audit verify: %w", err)
-	}
-	defer f.Close()
-	var rows []audit.Row
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 16<<20)
-	for line := 1; sc.Scan(); line++ {
-		r, err := audit.DecodeFileLine(sc.Bytes())
-		if err != nil {
-			return nil, fmt.Errorf("audit verify: %s:%d: not an audit row: %w", path, line, err)
-		}
-		if session == "" || r.SessionID == session || r.Kind == audit.KindCheckpoint {
-			rows = append(rows, r)
-		}
-	}
-	if err := sc.Err(); err != nil && !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("audit verify: %w", err)
-	}
-	return rows, nil
 }

@@ -109,7 +109,7 @@ their parameters; --show prints one's SQL.
 	if err != nil {
 		return fmt.Errorf("audit query %s: %w", name, err)
 	}
-	return runAuditQuery(fs, *path, bound, *format, stdout)
+	return runAuditQuery(fs, *path, *format, stdout, analystSQL(bound))
 }
 
 // listQueries prints each shipped query's name, parameters and summary.

@@ -1,13 +1,16 @@
 package main_test
 
 import (
+	"bytes"
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/tollgate-dev/tollgate/host/audit"
 	"github.com/tollgate-dev/tollgate/host/audit/audittest"
 	"github.com/tollgate-dev/tollgate/host/audit/clickhouse"
 	"github.com/tollgate-dev/tollgate/host/testenv"
@@ -80,6 +83,58 @@ func TestAuditSQLParameters(t *testing.T) {
 	for _, name := range []string{"ci_run", "denied_or_held", "masked", "open_sessions", "principal", "slowest_approvals", "who_ran_what"} {
 		if code != 0 || !strings.Contains(out, name) {
 			t.Errorf("audit query --list: exit %d, no %s\n%s", code, name, out)
+		}
+	}
+}
+
+// audit sessions and audit tail on a ClickHouse 18.16 server: a target
+// that holds SQL is a value to match, so tail --target shows that
+// target's rows and nothing else.
+func TestAuditSessionsAndTail(t *testing.T) {
+	srv := testenv.StartClickHouse(t)
+	cfg, dir, _ := outageConfig(t, srv.Addr(), "")
+	if err := os.WriteFile(filepath.Join(dir, "gateway.toml"), []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s, err := clickhouse.Open(context.Background(), clickhouse.Options{Addrs: []string{srv.Addr()}, Database: "outage"})
+	if err != nil {
+		t.Fatalf("clickhouse: %v\n%s", err, srv.Output())
+	}
+	defer s.Close()
+	start := time.Now().UTC().Add(-time.Minute)
+	const hostile = `x' OR 1=1 -- \`
+	victim := audittest.SessionRows(start, "orders-db", "run-1", 4)
+	attacker := audittest.SessionRows(start, hostile, "run-2", 3)
+	for _, rows := range [][]audit.Row{victim, attacker} {
+		if err := s.Insert(context.Background(), rows); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	out, errOut, code := testenv.RunGateway(t, dir, nil, "audit", "sessions", "--since", "1h", "--format", "tsv")
+	if code != 0 || !strings.HasPrefix(out, "session\topened_at\tprotocol\ttarget") ||
+		!strings.Contains(out, victim[0].SessionID+"\t") || !strings.Contains(out, attacker[0].SessionID+"\t") {
+		t.Fatalf("audit sessions: exit %d\n%s%s", code, out, errOut)
+	}
+
+	var stdout, stderr bytes.Buffer
+	cmd := exec.Command(testenv.GatewayBinary(t), "audit", "tail", "--target", hostile, "--since", "5m", "--every", "100ms")
+	cmd.Dir, cmd.Stdout, cmd.Stderr = dir, &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(3 * time.Second) // a few polls: no row may come twice
+	cmd.Process.Signal(os.Interrupt)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("audit tail: %v\n%s", err, stderr.String())
+	}
+	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
+	if len(lines) != len(attacker) {
+		t.Fatalf("audit tail --target %q: %d lines, want %d\n%s%s", hostile, len(lines), len(attacker), stdout.String(), stderr.String())
+	}
+	for i, line := range lines {
+		if !strings.Contains(line, attacker[0].SessionID[:8]) || !strings.Contains(line, attacker[i].Kind) || !strings.Contains(line, hostile) {
+			t.Errorf("audit tail line %d is not row %d of the attacker's session: %s", i, i+1, line)
 		}
 	}
 }

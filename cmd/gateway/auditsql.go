@@ -20,6 +20,7 @@ import (
 	"github.com/tollgate-dev/tollgate/host/audit/clickhouse"
 	"github.com/tollgate-dev/tollgate/host/audit/embedded"
 	"github.com/tollgate-dev/tollgate/host/audit/sqlparam"
+	"github.com/tollgate-dev/tollgate/host/audit/trail"
 	"github.com/tollgate-dev/tollgate/host/config"
 )
 
@@ -76,7 +77,15 @@ the binary: gateway audit query --list.
 	if err != nil {
 		return fmt.Errorf("audit sql: %w", err)
 	}
-	return runAuditQuery(fs, *path, bound, *format, stdout)
+	return runAuditQuery(fs, *path, *format, stdout, analystSQL(bound))
+}
+
+// analystSQL runs a statement whose parameters sqlparam has bound.
+func analystSQL(bound string) func(context.Context, *config.Config, reader) (trail.Table, error) {
+	return func(ctx context.Context, _ *config.Config, r reader) (trail.Table, error) {
+		cols, rows, err := r.Query(ctx, bound)
+		return trail.Table{Columns: cols, Rows: rows}, err
+	}
 }
 
 func cmdAuditSessions(args []string, stdout, stderr io.Writer) error {
@@ -90,19 +99,19 @@ how they ended (clickhouse store).`, stderr)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	cfg, err := loadConfig(fs, *path)
-	if err != nil {
-		return err
-	}
-	db := auditDatabase(cfg)
-	sql := fmt.Sprintf("SELECT toString(session_id) AS session, opened_at, protocol, target, subject, "+
-		"claim_values[indexOf(claim_keys, 'repository')] AS repository, claim_values[indexOf(claim_keys, 'run_id')] AS run_id, "+
-		"if(closed = 1, status, 'open') AS status, last_seq AS rows FROM %s.sessions FINAL "+
-		"WHERE opened_at >= now() - %d ORDER BY opened_at DESC LIMIT 1000", db, int64(since.Seconds()))
-	return runAuditQuery(fs, *path, sql, *format, stdout)
+	from := time.Now().Add(-*since)
+	return runAuditQuery(fs, *path, *format, stdout, func(ctx context.Context, cfg *config.Config, r reader) (trail.Table, error) {
+		tr, err := trail.New(r, auditDatabase(cfg))
+		if err != nil {
+			return trail.Table{}, err
+		}
+		return tr.Sessions(ctx, from)
+	})
 }
 
-func runAuditQuery(fs *flag.FlagSet, path, sql, format string, stdout io.Writer) error {
+// runAuditQuery opens the config's store (or the running gateway's admin
+// API), runs one read and prints its table in format.
+func runAuditQuery(fs *flag.FlagSet, path, format string, stdout io.Writer, read func(context.Context, *config.Config, reader) (trail.Table, error)) error {
 	if format != "table" && format != "tsv" && format != "json" {
 		return fmt.Errorf("--format must be table, tsv or json")
 	}
@@ -120,10 +129,11 @@ func runAuditQuery(fs *flag.FlagSet, path, sql, format string, stdout io.Writer)
 		return err
 	}
 	defer store.Close()
-	cols, rows, err := store.Query(ctx, sql)
+	tb, err := read(ctx, cfg, store)
 	if err != nil {
 		return err
 	}
+	cols, rows := tb.Columns, tb.Rows
 	switch format {
 	case "json":
 		enc := json.NewEncoder(stdout)
@@ -194,9 +204,9 @@ func clickhouseStore(cfg *config.Config) (*clickhouse.Store, error) {
 	return clickhouse.Connect(o)
 }
 
-// clickhouseRows reads the events of one session (or all, or those of
-// the sessions opened since a time) for verify.
-func clickhouseRows(cfg *config.Config, session string, since time.Time) ([]audit.Row, error) {
+// storeRows reads the rows verify checks in scope from the clickhouse or
+// embedded store, or through the admin API of the gateway that owns it.
+func storeRows(cfg *config.Config, scope trail.Scope) ([]audit.Row, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	store, err := openReader(ctx, cfg)
@@ -204,49 +214,13 @@ func clickhouseRows(cfg *config.Config, session string, since time.Time) ([]audi
 		return nil, err
 	}
 	defer store.Close()
-	if since.IsZero() && session == "" {
-		return store.SessionRows(ctx, "")
-	}
-	// A part of the trail is checked against every checkpoint.
-	rows, err := checkpointRows(ctx, store, auditDatabase(cfg))
+	tr, err := trail.New(store, auditDatabase(cfg))
 	if err != nil {
 		return nil, err
 	}
-	if session != "" {
-		rs, err := store.SessionRows(ctx, session)
-		return append(rows, openedSince(rs, since)...), err
-	}
-	// The sessions table knows when each session opened; their rows are
-	// then read session by session (a one-session read is a point lookup).
-	_, ids, err := store.Query(ctx, fmt.Sprintf("SELECT toString(session_id) FROM %s.sessions FINAL WHERE opened_at >= toDateTime(%d) ORDER BY opened_at",
-		auditDatabase(cfg), since.Unix()))
+	rows, err := tr.VerifyRows(ctx, scope)
 	if err != nil {
-		return nil, err
-	}
-	for _, id := range ids {
-		rs, err := store.SessionRows(ctx, id[0])
-		if err != nil {
-			return nil, err
-		}
-		rows = append(rows, rs...)
-	}
-	return rows, nil
-}
-
-// checkpointRows reads every gateway run's checkpoint chain, run by run
-// (the admin API reads rows by chain).
-func checkpointRows(ctx context.Context, store reader, db string) ([]audit.Row, error) {
-	_, runs, err := store.Query(ctx, fmt.Sprintf("SELECT DISTINCT toString(session_id) FROM %s.events WHERE kind = '%s'", db, audit.KindCheckpoint))
-	if err != nil {
-		return nil, fmt.Errorf("audit verify: checkpoints: %w", err)
-	}
-	var rows []audit.Row
-	for _, run := range runs {
-		rs, err := store.SessionRows(ctx, run[0])
-		if err != nil {
-			return nil, fmt.Errorf("audit verify: checkpoints: %w", err)
-		}
-		rows = append(rows, rs...)
+		return nil, fmt.Errorf("audit verify: %w", err)
 	}
 	return rows, nil
 }
@@ -254,8 +228,7 @@ func checkpointRows(ctx context.Context, store reader, db string) ([]audit.Row, 
 // reader is the audit trail's read side, from the store itself or, when
 // the running gateway owns the store, through its admin API.
 type reader interface {
-	Query(ctx context.Context, sql string, args ...any) ([]string, [][]string, error)
-	SessionRows(ctx context.Context, session string) ([]audit.Row, error)
+	trail.Reader
 	Close() error
 }
 
@@ -279,7 +252,7 @@ func openReader(ctx context.Context, cfg *config.Config) (reader, error) {
 	if err != nil {
 		return nil, err
 	}
-	return storeReader{s}, nil
+	return storeReader{trail.FromStore(s), s}, nil
 }
 
 // gatewayRunning reports whether the admin API answers: when the gateway is
@@ -296,15 +269,14 @@ func gatewayRunning(ctx context.Context, addr string) bool {
 	return resp.StatusCode == http.StatusOK
 }
 
-type storeReader struct{ auditStore }
-
-func (s storeReader) SessionRows(ctx context.Context, session string) ([]audit.Row, error) {
-	if session != "" {
-		return s.Rows(ctx, "session_id = toUUID(?)", session)
-	}
-	return s.Rows(ctx, "")
+// storeReader reads the store itself; Close closes the store.
+type storeReader struct {
+	trail.Reader
+	io.Closer
 }
 
+// adminReader reads through the admin API of the gateway that owns the
+// store; the trail's SQL arrives bound, so the API's SQL-only body fits.
 type adminReader struct{ c *admin.Client }
 
 func (a adminReader) Query(ctx context.Context, sql string, args ...any) ([]string, [][]string, error) {
@@ -345,39 +317,22 @@ session, kind, target, subject, request, verdict, status. Ctrl-C stops it.`, std
 		return err
 	}
 	defer store.Close()
-	db := auditDatabase(cfg)
-	// Rows are ordered by (time, microseconds, session, seq); the cursor is
-	// the last printed row, so nothing is printed twice or skipped while
-	// batches land out of order within the polling window.
-	seen := map[string]bool{}
-	from := time.Now().Add(-*since).UTC()
+	tr, err := trail.New(store, auditDatabase(cfg))
+	if err != nil {
+		return err
+	}
+	f := tr.Follow(time.Now().Add(-*since), trail.Filter{Target: *target, Principal: *principal})
 	for {
-		q := fmt.Sprintf("SELECT toString(event_id), toString(ts), ts_us, toString(session_id), kind, target, subject, "+
-			"request_values[indexOf(request_keys, 'method')], request_values[indexOf(request_keys, 'path')], "+
-			"request_values[indexOf(request_keys, 'sql')], verdict, status FROM %s.events "+
-			"WHERE ts >= toDateTime(%s) AND (%s = '' OR target = %s) AND (%s = '' OR subject = %s) "+
-			"ORDER BY ts, ts_us, session_id, seq LIMIT 10000", db,
-			quote(from.Add(-10*time.Second).Format("2006-01-02 15:04:05")), quote(*target), quote(*target), quote(*principal), quote(*principal))
-		_, rows, err := store.Query(ctx, q)
+		events, err := f.Next(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
 			return err
 		}
-		for _, r := range rows {
-			if seen[r[0]] {
-				continue
-			}
-			seen[r[0]] = true
-			req := strings.TrimSpace(r[7] + " " + r[8] + " " + r[9])
-			fmt.Fprintf(stdout, "%s.%06s  %s  %-14s %-10s %-30s %-40s %s %s\n", r[1], r[2], r[3][:8], r[4], r[5], r[6], req, r[10], r[11])
-			if t, err := time.Parse(time.RFC3339, r[1]); err == nil && t.After(from) {
-				from = t
-			}
-		}
-		if len(seen) > 100_000 {
-			seen = map[string]bool{}
+		for _, e := range events {
+			fmt.Fprintf(stdout, "%s  %.8s  %-14s %-10s %-30s %-40s %s %s\n", e.Time.Format("2006-01-02 15:04:05.000000"),
+				e.SessionID, e.Kind, e.Target, e.Subject, e.Request(), e.Verdict, e.Status)
 		}
 		select {
 		case <-ctx.Done():
@@ -392,9 +347,4 @@ func auditDatabase(cfg *config.Config) string {
 		return cfg.Audit.Embedded.Database
 	}
 	return cfg.Audit.ClickHouse.Database
-}
-
-// quote makes a ClickHouse string literal.
-func quote(s string) string {
-	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s) + "'"
 }

@@ -448,3 +448,22 @@ func TestPluginTooling(t *testing.T) {
 		t.Fatalf("the scaffold's own test: %v\n%s", err, b)
 	}
 }
+
+// `plugin test` of a plugin that crashes prints its result with the
+// failure and exits non-zero, naming the plugin: an author's CI fails.
+func TestPluginTestCrash(t *testing.T) {
+	dir := t.TempDir()
+	wasm := filepath.Join(dir, "faulty.wasm")
+	if err := os.WriteFile(wasm, testenv.WasmBytes(t, "host/plugin/testdata/guests/faulty"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ev := filepath.Join(dir, "event.json")
+	os.WriteFile(ev, []byte(`{"kind": "http.request", "fields": {"method": "GET", "path": "/panic"}}`), 0o644)
+	out, errOut, code := testenv.RunGateway(t, dir, nil, "plugin", "test", wasm, "--event", ev)
+	if code == 0 || !strings.Contains(errOut, "plugin faulty.wasm: the plugin crashed: panic: the plugin author's bug") {
+		t.Fatalf("plugin test of a crash: exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
+	}
+	if !strings.Contains(out, `"action": "error"`) || !strings.Contains(out, `"failure": "panic: the plugin author's bug"`) {
+		t.Fatalf("plugin test printed %s", out)
+	}
+}

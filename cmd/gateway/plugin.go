@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/tollgate-dev/tollgate/host/plugin/plugintool"
@@ -87,12 +88,18 @@ func cmdPlugin(args []string, stdout, stderr io.Writer) error {
 			}
 		}
 		r, err := plugintool.Run(context.Background(), wasm, cfg, ev)
-		if err != nil {
-			return err
+		if r != nil {
+			enc := json.NewEncoder(stdout)
+			enc.SetIndent("", "  ")
+			if eerr := enc.Encode(r); eerr != nil {
+				return eerr
+			}
 		}
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(r)
+		if err != nil {
+			// Non-zero, naming the plugin: a crash must fail the author's CI.
+			return fmt.Errorf("plugin %s: %w", filepath.Base(wasmPath), err)
+		}
+		return nil
 	}
 	fmt.Fprintf(stderr, "gateway plugin: unknown command %q\n\n%s\n", args[0], pluginUsage)
 	return errUsage

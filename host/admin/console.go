@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/tollgate-dev/tollgate/host/approval"
+	"github.com/tollgate-dev/tollgate/host/audit/trail"
 	"github.com/tollgate-dev/tollgate/host/event"
 )
 
@@ -315,19 +316,20 @@ func (c *console) sessions(w http.ResponseWriter, r *http.Request, p *event.Prin
 	if db == "" {
 		db = "tollgate"
 	}
-	q := "SELECT toString(session_id) AS session, toString(opened_at) AS opened, protocol, target, subject, " +
-		"claim_values[indexOf(claim_keys, 'repository')] AS repository, claim_values[indexOf(claim_keys, 'run_id')] AS run_id, " +
-		"remote_addr AS client, toString(last_seq) AS rows FROM " + db + ".sessions FINAL " +
-		"WHERE closed = 0 AND opened_at >= now() - 86400 ORDER BY opened_at DESC LIMIT 200"
 	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
 	defer cancel()
-	cols, rows, err := c.o.Audit.Query(ctx, q)
+	tr, err := trail.New(trail.FromStore(c.o.Audit), db)
+	var tab trail.Table
+	if err == nil {
+		tab, err = tr.LiveSessions(ctx)
+	}
 	if err != nil {
 		c.o.Log.Warn("admin: console sessions", "err", err)
 		v.Error = "The audit store did not answer; try again."
 		c.render(w, http.StatusServiceUnavailable, "sessions.html", v)
 		return
 	}
+	cols, rows := tab.Columns, tab.Rows
 	v.Columns, v.Rows = cols, rows
 	c.render(w, http.StatusOK, "sessions.html", v)
 }

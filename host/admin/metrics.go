@@ -16,6 +16,9 @@ import (
 func (o Options) metrics(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
 	writeRuntime(w)
+	if o.PluginStats != nil {
+		writePlugins(w, o.PluginStats())
+	}
 	if o.AuditStats == nil {
 		return
 	}
@@ -53,6 +56,29 @@ func (o Options) metrics(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// PluginStats are one plugin's counters since it was (re)loaded.
+type PluginStats struct {
+	Name                               string
+	Failures, PoolWaits, PoolExhausted uint64
+}
+
+// writePlugins writes the plugins' counters, one series per plugin.
+func writePlugins(w io.Writer, ps []PluginStats) {
+	for _, m := range []struct {
+		name, help string
+		v          func(PluginStats) uint64
+	}{
+		{"tollgate_plugin_failures_total", "Plugin calls answered by on_error (a crash, a timeout, fuel or memory exhausted, no instance free).", func(s PluginStats) uint64 { return s.Failures }},
+		{"tollgate_plugin_pool_waits_total", "Plugin calls that found no idle instance and waited.", func(s PluginStats) uint64 { return s.PoolWaits }},
+		{"tollgate_plugin_pool_exhausted_total", "Plugin calls refused after waiting plugins.pool_wait for an instance.", func(s PluginStats) uint64 { return s.PoolExhausted }},
+	} {
+		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s counter\n", m.name, m.help, m.name)
+		for _, s := range ps {
+			fmt.Fprintf(w, "%s{plugin=%q} %d\n", m.name, s.Name, m.v(s))
+		}
+	}
+}
+
 // runtimeMetrics are the process figures a soak or an operator watches
 // for growth. runtime/metrics reads them without stopping the world
 // (runtime.ReadMemStats would, on every scrape).
@@ -61,6 +87,9 @@ var runtimeMetrics = []struct{ name, sample, help string }{
 	{"tollgate_go_heap_objects_bytes", "/memory/classes/heap/objects:bytes", "Bytes of heap objects, live or not yet swept."},
 	{"tollgate_go_memory_total_bytes", "/memory/classes/total:bytes", "All memory the Go runtime has mapped (heap, stacks, runtime metadata)."},
 	{"tollgate_go_gc_cycles_total", "/gc/cycles/total:gc-cycles", "Completed GC cycles."},
+	{"tollgate_go_heap_goal_bytes", "/gc/heap/goal:bytes", "The heap size the next GC cycle aims at (GOGC, GOMEMLIMIT)."},
+	{"tollgate_go_heap_released_bytes", "/memory/classes/heap/released:bytes", "Heap memory returned to the OS (mapped, not resident)."},
+	{"tollgate_go_memory_limit_bytes", "/gc/gomemlimit:bytes", "The Go runtime's soft memory limit (GOMEMLIMIT; math.MaxInt64 when none)."},
 }
 
 func writeRuntime(w io.Writer) {

@@ -845,7 +845,7 @@ func (m *Manager) record(e *entry, kind, verdict, approver, reason, status strin
 	r.Seq++
 	row.Seq = r.Seq
 	row.PrevHash = r.LastHash
-	row.RowHash = audit.Hash(row)
+	row.RowHash = audit.Hash(&row)
 	r.LastHash = row.RowHash
 	if m.o.Recorder == nil {
 		return

@@ -91,6 +91,10 @@ func (r *Row) SetPrincipal(p *event.Principal) {
 // after it (a response's), recorded with the chain's in one map.
 func (r *Row) SetVerdict(v event.Verdict, extra ...event.Annotation) {
 	r.Verdict, r.Plugin, r.Reason = v.Action.String(), v.Plugin, v.Reason
+	if v.Failed != "" {
+		// A crash is not a policy decision: an analyst tells them apart.
+		r.Verdict = VerdictError
+	}
 	if n := len(v.Annotations) + len(extra); n > 0 {
 		r.Annotations = make(map[string]string, n)
 		for _, a := range v.Annotations {
@@ -101,6 +105,10 @@ func (r *Row) SetVerdict(v event.Verdict, extra ...event.Annotation) {
 		}
 	}
 }
+
+// VerdictError is the verdict of a row whose request a plugin failure
+// refused (event.Verdict.Failed): the reason holds what went wrong.
+const VerdictError = "error"
 
 // CloseRow is the session.close row of the session that open opened. It
 // repeats the open row's identity, target, listener, address and access

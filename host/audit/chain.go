@@ -18,7 +18,7 @@ type SessionChain struct{ prev string }
 // Seal sets r.PrevHash and r.RowHash.
 func (c *SessionChain) Seal(r *Row) {
 	r.PrevHash = c.prev
-	r.RowHash = Hash(*r)
+	r.RowHash = Hash(r)
 	c.prev = r.RowHash
 }
 
@@ -26,10 +26,11 @@ func (c *SessionChain) Seal(r *Row) {
 // out. Every column takes part, in a fixed order, each length-prefixed,
 // maps sorted by key: two rows hash alike only if every column is equal.
 // The encoding is built in one pooled buffer and hashed in one call (a
-// write per column to the hash cost more than the hashing).
-func Hash(r Row) string {
+// write per column to the hash cost more than the hashing). It takes a
+// pointer: a row is large, and hashing must not copy it.
+func Hash(r *Row) string {
 	bp := hashBufs.Get().(*[]byte)
-	b := appendCanonical((*bp)[:0], &r)
+	b := appendCanonical((*bp)[:0], r)
 	sum := sha256.Sum256(b)
 	if cap(b) <= 64<<10 {
 		*bp = b

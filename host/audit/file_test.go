@@ -95,7 +95,7 @@ func TestRowJSONKeepsBytesThatAreNotUTF8(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := range rows {
-		if Hash(back[i]) != rows[i].RowHash {
+		if Hash(&back[i]) != rows[i].RowHash {
 			t.Errorf("row %d changed in JSON: %q", i, back[i].Request)
 		}
 	}

@@ -26,7 +26,7 @@ func TestHashIsStable(t *testing.T) {
 		{goldenRow(), "d39eac34ba214ffc04ef788aeb77d4dbf9791d320b66ba2e0b739bb8ccc91d08"},
 		{Row{}, "f80b1a198c3b8c2fcf303b8a22a7eeb23adb744780725c6302e8e142c658ae04"},
 	} {
-		if got := Hash(c.r); got != c.want {
+		if got := Hash(&c.r); got != c.want {
 			t.Errorf("Hash(%+v) = %s, want %s", c.r, got, c.want)
 		}
 	}
@@ -36,6 +36,6 @@ func BenchmarkHash(b *testing.B) {
 	r := goldenRow()
 	b.ReportAllocs()
 	for b.Loop() {
-		Hash(r)
+		Hash(&r)
 	}
 }

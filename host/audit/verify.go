@@ -153,7 +153,7 @@ func verifySession(sid string, uniq []Row, o VerifyOptions) Finding {
 		case r.Seq != want:
 			f.Status, f.Detail = StatusGap, fmt.Sprintf("row %d missing (next is seq %d)", want, r.Seq)
 			return f
-		case Hash(r) != r.RowHash:
+		case Hash(&uniq[i]) != r.RowHash:
 			f.Status, f.Detail = StatusEdited, fmt.Sprintf("seq %d does not match its hash", r.Seq)
 			return f
 		case r.PrevHash != prev:

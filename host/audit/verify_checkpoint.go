@@ -52,8 +52,8 @@ func verifyCheckpoints(order []string, byRun map[string][]Row, o VerifyOptions) 
 		}
 		info.intact = !Tampered(f.Status)
 		c.runs[run] = info
-		for _, r := range rows {
-			if Hash(r) == r.RowHash {
+		for i, r := range rows {
+			if Hash(&rows[i]) == r.RowHash {
 				c.list(r)
 			}
 		}
@@ -108,7 +108,7 @@ func checkChain(rows []Row, o VerifyOptions) (status, detail string) {
 		switch {
 		case r.Seq != uint64(i+1):
 			return StatusCheckpointGap, fmt.Sprintf("checkpoint %d missing (next is %d)", i+1, r.Seq)
-		case Hash(r) != r.RowHash:
+		case Hash(&rows[i]) != r.RowHash:
 			return StatusCheckpointEdited, fmt.Sprintf("checkpoint %d does not match its hash", r.Seq)
 		case r.PrevHash != prev:
 			return StatusCheckpointEdited, fmt.Sprintf("checkpoint %d does not follow checkpoint %d", r.Seq, r.Seq-1)

@@ -44,7 +44,18 @@ type Gateway struct {
 	ShutdownGrace Duration `toml:"shutdown_grace"`
 	LogLevel      string   `toml:"log_level"`  // debug, info, warn, error
 	LogFormat     string   `toml:"log_format"` // text, json
+	// MemoryLimit is the Go runtime's soft memory limit in bytes
+	// (runtime/debug.SetMemoryLimit): the collector runs more often as
+	// the process's memory nears it, instead of letting the heap grow to
+	// GOGC's target (the gateway runs GOGC 400: five times the live heap).
+	// 0, the default: none from the config (GOMEMLIMIT applies when set).
+	MemoryLimit int64 `toml:"memory_limit"`
 }
+
+// MinMemoryLimit is the smallest soft memory limit accepted: below it the
+// collector would run all the time (a gateway's live heap is 100 MiB or
+// more with its plugins loaded).
+const MinMemoryLimit = 64 << 20
 
 // Dev configures the development issuer and demo upstream that run only
 // under `gateway serve --dev`. A config without [dev] cannot mint tokens.
@@ -158,12 +169,16 @@ type Plugin struct {
 	Path    string `toml:"path"`
 	OnError string `toml:"on_error"` // deny (default) or allow
 	// Limits; left out, the defaults (512 pages = 32 MiB, 100ms,
-	// 50,000,000 units, 4 instances). Written, each must be in its range
-	// (ranges.go): a zero is refused, not replaced.
+	// 50,000,000 units, 4 instances, 1s). Written, each must be in its
+	// range (ranges.go): a zero is refused, not replaced. PoolWait bounds
+	// how long a call waits for a free instance: past it the plugin's
+	// on_error answers ("all instances busy"), so that a plugin that
+	// loops on some requests cannot stall every other request.
 	MemoryPages uint32   `toml:"memory_pages"`
 	Timeout     Duration `toml:"timeout"`
 	Fuel        int64    `toml:"fuel"` // CPU units per call (sdk/ABI.md)
 	Instances   int      `toml:"instances"`
+	PoolWait    Duration `toml:"pool_wait"`
 	// Config is the plugin's own table, passed to it unparsed.
 	Config map[string]any `toml:"config"`
 }
@@ -227,6 +242,12 @@ type AuditSpool struct {
 type Admin struct {
 	Listen string   `toml:"listen"`
 	Groups []string `toml:"groups"` // who may use it; default ["admins"]
+	// PProf serves Go's runtime profiles (net/http/pprof) under
+	// /debug/pprof/ on this listener, to the same groups as the audit API
+	// (a bearer token of one of Groups). Default false: a profile shows
+	// the process's internals (stacks, allocation sites) and a CPU
+	// profile or trace costs CPU while it runs.
+	PProf bool `toml:"pprof"`
 }
 
 // Approvals turns on human approval of held requests (host/approval).
@@ -396,6 +417,9 @@ func (c *Config) applyDefaults() {
 		}
 		if pl.Instances == 0 {
 			pl.Instances = 4
+		}
+		if pl.PoolWait.Duration == 0 {
+			pl.PoolWait.Duration = time.Second
 		}
 	}
 	if c.Audit.Store == "" {

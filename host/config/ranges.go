@@ -36,6 +36,7 @@ const (
 // protocol's keys are its own: its Options.Check applies their ranges
 // with the Table's helpers, which word them as these are.
 var ranges = []keyRange{
+	{key: "gateway.memory_limit", min: 0, max: 1 << 40, zero: "no soft memory limit from the config (GOMEMLIMIT applies when set)"},
 	{key: "gateway.shutdown_grace", min: 0, max: int64(time.Hour), zero: "stop at once: in-flight requests are cut off"},
 	{key: "dev.max_ttl", min: int64(time.Minute), max: int64(30 * day)},
 	{key: "identity.token_cache_size", min: 1, max: 10_000_000},
@@ -44,6 +45,7 @@ var ranges = []keyRange{
 	{key: "plugins.timeout", min: int64(time.Millisecond), max: int64(10 * time.Second)},
 	{key: "plugins.fuel", min: 1, max: 1_000_000_000_000},
 	{key: "plugins.instances", min: 1, max: 1024},
+	{key: "plugins.pool_wait", min: int64(time.Millisecond), max: int64(time.Minute)},
 	{key: "audit.checkpoint_interval", min: int64(time.Second), max: int64(time.Hour)},
 	{key: "audit.batch_rows", min: 1, max: 1_000_000},
 	{key: "audit.batch_age", min: int64(time.Millisecond), max: int64(time.Minute)},

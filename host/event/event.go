@@ -116,6 +116,11 @@ type Verdict struct {
 	Changes        map[string]string // field → new value, for Rewrite
 	Annotations    []Annotation
 	ApproverGroups []string // for Hold
+	// Failed is set when a plugin failure decided the verdict (a crash, a
+	// timeout, fuel or memory exhausted, no instance free): what went
+	// wrong, e.g. the guest's panic message. The action is then Deny (the
+	// plugin's on_error), and the audit row's verdict reads "error".
+	Failed string
 }
 
 // Subscriber is implemented by chains that know which kinds they act on.

@@ -2,6 +2,7 @@ package gate
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -99,7 +100,7 @@ func (s *Session) Decide(ctx context.Context, ev *event.Event, hold Holder) *Dec
 	v, err := d.chain.Process(ctx, ev)
 	if err != nil {
 		s.log.Error("plugin chain failed", "kind", ev.Kind, "err", err)
-		d.Verdict, d.Refusal = event.Verdict{Action: event.Deny, Reason: ReasonChainFailed}, RefusedChainFailed
+		d.Verdict, d.Refusal = chainFailed(err), RefusedChainFailed
 		d.Reason = ReasonChainFailed
 		return d
 	}
@@ -159,9 +160,16 @@ func (d *Decision) Process(ctx context.Context, ev *event.Event) event.Verdict {
 	v, err := d.chain.Process(ctx, ev)
 	if err != nil {
 		d.sess.log.Error("plugin chain failed", "kind", ev.Kind, "err", err)
-		return event.Verdict{Action: event.Deny, Reason: ReasonChainFailed}
+		return chainFailed(err)
 	}
 	return v
+}
+
+// chainFailed is the verdict of a chain that failed: a deny whose row says
+// "error" (event.Verdict.Failed), with the error's first line.
+func chainFailed(err error) event.Verdict {
+	line, _, _ := strings.Cut(err.Error(), "\n")
+	return event.Verdict{Action: event.Deny, Reason: ReasonChainFailed, Failed: line}
 }
 
 // Wants reports whether the current chain acts on kind.
@@ -186,7 +194,7 @@ func (s *Session) Process(ctx context.Context, ev *event.Event) event.Verdict {
 	v, err := c.Process(ctx, ev)
 	if err != nil {
 		s.log.Error("plugin chain failed", "kind", ev.Kind, "err", err)
-		return event.Verdict{Action: event.Deny, Reason: ReasonChainFailed}
+		return chainFailed(err)
 	}
 	return v
 }

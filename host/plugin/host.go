@@ -132,7 +132,7 @@ func (h *Host) LoadChain(ctx context.Context, cfgs []config.Plugin, resolve func
 }
 
 func limitsOf(pc config.Plugin) Limits {
-	l := Limits{MemoryPages: pc.MemoryPages, Timeout: pc.Timeout.Duration, Fuel: pc.Fuel, Instances: pc.Instances}
+	l := Limits{MemoryPages: pc.MemoryPages, Timeout: pc.Timeout.Duration, Fuel: pc.Fuel, Instances: pc.Instances, PoolWait: pc.PoolWait.Duration}
 	if l.MemoryPages == 0 {
 		l.MemoryPages = 512 // 32 MiB; a Go guest needs at least 37 pages
 	}

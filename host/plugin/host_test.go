@@ -234,8 +234,15 @@ func TestFaultsAreContained(t *testing.T) {
 	for _, path := range []string{"/loop", "/panic", "/oom", "/recurse"} {
 		t.Run(path, func(t *testing.T) {
 			v, err := deny.Process(ctx, httpEvent("GET", path))
-			if err != nil || v.Action != event.Deny || v.Reason != "plugin faulty-deny failed" {
+			if err != nil || v.Action != event.Deny || v.Reason != "plugin faulty-deny failed" || v.Failed == "" {
 				t.Fatalf("on_error deny: %+v %v", v, err)
+			}
+			// The row says what failed; a Go guest's panic by its message.
+			if path == "/panic" && v.Failed != "panic: the plugin author's bug" {
+				t.Errorf("panic message: %q", v.Failed)
+			}
+			if strings.Contains(v.Failed, "wasm stack trace") || len(v.Failed) > failureMax+len("…") {
+				t.Errorf("failure message: %q", v.Failed)
 			}
 			v, err = allow.Process(ctx, httpEvent("GET", path))
 			if err != nil || v.Action != event.Allow || annotation(v, "plugin_error.faulty-allow") == "" {
@@ -246,6 +253,36 @@ func TestFaultsAreContained(t *testing.T) {
 				t.Fatalf("after %s the plugin no longer serves: %+v", path, v)
 			}
 		})
+	}
+}
+
+// A plugin whose instances are all busy (here: one, spinning) refuses the
+// next call after pool_wait instead of stalling it, and counts it.
+func TestPoolWaitIsBounded(t *testing.T) {
+	h := newHost(t)
+	p := load(t, h, "faulty", config.Plugin{Name: "busy"}, Limits{MemoryPages: 64, Timeout: 2 * time.Second, Fuel: 1 << 50, Instances: 1, PoolWait: 20 * time.Millisecond})
+	ctx := context.Background()
+	done := make(chan struct{})
+	go func() {
+		p.Process(ctx, httpEvent("GET", "/loop"))
+		close(done)
+	}()
+	for deadline := time.Now().Add(10 * time.Second); len(p.idle) != 0; {
+		if time.Now().After(deadline) {
+			t.Fatal("the looping call never took the instance")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	v, err := p.Process(ctx, httpEvent("GET", "/fine"))
+	if err != nil || v.Action != event.Deny || !strings.Contains(v.Failed, "all 1 instances busy") {
+		t.Fatalf("a call with every instance busy: %+v %v", v, err)
+	}
+	if st := p.Stats(); st.PoolExhausted != 1 || st.Failures < 1 {
+		t.Errorf("stats: %+v", st)
+	}
+	<-done
+	if v, _ := p.Process(ctx, httpEvent("GET", "/fine")); v.Action != event.Allow {
+		t.Fatalf("once the instance is back: %+v", v)
 	}
 }
 

@@ -28,6 +28,7 @@ type Plugin struct {
 	name       string
 	allowOnErr bool
 	timeout    time.Duration
+	poolWait   time.Duration
 	fuel       int64
 	log        *slog.Logger
 	configJSON []byte
@@ -53,6 +54,7 @@ type Plugin struct {
 	sem  chan struct{}  // bounds live instances
 
 	cache verdictCache
+	stats pluginStats
 }
 
 type instance struct {
@@ -60,6 +62,7 @@ type instance struct {
 	onEvent api.Function
 	onRows  api.Function
 	meter   fuel.Meter // one per instance: an instance serves one call at a time
+	stderr  crashLog   // what the guest printed during the current call
 }
 
 // Limits bound what one plugin may use.
@@ -68,7 +71,12 @@ type Limits struct {
 	Timeout     time.Duration // wall-clock bound per call
 	Fuel        int64         // CPU bound per call, in fuel units (sdk/ABI.md)
 	Instances   int           // pooled instances
+	PoolWait    time.Duration // bound on waiting for a free instance; 0: DefaultPoolWait
 }
+
+// DefaultPoolWait is how long a call waits for a free instance when the
+// limits do not say.
+const DefaultPoolWait = time.Second
 
 // initFuel bounds a guest's _initialize (a Go guest needs about 12,000
 // units; a plugin that compiles its tables at init needs more).
@@ -83,10 +91,14 @@ func (h *Host) Load(ctx context.Context, cfg config.Plugin, wasm []byte, lim Lim
 	if lim.Instances <= 0 {
 		lim.Instances = 1
 	}
+	if lim.PoolWait <= 0 {
+		lim.PoolWait = DefaultPoolWait
+	}
 	p := &Plugin{
 		name:       cfg.Name,
 		allowOnErr: cfg.OnError == "allow",
 		timeout:    lim.Timeout,
+		poolWait:   lim.PoolWait,
 		fuel:       lim.Fuel,
 		log:        h.log,
 		maskKey:    h.maskKey,
@@ -237,7 +249,7 @@ func (p *Plugin) newInstance(ctx context.Context) (*instance, error) {
 	in := &instance{}
 	in.meter.Budget = initFuel
 	mod, err := in.meter.Instantiate(ctx, p.rt, p.compiled, wazero.NewModuleConfig().
-		WithName("").WithStartFunctions("_initialize"))
+		WithName("").WithStartFunctions("_initialize").WithStderr(&in.stderr))
 	if err != nil {
 		return nil, fmt.Errorf("instantiate: %w", err)
 	}
@@ -245,13 +257,18 @@ func (p *Plugin) newInstance(ctx context.Context) (*instance, error) {
 	return in, nil
 }
 
-// get takes an idle instance or makes one, waiting when all are busy.
+// get takes an idle instance or makes one, waiting when all are busy,
+// for at most the pool wait: a plugin whose instances all spin on some
+// requests then refuses the others at once instead of stalling them.
 func (p *Plugin) get(ctx context.Context) (*instance, error) {
 	select {
 	case in := <-p.idle:
 		return in, nil
 	default:
 	}
+	p.stats.poolWaits.Add(1)
+	t := time.NewTimer(p.poolWait)
+	defer t.Stop()
 	select {
 	case in := <-p.idle:
 		return in, nil
@@ -262,6 +279,9 @@ func (p *Plugin) get(ctx context.Context) (*instance, error) {
 			return nil, err
 		}
 		return in, nil
+	case <-t.C:
+		p.stats.poolExhausted.Add(1)
+		return nil, fmt.Errorf("all %d instances busy for %s (pool_wait)", cap(p.sem), p.poolWait)
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
@@ -302,7 +322,7 @@ func (p *Plugin) Process(ctx context.Context, ev *event.Event) (event.Verdict, e
 	}
 	in, err := p.get(ctx)
 	if err != nil {
-		return p.onError(&errPlugin{p.name, err})
+		return p.onError(ev, err, err.Error())
 	}
 	c := &call{p: p, ev: ev, v: event.Verdict{Plugin: p.name}}
 	cctx, cancel := context.WithTimeout(context.WithValue(ctx, stateKey{}, c), p.timeout)
@@ -316,10 +336,12 @@ func (p *Plugin) Process(ctx context.Context, ev *event.Event) (event.Verdict, e
 		return event.Verdict{Action: event.Allow}, nil
 	}
 	in.meter.Budget = p.fuel
+	in.stderr.reset()
 	res, err := in.meter.Call(cctx, in.mod, fn)
 	if err != nil {
+		msg := failure(in.stderr.buf, err)
 		p.discard(ctx, in)
-		return p.onError(&errPlugin{p.name, err})
+		return p.onError(ev, err, msg)
 	}
 	p.put(in)
 	v := c.verdict(int32(res[0]))
@@ -329,12 +351,21 @@ func (p *Plugin) Process(ctx context.Context, ev *event.Event) (event.Verdict, e
 	return v, nil
 }
 
-func (p *Plugin) onError(err error) (event.Verdict, error) {
-	p.log.Error("plugin failed", "plugin", p.name, "err", err)
+// onError answers a failed call with the plugin's on_error verdict. msg
+// says what failed (the guest's panic message, or the host's first line:
+// timeout, fuel, memory); the log line names the session, the full
+// error (with its wasm stack trace) is at debug level. The client sees
+// only that the plugin failed: a panic message may quote what the
+// plugin was looking at.
+func (p *Plugin) onError(ev *event.Event, err error, msg string) (event.Verdict, error) {
+	p.stats.failures.Add(1)
+	p.log.Error("plugin failed", "plugin", p.name, "session_id", ev.SessionID, "kind", ev.Kind, "error", msg)
+	p.log.Debug("plugin failure detail", "plugin", p.name, "session_id", ev.SessionID, "err", &errPlugin{p.name, err})
 	if p.allowOnErr {
-		return event.Verdict{Action: event.Allow, Annotations: []event.Annotation{{Key: "plugin_error." + p.name, Value: "allowed by on_error"}}}, nil
+		return event.Verdict{Action: event.Allow, Annotations: []event.Annotation{{Key: "plugin_error." + p.name, Value: "allowed by on_error: " + msg}}}, nil
 	}
-	return event.Verdict{Action: event.Deny, Plugin: p.name, Reason: "plugin " + p.name + " failed"}, nil
+	return event.Verdict{Action: event.Deny, Plugin: p.name, Reason: "plugin " + p.name + " failed", Failed: msg,
+		Annotations: []event.Annotation{{Key: "plugin_error." + p.name, Value: msg}}}, nil
 }
 
 // Warm fills the pool with n instances (at most its capacity), so that the

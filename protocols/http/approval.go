@@ -10,8 +10,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/tollgate-dev/tollgate/host/approval"
 	"github.com/tollgate-dev/tollgate/host/event"
+	"github.com/tollgate-dev/tollgate/host/gate"
 )
 
 // maxHeldBody bounds the body of a held request, which is read into
@@ -36,7 +36,7 @@ type pendingBody struct {
 // canonical form, or a new approval's). It answers the client and returns
 // false unless the request was approved and may run now, exactly once.
 //
-// An approval covers the request's canonical form (approval.HTTPCovered):
+// An approval covers the request's canonical form (gate.CoverHTTP):
 // a retry whose Idempotency-Key names an approval of another request is
 // refused with 409 approval_mismatch.
 func (x *exchange) hold(w http.ResponseWriter, r *http.Request, v event.Verdict) bool {
@@ -62,12 +62,12 @@ func (x *exchange) hold(w http.ResponseWriter, r *http.Request, v event.Verdict)
 		x.fail(w, http.StatusUnsupportedMediaType, "encoded_body", "a request held for approval must send its body without Content-Encoding, so that the reviewer can read it")
 		return false
 	}
-	fields, changed := approval.Rewritten(x.ev.Fields, v.Changes, acceptedChange)
-	req := approval.Request{
+	fields, changed := gate.RewrittenFields(x.ev.Fields, v.Changes, acceptedChange)
+	req := gate.ApprovalRequest{
 		SessionID: x.sess.ID(), Protocol: "http", Kind: x.ev.Kind, Target: x.rt.cfg.Target,
 		Principal: x.ev.Principal, Fields: fields, Changed: changed, Plugin: v.Plugin, Reason: v.Reason,
 		ApproverGroups: v.ApproverGroups, IdempotencyKey: r.Header.Get("Idempotency-Key"),
-		Covered: approval.HTTPCovered(fields["method"], fields["path"], fields["query"], heldHeader(r, v.Changes), body), Body: body,
+		Covered: gate.CoverHTTP(fields["method"], fields["path"], fields["query"], heldHeader(r, v.Changes), body), Body: body,
 		RemoteAddr: x.conn.remote, Listener: x.l.cfg.Name,
 	}
 	if d, ok := m.Granted(req); ok {
@@ -75,7 +75,7 @@ func (x *exchange) hold(w http.ResponseWriter, r *http.Request, v event.Verdict)
 		return true
 	}
 	p, ok, err := m.Resume(req)
-	var mm *approval.MismatchError
+	var mm *gate.MismatchError
 	if errors.As(err, &mm) {
 		x.approvalID = mm.ID
 		x.fail(w, http.StatusConflict, "approval_mismatch", mm.Error()+"; send the approved request unchanged, or another Idempotency-Key for a new approval")
@@ -83,7 +83,7 @@ func (x *exchange) hold(w http.ResponseWriter, r *http.Request, v event.Verdict)
 	}
 	if !ok {
 		if p, err = m.Hold(r.Context(), req); err != nil {
-			if errors.Is(err, approval.ErrTooManyPending) {
+			if errors.Is(err, gate.ErrTooManyPending) {
 				w.Header().Set("Retry-After", strconv.Itoa(retryAfter))
 				x.fail(w, http.StatusTooManyRequests, "too_many_pending", "held for approval, and not recorded: "+err.Error())
 				return false
@@ -143,7 +143,7 @@ func heldHeader(r *http.Request, changes map[string]string) http.Header {
 
 // pending answers 202: the approval goes on, and a retry of the same
 // request (same Idempotency-Key, or the same canonical form) picks it up.
-func (x *exchange) pending(w http.ResponseWriter, p *approval.Pending, v event.Verdict) {
+func (x *exchange) pending(w http.ResponseWriter, p *gate.Pending, v event.Verdict) {
 	x.errMsg = "held: waiting for approval " + p.ID
 	b, _ := json.Marshal(pendingBody{
 		Status: http.StatusAccepted, Error: "approval_pending",

@@ -19,6 +19,7 @@ import (
 
 	"github.com/tollgate-dev/tollgate/host/access"
 	"github.com/tollgate-dev/tollgate/host/audit"
+	"github.com/tollgate-dev/tollgate/host/audit/audittest"
 	"github.com/tollgate-dev/tollgate/host/config"
 	"github.com/tollgate-dev/tollgate/host/event"
 	"github.com/tollgate-dev/tollgate/host/gate"
@@ -200,7 +201,7 @@ func TestChainVerdicts(t *testing.T) {
 	want := map[string][3]string{
 		"/deny":          {"deny", "guard", "DROP is not allowed here"},
 		"/hold":          {"hold", "approve", "writes need a human"},
-		"/broken":        {"deny", "", "policy chain failed"},
+		"/broken":        {"error", "", "policy chain failed"},
 		"/secret-answer": {"deny", "mask", "the answer holds a secret"},
 		"/rewritten":     {"rewrite", "guard", ""},
 		"/ok":            {"allow", "", ""},
@@ -221,6 +222,8 @@ func TestChainVerdicts(t *testing.T) {
 	if byPath["/rewritten"].Request["header.Authorization"] != "" {
 		t.Error("a rewrite of the Authorization header landed in the audit row")
 	}
+	// What HTTP records, whole: a change shows as a diff in review.
+	audittest.Golden(t, "testdata/chain_verdicts.json", p.rec.Rows(), strings.TrimPrefix(p.base, "http://"), "GATEWAY")
 }
 
 // writeCert stores a test server's certificate as a PEM CA file.

@@ -6,7 +6,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/tollgate-dev/tollgate/host/audit"
+	"github.com/tollgate-dev/tollgate/host/gate"
 )
 
 // Synced targets (durability = "synced"): the request's row is fsynced in
@@ -97,7 +97,7 @@ func (s *statusRecorder) release() {
 // resultDurable waits for the result row's ticket and releases the end of
 // the answer; when the row cannot be made durable the answer is cut, so
 // that the client never holds an answer whose row could be lost.
-func (x *exchange) resultDurable(r *http.Request, rec *statusRecorder, t audit.Ticket, recErr error) {
+func (x *exchange) resultDurable(r *http.Request, rec *statusRecorder, t gate.Ticket, recErr error) {
 	err := recErr
 	if err == nil {
 		ctx, cancel := context.WithTimeout(r.Context(), syncWait)

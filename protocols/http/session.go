@@ -10,7 +10,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/tollgate-dev/tollgate/host/audit"
 	"github.com/tollgate-dev/tollgate/host/event"
 	"github.com/tollgate-dev/tollgate/host/gate"
 )
@@ -84,7 +83,7 @@ func (c *conn) sessionFor(p *event.Principal, target string, at time.Time) *sess
 	s.SetPrincipal(p)
 	s.SetTarget(target, "")
 	c.cur = s
-	open := s.Row(audit.KindSessionOpen)
+	open := s.Row(gate.KindSessionOpen)
 	open.Time = at
 	s.Open(open) // not synced: a synced request's wait covers it
 	return s
@@ -105,7 +104,7 @@ func (c *conn) closeLocked() {
 }
 
 // sessionRow starts an audit row of session s about target.
-func sessionRow(s *session, kind, target string) audit.Row {
+func sessionRow(s *session, kind, target string) gate.Row {
 	r := s.Row(kind)
 	r.Target = target
 	return r

@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/tollgate-dev/tollgate/host/audit"
@@ -225,4 +227,61 @@ func TestUpstreamKilledMidResult(t *testing.T) {
 	c.conn.Close()
 	checkNoLeak(t, base)
 	_ = testenv.FreeAddr
+}
+
+// A real client that writes a whole message over max_message_bytes before
+// it reads (pgx does) still gets the FATAL 54000 that says why, not a
+// connection reset: the gateway reads and drops the rest of the message
+// before it closes. Simple and extended protocol.
+func TestOverCapMessageReachesTheClient(t *testing.T) {
+	e := startEnv(t, envOptions{listener: func(l *postgres.ListenerOptions) { l.MaxMessageBytes = 64 << 10 }})
+	big := strings.Repeat("x", 256<<10)
+	for name, run := range map[string]func(c *pgx.Conn) error{
+		"simple": func(c *pgx.Conn) error {
+			_, err := c.Exec(context.Background(), "SELECT '"+big+"'", pgx.QueryExecModeSimpleProtocol)
+			return err
+		},
+		"extended": func(c *pgx.Conn) error {
+			_, err := c.Exec(context.Background(), "SELECT $1::text", big)
+			return err
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			c := e.connect(t, "")
+			defer c.Close(context.Background())
+			err := run(c)
+			var pe *pgconn.PgError
+			if !errors.As(err, &pe) || pe.Code != "54000" || !strings.Contains(pe.Message, "max_message_bytes") {
+				t.Fatalf("want FATAL 54000 naming max_message_bytes, got %v", err)
+			}
+		})
+	}
+}
+
+// A startup packet over PostgreSQL's 10,000 bytes is answered with a
+// FATAL that says so, not a reset, and leaves a row like every refusal.
+func TestOversizedStartupPacket(t *testing.T) {
+	e := startEnv(t, envOptions{})
+	c, err := net.Dial("tcp", e.l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	pkt := make([]byte, 20_000)
+	binary.BigEndian.PutUint32(pkt, uint32(len(pkt)))
+	binary.BigEndian.PutUint32(pkt[4:], 196608) // protocol 3.0
+	if _, err := c.Write(pkt); err != nil {
+		t.Fatal(err)
+	}
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	got, err := io.ReadAll(c)
+	if err != nil {
+		t.Fatalf("read: %v (got %q)", err, got)
+	}
+	if len(got) == 0 || got[0] != 'E' || !bytes.Contains(got, []byte("08P01")) || !bytes.Contains(got, []byte("a startup packet of 19996 bytes (after its length) is outside PostgreSQL's limits of 4 to 10000")) {
+		t.Fatalf("answer: %q", got)
+	}
+	e.rec.Wait(t, "for the oversized startup packet", func(r audit.Row) bool {
+		return r.Kind == audit.KindSessionOpen && r.Verdict == "deny" && strings.Contains(r.Error, "startup packet of 19996 bytes")
+	})
 }

@@ -10,7 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 
-	"github.com/tollgate-dev/tollgate/host/access/glob"
+	"github.com/tollgate-dev/tollgate/host/gate"
 	"github.com/tollgate-dev/tollgate/protocols/postgres/internal/sqlref"
 )
 
@@ -175,7 +175,7 @@ func loadCatalog(ctx context.Context, t *target, db string) (*catalog, error) {
 		}
 		schema, table, column := string(row[2]), string(row[3]), string(row[4])
 		for _, r := range t.sensitive {
-			if glob.Match(r.schema, schema) && glob.Match(r.table, table) && glob.Match(r.column, column) {
+			if gate.GlobMatch(r.schema, schema) && gate.GlobMatch(r.table, table) && gate.GlobMatch(r.column, column) {
 				c := &sensitiveCol{schema: schema, table: table, column: column, mask: r.mask}
 				if prev := cat.cols[srcCol{uint32(oid), int16(attr)}]; prev != nil {
 					// Named by two entries: refuse wins over mask.

@@ -42,11 +42,31 @@ func (s *session) run() {
 	s.up.Write([]byte{'X', 0, 0, 0, 4})
 	s.up.Close()
 	<-done
+	s.recordUnanswered()
 	s.flushClient()
 	s.client.Close()
 	s.l.cancels.remove(s.cancelPID, s.cancelSecret)
 	s.cancel()
 	s.recordClose()
+}
+
+// recordUnanswered records the statements still queued once the relay has
+// ended. The relay recorded those queued when the upstream connection
+// ended; these were read from the client and queued after that (a
+// PostgreSQL restart ends sessions while their clients keep sending), and
+// the server never answered them. Every statement read has its row.
+func (s *session) recordUnanswered() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for o := s.headLocked(); o != nil; o = s.headLocked() {
+		if o.st != nil && !o.st.done {
+			if o.st.err == "" {
+				o.st.err = "not run: the connection to the target was lost before the server read it"
+			}
+			s.recordStmt(o.st)
+		}
+		s.popLocked()
+	}
 }
 
 // leftDrain bounds how long a session whose client left waits for the
@@ -135,6 +155,7 @@ func (s *session) clientError(err error) {
 	case errors.As(err, &tooBig):
 		s.setCloseErr(fmt.Sprintf("client message of %d bytes over the limit of %d", tooBig.ActualBodyLen, tooBig.MaxExpectedBodyLen))
 		s.fatal(codeProgramLimitExceeded, fmt.Sprintf("message of %d bytes is over this gateway's limit of %d bytes (max_message_bytes)", tooBig.ActualBodyLen, tooBig.MaxExpectedBodyLen))
+		s.drainClient(int64(tooBig.ActualBodyLen))
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		s.setCloseErr("client disconnected mid-message")
 	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
@@ -147,6 +168,37 @@ func (s *session) clientError(err error) {
 		}
 		s.setCloseErr("protocol violation: " + err.Error())
 		s.fatal(codeProtocolViolation, "malformed or unknown message: "+err.Error())
+	}
+}
+
+// Draining a refused message: at most its announced length and what a
+// client pipelines behind it, for at most drainFor, ending once the
+// client has been quiet for drainQuiet.
+const (
+	drainFor   = 5 * time.Second
+	drainQuiet = 200 * time.Millisecond
+	drainExtra = 64 << 10
+)
+
+// drainClient reads and drops what the client is still sending (the rest
+// of a message refused for its size) before the session closes the
+// connection: a close with unread bytes makes the kernel reset the
+// connection, and a client still writing its message (pgx writes all of
+// it before it reads) would lose the FATAL that says why with the reset.
+func (s *session) drainClient(announced int64) {
+	end := time.Now().Add(drainFor)
+	buf := make([]byte, 32<<10)
+	for left := announced + drainExtra; left > 0; {
+		d := time.Now().Add(drainQuiet)
+		if d.After(end) {
+			d = end
+		}
+		s.client.SetReadDeadline(d)
+		n, err := s.client.Read(buf[:min(int64(len(buf)), left)])
+		left -= int64(n)
+		if err != nil {
+			return
+		}
 	}
 }
 

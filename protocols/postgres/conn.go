@@ -86,6 +86,43 @@ func isTimeout(err error) bool {
 	return errors.Is(err, os.ErrDeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
 }
 
+// maxStartupPacket is PostgreSQL's MAX_STARTUP_PACKET_LENGTH, which
+// pgproto3 enforces.
+const maxStartupPacket = 10_000
+
+// badStartupLength reports a startup packet pgproto3 refused for its
+// length, and the length the client announced.
+func badStartupLength(err error) (int, bool) {
+	var n int
+	if err == nil {
+		return 0, false
+	}
+	if _, serr := fmt.Sscanf(err.Error(), "invalid length of startup packet: %d", &n); serr != nil {
+		return 0, false
+	}
+	return n, true // without the length word, as PostgreSQL counts
+}
+
+// drainStartup reads and drops the rest of a refused startup packet,
+// bounded like a refused message (drainClient).
+func (st *startup) drainStartup(announced int) {
+	end := time.Now().Add(drainFor)
+	buf := make([]byte, 32<<10)
+	for left := int64(min(max(announced, 0), 1<<20)) + drainExtra; left > 0; {
+		d := time.Now().Add(drainQuiet)
+		if d.After(end) {
+			d = end
+		}
+		st.nc.SetReadDeadline(d)
+		n, err := st.nc.Read(buf[:min(int64(len(buf)), left)])
+		left -= int64(n)
+		if err != nil {
+			break
+		}
+	}
+	st.nc.SetReadDeadline(st.deadline)
+}
+
 // errRefused ends a connection over a cap once it has its 53300.
 var errRefused = errors.New("over a connection cap")
 
@@ -107,7 +144,10 @@ type startup struct {
 	params    map[string]string
 	settings  startupSettings
 	audited   *session // set once a session.open row exists
-	in        *clientReader
+	// answerable: the client sent a whole startup packet (one refused
+	// for its length), so it reads an ErrorResponse.
+	answerable bool
+	in         *clientReader
 }
 
 func (st *startup) backend() {
@@ -121,6 +161,14 @@ func (st *startup) run() (*session, error) {
 	var sm *pgproto3.StartupMessage
 	for sm == nil {
 		msg, err := st.be.ReceiveStartupMessage()
+		if n, bad := badStartupLength(err); bad {
+			// PostgreSQL closes without a word; the gateway says why and
+			// records it, once the client's packet is read (a close with
+			// unread bytes would reset the connection under the answer).
+			st.drainStartup(n)
+			st.answerable = true
+			return nil, st.fatal(codeProtocolViolation, fmt.Sprintf("a startup packet of %d bytes (after its length) is outside PostgreSQL's limits of 4 to %d", n, maxStartupPacket), err)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("startup: %w", err)
 		}
@@ -177,7 +225,7 @@ func (st *startup) fatal(code, msg string, err error) error {
 	// The client reads our messages once it has TLS or sent its startup
 	// message; before that (or in the middle of a TLS handshake) a
 	// message would be garbage to it.
-	if st.tls || st.params != nil {
+	if st.tls || st.params != nil || st.answerable {
 		// A little time past auth_timeout, to say why.
 		st.nc.SetWriteDeadline(time.Now().Add(time.Second))
 		st.be.Send(&pgproto3.ErrorResponse{Severity: "FATAL", SeverityUnlocalized: "FATAL", Code: code,

@@ -96,8 +96,22 @@ type rowDesc struct {
 	types    []uint32
 }
 
-// relayState is shared by both loops under mu.
+// A session's state is split by owner: queueState is shared by both
+// loops under mu; clientWriter is whoever holds wmu; rowBatcher and the
+// upstream reader belong to the relay loop; clientState to the client
+// loop; holdState to a statement's approval wait (hold.go). A field is
+// touched only by its owner (or under its lock): the race detector runs
+// every test.
 type relayState struct {
+	queueState
+	clientWriter
+	rowBatcher
+}
+
+// queueState is the statements in flight and what the server said of
+// them, shared by the client loop (which queues) and the relay loop
+// (which answers), under mu.
+type queueState struct {
 	mu         sync.Mutex
 	ops        []*op
 	head       int
@@ -126,12 +140,19 @@ type relayState struct {
 	// recorded (durable.go).
 	endHeld bool
 	endAt   int
+}
 
-	wmu       sync.Mutex // serializes writes to the client
+// clientWriter writes to the client, one writer at a time (wmu).
+type clientWriter struct {
+	wmu       sync.Mutex
 	spare     []byte
 	clientErr error
+}
 
-	batch batch // relay loop only
+// rowBatcher is the relay loop's: result rows on their way through the
+// chain, and the column descriptions they are read with.
+type rowBatcher struct {
+	batch batch
 	drow  pgproto3.DataRow
 	// The last RowDescription decoded, and its bytes (rowDescLocked).
 	lastDesc     *rowDesc
@@ -139,7 +160,7 @@ type relayState struct {
 	lastDescCat  *catalog
 }
 
-// clientState belongs to the client loop.
+// clientState is the client loop's.
 type clientState struct {
 	be         *pgproto3.Backend
 	ubuf       []byte

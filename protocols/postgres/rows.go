@@ -117,7 +117,7 @@ func (b *batch) cell(v []byte) event.Cell {
 }
 
 // flushBatchLocked runs the batch through the chain and writes the rows
-// as the plugins left them.
+// as the plugins left them. The chain runs without mu (callPluginsLocked).
 func (s *session) flushBatchLocked(o *op) {
 	b := &s.batch
 	if b.o == nil || len(b.values) == 0 {
@@ -144,7 +144,7 @@ func (s *session) flushBatchLocked(o *op) {
 	b.fields["sql"] = o.sql
 	b.ev = event.Event{Phase: event.Response, Protocol: "postgres", Kind: "pg.rows", SessionID: s.id,
 		Target: s.targetName, Principal: s.principal, Fields: b.fields, Rows: &b.rows}
-	v := s.process(o.st, &b.ev)
+	v := s.callPluginsLocked(o.st, &b.ev)
 	if v.Action == event.Deny || v.Action == event.Hold {
 		s.withholdLocked(o, "result withheld by policy: "+v.Reason)
 		return

@@ -142,7 +142,7 @@ func (s *session) processMessageLocked(o *op, kind string, f map[string]string) 
 	}
 	ev := &event.Event{Phase: event.Response, Protocol: "postgres", Kind: kind, SessionID: s.id,
 		Target: s.targetName, Principal: s.principal, Fields: f}
-	v := s.process(opStmt(o), ev)
+	v := s.callPluginsLocked(opStmt(o), ev)
 	if o != nil && o.st != nil && len(v.Annotations) > 0 {
 		o.st.annot = append(o.st.annot, v.Annotations...)
 	}

@@ -10,7 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/tollgate-dev/tollgate/host/audit"
 	"github.com/tollgate-dev/tollgate/host/event"
 	"github.com/tollgate-dev/tollgate/host/gate"
 )
@@ -76,13 +75,27 @@ func (s *session) process(st *stmt, ev *event.Event) event.Verdict {
 	return s.gs.Process(s.ctx, ev)
 }
 
+// callPluginsLocked is process for the relay loop, which holds mu while
+// it handles a server message: mu is released for the chain's call, so
+// that a slow plugin never stops the client loop (which queues the
+// client's next messages under mu). What the relay works on meanwhile
+// is its own: the batch, the op at the head of the queue (only the relay
+// pops it) and its statement (the client loop is done with it once the
+// op is queued); the client loop only appends to the queue, and wbuf
+// gets the batch's rows after the call, in order.
+func (s *session) callPluginsLocked(st *stmt, ev *event.Event) event.Verdict {
+	s.mu.Unlock()
+	defer s.mu.Lock()
+	return s.process(st, ev)
+}
+
 // row starts an audit row for this session.
-func (s *session) row(kind string) audit.Row { return s.gs.Row(kind) }
+func (s *session) row(kind string) gate.Row { return s.gs.Row(kind) }
 
 // record seals r into the session's rows and hands it to the recorder,
 // which does not block (gate.Session.Record says what happens when the
 // spool is full).
-func (s *session) record(r audit.Row) { s.gs.Record(r) }
+func (s *session) record(r gate.Row) { s.gs.Record(r) }
 
 // recordOpen writes the session.open row; refusal is why the session was
 // refused, if it was.
@@ -90,7 +103,7 @@ func (s *session) recordOpen(refusal string) {
 	s.gs.SetPrincipal(s.principal)
 	s.gs.SetTarget(s.targetName, s.rule)
 	s.gs.SetSynced(s.target != nil && s.target.synced)
-	r := s.row(audit.KindSessionOpen)
+	r := s.row(gate.KindSessionOpen)
 	r.Time = s.opened
 	r.Request = map[string]string{"user": s.pgUser, "database": s.database, "tls": strconv.FormatBool(s.tls)}
 	if s.settings != nil {

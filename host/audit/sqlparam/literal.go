@@ -75,11 +75,14 @@ func Literal(typ, value string, now time.Time) (string, error) {
 func atoi(s string) int { n, _ := strconv.Atoi(s); return n }
 
 // Quote is s as a ClickHouse string literal. Backslash and quote are the
-// only characters that end or change a literal; every other byte stands
-// for itself.
+// characters that end or change a literal, and NUL is written \0 because
+// chDB takes the query as a C string, where a raw NUL ends it; every
+// other byte stands for itself.
 func Quote(s string) string {
-	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s) + "'"
+	return "'" + quoter.Replace(s) + "'"
 }
+
+var quoter = strings.NewReplacer(`\`, `\\`, `'`, `\'`, "\x00", `\0`)
 
 func parseTime(v string, now time.Time) (time.Time, error) {
 	if v == "now" {

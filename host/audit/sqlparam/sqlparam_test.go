@@ -81,6 +81,7 @@ func TestLiteralTypes(t *testing.T) {
 		{"Int32", "-5", "toInt32(-5)"},
 		{"Float64", "1.5", "toFloat64(1.5)"},
 		{"String", "a\nb'c", `'a` + "\n" + `b\'c'`},
+		{"String", "a\x00b\\", `'a\0b\\'`},
 	} {
 		got, err := Literal(tc.typ, tc.in, now)
 		if err != nil || got != tc.want {

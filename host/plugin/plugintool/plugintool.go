@@ -82,11 +82,18 @@ type Result struct {
 	Annotations    map[string]string `json:"annotations,omitempty"`
 	Fields         map[string]string `json:"fields,omitempty"`
 	Rows           *TestRows         `json:"rows,omitempty"`
+	// Failure is what failed when the plugin crashed (its panic message,
+	// a timeout, fuel or memory exhausted); Action is then "error".
+	Failure string `json:"failure,omitempty"`
 }
 
+// ErrCrashed is returned, with the Result, when the plugin failed.
+var ErrCrashed = errors.New("the plugin crashed")
+
 // Run loads wasm with configTOML (the plugin's own table, may be empty)
-// and processes the event in eventJSON.
-func Run(ctx context.Context, wasm, configTOML, eventJSON []byte) (*Result, error) {
+// and processes the event in eventJSON. A plugin that fails returns its
+// Result (Action "error") and an error wrapping ErrCrashed.
+func Run(ctx context.Context, wasm, configTOML, eventJSON []byte) (_ *Result, err error) {
 	var te TestEvent
 	dec := json.NewDecoder(bytes.NewReader(eventJSON))
 	dec.DisallowUnknownFields()
@@ -122,6 +129,10 @@ func Run(ctx context.Context, wasm, configTOML, eventJSON []byte) (*Result, erro
 	}
 	r := &Result{Action: v.Action.String(), Plugin: v.Plugin, Reason: v.Reason, ApproverGroups: v.ApproverGroups,
 		Changes: v.Changes, Fields: ev.Fields}
+	if v.Failed != "" {
+		r.Action, r.Failure = "error", v.Failed
+		defer func() { err = fmt.Errorf("%w: %s", ErrCrashed, v.Failed) }()
+	}
 	for _, a := range v.Annotations {
 		if r.Annotations == nil {
 			r.Annotations = map[string]string{}

@@ -14,6 +14,7 @@ import (
 	"github.com/tollgate-dev/tollgate/host/access"
 	"github.com/tollgate-dev/tollgate/host/approval"
 	"github.com/tollgate-dev/tollgate/host/audit"
+	"github.com/tollgate-dev/tollgate/host/audit/audittest"
 	"github.com/tollgate-dev/tollgate/host/config"
 	"github.com/tollgate-dev/tollgate/host/event"
 	"github.com/tollgate-dev/tollgate/host/gate"
@@ -219,7 +220,7 @@ func TestEchoEndToEnd(t *testing.T) {
 	for _, r := range rows {
 		kinds = append(kinds, r.Kind+":"+string(r.Verdict))
 	}
-	want := []string{"session.open:", "echo.line:allow", "echo.line:deny", "echo.line:deny", "echo.line:hold", "echo.line:hold", "session.close:"}
+	want := []string{"session.open:", "echo.line:allow", "echo.line:deny", "echo.line:error", "echo.line:hold", "echo.line:hold", "session.close:"}
 	if strings.Join(kinds, " ") != strings.Join(want, " ") {
 		t.Fatalf("rows: %v, want %v", kinds, want)
 	}
@@ -236,6 +237,7 @@ func TestEchoEndToEnd(t *testing.T) {
 		t.Errorf("close row: %+v", rows[6])
 	}
 	verifyComplete(t, rows)
+	audittest.Golden(t, "testdata/end_to_end.json", rows)
 }
 
 // A refused login is a session too: its open row says why, its close row

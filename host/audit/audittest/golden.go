@@ -1,0 +1,102 @@
+package audittest
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/tollgate-dev/tollgate/host/audit"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files of audit rows")
+
+// volatileClaims change with every token minted.
+var volatileClaims = []string{"exp", "iat", "nbf", "jti", "auth_time"}
+
+// Golden compares rows with the golden file at path (a JSON array), after
+// putting in the place of what changes from run to run what stays: IDs
+// become their order of appearance ("session-1", "approval-1"), times,
+// durations, addresses and hashes are cleared, hashes kept as whether
+// they were set; an ID quoted inside a value is replaced too, and so is
+// each old string of replace (old, new pairs: an address chosen at run
+// time, say). `go test -update` rewrites the file. A change in what a
+// protocol records then shows as a diff in review.
+func Golden(t testing.TB, path string, rows []audit.Row, replace ...string) {
+	t.Helper()
+	ids := map[string]string{}
+	stable := func(kind, id string) string {
+		if id == "" {
+			return ""
+		}
+		if s, ok := ids[id]; ok {
+			return s
+		}
+		n := 1
+		for _, s := range ids {
+			if len(s) > len(kind) && s[:len(kind)+1] == kind+"-" {
+				n++
+			}
+		}
+		ids[id] = kind + "-" + strconv.Itoa(n)
+		return ids[id]
+	}
+	out := make([]audit.Row, len(rows))
+	for i, r := range rows {
+		r.EventID = ""
+		r.SessionID = stable("session", r.SessionID)
+		r.ApprovalID = stable("approval", r.ApprovalID)
+		r.Time = time.Time{}
+		r.DurationMicro = 0
+		r.RemoteAddr = ""
+		if r.PrevHash != "" {
+			r.PrevHash = "set"
+		}
+		if r.RowHash != "" {
+			r.RowHash = "set"
+		}
+		if len(r.Claims) > 0 {
+			c := make(map[string]string, len(r.Claims))
+			for k, v := range r.Claims {
+				c[k] = v
+			}
+			for _, k := range volatileClaims {
+				delete(c, k)
+			}
+			r.Claims = c
+		}
+		out[i] = r
+	}
+	got, err := json.MarshalIndent(out, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got = append(got, '\n')
+	// The IDs quoted inside values (a reason naming its approval).
+	for id, name := range ids {
+		got = bytes.ReplaceAll(got, []byte(id), []byte(name))
+	}
+	for i := 0; i+1 < len(replace); i += 2 {
+		got = bytes.ReplaceAll(got, []byte(replace[i]), []byte(replace[i+1]))
+	}
+	if *update {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("golden file: %v (run the test with -update to write it)", err)
+	}
+	if string(got) != string(want) {
+		t.Errorf("audit rows differ from %s (run with -update to accept, and review the diff):\n%s", path, got)
+	}
+}
