@@ -30,8 +30,12 @@ run: build chdb
 	@test -s .tollgate/demo-token || (umask 077; head -c 24 /dev/urandom | base64 > .tollgate/demo-token)
 	./$(BIN) serve --dev -c gateway.toml
 
+# -timeout 30m: a package's whole run under the race detector (detect's
+# gitleaks comparison, the gateway binary's soak and bounds) outgrows go
+# test's 10 minutes on a loaded 2-core machine; CI's own 90 minutes bound
+# the whole.
 test: deps vet
-	$(GO) test -race -count=1 ./...
+	$(GO) test -race -count=1 -timeout 30m ./...
 	@$(MAKE) --no-print-directory detect-property
 	@$(MAKE) --no-print-directory conformance-run
 
