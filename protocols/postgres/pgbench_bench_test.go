@@ -152,7 +152,7 @@ func BenchmarkPgbench(b *testing.B) {
 			d := res["direct"]
 			for _, tg := range targets[1:] {
 				x := res[tg.name]
-				fmt.Printf("BENCH pgbench-%s-%s %.0f tps ratio=%.2f vs direct (%.0f tps), latency +%.0f us\n",
+				fmt.Printf("BENCH pgbench-%s-%s %.0f tps ratio=%.2f vs direct (%.0f tps), latency %+.0f us\n",
 					r.name, tg.name, x[0], x[0]/d[0], d[0], (x[1]-d[1])*1000)
 			}
 			// The floor: the cheaper relay by CPU per transaction.
@@ -182,7 +182,7 @@ func BenchmarkPgbench(b *testing.B) {
 				fmt.Printf("BENCH pgbench-%s-%s-tps-vs-floor %.0f tps ratio=%.2f vs floor (%s %.0f tps), target >= 0.9 at 8 clients\n",
 					r.name, name, x[0], x[0]/f[0], floor, f[0])
 				added, fadded := (x[1]-d[1])*1000, (f[1]-d[1])*1000
-				fmt.Printf("BENCH pgbench-%s-%s-added-latency %.0f us ratio=%.2f vs floor (%s +%.0f us); %+.0f us over the floor, target <= +20 at 1 client\n",
+				fmt.Printf("BENCH pgbench-%s-%s-added-latency %.0f us ratio=%.2f vs floor (%s %+.0f us); %+.0f us over the floor, target <= +20 at 1 client\n",
 					r.name, name, added, added/fadded, floor, fadded, added-fadded)
 			}
 		}
