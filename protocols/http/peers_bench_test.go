@@ -64,7 +64,7 @@ func main() {
 func startBareProxy(b *testing.B, upstream, token string) benchPeer {
 	b.Helper()
 	dir := b.TempDir()
-	os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module bareproxy\n\ngo 1.26\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module bareproxy\n\ngo 1.22\n"), 0o644)
 	os.WriteFile(filepath.Join(dir, "main.go"), []byte(bareProxySource), 0o644)
 	bin := filepath.Join(dir, "bareproxy")
 	build := exec.Command("go", "build", "-o", bin, ".")
