@@ -280,3 +280,14 @@ targets = ["bench"]
 	}
 	return wrkGateway{addr: gwAddr, g: g}, "Authorization: Bearer " + jwt
 }
+
+// requireBenchPeer fails the benchmark when a program `make bench-deps`
+// installs (nginx, Caddy, wrk) is missing, naming the target and package.
+func requireBenchPeer(b *testing.B, name, pkg string) string {
+	b.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		b.Fatalf("%s is not installed: `make bench-deps` installs it (Debian package %s)", name, pkg)
+	}
+	return p
+}

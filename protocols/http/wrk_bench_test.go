@@ -50,9 +50,9 @@ func BenchmarkWrk(b *testing.B) {
 		}
 		return
 	}
-	wrkBin := testenv.RequireCommand(b, "wrk")
-	nginxBin := testenv.RequireCommand(b, "nginx")
-	caddyBin := testenv.RequireCommand(b, "caddy")
+	wrkBin := requireBenchPeer(b, "wrk", "wrk")
+	nginxBin := requireBenchPeer(b, "nginx", "nginx-light")
+	caddyBin := requireBenchPeer(b, "caddy", "caddy")
 
 	const upstreamToken = "bench-upstream-secret-0123456789"
 
