@@ -8,7 +8,10 @@ LDFLAGS := -X main.version=$(VERSION)
 
 # Debian packages the tests talk to (real peers, never mocks).
 TEST_PKGS  := curl ca-certificates wabt clickhouse-server clickhouse-client postgresql chromium
-BENCH_PKGS := nginx-light wrk pgbouncer
+# Peers `make bench` measures the gateway against: nginx and Caddy (2.6,
+# run from a Caddyfile of the benchmark's own, not as the packaged
+# service) for HTTP, PgBouncer for PostgreSQL; wrk drives HTTP.
+BENCH_PKGS := nginx-light caddy wrk pgbouncer
 
 .PHONY: all build run test detect-property deps chdb bench-deps bench soak fuzz vet clean plugins conformance conformance-run
 
