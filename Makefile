@@ -8,7 +8,10 @@ LDFLAGS := -X main.version=$(VERSION)
 
 # Debian packages the tests talk to (real peers, never mocks).
 TEST_PKGS  := curl ca-certificates wabt clickhouse-server clickhouse-client postgresql chromium
-BENCH_PKGS := nginx-light wrk pgbouncer
+# Peers `make bench` measures the gateway against: nginx and Caddy (2.6,
+# run from a Caddyfile of the benchmark's own, not as the packaged
+# service) for HTTP, PgBouncer for PostgreSQL; wrk drives HTTP.
+BENCH_PKGS := nginx-light caddy wrk pgbouncer
 
 .PHONY: all build run test detect-property deps chdb bench-deps bench soak fuzz vet clean plugins conformance conformance-run
 
@@ -30,8 +33,12 @@ run: build chdb
 	@test -s .tollgate/demo-token || (umask 077; head -c 24 /dev/urandom | base64 > .tollgate/demo-token)
 	./$(BIN) serve --dev -c gateway.toml
 
+# -timeout 30m: a package's whole run under the race detector (detect's
+# gitleaks comparison, the gateway binary's soak and bounds) outgrows go
+# test's 10 minutes on a loaded 2-core machine; CI's own 90 minutes bound
+# the whole.
 test: deps vet
-	$(GO) test -race -count=1 ./...
+	$(GO) test -race -count=1 -timeout 30m ./...
 	@$(MAKE) --no-print-directory detect-property
 	@$(MAKE) --no-print-directory conformance-run
 
