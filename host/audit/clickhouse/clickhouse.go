@@ -50,6 +50,8 @@ type Store struct {
 	mu      sync.Mutex
 	ready   bool
 	version string // the server's, from SELECT version()
+	read    ch.Settings
+	write   ch.Settings
 }
 
 // Open connects, applies the schema (idempotent) and records its version.
@@ -125,7 +127,33 @@ func (s *Store) ensureSchema(ctx context.Context) error {
 		return err
 	}
 	s.ready, s.version = true, version
+	s.read, s.write = clusterSettings(s.o.Cluster, version)
 	return nil
+}
+
+// clusterSettings are the settings of reads and inserts on a cluster.
+//
+// Inserts wait for every shard (insert_distributed_sync): an
+// acknowledged batch is on the shards that own its sessions, not in a
+// node's Distributed queue, so a row leaves the gateway's spool only once
+// it is where analysts read it, and a shard that is down makes the batch
+// wait in the spool (the part that reached the other shard collapses
+// when the batch is replayed).
+//
+// Reads on 18.x go to every shard over the network
+// (prefer_localhost_replica=0): 18.16 reading its own shard in-process
+// with FINAL fails with "Cannot find column ... in source stream" unless
+// the query selects every sorting key and version column.
+func clusterSettings(cluster, version string) (read, write ch.Settings) {
+	read, write = ch.Settings{"readonly": 1}, ch.Settings{}
+	if cluster == "" {
+		return read, write
+	}
+	write["insert_distributed_sync"] = 1
+	if major(version) < 19 {
+		read["prefer_localhost_replica"] = 0
+	}
+	return read, write
 }
 
 func connect(o Options, db string) (driver.Conn, error) {
@@ -229,7 +257,7 @@ func (s *Store) Insert(ctx context.Context, rows []audit.Row) error {
 	if err := s.ensureSchema(ctx); err != nil {
 		return fmt.Errorf("clickhouse: insert: %w", err)
 	}
-	b, err := s.conn.PrepareBatch(ctx, schema.InsertEvents(s.db))
+	b, err := s.conn.PrepareBatch(ch.Context(ctx, ch.WithSettings(s.write)), schema.InsertEvents(s.db))
 	if err != nil {
 		return fmt.Errorf("clickhouse: insert: %w", err)
 	}
@@ -281,8 +309,7 @@ func (s *Store) Query(ctx context.Context, sql string, args ...any) (cols []stri
 	if err := s.ensureSchema(ctx); err != nil {
 		return nil, nil, err
 	}
-	ctx = ch.Context(ctx, ch.WithSettings(ch.Settings{"readonly": 1}))
-	r, err := s.conn.Query(ctx, sql, args...)
+	r, err := s.conn.Query(ch.Context(ctx, ch.WithSettings(s.read)), sql, args...)
 	if err != nil {
 		return nil, nil, fmt.Errorf("clickhouse: query: %w", err)
 	}
