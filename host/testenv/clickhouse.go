@@ -28,6 +28,7 @@ type ClickHouse struct {
 	tcp, web string
 	extra    string // more server config (a cluster's), inside <yandex>
 	profiles string // more settings profiles, inside <profiles>
+	defaults string // more settings of the default profile
 	mu       sync.Mutex
 	out      bytes.Buffer // what the server printed (warnings and errors)
 	cmd      *exec.Cmd
@@ -194,7 +195,7 @@ func (c *ClickHouse) writeConfig() error {
     <profiles>
         <default>
             <max_memory_usage>4000000000</max_memory_usage>
-        </default>
+` + c.defaults + `        </default>
 ` + c.profiles + `    </profiles>
     <users>
         <default>

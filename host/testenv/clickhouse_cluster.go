@@ -19,7 +19,7 @@ import (
 // classes; it runs on the default JRE the package depends on.
 const ZooKeeperJar = "/usr/share/java/zookeeper.jar"
 
-var zkLogLevel = "info"
+var zkLogLevel = "warn"
 
 // ZooKeeper is a standalone ZooKeeper server in the foreground, its data
 // in a temp directory, listening on a loopback port: what ClickHouse's
@@ -154,6 +154,10 @@ func StartClickHouseCluster(t testing.TB, name string, shards int) *ClickHouseCl
 		// the settings of the query that queued it: 18.x needs
 		// LowCardinality allowed there.
 		n.profiles = "        <ddl>\n            <allow_experimental_low_cardinality_type>1</allow_experimental_low_cardinality_type>\n        </ddl>\n"
+		// A connection from another node that sits idle notices a
+		// shutdown only at its next poll (poll_interval, 10 s by default),
+		// and 18.16 waits for it before exiting.
+		n.defaults = "            <poll_interval>1</poll_interval>\n"
 		if err := n.writeConfig(); err != nil {
 			t.Fatalf("testenv: clickhouse config: %v", err)
 		}
@@ -161,6 +165,16 @@ func StartClickHouseCluster(t testing.TB, name string, shards int) *ClickHouseCl
 	for _, n := range cl.Nodes {
 		n.Start(t)
 	}
+	// Stop every node at once: a node holds connections to the others
+	// (Distributed reads), and 18.16 waits for its open connections at
+	// shutdown, so stopping one after another waited for the SIGKILL.
+	t.Cleanup(func() {
+		var wg sync.WaitGroup
+		for _, n := range cl.Nodes {
+			wg.Go(n.stop)
+		}
+		wg.Wait()
+	})
 	return cl
 }
 

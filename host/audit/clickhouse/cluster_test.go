@@ -2,7 +2,6 @@ package clickhouse
 
 import (
 	"context"
-	"fmt"
 	"strconv"
 	"testing"
 	"time"
@@ -17,7 +16,9 @@ import (
 // openCluster opens a store on every node of cl with cluster mode on.
 func openCluster(t testing.TB, cl *testenv.ClickHouseCluster) *Store {
 	t.Helper()
+	t0 := time.Now()
 	s, err := Open(context.Background(), Options{Addrs: cl.Addrs(), Database: "audit", Cluster: cl.Name})
+	t.Logf("schema on the cluster in %v", time.Since(t0))
 	if err != nil {
 		t.Fatalf("Open on the cluster: %v\nnode 1:\n%s\nnode 2:\n%s\nzookeeper:\n%s", err, cl.Nodes[0].Output(), cl.Nodes[1].Output(), cl.ZooKeeper.Output())
 	}
@@ -41,7 +42,9 @@ func nodeQuery(t testing.TB, cl *testenv.ClickHouseCluster, n *testenv.ClickHous
 // events table land on the shard of their session, the sessions view
 // derives on each shard, and every analyst read answers across shards.
 func TestClusterSchemaAndReplay(t *testing.T) {
+	t0 := time.Now()
 	cl := testenv.StartClickHouseCluster(t, "tg", 2)
+	t.Logf("cluster started in %v", time.Since(t0))
 	s := openCluster(t, cl)
 	openCluster(t, cl) // idempotent
 	audittest.CheckSchema(t, s, schema.Version)
@@ -110,5 +113,100 @@ func checkExactlyOnce(t *testing.T, sent, back []audit.Row) {
 	}
 }
 
-var _ = fmt.Sprint
-var _ = spool.Options{}
+// keepOpen is the store for a pipeline whose Close must not close it.
+type keepOpen struct{ audit.Store }
+
+func (keepOpen) Close() error { return nil }
+
+// waitFor polls cond until it holds; the deadline only keeps a broken
+// run from hanging, it decides nothing.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Minute)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("gave up waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// One shard's server dies while the gateway's pipeline writes to the
+// cluster: the batches that touch its sessions fail (inserts wait for
+// every shard) and wait in the spool, the parts that reached the other
+// shard are written again when the batch is replayed, and once the
+// server is back every row is in `events FINAL` exactly once, every
+// session is closed once in `sessions FINAL`, and every chain verifies.
+func TestClusterShardKilledRowsWaitInSpool(t *testing.T) {
+	cl := testenv.StartClickHouseCluster(t, "tg", 2)
+	s := openCluster(t, cl)
+	ctx := context.Background()
+	p, err := audit.OpenPipeline(audit.PipelineOptions{Store: keepOpen{s}, Spool: spool.Options{Dir: t.TempDir()}, BatchAge: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	start := time.Now().UTC().Add(-time.Minute)
+	var sent []audit.Row
+	record := func(sessions int) {
+		for i := range sessions {
+			rows := audittest.SessionRows(start.Add(time.Duration(len(sent)+i)*time.Millisecond), "orders-db", "run-42", 4+i%5)
+			for _, r := range rows {
+				if err := p.Record(r); err != nil {
+					t.Fatalf("record: %v", err)
+				}
+			}
+			sent = append(sent, rows...)
+		}
+	}
+	shipped := func() bool { st := p.Stats(); return st.Shipped == st.Accepted }
+
+	// Before the fault: rows arrive, and a batch delivered twice (an
+	// acknowledgement lost) is written again on purpose.
+	record(40)
+	waitFor(t, "the first rows to ship", shipped)
+	if err := s.Insert(ctx, sent[:len(sent)/2]); err != nil {
+		t.Fatal(err)
+	}
+
+	// Shard 1's server is killed. Its node is the store's first
+	// address, so the driver also has to fail over to node 2 for the
+	// connection, and every batch with a shard-1 session fails.
+	cl.Nodes[0].Kill()
+	before := len(sent)
+	record(40)
+	waitFor(t, "an insert to fail while shard 1 is down", func() bool { st := p.Stats(); return !st.StoreReachable && st.Retries > 0 })
+	if st := p.Stats(); st.Shipped >= st.Accepted {
+		t.Fatalf("all %d rows shipped with shard 1 down", st.Accepted)
+	}
+	record(20) // more sessions while it is down
+	t.Logf("shard 1 down: %+v", p.Stats())
+
+	cl.Nodes[0].Restart(t)
+	waitFor(t, "the spool to drain after the restart", shipped)
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("after restart: %+v; %d rows sent, %d before the kill", p.Stats(), len(sent), before)
+
+	var stored int
+	for i, n := range cl.Nodes {
+		got := nodeQuery(t, cl, n, "SELECT count(), uniqExact(session_id) FROM events_local")
+		t.Logf("shard %d holds (rows, sessions) %v", i+1, got)
+		c, _ := strconv.Atoi(got[0][0])
+		stored += c
+	}
+	t.Logf("%d rows stored across shards, %d distinct: %d duplicates that FINAL hides", stored, len(sent), stored-len(sent))
+	if got := query(t, s, "SELECT count() FROM events FINAL")[0][0]; got != strconv.Itoa(len(sent)) {
+		t.Fatalf("events FINAL counts %s, want %d", got, len(sent))
+	}
+	back, err := s.Rows(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkExactlyOnce(t, sent, back)
+	audittest.CheckSessions(t, s, sent, 100)
+	if got := query(t, s, "SELECT count(), sum(closed) FROM sessions FINAL"); got[0][0] != "100" || got[0][1] != "100" {
+		t.Fatalf("sessions FINAL (count, closed) = %v, want 100 closed", got)
+	}
+}
