@@ -196,7 +196,20 @@ func major(version string) int {
 // migrate runs the DDL and records schema.Version once. SET statements
 // become per-query settings: the pool may run each statement on a
 // different connection, so a session SET would not reliably apply.
+//
+// On a cluster the DDL is skipped when schema_version (replicated to
+// every node) already holds this version: ON CLUSTER DDL waits for every
+// node (distributed_ddl_task_timeout, 180 s by default), so a gateway
+// restarting while a shard is down would otherwise stall its first insert
+// that long, where it can go on spooling and retrying at once.
 func migrate(ctx context.Context, conn driver.Conn, o Options, version string) error {
+	if o.Cluster != "" {
+		var have uint32
+		q := fmt.Sprintf("SELECT max(version) FROM %s.schema_version", o.Database)
+		if err := conn.QueryRow(ctx, q).Scan(&have); err == nil && have == schema.Version {
+			return nil
+		}
+	}
 	settings := ch.Settings{}
 	for _, stmt := range schema.Statements(schema.Options{
 		Database: o.Database, Cluster: o.Cluster, LowCardinalitySetting: major(version) < 19,

@@ -180,6 +180,18 @@ func TestClusterShardKilledRowsWaitInSpool(t *testing.T) {
 		t.Fatalf("all %d rows shipped with shard 1 down", st.Accepted)
 	}
 	record(20) // more sessions while it is down
+
+	// A gateway that starts now (a replica restarting) opens its store
+	// on the node that is up: the schema is there, so it sends no ON
+	// CLUSTER DDL, which would wait for the dead node.
+	late, err := Open(ctx, Options{Addrs: cl.Addrs(), Database: "audit", Cluster: cl.Name})
+	if err != nil {
+		t.Fatalf("a store opened while shard 1 is down: %v", err)
+	}
+	if err := late.Insert(ctx, sent[:1]); err == nil {
+		t.Errorf("an insert succeeded with shard 1 down: inserts must wait for every shard")
+	}
+	late.Close()
 	t.Logf("shard 1 down: %+v", p.Stats())
 
 	cl.Nodes[0].Restart(t)
