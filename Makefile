@@ -83,12 +83,14 @@ bench: deps bench-deps
 # installs only its peers. The figures go to
 # .soak.out; docs/SOAK.md keeps a run to compare with.
 #   make soak SOAK_DURATION=30m SOAK_PG=16 SOAK_HTTP=32 SOAK_DURABILITY=synced
+# SOAK_CLUSTER=1 (read by the test from the environment) puts the audit
+# trail on a 2-shard ClickHouse cluster with ZooKeeper instead.
 SOAK_DURATION   ?= 2m
 SOAK_PG         ?= 8
 SOAK_HTTP       ?= 16
 SOAK_DURABILITY ?=
 soak:
-	@.ci/install-packages clickhouse-server clickhouse-client postgresql
+	@.ci/install-packages clickhouse-server clickhouse-client zookeeper postgresql
 	$(GO) test -count=1 -v -run '^TestSoak$$' -timeout 90m ./cmd/gateway/ -args -soak.duration=$(SOAK_DURATION) \
 		-soak.pg=$(SOAK_PG) -soak.http=$(SOAK_HTTP) -soak.durability=$(SOAK_DURABILITY) -soak.out=$(CURDIR)/.soak.out
 
