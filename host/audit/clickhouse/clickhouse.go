@@ -26,6 +26,7 @@ import (
 
 	"github.com/tollgate-dev/tollgate/host/audit"
 	"github.com/tollgate-dev/tollgate/host/audit/schema"
+	"github.com/tollgate-dev/tollgate/host/audit/trail"
 )
 
 // Options say where the server is.
@@ -35,7 +36,11 @@ type Options struct {
 	User     string   // default "default"
 	Password string
 	TLS      *tls.Config // nil: plain TCP
-	Cluster  string      // set for a cluster: ON CLUSTER DDL, Distributed tables
+	// Cluster, when set, is a cluster in the servers' remote_servers: ON
+	// CLUSTER DDL, replicated tables behind Distributed ones, inserts
+	// that wait for every shard (README, "Audit on a ClickHouse
+	// cluster"). Addrs then lists its nodes, for failover.
+	Cluster string
 }
 
 // Store writes audit rows to ClickHouse and reads them back for analysts.
@@ -82,6 +87,13 @@ func Connect(o Options) (*Store, error) {
 	}
 	if o.User == "" {
 		o.User = "default"
+	}
+	// Both go into DDL and queries as they are.
+	if !trail.Identifier(o.Database) {
+		return nil, fmt.Errorf("clickhouse: database %q is not a plain identifier ([A-Za-z_][A-Za-z0-9_]*)", o.Database)
+	}
+	if o.Cluster != "" && !trail.Identifier(o.Cluster) {
+		return nil, fmt.Errorf("clickhouse: cluster %q is not a plain identifier ([A-Za-z_][A-Za-z0-9_]*)", o.Cluster)
 	}
 	// clickhouse-go dials lazily: this does not touch the network.
 	conn, err := connect(o, o.Database)

@@ -222,3 +222,23 @@ func TestClusterShardKilledRowsWaitInSpool(t *testing.T) {
 		t.Fatalf("sessions FINAL (count, closed) = %v, want 100 closed", got)
 	}
 }
+
+// The cluster and database names go into DDL as they are: anything but a
+// plain identifier is refused before the server is touched.
+func TestClusterNameIsAnIdentifier(t *testing.T) {
+	for _, o := range []Options{
+		{Addrs: []string{"127.0.0.1:1"}, Cluster: "prod; DROP TABLE x"},
+		{Addrs: []string{"127.0.0.1:1"}, Cluster: "my-cluster"},
+		{Addrs: []string{"127.0.0.1:1"}, Database: "a.b"},
+	} {
+		if s, err := Connect(o); err == nil {
+			s.Close()
+			t.Errorf("Connect(%+v) accepted", o)
+		}
+	}
+	s, err := Connect(Options{Addrs: []string{"127.0.0.1:1"}, Cluster: "prod_2"})
+	if err != nil {
+		t.Fatalf("a plain cluster name: %v", err)
+	}
+	s.Close()
+}
