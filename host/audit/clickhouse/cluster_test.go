@@ -2,9 +2,12 @@ package clickhouse
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 	"testing"
 	"time"
+
+	ch "github.com/ClickHouse/clickhouse-go/v2"
 
 	"github.com/tollgate-dev/tollgate/host/audit"
 	"github.com/tollgate-dev/tollgate/host/audit/audittest"
@@ -46,14 +49,29 @@ func TestClusterSchemaAndReplay(t *testing.T) {
 	cl := testenv.StartClickHouseCluster(t, "tg", 2)
 	t.Logf("cluster started in %v", time.Since(t0))
 	s := openCluster(t, cl)
-	openCluster(t, cl) // idempotent
+	ctx := context.Background()
+	// Every statement again, ON CLUSTER (a store skips them once the
+	// version is recorded, so send them here): idempotent on both nodes.
+	settings := ch.Settings{"allow_experimental_low_cardinality_type": 1}
+	for _, stmt := range schema.Statements(schema.Options{Database: "audit", Cluster: cl.Name}) {
+		if err := s.conn.Exec(ch.Context(ctx, ch.WithSettings(settings)), stmt); err != nil {
+			t.Fatalf("the cluster DDL a second time: %v\n%s", err, stmt)
+		}
+	}
+	openCluster(t, cl)
 	audittest.CheckSchema(t, s, schema.Version)
+	want := "[[events Distributed] [events_local ReplicatedReplacingMergeTree] [schema_version ReplicatedReplacingMergeTree] " +
+		"[sessions Distributed] [sessions_local ReplicatedReplacingMergeTree] [sessions_mv MaterializedView]]"
 	for _, n := range cl.Nodes {
 		got := nodeQuery(t, cl, n, "SELECT name, engine FROM system.tables WHERE database = 'audit' ORDER BY name")
-		t.Logf("node %s: %v", n.Addr(), got)
+		if fmt.Sprint(got) != want {
+			t.Errorf("node %s has %v, want %s", n.Addr(), got, want)
+		}
+		if v := nodeQuery(t, cl, n, "SELECT max(version) FROM schema_version"); v[0][0] != strconv.Itoa(schema.Version) {
+			t.Errorf("node %s: schema_version %v", n.Addr(), v)
+		}
 	}
 
-	ctx := context.Background()
 	start := time.Now().UTC().Add(-time.Minute)
 	var all []audit.Row
 	for i := range 20 {
