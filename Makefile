@@ -8,7 +8,10 @@ LDFLAGS := -X main.version=$(VERSION)
 
 # Debian packages the tests talk to (real peers, never mocks).
 TEST_PKGS  := curl ca-certificates wabt clickhouse-server clickhouse-client zookeeper postgresql chromium
-BENCH_PKGS := nginx-light wrk pgbouncer
+# Peers `make bench` measures the gateway against: nginx and Caddy (2.6,
+# run from a Caddyfile of the benchmark's own, not as the packaged
+# service) for HTTP, PgBouncer for PostgreSQL; wrk drives HTTP.
+BENCH_PKGS := nginx-light caddy wrk pgbouncer
 
 .PHONY: all build run test detect-property deps chdb bench-deps bench soak fuzz vet clean plugins conformance conformance-run
 
@@ -30,8 +33,12 @@ run: build chdb
 	@test -s .tollgate/demo-token || (umask 077; head -c 24 /dev/urandom | base64 > .tollgate/demo-token)
 	./$(BIN) serve --dev -c gateway.toml
 
+# -timeout 30m: a package's whole run under the race detector (detect's
+# gitleaks comparison, the gateway binary's soak and bounds) outgrows go
+# test's 10 minutes on a loaded 2-core machine; CI's own 90 minutes bound
+# the whole.
 test: deps vet
-	$(GO) test -race -count=1 ./...
+	$(GO) test -race -count=1 -timeout 30m ./...
 	@$(MAKE) --no-print-directory detect-property
 	@$(MAKE) --no-print-directory conformance-run
 
@@ -81,7 +88,10 @@ bench: deps bench-deps
 # the restarts and the final drain, about a minute). Not part of `make
 # test`, which runs the 20-second TestSoakShort. It needs no chDB, so it
 # installs only its peers. The figures go to
-# .soak.out; docs/SOAK.md keeps a run to compare with.
+# .soak.out; docs/SOAK.md keeps a run to compare with. Then TestBounds
+# (bounds_test.go, also in `make test`) runs with SOAK_ROWS rows through
+# the mask plugin instead of make test's million (its BENCH bounds/...
+# lines go to stdout).
 #   make soak SOAK_DURATION=30m SOAK_PG=16 SOAK_HTTP=32 SOAK_DURABILITY=synced
 # SOAK_CLUSTER=1 (read by the test from the environment) puts the audit
 # trail on a 2-shard ClickHouse cluster with ZooKeeper instead.
@@ -89,10 +99,16 @@ SOAK_DURATION   ?= 2m
 SOAK_PG         ?= 8
 SOAK_HTTP       ?= 16
 SOAK_DURABILITY ?=
+SOAK_ROWS       ?= 10000000
+# SOAK_PROFILES=DIR: [admin] pprof on, heap profiles of gateway "a" into DIR.
+SOAK_PROFILES   ?=
+# SOAK_MEMORY_LIMIT=bytes: [gateway] memory_limit for the gateways.
+SOAK_MEMORY_LIMIT ?= 0
 soak:
 	@.ci/install-packages clickhouse-server clickhouse-client zookeeper postgresql
-	$(GO) test -count=1 -v -run '^TestSoak$$' -timeout 90m ./cmd/gateway/ -args -soak.duration=$(SOAK_DURATION) \
-		-soak.pg=$(SOAK_PG) -soak.http=$(SOAK_HTTP) -soak.durability=$(SOAK_DURABILITY) -soak.out=$(CURDIR)/.soak.out
+	$(GO) test -count=1 -v -run '^(TestSoak|TestBounds)$$' -timeout 90m ./cmd/gateway/ -args -soak.duration=$(SOAK_DURATION) \
+		-soak.pg=$(SOAK_PG) -soak.http=$(SOAK_HTTP) -soak.durability=$(SOAK_DURABILITY) -soak.rows=$(SOAK_ROWS) -soak.out=$(CURDIR)/.soak.out \
+		-soak.memory_limit=$(SOAK_MEMORY_LIMIT) $(if $(SOAK_PROFILES),-soak.profiles=$(abspath $(SOAK_PROFILES)))
 
 # A short run of every fuzz target (go test runs their seeds in `make test`).
 FUZZTIME ?= 30s

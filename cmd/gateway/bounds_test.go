@@ -3,6 +3,7 @@ package main_test
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -87,10 +88,15 @@ func (s *soakEnv) figure(t *testing.T, name string, base soak.Sample) soak.Sampl
 
 // TestBounds holds the gateway to its bounds with the shipped defaults
 // (issue 19, item 7): 10,000 idle connections, a slowloris on every
-// listener, JWTs of 1 MiB and of 10,000 claims, a statement over its cap.
+// listener, JWTs of 1 MiB and of 10,000 claims, a statement over its cap,
+// a TLS handshake flood (full handshakes and stalled ClientHellos) on the
+// listeners that speak TLS, ten million masked rows, and a message of
+// exactly each size cap and one byte over (max_header_bytes,
+// max_inspect_body_bytes, max_message_bytes for Query, Parse, Bind and
+// CopyData, the startup packet), each answer matched to its audit row.
 // Each step logs the gateway's RSS and goroutines (BENCH bounds/...), a
 // well-behaved client is served during or right after each, and the RSS
-// stays under soakRSSBound. The timeouts that end the slow clients are
+// stays under boundsRSSBound. The timeouts that end the slow clients are
 // reported, never asserted (a deadline of a minute only keeps the test
 // from hanging).
 func TestBounds(t *testing.T) {
@@ -98,9 +104,12 @@ func TestBounds(t *testing.T) {
 	if err := raiseNoFile(idle + 2048); err != nil {
 		t.Fatal(err)
 	}
-	s := newSoak(t, "")
+	x := newBoundsExtras(t)
+	s := newSoak(t, "", x.config)
 	s.start = time.Now()
 	a := s.gws["a"]
+	waitListening(t, x.httpsAddr)
+	s.pg.Exec(t, "CREATE TABLE IF NOT EXISTS bounds_copy (t text)")
 	s.served(t, "at start")
 	base := s.figure(t, "start", soak.Sample{})
 	peak := base.RSS
@@ -285,11 +294,66 @@ func TestBounds(t *testing.T) {
 		s.served(t, "after the statement cap")
 	})
 
-	t.Logf("BENCH bounds/peak rss=%dMiB (bound %dMiB)", peak>>20, soakRSSBound>>20)
-	if peak > soakRSSBound {
-		t.Errorf("gateway RSS peaked at %d MiB, bound %d MiB", peak>>20, soakRSSBound>>20)
+	// A TLS handshake flood on every listener that speaks TLS (the https
+	// listener added for this test, and postgres after its SSLRequest):
+	// 200 clients doing full handshakes back to back for 5 s, and 500
+	// that send part of a ClientHello and stall, each listener.
+	t.Run("tls-flood", func(t *testing.T) {
+		peak = max(peak, s.tlsFlood(t, x, base))
+	})
+
+	// A large result through the mask plugin, every row with an e-mail
+	// it masks: -soak.rows rows, a million in make test, ten million in
+	// make soak (21 to 92 s here, with the cores shared). Its RSS peak is
+	// the GC's target (GOGC=400 over a live heap of about 100 MiB), not
+	// the result's size (docs/SOAK.md, "Where the memory goes").
+	t.Run("mask-rows", func(t *testing.T) {
+		peak = max(peak, s.bigResult(t, *boundsRows, base))
+	})
+
+	// Every size cap at exactly the cap and one byte over.
+	t.Run("http-caps", func(t *testing.T) {
+		s.httpCaps(t, x)
+		smp := s.figure(t, "http-caps", base)
+		peak = max(peak, smp.RSS)
+		s.served(t, "after the HTTP caps")
+	})
+	t.Run("pg-caps", func(t *testing.T) {
+		s.pgCaps(t)
+		smp := s.figure(t, "pg-caps", base)
+		peak = max(peak, smp.RSS)
+		s.served(t, "after the PostgreSQL caps")
+	})
+	t.Run("startup-cap", func(t *testing.T) {
+		s.startupCap(t)
+		s.served(t, "after the startup packet cap")
+	})
+
+	t.Logf("BENCH bounds/peak rss=%dMiB (bound %dMiB)", peak>>20, boundsRSSBound>>20)
+	if peak > boundsRSSBound {
+		t.Errorf("gateway RSS peaked at %d MiB, bound %d MiB", peak>>20, boundsRSSBound>>20)
 	}
 }
+
+// boundsRSSBound is the RSS TestBounds asserts. Measured with the
+// shipped GOGC=400: peaks of 841 to 1,016 MiB, set by the ten million
+// masked rows (the heap grows to about five times a live heap of about
+// 100 MiB before each collection) and the 16 MiB messages of the caps
+// (the RSS keeps what the heap reached: 1,016 MiB with a 294 MiB heap);
+// with GOGC=100 the same stream adds 13 MiB (docs/SOAK.md, "Where the
+// memory goes"). soakRSSBound's 1 GiB is too close to that for a test.
+// 1.5 GiB leaves room for the GC's peak. It is a loose net: the rows'
+// wire bytes alone (about 450 MB) held over the base of about 250 MiB
+// would pass under it; what shows that the rows are not held is the heap
+// falling back to about 100 MiB at each collection, in the series the
+// mask-rows step logs.
+const boundsRSSBound = 3 << 29
+
+// boundsRows is the size of TestBounds' large result. Issue 19 asks for
+// ten million rows: 21 to 92 s on these two shared cores depending on
+// their load, so make test reads a million and make soak, which runs
+// TestBounds after TestSoak, ten million (SOAK_ROWS).
+var boundsRows = flag.Int("soak.rows", 1_000_000, "TestBounds: rows of the large result read through the mask plugin (make soak: 10000000)")
 
 func asPgError(err error, pe **pgconn.PgError) bool { return errors.As(err, pe) }
 

@@ -8,12 +8,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -77,7 +79,7 @@ and trusts that issuer's tokens. Never use it in production.`, stderr)
 		return err
 	}
 	log := newLogger(cfg, stderr)
-	tuneGC()
+	tuneGC(cfg.Gateway.MemoryLimit, log)
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -127,6 +129,8 @@ and trusts that issuer's tokens. Never use it in production.`, stderr)
 		return err
 	}
 	running = append(running, pl)
+	policy := access.New(cfg.Access)
+	rl := &reloader{load: func() (*config.Config, error) { return loadConfig(fs, *path) }, plugins: pl, policy: policy, log: log}
 	rec, reader, pipe, err := openRecorder(cfg, log)
 	if err != nil {
 		shutdown()
@@ -145,10 +149,12 @@ and trusts that issuer's tokens. Never use it in production.`, stderr)
 	}
 	if cfg.Admin.Listen != "" {
 		o := admin.Options{Auth: auth, Groups: cfg.Admin.Groups, Audit: reader, Log: log,
-			Approvals: appr.manager(), Secure: appr.secureCookies(), Webhooks: appr.webhookStats(), AuditDatabase: auditDatabase(cfg)}
+			Approvals: appr.manager(), Secure: appr.secureCookies(), Webhooks: appr.webhookStats(), AuditDatabase: auditDatabase(cfg),
+			PProf: cfg.Admin.PProf}
 		if pipe != nil {
 			o.AuditStats = pipe.Stats
 		}
+		o.Reload = rl.reload
 		o.PluginStats = func() []admin.PluginStats {
 			var out []admin.PluginStats
 			for _, s := range pl.chain.Stats() {
@@ -165,11 +171,14 @@ and trusts that issuer's tokens. Never use it in production.`, stderr)
 		}
 		running = append(running, srv)
 		log.Info("listening", "listener", "admin", "addr", cfg.Admin.Listen)
+		if cfg.Admin.PProf {
+			log.Warn("admin: Go runtime profiles served at /debug/pprof/ to the admin groups (admin.pprof = true)", "groups", cfg.Admin.Groups)
+		}
 	}
 	deps := gate.Deps{
 		GatewayID: cfg.Gateway.ID,
 		Auth:      auth,
-		Policy:    access.New(cfg.Access),
+		Policy:    policy,
 		Chain:     pl.chain,
 		Recorder:  rec,
 		Log:       log,
@@ -218,8 +227,8 @@ wait:
 		case <-ctx.Done():
 			break wait
 		case <-hup:
-			log.Info("SIGHUP: reloading plugins")
-			pl.reload(ctx, func() (*config.Config, error) { return loadConfig(fs, *path) })
+			log.Info("SIGHUP: reloading the access rules and the plugins")
+			rl.reload(ctx)
 		}
 	}
 	log.Info("shutting down", "grace", cfg.Gateway.ShutdownGrace.Duration.String())
@@ -274,24 +283,6 @@ func (ps *plugins) load(ctx context.Context, cfg *config.Config) (event.Chain, f
 		ps.log.Info("plugin loaded", "plugin", p.Name, "path", p.Path, "on_error", p.OnError)
 	}
 	return c, c.Close, nil
-}
-
-// reload loads the plugins of a freshly read config. If anything fails the
-// current chain stays, and the log says why. In-flight requests finish on
-// the chain they started with.
-func (ps *plugins) reload(ctx context.Context, load func() (*config.Config, error)) {
-	cfg, err := load()
-	if err != nil {
-		ps.log.Error("reload: config not loaded; keeping the current plugins", "err", err)
-		return
-	}
-	c, closeFn, err := ps.load(ctx, cfg)
-	if err != nil {
-		ps.log.Error("reload: plugins not loaded; keeping the current plugins", "err", err)
-		return
-	}
-	ps.chain.Replace(c, closeFn)
-	ps.log.Info("reload: plugins replaced", "plugins", len(cfg.Plugins))
 }
 
 func (ps *plugins) Shutdown(ctx context.Context) error {
@@ -443,13 +434,30 @@ func printNextSteps(w io.Writer, cfg *config.Config, path string) {
 	}
 }
 
-// tuneGC raises the GC target unless the operator set GOGC. A proxy's live
-// heap is small (about 1 MiB) while it allocates per request, so with the
-// default the collector ran every few hundred requests; measured with
-// `make bench`, GOGC=400 raised throughput at 32 connections by a quarter
-// and cut the p99 at one connection by half, for a few MiB more memory.
-func tuneGC() {
+// tuneGC raises the GC target unless the operator set GOGC. A proxy
+// allocates per request, so with the default the collector ran every few
+// hundred requests; measured with `make bench`, GOGC=400 raised throughput
+// at 32 connections by a quarter and cut the p99 at one connection by
+// half. The price is memory: the heap may reach five times what is live
+// between two collections, and with the plugins' instances, the detectors'
+// patterns and the audit queue 90 to 250 MiB are live, so the RSS under
+// load is 0.5 to 1.5 GiB (docs/SOAK.md). A soft memory limit
+// ([gateway] memory_limit, or GOMEMLIMIT) makes the collector run sooner
+// as the process nears it, so GOGC 400 applies while memory is plentiful.
+func tuneGC(memoryLimit int64, log *slog.Logger) {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(400)
 	}
+	if memoryLimit > 0 {
+		debug.SetMemoryLimit(memoryLimit)
+	}
+	gogc := os.Getenv("GOGC")
+	if gogc == "" {
+		gogc = "400"
+	}
+	limit := "none"
+	if n := debug.SetMemoryLimit(-1); n != math.MaxInt64 {
+		limit = strconv.FormatInt(n>>20, 10) + " MiB"
+	}
+	log.Info("garbage collector", "gogc", gogc, "memory_limit", limit)
 }

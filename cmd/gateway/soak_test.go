@@ -4,6 +4,8 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -24,6 +26,8 @@ var (
 	soakHTTP       = flag.Int("soak.http", 16, "TestSoak: concurrent HTTP clients")
 	soakDurability = flag.String("soak.durability", "", `[audit] durability for the gateways ("spooled", "synced"); empty leaves the key out (the gateway's default)`)
 	soakOut        = flag.String("soak.out", "", "TestSoak: also write the report to this file")
+	soakMemLimit   = flag.Int64("soak.memory_limit", 0, "TestSoak: [gateway] memory_limit in bytes for the gateways; 0 leaves the key out")
+	soakProfiles   = flag.String("soak.profiles", "", "TestSoak: turn on [admin] pprof and write heap profiles of gateway \"a\" (steady load, end of the ClickHouse outage, after the drain, end) to this directory")
 )
 
 // soakEnv is one soak: ClickHouse, PostgreSQL, and the gateways (the
@@ -36,7 +40,10 @@ type soakEnv struct {
 	pg         *testenv.Postgres
 	plugins    map[string]string // name → .wasm
 	durability string
+	extra      string // more gateway.toml for gateway "a" (TestBounds: a TLS listener, a target)
 	token      string
+	profiles   string // where heap profiles go; empty: pprof off
+	auditor    string // a token of the admin group, for the profiles
 	load       *soak.Load
 	start      time.Time
 
@@ -55,9 +62,14 @@ type soakGateway struct {
 	past  []string // what earlier processes (before a restart) printed
 }
 
-func newSoak(t *testing.T, durability string) *soakEnv {
+// newSoak starts ClickHouse, PostgreSQL and gateway "a", and prepares the
+// load; extra is appended to "a"'s gateway.toml (tables of its own:
+// [[targets]], [[listeners]], [[access]]). With -soak.profiles the
+// gateways serve their profiles ([admin] pprof) and s.profile writes
+// gateway "a"'s heap profiles there.
+func newSoak(t *testing.T, durability string, extra ...string) *soakEnv {
 	t.Helper()
-	s := &soakEnv{t: t, durability: durability, gws: map[string]*soakGateway{}, plugins: map[string]string{}}
+	s := &soakEnv{t: t, durability: durability, extra: strings.Join(extra, "\n"), profiles: *soakProfiles, gws: map[string]*soakGateway{}, plugins: map[string]string{}}
 	if err := raiseNoFile(4096); err != nil {
 		t.Fatal(err)
 	}
@@ -82,6 +94,13 @@ func newSoak(t *testing.T, durability string) *soakEnv {
 		t.Fatalf("token: %s", errOut)
 	}
 	s.token = strings.TrimSpace(tok)
+	if s.profiles != "" {
+		tok, errOut, code := a.proc.Run("token", "-c", a.proc.Config, "--sub", "soak-profiler@example.com", "--group", "auditors", "--ttl", "3h")
+		if code != 0 {
+			t.Fatalf("token: %s", errOut)
+		}
+		s.auditor = strings.TrimSpace(tok)
+	}
 	s.load = &soak.Load{
 		Token: s.token,
 		PGDSN: fmt.Sprintf("host=%s port=%s user=agent dbname=db password=%s sslmode=disable",
@@ -139,7 +158,11 @@ func (s *soakEnv) config(g *soakGateway, first string) string {
 		issuer = "soak-dev" // "a"'s dev issuer, trusted as any issuer
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "[gateway]\nid = \"soak-%s\"\ndata_dir = \".tollgate\"\nshutdown_grace = \"5s\"\n\n", g.name)
+	fmt.Fprintf(&b, "[gateway]\nid = \"soak-%s\"\ndata_dir = \".tollgate\"\nshutdown_grace = \"5s\"\n", g.name)
+	if *soakMemLimit != 0 {
+		fmt.Fprintf(&b, "memory_limit = %d\n", *soakMemLimit)
+	}
+	b.WriteString("\n")
 	if g.dev {
 		fmt.Fprintf(&b, "[dev]\nissuer_listen = %q\naudience = \"tollgate\"\necho_listen = %q\necho_token = \"file:.tollgate/demo-token\"\n\n", g.addrs["issuer"], g.addrs["echo"])
 	} else {
@@ -186,8 +209,9 @@ targets = ["demo", "db"]
 [admin]
 listen = %q
 groups = ["auditors"]
+pprof = %t
 
-`, g.addrs["echo"], s.pg.Addr(), s.pg.User, g.addrs["http"], g.addrs["pg"], issuer, g.addrs["admin"])
+`, g.addrs["echo"], s.pg.Addr(), s.pg.User, g.addrs["http"], g.addrs["pg"], issuer, g.addrs["admin"], s.profiles != "")
 	if first == "spin" {
 		// Every call runs until its fuel is spent (1e7 units, about 20 ms
 		// of CPU): on_error denies.
@@ -216,6 +240,9 @@ rules = [
 	fmt.Fprintf(&b, "[audit.clickhouse]\naddrs = [\"%s\"]\ndatabase = %q\n", strings.Join(o.Addrs, `", "`), o.Database)
 	if o.Cluster != "" {
 		fmt.Fprintf(&b, "cluster = %q\n[approvals]\nstore = \"file\"\n", o.Cluster)
+	}
+	if g.name == "a" && s.extra != "" {
+		b.WriteString("\n" + s.extra)
 	}
 	return b.String()
 }
@@ -267,6 +294,45 @@ func (s *soakEnv) sample(ctx context.Context) {
 			return
 		case <-time.After(time.Second):
 		}
+	}
+}
+
+// profile writes gateway g's heap profile (in use and allocated since
+// start, go tool pprof -sample_index=inuse_space|alloc_space) and its
+// /metrics to the profiles directory as NAME.heap.pb.gz and NAME.metrics.
+// Nothing without -soak.profiles; a failure is logged, not fatal (the
+// gateway may be between a kill and a restart).
+func (s *soakEnv) profile(g *soakGateway, name string) {
+	if s.profiles == "" {
+		return
+	}
+	get := func(path string) ([]byte, error) {
+		req, err := http.NewRequest("GET", "http://"+g.addrs["admin"]+path, nil)
+		if err != nil {
+			return nil, err
+		}
+		req.Header.Set("Authorization", "Bearer "+s.auditor)
+		resp, err := (&http.Client{Timeout: time.Minute}).Do(req)
+		if err != nil {
+			return nil, err
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err == nil && resp.StatusCode != http.StatusOK {
+			err = fmt.Errorf("%s: %s", resp.Status, b)
+		}
+		return b, err
+	}
+	for path, file := range map[string]string{"/debug/pprof/heap": name + ".heap.pb.gz", "/metrics": name + ".metrics"} {
+		b, err := get(path)
+		if err == nil {
+			err = os.WriteFile(filepath.Join(s.profiles, file), b, 0o644)
+		}
+		if err != nil {
+			s.t.Logf("profile %s of %s: %v", file, g.name, err)
+			continue
+		}
+		s.t.Logf("%s: wrote %s", time.Since(s.start).Round(time.Second), filepath.Join(s.profiles, file))
 	}
 }
 
@@ -478,6 +544,11 @@ func TestSoak(t *testing.T) {
 	chDown := min(30*time.Second, 2*unit)
 	spinFor := min(10*time.Second, unit)
 
+	if *soakProfiles != "" {
+		if err := os.MkdirAll(*soakProfiles, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
 	s := newSoak(t, *soakDurability)
 	s.load.PG, s.load.HTTP = *soakPG, *soakHTTP
 	ctx, stop := context.WithCancel(context.Background())
@@ -513,14 +584,20 @@ func TestSoak(t *testing.T) {
 
 	begin("quiet")
 	time.Sleep(unit)
+	s.profile(a, "1-steady")
 
 	w := begin(fmt.Sprintf("%s SIGKILL, down %s", s.chName(), chDown))
 	s.ch.Kill()
-	time.Sleep(chDown)
+	time.Sleep(chDown / 2)
+	s.profile(a, "2-outage-half")
+	sleep(w.Start.Add(chDown))
+	s.profile(a, "3-outage-end")
 	s.ch.Restart(t)
 	w.Repaired = time.Now()
 	w.Note = drained(a, unit)
+	s.profile(a, "4-drained")
 	sleep(w.Repaired.Add(unit))
+	s.profile(a, "5-after")
 
 	// For the restarts the recovery counts from the fault: what clients
 	// saw, the time the process took to come back included.
@@ -573,6 +650,7 @@ func TestSoak(t *testing.T) {
 	sleep(s.start.Add(d))
 
 	windows[len(windows)-1].End = time.Now()
+	s.profile(a, "6-end")
 	stop()
 	<-loadDone
 	elapsed := time.Since(s.start)
@@ -590,7 +668,7 @@ func TestSoak(t *testing.T) {
 	verifyOut, verifyCode := s.verify()
 
 	var report strings.Builder
-	fmt.Fprintf(&report, "soak: %s, %d PostgreSQL sessions, %d HTTP clients, durability %q\n", elapsed.Round(time.Second), s.load.PG, s.load.HTTP, s.durability)
+	fmt.Fprintf(&report, "soak: %s, %d PostgreSQL sessions, %d HTTP clients, durability %q, memory_limit %d\n", elapsed.Round(time.Second), s.load.PG, s.load.HTTP, s.durability, *soakMemLimit)
 	if s.cluster != nil {
 		fmt.Fprintf(&report, "audit store: a 2-shard ClickHouse 18.16 cluster (SOAK_CLUSTER=1); the ClickHouse faults kill shard 1's server\n")
 	}
@@ -610,7 +688,11 @@ func TestSoak(t *testing.T) {
 			fmt.Fprintf(&lostReport, "lost: %s (%s, %s) answered %s after the kill\n", r.Marker, r.Proto, r.Outcome, nearest(r.At, kills))
 			continue
 		}
-		t.Errorf("%s (%s, %s %s at %s) has no row, far from any SIGKILL", r.Marker, r.Proto, r.Outcome, r.Detail, r.At.Sub(s.start).Round(time.Millisecond))
+		far := "no SIGKILL"
+		if len(kills) > 0 {
+			far = fmt.Sprintf("%s from the nearest SIGKILL", nearest(r.At, kills))
+		}
+		t.Errorf("%s (%s, %s %s at %s) has no row, %s", r.Marker, r.Proto, r.Outcome, r.Detail, r.At.Sub(s.start).Round(time.Millisecond), far)
 	}
 	fmt.Fprintf(&report, "\nanswered but lost within 50 ms of a SIGKILL (the spooled window): %d\n%saudit verify: exit %d\n", lost, lostReport.String(), verifyCode)
 	fmt.Println(report.String())

@@ -3,7 +3,9 @@
 package access
 
 import (
+	"reflect"
 	"strings"
+	"sync/atomic"
 
 	"github.com/tollgate-dev/tollgate/host/access/glob"
 	"github.com/tollgate-dev/tollgate/host/config"
@@ -25,17 +27,55 @@ type Decision struct {
 	Reason  string // why it was denied, safe to show the client
 }
 
-// Policy is a compiled set of rules. It is immutable and safe for
-// concurrent use.
-type Policy struct{ rules []config.Rule }
+// Policy is a set of rules, safe for concurrent use. Replace swaps the
+// whole set at once (a reload): a decision sees the old rules or the new
+// ones, never a mix.
+type Policy struct{ rules atomic.Pointer[[]config.Rule] }
 
 // New compiles the rules, which config has already validated.
-func New(rules []config.Rule) *Policy { return &Policy{rules: rules} }
+func New(rules []config.Rule) *Policy {
+	pol := &Policy{}
+	pol.rules.Store(&rules)
+	return pol
+}
+
+// Change is one rule a Replace added, removed or changed, by name.
+type Change struct {
+	Rule string
+	What string // "added", "removed" or "changed"
+}
+
+// Replace makes rules the policy's and reports what changed, by rule
+// name, in the new file's order (removed rules last).
+func (pol *Policy) Replace(rules []config.Rule) []Change {
+	old := *pol.rules.Swap(&rules)
+	byName := make(map[string]config.Rule, len(old))
+	for _, r := range old {
+		byName[r.Name] = r
+	}
+	var out []Change
+	for _, r := range rules {
+		o, ok := byName[r.Name]
+		switch {
+		case !ok:
+			out = append(out, Change{r.Name, "added"})
+		case !reflect.DeepEqual(o, r):
+			out = append(out, Change{r.Name, "changed"})
+		}
+		delete(byName, r.Name)
+	}
+	for _, r := range old {
+		if _, gone := byName[r.Name]; gone {
+			out = append(out, Change{r.Name, "removed"})
+		}
+	}
+	return out
+}
 
 // Decide returns the first rule, in file order, that grants req to p.
 func (pol *Policy) Decide(p *event.Principal, req Request) Decision {
 	targetGranted := false
-	for _, r := range pol.rules {
+	for _, r := range *pol.rules.Load() {
 		if !matchPrincipal(r, p) || !listed(r.Targets, req.Target) {
 			continue
 		}

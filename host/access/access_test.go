@@ -1,6 +1,7 @@
 package access
 
 import (
+	"reflect"
 	"testing"
 
 	"github.com/tollgate-dev/tollgate/host/config"
@@ -39,7 +40,7 @@ func TestDecide(t *testing.T) {
 		{"group wildcard", sre, Request{"billing", "DELETE", "/anything"}, "sre-all"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			d := New(pol.rules).Decide(tc.p, tc.req)
+			d := New(*pol.rules.Load()).Decide(tc.p, tc.req)
 			if d.Allowed != (tc.rule != "") || d.Rule != tc.rule {
 				t.Fatalf("Decide = %+v, want rule %q", d, tc.rule)
 			}
@@ -65,5 +66,33 @@ func TestResourcePrefixBoundary(t *testing.T) {
 		if got := resourceAllowed([]string{tc.prefix}, tc.path); got != tc.want {
 			t.Errorf("resourceAllowed(%q, %q) = %v", tc.prefix, tc.path, got)
 		}
+	}
+}
+
+// Replace swaps the rules at once and says what changed, by name.
+func TestReplace(t *testing.T) {
+	read := config.Rule{Name: "read", Targets: []string{"orders"}, Methods: []string{"GET"}}
+	write := config.Rule{Name: "write", Targets: []string{"orders"}, Methods: []string{"POST"}}
+	pol := New([]config.Rule{read, write})
+	agent := &event.Principal{Issuer: "ci", Subject: "agent"}
+	if !pol.Decide(agent, Request{"orders", "POST", "/x"}).Allowed {
+		t.Fatal("write not granted before the reload")
+	}
+	readAll := read
+	readAll.Methods = []string{"GET", "HEAD"}
+	audit := config.Rule{Name: "audit", Targets: []string{"billing"}}
+	got := pol.Replace([]config.Rule{audit, readAll})
+	want := []Change{{"audit", "added"}, {"read", "changed"}, {"write", "removed"}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("changes: %v, want %v", got, want)
+	}
+	if pol.Decide(agent, Request{"orders", "POST", "/x"}).Allowed {
+		t.Error("a removed rule still grants")
+	}
+	if d := pol.Decide(agent, Request{"orders", "HEAD", "/x"}); !d.Allowed || d.Rule != "read" {
+		t.Errorf("a changed rule: %+v", d)
+	}
+	if got := pol.Replace([]config.Rule{audit, readAll}); len(got) != 0 {
+		t.Errorf("the same rules again: %v", got)
 	}
 }

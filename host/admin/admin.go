@@ -52,6 +52,23 @@ type Options struct {
 	// PluginStats reports each plugin's failure and pool counters for
 	// /metrics; nil: none.
 	PluginStats func() []PluginStats
+	// Reload reloads the access rules and the plugins (as SIGHUP does),
+	// for POST /v1/reload; nil: not offered.
+	Reload func(ctx context.Context) ReloadResult
+	// PProf serves net/http/pprof's profiles under /debug/pprof/ to the
+	// admin groups ([admin] pprof; see pprof.go). Default off.
+	PProf bool
+}
+
+// ReloadResult is what a reload did, the answer of POST /v1/reload.
+type ReloadResult struct {
+	OK bool `json:"ok"`
+	// Error says why nothing changed (the file or a plugin did not load).
+	Error string `json:"error,omitempty"`
+	// Plugins is the chain now serving, in order.
+	Plugins []string `json:"plugins,omitempty"`
+	// Access lists the rules added, changed or removed ("name: added").
+	Access []string `json:"access,omitempty"`
 }
 
 // QueryRequest is the body of POST /v1/audit/query.
@@ -77,6 +94,7 @@ type QueryResponse struct {
 //	POST /v1/approvals/{id}/deny  {"reason"} → Record
 //	GET  /v1/approvals/webhooks   the notifier's counters (admin groups)
 //	GET  /ui/...                  the web console (see console.go)
+//	GET  /debug/pprof/...         Go's runtime profiles, admin groups, only with PProf (see pprof.go)
 func New(o Options) http.Handler {
 	if o.Log == nil {
 		o.Log = slog.Default()
@@ -116,9 +134,28 @@ func New(o Options) http.Handler {
 		}
 		writeJSON(w, rows)
 	}))
+	mux.HandleFunc("POST /v1/reload", func(w http.ResponseWriter, r *http.Request) {
+		p, ok := o.bearer(w, r)
+		if !ok {
+			return
+		}
+		if !inAny(p, o.Groups) {
+			writeError(w, http.StatusForbidden, "forbidden", "the admin API needs membership in one of: "+strings.Join(o.Groups, ", "))
+			return
+		}
+		if o.Reload == nil {
+			writeError(w, http.StatusNotFound, "no_reload", "this gateway does not reload through the API")
+			return
+		}
+		o.Log.Info("admin: reload", "subject", p.Subject)
+		writeJSON(w, o.Reload(r.Context()))
+	})
 	if o.Approvals != nil {
 		o.approvalRoutes(mux)
 		o.consoleRoutes(mux)
+	}
+	if o.PProf {
+		o.pprofRoutes(mux)
 	}
 	return mux
 }

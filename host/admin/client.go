@@ -100,3 +100,11 @@ func (c *Client) Deny(ctx context.Context, id string, d DecideRequest) (approval
 	err := c.do(ctx, http.MethodPost, "/v1/approvals/"+url.PathEscape(id)+"/deny", d, &r)
 	return r, err
 }
+
+// Reload asks the gateway to reload its access rules and plugins and
+// returns what it did.
+func (c *Client) Reload(ctx context.Context) (ReloadResult, error) {
+	var r ReloadResult
+	err := c.do(ctx, http.MethodPost, "/v1/reload", struct{}{}, &r)
+	return r, err
+}

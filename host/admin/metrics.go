@@ -58,7 +58,7 @@ func (o Options) metrics(w http.ResponseWriter, r *http.Request) {
 
 // PluginStats are one plugin's counters since it was (re)loaded.
 type PluginStats struct {
-	Name                                string
+	Name                               string
 	Failures, PoolWaits, PoolExhausted uint64
 }
 
@@ -87,6 +87,9 @@ var runtimeMetrics = []struct{ name, sample, help string }{
 	{"tollgate_go_heap_objects_bytes", "/memory/classes/heap/objects:bytes", "Bytes of heap objects, live or not yet swept."},
 	{"tollgate_go_memory_total_bytes", "/memory/classes/total:bytes", "All memory the Go runtime has mapped (heap, stacks, runtime metadata)."},
 	{"tollgate_go_gc_cycles_total", "/gc/cycles/total:gc-cycles", "Completed GC cycles."},
+	{"tollgate_go_heap_goal_bytes", "/gc/heap/goal:bytes", "The heap size the next GC cycle aims at (GOGC, GOMEMLIMIT)."},
+	{"tollgate_go_heap_released_bytes", "/memory/classes/heap/released:bytes", "Heap memory returned to the OS (mapped, not resident)."},
+	{"tollgate_go_memory_limit_bytes", "/gc/gomemlimit:bytes", "The Go runtime's soft memory limit (GOMEMLIMIT; math.MaxInt64 when none)."},
 }
 
 func writeRuntime(w io.Writer) {

@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/tollgate-dev/tollgate/host/audit/spool"
 )
@@ -64,7 +66,8 @@ type Pipeline struct {
 	pending []Row     // accepted, not yet in the spool
 	queue   []shipped // in the spool, not yet in the store
 	queued  int       // rows in queue
-	// queuedBytes is what the queue's rows hold in memory (sizeOf).
+	// queuedBytes is what the queue's rows hold in memory (sizeOf plus
+	// the Row itself).
 	queuedBytes int64
 	replay      bool // the queue is incomplete: replay the spool
 	full        bool // the last spool append hit the size limit
@@ -134,7 +137,7 @@ type shipped struct {
 	rows  []Row
 	last  spool.Pos
 	at    time.Time
-	bytes int64 // sizeOf the rows
+	bytes int64 // sizeOf the rows, plus the Rows themselves
 }
 
 type pipelineStats struct {
@@ -177,10 +180,14 @@ type PipelineStats struct {
 const queuedBatches = 4
 
 // queuedBytesMax bounds the same copies by their size: rows of large
-// requests (a statement of 1 MiB, a body) made 4 batches of 10,000 rows
-// hold over a gigabyte during a ClickHouse outage (the soak's RSS went
-// from 630 MiB to 1.5 GiB in 17 s while the spool held 58 MiB on disk).
+// requests (a statement of 1 MiB, a body) would make 4 batches of 10,000
+// rows hold over a gigabyte during a ClickHouse outage. (What the soak's
+// outage held, profiled, is in docs/SOAK.md, "Memory, profiled".)
 const queuedBytesMax = 64 << 20
+
+// rowStructBytes is what a Row takes in memory besides its strings and
+// maps (456 bytes), counted towards queuedBytesMax.
+const rowStructBytes = int64(unsafe.Sizeof(Row{}))
 
 // OpenPipeline opens the spool and starts the writer and the shipper. The
 // store may be unreachable: rows wait in the spool.
@@ -401,6 +408,14 @@ func (p *Pipeline) writeOnce() {
 	p.pending = make([]Row, 0, min(max(len(rows), 64), maxPendingHint))
 	p.inflightBytes, p.pendingBytes = p.pendingBytes, 0
 	p.mu.Unlock()
+	if cap(rows) > 2*len(rows) {
+		// The queue keeps its rows by slices of this buffer, and a slice
+		// keeps the whole buffer alive: a tick of one row would pin 64
+		// rows' worth (29 KiB), so that 40,000 rows queued one per tick
+		// during an outage would pin 1.2 GB, which neither queuedBatches
+		// nor queuedBytesMax sees. Rows move to a buffer of their size.
+		rows = slices.Clone(rows)
+	}
 	defer func() {
 		p.mu.Lock()
 		p.inflightBytes = 0
@@ -453,17 +468,19 @@ func (p *Pipeline) writeOnce() {
 			partBytes += sizeOf(&part[i])
 		}
 		p.inflightBytes -= partBytes
+		// In memory a queued row is its Row too, not only its strings.
+		memBytes := partBytes + int64(n)*rowStructBytes
 		p.spoolBytes = p.sp.Size()
 		p.rowBytes = max(int64(size/n), 64)
-		if p.queued+n > queuedBatches*p.o.BatchRows || p.queuedBytes+partBytes > queuedBytesMax {
+		if p.queued+n > queuedBatches*p.o.BatchRows || p.queuedBytes+memBytes > queuedBytesMax {
 			// The store is away or slower than the load: keep memory
 			// bounded. What is queued still ships from memory; the rest
 			// is read back from the spool once the queue is drained.
 			p.replay = true
 		} else if !p.replay {
-			p.queue = append(p.queue, shipped{rows: part, last: last, at: time.Now(), bytes: partBytes})
+			p.queue = append(p.queue, shipped{rows: part, last: last, at: time.Now(), bytes: memBytes})
 			p.queued += n
-			p.queuedBytes += partBytes
+			p.queuedBytes += memBytes
 		}
 		p.mu.Unlock()
 		signal(p.ship)

@@ -38,7 +38,18 @@ type Gateway struct {
 	ShutdownGrace Duration `toml:"shutdown_grace"`
 	LogLevel      string   `toml:"log_level"`  // debug, info, warn, error
 	LogFormat     string   `toml:"log_format"` // text, json
+	// MemoryLimit is the Go runtime's soft memory limit in bytes
+	// (runtime/debug.SetMemoryLimit): the collector runs more often as
+	// the process's memory nears it, instead of letting the heap grow to
+	// GOGC's target (the gateway runs GOGC 400: five times the live heap).
+	// 0, the default: none from the config (GOMEMLIMIT applies when set).
+	MemoryLimit int64 `toml:"memory_limit"`
 }
+
+// MinMemoryLimit is the smallest soft memory limit accepted: below it the
+// collector would run all the time (a gateway's live heap is 100 MiB or
+// more with its plugins loaded).
+const MinMemoryLimit = 64 << 20
 
 // Dev configures the development issuer and demo upstream that run only
 // under `gateway serve --dev`. A config without [dev] cannot mint tokens.
@@ -297,6 +308,12 @@ type AuditSpool struct {
 type Admin struct {
 	Listen string   `toml:"listen"`
 	Groups []string `toml:"groups"` // who may use it; default ["admins"]
+	// PProf serves Go's runtime profiles (net/http/pprof) under
+	// /debug/pprof/ on this listener, to the same groups as the audit API
+	// (a bearer token of one of Groups). Default false: a profile shows
+	// the process's internals (stacks, allocation sites) and a CPU
+	// profile or trace costs CPU while it runs.
+	PProf bool `toml:"pprof"`
 }
 
 // Approvals turns on human approval of held requests (host/approval).

@@ -37,6 +37,7 @@ const (
 // ranges is the one list of ranges; README.md's configuration reference
 // and gateway.toml's comments state the same.
 var ranges = []keyRange{
+	{key: "gateway.memory_limit", min: 0, max: 1 << 40, zero: "no soft memory limit from the config (GOMEMLIMIT applies when set)"},
 	{key: "gateway.shutdown_grace", min: 0, max: int64(time.Hour), zero: "stop at once: in-flight requests are cut off"},
 	{key: "dev.max_ttl", min: int64(time.Minute), max: int64(30 * day)},
 	{key: "identity.token_cache_size", min: 1, max: 10_000_000},

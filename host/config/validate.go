@@ -32,6 +32,9 @@ func (c *Config) validate(ps *problemList) {
 	if !oneOf(g.LogFormat, "text", "json") {
 		ps.add("gateway.log_format", "must be text or json")
 	}
+	if g.MemoryLimit > 0 && g.MemoryLimit < MinMemoryLimit {
+		ps.add("gateway.memory_limit", "must be 0 (none) or at least %d (64 MiB): below it the collector would run all the time", int64(MinMemoryLimit))
+	}
 
 	addrs := map[string]string{} // listen address → key that claimed it
 	claim := func(path, addr string) {
@@ -50,6 +53,9 @@ func (c *Config) validate(ps *problemList) {
 	}
 
 	claim("admin.listen", c.Admin.Listen)
+	if c.Admin.PProf && c.Admin.Listen == "" {
+		ps.add("admin.pprof", "the profiles are served on the admin listener: set admin.listen")
+	}
 	c.validateApprovals(ps)
 	if d := c.Dev; d != nil {
 		claim("dev.issuer_listen", d.IssuerListen)

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -39,6 +40,9 @@ func requestRow(t *testing.T, rec *testenv.Recorder, sid string) audit.Row {
 	t.Fatalf("no request row for session %s", sid)
 	return audit.Row{}
 }
+
+// update rewrites the golden files of audit rows (audittest.Golden).
+var update = flag.Bool("update", false, "rewrite testdata's golden audit rows")
 
 // chainFunc is a chain written in Go, standing in for the plugins the
 // WebAssembly host will run; the contract under test is the listener's.

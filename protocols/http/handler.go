@@ -108,6 +108,13 @@ func (l *Listener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		x.fail(rec, http.StatusBadRequest, "bad_request", "path is not canonical (., .. or // segments)")
 		return
 	}
+	// Before anything else runs (and again in Decide): a full trail
+	// refuses the request as the client sent it, at the least cost.
+	if err := l.deps.Admit(); err != nil {
+		rec.Header().Set("Retry-After", "5")
+		x.fail(rec, http.StatusServiceUnavailable, "audit_unavailable", "the audit trail cannot take more rows right now; nothing unaudited is let through")
+		return
+	}
 	rt, fwd := l.match(r)
 	if rt == nil {
 		x.fail(rec, http.StatusNotFound, "no_route", "no target is routed at this host and path")

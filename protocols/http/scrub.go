@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"io"
 	"net/http"
+	"sync"
 
 	"github.com/tollgate-dev/tollgate/host/config"
 )
@@ -143,8 +144,11 @@ func (z *scrubReader) Read(p []byte) (int, error) {
 		if z.err != nil {
 			return 0, z.err
 		}
-		if len(z.buf) == cap(z.buf) {
-			z.buf = append(z.buf, make([]byte, 32<<10)...)[:len(z.buf)]
+		switch {
+		case z.buf == nil:
+			z.buf = (*scrubBufs.Get().(*[]byte))[:0]
+		case len(z.buf) == cap(z.buf):
+			z.buf = append(z.buf, make([]byte, scrubBufSize)...)[:len(z.buf)]
 		}
 		n, err := z.r.Read(z.buf[len(z.buf):cap(z.buf)])
 		z.buf = z.buf[:len(z.buf)+n]
@@ -163,4 +167,17 @@ func (z *scrubReader) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-func (z *scrubReader) Close() error { return z.r.Close() }
+// Close returns the buffer to the pool: a fresh 32 KiB per response body
+// was most of what the gateway allocated under load (docs/SOAK.md).
+func (z *scrubReader) Close() error {
+	if b := z.buf; cap(b) == scrubBufSize {
+		z.buf = nil
+		b = b[:0]
+		scrubBufs.Put(&b)
+	}
+	return z.r.Close()
+}
+
+const scrubBufSize = 32 << 10
+
+var scrubBufs = sync.Pool{New: func() any { b := make([]byte, 0, scrubBufSize); return &b }}

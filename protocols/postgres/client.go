@@ -42,11 +42,31 @@ func (s *session) run() {
 	s.up.Write([]byte{'X', 0, 0, 0, 4})
 	s.up.Close()
 	<-done
+	s.recordUnanswered()
 	s.flushClient()
 	s.client.Close()
 	s.l.cancels.remove(s.cancelPID, s.cancelSecret)
 	s.cancel()
 	s.recordClose()
+}
+
+// recordUnanswered records the statements still queued once the relay has
+// ended. The relay recorded those queued when the upstream connection
+// ended; these were read from the client and queued after that (a
+// PostgreSQL restart ends sessions while their clients keep sending), and
+// the server never answered them. Every statement read has its row.
+func (s *session) recordUnanswered() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for o := s.headLocked(); o != nil; o = s.headLocked() {
+		if o.st != nil && !o.st.done {
+			if o.st.err == "" {
+				o.st.err = "not run: the connection to the target was lost before the server read it"
+			}
+			s.recordStmt(o.st)
+		}
+		s.popLocked()
+	}
 }
 
 // leftDrain bounds how long a session whose client left waits for the

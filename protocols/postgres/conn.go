@@ -147,7 +147,7 @@ type startup struct {
 	// answerable: the client sent a whole startup packet (one refused
 	// for its length), so it reads an ErrorResponse.
 	answerable bool
-	in        *clientReader
+	in         *clientReader
 }
 
 func (st *startup) backend() {

@@ -3,7 +3,6 @@ package postgres_test
 import (
 	"context"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -28,11 +27,20 @@ import (
 
 // BenchmarkPgbench compares pgbench through the gateway (default chain:
 // guard, mask, redact; audit through the pipeline into ClickHouse) with
-// pgbench direct, through a bare Go relay, and through PgBouncer (session
-// pooling) in front of the same server, in one run: select-only at 8 and
-// 1 clients, the same with -M prepared, and -N (writes). Each figure
-// prints as a BENCH line; PGBENCH_TIME overrides the seconds per run and
+// pgbench direct, through the two bare Go relays (relay_bench_test.go:
+// splice and buffered copy; the cheaper by CPU per transaction is the
+// floor), and through PgBouncer (session pooling) in front of the same
+// server, in one run: select-only at 8 and 1 clients, the same with -M
+// prepared, and -N (writes), each at 8 and 1 clients. Each figure prints
+// as a BENCH line; PGBENCH_TIME overrides the seconds per run and
 // PGBENCH_RUNS (say "select-c8,select-c1") picks runs by name.
+//
+// Issue 13's targets, against the floor measured in the same run: the
+// gateway's CPU per transaction at most 1.3 times the floor's (the
+// -gateway-cpu lines), its TPS at 8 clients at least 0.9 of the floor's
+// (-gateway-tps-vs-floor), and its added latency at 1 client at most the
+// floor's plus 20 µs (-gateway-added-latency). The gateway is measured as
+// agents reach it, with TLS; the relays and PgBouncer without.
 func BenchmarkPgbench(b *testing.B) {
 	testenv.RequireCommand(b, "pgbench")
 	secs := os.Getenv("PGBENCH_TIME")
@@ -74,16 +82,19 @@ func BenchmarkPgbench(b *testing.B) {
 		return append(os.Environ(), "PGHOST=127.0.0.1", "PGPORT="+port, "PGUSER="+pg.User,
 			"PGPASSWORD="+pg.Password, "PGDATABASE=postgres", "PGSSLMODE=disable")
 	}
-	direct := target{name: "direct", env: serverEnv(pg.Port())}
-	via := target{"gateway", e.psqlEnv(), selfCPU}
-	// The same listener without TLS (allow_plaintext on loopback), to
-	// show what TLS to the agent costs: direct and PgBouncer run without.
-	plain := target{"gateway-notls", append(e.psqlEnv(), "PGSSLMODE=disable"), selfCPU}
-	// The floor of any Go proxy on this machine: a bare relay in this
-	// process, two goroutines per connection copying bytes each way
-	// through the standard net package, no parsing, no plugins, no audit.
-	relay := target{"go-relay", serverEnv(startGoRelay(b, pg.Addr())), selfCPU}
-	targets := []target{direct, via, plain, relay}
+	// The relays run before the gateway: what the gateway leaves to do
+	// after its run (GC, the audit batches) must not land on a relay's
+	// CPU, which is this process's too.
+	targets := []target{{name: "direct", env: serverEnv(pg.Port())}}
+	for _, k := range relayKinds {
+		targets = append(targets, target{string(k), serverEnv(startGoRelay(b, pg.Addr(), k)), selfCPU})
+	}
+	targets = append(targets,
+		target{"gateway", e.psqlEnv(), selfCPU},
+		// The same listener without TLS (allow_plaintext on loopback), to
+		// show what TLS to the agent costs: direct, the relays and
+		// PgBouncer run without.
+		target{"gateway-notls", append(e.psqlEnv(), "PGSSLMODE=disable"), selfCPU})
 	if bouncer != "" {
 		targets = append(targets, target{"pgbouncer", serverEnv(bouncer), func() time.Duration { return processCPU(b, bouncerPID) }})
 	}
@@ -94,7 +105,9 @@ func BenchmarkPgbench(b *testing.B) {
 		{"select-c8", []string{"-S", "-c", "8", "-j", "2"}},
 		{"select-c1", []string{"-S", "-c", "1", "-j", "1"}},
 		{"prepared-c8", []string{"-S", "-M", "prepared", "-c", "8", "-j", "2"}},
+		{"prepared-c1", []string{"-S", "-M", "prepared", "-c", "1", "-j", "1"}},
 		{"writes-c8", []string{"-N", "-c", "8", "-j", "2"}},
+		{"writes-c1", []string{"-N", "-c", "1", "-j", "1"}},
 	}
 	if only := os.Getenv("PGBENCH_RUNS"); only != "" {
 		keep := runs[:0]
@@ -117,6 +130,12 @@ func BenchmarkPgbench(b *testing.B) {
 				}
 				cmd := exec.Command("pgbench", append(r.args, "-T", secs)...)
 				cmd.Env = tg.env
+				if strings.HasPrefix(tg.name, "gateway") {
+					// A token of its own for each run: the whole
+					// benchmark outlasts a dev token (10 minutes), and
+					// the gateway ends a session whose token expired.
+					cmd.Env = append(cmd.Env[:len(cmd.Env):len(cmd.Env)], "PGPASSWORD="+e.mint(b, "agent"))
+				}
 				out, err := cmd.CombinedOutput()
 				if err != nil || !strings.Contains(string(out), "number of failed transactions: 0") {
 					b.Fatalf("pgbench %s %s: %v\n%s", r.name, tg.name, err, out)
@@ -124,6 +143,11 @@ func BenchmarkPgbench(b *testing.B) {
 				x := [3]float64{parseFloat(out, `tps = ([0-9.]+)`), parseFloat(out, `latency average = ([0-9.]+) ms`)}
 				n := parseFloat(out, `actually processed: ([0-9]+)`)
 				if tg.cpu != nil && n > 0 {
+					// What the proxy still does for this run once
+					// pgbench has its answers (the audit pipeline
+					// sends a batch at least every second) is its
+					// cost too: wait for it, the same for every proxy.
+					time.Sleep(cpuSettle)
 					x[2] = float64((tg.cpu() - cpu0).Microseconds()) / n
 				}
 				if strings.HasPrefix(tg.name, "gateway") {
@@ -134,18 +158,38 @@ func BenchmarkPgbench(b *testing.B) {
 			d := res["direct"]
 			for _, tg := range targets[1:] {
 				x := res[tg.name]
-				fmt.Printf("BENCH pgbench-%s-%s %.0f tps ratio=%.2f vs direct (%.0f tps), latency +%.0f us\n",
+				fmt.Printf("BENCH pgbench-%s-%s %.0f tps ratio=%.2f vs direct (%.0f tps), latency %+.0f us\n",
 					r.name, tg.name, x[0], x[0]/d[0], d[0], (x[1]-d[1])*1000)
 			}
+			// The floor: the cheaper relay by CPU per transaction.
+			floor, other := string(relaySplice), string(relayBuffered)
+			if res[other][2] < res[floor][2] {
+				floor, other = other, floor
+			}
+			f := res[floor]
+			fmt.Printf("BENCH pgbench-%s-floor-cpu %.1f us/txn ratio=%.2f vs %s (%.1f us/txn); the floor is %s\n",
+				r.name, f[2], f[2]/res[other][2], other, res[other][2], floor)
 			// The proxy's own CPU per transaction: on two shared cores
 			// every microsecond of it is taken from pgbench and the
 			// server, and it is far steadier than TPS.
-			fc := res["go-relay"][2]
 			for _, tg := range targets[1:] {
-				if tg.name != "go-relay" {
-					fmt.Printf("BENCH pgbench-%s-%s-cpu %.1f us/txn ratio=%.2f vs go-relay (%.1f us/txn)\n",
-						r.name, tg.name, res[tg.name][2], res[tg.name][2]/fc, fc)
+				if tg.name == floor || tg.name == other {
+					continue
 				}
+				target := ""
+				if strings.HasPrefix(tg.name, "gateway") {
+					target = ", target <= 1.3"
+				}
+				fmt.Printf("BENCH pgbench-%s-%s-cpu %.1f us/txn ratio=%.2f vs floor (%s %.1f us/txn)%s\n",
+					r.name, tg.name, res[tg.name][2], res[tg.name][2]/f[2], floor, f[2], target)
+			}
+			for _, name := range []string{"gateway", "gateway-notls"} {
+				x := res[name]
+				fmt.Printf("BENCH pgbench-%s-%s-tps-vs-floor %.0f tps ratio=%.2f vs floor (%s %.0f tps), target >= 0.9 at 8 clients\n",
+					r.name, name, x[0], x[0]/f[0], floor, f[0])
+				added, fadded := (x[1]-d[1])*1000, (f[1]-d[1])*1000
+				fmt.Printf("BENCH pgbench-%s-%s-added-latency %.0f us ratio=%.2f vs floor (%s %+.0f us); %+.0f us over the floor, target <= +20 at 1 client\n",
+					r.name, name, added, added/fadded, floor, fadded, added-fadded)
 			}
 		}
 	}
@@ -166,6 +210,11 @@ func BenchmarkPgbench(b *testing.B) {
 	}
 }
 
+// cpuSettle is how long a benchmark waits after a load before it reads a
+// proxy's CPU time: the audit pipeline sends what it holds at least every
+// second (audit.PipelineOptions.BatchAge).
+const cpuSettle = 1500 * time.Millisecond
+
 func parseFloat(out []byte, re string) float64 {
 	m := regexp.MustCompile(re).FindSubmatch(out)
 	if m == nil {
@@ -173,37 +222,6 @@ func parseFloat(out []byte, re string) float64 {
 	}
 	f, _ := strconv.ParseFloat(string(m[1]), 64)
 	return f
-}
-
-// startGoRelay listens on loopback and copies bytes between each client
-// and a connection of its own to upstream: the least a Go proxy does.
-// It returns the port.
-func startGoRelay(b *testing.B, upstream string) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				u, err := net.Dial("tcp", upstream)
-				if err != nil {
-					return
-				}
-				defer u.Close()
-				go func() { io.Copy(u, c); u.Close() }()
-				io.Copy(c, u)
-			}()
-		}
-	}()
-	_, port, _ := net.SplitHostPort(ln.Addr().String())
-	return port
 }
 
 // selfCPU is this process's CPU time (user and system): the gateway's,
@@ -287,7 +305,17 @@ pidfile = %s
 
 // BenchmarkRowThroughput reads 100,000 rows of 8 text columns, one of them
 // masked by name (mask plugin, default chain), through the gateway and
-// directly: MB/s of result data each way.
+// directly: MB/s of result data each way (issue 13's target: the masked
+// read at least 0.5 of direct), and the proxy's CPU per MB against the
+// floor, the cheaper of the two bare Go relays (relay_bench_test.go) on
+// the same read.
+//
+// The reader (pgx) runs in this process beside the gateway and the
+// relays, so a proxy's CPU is this process's CPU during the read less the
+// reader's own, measured on the direct read (per byte, the same bytes
+// arrive). The reader decrypts TLS from the gateway and not from the
+// relays: that share (about as much as the gateway spends encrypting) is
+// counted to the gateway.
 func BenchmarkRowThroughput(b *testing.B) {
 	pg := testenv.StartPostgres(b, testenv.PostgresOptions{})
 	pg.Exec(b, `CREATE TABLE wide AS SELECT g AS id, md5(g::text) AS c1, md5((g+1)::text) AS c2, md5((g+2)::text) AS c3,
@@ -301,14 +329,23 @@ func BenchmarkRowThroughput(b *testing.B) {
 	}
 	es := startEnv(b, envOptions{pg: pg, target: sensitive})
 	esp := startEnv(b, envOptions{pg: pg, plugins: plugins, target: sensitive})
+	dsns := map[string]string{"direct": pg.URL("postgres")}
+	for _, k := range relayKinds {
+		dsns[string(k)] = fmt.Sprintf("postgres://%s:%s@127.0.0.1:%s/postgres?sslmode=disable", pg.User, pg.Password, startGoRelay(b, pg.Addr(), k))
+	}
 	ctx := context.Background()
-	read := func(dsn string) (float64, time.Duration) {
+	type reading struct {
+		n    float64       // bytes of result data
+		took time.Duration // wall time of the query
+		cpu  time.Duration // this process's CPU time meanwhile
+	}
+	read := func(dsn string) reading {
 		c, err := pgx.Connect(ctx, dsn)
 		if err != nil {
 			b.Fatal(err)
 		}
 		defer c.Close(ctx)
-		start := time.Now()
+		cpu0, start := selfCPU(), time.Now()
 		rr := c.PgConn().ExecParams(ctx, "SELECT c1, c2, c3, c4, c5, c6, secret, id::text FROM wide", nil, nil, nil, nil)
 		var n int
 		for rr.NextRow() {
@@ -319,18 +356,53 @@ func BenchmarkRowThroughput(b *testing.B) {
 		if _, err := rr.Close(); err != nil {
 			b.Fatal(err)
 		}
-		return float64(n), time.Since(start)
+		return reading{float64(n), time.Since(start), selfCPU() - cpu0}
 	}
+	mbps := func(r reading) float64 { return r.n / r.took.Seconds() / 1e6 }
+	read(dsns["direct"]) // warm the server's cache and this process
+	gateways := []struct {
+		name, target string
+		dsn          string
+	}{
+		{"masked", ", target >= 0.5", e.dsn("")},
+		{"sensitive-column", "", es.dsn("")},
+		{"sensitive-column-and-plugins", "", esp.dsn("")},
+	}
+	for _, g := range gateways {
+		dsns[g.name] = g.dsn
+	}
+	order := append([]string{"direct", string(relaySplice), string(relayBuffered)}, gateways[0].name, gateways[1].name, gateways[2].name)
 	for i := 0; i < b.N; i++ {
-		nd, dd := read(e.pg.URL("postgres"))
-		nv, dv := read(e.dsn(""))
-		md, mv := nd/dd.Seconds()/1e6, nv/dv.Seconds()/1e6
-		fmt.Printf("BENCH pg-rows-100k-masked %.1f MB/s ratio=%.2f vs direct (%.1f MB/s)\n", mv, mv/md, md)
-		ns, ds := read(es.dsn(""))
-		ms := ns / ds.Seconds() / 1e6
-		fmt.Printf("BENCH pg-rows-100k-sensitive-column %.1f MB/s ratio=%.2f vs direct (%.1f MB/s)\n", ms, ms/md, md)
-		nsp, dsp := read(esp.dsn(""))
-		msp := nsp / dsp.Seconds() / 1e6
-		fmt.Printf("BENCH pg-rows-100k-sensitive-column-and-plugins %.1f MB/s ratio=%.2f vs direct (%.1f MB/s)\n", msp, msp/md, md)
+		// One read takes a fraction of a second: three rounds, each
+		// reading through every setup in turn, summed.
+		sum := map[string]reading{}
+		for range 3 {
+			for _, name := range order {
+				r, s := read(dsns[name]), sum[name]
+				sum[name] = reading{s.n + r.n, s.took + r.took, s.cpu + r.cpu}
+			}
+		}
+		d := sum["direct"]
+		md := mbps(d)
+		// The proxy's CPU per MB: what this process spent beyond the
+		// reader's own share (the direct read's CPU per byte).
+		proxyCPU := func(r reading) float64 {
+			return float64((r.cpu - time.Duration(float64(d.cpu)*r.n/d.n)).Microseconds()) / (r.n / 1e6)
+		}
+		floor, other := string(relaySplice), string(relayBuffered)
+		if proxyCPU(sum[other]) < proxyCPU(sum[floor]) {
+			floor, other = other, floor
+		}
+		fc := proxyCPU(sum[floor])
+		fmt.Printf("BENCH pg-rows-100k-floor %.1f MB/s ratio=%.2f vs direct (%.1f MB/s); the floor is %s\n", mbps(sum[floor]), mbps(sum[floor])/md, md, floor)
+		fmt.Printf("BENCH pg-rows-100k-floor-cpu %.0f us/MB ratio=%.2f vs %s (%.0f us/MB); the floor is %s; the reader's own: %.0f us/MB\n",
+			fc, fc/proxyCPU(sum[other]), other, proxyCPU(sum[other]), floor, float64(d.cpu.Microseconds())/(d.n/1e6))
+		for _, g := range gateways {
+			r := sum[g.name]
+			m := mbps(r)
+			fmt.Printf("BENCH pg-rows-100k-%s %.1f MB/s ratio=%.2f vs direct (%.1f MB/s)%s\n", g.name, m, m/md, md, g.target)
+			c := proxyCPU(r)
+			fmt.Printf("BENCH pg-rows-100k-%s-cpu %.0f us/MB ratio=%.2f vs floor (%s %.0f us/MB)\n", g.name, c, c/fc, floor, fc)
+		}
 	}
 }

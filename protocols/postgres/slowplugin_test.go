@@ -5,6 +5,8 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -103,4 +105,40 @@ func TestSlowPluginDoesNotStopClientLoop(t *testing.T) {
 		t.Fatal("the client's next statement waited for the plugin: the relay held the session's lock across the chain call")
 	}
 	close(chain.release)
+}
+
+// memRecorder keeps rows, for the tests that drive a session directly.
+type memRecorder struct {
+	mu   sync.Mutex
+	rows []gate.Row
+}
+
+func (m *memRecorder) Record(r gate.Row) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.rows = append(m.rows, r)
+	return nil
+}
+func (m *memRecorder) Close() error { return nil }
+
+// A statement queued after the upstream connection ended (the relay has
+// recorded the ones queued before) still gets its row when the session
+// ends: every statement the gateway read is in the trail.
+func TestStatementQueuedAfterUpstreamLossHasARow(t *testing.T) {
+	rec := &memRecorder{}
+	l := &Listener{cfg: config.Listener{Name: "lost"}, deps: gate.Deps{Recorder: rec, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}}
+	gs := l.deps.NewSession(gate.SessionInfo{Protocol: "postgres", Listener: "lost"})
+	s := &session{l: l, gs: gs, id: gs.ID(), targetName: "t", target: &target{}, opened: time.Now(), ctx: context.Background(), cancel: func() {}}
+	s.settled = sync.NewCond(&s.mu)
+	st := &stmt{start: time.Now(), fields: map[string]string{"sql": "UPDATE t SET x = 1"}}
+	s.mu.Lock()
+	s.upGone = true
+	s.pushLocked(&op{kind: opQuery, st: st})
+	s.mu.Unlock()
+	s.recordUnanswered()
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if len(rec.rows) != 1 || rec.rows[0].Kind != "pg.query" || rec.rows[0].Request["sql"] != "UPDATE t SET x = 1" || !strings.Contains(rec.rows[0].Error, "connection to the target was lost") {
+		t.Fatalf("rows: %+v", rec.rows)
+	}
 }

@@ -13,7 +13,13 @@ import (
 	"github.com/tollgate-dev/tollgate/host/audit"
 )
 
-var update = flag.Bool("update", false, "rewrite the golden files of audit rows")
+// updating reports whether golden files are to be rewritten: the test
+// package's own -update flag (each package that writes golden files
+// declares one; a flag here would clash with theirs).
+func updating() bool {
+	f := flag.Lookup("update")
+	return f != nil && f.Value.String() == "true"
+}
 
 // volatileClaims change with every token minted.
 var volatileClaims = []string{"exp", "iat", "nbf", "jti", "auth_time"}
@@ -24,8 +30,9 @@ var volatileClaims = []string{"exp", "iat", "nbf", "jti", "auth_time"}
 // durations, addresses and hashes are cleared, hashes kept as whether
 // they were set; an ID quoted inside a value is replaced too, and so is
 // each old string of replace (old, new pairs: an address chosen at run
-// time, say). `go test -update` rewrites the file. A change in what a
-// protocol records then shows as a diff in review.
+// time, say). `go test -update` rewrites the file (the test package
+// declares the flag). A change in what a protocol records then shows as
+// a diff in review.
 func Golden(t testing.TB, path string, rows []audit.Row, replace ...string) {
 	t.Helper()
 	ids := map[string]string{}
@@ -83,7 +90,7 @@ func Golden(t testing.TB, path string, rows []audit.Row, replace ...string) {
 	for i := 0; i+1 < len(replace); i += 2 {
 		got = bytes.ReplaceAll(got, []byte(replace[i]), []byte(replace[i+1]))
 	}
-	if *update {
+	if updating() {
 		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 			t.Fatal(err)
 		}

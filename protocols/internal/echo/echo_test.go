@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"flag"
 	"net"
 	"net/http"
 	"strings"
@@ -23,6 +24,9 @@ import (
 	"github.com/tollgate-dev/tollgate/host/testenv"
 	"github.com/tollgate-dev/tollgate/protocols/internal/echo"
 )
+
+// update rewrites the golden files of audit rows (audittest.Golden).
+var update = flag.Bool("update", false, "rewrite testdata's golden audit rows")
 
 // policy is a chain written in Go, the contract under test being the
 // layer's: lines starting with DROP are denied, DELETE is held for the
