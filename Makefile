@@ -7,7 +7,7 @@ VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
 # Debian packages the tests talk to (real peers, never mocks).
-TEST_PKGS  := curl ca-certificates wabt clickhouse-server clickhouse-client postgresql chromium
+TEST_PKGS  := curl ca-certificates wabt clickhouse-server clickhouse-client zookeeper postgresql chromium
 # Peers `make bench` measures the gateway against: nginx and Caddy (2.6,
 # run from a Caddyfile of the benchmark's own, not as the packaged
 # service) for HTTP, PgBouncer for PostgreSQL; wrk drives HTTP.
@@ -93,6 +93,8 @@ bench: deps bench-deps
 # the mask plugin instead of make test's million (its BENCH bounds/...
 # lines go to stdout).
 #   make soak SOAK_DURATION=30m SOAK_PG=16 SOAK_HTTP=32 SOAK_DURABILITY=synced
+# SOAK_CLUSTER=1 (read by the test from the environment) puts the audit
+# trail on a 2-shard ClickHouse cluster with ZooKeeper instead.
 SOAK_DURATION   ?= 2m
 SOAK_PG         ?= 8
 SOAK_HTTP       ?= 16
@@ -103,7 +105,7 @@ SOAK_PROFILES   ?=
 # SOAK_MEMORY_LIMIT=bytes: [gateway] memory_limit for the gateways.
 SOAK_MEMORY_LIMIT ?= 0
 soak:
-	@.ci/install-packages clickhouse-server clickhouse-client postgresql
+	@.ci/install-packages clickhouse-server clickhouse-client zookeeper postgresql
 	$(GO) test -count=1 -v -run '^(TestSoak|TestBounds)$$' -timeout 90m ./cmd/gateway/ -args -soak.duration=$(SOAK_DURATION) \
 		-soak.pg=$(SOAK_PG) -soak.http=$(SOAK_HTTP) -soak.durability=$(SOAK_DURABILITY) -soak.rows=$(SOAK_ROWS) -soak.out=$(CURDIR)/.soak.out \
 		-soak.memory_limit=$(SOAK_MEMORY_LIMIT) $(if $(SOAK_PROFILES),-soak.profiles=$(abspath $(SOAK_PROFILES)))

@@ -35,7 +35,8 @@ var (
 // running through them and a sampler reading each gateway every second.
 type soakEnv struct {
 	t          *testing.T
-	ch         *testenv.ClickHouse
+	ch         *testenv.ClickHouse // with SOAK_CLUSTER=1, shard 1's server
+	cluster    *testenv.ClickHouseCluster
 	pg         *testenv.Postgres
 	plugins    map[string]string // name → .wasm
 	durability string
@@ -72,7 +73,15 @@ func newSoak(t *testing.T, durability string, extra ...string) *soakEnv {
 	if err := raiseNoFile(4096); err != nil {
 		t.Fatal(err)
 	}
-	s.ch = testenv.StartClickHouse(t)
+	if os.Getenv("SOAK_CLUSTER") == "1" {
+		// The audit store on a 2-shard ClickHouse cluster: the
+		// ClickHouse faults then kill shard 1's server, which is also the
+		// gateways' first address.
+		s.cluster = testenv.StartClickHouseCluster(t, "soak", 2)
+		s.ch = s.cluster.Nodes[0]
+	} else {
+		s.ch = testenv.StartClickHouse(t)
+	}
 	s.pg = testenv.StartPostgres(t, testenv.PostgresOptions{})
 	s.pg.Exec(t, soak.SetupSQL)
 	for _, p := range []string{"guard", "mask", "redact"} {
@@ -227,11 +236,32 @@ rules = [
 		// gateway without it refuses an unknown key.
 		fmt.Fprintf(&b, "durability = %q\n", s.durability)
 	}
-	fmt.Fprintf(&b, "[audit.clickhouse]\naddrs = [%q]\ndatabase = \"soak\"\n", s.ch.Addr())
+	o := s.chOptions()
+	fmt.Fprintf(&b, "[audit.clickhouse]\naddrs = [\"%s\"]\ndatabase = %q\n", strings.Join(o.Addrs, `", "`), o.Database)
+	if o.Cluster != "" {
+		fmt.Fprintf(&b, "cluster = %q\n[approvals]\nstore = \"file\"\n", o.Cluster)
+	}
 	if g.name == "a" && s.extra != "" {
 		b.WriteString("\n" + s.extra)
 	}
 	return b.String()
+}
+
+// chOptions is where the soak's audit trail is: one server, or with
+// SOAK_CLUSTER=1 every node of the cluster.
+func (s *soakEnv) chOptions() clickhouse.Options {
+	if s.cluster != nil {
+		return clickhouse.Options{Addrs: s.cluster.Addrs(), Database: "soak", Cluster: s.cluster.Name}
+	}
+	return clickhouse.Options{Addrs: []string{s.ch.Addr()}, Database: "soak"}
+}
+
+// chName names the ClickHouse the faults kill, for the report.
+func (s *soakEnv) chName() string {
+	if s.cluster != nil {
+		return "ClickHouse shard 1 of 2"
+	}
+	return "ClickHouse"
 }
 
 // sample reads every gateway once a second until ctx ends.
@@ -349,7 +379,7 @@ func (s *soakEnv) drain() {
 // them (FINAL) and as stored.
 func (s *soakEnv) rows() soak.Rows {
 	s.t.Helper()
-	store, err := clickhouse.Open(context.Background(), clickhouse.Options{Addrs: []string{s.ch.Addr()}, Database: "soak"})
+	store, err := clickhouse.Open(context.Background(), s.chOptions())
 	if err != nil {
 		s.t.Fatalf("open clickhouse: %v", err)
 	}
@@ -556,7 +586,7 @@ func TestSoak(t *testing.T) {
 	time.Sleep(unit)
 	s.profile(a, "1-steady")
 
-	w := begin(fmt.Sprintf("ClickHouse SIGKILL, down %s", chDown))
+	w := begin(fmt.Sprintf("%s SIGKILL, down %s", s.chName(), chDown))
 	s.ch.Kill()
 	time.Sleep(chDown / 2)
 	s.profile(a, "2-outage-half")
@@ -597,7 +627,7 @@ func TestSoak(t *testing.T) {
 	s.startGateway(a)
 	time.Sleep(unit)
 
-	w = begin("gateway SIGKILL during a ClickHouse outage")
+	w = begin("gateway SIGKILL during a " + s.chName() + " outage")
 	s.ch.Kill()
 	time.Sleep(unit / 2)
 	kills = append(kills, s.killGateway(a))
@@ -638,7 +668,11 @@ func TestSoak(t *testing.T) {
 	verifyOut, verifyCode := s.verify()
 
 	var report strings.Builder
-	fmt.Fprintf(&report, "soak: %s, %d PostgreSQL sessions, %d HTTP clients, durability %q, memory_limit %d\n\n", elapsed.Round(time.Second), s.load.PG, s.load.HTTP, s.durability, *soakMemLimit)
+	fmt.Fprintf(&report, "soak: %s, %d PostgreSQL sessions, %d HTTP clients, durability %q, memory_limit %d\n", elapsed.Round(time.Second), s.load.PG, s.load.HTTP, s.durability, *soakMemLimit)
+	if s.cluster != nil {
+		fmt.Fprintf(&report, "audit store: a 2-shard ClickHouse 18.16 cluster (SOAK_CLUSTER=1); the ClickHouse faults kill shard 1's server\n")
+	}
+	fmt.Fprintln(&report)
 	tally := soak.PrintReport(&report, "full", elapsed, results, rows, windows, s.samples, pluginErrors)
 	lost := 0
 	var lostReport strings.Builder

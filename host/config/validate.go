@@ -206,6 +206,9 @@ func (c *Config) validate(ps *problemList) {
 		if a.ClickHouse.CAFile != "" && !a.ClickHouse.TLS {
 			ps.add("audit.clickhouse.ca_file", "only applies with tls = true")
 		}
+		if c := a.ClickHouse.Cluster; c != "" && !plainIdentifier(c) {
+			ps.add("audit.clickhouse.cluster", "must be a plain identifier ([A-Za-z_][A-Za-z0-9_]*), the name in the servers' remote_servers: %q", c)
+		}
 	case "embedded":
 	default:
 		ps.add("audit.store", "unknown store %q (file, clickhouse or embedded)", a.Store)
@@ -360,4 +363,19 @@ func (c *Config) ValidateServe(dev bool) error {
 		}
 	}
 	return c.src.problems(ps)
+}
+
+// plainIdentifier reports whether s is [A-Za-z_][A-Za-z0-9_]*, a name
+// that goes into ClickHouse DDL unquoted.
+func plainIdentifier(s string) bool {
+	if s == "" || len(s) > 128 || s[0] >= '0' && s[0] <= '9' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c == '_' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z') {
+			return false
+		}
+	}
+	return true
 }

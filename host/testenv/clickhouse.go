@@ -26,6 +26,9 @@ type ClickHouse struct {
 	Dir string // config.xml, users.xml and the data directory
 
 	tcp, web string
+	extra    string // more server config (a cluster's), inside <yandex>
+	profiles string // more settings profiles, inside <profiles>
+	defaults string // more settings of the default profile
 	mu       sync.Mutex
 	out      bytes.Buffer // what the server printed (warnings and errors)
 	cmd      *exec.Cmd
@@ -47,13 +50,21 @@ func StartClickHouse(t testing.TB) *ClickHouse {
 // server appearing there later). It is stopped when the test ends.
 func NewClickHouse(t testing.TB) *ClickHouse {
 	t.Helper()
+	c := newClickHouse(t)
+	if err := c.writeConfig(); err != nil {
+		t.Fatalf("testenv: clickhouse config: %v", err)
+	}
+	return c
+}
+
+// newClickHouse is a server's directory and ports, its config not yet
+// written (a cluster's nodes need each other's ports first).
+func newClickHouse(t testing.TB) *ClickHouse {
+	t.Helper()
 	if _, err := os.Stat(ClickHouseServer); err != nil {
 		t.Fatalf("testenv: clickhouse-server is not installed; run `make deps` (it installs the test peers): %v", err)
 	}
 	c := &ClickHouse{Dir: t.TempDir(), tcp: FreeAddr(t), web: FreeAddr(t)}
-	if err := c.writeConfig(); err != nil {
-		t.Fatalf("testenv: clickhouse config: %v", err)
-	}
 	t.Cleanup(func() { c.stop() })
 	return c
 }
@@ -177,15 +188,15 @@ func (c *ClickHouse) writeConfig() error {
     <default_database>default</default_database>
     <mark_cache_size>268435456</mark_cache_size>
     <max_concurrent_queries>100</max_concurrent_queries>
-</yandex>
-`, host, tcpPort, httpPort, d, d, d, d, d)
+%s</yandex>
+`, host, tcpPort, httpPort, d, d, d, d, d, c.extra)
 	users := `<?xml version="1.0"?>
 <yandex>
     <profiles>
         <default>
             <max_memory_usage>4000000000</max_memory_usage>
-        </default>
-    </profiles>
+` + c.defaults + `        </default>
+` + c.profiles + `    </profiles>
     <users>
         <default>
             <password></password>

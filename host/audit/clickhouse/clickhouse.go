@@ -26,6 +26,7 @@ import (
 
 	"github.com/tollgate-dev/tollgate/host/audit"
 	"github.com/tollgate-dev/tollgate/host/audit/schema"
+	"github.com/tollgate-dev/tollgate/host/audit/trail"
 )
 
 // Options say where the server is.
@@ -35,7 +36,11 @@ type Options struct {
 	User     string   // default "default"
 	Password string
 	TLS      *tls.Config // nil: plain TCP
-	Cluster  string      // set for a cluster: ON CLUSTER DDL, Distributed tables
+	// Cluster, when set, is a cluster in the servers' remote_servers: ON
+	// CLUSTER DDL, replicated tables behind Distributed ones, inserts
+	// that wait for every shard (README, "Audit on a ClickHouse
+	// cluster"). Addrs then lists its nodes, for failover.
+	Cluster string
 }
 
 // Store writes audit rows to ClickHouse and reads them back for analysts.
@@ -50,6 +55,8 @@ type Store struct {
 	mu      sync.Mutex
 	ready   bool
 	version string // the server's, from SELECT version()
+	read    ch.Settings
+	write   ch.Settings
 }
 
 // Open connects, applies the schema (idempotent) and records its version.
@@ -80,6 +87,13 @@ func Connect(o Options) (*Store, error) {
 	}
 	if o.User == "" {
 		o.User = "default"
+	}
+	// Both go into DDL and queries as they are.
+	if !trail.Identifier(o.Database) {
+		return nil, fmt.Errorf("clickhouse: database %q is not a plain identifier ([A-Za-z_][A-Za-z0-9_]*)", o.Database)
+	}
+	if o.Cluster != "" && !trail.Identifier(o.Cluster) {
+		return nil, fmt.Errorf("clickhouse: cluster %q is not a plain identifier ([A-Za-z_][A-Za-z0-9_]*)", o.Cluster)
 	}
 	// clickhouse-go dials lazily: this does not touch the network.
 	conn, err := connect(o, o.Database)
@@ -125,7 +139,33 @@ func (s *Store) ensureSchema(ctx context.Context) error {
 		return err
 	}
 	s.ready, s.version = true, version
+	s.read, s.write = clusterSettings(s.o.Cluster, version)
 	return nil
+}
+
+// clusterSettings are the settings of reads and inserts on a cluster.
+//
+// Inserts wait for every shard (insert_distributed_sync): an
+// acknowledged batch is on the shards that own its sessions, not in a
+// node's Distributed queue, so a row leaves the gateway's spool only once
+// it is where analysts read it, and a shard that is down makes the batch
+// wait in the spool (the part that reached the other shard collapses
+// when the batch is replayed).
+//
+// Reads on 18.x go to every shard over the network
+// (prefer_localhost_replica=0): 18.16 reading its own shard in-process
+// with FINAL fails with "Cannot find column ... in source stream" unless
+// the query selects every sorting key and version column.
+func clusterSettings(cluster, version string) (read, write ch.Settings) {
+	read, write = ch.Settings{"readonly": 1}, ch.Settings{}
+	if cluster == "" {
+		return read, write
+	}
+	write["insert_distributed_sync"] = 1
+	if major(version) < 19 {
+		read["prefer_localhost_replica"] = 0
+	}
+	return read, write
 }
 
 func connect(o Options, db string) (driver.Conn, error) {
@@ -168,7 +208,20 @@ func major(version string) int {
 // migrate runs the DDL and records schema.Version once. SET statements
 // become per-query settings: the pool may run each statement on a
 // different connection, so a session SET would not reliably apply.
+//
+// On a cluster the DDL is skipped when schema_version (replicated to
+// every node) already holds this version: ON CLUSTER DDL waits for every
+// node (distributed_ddl_task_timeout, 180 s by default), so a gateway
+// restarting while a shard is down would otherwise stall its first insert
+// that long, where it can go on spooling and retrying at once.
 func migrate(ctx context.Context, conn driver.Conn, o Options, version string) error {
+	if o.Cluster != "" {
+		var have uint32
+		q := fmt.Sprintf("SELECT max(version) FROM %s.schema_version", o.Database)
+		if err := conn.QueryRow(ctx, q).Scan(&have); err == nil && have == schema.Version {
+			return nil
+		}
+	}
 	settings := ch.Settings{}
 	for _, stmt := range schema.Statements(schema.Options{
 		Database: o.Database, Cluster: o.Cluster, LowCardinalitySetting: major(version) < 19,
@@ -229,7 +282,7 @@ func (s *Store) Insert(ctx context.Context, rows []audit.Row) error {
 	if err := s.ensureSchema(ctx); err != nil {
 		return fmt.Errorf("clickhouse: insert: %w", err)
 	}
-	b, err := s.conn.PrepareBatch(ctx, schema.InsertEvents(s.db))
+	b, err := s.conn.PrepareBatch(ch.Context(ctx, ch.WithSettings(s.write)), schema.InsertEvents(s.db))
 	if err != nil {
 		return fmt.Errorf("clickhouse: insert: %w", err)
 	}
@@ -281,8 +334,7 @@ func (s *Store) Query(ctx context.Context, sql string, args ...any) (cols []stri
 	if err := s.ensureSchema(ctx); err != nil {
 		return nil, nil, err
 	}
-	ctx = ch.Context(ctx, ch.WithSettings(ch.Settings{"readonly": 1}))
-	r, err := s.conn.Query(ctx, sql, args...)
+	r, err := s.conn.Query(ch.Context(ctx, ch.WithSettings(s.read)), sql, args...)
 	if err != nil {
 		return nil, nil, fmt.Errorf("clickhouse: query: %w", err)
 	}

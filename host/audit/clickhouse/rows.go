@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"time"
 
+	ch "github.com/ClickHouse/clickhouse-go/v2"
+
 	"github.com/tollgate-dev/tollgate/host/audit"
 	"github.com/tollgate-dev/tollgate/host/audit/schema"
 )
@@ -24,7 +26,7 @@ func (s *Store) Rows(ctx context.Context, where string, args ...any) ([]audit.Ro
 		q += " WHERE " + where
 	}
 	q += " ORDER BY session_id, seq"
-	rs, err := s.conn.Query(ctx, q, args...)
+	rs, err := s.conn.Query(ch.Context(ctx, ch.WithSettings(s.read)), q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("clickhouse: rows: %w", err)
 	}
