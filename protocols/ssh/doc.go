@@ -1,0 +1,2 @@
+// Package ssh is Tollgate's SSH protocol.
+package ssh

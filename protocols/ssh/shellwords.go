@@ -1,0 +1,167 @@
+package ssh
+
+import (
+	"errors"
+	"strings"
+)
+
+// Split splits a command line into words the way a POSIX shell does before
+// expansion, for plugins that reason about argv (guard's command rules):
+// blanks separate words; single quotes keep everything literally; inside
+// double quotes a backslash escapes only $ ` " \ and newline; outside
+// quotes a backslash escapes the next character and a backslash-newline
+// disappears; a # at the start of a word starts a comment. The control
+// operators && || ;; ; & | ( ) and the redirections < > >> <& >& <> >|
+// are words of their own, so that "a;b" splits as [a ; b].
+//
+// Nothing is expanded: $VAR, $(cmd), `cmd`, globs and ~ stay as written.
+// An unterminated quote or a trailing backslash is an error (the command
+// still runs if policy allows it; the remote shell decides what it means).
+func Split(line string) ([]string, error) {
+	var (
+		words  []string
+		cur    strings.Builder
+		inWord bool
+	)
+	flush := func() {
+		if inWord {
+			words = append(words, cur.String())
+			cur.Reset()
+			inWord = false
+		}
+	}
+	for i := 0; i < len(line); i++ {
+		c := line[i]
+		switch {
+		case c == ' ' || c == '\t' || c == '\n':
+			flush()
+		case c == '\\':
+			if i+1 >= len(line) {
+				return words, errors.New("trailing backslash")
+			}
+			i++
+			if line[i] == '\n' {
+				continue // line continuation
+			}
+			cur.WriteByte(line[i])
+			inWord = true
+		case c == '\'':
+			j := strings.IndexByte(line[i+1:], '\'')
+			if j < 0 {
+				return words, errors.New("unterminated single quote")
+			}
+			cur.WriteString(line[i+1 : i+1+j])
+			inWord = true
+			i += j + 1
+		case c == '"':
+			inWord = true
+			closed := false
+			for i++; i < len(line); i++ {
+				d := line[i]
+				if d == '"' {
+					closed = true
+					break
+				}
+				if d == '\\' && i+1 < len(line) {
+					switch n := line[i+1]; n {
+					case '$', '`', '"', '\\':
+						cur.WriteByte(n)
+						i++
+						continue
+					case '\n':
+						i++
+						continue
+					}
+				}
+				cur.WriteByte(d)
+			}
+			if !closed {
+				return words, errors.New("unterminated double quote")
+			}
+		case c == '$' && i+1 < len(line) && (line[i+1] == '(' || line[i+1] == '{'),
+			c == '`':
+			// A substitution is part of the word, kept as written.
+			n, err := substitution(line[i:])
+			if err != nil {
+				return words, err
+			}
+			cur.WriteString(line[i : i+n])
+			inWord = true
+			i += n - 1
+		case c == '#' && !inWord:
+			j := strings.IndexByte(line[i:], '\n')
+			if j < 0 {
+				i = len(line)
+			} else {
+				i += j
+			}
+		case strings.IndexByte(";&|()<>", c) >= 0:
+			flush()
+			op := operator(line[i:])
+			words = append(words, op)
+			i += len(op) - 1
+		default:
+			cur.WriteByte(c)
+			inWord = true
+		}
+	}
+	flush()
+	return words, nil
+}
+
+// substitution is the length of the $(...), ${...} or `...` at the
+// start of s, nested parentheses and braces counted.
+func substitution(s string) (int, error) {
+	if s[0] == '`' {
+		for i := 1; i < len(s); i++ {
+			switch s[i] {
+			case '\\':
+				i++
+			case '`':
+				return i + 1, nil
+			}
+		}
+		return 0, errors.New("unterminated backquote")
+	}
+	open, closing := s[1], byte(')')
+	if open == '{' {
+		closing = '}'
+	}
+	depth := 0
+	for i := 1; i < len(s); i++ {
+		switch s[i] {
+		case '\\':
+			i++
+		case open:
+			depth++
+		case closing:
+			depth--
+			if depth == 0 {
+				return i + 1, nil
+			}
+		}
+	}
+	return 0, errors.New("unterminated " + s[:2])
+}
+
+// operators, longest first.
+var operators = []string{"&&", "||", ";;", ">>", "<<", "<&", ">&", "<>", ">|", ";", "&", "|", "(", ")", "<", ">"}
+
+func operator(s string) string {
+	for _, op := range operators {
+		if strings.HasPrefix(s, op) {
+			return op
+		}
+	}
+	return s[:1]
+}
+
+// Quote returns w quoted so that Split gives it back as one word.
+func Quote(w string) string {
+	if w != "" && strings.IndexFunc(w, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./=:,+@%", r))
+	}) < 0 {
+		return w
+	}
+	return "'" + strings.ReplaceAll(w, "'", `'\''`) + "'"
+}

@@ -1,0 +1,62 @@
+package ssh
+
+import (
+	"slices"
+	"strings"
+	"testing"
+)
+
+func TestSplit(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want []string
+		err  bool
+	}{
+		{"ls -la /tmp", []string{"ls", "-la", "/tmp"}, false},
+		{"  echo   'a b'  \"c d\" ", []string{"echo", "a b", "c d"}, false},
+		{`echo "a \"q\" \$HOME \n"`, []string{"echo", `a "q" $HOME \n`}, false},
+		{`echo a\ b \'x`, []string{"echo", "a b", "'x"}, false},
+		{"rm -rf /;echo done", []string{"rm", "-rf", "/", ";", "echo", "done"}, false},
+		{"curl x|sh", []string{"curl", "x", "|", "sh"}, false},
+		{"a&&b||c >>f 2>&1", []string{"a", "&&", "b", "||", "c", ">>", "f", "2", ">&", "1"}, false},
+		{"echo $(id) `id` ~ *", []string{"echo", "$(id)", "`id`", "~", "*"}, false},
+		{"echo a#b # comment\nls", []string{"echo", "a#b", "ls"}, false},
+		{"echo ''", []string{"echo", ""}, false},
+		{"a\\\nb", []string{"ab"}, false},
+		{"echo 'open", []string{"echo"}, true},
+		{`echo "open`, []string{"echo"}, true},
+		{`echo \`, []string{"echo"}, true},
+		{"", nil, false},
+	} {
+		got, err := Split(tc.in)
+		if (err != nil) != tc.err || !slices.Equal(got, tc.want) {
+			t.Errorf("Split(%q) = %q, %v; want %q, error %v", tc.in, got, err, tc.want, tc.err)
+		}
+	}
+}
+
+// FuzzSplit: Split never panics, and words it returns, quoted and joined,
+// split back to the same words.
+func FuzzSplit(f *testing.F) {
+	for _, s := range []string{"ls -la", `echo "a \"b\"" 'c' d\ e`, "a;b|c&&d", "x # y\nz", "'", `"\`, "a\\\nb", "$(rm -rf /)"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, line string) {
+		words, err := Split(line)
+		if err != nil {
+			return
+		}
+		var quoted []string
+		for _, w := range words {
+			if slices.Contains(operators, w) {
+				quoted = append(quoted, w)
+			} else {
+				quoted = append(quoted, Quote(w))
+			}
+		}
+		again, err := Split(strings.Join(quoted, " "))
+		if err != nil || !slices.Equal(again, words) {
+			t.Fatalf("Split(%q) = %q; quoted %q splits to %q, %v", line, words, quoted, again, err)
+		}
+	})
+}
