@@ -7,7 +7,7 @@ VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
 # Debian packages the tests talk to (real peers, never mocks).
-TEST_PKGS  := curl ca-certificates wabt clickhouse-server clickhouse-client postgresql chromium
+TEST_PKGS  := curl ca-certificates wabt clickhouse-server clickhouse-client postgresql chromium openssh-server openssh-client
 BENCH_PKGS := nginx-light wrk pgbouncer
 
 .PHONY: all build run test detect-property deps chdb bench-deps bench soak fuzz vet clean plugins conformance conformance-run
