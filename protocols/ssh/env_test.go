@@ -78,7 +78,9 @@ func startEnv(t testing.TB, o envOptions) *env {
 	}
 	otherKey, otherPub := testenv.NewSSHKey(t)
 	_ = otherKey
-	key := func(s *testenv.SSHD) tssh.Secret { return tssh.SecretValue("file:"+s.ClientKeyFile, string(s.ClientKeyPEM)) }
+	key := func(s *testenv.SSHD) tssh.Secret {
+		return tssh.SecretValue("file:"+s.ClientKeyFile, string(s.ClientKeyPEM))
+	}
 	targets := map[string]tssh.TargetOptions{
 		"box":  {Address: e.sshd.Addr, Key: key(e.sshd), KnownHosts: []string{e.sshd.HostKeyLine}},
 		"safe": {Address: e.safe.Addr, Key: key(e.safe), KnownHosts: []string{e.safe.HostKeyLine}},
