@@ -186,10 +186,10 @@ func (c *conn) authenticate(meta xssh.ConnMetadata, token string) (*xssh.Permiss
 	c.target = t
 	// The connection needs one verb on the login; each channel request
 	// is checked for its own.
-	var d gate.AccessDecision
-	for _, verb := range []string{VerbExec, VerbShell} {
-		if d = l.deps.Authorize(p, gate.AccessRequest{Target: tname, Verb: verb, Resource: "/" + login}); d.Allowed {
-			break
+	d := l.deps.Authorize(p, gate.AccessRequest{Target: tname, Verb: VerbExec, Resource: "/" + login})
+	if !d.Allowed {
+		if sh := l.deps.Authorize(p, gate.AccessRequest{Target: tname, Verb: VerbShell, Resource: "/" + login}); sh.Allowed {
+			d = sh
 		}
 	}
 	if !d.Allowed {

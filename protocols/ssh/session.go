@@ -101,13 +101,16 @@ func (c *conn) session(nch xssh.NewChannel) {
 	}
 }
 
-// refuseRequest answers a request the gateway does not serve: a stderr
-// line the client shows, exit status 126, and a row.
+// refuseRequest answers a shell or subsystem request the gateway does not
+// serve: a stderr line the client shows, exit status 126, and a row.
 func (c *conn) refuseRequest(ch xssh.Channel, r *xssh.Request, what, why string) {
 	c.record(KindRequest, what, why)
+	// Accepted, then ended with the reason: a client that is told "no"
+	// exits before it prints what came with the refusal.
+	r.Reply(true, nil)
 	fmt.Fprintf(ch.Stderr(), "tollgate: %s\n", why)
 	sendExitStatus(ch, ExitDenied)
-	r.Reply(false, nil)
+	ch.CloseWrite()
 }
 
 func sendExitStatus(ch xssh.Channel, status uint32) {
