@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -53,6 +54,7 @@ type env struct {
 
 type envOptions struct {
 	chain    event.Chain
+	log      *slog.Logger
 	listener func(*tssh.ListenerOptions)
 }
 
@@ -85,6 +87,7 @@ func startEnv(t testing.TB, o envOptions) *env {
 		"box":  {Address: e.sshd.Addr, Key: key(e.sshd), KnownHosts: []string{e.sshd.HostKeyLine}},
 		"safe": {Address: e.safe.Addr, Key: key(e.safe), KnownHosts: []string{e.safe.HostKeyLine}},
 		"down": {Address: testenv.FreeAddr(t), Key: key(e.sshd), InsecureIgnoreHostKey: true},
+		"lax":  {Address: e.sshd.Addr, Key: key(e.sshd), InsecureIgnoreHostKey: true},
 		"mitm": {Address: e.sshd.Addr, Key: key(e.sshd), KnownHosts: []string{
 			strings.Fields(e.sshd.HostKeyLine)[0] + " " + strings.TrimSpace(string(xssh.MarshalAuthorizedKey(otherPub)))}},
 	}
@@ -100,11 +103,12 @@ func startEnv(t testing.TB, o envOptions) *env {
 	l, err := tssh.New("ssh", lo, targets, gate.Deps{
 		GatewayID: "test",
 		Auth:      identity.NewVerifier([]config.Issuer{e.iss.IssuerConfig()}, 10, identity.Options{}),
-		Policy: access.New([]config.Rule{{Name: "agents", Targets: []string{"box", "safe", "down", "mitm"}, Groups: []string{"agents"},
+		Policy: access.New([]config.Rule{{Name: "agents", Targets: []string{"box", "safe", "down", "mitm", "lax"}, Groups: []string{"agents"},
 			Paths: []string{"/" + e.sshd.User}}}),
 		Chain:     chain,
 		Recorder:  e.rec,
 		Approvals: e.appr,
+		Log:       o.log,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -252,4 +254,37 @@ func TestNoGoroutinesLeftAfter100Sessions(t *testing.T) {
 	if _, err := net.DialTimeout("tcp", e.l.Addr().String(), time.Second); err == nil {
 		t.Fatal("still listening after Shutdown")
 	}
+}
+
+// insecure_ignore_host_key connects whatever key the upstream shows, and
+// says so in the log on every connection.
+func TestInsecureHostKeyWarnedEveryConnection(t *testing.T) {
+	var logs lockedBuffer
+	e := startEnv(t, envOptions{log: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+	tok := e.token(t, "agents")
+	for i := range 2 {
+		if r := e.ssh(t, tok, e.sshd.User+"@lax", nil, "echo ok"); r.code != 0 || string(r.stdout) != "ok\n" {
+			t.Fatalf("connection %d: code %d stdout %q stderr %q", i, r.code, r.stdout, r.stderr)
+		}
+	}
+	if n := strings.Count(logs.String(), "upstream host key NOT verified"); n != 2 {
+		t.Fatalf("%d warnings for 2 connections:\n%s", n, logs.String())
+	}
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
