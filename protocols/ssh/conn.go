@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -224,7 +225,19 @@ func (c *conn) refuseChannel(nch xssh.NewChannel) {
 	case "auth-agent@openssh.com":
 		why = "agent forwarding is not allowed through the gateway"
 	}
-	c.record(KindChannel, nch.ChannelType(), why)
+	row := c.sess.Row(KindChannel)
+	row.Request = map[string]string{"type": nch.ChannelType()}
+	var fwd struct {
+		Addr     string
+		Port     uint32
+		OrigAddr string
+		OrigPort uint32
+	}
+	if nch.ChannelType() == "direct-tcpip" && xssh.Unmarshal(nch.ExtraData(), &fwd) == nil {
+		row.Request["to"] = net.JoinHostPort(fwd.Addr, strconv.FormatUint(uint64(fwd.Port), 10))
+	}
+	row.Verdict, row.Status, row.Error = "deny", "refused", why
+	c.sess.Record(row)
 	nch.Reject(xssh.Prohibited, "tollgate: "+why)
 }
 

@@ -12,6 +12,7 @@ import (
 
 	"github.com/tollgate-dev/tollgate/host/approval"
 	"github.com/tollgate-dev/tollgate/host/audit"
+	"github.com/tollgate-dev/tollgate/host/audit/audittest"
 	"github.com/tollgate-dev/tollgate/host/event"
 	"github.com/tollgate-dev/tollgate/host/plugin"
 )
@@ -21,7 +22,7 @@ import (
 // Go hold policy.
 func wasmChain(t testing.TB) event.Chain {
 	guard := loadPlugin(t, "guard", map[string]any{"rules": []map[string]any{
-		{"name": "no-rm-root", "kinds": []string{"ssh.exec"}, "commands": []string{"rm -rf /", "rm -rf / *", "rm -rf /*"}, "reason": "removing / is not allowed"},
+		{"name": "no-rm-slash", "kinds": []string{"ssh.exec"}, "commands": []string{"rm -rf /", "rm -rf / *", "rm -rf /*"}, "reason": "removing / is not allowed"},
 		{"name": "no-curl-sh", "kinds": []string{"ssh.exec"}, "commands": []string{"curl *| sh*", "curl *|sh*"}, "reason": "piping a download into a shell is not allowed"},
 	}})
 	return holdPolicy{next: plugin.NewChain(guard, loadPlugin(t, "redact", nil))}
@@ -149,4 +150,30 @@ func TestHoldApproved(t *testing.T) {
 		t.Errorf("approved row: %+v", row)
 	}
 	_ = context.Background
+}
+
+// The rows of one session, compared with a golden file: the open row,
+// an allowed command, a denied one, a refused port forwarding and the
+// close row (`go test -update` rewrites it).
+func TestAuditRowsGolden(t *testing.T) {
+	e := startEnv(t, envOptions{chain: wasmChain(t)})
+	c, err := e.goClient(t, e.token(t, "agents"), e.safe.User+"@safe")
+	must(t, err)
+	s, err := c.NewSession()
+	must(t, err)
+	if out, err := s.Output("echo hi"); err != nil || string(out) != "RAN echo hi\n" {
+		t.Fatalf("echo: %q %v", out, err)
+	}
+	s, err = c.NewSession()
+	must(t, err)
+	if err := s.Run("rm -rf /"); err == nil {
+		t.Fatal("rm -rf / was not refused")
+	}
+	if _, err := c.Dial("tcp", "10.0.0.1:5432"); err == nil {
+		t.Fatal("port forwarding was not refused")
+	}
+	c.Close()
+	rows := e.sessionRows(t, func(audit.Row) bool { return true })
+	verifyComplete(t, rows)
+	audittest.Golden(t, "testdata/session.json", rows, e.safe.User, "LOGIN")
 }
