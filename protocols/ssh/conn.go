@@ -140,14 +140,51 @@ func (c *conn) password(meta xssh.ConnMetadata, pw []byte) (*xssh.Permissions, e
 }
 
 func (c *conn) keyboardInteractive(meta xssh.ConnMetadata, ask xssh.KeyboardInteractiveChallenge) (*xssh.Permissions, error) {
-	ans, err := ask("", "", []string{"OIDC token: "}, []bool{false})
+	token, err := readToken(ask)
 	if err != nil {
 		return nil, err
 	}
-	if len(ans) != 1 {
-		return nil, errors.New("expected one answer")
+	return c.authenticate(meta, token)
+}
+
+// askpassLimit is how much of an answer OpenSSH's client keeps: it reads
+// SSH_ASKPASS's output (and a terminal's line) into 1024 bytes, so it
+// cuts an answer at 1023 bytes without a word. OIDC tokens are often
+// longer (GitHub Actions' are 1,000 to 1,500 bytes).
+const askpassLimit = 1023
+
+// maxTokenRounds bounds the continuation prompts (16 KiB of token).
+const maxTokenRounds = 16
+
+// ContinuedPrompt is the keyboard-interactive prompt that asks for the
+// rest of a token from byte offset n; examples/ssh/tollgate-askpass
+// answers it.
+func ContinuedPrompt(n int) string {
+	return "OIDC token, continued from byte " + strconv.Itoa(n) + ": "
+}
+
+// readToken asks for the token with keyboard-interactive prompts: while
+// an answer is exactly askpassLimit bytes long, the client may have cut
+// it, and the next prompt asks for the rest from the byte reached.
+func readToken(ask xssh.KeyboardInteractiveChallenge) (string, error) {
+	var token strings.Builder
+	prompt := "OIDC token: "
+	for range maxTokenRounds {
+		ans, err := ask("", "", []string{prompt}, []bool{false})
+		if err != nil {
+			return "", err
+		}
+		if len(ans) != 1 {
+			return "", errors.New("expected one answer")
+		}
+		part := strings.TrimRight(ans[0], "\r\n")
+		token.WriteString(part)
+		if len(part) != askpassLimit {
+			break
+		}
+		prompt = ContinuedPrompt(token.Len())
 	}
-	return c.authenticate(meta, ans[0])
+	return token.String(), nil
 }
 
 // authenticate verifies the token, resolves the SSH user to a login and
@@ -166,11 +203,15 @@ func (c *conn) authenticate(meta xssh.ConnMetadata, token string) (*xssh.Permiss
 	if l.limit.blocked(c.remote) {
 		return refuse("too many failed authentications from "+c.remote+"; try again later", false)
 	}
-	p, err := l.deps.Verify(c.ctx, strings.TrimSpace(token))
+	token = strings.TrimSpace(token)
+	p, err := l.deps.Verify(c.ctx, token)
 	if err != nil {
 		kind, reason := gate.AuthFailure(err)
 		if kind == gate.AuthUnavailable {
 			c.sess.Log().Warn("token not verified", "err", err)
+		}
+		if len(token) == askpassLimit {
+			reason += " (the ssh client cuts a password at 1023 bytes: use keyboard-interactive with an askpass that answers \"continued from byte N\" prompts, as examples/ssh/tollgate-askpass does)"
 		}
 		return refuse("authentication failed: "+reason, kind != gate.AuthUnavailable)
 	}

@@ -10,12 +10,20 @@
 //	ssh -p 2222 -l deploy@prod-web gateway.example -- systemctl status app
 //	ssh -p 2222 -l prod-web gateway.example -- uptime
 //
-// The password (or the one keyboard-interactive question) is the OIDC
-// token; in CI, SSH_ASKPASS with SSH_ASKPASS_REQUIRE=force hands it over
+// The keyboard-interactive answer (or the password) is the OIDC token;
+// in CI, SSH_ASKPASS with SSH_ASKPASS_REQUIRE=force hands it over
 // without a terminal:
 //
-//	printf '#!/bin/sh\nprintf "%%s\\n" "$TOLLGATE_TOKEN"\n' > askpass; chmod +x askpass
-//	SSH_ASKPASS=./askpass SSH_ASKPASS_REQUIRE=force ssh ...
+//	SSH_ASKPASS=examples/ssh/tollgate-askpass SSH_ASKPASS_REQUIRE=force \
+//	  TOLLGATE_TOKEN=$TOKEN ssh ...
+//
+// OpenSSH keeps only 1023 bytes of an askpass answer (or of a line typed
+// at a terminal), and OIDC tokens are often longer. When an answer is
+// exactly 1023 bytes long, the gateway asks again, "OIDC token,
+// continued from byte N:", until an answer is shorter; the shipped
+// askpass script answers those prompts. The password method has one
+// answer only, so it serves tokens up to 1023 bytes (a cut token is
+// refused with that explanation).
 //
 // The gateway's host key (ed25519, created at host_key on first start)
 // goes into the agent's known_hosts. A refusal at login (a bad or

@@ -125,8 +125,8 @@ func startEnv(t testing.TB, o envOptions) *env {
 	_, port, _ := net.SplitHostPort(l.Addr().String())
 	e.knownHosts = filepath.Join(e.dir, "known_hosts")
 	os.WriteFile(e.knownHosts, []byte("[127.0.0.1]:"+port+" "+string(xssh.MarshalAuthorizedKey(l.HostKey()))), 0o600)
-	e.askpass = filepath.Join(e.dir, "askpass")
-	os.WriteFile(e.askpass, []byte("#!/bin/sh\nprintf '%s\\n' \"$TOLLGATE_TEST_TOKEN\"\n"), 0o700)
+	// The askpass the README ships, so that the tests prove it.
+	e.askpass = filepath.Join(testenv.ModuleRoot(t), "examples", "ssh", "tollgate-askpass")
 	return e
 }
 
@@ -174,7 +174,7 @@ func (e *env) sshCmd(token, user string, args ...string) *exec.Cmd {
 		"-o", "NumberOfPasswordPrompts=1", "-o", "ConnectTimeout=10", "-o", "ControlMaster=no",
 		"127.0.0.1"}
 	cmd := exec.Command("ssh", append(base, args...)...)
-	cmd.Env = append(os.Environ(), "SSH_ASKPASS="+e.askpass, "SSH_ASKPASS_REQUIRE=force", "DISPLAY=:0", "TOLLGATE_TEST_TOKEN="+token)
+	cmd.Env = append(os.Environ(), "SSH_ASKPASS="+e.askpass, "SSH_ASKPASS_REQUIRE=force", "DISPLAY=:0", "TOLLGATE_TOKEN="+token)
 	return cmd
 }
 
