@@ -288,3 +288,22 @@ func (l *lockedBuffer) String() string {
 	defer l.mu.Unlock()
 	return l.b.String()
 }
+
+// A password target's password is blanked wherever the target prints it
+// (raw or base64, on stdout and stderr, cut anywhere), before any plugin
+// sees the output, and the row counts it.
+func TestTargetPasswordScrubbed(t *testing.T) {
+	e := startEnv(t, envOptions{chain: holdPolicy{}})
+	pw := "Upstream-Pa55-7731"
+	tssh.ScrubForTest(e.l, "box", pw)
+	r := e.ssh(t, e.token(t, "agents"), e.sshd.User+"@box", nil,
+		"printf 'pw=Upstream-Pa5'; sleep 0.2; printf '5-7731\\n'; echo "+pw+" >&2; printf %s "+pw+" | base64")
+	if r.code != 0 || strings.Contains(string(r.stdout)+string(r.stderr), "Pa55-7731") ||
+		strings.Contains(string(r.stdout), "VXBzdHJlYW0tUGE1NS03NzMx") || !strings.HasPrefix(string(r.stdout), "pw=******************\n") {
+		t.Fatalf("code %d stdout %q stderr %q", r.code, r.stdout, r.stderr)
+	}
+	row := e.rec.Wait(t, "exec row", func(r audit.Row) bool { return r.Kind == "ssh.exec" })
+	if row.Annotations["ssh.credential_scrubbed"] != "3" {
+		t.Errorf("row annotations: %v", row.Annotations)
+	}
+}

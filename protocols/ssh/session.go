@@ -303,11 +303,19 @@ func (c *conn) exec(ch xssh.Channel, reqs <-chan *xssh.Request, id uint64, comma
 	}()
 	var wg sync.WaitGroup
 	results := [2]pumpResult{}
+	srcs := [2]io.Reader{upCh, upCh.Stderr()}
+	var scrubbed [2]*scrubReader
+	if c.target.scrub.active() {
+		for i := range srcs {
+			scrubbed[i] = &scrubReader{s: c.target.scrub, r: srcs[i]}
+			srcs[i] = scrubbed[i]
+		}
+	}
 	for i, p := range []struct {
 		fd  string
 		src io.Reader
 		dst io.Writer
-	}{{"stdout", upCh, ch}, {"stderr", upCh.Stderr(), ch.Stderr()}} {
+	}{{"stdout", srcs[0], ch}, {"stderr", srcs[1], ch.Stderr()}} {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -315,6 +323,10 @@ func (c *conn) exec(ch xssh.Channel, reqs <-chan *xssh.Request, id uint64, comma
 		}()
 	}
 	wg.Wait()
+	if n := scrubbed[0].count() + scrubbed[1].count(); n > 0 {
+		extra["ssh.credential_scrubbed"] = strconv.Itoa(n)
+		s.Log().Warn("the target printed the gateway's password; blanked", "target", c.target.name, "count", n)
+	}
 	for _, r := range results {
 		outN += r.bytes
 		for k, v := range r.anns {

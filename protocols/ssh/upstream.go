@@ -23,7 +23,8 @@ type target struct {
 	opts  TargetOptions
 	auth  []xssh.AuthMethod
 	known xssh.HostKeyCallback
-	algos []string // host key algorithms known_hosts has keys of
+	algos []string  // host key algorithms known_hosts has keys of
+	scrub *scrubber // the password, blanked in output
 }
 
 func newTarget(name string, o TargetOptions) (*target, error) {
@@ -55,6 +56,7 @@ func newTarget(name string, o TargetOptions) (*target, error) {
 			return nil, fmt.Errorf("target %s: password %s is not resolved", name, o.Password.Ref)
 		}
 		pw := o.Password.Value()
+		t.scrub = newScrubber(pw)
 		t.auth = []xssh.AuthMethod{xssh.Password(pw), xssh.KeyboardInteractive(func(_, _ string, qs []string, _ []bool) ([]string, error) {
 			ans := make([]string, len(qs))
 			for i := range ans {
