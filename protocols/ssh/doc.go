@@ -64,7 +64,9 @@
 // between chunks. A chunk the chain denies stops the command: the client
 // reads "tollgate: output withheld: <reason>" and exit status 126. The
 // exit-status or exit-signal request of the target is passed on byte for
-// byte once all output is out.
+// byte once all output is out. A password target's password is blanked
+// with '*' wherever the output carries it (raw or base64, also when cut
+// between reads), before any plugin sees it.
 //
 // Shells, subsystems (sftp), port forwarding in both directions, X11 and
 // agent forwarding are refused with a message (a stderr line and exit
