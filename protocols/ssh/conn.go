@@ -39,6 +39,7 @@ type conn struct {
 	attempts  int
 
 	channels atomic.Uint64 // channel numbers, for stream names
+	open     atomic.Int64  // session channels being served
 	execs    atomic.Int64
 
 	upOnce sync.Once
@@ -97,9 +98,16 @@ func (l *Listener) serveConn(nc net.Conn) {
 			c.refuseChannel(nch)
 			continue
 		}
+		if c.open.Add(1) > int64(l.opts.MaxSessions) {
+			c.open.Add(-1)
+			c.record(KindChannel, "session", fmt.Sprintf("more than %d sessions at once on one connection", l.opts.MaxSessions))
+			nch.Reject(xssh.ResourceShortage, fmt.Sprintf("tollgate: at most %d sessions at once on one connection (max_sessions)", l.opts.MaxSessions))
+			continue
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			defer c.open.Add(-1)
 			c.session(nch)
 		}()
 	}

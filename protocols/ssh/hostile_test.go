@@ -6,10 +6,12 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	xssh "golang.org/x/crypto/ssh"
 
 	"github.com/tollgate-dev/tollgate/host/audit"
+	tssh "github.com/tollgate-dev/tollgate/protocols/ssh"
 )
 
 // Two commands at once on one connection, each writing a secret in two
@@ -125,5 +127,37 @@ func TestHangUpWhileHeld(t *testing.T) {
 	})
 	if row.Status != "refused" || row.ApprovalID == "" || row.Verdict != "hold" {
 		t.Fatalf("row: %+v", row)
+	}
+}
+
+// A client cannot open sessions without bound on one connection.
+func TestMaxSessionsPerConnection(t *testing.T) {
+	e := startEnv(t, envOptions{listener: func(o *tssh.ListenerOptions) { o.MaxSessions = 3 }})
+	c, err := e.goClient(t, e.token(t, "agents"), e.sshd.User+"@box")
+	must(t, err)
+	defer c.Close()
+	var sessions []*xssh.Session
+	for range 3 {
+		s, err := c.NewSession()
+		must(t, err)
+		sessions = append(sessions, s)
+	}
+	if _, err := c.NewSession(); err == nil || !strings.Contains(err.Error(), "tollgate: at most 3 sessions at once") {
+		t.Fatalf("fourth session: %v", err)
+	}
+	sessions[0].Close()
+	// A closed one makes room once the server has seen the close.
+	// (polled, as Recorder.Wait does: no pass/fail on timing).
+	var s *xssh.Session
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if s, err = c.NewSession(); err == nil {
+			break
+		}
+	}
+	if err != nil {
+		t.Fatalf("after a close: %v", err)
+	}
+	if out, err := s.Output("echo room"); err != nil || string(out) != "room\n" {
+		t.Fatalf("%q %v", out, err)
 	}
 }

@@ -56,6 +56,9 @@ func New(name string, opts ListenerOptions, targets map[string]TargetOptions, de
 	if opts.AuthFailureWindow <= 0 {
 		opts.AuthFailureWindow = time.Minute
 	}
+	if opts.MaxSessions <= 0 {
+		opts.MaxSessions = 10
+	}
 	if opts.HandshakeTimeout <= 0 {
 		opts.HandshakeTimeout = 30 * time.Second
 	}

@@ -31,6 +31,9 @@ type ListenerOptions struct {
 	// HandshakeTimeout bounds the SSH handshake and authentication of one
 	// connection; default 30 s.
 	HandshakeTimeout time.Duration `toml:"handshake_timeout"`
+	// MaxSessions bounds the session channels open at once on one
+	// connection (OpenSSH's MaxSessions); default 10.
+	MaxSessions int `toml:"max_sessions"`
 }
 
 // TargetOptions describe one SSH server behind the gateway.

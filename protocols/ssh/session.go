@@ -214,6 +214,7 @@ func (c *conn) exec(ch xssh.Channel, reqs <-chan *xssh.Request, id uint64, comma
 		stdinN   atomic.Int64
 		outN     int64
 		refusal  string
+		failed   bool // refused because the target could not be reached
 		exit     exitInfo
 		withheld string
 	)
@@ -222,6 +223,8 @@ func (c *conn) exec(ch xssh.Channel, reqs <-chan *xssh.Request, id uint64, comma
 		row.RequestBytes, row.ResponseBytes = stdinN.Load(), outN
 		row.DurationMicro = time.Since(start).Microseconds()
 		switch {
+		case failed:
+			row.Status, row.Error = "failed", refusal
 		case refusal != "":
 			row.Status, row.Error = "refused", refusal
 		case withheld != "":
@@ -232,7 +235,7 @@ func (c *conn) exec(ch xssh.Channel, reqs <-chan *xssh.Request, id uint64, comma
 		s.Record(row)
 	}()
 	refuse := func(status uint32, why string) {
-		refusal = why
+		refusal, failed = why, status == ExitUpstream
 		fmt.Fprintf(ch.Stderr(), "tollgate: %s\n", why)
 		sendExitStatus(ch, status)
 	}
