@@ -115,6 +115,8 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzServerMessages -fuzztime $(FUZZTIME) ./protocols/postgres/
 	$(GO) test -run '^$$' -fuzz FuzzSettingRequest -fuzztime $(FUZZTIME) ./protocols/postgres/
 	$(GO) test -run '^$$' -fuzz FuzzAnalyze -fuzztime $(FUZZTIME) ./protocols/postgres/internal/sqlref/
+	$(GO) test -run '^$$' -fuzz FuzzSplit -fuzztime $(FUZZTIME) ./protocols/ssh/
+	$(GO) test -run '^$$' -fuzz FuzzParseUser -fuzztime $(FUZZTIME) ./protocols/ssh/
 
 clean:
 	rm -rf bin .bench.out
