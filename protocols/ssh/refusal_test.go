@@ -229,22 +229,42 @@ func TestNoGoroutinesLeftAfter100Sessions(t *testing.T) {
 	checkNoLeak(t, runtime.NumGoroutine()) // settle
 	base := runtime.NumGoroutine()
 	start := time.Now()
-	for i := range 100 {
-		c, err := e.goClient(t, tok, e.sshd.User+"@box")
-		must(t, err)
-		s, err := c.NewSession()
-		must(t, err)
-		out, err := s.Output("echo ok")
-		if err != nil || string(out) != "ok\n" {
-			t.Fatalf("session %d: %q %v", i, out, err)
-		}
-		if i%10 == 0 {
-			// Some clients go away in the middle of a command.
-			s2, err := c.NewSession()
-			must(t, err)
-			s2.Start("sleep 30")
-		}
-		c.Close()
+	// Ten clients at a time, ten sessions each.
+	var wg sync.WaitGroup
+	for w := range 10 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range 10 {
+				i := w*10 + j
+				c, err := e.goClient(t, tok, e.sshd.User+"@box")
+				if err != nil {
+					t.Errorf("session %d: %v", i, err)
+					return
+				}
+				s, err := c.NewSession()
+				if err != nil {
+					t.Errorf("session %d: %v", i, err)
+					c.Close()
+					return
+				}
+				out, err := s.Output("echo ok")
+				if err != nil || string(out) != "ok\n" {
+					t.Errorf("session %d: %q %v", i, out, err)
+				}
+				if j == 0 {
+					// Some clients go away in the middle of a command.
+					if s2, err := c.NewSession(); err == nil {
+						s2.Start("sleep 30")
+					}
+				}
+				c.Close()
+			}
+		}()
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
 	}
 	t.Logf("100 sessions in %v", time.Since(start))
 	checkNoLeak(t, base)
