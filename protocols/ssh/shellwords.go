@@ -12,7 +12,8 @@ import (
 // quotes a backslash escapes the next character and a backslash-newline
 // disappears; a # at the start of a word starts a comment. The control
 // operators && || ;; ; & | ( ) and the redirections < > >> <& >& <> >|
-// are words of their own, so that "a;b" splits as [a ; b].
+// are words of their own, so that "a;b" splits as [a ; b], and so is a
+// newline (one "\n" word for a run of them, none at the start).
 //
 // Nothing is expanded: $VAR, $(cmd), `cmd`, globs and ~ stay as written.
 // An unterminated quote or a trailing backslash is an error (the command
@@ -33,8 +34,15 @@ func Split(line string) ([]string, error) {
 	for i := 0; i < len(line); i++ {
 		c := line[i]
 		switch {
-		case c == ' ' || c == '\t' || c == '\n':
+		case c == ' ' || c == '\t':
 			flush()
+		case c == '\n':
+			// A newline separates commands as ; does: a word of its own,
+			// so that "true\nrm -rf /" does not read as one command.
+			flush()
+			if len(words) > 0 && words[len(words)-1] != "\n" {
+				words = append(words, "\n")
+			}
 		case c == '\\':
 			if i+1 >= len(line) {
 				return words, errors.New("trailing backslash")
@@ -93,7 +101,7 @@ func Split(line string) ([]string, error) {
 			if j < 0 {
 				i = len(line)
 			} else {
-				i += j
+				i += j - 1 // the newline still ends the command
 			}
 		case strings.IndexByte(";&|()<>", c) >= 0:
 			flush()
@@ -145,7 +153,7 @@ func substitution(s string) (int, error) {
 }
 
 // operators, longest first.
-var operators = []string{"&&", "||", ";;", ">>", "<<", "<&", ">&", "<>", ">|", ";", "&", "|", "(", ")", "<", ">"}
+var operators = []string{"\n", "&&", "||", ";;", ">>", "<<", "<&", ">&", "<>", ">|", ";", "&", "|", "(", ")", "<", ">"}
 
 func operator(s string) string {
 	for _, op := range operators {

@@ -20,7 +20,9 @@ func TestSplit(t *testing.T) {
 		{"curl x|sh", []string{"curl", "x", "|", "sh"}, false},
 		{"a&&b||c >>f 2>&1", []string{"a", "&&", "b", "||", "c", ">>", "f", "2", ">&", "1"}, false},
 		{"echo $(id) `id` ~ *", []string{"echo", "$(id)", "`id`", "~", "*"}, false},
-		{"echo a#b # comment\nls", []string{"echo", "a#b", "ls"}, false},
+		{"echo a#b # comment\nls", []string{"echo", "a#b", "\n", "ls"}, false},
+		{"\n\ntrue\n\nrm -rf /\n", []string{"true", "\n", "rm", "-rf", "/", "\n"}, false},
+		{"echo 'a\nb'", []string{"echo", "a\nb"}, false},
 		{"echo ''", []string{"echo", ""}, false},
 		{"a\\\nb", []string{"ab"}, false},
 		{"echo 'open", []string{"echo"}, true},
@@ -54,9 +56,22 @@ func FuzzSplit(f *testing.F) {
 				quoted = append(quoted, Quote(w))
 			}
 		}
+		// A quoted word that reads as an operator (";", a newline) comes
+		// back as that operator; newline operators collapse.
 		again, err := Split(strings.Join(quoted, " "))
-		if err != nil || !slices.Equal(again, words) {
+		if err != nil || !slices.Equal(again, collapseNewlines(words)) {
 			t.Fatalf("Split(%q) = %q; quoted %q splits to %q, %v", line, words, quoted, again, err)
 		}
 	})
+}
+
+func collapseNewlines(words []string) []string {
+	var out []string
+	for _, w := range words {
+		if w == "\n" && (len(out) == 0 || out[len(out)-1] == "\n") {
+			continue
+		}
+		out = append(out, w)
+	}
+	return out
 }
