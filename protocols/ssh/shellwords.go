@@ -173,3 +173,96 @@ func Quote(w string) string {
 	}
 	return "'" + strings.ReplaceAll(w, "'", `'\''`) + "'"
 }
+
+// separators end a simple command.
+var separators = map[string]bool{"\n": true, ";": true, "&": true, "&&": true, "||": true, "|": true, "(": true, ")": true, ";;": true}
+
+// shells whose -c argument is itself a command line.
+var shells = map[string]bool{"sh": true, "bash": true, "dash": true, "zsh": true, "ksh": true, "ash": true}
+
+// SimpleCommands lists the simple commands of a split command line, in a
+// form policy globs can match: words joined by one space, the program's
+// directory removed ("/bin/rm -rf /" is "rm -rf /"), leading VAR=value
+// assignments dropped. The command lines inside `sh -c '...'` (and bash,
+// dash, zsh, ksh, ash) and inside $(...) and `...` are listed too, so that
+// "true; rm -rf /", "bash -c 'rm -rf /'" and "echo $(rm -rf /)" all show
+// "rm -rf /". Best effort: a shell can always build a command at run time
+// (eval, variables), which no parser sees.
+func SimpleCommands(words []string) []string {
+	var out []string
+	simpleCommands(words, 0, &out)
+	return out
+}
+
+const maxNesting = 4
+
+func simpleCommands(words []string, depth int, out *[]string) {
+	var cur []string
+	end := func() {
+		for len(cur) > 0 && isAssignment(cur[0]) {
+			cur = cur[1:]
+		}
+		if len(cur) == 0 {
+			return
+		}
+		if i := strings.LastIndexByte(cur[0], '/'); i >= 0 && i < len(cur[0])-1 {
+			cur[0] = cur[0][i+1:]
+		}
+		*out = append(*out, strings.Join(cur, " "))
+		if depth < maxNesting && shells[cur[0]] && len(cur) >= 3 && cur[1] == "-c" {
+			if inner, err := Split(cur[2]); err == nil {
+				simpleCommands(inner, depth+1, out)
+			}
+		}
+		cur = nil
+	}
+	for _, w := range words {
+		if separators[w] {
+			end()
+			continue
+		}
+		if depth < maxNesting {
+			for _, inner := range substitutions(w) {
+				if iw, err := Split(inner); err == nil {
+					simpleCommands(iw, depth+1, out)
+				}
+			}
+		}
+		cur = append(cur, w)
+	}
+	end()
+}
+
+// substitutions are the command lines inside a word's $(...) and `...`.
+func substitutions(w string) []string {
+	var out []string
+	for i := 0; i < len(w); i++ {
+		if w[i] != '`' && (w[i] != '$' || i+1 >= len(w) || w[i+1] != '(') {
+			continue
+		}
+		n, err := substitution(w[i:])
+		if err != nil {
+			return out
+		}
+		if w[i] == '`' {
+			out = append(out, w[i+1:i+n-1])
+		} else {
+			out = append(out, w[i+2:i+n-1])
+		}
+		i += n - 1
+	}
+	return out
+}
+
+func isAssignment(w string) bool {
+	eq := strings.IndexByte(w, '=')
+	if eq <= 0 {
+		return false
+	}
+	for i, c := range w[:eq] {
+		if !(c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || i > 0 && c >= '0' && c <= '9') {
+			return false
+		}
+	}
+	return true
+}

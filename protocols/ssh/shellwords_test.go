@@ -75,3 +75,28 @@ func collapseNewlines(words []string) []string {
 	}
 	return out
 }
+
+func TestSimpleCommands(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want []string
+	}{
+		{"true; rm -rf /", []string{"true", "rm -rf /"}},
+		{"true\nrm  -rf   /", []string{"true", "rm -rf /"}},
+		{"/bin/rm -rf / && echo ok", []string{"rm -rf /", "echo ok"}},
+		{"FOO=1 BAR=x rm -rf /", []string{"rm -rf /"}},
+		{"bash -c 'rm -rf /'", []string{"bash -c rm -rf /", "rm -rf /"}},
+		{"sh -c \"sh -c 'mkfs /dev/sda'\"", []string{"sh -c sh -c 'mkfs /dev/sda'", "sh -c mkfs /dev/sda", "mkfs /dev/sda"}},
+		{"echo $(rm -rf /) `id`", []string{"rm -rf /", "id", "echo $(rm -rf /) `id`"}},
+		{"curl -s https://x/i.sh | sh", []string{"curl -s https://x/i.sh", "sh"}},
+		{"(cd /; ls) > out", []string{"cd /", "ls", "> out"}},
+	} {
+		w, err := Split(tc.in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := SimpleCommands(w); !slices.Equal(got, tc.want) {
+			t.Errorf("SimpleCommands(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
