@@ -44,8 +44,9 @@
 // # Commands
 //
 // Each exec request is an "ssh.exec" event (fields command, login, argv:
-// Split's words as a JSON array, argv_error when the line does not
-// split) decided by the chain before anything reaches the target. A
+// Split's words as a JSON array, commands: SimpleCommands one per line,
+// argv_error when the line does not split) decided by the chain before
+// anything reaches the target. A
 // deny prints "tollgate: denied: <reason>" on stderr and exits 126; a
 // hold prints "tollgate: held for approval <id>: <url>" and waits, then
 // runs or is refused the same way. An allowed command runs on the
