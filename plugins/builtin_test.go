@@ -236,6 +236,40 @@ func TestRedactStreamSplitSecret(t *testing.T) {
 	}
 }
 
+// Two streams of one session (an SSH channel's stdout and stderr) told
+// apart by the field "stream": chunks that interleave do not mix, and a
+// secret split in each is caught.
+func TestRedactInterleavedStreams(t *testing.T) {
+	r := load(t, "redact", nil)
+	ctx := context.Background()
+	secret := "ghp_R7kQ2mZx9LpV4tNw8YbC3sJd6FhG1aEu5XoK"
+	text := map[string]string{"1/stdout": "out: " + secret + "\n", "1/stderr": "err: " + secret + "\n"}
+	out := map[string]*strings.Builder{"1/stdout": {}, "1/stderr": {}}
+	for half := range 2 {
+		for _, stream := range []string{"1/stdout", "1/stderr"} {
+			t0 := text[stream]
+			chunk := t0[:20]
+			if half == 1 {
+				chunk = t0[20:]
+			}
+			ev := &event.Event{Kind: "ssh.output", SessionID: "one-session", Fields: map[string]string{"data": chunk, "stream": stream}}
+			if half == 1 {
+				ev.Fields["eos"] = "1"
+			}
+			if _, err := r.Process(ctx, ev); err != nil {
+				t.Fatal(err)
+			}
+			out[stream].WriteString(ev.Fields["data"])
+		}
+	}
+	for stream, b := range out {
+		got := b.String()
+		if strings.Contains(got, secret[4:20]) || got[:5] != text[stream][:5] || !strings.HasSuffix(got, "\n") {
+			t.Errorf("stream %s: %q", stream, got)
+		}
+	}
+}
+
 func TestApproveHolds(t *testing.T) {
 	a := load(t, "approve", map[string]any{"rules": []map[string]any{
 		{"name": "prod-writes", "kinds": []string{"pg.query"}, "targets": []string{"prod-*"}, "sql": []string{"write", "ddl"}, "approvers": []string{"dba", "sre"}},

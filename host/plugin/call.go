@@ -163,7 +163,10 @@ func (c *call) mask(id int32, name string, strategy uint32) int32 {
 }
 
 // maskStream masks one chunk of a stream. The stream's state lives in the
-// plugin, keyed by session and field, until a chunk with field eos = "1".
+// plugin, keyed by session, the event's field "stream" (which names one
+// stream among several of a session: an SSH channel's stdout and stderr,
+// two exec channels at once) and the masked field, until a chunk with
+// field eos = "1".
 func (c *call) maskStream(id int32, name string, strategy uint32) int32 {
 	m := c.pattern(id)
 	field, isField := strings.CutPrefix(name, "field.")
@@ -172,7 +175,7 @@ func (c *call) maskStream(id int32, name string, strategy uint32) int32 {
 	if m == nil || !isField || !ok || err != nil {
 		return absent
 	}
-	key := c.ev.SessionID + "\x00" + field
+	key := c.ev.SessionID + "\x00" + c.ev.Fields["stream"] + "\x00" + field
 	c.p.mu.Lock()
 	s, ok := c.p.streams[key]
 	if !ok {

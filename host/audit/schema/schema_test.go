@@ -14,13 +14,10 @@ import (
 	"github.com/tollgate-dev/tollgate/host/audit/audittest"
 )
 
-// updating is audittest's -update flag, which also rewrites
-// testdata/*.sql from the current DDL (review the diff): a second flag of
-// that name panicked at init, since this test imports audittest.
-func updating() bool {
-	f := flag.Lookup("update")
-	return f != nil && f.Value.String() == "true"
-}
+// update rewrites testdata/*.sql from the current DDL (review the diff).
+var update = flag.Bool("update", false, "rewrite testdata/*.sql from the current DDL (review the diff)")
+
+func updating() bool { return *update }
 
 // golden compares the statements with testdata/name, one statement per
 // block, blocks separated by ";\n\n". The cluster DDL also runs on a

@@ -32,7 +32,7 @@ type Rule struct {
 
 	SQL          []string `json:"sql"`           // pg.query: statement classes (read, write, ddl, dcl, admin, transaction, session, lock, lift_read_only, unknown)
 	WithoutWhere bool     `json:"without_where"` // pg.query: an UPDATE or DELETE with no WHERE, a MERGE with an UPDATE or DELETE action without its own AND condition
-	Commands     []string `json:"commands"`      // ssh.exec, kube.exec: command-line globs
+	Commands     []string `json:"commands"`      // ssh.exec, kube.exec: command-line globs, matched against the whole line and against each simple command the protocol lists in field "commands"
 	Refs         []string `json:"refs"`          // git.push: ref globs, e.g. refs/heads/main
 
 	Reason    string   `json:"reason"`
@@ -83,7 +83,7 @@ func (r *Rule) matches(ev Event, sql *SQLInfo) bool {
 	if len(r.Paths) > 0 && !anyPrefix(r.Paths, ev.Field("path")) {
 		return false
 	}
-	if len(r.Commands) > 0 && !anyGlob(r.Commands, ev.Field("command")) {
+	if len(r.Commands) > 0 && !anyGlob(r.Commands, ev.Field("command")) && !anyLine(r.Commands, ev.Field("commands")) {
 		return false
 	}
 	if len(r.Refs) > 0 && !anyGlob(r.Refs, ev.Field("ref")) {
@@ -119,6 +119,21 @@ func anyEqual(list []string, s string) bool {
 func anyPrefix(list []string, s string) bool {
 	for _, p := range list {
 		if strings.HasPrefix(s, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// anyLine reports whether a glob matches a line of s: the simple
+// commands a protocol that parses shell lists in the field "commands"
+// (ssh.exec), so that "rm -rf *" also catches "true; /bin/rm -rf /".
+func anyLine(list []string, s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, line := range strings.Split(s, "\n") {
+		if anyGlob(list, line) {
 			return true
 		}
 	}

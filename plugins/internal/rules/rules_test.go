@@ -40,6 +40,8 @@ func TestMatch(t *testing.T) {
 		{"rm -rf", ev{kind: "ssh.exec", fields: map[string]string{"command": "rm -rf /var/lib/x"}}, nil, "rm"},
 		{"kubectl delete", ev{kind: "kube.exec", fields: map[string]string{"command": "kubectl delete pod x"}}, nil, "rm"},
 		{"ls", ev{kind: "ssh.exec", fields: map[string]string{"command": "ls -la"}}, nil, ""},
+		{"rm after true", ev{kind: "ssh.exec", fields: map[string]string{"command": "true; /bin/rm -rf /x", "commands": "true\nrm -rf /x"}}, nil, "rm"},
+		{"ls with commands", ev{kind: "ssh.exec", fields: map[string]string{"command": "ls; pwd", "commands": "ls\npwd"}}, nil, ""},
 		{"push main", ev{kind: "git.push", fields: map[string]string{"ref": "refs/heads/main"}}, nil, "main"},
 		{"push branch", ev{kind: "git.push", fields: map[string]string{"ref": "refs/heads/feature"}}, nil, ""},
 	} {

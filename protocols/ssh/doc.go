@@ -1,0 +1,87 @@
+// Package ssh is Tollgate's SSH listener: agents run commands on servers
+// through it with their OIDC token, and never hold the server's key.
+//
+// # Connecting
+//
+// The SSH user names the remote login and the target: "login@target", or
+// the target alone, which takes the target's login, else the listener's
+// default_login:
+//
+//	ssh -p 2222 -l deploy@prod-web gateway.example -- systemctl status app
+//	ssh -p 2222 -l prod-web gateway.example -- uptime
+//
+// The keyboard-interactive answer (or the password) is the OIDC token;
+// in CI, SSH_ASKPASS with SSH_ASKPASS_REQUIRE=force hands it over
+// without a terminal:
+//
+//	SSH_ASKPASS=examples/ssh/tollgate-askpass SSH_ASKPASS_REQUIRE=force \
+//	  TOLLGATE_TOKEN=$TOKEN ssh ...
+//
+// OpenSSH keeps only 1023 bytes of an askpass answer (or of a line typed
+// at a terminal), and OIDC tokens are often longer. When an answer is
+// exactly 1023 bytes long, the gateway asks again, "OIDC token,
+// continued from byte N:", until an answer is shorter; the shipped
+// askpass script answers those prompts. The password method has one
+// answer only, so it serves tokens up to 1023 bytes (a cut token is
+// refused with that explanation).
+//
+// The gateway's host key (ed25519, created at host_key on first start)
+// goes into the agent's known_hosts. A refusal at login (a bad or
+// expired token, an unknown target, a login the rules do not allow, too
+// many failures from the address) reaches the client as an SSH banner
+// "tollgate: <reason>" before "Permission denied"; each failed attempt
+// counts against the source address (max_auth_failures per
+// auth_failure_window), and past the limit attempts fail at once.
+//
+// # Access
+//
+// The access rules see Target = the target, Verb = "exec" (or "shell",
+// which the gateway does not serve yet) and Resource = "/" + login: a
+// rule with paths = ["/deploy"] grants the login deploy only. A
+// connection is admitted when some verb is granted for its login; each
+// command is checked for "exec" again.
+//
+// # Commands
+//
+// Each exec request is an "ssh.exec" event (fields command, login, argv:
+// Split's words as a JSON array, commands: SimpleCommands one per line,
+// argv_error when the line does not split) decided by the chain before
+// anything reaches the target. A
+// deny prints "tollgate: denied: <reason>" on stderr and exits 126; a
+// hold prints "tollgate: held for approval <id>: <url>" and waits, then
+// runs or is refused the same way. An allowed command runs on the
+// target over one upstream SSH connection per client connection, made
+// with the gateway's key or password and checked against the target's
+// known_hosts lines (an unknown or changed key is refused and named by
+// its fingerprint; insecure_ignore_host_key skips the check and is
+// logged as a warning on every connection). When the target cannot be
+// reached the client reads why on stderr and the exit status is 255.
+//
+// stdin goes to the target as it is. stdout and stderr come back in
+// chunks (up to 32 KiB), each an "ssh.output" event (fields data, fd,
+// stream = "<channel>/<fd>", eos = "1" on the last) processed by the
+// chain that decided the command, so redact's streaming masker (which
+// keys its state by session, stream and field) catches a secret cut
+// between chunks. A chunk the chain denies stops the command: the client
+// reads "tollgate: output withheld: <reason>" and exit status 126. The
+// exit-status or exit-signal request of the target is passed on byte for
+// byte once all output is out. A password target's password is blanked
+// with '*' wherever the output carries it (raw or base64, also when cut
+// between reads), before any plugin sees it.
+//
+// Shells, subsystems (sftp), port forwarding in both directions, X11 and
+// agent forwarding are refused with a message (a stderr line and exit
+// status 126 for shells and subsystems, the channel rejection's text
+// for forwarding), each with a row.
+//
+// # Audit
+//
+// One session per client connection: its session.open row (or, when
+// login fails, a refused open row saying why, and its close row), one
+// "ssh.exec" row per command (the fields as decided, verdict, plugin,
+// approval, status "exit N" or "signal NAME" or "refused", stdin bytes as
+// request_bytes, output bytes sent as response_bytes, the output chunks'
+// annotations summed, duration), "ssh.channel" and "ssh.request" rows for
+// what was refused, and session.close. The token and the target's
+// credential appear in no row and no message.
+package ssh

@@ -1,0 +1,186 @@
+package ssh
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	xssh "golang.org/x/crypto/ssh"
+
+	"github.com/tollgate-dev/tollgate/host/gate"
+)
+
+// Listener serves SSH for its targets. New prepares it without side
+// effects; Start loads (or creates) the host key and listens; Shutdown
+// stops it.
+type Listener struct {
+	name    string
+	opts    ListenerOptions
+	targets map[string]*target
+	deps    gate.Deps
+	log     *slog.Logger
+	limit   *limiter
+
+	signer xssh.Signer
+	ln     net.Listener
+	wg     sync.WaitGroup
+	closed atomic.Bool
+	mu     sync.Mutex
+	conns  map[net.Conn]struct{}
+}
+
+// New checks opts and targets and prepares a listener named name. Only
+// the targets opts.Targets lists (all, when it is empty) are reachable.
+func New(name string, opts ListenerOptions, targets map[string]TargetOptions, deps gate.Deps) (*Listener, error) {
+	if opts.Listen == "" {
+		return nil, fmt.Errorf("ssh: listener %s: listen is required", name)
+	}
+	if opts.HostKey == "" {
+		return nil, fmt.Errorf("ssh: listener %s: host_key (a path) is required", name)
+	}
+	if opts.DefaultLogin != "" && !validLogin.MatchString(opts.DefaultLogin) {
+		return nil, fmt.Errorf("ssh: listener %s: default_login %q is not a valid login", name, opts.DefaultLogin)
+	}
+	if deps.Auth == nil || deps.Recorder == nil {
+		return nil, fmt.Errorf("ssh: listener %s: an authenticator and an audit recorder are required", name)
+	}
+	if opts.MaxAuthFailures <= 0 {
+		opts.MaxAuthFailures = 10
+	}
+	if opts.AuthFailureWindow <= 0 {
+		opts.AuthFailureWindow = time.Minute
+	}
+	if opts.MaxSessions <= 0 {
+		opts.MaxSessions = 10
+	}
+	if opts.HandshakeTimeout <= 0 {
+		opts.HandshakeTimeout = 30 * time.Second
+	}
+	l := &Listener{name: name, opts: opts, targets: map[string]*target{}, deps: deps,
+		log: deps.Logger().With("listener", name, "protocol", "ssh"), conns: map[net.Conn]struct{}{},
+		limit: newLimiter(opts.MaxAuthFailures, opts.AuthFailureWindow)}
+	for tn, to := range targets {
+		if len(opts.Targets) > 0 && !slices.Contains(opts.Targets, tn) {
+			continue
+		}
+		t, err := newTarget(tn, to)
+		if err != nil {
+			return nil, fmt.Errorf("ssh: listener %s: %w", name, err)
+		}
+		l.targets[tn] = t
+	}
+	for _, tn := range opts.Targets {
+		if l.targets[tn] == nil {
+			return nil, fmt.Errorf("ssh: listener %s: target %s is not defined", name, tn)
+		}
+	}
+	return l, nil
+}
+
+// Name is the listener's name.
+func (l *Listener) Name() string { return l.name }
+
+// HostKey is the gateway's public host key (after Start), for an
+// agent's known_hosts.
+func (l *Listener) HostKey() xssh.PublicKey { return l.signer.PublicKey() }
+
+// Start loads or creates the host key, listens and serves.
+func (l *Listener) Start() error {
+	s, err := LoadOrCreateHostKey(l.opts.HostKey)
+	if err != nil {
+		return fmt.Errorf("ssh: listener %s: %w", l.name, err)
+	}
+	l.signer = s
+	ln, err := net.Listen("tcp", l.opts.Listen)
+	if err != nil {
+		return fmt.Errorf("ssh: listener %s: %w", l.name, err)
+	}
+	l.ln = ln
+	l.log.Info("listening", "addr", ln.Addr().String(), "host_key", xssh.FingerprintSHA256(s.PublicKey()))
+	l.wg.Add(1)
+	go l.acceptLoop()
+	return nil
+}
+
+// Addr is the bound address.
+func (l *Listener) Addr() net.Addr { return l.ln.Addr() }
+
+func (l *Listener) acceptLoop() {
+	defer l.wg.Done()
+	for {
+		nc, err := l.ln.Accept()
+		if err != nil {
+			if l.closed.Load() || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			l.log.Warn("accept failed", "err", err)
+			time.Sleep(50 * time.Millisecond)
+			continue
+		}
+		if !l.track(nc) {
+			nc.Close()
+			return
+		}
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			defer l.untrack(nc)
+			l.serveConn(nc)
+		}()
+	}
+}
+
+func (l *Listener) track(nc net.Conn) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed.Load() {
+		return false
+	}
+	l.conns[nc] = struct{}{}
+	return true
+}
+
+func (l *Listener) untrack(nc net.Conn) {
+	l.mu.Lock()
+	delete(l.conns, nc)
+	l.mu.Unlock()
+}
+
+// Shutdown stops accepting, waits for the connections to end until ctx
+// ends, then closes those left (their sessions are closed and recorded).
+func (l *Listener) Shutdown(ctx context.Context) error {
+	l.mu.Lock()
+	l.closed.Store(true)
+	l.mu.Unlock()
+	if l.ln != nil {
+		l.ln.Close()
+	}
+	done := make(chan struct{})
+	go func() { l.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+	}
+	l.mu.Lock()
+	for nc := range l.conns {
+		nc.Close()
+	}
+	l.mu.Unlock()
+	<-done
+	return ctx.Err()
+}
+
+// defaultLogin is the login used when the SSH user names only the target.
+func (l *Listener) defaultLogin(target string) string {
+	if t := l.targets[target]; t != nil && t.opts.Login != "" {
+		return t.opts.Login
+	}
+	return l.opts.DefaultLogin
+}

@@ -1,0 +1,502 @@
+package ssh
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	xssh "golang.org/x/crypto/ssh"
+
+	"github.com/tollgate-dev/tollgate/host/event"
+	"github.com/tollgate-dev/tollgate/host/gate"
+)
+
+// Event and row kinds, and access verbs.
+const (
+	// KindExec is a command the client asks to run: fields command,
+	// login, argv (a JSON array, Split's words), commands (the simple
+	// commands, one per line, as SimpleCommands gives them) and
+	// argv_error when the command does not split.
+	KindExec = "ssh.exec"
+	// KindOutput is a chunk of a command's output: fields data, fd
+	// ("stdout" or "stderr"), stream ("<channel>/<fd>": one stream of the
+	// session, for mask_stream) and eos = "1" on the last chunk.
+	KindOutput = "ssh.output"
+	// KindChannel and KindRequest are rows of refused channels (port
+	// forwarding, X11, agent) and channel requests (shell, subsystems).
+	KindChannel = "ssh.channel"
+	KindRequest = "ssh.request"
+
+	// VerbExec and VerbShell are the access verbs; the resource is
+	// "/" + login.
+	VerbExec  = "exec"
+	VerbShell = "shell"
+)
+
+// ExitDenied is the exit status of a command the gateway refused (as a
+// shell's "cannot execute"); ExitUpstream of one it could not start
+// because the target could not be reached (as ssh's own failures).
+const (
+	ExitDenied   = 126
+	ExitUpstream = 255
+)
+
+// chunkSize is how much output goes through the chain in one event.
+const chunkSize = 32 << 10
+
+// session serves one session channel: an exec, or a refusal.
+func (c *conn) session(nch xssh.NewChannel) {
+	ch, reqs, err := nch.Accept()
+	if err != nil {
+		return
+	}
+	id := c.channels.Add(1)
+	defer func() {
+		ch.Close()
+		// Until the client acknowledges the close, its requests are
+		// answered: an unread request would stall the whole connection.
+		for r := range reqs {
+			if r.WantReply {
+				r.Reply(false, nil)
+			}
+		}
+	}()
+	for r := range reqs {
+		switch r.Type {
+		case "exec":
+			var p struct{ Command string }
+			if err := xssh.Unmarshal(r.Payload, &p); err != nil {
+				r.Reply(false, nil)
+				continue
+			}
+			r.Reply(true, nil)
+			c.exec(ch, reqs, id, p.Command)
+			return
+		case "shell":
+			c.refuseRequest(ch, r, "shell", "interactive shells are not available through the gateway yet: run a command (ssh login@target -- command)")
+			return
+		case "subsystem":
+			var p struct{ Name string }
+			xssh.Unmarshal(r.Payload, &p)
+			c.refuseRequest(ch, r, "subsystem "+p.Name, "the "+strconv.Quote(p.Name)+" subsystem is not allowed through the gateway (sftp and scp -s are refused)")
+			return
+		case "x11-req":
+			c.record(KindRequest, r.Type, "X11 forwarding is not allowed through the gateway")
+			r.Reply(false, nil)
+		case "auth-agent-req@openssh.com":
+			c.record(KindRequest, r.Type, "agent forwarding is not allowed through the gateway")
+			r.Reply(false, nil)
+		default:
+			// pty-req, env, window-change...: not for exec through the
+			// gateway; the client goes on without them.
+			if r.WantReply {
+				r.Reply(false, nil)
+			}
+		}
+	}
+}
+
+// refuseRequest answers a shell or subsystem request the gateway does not
+// serve: a stderr line the client shows, exit status 126, and a row.
+func (c *conn) refuseRequest(ch xssh.Channel, r *xssh.Request, what, why string) {
+	c.record(KindRequest, what, why)
+	// Accepted, then ended with the reason: a client that is told "no"
+	// exits before it prints what came with the refusal.
+	r.Reply(true, nil)
+	fmt.Fprintf(ch.Stderr(), "tollgate: %s\n", why)
+	sendExitStatus(ch, ExitDenied)
+	ch.CloseWrite()
+}
+
+func sendExitStatus(ch xssh.Channel, status uint32) {
+	ch.SendRequest("exit-status", false, xssh.Marshal(struct{ Status uint32 }{status}))
+}
+
+// signals forwards the client's signal requests to the upstream channel
+// once there is one.
+type signals struct {
+	mu sync.Mutex
+	up xssh.Channel
+}
+
+func (s *signals) set(up xssh.Channel) {
+	s.mu.Lock()
+	s.up = up
+	s.mu.Unlock()
+}
+
+func (s *signals) forward(payload []byte) bool {
+	s.mu.Lock()
+	up := s.up
+	s.mu.Unlock()
+	if up == nil {
+		return false
+	}
+	var p struct{ Signal string }
+	if xssh.Unmarshal(payload, &p) != nil || !validLogin.MatchString(p.Signal) {
+		return false
+	}
+	up.SendRequest("signal", false, xssh.Marshal(p))
+	return true
+}
+
+// exitInfo is how the upstream command ended, as its request said.
+type exitInfo struct {
+	kind    string // "exit-status" or "exit-signal"; "" when none came
+	payload []byte
+}
+
+func (e exitInfo) status() string {
+	switch e.kind {
+	case "exit-status":
+		var p struct{ Status uint32 }
+		if xssh.Unmarshal(e.payload, &p) == nil {
+			return "exit " + strconv.FormatUint(uint64(p.Status), 10)
+		}
+	case "exit-signal":
+		var p struct {
+			Signal     string
+			CoreDumped bool
+			Error      string
+			Lang       string
+		}
+		if xssh.Unmarshal(e.payload, &p) == nil {
+			return "signal " + p.Signal
+		}
+	}
+	return "no exit status"
+}
+
+// exec decides one command, runs it upstream and relays it: stdin to the
+// upstream as is, stdout and stderr back through the chain, the exit
+// status or signal exactly. Its row is recorded when it ends.
+func (c *conn) exec(ch xssh.Channel, reqs <-chan *xssh.Request, id uint64, command string) {
+	c.execs.Add(1)
+	start := time.Now()
+	s := c.sess
+	ctx, cancel := context.WithCancel(c.ctx)
+	defer cancel()
+
+	// The client's requests while the command is decided and runs:
+	// signals go upstream, the rest is refused; the channel closing (the
+	// client went away) cancels the command.
+	sig := &signals{}
+	reqsDone := make(chan struct{})
+	go func() {
+		defer close(reqsDone)
+		defer cancel()
+		for r := range reqs {
+			ok := r.Type == "signal" && sig.forward(r.Payload)
+			if r.WantReply {
+				r.Reply(ok, nil)
+			}
+		}
+	}()
+	// Unless the client hangs up first, the channel is closed here and
+	// the request loop ends with it.
+	defer func() {
+		ch.Close()
+		<-reqsDone
+	}()
+
+	fields := execFields(command, c.login)
+	ev := &event.Event{Phase: event.Request, Protocol: "ssh", Kind: KindExec, Target: c.target.name, Principal: c.principal, Fields: fields}
+	row := s.Row(KindExec)
+	row.Request = fields
+	var (
+		verdict  event.Verdict
+		extra    = map[string]string{}
+		stdinN   atomic.Int64
+		outN     int64
+		refusal  string
+		failed   bool // refused because the target could not be reached
+		exit     exitInfo
+		withheld string
+	)
+	defer func() {
+		row.SetVerdict(verdict, annotations(extra)...)
+		row.RequestBytes, row.ResponseBytes = stdinN.Load(), outN
+		row.DurationMicro = time.Since(start).Microseconds()
+		switch {
+		case failed:
+			row.Status, row.Error = "failed", refusal
+		case refusal != "":
+			row.Status, row.Error = "refused", refusal
+		case withheld != "":
+			row.Status, row.Error = "withheld", "output withheld: "+withheld
+		default:
+			row.Status = exit.status()
+		}
+		s.Record(row)
+	}()
+	refuse := func(status uint32, why string) {
+		refusal, failed = why, status == ExitUpstream
+		fmt.Fprintf(ch.Stderr(), "tollgate: %s\n", why)
+		sendExitStatus(ch, status)
+	}
+
+	if d := c.l.deps.Authorize(c.principal, gate.AccessRequest{Target: c.target.name, Verb: VerbExec, Resource: "/" + c.login}); !d.Allowed {
+		verdict = event.Verdict{Action: event.Deny, Reason: d.Reason}
+		refuse(ExitDenied, "access denied: "+d.Reason)
+		return
+	}
+	dec := s.Decide(ctx, ev, func(ctx context.Context, ev *event.Event, v event.Verdict) (event.Verdict, bool) {
+		v, ap, ok := s.AskApproval(ctx, ev, v, gate.Ask{Notify: func(id, url string) {
+			fmt.Fprintf(ch.Stderr(), "tollgate: held for approval %s: %s (waiting for a person to decide)\n", id, url)
+		}})
+		row.ApprovalID, row.Approver = ap.ID, ap.Approver
+		return v, ok
+	})
+	defer dec.Done()
+	verdict = dec.Verdict
+	if !dec.Allowed {
+		refuse(ExitDenied, "denied: "+dec.Reason)
+		return
+	}
+	if nv, ok := dec.Verdict.Changes["command"]; ok && nv != command {
+		command = nv
+		row.Request = execFields(command, c.login)
+	}
+
+	up, err := c.upstream()
+	if err != nil {
+		refuse(ExitUpstream, upstreamMessage(err))
+		return
+	}
+	upCh, upReqs, err := up.OpenChannel("session", nil)
+	if err != nil {
+		refuse(ExitUpstream, "target "+c.target.name+": cannot open a session: "+err.Error())
+		return
+	}
+	stop := context.AfterFunc(ctx, func() { upCh.Close() })
+	defer stop()
+	defer upCh.Close()
+	exitDone := make(chan struct{})
+	go func() {
+		defer close(exitDone)
+		for r := range upReqs {
+			if r.Type == "exit-status" || r.Type == "exit-signal" {
+				exit = exitInfo{kind: r.Type, payload: append([]byte(nil), r.Payload...)}
+			}
+			if r.WantReply {
+				r.Reply(false, nil)
+			}
+		}
+	}()
+	ok, err := upCh.SendRequest("exec", true, xssh.Marshal(struct{ Command string }{command}))
+	if err != nil || !ok {
+		upCh.Close()
+		<-exitDone
+		refuse(ExitUpstream, "target "+c.target.name+" refused to run the command")
+		return
+	}
+	sig.set(upCh)
+
+	stdinDone := make(chan struct{})
+	go func() {
+		defer close(stdinDone)
+		n, _ := io.Copy(upCh, ch)
+		stdinN.Store(n)
+		upCh.CloseWrite()
+	}()
+	var wg sync.WaitGroup
+	results := [2]pumpResult{}
+	srcs := [2]io.Reader{upCh, upCh.Stderr()}
+	var scrubbed [2]*scrubReader
+	if c.target.scrub.active() {
+		for i := range srcs {
+			scrubbed[i] = &scrubReader{s: c.target.scrub, r: srcs[i]}
+			srcs[i] = scrubbed[i]
+		}
+	}
+	for i, p := range []struct {
+		fd  string
+		src io.Reader
+		dst io.Writer
+	}{{"stdout", srcs[0], ch}, {"stderr", srcs[1], ch.Stderr()}} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c.pump(ctx, dec, p.src, p.dst, id, p.fd, &results[i], func() { upCh.Close() })
+		}()
+	}
+	wg.Wait()
+	if n := scrubbed[0].count() + scrubbed[1].count(); n > 0 {
+		extra["ssh.credential_scrubbed"] = strconv.Itoa(n)
+		s.Log().Warn("the target printed the gateway's password; blanked", "target", c.target.name, "count", n)
+	}
+	for _, r := range results {
+		outN += r.bytes
+		for k, v := range r.anns {
+			mergeAnnotation(extra, k, v)
+		}
+		if r.withheld != "" && withheld == "" {
+			withheld = r.withheld
+		}
+	}
+	<-exitDone
+	switch {
+	case withheld != "":
+		fmt.Fprintf(ch.Stderr(), "tollgate: output withheld: %s\n", withheld)
+		sendExitStatus(ch, ExitDenied)
+	case exit.kind != "":
+		ch.SendRequest(exit.kind, false, exit.payload)
+	}
+	ch.CloseWrite()
+	ch.Close()
+	<-stdinDone
+}
+
+func execFields(command, login string) map[string]string {
+	f := map[string]string{"command": command, "login": login}
+	argv, err := Split(command)
+	if argv == nil {
+		argv = []string{}
+	}
+	var b strings.Builder
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false) // argv is read by plugins and analysts, not put in HTML
+	enc.Encode(argv)
+	f["argv"] = strings.TrimSuffix(b.String(), "\n")
+	f["commands"] = strings.Join(SimpleCommands(argv), "\n")
+	if err != nil {
+		f["argv_error"] = err.Error()
+	}
+	return f
+}
+
+func upstreamMessage(err error) string {
+	if ue, ok := err.(*UpstreamError); ok {
+		return ue.Message
+	}
+	return "the target could not be reached"
+}
+
+type pumpResult struct {
+	bytes    int64
+	anns     map[string]string
+	withheld string // the chain denied a chunk: why
+	broken   bool   // the client stopped taking output
+}
+
+// pump copies one output stream of the upstream command to the client,
+// each chunk through the chain that decided the command as an ssh.output
+// event. The stream always ends with an eos chunk, so that a streaming
+// masker flushes what it held back (and forgets the stream).
+//
+// When a chunk is withheld or the client stops taking output, stop ends
+// the upstream command, and the rest of src is read and dropped.
+func (c *conn) pump(ctx context.Context, dec *gate.Decision, src io.Reader, dst io.Writer, id uint64, fd string, res *pumpResult, stop func()) {
+	wants := dec.Wants(KindOutput)
+	stream := strconv.FormatUint(id, 10) + "/" + fd
+	ended := !wants
+	process := func(data []byte, eos bool) ([]byte, bool) {
+		ev := &event.Event{Phase: event.Response, Protocol: "ssh", Kind: KindOutput, Target: c.target.name, Principal: c.principal,
+			Fields: map[string]string{"data": string(data), "fd": fd, "stream": stream}}
+		if eos {
+			ev.Fields["eos"] = "1"
+			ended = true
+		}
+		v := dec.Process(ctx, ev)
+		for _, a := range v.Annotations {
+			if res.anns == nil {
+				res.anns = map[string]string{}
+			}
+			mergeAnnotation(res.anns, a.Key, a.Value)
+		}
+		if v.Action == event.Deny || v.Action == event.Hold {
+			res.withheld = v.Reason
+			if res.withheld == "" {
+				res.withheld = "denied by " + v.Plugin
+			}
+			return nil, false
+		}
+		if nv, ok := v.Changes["data"]; ok {
+			return []byte(nv), true
+		}
+		return []byte(ev.Fields["data"]), true
+	}
+	defer func() {
+		if !ended {
+			process(nil, true) // end the stream in the plugins; nothing more is shown
+		}
+		if res.withheld != "" || res.broken {
+			stop()
+		}
+		// Whatever is left upstream is read and dropped, so that the
+		// upstream channel is not stuck on a full window.
+		io.Copy(io.Discard, src)
+	}()
+	buf := make([]byte, chunkSize)
+	for {
+		n, err := src.Read(buf)
+		data := buf[:n]
+		if wants && (n > 0 || err != nil) {
+			var ok bool
+			if data, ok = process(data, err != nil); !ok {
+				return
+			}
+		}
+		if len(data) > 0 && !res.broken {
+			if _, werr := dst.Write(data); werr != nil {
+				res.broken = true
+				return
+			}
+			res.bytes += int64(len(data))
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// mergeAnnotation adds an output chunk's annotation to the exec's:
+// counts add up ("3" + "2" = "5", "aws=1,jwt=1" + "aws=2" =
+// "aws=3,jwt=1"); anything else keeps the last value.
+func mergeAnnotation(dst map[string]string, k, v string) {
+	old, ok := dst[k]
+	if !ok {
+		dst[k] = v
+		return
+	}
+	if a, err1 := strconv.Atoi(old); err1 == nil {
+		if b, err2 := strconv.Atoi(v); err2 == nil {
+			dst[k] = strconv.Itoa(a + b)
+			return
+		}
+	}
+	counts, order := map[string]int{}, []string{}
+	for _, list := range []string{old, v} {
+		for _, part := range strings.Split(list, ",") {
+			name, n, ok := strings.Cut(part, "=")
+			c, err := strconv.Atoi(n)
+			if !ok || err != nil {
+				dst[k] = v
+				return
+			}
+			if _, seen := counts[name]; !seen {
+				order = append(order, name)
+			}
+			counts[name] += c
+		}
+	}
+	parts := make([]string, len(order))
+	for i, name := range order {
+		parts[i] = name + "=" + strconv.Itoa(counts[name])
+	}
+	dst[k] = strings.Join(parts, ",")
+}
+
+func annotations(m map[string]string) []event.Annotation {
+	var out []event.Annotation
+	for k, v := range m {
+		out = append(out, event.Annotation{Key: k, Value: v})
+	}
+	return out
+}
