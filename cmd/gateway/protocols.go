@@ -5,4 +5,5 @@ package main
 import (
 	_ "github.com/tollgate-dev/tollgate/protocols/http"
 	_ "github.com/tollgate-dev/tollgate/protocols/postgres"
+	_ "github.com/tollgate-dev/tollgate/protocols/ssh"
 )

@@ -9,7 +9,7 @@ import (
 )
 
 // ListenerOptions configure one SSH listener ([[listeners]] with
-// protocol = "ssh" in gateway.toml, once the protocol registry takes it).
+// protocol = "ssh" in gateway.toml; config.go maps the tables to these).
 type ListenerOptions struct {
 	// Listen is the address to listen on, e.g. "0.0.0.0:2222".
 	Listen string `toml:"listen"`
