@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 
+	"github.com/tollgate-dev/tollgate/host/event"
 	"github.com/tollgate-dev/tollgate/host/gate"
 )
 
@@ -254,8 +255,36 @@ func (st *startup) newSession() {
 	st.sessionID = st.gs.ID()
 }
 
+// login takes a session from the startup message to ReadyForQuery, in
+// the order PostgreSQL's own login goes: what the connection may ask for
+// (checkStartup), who the client is (authenticate), where it goes and
+// whether it may (openSession), the upstream login (connectUpstream), and
+// the greeting (greet). Each refusal is a FATAL the client can read and a
+// session.open row.
 func (st *startup) login(sm *pgproto3.StartupMessage) (*session, error) {
-	params := sm.Parameters
+	if err := st.checkStartup(sm); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithDeadline(context.Background(), st.deadline)
+	defer cancel()
+	p, err := st.authenticate(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s, err := st.openSession(p, sm.Parameters)
+	if err != nil {
+		return nil, err
+	}
+	hc, err := st.connectUpstream(ctx, s)
+	if err != nil {
+		return nil, err
+	}
+	return st.greet(s, hc)
+}
+
+// checkStartup refuses what the gateway does not serve before asking for
+// the token: no TLS off loopback, replication, a full audit trail.
+func (st *startup) checkStartup(sm *pgproto3.StartupMessage) error {
 	if sm.ProtocolVersion != pgproto3.ProtocolVersion30 || len(st.settings.protocolOptions) > 0 {
 		// The gateway speaks 3.0 on both sides, with no protocol options.
 		st.be.Send(&pgproto3.NegotiateProtocolVersion{NewestMinorProtocol: 0, UnrecognizedOptions: st.settings.protocolOptions})
@@ -264,15 +293,21 @@ func (st *startup) login(sm *pgproto3.StartupMessage) (*session, error) {
 		host, _, _ := net.SplitHostPort(st.remote)
 		ip := net.ParseIP(host)
 		if !st.l.cfg.AllowPlaintext || ip == nil || !ip.IsLoopback() {
-			return nil, st.fatal(codeInvalidAuthorization, "TLS is required: connect with sslmode=require (the password is an OIDC token)", errors.New("client without TLS"))
+			return st.fatal(codeInvalidAuthorization, "TLS is required: connect with sslmode=require (the password is an OIDC token)", errors.New("client without TLS"))
 		}
 	}
-	if v := params["replication"]; v != "" && v != "false" && v != "0" && v != "off" {
-		return nil, st.fatal(codeFeatureNotSupported, "replication connections are not served by the gateway", errors.New("replication requested"))
+	if v := sm.Parameters["replication"]; v != "" && v != "false" && v != "0" && v != "off" {
+		return st.fatal(codeFeatureNotSupported, "replication connections are not served by the gateway", errors.New("replication requested"))
 	}
 	if err := st.l.deps.Admit(); err != nil {
-		return nil, st.fatal(codeCannotConnectNow, "the audit trail cannot take more rows right now; nothing unaudited is let through", err)
+		return st.fatal(codeCannotConnectNow, "the audit trail cannot take more rows right now; nothing unaudited is let through", err)
 	}
+	return nil
+}
+
+// authenticate asks for the password, which is the OIDC token, and
+// verifies it within auth_timeout.
+func (st *startup) authenticate(ctx context.Context) (*event.Principal, error) {
 	st.be.Send(&pgproto3.AuthenticationCleartextPassword{})
 	if err := st.be.Flush(); err != nil {
 		return nil, err
@@ -290,10 +325,7 @@ func (st *startup) login(sm *pgproto3.StartupMessage) (*session, error) {
 	if token == "" {
 		return nil, st.fatal(codeInvalidPassword, "an OIDC token is required as the password (PGPASSWORD=$TOKEN)", errors.New("no token"))
 	}
-	ctx, cancel := context.WithDeadline(context.Background(), st.deadline)
-	defer cancel()
 	p, err := st.l.deps.Verify(ctx, token)
-	token = ""
 	if err != nil {
 		kind, reason := gate.AuthFailure(err)
 		switch {
@@ -305,8 +337,13 @@ func (st *startup) login(sm *pgproto3.StartupMessage) (*session, error) {
 		st.gs.Log().Warn("token not verified", "err", err)
 		return nil, st.fatal(codeCannotConnectNow, reason, err)
 	}
+	return p, nil
+}
 
-	// The target: the listener's, or the one the database names.
+// openSession picks the target (the listener's, or the one the database
+// names) and checks access to it; the session it returns is the one the
+// rows of this connection belong to.
+func (st *startup) openSession(p *event.Principal, params map[string]string) (*session, error) {
 	tname, db := st.l.cfg.Target, params["database"]
 	if db == "" {
 		db = params["user"]
@@ -339,7 +376,15 @@ func (st *startup) login(sm *pgproto3.StartupMessage) (*session, error) {
 		st.audited = s
 		return nil, st.fatal(codeInvalidAuthorization, "access denied: "+d.Reason, errors.New("access denied"))
 	}
-	hc, err := t.connect(ctx, db, &st.settings, st.sessionID)
+	return s, nil
+}
+
+// connectUpstream logs in to the target with the gateway's credential and
+// checks the settings the server reports; the session's open row says
+// how it went.
+func (st *startup) connectUpstream(ctx context.Context, s *session) (*pgconn.HijackedConn, error) {
+	t, tname := s.target, s.targetName
+	hc, err := t.connect(ctx, s.database, &st.settings, st.sessionID)
 	if err != nil {
 		var pe *pgconn.PgError
 		if errors.As(err, &pe) && strings.HasPrefix(pe.Code, "22") {
@@ -373,9 +418,15 @@ func (st *startup) login(sm *pgproto3.StartupMessage) (*session, error) {
 	}
 	s.recordOpen("")
 	st.audited = s
+	return hc, nil
+}
+
+// greet hands the client the server's parameters, the gateway's cancel
+// key and ReadyForQuery: from here the session relays.
+func (st *startup) greet(s *session, hc *pgconn.HijackedConn) (*session, error) {
 	s.up = hc.Conn
 	s.txStatus = hc.TxStatus
-	pid, secret := st.l.cancels.add(&cancelTarget{t: t, addr: hc.Conn.RemoteAddr().String(), pid: hc.PID, secret: hc.SecretKey, sessionID: s.id, hold: s.cancelHold})
+	pid, secret := st.l.cancels.add(&cancelTarget{t: s.target, addr: hc.Conn.RemoteAddr().String(), pid: hc.PID, secret: hc.SecretKey, sessionID: s.id, hold: s.cancelHold})
 	s.cancelPID, s.cancelSecret = pid, secret
 
 	st.be.Send(&pgproto3.AuthenticationOk{})
