@@ -45,7 +45,7 @@ test: deps vet
 # Stream output equals whole-text output for every gitleaks sample over
 # random chunkings: too slow under the race detector, so a step of its own.
 detect-property:
-	TOLLGATE_DETECT_PROPERTY=full $(GO) test -count=1 -run '^TestGitleaksStreamEqualsWhole$$' -timeout 20m ./host/plugin/detect/
+	TOLLGATE_DETECT_PROPERTY=full $(GO) test -count=1 -run '^TestGitleaksStreamEqualsWhole$$' -timeout 20m ./internal/detect/
 
 # pgx's own test suite run straight at PostgreSQL 15 and then through the
 # gateway, each test's outcome compared (protocols/postgres/conformance_test.go;
@@ -79,7 +79,7 @@ bench-deps:
 # Each figure prints as: BENCH <name> <value> <unit> ratio=<r> vs <baseline>
 # -p 1: one package's benchmarks at a time, so they do not share the cores.
 bench: deps bench-deps
-	$(GO) test -p 1 -run '^$$' -bench 'DefaultSets|Wrk|TokenVerify|Plugins|Fuel|CallFloor|Pipeline|ClickHouseInsert|Spool|EmbeddedInsert|ApprovalResume|Pgbench|RowThroughput' -benchtime 1x ./protocols/http/ ./protocols/postgres/ ./host/identity/ ./plugins/ ./host/plugin/ ./host/plugin/detect/ ./host/plugin/internal/fuel/ ./host/audit/ ./host/audit/clickhouse/ ./host/audit/spool/ ./host/audit/embedded/ ./host/approval/ ./host/approval/chstore/ | tee .bench.out | grep '^BENCH' || (cat .bench.out; exit 1)
+	$(GO) test -p 1 -run '^$$' -bench 'DefaultSets|SSHExec|Wrk|TokenVerify|Plugins|Fuel|CallFloor|Pipeline|ClickHouseInsert|Spool|EmbeddedInsert|ApprovalResume|Pgbench|RowThroughput' -benchtime 1x ./protocols/http/ ./protocols/postgres/ ./protocols/ssh/ ./host/identity/ ./plugins/ ./host/plugin/ ./internal/detect/ ./host/plugin/internal/fuel/ ./host/audit/ ./host/audit/clickhouse/ ./host/audit/spool/ ./host/audit/embedded/ ./host/approval/ ./host/approval/chstore/ | tee .bench.out | grep '^BENCH' || (cat .bench.out; exit 1)
 
 # The soak (cmd/gateway/soak_test.go, TestSoak): PostgreSQL sessions and
 # HTTP clients through a real gateway with the default chain and the
@@ -118,13 +118,13 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzVerify -fuzztime $(FUZZTIME) ./host/identity/
 	$(GO) test -run '^$$' -fuzz FuzzMatch -fuzztime $(FUZZTIME) ./host/access/glob/
 	$(GO) test -run '^$$' -fuzz FuzzRewrite -fuzztime $(FUZZTIME) ./host/plugin/internal/fuel/
-	$(GO) test -run '^$$' -fuzz FuzzClassify -fuzztime $(FUZZTIME) ./host/plugin/sqlclass/
-	$(GO) test -run '^$$' -fuzz FuzzSplit -fuzztime $(FUZZTIME) ./host/plugin/sqlclass/
-	$(GO) test -run '^$$' -fuzz FuzzSetFind -fuzztime $(FUZZTIME) ./host/plugin/detect/
-	$(GO) test -run '^$$' -fuzz '^FuzzStream$$' -fuzztime $(FUZZTIME) ./host/plugin/detect/
-	$(GO) test -run '^$$' -fuzz '^FuzzStreamRules$$' -fuzztime $(FUZZTIME) ./host/plugin/detect/
-	$(GO) test -run '^$$' -fuzz '^FuzzStreamPhoneRegions$$' -fuzztime $(FUZZTIME) ./host/plugin/detect/
-	$(GO) test -run '^$$' -fuzz FuzzNeeds -fuzztime $(FUZZTIME) ./host/plugin/detect/
+	$(GO) test -run '^$$' -fuzz FuzzClassify -fuzztime $(FUZZTIME) ./internal/sqlclass/
+	$(GO) test -run '^$$' -fuzz FuzzSplit -fuzztime $(FUZZTIME) ./internal/sqlclass/
+	$(GO) test -run '^$$' -fuzz FuzzSetFind -fuzztime $(FUZZTIME) ./internal/detect/
+	$(GO) test -run '^$$' -fuzz '^FuzzStream$$' -fuzztime $(FUZZTIME) ./internal/detect/
+	$(GO) test -run '^$$' -fuzz '^FuzzStreamRules$$' -fuzztime $(FUZZTIME) ./internal/detect/
+	$(GO) test -run '^$$' -fuzz '^FuzzStreamPhoneRegions$$' -fuzztime $(FUZZTIME) ./internal/detect/
+	$(GO) test -run '^$$' -fuzz FuzzNeeds -fuzztime $(FUZZTIME) ./internal/detect/
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME) ./host/audit/spool/
 	$(GO) test -run '^$$' -fuzz FuzzDecodeRow -fuzztime $(FUZZTIME) ./host/audit/
 	$(GO) test -run '^$$' -fuzz FuzzClientMessages -fuzztime $(FUZZTIME) ./protocols/postgres/

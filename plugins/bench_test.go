@@ -10,9 +10,9 @@ import (
 	"github.com/tollgate-dev/tollgate/host/config"
 	"github.com/tollgate-dev/tollgate/host/event"
 	"github.com/tollgate-dev/tollgate/host/plugin"
-	"github.com/tollgate-dev/tollgate/host/plugin/detect"
-	"github.com/tollgate-dev/tollgate/host/plugin/sqlclass"
-	"github.com/tollgate-dev/tollgate/host/testenv"
+	"github.com/tollgate-dev/tollgate/internal/detect"
+	"github.com/tollgate-dev/tollgate/internal/sqlclass"
+	"github.com/tollgate-dev/tollgate/internal/testenv"
 	"github.com/tollgate-dev/tollgate/plugins/internal/rules"
 	"github.com/tollgate-dev/tollgate/plugins/internal/sqlinfo"
 )

@@ -15,7 +15,7 @@ import (
 
 	"github.com/tollgate-dev/tollgate/host/audit"
 	"github.com/tollgate-dev/tollgate/host/audit/audittest"
-	"github.com/tollgate-dev/tollgate/host/testenv"
+	"github.com/tollgate-dev/tollgate/internal/testenv"
 )
 
 // verdicts reads verify's output: chain ID -> status.

@@ -32,7 +32,7 @@ import (
 
 	"github.com/tollgate-dev/tollgate/cmd/gateway/internal/soak"
 	"github.com/tollgate-dev/tollgate/host/audit/clickhouse"
-	"github.com/tollgate-dev/tollgate/host/testenv"
+	"github.com/tollgate-dev/tollgate/internal/testenv"
 )
 
 // boundsExtras is what TestBounds adds to the soak's gateway "a": an HTTP

@@ -10,7 +10,7 @@ import (
 	"testing"
 
 	"github.com/tollgate-dev/tollgate/cmd/gateway/internal/soak"
-	"github.com/tollgate-dev/tollgate/host/testenv"
+	"github.com/tollgate-dev/tollgate/internal/testenv"
 )
 
 // `gateway serve` applies [gateway] memory_limit to the Go runtime (the

@@ -20,12 +20,12 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/tollgate-dev/tollgate/cmd/gateway/internal/demo"
 	"github.com/tollgate-dev/tollgate/host/access"
 	"github.com/tollgate-dev/tollgate/host/admin"
 	"github.com/tollgate-dev/tollgate/host/audit"
 	"github.com/tollgate-dev/tollgate/host/audit/spool"
 	"github.com/tollgate-dev/tollgate/host/config"
-	"github.com/tollgate-dev/tollgate/host/demo"
 	"github.com/tollgate-dev/tollgate/host/event"
 	"github.com/tollgate-dev/tollgate/host/gate"
 	"github.com/tollgate-dev/tollgate/host/identity"

@@ -16,7 +16,7 @@ import (
 
 	"github.com/tollgate-dev/tollgate/cmd/gateway/internal/soak"
 	"github.com/tollgate-dev/tollgate/host/audit/clickhouse"
-	"github.com/tollgate-dev/tollgate/host/testenv"
+	"github.com/tollgate-dev/tollgate/internal/testenv"
 )
 
 // `make soak` sets these (go test ... -args -soak.duration=2m ...).

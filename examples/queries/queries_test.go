@@ -15,7 +15,7 @@ import (
 	"github.com/tollgate-dev/tollgate/host/audit/embedded"
 	"github.com/tollgate-dev/tollgate/host/audit/spool"
 	"github.com/tollgate-dev/tollgate/host/audit/sqlparam"
-	"github.com/tollgate-dev/tollgate/host/testenv"
+	"github.com/tollgate-dev/tollgate/internal/testenv"
 )
 
 type store interface {

@@ -10,7 +10,7 @@ import (
 	"github.com/tollgate-dev/tollgate/host/approval"
 	"github.com/tollgate-dev/tollgate/host/audit/audittest"
 	"github.com/tollgate-dev/tollgate/host/audit/clickhouse"
-	"github.com/tollgate-dev/tollgate/host/testenv"
+	"github.com/tollgate-dev/tollgate/internal/testenv"
 )
 
 // The console's live sessions come from a real ClickHouse audit store: a

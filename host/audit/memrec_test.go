@@ -1,7 +1,7 @@
 package audit_test
 
 import (
-	"github.com/tollgate-dev/tollgate/host/testenv"
+	"github.com/tollgate-dev/tollgate/internal/testenv"
 )
 
 // memRec is the in-memory recorder the protocols' tests use.

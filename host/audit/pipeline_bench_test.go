@@ -13,7 +13,7 @@ import (
 	"github.com/tollgate-dev/tollgate/host/audit"
 	"github.com/tollgate-dev/tollgate/host/audit/schema"
 	"github.com/tollgate-dev/tollgate/host/audit/spool"
-	"github.com/tollgate-dev/tollgate/host/testenv"
+	"github.com/tollgate-dev/tollgate/internal/testenv"
 )
 
 // BenchmarkPipeline prints the audit pipeline's figures against a real

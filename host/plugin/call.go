@@ -5,8 +5,8 @@ import (
 	"strings"
 
 	"github.com/tollgate-dev/tollgate/host/event"
-	"github.com/tollgate-dev/tollgate/host/plugin/detect"
-	"github.com/tollgate-dev/tollgate/host/plugin/sqlclass"
+	"github.com/tollgate-dev/tollgate/internal/detect"
+	"github.com/tollgate-dev/tollgate/internal/sqlclass"
 )
 
 // call is the state of one handler invocation, reached by host functions

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/tollgate-dev/tollgate/host/plugin/detect"
+	"github.com/tollgate-dev/tollgate/internal/detect"
 )
 
 // compilePattern compiles spec once per plugin: every instance that asks

@@ -18,8 +18,8 @@ import (
 	"github.com/tollgate-dev/tollgate/host/access/glob"
 	"github.com/tollgate-dev/tollgate/host/config"
 	"github.com/tollgate-dev/tollgate/host/event"
-	"github.com/tollgate-dev/tollgate/host/plugin/detect"
 	"github.com/tollgate-dev/tollgate/host/plugin/internal/fuel"
+	"github.com/tollgate-dev/tollgate/internal/detect"
 )
 
 // Plugin is one loaded module with its config, its pool of instances and

@@ -11,7 +11,7 @@ import (
 
 	"github.com/tollgate-dev/tollgate/host/admin"
 	"github.com/tollgate-dev/tollgate/host/audit"
-	"github.com/tollgate-dev/tollgate/host/testenv"
+	"github.com/tollgate-dev/tollgate/internal/testenv"
 )
 
 // attempt is one agent request with its own method, body and headers.

@@ -15,7 +15,7 @@ import (
 	"github.com/tollgate-dev/tollgate/host/admin"
 	"github.com/tollgate-dev/tollgate/host/approval"
 	"github.com/tollgate-dev/tollgate/host/audit"
-	"github.com/tollgate-dev/tollgate/host/testenv"
+	"github.com/tollgate-dev/tollgate/internal/testenv"
 )
 
 // approvalEnv is a gateway whose approve plugin (the real one, built for

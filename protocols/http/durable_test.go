@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/tollgate-dev/tollgate/host/audit/clickhouse"
-	"github.com/tollgate-dev/tollgate/host/testenv"
+	"github.com/tollgate-dev/tollgate/internal/testenv"
 )
 
 // A synced target's request leaves its http.forward row (what was asked,

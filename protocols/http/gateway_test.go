@@ -22,7 +22,7 @@ import (
 	"github.com/tollgate-dev/tollgate/host/audit/clickhouse"
 	"github.com/tollgate-dev/tollgate/host/config"
 	"github.com/tollgate-dev/tollgate/host/identity"
-	"github.com/tollgate-dev/tollgate/host/testenv"
+	"github.com/tollgate-dev/tollgate/internal/testenv"
 )
 
 const auditPath = "data/audit.jsonl"

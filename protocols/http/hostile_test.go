@@ -17,7 +17,7 @@ import (
 	"github.com/andybalholm/brotli"
 
 	"github.com/tollgate-dev/tollgate/host/audit"
-	"github.com/tollgate-dev/tollgate/host/testenv"
+	"github.com/tollgate-dev/tollgate/internal/testenv"
 )
 
 // The attacks of issue 12 against the gateway binary, each with a real

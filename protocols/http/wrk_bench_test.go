@@ -19,7 +19,7 @@ import (
 
 	"github.com/tollgate-dev/tollgate/host/audit/audittest"
 	"github.com/tollgate-dev/tollgate/host/audit/clickhouse"
-	"github.com/tollgate-dev/tollgate/host/testenv"
+	"github.com/tollgate-dev/tollgate/internal/testenv"
 )
 
 // BenchmarkWrk measures the gateway as a reverse proxy with wrk, next to

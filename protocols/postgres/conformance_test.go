@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tollgate-dev/tollgate/host/testenv"
+	"github.com/tollgate-dev/tollgate/internal/testenv"
 )
 
 // TestPgxConformance is the acceptance check of the PostgreSQL listener:

@@ -12,7 +12,7 @@ import (
 	"github.com/tollgate-dev/tollgate/host/audit/clickhouse"
 	"github.com/tollgate-dev/tollgate/host/audit/spool"
 	"github.com/tollgate-dev/tollgate/host/config"
-	"github.com/tollgate-dev/tollgate/host/testenv"
+	"github.com/tollgate-dev/tollgate/internal/testenv"
 )
 
 // On a synced target every statement that runs leaves a pg.forward row

@@ -15,7 +15,7 @@ import (
 
 	"github.com/tollgate-dev/tollgate/host/config"
 	"github.com/tollgate-dev/tollgate/host/identity"
-	"github.com/tollgate-dev/tollgate/host/testenv"
+	"github.com/tollgate-dev/tollgate/internal/testenv"
 )
 
 // The gateway reaches a TLS-only upstream with verify-full against the

@@ -20,7 +20,7 @@ import (
 	"github.com/tollgate-dev/tollgate/host/gate"
 	"github.com/tollgate-dev/tollgate/host/identity"
 	"github.com/tollgate-dev/tollgate/host/plugin"
-	"github.com/tollgate-dev/tollgate/host/testenv"
+	"github.com/tollgate-dev/tollgate/internal/testenv"
 	tssh "github.com/tollgate-dev/tollgate/protocols/ssh"
 )
 

@@ -11,7 +11,7 @@ import (
 	"github.com/tollgate-dev/tollgate/host/approval"
 	"github.com/tollgate-dev/tollgate/host/approval/chstore"
 	"github.com/tollgate-dev/tollgate/host/event"
-	"github.com/tollgate-dev/tollgate/host/testenv"
+	"github.com/tollgate-dev/tollgate/internal/testenv"
 )
 
 var (

@@ -13,7 +13,7 @@ import (
 	"github.com/tollgate-dev/tollgate/host/audit/audittest"
 	"github.com/tollgate-dev/tollgate/host/audit/schema"
 	"github.com/tollgate-dev/tollgate/host/audit/spool"
-	"github.com/tollgate-dev/tollgate/host/testenv"
+	"github.com/tollgate-dev/tollgate/internal/testenv"
 )
 
 // openCluster opens a store on every node of cl with cluster mode on.

@@ -16,7 +16,7 @@ import (
 	"github.com/tollgate-dev/tollgate/host/audit/embedded"
 	"github.com/tollgate-dev/tollgate/host/audit/sqlparam"
 	"github.com/tollgate-dev/tollgate/host/audit/trail"
-	"github.com/tollgate-dev/tollgate/host/testenv"
+	"github.com/tollgate-dev/tollgate/internal/testenv"
 )
 
 // store is a real audit store the tests write to and read back.

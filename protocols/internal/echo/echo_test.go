@@ -21,7 +21,7 @@ import (
 	"github.com/tollgate-dev/tollgate/host/gate"
 	"github.com/tollgate-dev/tollgate/host/identity"
 	"github.com/tollgate-dev/tollgate/host/plugin"
-	"github.com/tollgate-dev/tollgate/host/testenv"
+	"github.com/tollgate-dev/tollgate/internal/testenv"
 	"github.com/tollgate-dev/tollgate/protocols/internal/echo"
 )
 

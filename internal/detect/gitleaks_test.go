@@ -15,7 +15,7 @@ import (
 	glconfig "github.com/zricethezav/gitleaks/v8/config"
 	gldetect "github.com/zricethezav/gitleaks/v8/detect"
 
-	"github.com/tollgate-dev/tollgate/host/plugin/detect/internal/gitleaks"
+	"github.com/tollgate-dev/tollgate/internal/detect/internal/gitleaks"
 )
 
 // TestGitleaksConfigPinned holds the embedded rules to the module go.mod
