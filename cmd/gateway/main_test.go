@@ -167,12 +167,12 @@ func TestFullExamplePassesCheck(t *testing.T) {
 	der, _ := x509.MarshalPKCS8PrivateKey(priv)
 	os.MkdirAll(filepath.Join(dir, "keys"), 0o700)
 	os.WriteFile(filepath.Join(dir, "keys", "audit-signing.pem"), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600)
-	env := []string{"TOLLGATE_DEMO_TOKEN=d", "ORDERS_API_TOKEN=o", "METRICS_API_KEY=m", "CLICKHOUSE_PASSWORD=c", "SLACK_DBA_WEBHOOK=https://hooks.slack.test/T0/B0/x", "PROD_DB_PASSWORD=p"}
+	env := []string{"TOLLGATE_DEMO_TOKEN=d", "ORDERS_API_TOKEN=o", "METRICS_API_KEY=m", "CLICKHOUSE_PASSWORD=c", "SLACK_DBA_WEBHOOK=https://hooks.slack.test/T0/B0/x", "PROD_DB_PASSWORD=p", "PROD_WEB_SSH_KEY=k"}
 	out, errOut, code := testenv.RunGateway(t, dir, env, "check", "-c", "gateway.toml")
 	if code != 0 {
 		t.Fatalf("examples/gateway.full.toml fails check:\n%s", errOut)
 	}
-	if !strings.HasPrefix(out, "ok: 2 listeners, 4 targets, 2 access rules") {
+	if !strings.HasPrefix(out, "ok: 3 listeners, 5 targets, 2 access rules") {
 		t.Errorf("stdout = %q", out)
 	}
 }

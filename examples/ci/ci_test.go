@@ -15,6 +15,11 @@ import (
 	"github.com/tollgate-dev/tollgate/host/access"
 	"github.com/tollgate-dev/tollgate/host/config"
 	"github.com/tollgate-dev/tollgate/host/identity"
+
+	// The configs name postgres and http listeners: their protocols
+	// register their config keys.
+	_ "github.com/tollgate-dev/tollgate/protocols/http"
+	_ "github.com/tollgate-dev/tollgate/protocols/postgres"
 )
 
 // githubClaims are the claims of a GitHub Actions job token (push to main
