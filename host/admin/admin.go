@@ -134,22 +134,14 @@ func New(o Options) http.Handler {
 		}
 		writeJSON(w, rows)
 	}))
-	mux.HandleFunc("POST /v1/reload", func(w http.ResponseWriter, r *http.Request) {
-		p, ok := o.bearer(w, r)
-		if !ok {
-			return
-		}
-		if !inAny(p, o.Groups) {
-			writeError(w, http.StatusForbidden, "forbidden", "the admin API needs membership in one of: "+strings.Join(o.Groups, ", "))
-			return
-		}
+	mux.Handle("POST /v1/reload", o.adminOnly(func(w http.ResponseWriter, r *http.Request, p *event.Principal) {
 		if o.Reload == nil {
 			writeError(w, http.StatusNotFound, "no_reload", "this gateway does not reload through the API")
 			return
 		}
 		o.Log.Info("admin: reload", "subject", p.Subject)
 		writeJSON(w, o.Reload(r.Context()))
-	})
+	}))
 	if o.Approvals != nil {
 		o.approvalRoutes(mux)
 		o.consoleRoutes(mux)
@@ -160,7 +152,8 @@ func New(o Options) http.Handler {
 	return mux
 }
 
-func (o Options) authorized(h func(http.ResponseWriter, *http.Request, *event.Principal)) http.Handler {
+// adminOnly serves h to a verified token in one of the admin groups.
+func (o Options) adminOnly(h func(http.ResponseWriter, *http.Request, *event.Principal)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p, ok := o.bearer(w, r)
 		if !ok {
@@ -170,6 +163,13 @@ func (o Options) authorized(h func(http.ResponseWriter, *http.Request, *event.Pr
 			writeError(w, http.StatusForbidden, "forbidden", "the admin API needs membership in one of: "+strings.Join(o.Groups, ", "))
 			return
 		}
+		h(w, r, p)
+	})
+}
+
+// authorized is adminOnly for the audit API, which needs a queryable store.
+func (o Options) authorized(h func(http.ResponseWriter, *http.Request, *event.Principal)) http.Handler {
+	return o.adminOnly(func(w http.ResponseWriter, r *http.Request, p *event.Principal) {
 		if o.Audit == nil {
 			writeError(w, http.StatusNotFound, "no_store", "the audit store is not queryable (store = \"file\")")
 			return

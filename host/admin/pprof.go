@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"github.com/tollgate-dev/tollgate/host/event"
 	"net/http"
 	"net/http/pprof"
 )
@@ -20,15 +21,7 @@ import (
 // arguments are nobody's business over HTTP.
 func (o Options) pprofRoutes(mux *http.ServeMux) {
 	gate := func(h http.HandlerFunc) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			p, ok := o.bearer(w, r)
-			if !ok {
-				return
-			}
-			if !inAny(p, o.Groups) {
-				writeError(w, http.StatusForbidden, "forbidden", "the profiles need membership in one of the admin groups")
-				return
-			}
+		return o.adminOnly(func(w http.ResponseWriter, r *http.Request, p *event.Principal) {
 			o.Log.Info("admin: profile", "subject", p.Subject, "path", r.URL.Path, "query", r.URL.RawQuery)
 			h(w, r)
 		})
