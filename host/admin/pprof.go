@@ -1,9 +1,10 @@
 package admin
 
 import (
-	"github.com/tollgate-dev/tollgate/host/event"
 	"net/http"
 	"net/http/pprof"
+
+	"github.com/tollgate-dev/tollgate/host/event"
 )
 
 // pprofRoutes serves Go's runtime profiles under /debug/pprof/ (the
