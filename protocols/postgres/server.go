@@ -36,13 +36,9 @@ package postgres
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
-	"sync"
-	"sync/atomic"
-	"time"
 
 	"github.com/tollgate-dev/tollgate/host/gate"
 )
@@ -54,12 +50,7 @@ type Listener struct {
 	targets map[string]*target
 	tlsConf *tls.Config // nil: no TLS offered
 	ln      net.Listener
-
-	mu     sync.Mutex
-	conns  map[net.Conn]struct{}
-	wg     sync.WaitGroup
-	closed atomic.Bool
-	done   chan struct{} // closed by Shutdown: wakes an accept backoff
+	srv     gate.Server // the accept loop and the connections it serves
 
 	admit    admission
 	cancels  cancelMap
@@ -95,7 +86,7 @@ func New(lc gate.Listener, targets map[string]*gate.Target, deps gate.Deps) (*Li
 	if cfg.MaxMessageBytes <= 0 {
 		cfg.MaxMessageBytes = DefaultMaxMessageBytes
 	}
-	l := &Listener{cfg: cfg, deps: deps, targets: map[string]*target{}, conns: map[net.Conn]struct{}{}, done: make(chan struct{})}
+	l := &Listener{cfg: cfg, deps: deps, targets: map[string]*target{}}
 	for name, t := range targets {
 		if t.Protocol != "postgres" || (cfg.Target != "" && name != cfg.Target) {
 			continue
@@ -135,80 +126,25 @@ func (l *Listener) Start() error {
 		return fmt.Errorf("postgres: listener %s: %w", l.cfg.Name, err)
 	}
 	l.ln = ln
-	l.wg.Add(1)
-	go l.acceptLoop()
+	l.srv.Serve(ln, l.deps.Logger().With("listener", l.cfg.Name, "protocol", "postgres"), l.accept)
 	return nil
 }
 
-// Accept backoff, as net/http's Server.Serve: an Accept error (EMFILE
-// when the process is out of descriptors, ENOBUFS...) is retried after
-// 5ms, doubling to 1s, so that the listener outlives it.
-const (
-	acceptBackoffMin = 5 * time.Millisecond
-	acceptBackoffMax = time.Second
-)
-
-func (l *Listener) acceptLoop() {
-	defer l.wg.Done()
-	var delay time.Duration
-	for {
-		nc, err := l.ln.Accept()
-		if err != nil {
-			if l.closed.Load() || errors.Is(err, net.ErrClosed) {
-				return
-			}
-			// Any other error is retried, not only "temporary" ones: a
-			// listener that gives up stays dead until a restart.
-			delay = min(max(2*delay, acceptBackoffMin), acceptBackoffMax)
-			l.deps.Log.Error("postgres: accept failed, retrying", "listener", l.cfg.Name, "err", err, "retry_in", delay)
-			t := time.NewTimer(delay)
-			select {
-			case <-t.C:
-			case <-l.done:
-				t.Stop()
-				return
-			}
-			continue
-		}
-		delay = 0
-		src := sourceOf(nc.RemoteAddr())
-		refusal, ok := l.admit.enter(src, l.cfg.MaxConnections, l.cfg.MaxConnectionsPerSource)
-		if !ok {
-			// Over a cap and too many refusals already in progress: close
-			// without a word, so that a flood costs one accept each.
-			nc.Close()
-			l.admit.dropped(l.deps.Log, l.cfg.Name)
-			continue
-		}
-		if !l.track(nc) {
-			nc.Close()
-			l.admit.leave(src, refusal)
-			return
-		}
-		l.wg.Add(1)
-		go func() {
-			defer l.wg.Done()
-			defer l.admit.leave(src, refusal)
-			defer l.untrack(nc)
-			l.serveConn(nc, refusal)
-		}()
+// accept admits one connection against the caps. Over a cap it is still
+// served, to be answered 53300 once its startup message is read; over a
+// cap with too many refusals already in progress, it is closed without a
+// word, so that a flood costs one accept each.
+func (l *Listener) accept(nc net.Conn) (func(), bool) {
+	src := sourceOf(nc.RemoteAddr())
+	refusal, ok := l.admit.enter(src, l.cfg.MaxConnections, l.cfg.MaxConnectionsPerSource)
+	if !ok {
+		l.admit.dropped(l.deps.Log, l.cfg.Name)
+		return nil, false
 	}
-}
-
-func (l *Listener) track(nc net.Conn) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.closed.Load() {
-		return false
-	}
-	l.conns[nc] = struct{}{}
-	return true
-}
-
-func (l *Listener) untrack(nc net.Conn) {
-	l.mu.Lock()
-	delete(l.conns, nc)
-	l.mu.Unlock()
+	return func() {
+		defer l.admit.leave(src, refusal)
+		l.serveConn(nc, refusal)
+	}, true
 }
 
 // Addr is the bound address; valid after Start.
@@ -221,27 +157,4 @@ func (l *Listener) Name() string { return l.cfg.Name }
 // on their own (clients disconnect); then it closes the client
 // connections that are left. Every session's close row is recorded before
 // it returns.
-func (l *Listener) Shutdown(ctx context.Context) error {
-	l.mu.Lock()
-	if !l.closed.Swap(true) {
-		close(l.done)
-	}
-	l.mu.Unlock()
-	if l.ln != nil {
-		l.ln.Close()
-	}
-	done := make(chan struct{})
-	go func() { l.wg.Wait(); close(done) }()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-	}
-	l.mu.Lock()
-	for nc := range l.conns {
-		nc.Close()
-	}
-	l.mu.Unlock()
-	<-done
-	return ctx.Err()
-}
+func (l *Listener) Shutdown(ctx context.Context) error { return l.srv.Shutdown(ctx) }

@@ -2,13 +2,10 @@ package ssh
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"slices"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	xssh "golang.org/x/crypto/ssh"
@@ -29,10 +26,7 @@ type Listener struct {
 
 	signer xssh.Signer
 	ln     net.Listener
-	wg     sync.WaitGroup
-	closed atomic.Bool
-	mu     sync.Mutex
-	conns  map[net.Conn]struct{}
+	srv    gate.Server // the accept loop and the connections it serves
 }
 
 // New checks opts and targets and prepares a listener named name. Only
@@ -63,7 +57,7 @@ func New(name string, opts ListenerOptions, targets map[string]TargetOptions, de
 		opts.HandshakeTimeout = 30 * time.Second
 	}
 	l := &Listener{name: name, opts: opts, targets: map[string]*target{}, deps: deps,
-		log: deps.Logger().With("listener", name, "protocol", "ssh"), conns: map[net.Conn]struct{}{},
+		log:   deps.Logger().With("listener", name, "protocol", "ssh"),
 		limit: newLimiter(opts.MaxAuthFailures, opts.AuthFailureWindow)}
 	for tn, to := range targets {
 		if len(opts.Targets) > 0 && !slices.Contains(opts.Targets, tn) {
@@ -103,79 +97,16 @@ func (l *Listener) Start() error {
 	}
 	l.ln = ln
 	l.log.Info("listening", "addr", ln.Addr().String(), "host_key", xssh.FingerprintSHA256(s.PublicKey()))
-	l.wg.Add(1)
-	go l.acceptLoop()
+	l.srv.Serve(ln, l.log, func(nc net.Conn) (func(), bool) { return func() { l.serveConn(nc) }, true })
 	return nil
 }
 
 // Addr is the bound address.
 func (l *Listener) Addr() net.Addr { return l.ln.Addr() }
 
-func (l *Listener) acceptLoop() {
-	defer l.wg.Done()
-	for {
-		nc, err := l.ln.Accept()
-		if err != nil {
-			if l.closed.Load() || errors.Is(err, net.ErrClosed) {
-				return
-			}
-			l.log.Warn("accept failed", "err", err)
-			time.Sleep(50 * time.Millisecond)
-			continue
-		}
-		if !l.track(nc) {
-			nc.Close()
-			return
-		}
-		l.wg.Add(1)
-		go func() {
-			defer l.wg.Done()
-			defer l.untrack(nc)
-			l.serveConn(nc)
-		}()
-	}
-}
-
-func (l *Listener) track(nc net.Conn) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.closed.Load() {
-		return false
-	}
-	l.conns[nc] = struct{}{}
-	return true
-}
-
-func (l *Listener) untrack(nc net.Conn) {
-	l.mu.Lock()
-	delete(l.conns, nc)
-	l.mu.Unlock()
-}
-
 // Shutdown stops accepting, waits for the connections to end until ctx
 // ends, then closes those left (their sessions are closed and recorded).
-func (l *Listener) Shutdown(ctx context.Context) error {
-	l.mu.Lock()
-	l.closed.Store(true)
-	l.mu.Unlock()
-	if l.ln != nil {
-		l.ln.Close()
-	}
-	done := make(chan struct{})
-	go func() { l.wg.Wait(); close(done) }()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-	}
-	l.mu.Lock()
-	for nc := range l.conns {
-		nc.Close()
-	}
-	l.mu.Unlock()
-	<-done
-	return ctx.Err()
-}
+func (l *Listener) Shutdown(ctx context.Context) error { return l.srv.Shutdown(ctx) }
 
 // defaultLogin is the login used when the SSH user names only the target.
 func (l *Listener) defaultLogin(target string) string {
