@@ -161,7 +161,7 @@ func (l *Listener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	applyChanges(r, x, x.dec.Verdict.Changes)
 
 	x.wantsResponse = x.dec.Wants("http.response")
-	x.needBody = x.wantsResponse || rt.up.scrub.active()
+	x.needBody = x.wantsResponse || rt.up.scrub.Active()
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
 	if r.Body != nil && r.Body != http.NoBody {
@@ -344,7 +344,7 @@ func (x *exchange) filterHeader(h http.Header) int {
 	// A cookie the upstream sets is a session of the gateway's credential:
 	// handed to the agent, it would reach the target without the gateway.
 	h.Del("Set-Cookie")
-	return x.rt.up.scrub.scrubHeader(h)
+	return scrubHeader(x.rt.up.scrub, h)
 }
 
 // modifyResponse decodes, scrubs and runs the response through the chain.
@@ -424,7 +424,7 @@ func (x *exchange) modifyResponse(resp *http.Response) error {
 		}
 		return nil
 	}
-	x.scrubbed.body += x.rt.up.scrub.scrub(body)
+	x.scrubbed.body += x.rt.up.scrub.Scrub(body)
 	if wants {
 		if err := x.runResponseChain(resp, body); err != nil {
 			return err
@@ -465,7 +465,7 @@ func (x *exchange) runResponseChain(resp *http.Response, body []byte) error {
 	resp.Body = nil
 	if nb, ok := v.Changes["body"]; ok && inspected {
 		b := []byte(nb)
-		x.scrubbed.body += x.rt.up.scrub.scrub(b)
+		x.scrubbed.body += x.rt.up.scrub.Scrub(b)
 		x.streamBody(resp, io.NopCloser(bytes.NewReader(b)))
 		setLength(resp, len(b))
 		resp.Header.Del("Etag")
@@ -479,8 +479,8 @@ func (x *exchange) runResponseChain(resp *http.Response, body []byte) error {
 // streamBody sets resp's body to rc, scrubbed as it streams when the
 // target has a credential, with the trailers filtered once it ends.
 func (x *exchange) streamBody(resp *http.Response, rc io.ReadCloser) {
-	if x.rt.up.scrub.active() {
-		rc = &scrubReader{s: x.rt.up.scrub, r: rc, found: &x.scrubbed.body}
+	if x.rt.up.scrub.Active() {
+		rc = x.rt.up.scrub.Reader(rc, &x.scrubbed.body)
 	}
 	resp.Body = &trailerFilter{ReadCloser: rc, done: func() {
 		// resp.Trailer is filled when the upstream body ends, which is

@@ -9,9 +9,10 @@ import (
 	"testing/iotest"
 
 	"github.com/tollgate-dev/tollgate/host/config"
+	"github.com/tollgate-dev/tollgate/host/gate"
 )
 
-func testScrubber(t testing.TB) *scrubber {
+func testScrubber(t testing.TB) *gate.Scrubber {
 	t.Helper()
 	// Secrets are references; resolve one the way the gateway does.
 	t.Setenv("SCRUB_TEST_PW", "pw-0123456789")
@@ -60,7 +61,7 @@ func TestScrubReaderCatchesSplitMatches(t *testing.T) {
 	want := "a ************* b " + strings.Repeat("*", len(b64)-1) + "= c pw-01234 not a match *************"
 	for size := 1; size <= len(in); size++ {
 		found := 0
-		z := &scrubReader{s: s, r: io.NopCloser(&chunked{r: strings.NewReader(in), sizes: []int{size}}), found: &found}
+		z := s.Reader(io.NopCloser(&chunked{r: strings.NewReader(in), sizes: []int{size}}), &found)
 		got, err := io.ReadAll(iotest.OneByteReader(z))
 		if err != nil || string(got) != want || found != 3 {
 			t.Fatalf("chunks of %d: got %q (%d found, %v)", size, got, found, err)
@@ -72,7 +73,7 @@ func TestScrubReaderDoesNotHoldPlainText(t *testing.T) {
 	s := testScrubber(t)
 	found := 0
 	pr, pw := io.Pipe()
-	z := &scrubReader{s: s, r: pr, found: &found}
+	z := s.Reader(pr, &found)
 	go pw.Write([]byte("data: event\n\n"))
 	buf := make([]byte, 64)
 	n, err := z.Read(buf)
@@ -88,9 +89,9 @@ func FuzzScrubReader(f *testing.F) {
 	f.Fuzz(func(t *testing.T, in []byte, size uint8) {
 		s := testScrubber(t)
 		whole := bytes.Clone(in)
-		n := s.scrub(whole)
+		n := s.Scrub(whole)
 		found := 0
-		z := &scrubReader{s: s, r: io.NopCloser(&chunked{r: bytes.NewReader(in), sizes: []int{int(size%17) + 1}}), found: &found}
+		z := s.Reader(io.NopCloser(&chunked{r: bytes.NewReader(in), sizes: []int{int(size%17) + 1}}), &found)
 		got, err := io.ReadAll(z)
 		if err != nil || !bytes.Equal(got, whole) || found != n {
 			t.Fatalf("streamed %q (%d) != whole %q (%d)", got, found, whole, n)

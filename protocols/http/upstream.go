@@ -22,7 +22,7 @@ type upstream struct {
 	cred      gate.Credential
 	transport *h1Transport
 	// scrub blanks cred wherever it comes back in a response.
-	scrub *scrubber
+	scrub *gate.Scrubber
 	// upgrades are the protocols a client may switch to (lower case).
 	upgrades []string
 	// synced: the target's rows are fsynced before its requests go out

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"testing/iotest"
+
+	"github.com/tollgate-dev/tollgate/host/gate"
 )
 
 // chunks reads b in random pieces.
@@ -30,22 +32,23 @@ func (c *chunks) Read(p []byte) (int, error) {
 // however the output is cut; everything else passes unchanged.
 func TestScrubReader(t *testing.T) {
 	pw := "s3cr3t-Pa55word"
-	s := newScrubber(pw)
+	s := gate.NewScrubber([]string{pw})
 	text := "user=deploy password=" + pw + "\nb64:" + base64.RawStdEncoding.EncodeToString([]byte(pw)) +
 		"\nalmost: s3cr3t-Pa55wor\n" + pw + pw + "\nend s3cr3t"
 	want := []byte(text)
-	s.scrub(want)
+	s.Scrub(want)
 	if bytes.Contains(want, []byte(pw)) || !strings.HasSuffix(string(want), "\nend s3cr3t") || !bytes.Contains(want, []byte("almost: s3cr3t-Pa55wor\n")) {
 		t.Fatalf("whole: %q", want)
 	}
 	for seed := range uint64(200) {
-		z := &scrubReader{s: s, r: &chunks{b: []byte(text), rng: rand.New(rand.NewPCG(seed, 1))}}
+		found := 0
+		z := s.Reader(&chunks{b: []byte(text), rng: rand.New(rand.NewPCG(seed, 1))}, &found)
 		got, err := io.ReadAll(iotest.HalfReader(z))
 		if err != nil || !bytes.Equal(got, want) {
 			t.Fatalf("seed %d: %q, want %q (%v)", seed, got, want, err)
 		}
-		if z.found != 4 {
-			t.Fatalf("seed %d: found %d, want 4", seed, z.found)
+		if found != 4 {
+			t.Fatalf("seed %d: found %d, want 4", seed, found)
 		}
 	}
 }

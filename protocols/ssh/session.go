@@ -308,11 +308,10 @@ func (c *conn) exec(ch xssh.Channel, reqs <-chan *xssh.Request, id uint64, comma
 	var wg sync.WaitGroup
 	results := [2]pumpResult{}
 	srcs := [2]io.Reader{upCh, upCh.Stderr()}
-	var scrubbed [2]*scrubReader
-	if c.target.scrub.active() {
+	var scrubbed [2]int // the password's appearances blanked, per stream
+	if c.target.scrub.Active() {
 		for i := range srcs {
-			scrubbed[i] = &scrubReader{s: c.target.scrub, r: srcs[i]}
-			srcs[i] = scrubbed[i]
+			srcs[i] = c.target.scrub.Reader(srcs[i], &scrubbed[i])
 		}
 	}
 	for i, p := range []struct {
@@ -327,7 +326,7 @@ func (c *conn) exec(ch xssh.Channel, reqs <-chan *xssh.Request, id uint64, comma
 		}()
 	}
 	wg.Wait()
-	if n := scrubbed[0].count() + scrubbed[1].count(); n > 0 {
+	if n := scrubbed[0] + scrubbed[1]; n > 0 {
 		extra["ssh.credential_scrubbed"] = strconv.Itoa(n)
 		s.Log().Warn("the target printed the gateway's password; blanked", "target", c.target.name, "count", n)
 	}

@@ -14,6 +14,8 @@ import (
 
 	xssh "golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
+
+	"github.com/tollgate-dev/tollgate/host/gate"
 )
 
 // target is a TargetOptions made ready: its credential parsed and its
@@ -23,8 +25,8 @@ type target struct {
 	opts  TargetOptions
 	auth  []xssh.AuthMethod
 	known xssh.HostKeyCallback
-	algos []string  // host key algorithms known_hosts has keys of
-	scrub *scrubber // the password, blanked in output
+	algos []string       // host key algorithms known_hosts has keys of
+	scrub *gate.Scrubber // the password, blanked in output
 }
 
 func newTarget(name string, o TargetOptions) (*target, error) {
@@ -56,7 +58,7 @@ func newTarget(name string, o TargetOptions) (*target, error) {
 			return nil, fmt.Errorf("target %s: password %s is not resolved", name, o.Password.Ref)
 		}
 		pw := o.Password.Value()
-		t.scrub = newScrubber(pw)
+		t.scrub = gate.NewScrubber([]string{pw})
 		t.auth = []xssh.AuthMethod{xssh.Password(pw), xssh.KeyboardInteractive(func(_, _ string, qs []string, _ []bool) ([]string, error) {
 			ans := make([]string, len(qs))
 			for i := range ans {
