@@ -31,3 +31,25 @@ func FormatID(b [16]byte) string {
 	hex.Encode(out[24:], b[10:16])
 	return string(out[:])
 }
+
+// IsID reports whether s is a UUID in its text form (8-4-4-4-12 hex
+// digits, either case), as every ID in the trail is.
+func IsID(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch i {
+		case 8, 13, 18, 23:
+			if c != '-' {
+				return false
+			}
+		default:
+			if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+				return false
+			}
+		}
+	}
+	return true
+}

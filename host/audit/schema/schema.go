@@ -325,33 +325,13 @@ func Columnar(rows []audit.Row) []any {
 // stored as one derived from its text: stable, so replays still collapse.
 // Protocols always write UUIDs; this guards the trail against a bug.
 func uuidColumn(s string) string {
-	if isUUID(s) {
+	if audit.IsID(s) {
 		return s
 	}
 	h := sha256.Sum256([]byte(s))
 	h[6] = h[6]&0x0f | 0x50
 	h[8] = h[8]&0x3f | 0x80
 	return fmt.Sprintf("%x-%x-%x-%x-%x", h[0:4], h[4:6], h[6:8], h[8:10], h[10:16])
-}
-
-func isUUID(s string) bool {
-	if len(s) != 36 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch i {
-		case 8, 13, 18, 23:
-			if c != '-' {
-				return false
-			}
-		default:
-			if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
-				return false
-			}
-		}
-	}
-	return true
 }
 
 // Split is t as (whole seconds, microseconds) for ts and ts_us.

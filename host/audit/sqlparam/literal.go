@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/tollgate-dev/tollgate/host/audit"
 )
 
 // supported are the types a placeholder may name.
@@ -44,7 +46,7 @@ func Literal(typ, value string, now time.Time) (string, error) {
 		}
 		return "toDate(" + Quote(t.Format("2006-01-02")) + ")", nil
 	case "UUID":
-		if !isUUID(value) {
+		if !audit.IsID(value) {
 			return "", fmt.Errorf("%q is not a UUID such as 0f6c3a52-2f59-4f4e-9d8e-3c8c1e0a4b21", value)
 		}
 		return "toUUID(" + Quote(strings.ToLower(value)) + ")", nil
@@ -99,24 +101,4 @@ func parseTime(v string, now time.Time) (time.Time, error) {
 		}
 	}
 	return time.Time{}, fmt.Errorf("%q is not a time: want RFC 3339 (2026-12-07T21:00:00Z), '2026-12-07 21:00:00' (UTC), 2026-12-07, now, or a duration back from now (-24h)", v)
-}
-
-func isUUID(s string) bool {
-	if len(s) != 36 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch i {
-		case 8, 13, 18, 23:
-			if c != '-' {
-				return false
-			}
-		default:
-			if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
-				return false
-			}
-		}
-	}
-	return true
 }
