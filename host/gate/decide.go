@@ -199,11 +199,6 @@ func (s *Session) Process(ctx context.Context, ev *event.Event) event.Verdict {
 	return v
 }
 
-// Chain is the chain generation that decided the request, for the rare
-// caller that needs it whole (a streaming body's Stream); nil when the
-// request was refused before the chain.
-func (d *Decision) Chain() event.Chain { return d.chain }
-
 // Done releases the chain generation. It is safe to call more than once.
 func (d *Decision) Done() {
 	d.once.Do(func() {

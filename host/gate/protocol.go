@@ -32,10 +32,6 @@ type (
 	Secret = config.Secret
 )
 
-// Between words a range as every range problem does ("between 1s and
-// 10m"); duration says whether min and max are nanoseconds.
-func Between(min, max int64, duration bool) string { return config.Between(min, max, duration) }
-
 // Service is one listener a protocol serves. New builds it without side
 // effects; Start binds its socket and serves in the background; Shutdown
 // stops accepting, lets in-flight work finish until ctx ends, then cuts

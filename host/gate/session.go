@@ -70,21 +70,11 @@ func (s *Session) ID() string { return s.id }
 // Log is a logger that names the session.
 func (s *Session) Log() *slog.Logger { return s.log }
 
-// Deps are the services the session was made with.
-func (s *Session) Deps() *Deps { return s.deps }
-
 // SetPrincipal names who the session's later rows are for.
 func (s *Session) SetPrincipal(p *event.Principal) {
 	s.mu.Lock()
 	s.principal = p
 	s.mu.Unlock()
-}
-
-// Principal is who the session is for; nil before authentication.
-func (s *Session) Principal() *event.Principal {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.principal
 }
 
 // SetTarget names the target (and the access rule that granted it) of
@@ -101,13 +91,6 @@ func (s *Session) SetSynced(synced bool) {
 	s.mu.Lock()
 	s.synced = synced
 	s.mu.Unlock()
-}
-
-// Synced reports whether the session's rows are recorded with tickets.
-func (s *Session) Synced() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.synced
 }
 
 // Row starts an audit row of this session: its IDs, protocol, listener,
