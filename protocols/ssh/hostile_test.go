@@ -95,8 +95,14 @@ func TestRequestFloodAndSignal(t *testing.T) {
 	if err := s.Wait(); err != nil {
 		t.Fatalf("wait: %v", err)
 	}
-	if !strings.Contains(e.sshd.Output(), "session_signal_req") {
-		t.Errorf("the signal request never reached sshd:\n%s", e.sshd.Output())
+	// sshd's log reaches the test through a pipe: wait for the line (the
+	// deadline only keeps a lost request from hanging the test).
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(e.sshd.Output(), "session_signal_req"); {
+		if time.Now().After(deadline) {
+			t.Errorf("the signal request never reached sshd:\n%s", e.sshd.Output())
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 	// The connection still serves.
 	s2, err := c.NewSession()
