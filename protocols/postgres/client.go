@@ -272,6 +272,9 @@ func (s *session) fatal(code, msg string) {
 	s.wbuf = errorMsg(s.wbuf, "FATAL", code, msg, s.id)
 	s.mu.Unlock()
 	s.flushClient()
+	s.mu.Lock()
+	s.fatalSent = true
+	s.mu.Unlock()
 }
 
 // forward encodes m towards the upstream.

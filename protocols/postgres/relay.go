@@ -140,6 +140,11 @@ type queueState struct {
 	// recorded (durable.go).
 	endHeld bool
 	endAt   int
+
+	// fatalSent: the gateway sent the client a FATAL; nothing reaches the
+	// client after it (the server's answers to the session's end, while
+	// the rest of a refused message is drained, would read as news).
+	fatalSent bool
 }
 
 // clientWriter writes to the client, one writer at a time (wmu).
@@ -236,6 +241,11 @@ func (s *session) flushClient() error {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	s.mu.Lock()
+	if s.fatalSent {
+		s.wbuf = s.wbuf[:0]
+		s.mu.Unlock()
+		return s.clientErr
+	}
 	buf := s.wbuf
 	if s.endHeld && !s.upGone && s.killed == "" {
 		// What precedes the held end goes out; the end stays.
