@@ -6,5 +6,5 @@ import "github.com/tollgate-dev/tollgate/host/gate"
 // password: the test sshd takes keys only, so the wiring is tested with
 // a key target.
 func ScrubForTest(l *Listener, target, secret string) {
-	l.targets[target].scrub = gate.NewScrubber([]string{secret})
+	l.targets[target].scrub.Store(gate.NewScrubber([]string{secret}))
 }

@@ -309,9 +309,9 @@ func (c *conn) exec(ch xssh.Channel, reqs <-chan *xssh.Request, id uint64, comma
 	results := [2]pumpResult{}
 	srcs := [2]io.Reader{upCh, upCh.Stderr()}
 	var scrubbed [2]int // the password's appearances blanked, per stream
-	if c.target.scrub.Active() {
+	if scrub := c.target.scrub.Load(); scrub.Active() {
 		for i := range srcs {
-			srcs[i] = c.target.scrub.Reader(srcs[i], &scrubbed[i])
+			srcs[i] = scrub.Reader(srcs[i], &scrubbed[i])
 		}
 	}
 	for i, p := range []struct {

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -25,8 +26,8 @@ type target struct {
 	opts  TargetOptions
 	auth  []xssh.AuthMethod
 	known xssh.HostKeyCallback
-	algos []string       // host key algorithms known_hosts has keys of
-	scrub *gate.Scrubber // the password, blanked in output
+	algos []string                      // host key algorithms known_hosts has keys of
+	scrub atomic.Pointer[gate.Scrubber] // the password, blanked in output (a test swaps it while serving)
 }
 
 func newTarget(name string, o TargetOptions) (*target, error) {
@@ -58,7 +59,7 @@ func newTarget(name string, o TargetOptions) (*target, error) {
 			return nil, fmt.Errorf("target %s: password %s is not resolved", name, o.Password.Ref)
 		}
 		pw := o.Password.Value()
-		t.scrub = gate.NewScrubber([]string{pw})
+		t.scrub.Store(gate.NewScrubber([]string{pw}))
 		t.auth = []xssh.AuthMethod{xssh.Password(pw), xssh.KeyboardInteractive(func(_, _ string, qs []string, _ []bool) ([]string, error) {
 			ans := make([]string, len(qs))
 			for i := range ans {
