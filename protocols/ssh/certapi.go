@@ -52,6 +52,7 @@ type CertResponse struct {
 	Certificate  string       `json:"certificate"` // authorized_keys format
 	Serial       string       `json:"serial"`      // decimal
 	KeyID        string       `json:"key_id"`
+	Subject      string       `json:"subject"` // whom it was issued to
 	ValidAfter   time.Time    `json:"valid_after"`
 	ValidBefore  time.Time    `json:"valid_before"`
 	Principals   []string     `json:"principals"`
@@ -267,7 +268,7 @@ func (l *Listener) issueCert(w http.ResponseWriter, r *http.Request) {
 		"valid_before", certTime(cert.ValidBefore), "key", xssh.FingerprintSHA256(key))
 	resp := CertResponse{
 		Certificate: strings.TrimSpace(string(xssh.MarshalAuthorizedKey(cert))),
-		Serial:      strconv.FormatUint(serial, 10), KeyID: keyID,
+		Serial:      strconv.FormatUint(serial, 10), KeyID: keyID, Subject: p.Subject,
 		ValidAfter: time.Unix(int64(cert.ValidAfter), 0).UTC(), ValidBefore: time.Unix(int64(cert.ValidBefore), 0).UTC(),
 		Principals: principals, Targets: targets, Listener: l.name,
 		HostKey:      strings.TrimSpace(string(xssh.MarshalAuthorizedKey(l.signer.PublicKey()))),
