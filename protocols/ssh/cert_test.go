@@ -312,3 +312,49 @@ func must2s(t *testing.T, caPath string) xssh.Signer {
 	must(t, err)
 	return s
 }
+
+// lyingSigner presents a certificate it does not hold the key of: it
+// signs with another key.
+type lyingSigner struct {
+	cert *xssh.Certificate
+	xssh.Signer
+}
+
+func (s lyingSigner) PublicKey() xssh.PublicKey { return s.cert }
+
+// A certificate is public (the -cert.pub file); without its private key
+// it opens nothing, and no row names its subject: x/crypto asks about
+// the key before the client proves it holds it, and the gateway takes
+// the identity only from the method that succeeded.
+func TestCertificateWithoutItsKey(t *testing.T) {
+	ce := startCertEnv(t)
+	tok := ce.token(t, "agents")
+	code, cr, body := ce.issue(t, tok, tssh.CertRequest{Targets: []string{"box"}})
+	if code != 200 {
+		t.Fatalf("issue: %d %s", code, body)
+	}
+	pk, _, _, _, err := xssh.ParseAuthorizedKey([]byte(cr.Certificate))
+	must(t, err)
+	otherPEM, _ := testenv.NewSSHKey(t)
+	other, err := xssh.ParsePrivateKey(otherPEM)
+	must(t, err)
+	c, err := xssh.Dial("tcp", ce.l.Addr().String(), &xssh.ClientConfig{
+		User: "box", Auth: []xssh.AuthMethod{xssh.PublicKeys(lyingSigner{cert: pk.(*xssh.Certificate), Signer: other})},
+		HostKeyCallback: xssh.FixedHostKey(ce.l.HostKey()), Timeout: 10 * time.Second,
+	})
+	if err == nil {
+		c.Close()
+		t.Fatal("a certificate without its key logged in")
+	}
+	rows := ce.sessionRows(t, func(r audit.Row) bool { return r.Request["cert_serial"] == cr.Serial })
+	if rows[0].Verdict != "deny" || rows[0].Subject != "" || rows[0].Target != "" {
+		t.Errorf("open row of the refused connection: %+v", rows[0])
+	}
+	if len(rowsOf(rows, tssh.KindExec)) != 0 {
+		t.Errorf("an exec row for a refused connection")
+	}
+	// The same certificate with its key still works.
+	if r := ce.sshCert(t, cr.Certificate, "box", "true"); r.code != 0 {
+		t.Errorf("with its key: code %d stderr %q", r.code, r.stderr)
+	}
+}
