@@ -39,7 +39,7 @@ type certEnv struct {
 	listener string
 }
 
-func startCertEnv(t *testing.T) *certEnv {
+func startCertEnv(t testing.TB) *certEnv {
 	t.Helper()
 	dir := t.TempDir()
 	ce := &certEnv{caPath: filepath.Join(dir, "ca_ed25519"), revoked: filepath.Join(dir, "revoked"), logs: &lockedBuffer{}, keyDir: t.TempDir()}
@@ -57,7 +57,7 @@ func startCertEnv(t *testing.T) *certEnv {
 }
 
 // issue asks the API for a certificate for the env's key.
-func (ce *certEnv) issue(t *testing.T, token string, req tssh.CertRequest) (int, tssh.CertResponse, string) {
+func (ce *certEnv) issue(t testing.TB, token string, req tssh.CertRequest) (int, tssh.CertResponse, string) {
 	t.Helper()
 	if req.PublicKey == "" {
 		req.PublicKey = string(xssh.MarshalAuthorizedKey(ce.pub))
@@ -80,18 +80,9 @@ func (ce *certEnv) issue(t *testing.T, token string, req tssh.CertRequest) (int,
 
 // sshCert runs the real OpenSSH client with the env's key and cert
 // (authorized_keys format), publickey only.
-func (ce *certEnv) sshCert(t *testing.T, cert, user string, args ...string) result {
+func (ce *certEnv) sshCert(t testing.TB, cert, user string, args ...string) result {
 	t.Helper()
-	dir := t.TempDir()
-	key := filepath.Join(dir, "id")
-	must(t, os.WriteFile(key, ce.keyPEM, 0o600))
-	must(t, os.WriteFile(key+"-cert.pub", []byte(cert+"\n"), 0o600))
-	_, port, _ := strings.Cut(ce.l.Addr().String(), ":")
-	cmd := exec.Command("ssh", append([]string{"-F", "/dev/null", "-p", port, "-l", user,
-		"-i", key, "-o", "CertificateFile=" + key + "-cert.pub", "-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none",
-		"-o", "UserKnownHostsFile=" + ce.knownHosts, "-o", "StrictHostKeyChecking=yes",
-		"-o", "PreferredAuthentications=publickey", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10", "-o", "ControlMaster=no",
-		"127.0.0.1"}, args...)...)
+	cmd := ce.sshCertCmd(t, cert, user, args...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
@@ -103,6 +94,22 @@ func (ce *certEnv) sshCert(t *testing.T, cert, user string, args ...string) resu
 		t.Fatalf("ssh: %v", err)
 	}
 	return result{out.Bytes(), errb.Bytes(), code}
+}
+
+// sshCertCmd is the OpenSSH client's command line with the env's key and
+// cert (authorized_keys format), publickey only.
+func (ce *certEnv) sshCertCmd(t testing.TB, cert, user string, args ...string) *exec.Cmd {
+	t.Helper()
+	dir := t.TempDir()
+	key := filepath.Join(dir, "id")
+	must(t, os.WriteFile(key, ce.keyPEM, 0o600))
+	must(t, os.WriteFile(key+"-cert.pub", []byte(cert+"\n"), 0o600))
+	_, port, _ := strings.Cut(ce.l.Addr().String(), ":")
+	return exec.Command("ssh", append([]string{"-F", "/dev/null", "-p", port, "-l", user,
+		"-i", key, "-o", "CertificateFile=" + key + "-cert.pub", "-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none",
+		"-o", "UserKnownHostsFile=" + ce.knownHosts, "-o", "StrictHostKeyChecking=yes",
+		"-o", "PreferredAuthentications=publickey", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10", "-o", "ControlMaster=no",
+		"127.0.0.1"}, args...)...)
 }
 
 // craft signs a certificate for the env's key with signer, for the
