@@ -132,6 +132,24 @@ paths = ["/%s"]
 		t.Errorf("issue row: %+v", issued)
 	}
 
+	// No token: a clear message. A login the rules do not allow: the
+	// gateway's reason. --token-file with --login: login@box only.
+	if _, e, c := testenv.RunGateway(t, dir, []string{"TOLLGATE_TOKEN="}, "ssh", "login", "--gateway", api, "--dir", filepath.Join(t.TempDir(), "none")); c != 1 || !strings.Contains(e, "no OIDC token: $TOLLGATE_TOKEN is empty") {
+		t.Errorf("login without a token: code %d stderr %q", c, e)
+	}
+	tokFile := filepath.Join(t.TempDir(), "token")
+	must(t, os.WriteFile(tokFile, []byte(tok+"\n"), 0o600))
+	if _, e, c := testenv.RunGateway(t, dir, nil, "ssh", "login", "--gateway", api, "--dir", filepath.Join(t.TempDir(), "nobody"), "--token-file", tokFile, "--login", "nobody"); c != 1 || !strings.Contains(e, "access denied: login nobody on target box") {
+		t.Errorf("login for a login not allowed: code %d stderr %q", c, e)
+	}
+	oneDir := filepath.Join(t.TempDir(), "one")
+	if o, e, c := testenv.RunGateway(t, dir, nil, "ssh", "login", "--gateway", api, "--dir", oneDir, "--token-file", tokFile, "--login", sshd.User); c != 0 {
+		t.Fatalf("login --token-file --login: code %d %s%s", c, o, e)
+	}
+	if o, e, c := run(filepath.Join(oneDir, "config"), "box", "--", "echo", "one-login"); c != 0 || strings.TrimSpace(o) != "one-login" {
+		t.Errorf("with a login@box certificate: code %d stdout %q stderr %q", c, o, e)
+	}
+
 	// `ssh config` prints what login wrote; `ssh ca` the CA that signed it.
 	printed, errOut, code := gw.Run("ssh", "config", "--dir", sshDir)
 	written, _ := os.ReadFile(conf)

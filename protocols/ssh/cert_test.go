@@ -290,7 +290,7 @@ func TestCertificateIssueRefused(t *testing.T) {
 	}{
 		{"no token", "", tssh.CertRequest{}, 401, "an OIDC token is required"},
 		{"bad token", "not-a-jwt", tssh.CertRequest{}, 401, "authentication failed"},
-		{"no rule", visitor, tssh.CertRequest{}, 403, "no access rule grants agent a login"},
+		{"no rule", visitor, tssh.CertRequest{}, 403, "access denied: login " + ce.sshd.User + " on target box: no access rule grants target box to agent; login "},
 		{"login not allowed", tok, tssh.CertRequest{Targets: []string{"box"}, Login: "nobody"}, 403, "access denied: login nobody on target box"},
 		{"unknown target", tok, tssh.CertRequest{Targets: []string{"nowhere"}}, 403, "unknown target nowhere"},
 		{"not a key", tok, tssh.CertRequest{PublicKey: "ssh-ed25519 AAAA"}, 400, "not an SSH public key"},

@@ -312,14 +312,20 @@ func (l *Listener) certTargets(p *event.Principal, req CertRequest) (targets []C
 			if explicit {
 				return nil, nil, "access denied: login " + login + " on target " + n + ": " + d.Reason
 			}
-			denied = append(denied, n)
+			denied = append(denied, "login "+login+" on target "+n+": "+d.Reason)
 			continue
 		}
 		targets = append(targets, CertTarget{Name: n, Login: login})
 		rules = append(rules, d.Rule)
 	}
 	if len(targets) == 0 {
-		return nil, nil, "access denied: no access rule grants " + p.Subject + " a login on any target of listener " + l.name
+		if len(denied) == 0 {
+			return nil, nil, "no target of listener " + l.name + " has a default login: ask for one (--login)"
+		}
+		if len(denied) > 3 {
+			denied = append(denied[:3], fmt.Sprintf("and %d more targets", len(denied)-3))
+		}
+		return nil, nil, "access denied: " + strings.Join(denied, "; ")
 	}
 	return targets, rules, ""
 }
