@@ -75,9 +75,11 @@ func (l *Listener) serveConn(nc net.Conn) {
 	}
 	nc.SetDeadline(time.Time{})
 	defer sc.Close()
-	if cl, ok := sc.Permissions.ExtraData[certLoginKey{}].(*certLogin); ok {
-		c.cert = cl
-		c.principal, c.login, c.target, c.rule = cl.principal, cl.login, cl.target, cl.rule
+	if sc.Permissions != nil {
+		if cl, ok := sc.Permissions.ExtraData[certLoginKey{}].(*certLogin); ok {
+			c.cert = cl
+			c.principal, c.login, c.target, c.rule = cl.principal, cl.login, cl.target, cl.rule
+		}
 	}
 	s := c.sess
 	s.SetPrincipal(c.principal)
