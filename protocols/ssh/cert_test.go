@@ -365,3 +365,53 @@ func TestCertificateWithoutItsKey(t *testing.T) {
 		t.Errorf("with its key: code %d stderr %q", r.code, r.stderr)
 	}
 }
+
+// Certificates the CA signed but the gateway never issues are refused
+// too: a host certificate, and one with a critical option the gateway
+// does not enforce (force-command). The x/crypto client presents them
+// as they are, and shows the banner.
+func TestCertificateOfAnotherKind(t *testing.T) {
+	ce := startCertEnv(t)
+	ca, err := tssh.LoadOrCreateCAKey(ce.caPath)
+	must(t, err)
+	key, err := xssh.ParsePrivateKey(ce.keyPEM)
+	must(t, err)
+	now := time.Now()
+	ext := map[string]string{tssh.ExtIssuer: "dev", tssh.ExtSubject: "agent", tssh.ExtGroups: `["agents"]`, tssh.ExtClaims: `{}`, tssh.ExtKept: `{}`}
+	for _, tc := range []struct {
+		name   string
+		kind   uint32
+		crit   map[string]string
+		serial uint64
+		want   string
+	}{
+		{"host certificate", xssh.HostCert, nil, 2001, "not a user certificate"},
+		{"force-command", xssh.UserCert, map[string]string{"force-command": "true"}, 2002, "unsupported critical option"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := &xssh.Certificate{Key: ce.pub, Serial: tc.serial, CertType: tc.kind, KeyId: "crafted", ValidPrincipals: []string{"box"},
+				ValidAfter: uint64(now.Add(-time.Minute).Unix()), ValidBefore: uint64(now.Add(time.Hour).Unix()),
+				Permissions: xssh.Permissions{Extensions: ext, CriticalOptions: tc.crit}}
+			must(t, c.SignCert(rand.Reader, ca))
+			signer, err := xssh.NewCertSigner(c, key)
+			must(t, err)
+			var banner lockedBuffer
+			cl, err := xssh.Dial("tcp", ce.l.Addr().String(), &xssh.ClientConfig{
+				User: "box", Auth: []xssh.AuthMethod{xssh.PublicKeys(signer)},
+				HostKeyCallback: xssh.FixedHostKey(ce.l.HostKey()), Timeout: 10 * time.Second,
+				BannerCallback: func(m string) error { banner.Write([]byte(m)); return nil },
+			})
+			if err == nil {
+				cl.Close()
+				t.Fatal("logged in")
+			}
+			if !strings.Contains(banner.String(), "tollgate: certificate serial "+strconv.FormatUint(tc.serial, 10)+": ") || !strings.Contains(banner.String(), tc.want) {
+				t.Errorf("banner %q, want %q", banner.String(), tc.want)
+			}
+			rows := ce.sessionRows(t, func(r audit.Row) bool { return r.Request["cert_serial"] == strconv.FormatUint(tc.serial, 10) })
+			if rows[0].Verdict != "deny" || !strings.Contains(rows[0].Error, tc.want) {
+				t.Errorf("row: %+v", rows[0])
+			}
+		})
+	}
+}
