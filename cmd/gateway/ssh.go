@@ -194,19 +194,19 @@ func cmdSSHLogin(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if err := os.MkdirAll(*dir, 0o700); err != nil {
-		return fmt.Errorf("ssh login: %w", err)
+		return fmt.Errorf("login: %w", err)
 	}
 	abs, err := filepath.Abs(*dir)
 	if err != nil {
-		return fmt.Errorf("ssh login: %w", err)
+		return fmt.Errorf("login: %w", err)
 	}
 	pub, key, err := loginKey(abs, *keyPath)
 	if err != nil {
-		return fmt.Errorf("ssh login: %w", err)
+		return fmt.Errorf("login: %w", err)
 	}
 	var cr tssh.CertResponse
 	if err := api.call("POST", "/certificate", token, tssh.CertRequest{PublicKey: string(xssh.MarshalAuthorizedKey(pub)), Targets: targets, Login: *login}, &cr); err != nil {
-		return fmt.Errorf("ssh login: %w", err)
+		return fmt.Errorf("login: %w", err)
 	}
 	base, _ := api.url()
 	st := sshState{CertResponse: cr, Gateway: base, Key: key, CertFile: key + "-cert.pub", Known: filepath.Join(abs, "known_hosts")}
@@ -215,24 +215,24 @@ func cmdSSHLogin(args []string, stdout, stderr io.Writer) error {
 		st.Host = u.Hostname()
 	}
 	if err := writeFileAtomic(st.CertFile, []byte(cr.Certificate+"\n"), 0o644); err != nil {
-		return fmt.Errorf("ssh login: %w", err)
+		return fmt.Errorf("login: %w", err)
 	}
 	if err := writeFileAtomic(st.Known, []byte(cr.HostKeyAlias+" "+cr.HostKey+"\n"), 0o644); err != nil {
-		return fmt.Errorf("ssh login: %w", err)
+		return fmt.Errorf("login: %w", err)
 	}
 	b, err := json.MarshalIndent(st, "", "  ")
 	if err != nil {
 		return err
 	}
 	if err := writeFileAtomic(filepath.Join(abs, "tollgate.json"), b, 0o600); err != nil {
-		return fmt.Errorf("ssh login: %w", err)
+		return fmt.Errorf("login: %w", err)
 	}
 	conf, err := sshConfigText(st)
 	if err != nil {
-		return fmt.Errorf("ssh login: %w", err)
+		return fmt.Errorf("login: %w", err)
 	}
 	if err := writeFileAtomic(filepath.Join(abs, "config"), []byte(conf), 0o600); err != nil {
-		return fmt.Errorf("ssh login: %w", err)
+		return fmt.Errorf("login: %w", err)
 	}
 	names := make([]string, len(cr.Targets))
 	for i, t := range cr.Targets {
@@ -372,18 +372,18 @@ func cmdSSHConfig(args []string, stdout, stderr io.Writer) error {
 	}
 	b, err := os.ReadFile(filepath.Join(*dir, "tollgate.json"))
 	if errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("ssh config: nothing in %s: run `gateway ssh login` first", *dir)
+		return fmt.Errorf("config: nothing in %s: run `gateway ssh login` first", *dir)
 	}
 	if err != nil {
-		return fmt.Errorf("ssh config: %w", err)
+		return fmt.Errorf("config: %w", err)
 	}
 	var st sshState
 	if err := json.Unmarshal(b, &st); err != nil {
-		return fmt.Errorf("ssh config: %s: %w", filepath.Join(*dir, "tollgate.json"), err)
+		return fmt.Errorf("config: %s: %w", filepath.Join(*dir, "tollgate.json"), err)
 	}
 	conf, err := sshConfigText(st)
 	if err != nil {
-		return fmt.Errorf("ssh config: %w", err)
+		return fmt.Errorf("config: %w", err)
 	}
 	if time.Now().After(st.ValidBefore) {
 		fmt.Fprintf(stderr, "gateway ssh config: the certificate expired at %s: run `gateway ssh login` again\n", st.ValidBefore.Format(time.RFC3339))
@@ -400,10 +400,10 @@ func cmdSSHCA(args []string, stdout, stderr io.Writer) error {
 	}
 	var ca string
 	if err := api.call("GET", "/ca", "", nil, &ca); err != nil {
-		return fmt.Errorf("ssh ca: %w", err)
+		return fmt.Errorf("ca: %w", err)
 	}
 	if _, _, _, _, err := xssh.ParseAuthorizedKey([]byte(ca)); err != nil {
-		return fmt.Errorf("ssh ca: the gateway answered no public key: %w", err)
+		return fmt.Errorf("ca: the gateway answered no public key: %w", err)
 	}
 	fmt.Fprint(stdout, ca)
 	return nil
@@ -429,15 +429,15 @@ func cmdSSHRevoke(args []string, stdout, stderr io.Writer) error {
 		tok = os.Getenv("TOLLGATE_TOKEN")
 	}
 	if tok == "" {
-		return errors.New("ssh revoke: a token in one of [admin] groups is required: --token or TOLLGATE_TOKEN")
+		return errors.New("revoke: a token in one of [admin] groups is required: --token or TOLLGATE_TOKEN")
 	}
 	for _, s := range fs.Args() {
 		if _, err := strconv.ParseUint(s, 10, 64); err != nil {
-			return fmt.Errorf("ssh revoke: %q is not a serial (a decimal number, as `gateway ssh login` prints it)", s)
+			return fmt.Errorf("revoke: %q is not a serial (a decimal number, as `gateway ssh login` prints it)", s)
 		}
 		var out map[string]any
 		if err := api.call("POST", "/revoke", tok, tssh.RevokeRequest{Serial: s, Reason: *reason}, &out); err != nil {
-			return fmt.Errorf("ssh revoke %s: %w", s, err)
+			return fmt.Errorf("revoke %s: %w", s, err)
 		}
 		fmt.Fprintf(stdout, "revoked %s\n", s)
 	}
