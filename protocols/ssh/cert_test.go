@@ -39,12 +39,15 @@ type certEnv struct {
 	listener string
 }
 
-func startCertEnv(t testing.TB) *certEnv {
+func startCertEnv(t testing.TB, opts ...func(*tssh.ListenerOptions)) *certEnv {
 	t.Helper()
 	dir := t.TempDir()
 	ce := &certEnv{caPath: filepath.Join(dir, "ca_ed25519"), revoked: filepath.Join(dir, "revoked"), logs: &lockedBuffer{}, keyDir: t.TempDir()}
 	ce.env = startEnv(t, envOptions{log: slog.New(slog.NewTextHandler(ce.logs, nil)), listener: func(o *tssh.ListenerOptions) {
 		o.CAKey, o.RevokedSerials = ce.caPath, ce.revoked
+		for _, f := range opts {
+			f(o)
+		}
 	}})
 	mux := http.NewServeMux()
 	for _, r := range ce.l.API() {
@@ -413,5 +416,47 @@ func TestCertificateOfAnotherKind(t *testing.T) {
 				t.Errorf("row: %+v", rows[0])
 			}
 		})
+	}
+}
+
+// Refused certificates count against the source address like bad
+// tokens; plain keys (a client offers its agent's keys first) do not.
+func TestCertificateFailuresRateLimited(t *testing.T) {
+	ce := startCertEnv(t, func(o *tssh.ListenerOptions) { o.MaxAuthFailures = 2 })
+	tok := ce.token(t, "agents")
+	code, cr, body := ce.issue(t, tok, tssh.CertRequest{Targets: []string{"box"}})
+	if code != 200 {
+		t.Fatalf("issue: %d %s", code, body)
+	}
+	user := ce.sshd.User + "@box"
+	// Plain keys, many times: nothing counted.
+	_, port, _ := strings.Cut(ce.l.Addr().String(), ":")
+	key := filepath.Join(t.TempDir(), "plain")
+	must(t, os.WriteFile(key, ce.keyPEM, 0o600))
+	for range 3 {
+		out, err := exec.Command("ssh", "-F", "/dev/null", "-p", port, "-l", user, "-i", key, "-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none",
+			"-o", "UserKnownHostsFile="+ce.knownHosts, "-o", "PreferredAuthentications=publickey", "-o", "BatchMode=yes", "127.0.0.1", "true").CombinedOutput()
+		if err == nil || bytes.Contains(out, []byte("tollgate:")) {
+			t.Fatalf("a plain key: err %v, output %q (refused without a banner)", err, out)
+		}
+	}
+	if r := ce.sshCert(t, cr.Certificate, user, "true"); r.code != 0 {
+		t.Fatalf("after plain keys: code %d stderr %q", r.code, r.stderr)
+	}
+	// Two refused certificates, and the address is blocked, the good one too.
+	ca, err := tssh.LoadOrCreateCAKey(ce.caPath)
+	must(t, err)
+	expired := ce.craft(t, ca, []string{"box"}, time.Now().Add(-time.Hour), time.Now().Add(-time.Minute), 3001)
+	for range 2 {
+		if r := ce.sshCert(t, expired, user, "true"); r.code != 255 || !strings.Contains(string(r.stderr), "expired") {
+			t.Fatalf("expired: code %d stderr %q", r.code, r.stderr)
+		}
+	}
+	if r := ce.sshCert(t, cr.Certificate, user, "true"); r.code != 255 || !strings.Contains(string(r.stderr), "too many failed authentications") {
+		t.Fatalf("past the limit: code %d stderr %q", r.code, r.stderr)
+	}
+	// The issue endpoint shares the limit.
+	if code, _, body := ce.issue(t, tok, tssh.CertRequest{}); code != 429 || !strings.Contains(body, "too many failed authentications") {
+		t.Errorf("issue past the limit: %d %s", code, body)
 	}
 }
