@@ -28,6 +28,7 @@ Commands:
   audit     read and check the audit trail (sql, query, sessions, tail, verify)
   approvals list, show, approve and deny held requests
   reload    reload the access rules and plugins of a running gateway
+  ssh       short-lived SSH certificates: login, config, ca, revoke
   version   print the version
 
 Run 'gateway <command> --help' for a command's flags.
@@ -61,6 +62,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdApprovals(args[1:], stdout, stderr)
 	case "reload":
 		err = cmdReload(args[1:], stdout, stderr)
+	case "ssh":
+		err = cmdSSH(args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintf(stdout, "gateway %s\n", version)
 	case "help", "-h", "--help", "-help":

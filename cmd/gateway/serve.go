@@ -131,32 +131,6 @@ and trusts that issuer's tokens. Never use it in production.`, stderr)
 		return err
 	})
 	sup.Start(stopApprovals)
-	if cfg.Admin.Listen != "" {
-		o := admin.Options{Auth: auth, Groups: cfg.Admin.Groups, Audit: reader, Log: log,
-			Approvals: appr.manager(), Secure: appr.secureCookies(), Webhooks: appr.webhookStats(), AuditDatabase: auditDatabase(cfg),
-			PProf: cfg.Admin.PProf}
-		if pipe != nil {
-			o.AuditStats = pipe.Stats
-		}
-		o.Reload = rl.reload
-		o.PluginStats = func() []admin.PluginStats {
-			var out []admin.PluginStats
-			for _, s := range pl.chain.Stats() {
-				out = append(out, admin.PluginStats{Name: s.Name, Failures: s.Failures, PoolWaits: s.PoolWaits, PoolExhausted: s.PoolExhausted})
-			}
-			return out
-		}
-		h := admin.New(o)
-		srv, err := startHTTP(cfg.Admin.Listen, h)
-		if err != nil {
-			return fmt.Errorf("admin: %w", err)
-		}
-		sup.Start(supervisor.Running("admin", srv.Shutdown))
-		log.Info("listening", "listener", "admin", "addr", cfg.Admin.Listen)
-		if cfg.Admin.PProf {
-			log.Warn("admin: Go runtime profiles served at /debug/pprof/ to the admin groups (admin.pprof = true)", "groups", cfg.Admin.Groups)
-		}
-	}
 	deps := gate.Deps{
 		GatewayID: cfg.Gateway.ID,
 		Auth:      auth,
@@ -184,6 +158,41 @@ and trusts that issuer's tokens. Never use it in production.`, stderr)
 		}
 		listeners = append(listeners, l)
 		units = append(units, supervisor.Named("listener "+lc.Name, l))
+	}
+	// The listeners' own API routes (the SSH certificates) are served by
+	// the admin listener, which starts before them: a route answers 503
+	// until its listener has started.
+	var routes []gate.Route
+	for _, l := range listeners {
+		if a, ok := l.(gate.APIService); ok {
+			routes = append(routes, a.API()...)
+		}
+	}
+	if cfg.Admin.Listen != "" {
+		o := admin.Options{Auth: auth, Groups: cfg.Admin.Groups, Audit: reader, Log: log,
+			Approvals: appr.manager(), Secure: appr.secureCookies(), Webhooks: appr.webhookStats(), AuditDatabase: auditDatabase(cfg),
+			PProf: cfg.Admin.PProf, Routes: routes}
+		if pipe != nil {
+			o.AuditStats = pipe.Stats
+		}
+		o.Reload = rl.reload
+		o.PluginStats = func() []admin.PluginStats {
+			var out []admin.PluginStats
+			for _, s := range pl.chain.Stats() {
+				out = append(out, admin.PluginStats{Name: s.Name, Failures: s.Failures, PoolWaits: s.PoolWaits, PoolExhausted: s.PoolExhausted})
+			}
+			return out
+		}
+		h := admin.New(o)
+		srv, err := startHTTP(cfg.Admin.Listen, h)
+		if err != nil {
+			return fmt.Errorf("admin: %w", err)
+		}
+		sup.Start(supervisor.Running("admin", srv.Shutdown))
+		log.Info("listening", "listener", "admin", "addr", cfg.Admin.Listen)
+		if cfg.Admin.PProf {
+			log.Warn("admin: Go runtime profiles served at /debug/pprof/ to the admin groups (admin.pprof = true)", "groups", cfg.Admin.Groups)
+		}
 	}
 	if err := sup.Start(units...); err != nil {
 		return err

@@ -58,6 +58,10 @@ type Options struct {
 	// PProf serves net/http/pprof's profiles under /debug/pprof/ to the
 	// admin groups ([admin] pprof; see pprof.go). Default off.
 	PProf bool
+	// Routes are the protocols' own routes (gate.APIService): the SSH
+	// listeners' certificate issue, for one. An Admin route needs a token
+	// in one of Groups.
+	Routes []gate.Route
 }
 
 // ReloadResult is what a reload did, the answer of POST /v1/reload.
@@ -95,6 +99,7 @@ type QueryResponse struct {
 //	GET  /v1/approvals/webhooks   the notifier's counters (admin groups)
 //	GET  /ui/...                  the web console (see console.go)
 //	GET  /debug/pprof/...         Go's runtime profiles, admin groups, only with PProf (see pprof.go)
+//	...                           each of Routes (e.g. POST /v1/ssh/{listener}/certificate)
 func New(o Options) http.Handler {
 	if o.Log == nil {
 		o.Log = slog.Default()
@@ -148,6 +153,13 @@ func New(o Options) http.Handler {
 	}
 	if o.PProf {
 		o.pprofRoutes(mux)
+	}
+	for _, rt := range o.Routes {
+		h := rt.Handler
+		if rt.Admin {
+			h = o.adminOnly(func(w http.ResponseWriter, r *http.Request, _ *event.Principal) { rt.Handler.ServeHTTP(w, r) })
+		}
+		mux.Handle(rt.Pattern, h)
 	}
 	return mux
 }

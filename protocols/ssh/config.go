@@ -53,6 +53,14 @@ type listenerConfig struct {
 	AuthWindow   gate.Duration `toml:"auth_failure_window"`
 	Handshake    gate.Duration `toml:"handshake_timeout"`
 	MaxSessions  int           `toml:"max_sessions"`
+	// CAKey is the path of the user CA's ed25519 key, made on first start;
+	// default "ssh_user_ca_ed25519_key" (relative: to the working
+	// directory, as host_key). RevokedSerials is the revoked serials
+	// file; default "ssh_revoked_serials". See ListenerOptions.
+	CAKey          string        `toml:"ca_key"`
+	RevokedSerials string        `toml:"revoked_serials"`
+	MaxCertTTL     gate.Duration `toml:"max_certificate_ttl"`
+	Advertise      string        `toml:"advertise"`
 }
 
 // Check applies the listener's ranges and defaults and checks that its
@@ -64,6 +72,21 @@ func (o *listenerConfig) Check(t *gate.Table) {
 	t.Int("max_sessions", &o.MaxSessions, 1, 1000, 10)
 	if o.HostKey == "" {
 		o.HostKey = "ssh_host_ed25519_key"
+	}
+	t.Duration("max_certificate_ttl", &o.MaxCertTTL, time.Minute, 24*time.Hour, time.Hour)
+	if o.CAKey == "" {
+		o.CAKey = "ssh_user_ca_ed25519_key"
+	}
+	if o.RevokedSerials == "" {
+		o.RevokedSerials = "ssh_revoked_serials"
+	}
+	if o.CAKey == o.HostKey {
+		t.Problem("ca_key", "the user CA needs a key of its own, not host_key's")
+	}
+	if o.Advertise != "" {
+		if h, p, err := net.SplitHostPort(o.Advertise); err != nil || h == "" || p == "" {
+			t.Problem("advertise", "must be host:port, where agents reach this listener (e.g. ssh.example.com:2222)")
+		}
 	}
 	if o.DefaultLogin != "" && !validLogin.MatchString(o.DefaultLogin) {
 		t.Problem("default_login", "%q is not a login name", o.DefaultLogin)
@@ -120,7 +143,8 @@ func newService(l gate.Listener, targets map[string]*gate.Target, deps gate.Deps
 		return nil, fmt.Errorf("ssh: listener %s: no ssh options", l.Name)
 	}
 	opts := ListenerOptions{Listen: l.Listen, HostKey: o.HostKey, DefaultLogin: o.DefaultLogin, Targets: o.Targets,
-		MaxAuthFailures: o.MaxAuth, AuthFailureWindow: o.AuthWindow.Duration, HandshakeTimeout: o.Handshake.Duration, MaxSessions: o.MaxSessions}
+		MaxAuthFailures: o.MaxAuth, AuthFailureWindow: o.AuthWindow.Duration, HandshakeTimeout: o.Handshake.Duration, MaxSessions: o.MaxSessions,
+		CAKey: o.CAKey, RevokedSerials: o.RevokedSerials, MaxCertTTL: o.MaxCertTTL.Duration, Advertise: o.Advertise}
 	tos := map[string]TargetOptions{}
 	for name, t := range targets {
 		if t.Protocol != "ssh" {

@@ -46,6 +46,9 @@ func TestSSHConfig(t *testing.T) {
 		{"sessions out of range", `max_sessions = 4`, `max_sessions = 0`, "max_sessions: must be between 1 and 1000"},
 		{"an http key", `max_sessions = 4`, `read_header_timeout = "5s"`, "read_header_timeout"},
 		{"a TLS certificate", `max_sessions = 4`, "tls_cert = \"c.pem\"\ntls_key = \"k.pem\"", "not a TLS certificate"},
+		{"the CA is the host key", `max_sessions = 4`, "host_key = \"k\"\nca_key = \"k\"", "ca_key: the user CA needs a key of its own"},
+		{"an advertise without port", `max_sessions = 4`, `advertise = "ssh.example.com"`, "advertise: must be host:port"},
+		{"a certificate TTL out of range", `max_sessions = 4`, `max_certificate_ttl = "48h"`, "max_certificate_ttl: must be between"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			src := strings.Replace(sshConfig, tc.from, tc.to, 1)

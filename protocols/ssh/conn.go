@@ -37,6 +37,9 @@ type conn struct {
 	rule      string
 	authErr   string // the last refusal, for the session.open row
 	attempts  int
+	// The last certificate presented (certauth.go), for the rows.
+	certSerial, certKeyID string
+	cert                  *certLogin // the certificate that let the client in
 
 	channels atomic.Uint64 // channel numbers, for stream names
 	open     atomic.Int64  // session channels being served
@@ -60,6 +63,9 @@ func (l *Listener) serveConn(nc net.Conn) {
 		PasswordCallback:            c.password,
 		KeyboardInteractiveCallback: c.keyboardInteractive,
 	}
+	if l.ca.Load() != nil {
+		cfg.PublicKeyCallback = c.publicKey
+	}
 	cfg.AddHostKey(l.signer)
 	nc.SetDeadline(time.Now().Add(l.opts.HandshakeTimeout))
 	sc, chans, reqs, err := xssh.NewServerConn(nc, cfg)
@@ -69,11 +75,20 @@ func (l *Listener) serveConn(nc net.Conn) {
 	}
 	nc.SetDeadline(time.Time{})
 	defer sc.Close()
+	if sc.Permissions != nil {
+		if cl, ok := sc.Permissions.ExtraData[certLoginKey{}].(*certLogin); ok {
+			c.cert = cl
+			c.principal, c.login, c.target, c.rule = cl.principal, cl.login, cl.target, cl.rule
+		}
+	}
 	s := c.sess
 	s.SetPrincipal(c.principal)
 	s.SetTarget(c.target.name, c.rule)
 	open := s.Row("")
 	open.Request = map[string]string{"user": sc.User(), "login": c.login}
+	if c.cert != nil {
+		open.Request["auth"], open.Request["cert_serial"], open.Request["cert_key_id"] = "certificate", c.cert.serial, c.cert.keyID
+	}
 	if err := s.Open(open); err != nil {
 		s.Log().Error("session not opened: its row was not recorded", "err", err)
 		return
@@ -135,8 +150,14 @@ func (c *conn) refused(err error) {
 	}
 	open := c.sess.Row("")
 	open.Verdict, open.Error = "deny", why
+	if c.login != "" || c.certSerial != "" {
+		open.Request = map[string]string{}
+	}
 	if c.login != "" {
-		open.Request = map[string]string{"login": c.login}
+		open.Request["login"] = c.login
+	}
+	if c.certSerial != "" {
+		open.Request["cert_serial"], open.Request["cert_key_id"] = c.certSerial, c.certKeyID
 	}
 	c.sess.Open(open)
 	c.sess.Close("refused", why)
@@ -234,14 +255,7 @@ func (c *conn) authenticate(meta xssh.ConnMetadata, token string) (*xssh.Permiss
 		return refuse("unknown target "+tname, true)
 	}
 	c.target = t
-	// The connection needs one verb on the login; each channel request
-	// is checked for its own.
-	d := l.deps.Authorize(p, gate.AccessRequest{Target: tname, Verb: VerbExec, Resource: "/" + login})
-	if !d.Allowed {
-		if sh := l.deps.Authorize(p, gate.AccessRequest{Target: tname, Verb: VerbShell, Resource: "/" + login}); sh.Allowed {
-			d = sh
-		}
-	}
+	d := l.grant(p, tname, login)
 	if !d.Allowed {
 		return refuse("access denied: login "+login+" on target "+tname+": "+d.Reason, true)
 	}

@@ -33,6 +33,33 @@
 // counts against the source address (max_auth_failures per
 // auth_failure_window), and past the limit attempts fail at once.
 //
+// # Certificates
+//
+// The second way in is a short-lived user certificate signed by the
+// listener's CA (ca_key, an ed25519 key made on first start). The
+// gateway's API (the admin listener) issues it, to any token the
+// verifier accepts, for the targets the access rules grant
+// (certapi.go):
+//
+//	POST /v1/ssh/{listener}/certificate  {"public_key", "targets", "login"}, bearer token
+//	GET  /v1/ssh/{listener}/ca           the CA's public key
+//	POST /v1/ssh/{listener}/revoke       {"serial"}, a token in [admin] groups
+//
+// A certificate is valid from a minute ago until the token's exp (at
+// most max_certificate_ttl); its principals are the target names (any
+// login the rules allow at use) or login@target (with "login"); its
+// extensions (ExtIssuer...) carry the issuer, subject, email, groups and
+// claims, so that a login with it maps back to the Principal the token
+// gave and the access rules are applied again, as they are now. At login
+// (certauth.go) the publickey method accepts it when it is signed by the
+// CA, names the target, is within its validity and its serial is not in
+// revoked_serials (a file read again when it changes; unreadable: every
+// certificate refused). A refusal is a banner "tollgate: certificate
+// serial N: <reason>", counts against the source address, and writes a
+// refused open row with cert_serial and no subject (x/crypto asks before
+// the client has proved it holds the key). `gateway ssh login` writes
+// the key, the certificate and an ssh_config for plain `ssh target`.
+//
 // # Access
 //
 // The access rules see Target = the target, Verb = "exec" (or "shell",
@@ -82,6 +109,10 @@
 // approval, status "exit N" or "signal NAME" or "refused", stdin bytes as
 // request_bytes, output bytes sent as response_bytes, the output chunks'
 // annotations summed, duration), "ssh.channel" and "ssh.request" rows for
-// what was refused, and session.close. The token and the target's
-// credential appear in no row and no message.
+// what was refused, and session.close. A session opened with a
+// certificate has auth = "certificate", cert_serial and cert_key_id in
+// its open row; each certificate issued is a session with one
+// "ssh.certificate" row (serial, key_id, validity, principals, key
+// fingerprint), each revocation one "ssh.revoke" row. The token and the
+// target's credential appear in no row and no message.
 package ssh

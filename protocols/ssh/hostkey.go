@@ -15,28 +15,37 @@ import (
 // LoadOrCreateHostKey reads the ed25519 host key at path, generating and
 // writing it (mode 0600, directory 0700) when the file does not exist.
 func LoadOrCreateHostKey(path string) (xssh.Signer, error) {
+	return loadOrCreateKey(path, "tollgate gateway host key", "host key")
+}
+
+// LoadOrCreateCAKey is LoadOrCreateHostKey for the user CA's key.
+func LoadOrCreateCAKey(path string) (xssh.Signer, error) {
+	return loadOrCreateKey(path, "tollgate ssh user ca", "user CA key")
+}
+
+func loadOrCreateKey(path, comment, what string) (xssh.Signer, error) {
 	b, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
-		if b, err = createHostKey(path); errors.Is(err, os.ErrExist) {
+		if b, err = createHostKey(path, comment); errors.Is(err, os.ErrExist) {
 			b, err = os.ReadFile(path) // another process made it meanwhile
 		}
 	}
 	if err != nil {
-		return nil, fmt.Errorf("ssh: host key %s: %w", path, err)
+		return nil, fmt.Errorf("ssh: %s %s: %w", what, path, err)
 	}
 	s, err := xssh.ParsePrivateKey(b)
 	if err != nil {
-		return nil, fmt.Errorf("ssh: host key %s: %w", path, err)
+		return nil, fmt.Errorf("ssh: %s %s: %w", what, path, err)
 	}
 	return s, nil
 }
 
-func createHostKey(path string) ([]byte, error) {
+func createHostKey(path, comment string) ([]byte, error) {
 	_, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		return nil, err
 	}
-	blk, err := xssh.MarshalPrivateKey(priv, "tollgate gateway host key")
+	blk, err := xssh.MarshalPrivateKey(priv, comment)
 	if err != nil {
 		return nil, err
 	}

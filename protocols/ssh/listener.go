@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	xssh "golang.org/x/crypto/ssh"
@@ -24,9 +25,11 @@ type Listener struct {
 	log     *slog.Logger
 	limit   *limiter
 
-	signer xssh.Signer
-	ln     net.Listener
-	srv    gate.Server // the accept loop and the connections it serves
+	signer  xssh.Signer
+	ca      atomic.Pointer[xssh.Signer] // the user CA, once started (nil: certificates off)
+	revoked *revocations                // nil without a revoked_serials file
+	ln      net.Listener
+	srv     gate.Server // the accept loop and the connections it serves
 }
 
 // New checks opts and targets and prepares a listener named name. Only
@@ -56,9 +59,15 @@ func New(name string, opts ListenerOptions, targets map[string]TargetOptions, de
 	if opts.HandshakeTimeout <= 0 {
 		opts.HandshakeTimeout = 30 * time.Second
 	}
+	if opts.MaxCertTTL <= 0 {
+		opts.MaxCertTTL = time.Hour
+	}
 	l := &Listener{name: name, opts: opts, targets: map[string]*target{}, deps: deps,
 		log:   deps.Logger().With("listener", name, "protocol", "ssh"),
 		limit: newLimiter(opts.MaxAuthFailures, opts.AuthFailureWindow)}
+	if opts.RevokedSerials != "" {
+		l.revoked = &revocations{path: opts.RevokedSerials}
+	}
 	for tn, to := range targets {
 		if len(opts.Targets) > 0 && !slices.Contains(opts.Targets, tn) {
 			continue
@@ -91,11 +100,25 @@ func (l *Listener) Start() error {
 		return fmt.Errorf("ssh: listener %s: %w", l.name, err)
 	}
 	l.signer = s
+	var ca xssh.Signer
+	if l.opts.CAKey != "" {
+		if ca, err = LoadOrCreateCAKey(l.opts.CAKey); err != nil {
+			return fmt.Errorf("ssh: listener %s: %w", l.name, err)
+		}
+		if sameKey(ca.PublicKey(), s.PublicKey()) {
+			return fmt.Errorf("ssh: listener %s: ca_key and host_key are the same key; the CA needs its own", l.name)
+		}
+	}
 	ln, err := net.Listen("tcp", l.opts.Listen)
 	if err != nil {
 		return fmt.Errorf("ssh: listener %s: %w", l.name, err)
 	}
 	l.ln = ln
+	if ca != nil {
+		// Stored last: the API's handlers read the rest once they see it.
+		l.ca.Store(&ca)
+		l.log.Info("ssh user CA", "ca_key", l.opts.CAKey, "ca", xssh.FingerprintSHA256(ca.PublicKey()))
+	}
 	l.log.Info("listening", "addr", ln.Addr().String(), "host_key", xssh.FingerprintSHA256(s.PublicKey()))
 	l.srv.Serve(ln, l.log, func(nc net.Conn) (func(), bool) { return func() { l.serveConn(nc) }, true })
 	return nil

@@ -34,6 +34,24 @@ type ListenerOptions struct {
 	// MaxSessions bounds the session channels open at once on one
 	// connection (OpenSSH's MaxSessions); default 10.
 	MaxSessions int `toml:"max_sessions"`
+	// CAKey is the path of the gateway's SSH user CA key (ed25519,
+	// OpenSSH format), made on first start like the host key. It signs
+	// the short-lived certificates the API issues (`gateway ssh login`),
+	// and the listener accepts publickey logins with them. Empty:
+	// certificates are off.
+	CAKey string `toml:"ca_key"`
+	// RevokedSerials is the path of the revoked certificate serials, one
+	// decimal serial per line, read again whenever it changes; a missing
+	// file revokes nothing.
+	RevokedSerials string `toml:"revoked_serials"`
+	// MaxCertTTL bounds a certificate's validity; it never outlives the
+	// token it was issued for. Default 1 hour.
+	MaxCertTTL time.Duration `toml:"max_certificate_ttl"`
+	// Advertise is the host:port agents reach this listener at, for the
+	// ssh_config `gateway ssh login` writes. Default: the listen address,
+	// whose unspecified host (0.0.0.0, ::) the client replaces with the
+	// API's host.
+	Advertise string `toml:"advertise"`
 }
 
 // TargetOptions describe one SSH server behind the gateway.
