@@ -1,0 +1,47 @@
+package trail
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+
+	"github.com/tollgate-dev/tollgate/host/audit/cast"
+)
+
+// ErrNoRecording is returned by Recording for a session with no recorded
+// chunk (not a terminal session, unknown, or its rows not yet stored).
+var ErrNoRecording = errors.New("trail: no recording for this session")
+
+// Recording reads a session's terminal recording from the recordings
+// table: its chunks in order, as one cast, and the chunk numbers missing
+// from it (chunks the spool had no room for). The chunks are rows of the
+// session's hash chain: `gateway audit verify --session ID` checks them.
+func (t *Trail) Recording(ctx context.Context, session string) (*cast.Cast, []int, error) {
+	_, rows, err := t.query(ctx, "recording",
+		"SELECT toString(chunk) AS chunk, events FROM "+t.table("recordings")+" FINAL "+
+			"WHERE session_id = {session:UUID} ORDER BY seq",
+		map[string]string{"session": session})
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(rows) == 0 {
+		return nil, nil, fmt.Errorf("%w %s", ErrNoRecording, session)
+	}
+	chunks := make([]cast.Chunk, 0, len(rows))
+	for _, r := range rows {
+		if len(r) != 2 {
+			return nil, nil, fmt.Errorf("trail: recording: %d columns, want 2", len(r))
+		}
+		n, err := strconv.Atoi(r[0])
+		if err != nil {
+			return nil, nil, fmt.Errorf("trail: recording: chunk %q: %w", r[0], err)
+		}
+		chunks = append(chunks, cast.Chunk{Number: n, Text: r[1]})
+	}
+	c, gaps, err := cast.Assemble(chunks)
+	if err != nil {
+		return nil, gaps, fmt.Errorf("trail: recording of %s: %w", session, err)
+	}
+	return c, gaps, nil
+}
