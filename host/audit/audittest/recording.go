@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tollgate-dev/tollgate/host/audit"
 	"github.com/tollgate-dev/tollgate/host/audit/trail"
@@ -80,6 +81,10 @@ func CheckRecording(t *testing.T, s RecordingStore, db string) {
 	}
 	if last := c.Events[len(c.Events)-1]; last.Code != "r" || last.Data != "100x30" {
 		t.Errorf("last event %+v, want the resize", last)
+	}
+	tab, err := tr.RecordedSessions(ctx, time.Now().Add(-time.Hour))
+	if err != nil || len(tab.Rows) == 0 || tab.Rows[0][0] != sess.ID() || tab.Rows[0][2] != "ssh" {
+		t.Fatalf("recorded sessions: %v %v", tab.Rows, err)
 	}
 	if _, _, err := tr.Recording(ctx, UUID()); err == nil {
 		t.Error("a session without recording read as one")

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/tollgate-dev/tollgate/host/audit/cast"
 )
@@ -44,4 +45,21 @@ func (t *Trail) Recording(ctx context.Context, session string) (*cast.Cast, []in
 		return nil, gaps, fmt.Errorf("trail: recording of %s: %w", session, err)
 	}
 	return c, gaps, nil
+}
+
+// MaxRecordedSessions bounds the sessions one RecordedSessions returns.
+const MaxRecordedSessions = 500
+
+// RecordedSessions lists the sessions opened at or after since that have
+// a recording, newest first (at most MaxRecordedSessions), for the
+// console. Columns: session, opened, protocol, target, subject, status.
+func (t *Trail) RecordedSessions(ctx context.Context, since time.Time) (Table, error) {
+	cols, rows, err := t.query(ctx, "recorded sessions",
+		"SELECT toString(session_id) AS session, toString(opened_at) AS opened, protocol, target, subject, "+
+			"if(closed = 1, status, 'open') AS status FROM "+t.table("sessions")+" FINAL "+
+			"WHERE opened_at >= {since:DateTime} AND session_id IN "+
+			"(SELECT session_id FROM "+t.table("recordings")+" WHERE ts >= {since:DateTime}) "+
+			"ORDER BY opened_at DESC LIMIT "+itoa(MaxRecordedSessions),
+		map[string]string{"since": dateTime(since)})
+	return Table{cols, rows}, err
 }
