@@ -10,8 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tollgate-dev/tollgate/host/audit"
 	"github.com/tollgate-dev/tollgate/host/audit/cast"
 	"github.com/tollgate-dev/tollgate/host/audit/embedded"
+	"github.com/tollgate-dev/tollgate/host/gate"
 	"github.com/tollgate-dev/tollgate/internal/testenv"
 )
 
@@ -153,5 +155,61 @@ targets = ["box"]
 	vout, errOut, code := gw.Run("audit", "verify", "-c", gw.Config, "--session", id)
 	if code != 0 || !strings.Contains(vout, id+"\tcomplete\t") {
 		t.Fatalf("audit verify --session: exit %d\n%s%s", code, vout, errOut)
+	}
+}
+
+// On the file store the recording is its session.recording rows:
+// `gateway replay --file` assembles them, a chunk lost to a full spool
+// is named on stderr, and --cast - writes the cast to stdout.
+func TestReplayFromTheFileStore(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "audit.jsonl")
+	f, err := audit.OpenFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := (&gate.Deps{GatewayID: "gw", Recorder: f}).NewSession(gate.SessionInfo{Protocol: "ssh"})
+	if err := s.Open(s.Row("")); err != nil {
+		t.Fatal(err)
+	}
+	s.Recording().Output([]byte("first ✓\r\n"))
+	s.Recording().Flush()
+	s.Recording().Output([]byte("second\r\n"))
+	s.Close("ok", "")
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, code := testenv.RunGateway(t, dir, nil, "replay", s.ID(), "--file", path, "--cast", "-")
+	if code != 0 {
+		t.Fatalf("replay: exit %d %s", code, errOut)
+	}
+	c, err := cast.Decode(strings.NewReader(out))
+	if err != nil || c.Output() != "first ✓\r\nsecond\r\n" {
+		t.Fatalf("cast %v %q", err, out)
+	}
+	// Chunk 0 in minimal form (the spool was full): a gap, said so.
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		r, err := audit.DecodeFileLine([]byte(l))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Kind == audit.KindRecording && r.Request["chunk"] == "0" {
+			r = audit.Minimal(r)
+		}
+		line, _ := audit.EncodeFileLine(r)
+		lines = append(lines, string(line))
+	}
+	os.WriteFile(path, []byte(strings.Join(lines, "\n")+"\n"), 0o600)
+	played, errOut, code := testenv.RunGateway(t, dir, nil, "replay", "--file", path, "--idle-limit", "1ms", s.ID())
+	if code != 0 || played != "second\r\n" || !strings.Contains(errOut, "missing (numbers [0])") {
+		t.Fatalf("replay with a gap: exit %d %q %s", code, played, errOut)
+	}
+	if _, errOut, code := testenv.RunGateway(t, dir, nil, "replay", "--file", path); code != 2 {
+		t.Errorf("replay without a session: exit %d %s", code, errOut)
 	}
 }

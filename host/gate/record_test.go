@@ -195,3 +195,58 @@ func TestRecordingInvalidUTF8(t *testing.T) {
 		t.Fatalf("output %q", got)
 	}
 }
+
+// fullFor refuses rows of one kind as a full spool does, n times.
+type fullFor struct {
+	lockedMemory
+	kind string
+	n    int
+}
+
+func (f *fullFor) Record(r audit.Row) error {
+	f.mu.Lock()
+	refuse := r.Kind == f.kind && f.n > 0
+	if refuse {
+		f.n--
+	}
+	f.mu.Unlock()
+	if refuse {
+		return audit.ErrFull
+	}
+	return f.lockedMemory.Record(r)
+}
+
+// A chunk the spool has no room for is left out whole (it does not take
+// the reserve kept for the rows that state the outage): the chain stays
+// complete, and the missing chunk number is the gap replay reports.
+func TestRecordingChunkRefusedIsAGap(t *testing.T) {
+	rec := &fullFor{kind: gate.KindRecording, n: 1}
+	deps := &gate.Deps{GatewayID: "gw", Recorder: rec}
+	s := deps.NewSession(gate.SessionInfo{Protocol: "ssh"})
+	if err := s.Open(s.Row("")); err != nil {
+		t.Fatal(err)
+	}
+	r := s.Recording()
+	r.Output([]byte("lost\n"))
+	r.Flush()
+	r.Output([]byte("kept\n"))
+	s.Close("ok", "")
+	rows := rec.snapshot()
+	if v := audit.Verify(rows); v[0].Status != "complete" {
+		t.Fatalf("verify: %+v", v)
+	}
+	var chunks []cast.Chunk
+	for _, row := range rows {
+		if row.Kind == gate.KindRecording {
+			if _, minimal := row.Annotations[audit.AnnotationSpoolFull]; minimal {
+				t.Fatal("a minimal recording row took the reserve")
+			}
+			n, _ := strconv.Atoi(row.Request["chunk"])
+			chunks = append(chunks, cast.Chunk{Number: n, Text: row.Request["events"]})
+		}
+	}
+	c, gaps, err := cast.Assemble(chunks)
+	if err != nil || len(gaps) != 1 || gaps[0] != 0 || c.Output() != "kept\n" {
+		t.Fatalf("assemble: %v gaps %v output %q", err, gaps, c.Output())
+	}
+}

@@ -204,7 +204,11 @@ func (s *Session) record(r audit.Row, syncedRow *bool) (audit.Ticket, error) {
 	r.EventID = audit.FormatID(b)
 	s.chain.Seal(&r)
 	t, err := audit.RecordTicket(s.deps.Recorder, r, synced)
-	if errors.Is(err, audit.ErrFull) && !audit.Reserved(&r) {
+	// A recording chunk does not take the reserve (it is for the rows
+	// that state what happened; a long outage would fill it with
+	// terminal output): it is left out, and its missing chunk number is
+	// the gap replay reports.
+	if errors.Is(err, audit.ErrFull) && !audit.Reserved(&r) && r.Kind != audit.KindRecording {
 		m := audit.Minimal(r)
 		s.chain = chain
 		s.chain.Seal(&m)

@@ -1,12 +1,15 @@
 package trail
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
+	"github.com/tollgate-dev/tollgate/host/audit"
 	"github.com/tollgate-dev/tollgate/host/audit/cast"
 )
 
@@ -62,4 +65,38 @@ func (t *Trail) RecordedSessions(ctx context.Context, since time.Time) (Table, e
 			"ORDER BY opened_at DESC LIMIT "+itoa(MaxRecordedSessions),
 		map[string]string{"since": dateTime(since)})
 	return Table{cols, rows}, err
+}
+
+// RecordingFromRows assembles a session's recording from its rows (the
+// file store, or rows read for verification), as Recording does from the
+// recordings table: its session.recording rows in sequence order,
+// leaving out those in minimal form.
+func RecordingFromRows(rows []audit.Row, session string) (*cast.Cast, []int, error) {
+	var recs []audit.Row
+	for _, r := range rows {
+		if r.SessionID != session || r.Kind != audit.KindRecording {
+			continue
+		}
+		if _, minimal := r.Annotations[audit.AnnotationSpoolFull]; minimal {
+			continue
+		}
+		recs = append(recs, r)
+	}
+	if len(recs) == 0 {
+		return nil, nil, fmt.Errorf("%w %s", ErrNoRecording, session)
+	}
+	slices.SortFunc(recs, func(a, b audit.Row) int { return cmp.Compare(a.Seq, b.Seq) })
+	chunks := make([]cast.Chunk, 0, len(recs))
+	for _, r := range recs {
+		n, err := strconv.Atoi(r.Request["chunk"])
+		if err != nil || n < 0 {
+			return nil, nil, fmt.Errorf("trail: recording of %s: row %d: chunk %q is not a number", session, r.Seq, r.Request["chunk"])
+		}
+		chunks = append(chunks, cast.Chunk{Number: n, Text: r.Request["events"]})
+	}
+	c, gaps, err := cast.Assemble(chunks)
+	if err != nil {
+		return nil, gaps, fmt.Errorf("trail: recording of %s: %w", session, err)
+	}
+	return c, gaps, nil
 }
