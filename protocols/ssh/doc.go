@@ -82,6 +82,8 @@
 // approval, status "exit N" or "signal NAME" or "refused", stdin bytes as
 // request_bytes, output bytes sent as response_bytes, the output chunks'
 // annotations summed, duration), "ssh.channel" and "ssh.request" rows for
-// what was refused, and session.close. The token and the target's
+// what was refused, the terminal recording's "session.recording" chunks
+// (gate.Recording: the output as the client received it, after the chain;
+// stdin; window-change as resize events), and session.close. The token and the target's
 // credential appear in no row and no message.
 package ssh
