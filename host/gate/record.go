@@ -84,9 +84,12 @@ func (r *Recording) Resize(width, height int) {
 }
 
 func (r *Recording) resizeLocked(width, height int) {
-	if width <= 0 || height <= 0 {
+	// A repeated size is no event: a client flooding window-change
+	// requests does not flood the trail.
+	if width <= 0 || height <= 0 || width == r.width && height == r.height {
 		return
 	}
+	r.width, r.height = width, height
 	r.event(cast.Resize, strconv.Itoa(width)+"x"+strconv.Itoa(height))
 }
 

@@ -97,7 +97,9 @@ func TestRecordingChunksReproduceOutput(t *testing.T) {
 		i = j
 	}
 	wg.Wait()
-	r.Resize(100, 30)
+	for range 1000 { // a flood of the same size is one event
+		r.Resize(100, 30)
+	}
 	s.Close("ok", "")
 	r.Output([]byte("after close")) // ignored: the chain has ended
 
@@ -142,6 +144,15 @@ func TestRecordingChunksReproduceOutput(t *testing.T) {
 	}
 	if !resized {
 		t.Error("no resize event 100x30")
+	}
+	resizes := 0
+	for _, e := range c.Events {
+		if e.Code == cast.Resize {
+			resizes++
+		}
+	}
+	if n := resizes; n != 1 {
+		t.Errorf("%d resize events for one change", n)
 	}
 }
 
