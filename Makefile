@@ -127,6 +127,8 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzNeeds -fuzztime $(FUZZTIME) ./internal/detect/
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME) ./host/audit/spool/
 	$(GO) test -run '^$$' -fuzz FuzzDecodeRow -fuzztime $(FUZZTIME) ./host/audit/
+	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME) ./host/audit/cast/
+	$(GO) test -run '^$$' -fuzz FuzzRecordingOutput -fuzztime $(FUZZTIME) ./host/gate/
 	$(GO) test -run '^$$' -fuzz FuzzClientMessages -fuzztime $(FUZZTIME) ./protocols/postgres/
 	$(GO) test -run '^$$' -fuzz FuzzCopyLine -fuzztime $(FUZZTIME) ./protocols/postgres/
 	$(GO) test -run '^$$' -fuzz FuzzStartupOptions -fuzztime $(FUZZTIME) ./protocols/postgres/

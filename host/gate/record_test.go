@@ -261,3 +261,36 @@ func TestRecordingChunkRefusedIsAGap(t *testing.T) {
 		t.Fatalf("assemble: %v gaps %v output %q", err, gaps, c.Output())
 	}
 }
+
+// FuzzRecordingOutput: whatever bytes the client receives, in whatever
+// pieces, the recording decodes to them, each byte that is not UTF-8 as
+// one U+FFFD (as ranging over the string gives); text comes back exact.
+func FuzzRecordingOutput(f *testing.F) {
+	f.Add([]byte("héllo ✓ 日本\r\n"), []byte{1, 2, 3})
+	f.Add([]byte("a\xffb\xe2\x9c\x80\xe2\x9c"), []byte{4, 1})
+	f.Add([]byte(strings.Repeat("✓", 9000)), []byte{200, 7})
+	f.Fuzz(func(t *testing.T, data, cuts []byte) {
+		s, rec := openRecorded(t)
+		r := s.Recording()
+		rest := data
+		for i := 0; len(rest) > 0; i++ {
+			n := len(rest)
+			if len(cuts) > 0 {
+				n = min(n, int(cuts[i%len(cuts)])*97+1)
+			}
+			r.Output(rest[:n])
+			rest = rest[n:]
+		}
+		s.Close("ok", "")
+		var want strings.Builder
+		for _, c := range string(data) {
+			want.WriteRune(c)
+		}
+		if len(data) == 0 {
+			return
+		}
+		if got := chunksOf(t, rec.snapshot()).Output(); got != want.String() {
+			t.Fatalf("recorded %q\nwant     %q", got, want.String())
+		}
+	})
+}
