@@ -75,8 +75,10 @@ targets = ["box"]
 		t.Fatal(err)
 	}
 	env := []string{embedded.EnvLibPath + "=" + testenv.ChDBLib(t)}
+	// Compiling the redact plugin and opening chDB take a while on shared
+	// cores: a generous bound, not a measure.
 	gw := testenv.StartGateway(t, testenv.GatewayOptions{Config: cfg, Dir: dir, Dev: true, Env: env,
-		Wait: []string{addrs["issuer"], addrs["ssh"], addrs["admin"]}})
+		Wait: []string{addrs["issuer"], addrs["ssh"], addrs["admin"]}, ReadyTimeout: 2 * time.Minute})
 	tok, errOut, code := gw.Run("token", "-c", gw.Config, "--sub", "agent@example.com")
 	if code != 0 {
 		t.Fatalf("token: %s", errOut)
