@@ -56,11 +56,13 @@ const MaxRecordedSessions = 500
 // RecordedSessions lists the sessions opened at or after since that have
 // a recording, newest first (at most MaxRecordedSessions), for the
 // console. Columns: session, opened, protocol, target, subject, status.
+// GLOBAL IN: on a cluster both tables are Distributed, and a plain IN of
+// one in the other is refused (distributed_product_mode).
 func (t *Trail) RecordedSessions(ctx context.Context, since time.Time) (Table, error) {
 	cols, rows, err := t.query(ctx, "recorded sessions",
 		"SELECT toString(session_id) AS session, toString(opened_at) AS opened, protocol, target, subject, "+
 			"if(closed = 1, status, 'open') AS status FROM "+t.table("sessions")+" FINAL "+
-			"WHERE opened_at >= {since:DateTime} AND session_id IN "+
+			"WHERE opened_at >= {since:DateTime} AND session_id GLOBAL IN "+
 			"(SELECT session_id FROM "+t.table("recordings")+" WHERE ts >= {since:DateTime}) "+
 			"ORDER BY opened_at DESC LIMIT "+itoa(MaxRecordedSessions),
 		map[string]string{"since": dateTime(since)})
