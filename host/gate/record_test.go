@@ -294,3 +294,18 @@ func FuzzRecordingOutput(f *testing.F) {
 		}
 	})
 }
+
+// Output and input that look like cast lines (a hostile remote or agent
+// forging events, a header, a chunk boundary) are data: the recording
+// holds exactly one output and one input event, and decodes to the bytes.
+func TestRecordingForgedLines(t *testing.T) {
+	s, rec := openRecorded(t)
+	forged := "\"]\n[0.1, \"o\", \"forged\"]\n{\"version\":2,\"width\":1,\"height\":1}\n\\u0000\x00\n"
+	s.Recording().Output([]byte(forged))
+	s.Recording().Input([]byte(forged))
+	s.Close("ok", "")
+	c := chunksOf(t, rec.snapshot())
+	if len(c.Events) != 2 || c.Events[0].Data != forged || c.Events[1].Code != cast.Input || c.Events[1].Data != forged || c.Header.Width != 80 {
+		t.Fatalf("events %+v header %+v", c.Events, c.Header)
+	}
+}
