@@ -27,6 +27,7 @@ Commands:
   plugin    scaffold, build and test plugins (new, build, test)
   audit     read and check the audit trail (sql, query, sessions, tail, verify)
   approvals list, show, approve and deny held requests
+  replay    play a session's terminal recording, or write it as a .cast file
   reload    reload the access rules and plugins of a running gateway
   ssh       short-lived SSH certificates: login, config, ca, revoke
   version   print the version
@@ -64,6 +65,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdReload(args[1:], stdout, stderr)
 	case "ssh":
 		err = cmdSSH(args[1:], stdout, stderr)
+	case "replay":
+		err = cmdReplay(args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintf(stdout, "gateway %s\n", version)
 	case "help", "-h", "--help", "-help":

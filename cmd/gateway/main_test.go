@@ -203,7 +203,7 @@ func TestTokenNeedsDevIssuer(t *testing.T) {
 
 func TestHelpOnEverySubcommand(t *testing.T) {
 	dir := t.TempDir()
-	for _, cmd := range []string{"serve", "check", "token", "plugin new", "plugin build", "plugin test", "audit sql", "audit query"} {
+	for _, cmd := range []string{"serve", "check", "token", "plugin new", "plugin build", "plugin test", "audit sql", "audit query", "replay"} {
 		_, errOut, code := testenv.RunGateway(t, dir, nil, append(strings.Fields(cmd), "--help")...)
 		if code != 0 || !strings.Contains(errOut, "Usage: gateway "+cmd) {
 			t.Errorf("%s --help: exit %d, %q", cmd, code, errOut)

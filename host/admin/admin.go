@@ -92,6 +92,7 @@ type QueryResponse struct {
 //	GET  /metrics                 the audit pipeline's figures, Prometheus text (no authentication)
 //	POST /v1/audit/query          {"sql": "SELECT ..."} → QueryResponse (read-only)
 //	GET  /v1/audit/rows?session=  the session's rows, for verification
+//	GET  /v1/audit/sessions/{id}/cast  the session's terminal recording, asciicast v2 (recording.go)
 //	GET  /v1/approvals            {"approvals": [Record...]}: pending, then recent
 //	GET  /v1/approvals/{id}       a Record
 //	POST /v1/approvals/{id}/approve {"reason", "scope": "once"|"session", "minutes"} → Record
@@ -138,6 +139,9 @@ func New(o Options) http.Handler {
 			return
 		}
 		writeJSON(w, rows)
+	}))
+	mux.Handle("GET /v1/audit/sessions/{id}/cast", o.authorized(func(w http.ResponseWriter, r *http.Request, p *event.Principal) {
+		o.serveCast(w, r, p, r.PathValue("id"))
 	}))
 	mux.Handle("POST /v1/reload", o.adminOnly(func(w http.ResponseWriter, r *http.Request, p *event.Principal) {
 		if o.Reload == nil {

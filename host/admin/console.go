@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/tollgate-dev/tollgate/host/approval"
+	"github.com/tollgate-dev/tollgate/host/audit"
 	"github.com/tollgate-dev/tollgate/host/audit/trail"
 	"github.com/tollgate-dev/tollgate/host/event"
 )
@@ -31,7 +32,8 @@ import (
 //	GET  /ui/                      the pending queue and recent decisions
 //	GET  /ui/approvals/{id}        one request: who (claims), target, the exact request, the plugin's reason
 //	POST /ui/approvals/{id}/approve|deny
-//	GET  /ui/sessions              live sessions, from the audit store (admin groups)
+//	GET  /ui/sessions              live and recorded sessions, from the audit store (admin groups)
+//	GET  /ui/sessions/{id}/replay  a session's terminal recording in asciinema-player (recording.go)
 //
 // Every form carries a CSRF token: HMAC-SHA256 of the session cookie under
 // a key made at start (a forged cross-site form cannot know it), and the
@@ -71,6 +73,8 @@ func (o Options) consoleRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /ui/approvals/{id}", c.withSession(c.detail))
 	mux.HandleFunc("POST /ui/approvals/{id}/{verb}", c.withSession(c.decide))
 	mux.HandleFunc("GET /ui/sessions", c.withSession(c.sessions))
+	mux.HandleFunc("GET /ui/sessions/{id}/replay", c.withSession(c.replayPage))
+	mux.HandleFunc("GET /ui/sessions/{id}/cast", c.withSession(c.castFile))
 }
 
 // view is what every page template gets.
@@ -96,6 +100,16 @@ type view struct {
 	Covered   [][2]string     // the canonical request the approval covers
 	BodyLen   int             // the held body's length; Rec.Body shows it or its first KiB
 	BodyCut   bool
+	// The recordings (recording.go): the session page's, and the
+	// sessions page's list with their player links.
+	Session     string
+	Player      bool // the page loads asciinema-player (and its CSP)
+	CastURL     string
+	Gaps        []int
+	Length      string
+	RecColumns  []string
+	RecRows     [][]string
+	RecordingOf string // an SSH approval's session, linked from its page
 }
 
 func (c *console) render(w http.ResponseWriter, status int, name string, v view) {
@@ -105,7 +119,11 @@ func (c *console) render(w http.ResponseWriter, status int, name string, v view)
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("Referrer-Policy", "no-referrer")
-	h.Set("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+	csp := "default-src 'none'; script-src 'self'; style-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+	if v.Player {
+		csp = playerCSP
+	}
+	h.Set("Content-Security-Policy", csp)
 	w.WriteHeader(status)
 	if err := pages.ExecuteTemplate(w, name, v); err != nil {
 		c.o.Log.Error("admin: console template", "page", name, "err", err)
@@ -232,6 +250,9 @@ func (c *console) showDetail(w http.ResponseWriter, id string, p *event.Principa
 	v.Covered = sortedPairs(rec.Covered)
 	v.BodyLen, _ = strconv.Atoi(rec.Covered["body.length"])
 	v.BodyCut = v.BodyLen > 1024
+	if rec.Protocol == "ssh" && audit.IsID(rec.SessionID) && inAny(p, c.o.Groups) && c.o.Audit != nil {
+		v.RecordingOf = rec.SessionID
+	}
 	c.render(w, status, "detail.html", v)
 }
 
@@ -301,7 +322,7 @@ func randomHex() string {
 // sessions lists the sessions the audit store holds as open (opened in the
 // last day, no close row yet), newest first. The file store cannot answer.
 func (c *console) sessions(w http.ResponseWriter, r *http.Request, p *event.Principal, csrf string) {
-	v := view{Title: "Live sessions", Who: p, CSRF: csrf, Refresh: true}
+	v := view{Title: "Sessions", Who: p, CSRF: csrf, Refresh: true}
 	switch {
 	case !inAny(p, c.o.Groups):
 		v.Error = "Live sessions are for the admin groups: " + strings.Join(c.o.Groups, ", ") + "."
@@ -331,5 +352,12 @@ func (c *console) sessions(w http.ResponseWriter, r *http.Request, p *event.Prin
 	}
 	cols, rows := tab.Columns, tab.Rows
 	v.Columns, v.Rows = cols, rows
+	if rec, err := c.recordedSessions(ctx, tr); err != nil {
+		// The live list stands alone; a store without the recordings
+		// table (older schema) says so in the log.
+		c.o.Log.Warn("admin: console recorded sessions", "err", err)
+	} else {
+		v.RecColumns, v.RecRows = rec.Columns, rec.Rows
+	}
 	c.render(w, http.StatusOK, "sessions.html", v)
 }

@@ -19,6 +19,14 @@ const (
 	KindApprovalRequest  = "approval.request"
 	KindApprovalVote     = "approval.vote"
 	KindApprovalDecision = "approval.decision"
+
+	// KindRecording is a chunk of a session's terminal recording
+	// (host/audit/cast): request field "events" holds asciicast v2 lines
+	// (chunk 0 starts with the header line), "chunk" its number from 0.
+	// It is a row of the session like any other, so the spool keeps it
+	// through an outage and the session's hash chain covers it; the stores
+	// copy it into their recordings table.
+	KindRecording = "session.recording"
 )
 
 // Closes reports whether a row of kind ends its chain: a session's close

@@ -42,6 +42,7 @@ type Session struct {
 	open      *audit.Row     // the session.open row, which the close row repeats
 	closed    bool
 	held      map[*Decision]struct{} // decisions not yet Done
+	rec       *Recording             // started by Recording
 
 	durable atomic.Uint64 // the highest ticket known fsynced
 }
@@ -130,10 +131,19 @@ func (s *Session) Open(r audit.Row) error {
 }
 
 // Close records the session.close row: the open row's identity (audit.CloseRow),
-// with status and, when the session ended abnormally, errMsg. Decisions
+// with status and, when the session ended abnormally, errMsg. The
+// recording, if any, records its last chunk first and ends. Decisions
 // still held are released. Later calls do nothing; a session that never
 // opened closes without a row.
 func (s *Session) Close(status, errMsg string) {
+	// The recording's last chunk goes before the close row, which ends
+	// the chain.
+	s.mu.Lock()
+	rec := s.rec
+	s.mu.Unlock()
+	if rec != nil {
+		rec.end()
+	}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -194,7 +204,11 @@ func (s *Session) record(r audit.Row, syncedRow *bool) (audit.Ticket, error) {
 	r.EventID = audit.FormatID(b)
 	s.chain.Seal(&r)
 	t, err := audit.RecordTicket(s.deps.Recorder, r, synced)
-	if errors.Is(err, audit.ErrFull) && !audit.Reserved(&r) {
+	// A recording chunk does not take the reserve (it is for the rows
+	// that state what happened; a long outage would fill it with
+	// terminal output): it is left out, and its missing chunk number is
+	// the gap replay reports.
+	if errors.Is(err, audit.ErrFull) && !audit.Reserved(&r) && r.Kind != audit.KindRecording {
 		m := audit.Minimal(r)
 		s.chain = chain
 		s.chain.Seal(&m)

@@ -109,10 +109,12 @@
 // approval, status "exit N" or "signal NAME" or "refused", stdin bytes as
 // request_bytes, output bytes sent as response_bytes, the output chunks'
 // annotations summed, duration), "ssh.channel" and "ssh.request" rows for
-// what was refused, and session.close. A session opened with a
-// certificate has auth = "certificate", cert_serial and cert_key_id in
-// its open row; each certificate issued is a session with one
-// "ssh.certificate" row (serial, key_id, validity, principals, key
+// what was refused, the terminal recording's "session.recording" chunks
+// (gate.Recording: the output as the client received it, after the chain;
+// stdin; window-change as resize events), and session.close. A session
+// opened with a certificate has auth = "certificate", cert_serial and
+// cert_key_id in its open row; each certificate issued is a session with
+// one "ssh.certificate" row (serial, key_id, validity, principals, key
 // fingerprint), each revocation one "ssh.revoke" row. The token and the
 // target's credential appear in no row and no message.
 package ssh

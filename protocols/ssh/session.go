@@ -193,6 +193,9 @@ func (c *conn) exec(ch xssh.Channel, reqs <-chan *xssh.Request, id uint64, comma
 		defer cancel()
 		for r := range reqs {
 			ok := r.Type == "signal" && sig.forward(r.Payload)
+			if r.Type == "window-change" {
+				recordResize(s.Recording(), r.Payload)
+			}
 			if r.WantReply {
 				r.Reply(ok, nil)
 			}
@@ -301,7 +304,7 @@ func (c *conn) exec(ch xssh.Channel, reqs <-chan *xssh.Request, id uint64, comma
 	stdinDone := make(chan struct{})
 	go func() {
 		defer close(stdinDone)
-		n, _ := io.Copy(upCh, ch)
+		n, _ := io.Copy(upCh, s.Recording().InputReader(ch))
 		stdinN.Store(n)
 		upCh.CloseWrite()
 	}()
@@ -447,6 +450,7 @@ func (c *conn) pump(ctx context.Context, dec *gate.Decision, src io.Reader, dst 
 				res.broken = true
 				return
 			}
+			c.sess.Recording().Output(data) // what the client received, after the chain
 			res.bytes += int64(len(data))
 		}
 		if err != nil {
@@ -490,6 +494,14 @@ func mergeAnnotation(dst map[string]string, k, v string) {
 		parts[i] = name + "=" + strconv.Itoa(counts[name])
 	}
 	dst[k] = strings.Join(parts, ",")
+}
+
+// recordResize records a window-change request's size in rec.
+func recordResize(rec *gate.Recording, payload []byte) {
+	var p struct{ Cols, Rows, Width, Height uint32 }
+	if xssh.Unmarshal(payload, &p) == nil && p.Cols > 0 && p.Rows > 0 && p.Cols <= 1<<16 && p.Rows <= 1<<16 {
+		rec.Resize(int(p.Cols), int(p.Rows))
+	}
 }
 
 func annotations(m map[string]string) []event.Annotation {

@@ -86,7 +86,7 @@ func CheckSchema(t *testing.T, s Querier, version int) {
 	if want := [][]string{{strconv.Itoa(version), "1"}}; !reflect.DeepEqual(got, want) {
 		t.Fatalf("schema_version = %v, want %v", got, want)
 	}
-	for _, tbl := range []string{"events", "sessions", "schema_version"} {
+	for _, tbl := range []string{"events", "sessions", "schema_version", "recordings"} {
 		if got := Query(t, s, "EXISTS TABLE "+tbl); got[0][0] != "1" {
 			t.Errorf("table %s missing", tbl)
 		}

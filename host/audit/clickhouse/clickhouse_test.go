@@ -228,3 +228,10 @@ func TestCheckpointsExposeTamperingInTheStore(t *testing.T) {
 		func(sql string) error { return s.conn.Exec(ctx, sql) },
 		func() ([]audit.Row, error) { return s.Rows(ctx, "") })
 }
+
+// Session recordings land in the recordings table (ClickHouse 18.16) and
+// read back whole.
+func TestRecordings(t *testing.T) {
+	srv := testenv.StartClickHouse(t)
+	audittest.CheckRecording(t, openStore(t, srv), "audit")
+}

@@ -60,7 +60,9 @@ func TestClusterSchemaAndReplay(t *testing.T) {
 	}
 	openCluster(t, cl)
 	audittest.CheckSchema(t, s, schema.Version)
-	want := "[[events Distributed] [events_local ReplicatedReplacingMergeTree] [schema_version ReplicatedReplacingMergeTree] " +
+	want := "[[events Distributed] [events_local ReplicatedReplacingMergeTree] " +
+		"[recordings Distributed] [recordings_local ReplicatedReplacingMergeTree] [recordings_mv MaterializedView] " +
+		"[schema_version ReplicatedReplacingMergeTree] " +
 		"[sessions Distributed] [sessions_local ReplicatedReplacingMergeTree] [sessions_mv MaterializedView]]"
 	for _, n := range cl.Nodes {
 		got := nodeQuery(t, cl, n, "SELECT name, engine FROM system.tables WHERE database = 'audit' ORDER BY name")
@@ -101,6 +103,8 @@ func TestClusterSchemaAndReplay(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkExactlyOnce(t, all, back)
+	// Recordings derive on the shard of their session, as sessions do.
+	audittest.CheckRecording(t, s, "audit")
 }
 
 // checkExactlyOnce: back holds every row of sent once and nothing else,

@@ -198,3 +198,8 @@ func TestCheckpointsExposeTamperingInTheStore(t *testing.T) {
 		func(sql string) error { _, err := s.c.exec(sql, "TSV"); return err },
 		func() ([]audit.Row, error) { return s.Rows(ctx, "") })
 }
+
+// Session recordings land in the recordings table and read back whole.
+func TestRecordings(t *testing.T) {
+	audittest.CheckRecording(t, openStore(t, ""), "audit")
+}

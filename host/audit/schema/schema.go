@@ -58,7 +58,8 @@ import (
 //
 //	1: events, sessions, schema_version
 //	2: sessions_mv; the stores no longer write sessions themselves
-const Version = 2
+//	3: recordings and recordings_mv (session recordings, in chunks)
+const Version = 3
 
 // Options select the DDL's variant.
 type Options struct {
@@ -224,6 +225,37 @@ AS SELECT
     seq AS last_seq
 FROM %s.%s
 WHERE kind IN ('session.open', 'session.close')`, db, on, db, sessions, openedMicros, openedMicros, isClose, isClose, isClose, db, events))
+
+	// recordings: one row per chunk of a session's terminal recording
+	// (audit.KindRecording rows; host/audit/cast), derived from events by
+	// recordings_mv as sessions is. A session's chunks ordered by seq
+	// concatenate to an asciicast v2 file: chunk 0 begins with the
+	// header line. A chunk recorded in minimal form (the spool was full:
+	// its events were cut) is left out, and its missing chunk number is
+	// the gap replay reports. seq is the row's place in the session's
+	// chain, as in events, where `audit verify` checks the chunk.
+	table("recordings", `    session_id UUID,
+    seq UInt64,
+    chunk UInt32,
+    ts DateTime,
+    ts_us UInt32,
+    events String`,
+		"ReplacingMergeTree", "", "PARTITION BY toYYYYMM(ts)\nORDER BY (session_id, seq)",
+		"cityHash64(toString(session_id))", "")
+	recordings := "recordings"
+	if o.Cluster != "" {
+		recordings = "recordings_local"
+	}
+	out = append(out, fmt.Sprintf(`CREATE MATERIALIZED VIEW IF NOT EXISTS %s.recordings_mv%s TO %s.%s
+AS SELECT
+    session_id,
+    seq,
+    toUInt32OrZero(request_values[indexOf(request_keys, 'chunk')]) AS chunk,
+    ts,
+    ts_us,
+    request_values[indexOf(request_keys, 'events')] AS events
+FROM %s.%s
+WHERE kind = '%s' AND NOT has(annotation_keys, '%s')`, db, on, db, recordings, db, events, audit.KindRecording, audit.AnnotationSpoolFull))
 	return out
 }
 

@@ -99,3 +99,30 @@ AS SELECT
     seq AS last_seq
 FROM tollgate.events_local
 WHERE kind IN ('session.open', 'session.close');
+
+CREATE TABLE IF NOT EXISTS tollgate.recordings_local ON CLUSTER prod
+(
+    session_id UUID,
+    seq UInt64,
+    chunk UInt32,
+    ts DateTime,
+    ts_us UInt32,
+    events String
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/tollgate/recordings_local', '{replica}')
+PARTITION BY toYYYYMM(ts)
+ORDER BY (session_id, seq);
+
+CREATE TABLE IF NOT EXISTS tollgate.recordings ON CLUSTER prod AS tollgate.recordings_local
+ENGINE = Distributed(prod, tollgate, recordings_local, cityHash64(toString(session_id)));
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS tollgate.recordings_mv ON CLUSTER prod TO tollgate.recordings_local
+AS SELECT
+    session_id,
+    seq,
+    toUInt32OrZero(request_values[indexOf(request_keys, 'chunk')]) AS chunk,
+    ts,
+    ts_us,
+    request_values[indexOf(request_keys, 'events')] AS events
+FROM tollgate.events_local
+WHERE kind = 'session.recording' AND NOT has(annotation_keys, 'audit.spool_full');

@@ -95,3 +95,27 @@ AS SELECT
     seq AS last_seq
 FROM audit.events
 WHERE kind IN ('session.open', 'session.close');
+
+CREATE TABLE IF NOT EXISTS audit.recordings
+(
+    session_id UUID,
+    seq UInt64,
+    chunk UInt32,
+    ts DateTime,
+    ts_us UInt32,
+    events String
+)
+ENGINE = ReplacingMergeTree()
+PARTITION BY toYYYYMM(ts)
+ORDER BY (session_id, seq);
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS audit.recordings_mv TO audit.recordings
+AS SELECT
+    session_id,
+    seq,
+    toUInt32OrZero(request_values[indexOf(request_keys, 'chunk')]) AS chunk,
+    ts,
+    ts_us,
+    request_values[indexOf(request_keys, 'events')] AS events
+FROM audit.events
+WHERE kind = 'session.recording' AND NOT has(annotation_keys, 'audit.spool_full');
