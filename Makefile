@@ -120,6 +120,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzVerify -fuzztime $(FUZZTIME) ./host/identity/
 	$(GO) test -run '^$$' -fuzz FuzzMatch -fuzztime $(FUZZTIME) ./host/access/glob/
 	$(GO) test -run '^$$' -fuzz FuzzRewrite -fuzztime $(FUZZTIME) ./host/plugin/internal/fuel/
+	$(GO) test -run '^$$' -fuzz FuzzParseSchema -fuzztime $(FUZZTIME) ./host/plugin/
 	$(GO) test -run '^$$' -fuzz FuzzClassify -fuzztime $(FUZZTIME) ./internal/sqlclass/
 	$(GO) test -run '^$$' -fuzz FuzzSplit -fuzztime $(FUZZTIME) ./internal/sqlclass/
 	$(GO) test -run '^$$' -fuzz FuzzSetFind -fuzztime $(FUZZTIME) ./internal/detect/

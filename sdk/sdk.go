@@ -117,8 +117,14 @@ func pull(get func(p unsafe.Pointer, cap uint32) int32) (string, bool) {
 	return string(buf[:n]), true
 }
 
-// Config decodes the plugin's own table from gateway.toml into v.
+// Config decodes the plugin's own table from gateway.toml into v. Called
+// in init with a pointer to a struct, it also declares the struct's keys
+// (their json names; a field tagged `tollgate:"required"` must be set) as
+// the plugin's config schema: `gateway check` and the gateway's start
+// then refuse a key the struct lacks, or a value of another type, at its
+// place in gateway.toml. A map or an any declares nothing.
 func Config(v any) error {
+	declareConfig(v)
 	s, _ := pull(hostConfig)
 	if s == "" {
 		s = "{}"
