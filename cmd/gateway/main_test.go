@@ -167,6 +167,17 @@ func TestFullExamplePassesCheck(t *testing.T) {
 	der, _ := x509.MarshalPKCS8PrivateKey(priv)
 	os.MkdirAll(filepath.Join(dir, "keys"), 0o700)
 	os.WriteFile(filepath.Join(dir, "keys", "audit-signing.pem"), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600)
+	// check loads the plugins it names, where `make plugins` puts them.
+	os.MkdirAll(filepath.Join(dir, "bin", "plugins"), 0o755)
+	for _, p := range []string{"guard", "mask", "approve"} {
+		b, err := os.ReadFile(testenv.BuildWasm(t, "plugins/"+p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "bin", "plugins", p+".wasm"), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 	env := []string{"TOLLGATE_DEMO_TOKEN=d", "ORDERS_API_TOKEN=o", "METRICS_API_KEY=m", "CLICKHOUSE_PASSWORD=c", "SLACK_DBA_WEBHOOK=https://hooks.slack.test/T0/B0/x", "PROD_DB_PASSWORD=p", "PROD_WEB_SSH_KEY=k"}
 	out, errOut, code := testenv.RunGateway(t, dir, env, "check", "-c", "gateway.toml")
 	if code != 0 {

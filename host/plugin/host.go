@@ -116,12 +116,7 @@ func (c *Chain) Close(ctx context.Context) error {
 func (h *Host) LoadChain(ctx context.Context, cfgs []config.Plugin, resolve func(string) string) (*Chain, error) {
 	var ps []*Plugin
 	for _, pc := range cfgs {
-		wasm, err := os.ReadFile(resolve(pc.Path))
-		if err != nil {
-			NewChain(ps...).Close(ctx)
-			return nil, fmt.Errorf("plugin %s: %w", pc.Name, err)
-		}
-		p, err := h.Load(ctx, pc, wasm, limitsOf(pc))
+		p, err := h.LoadConfigured(ctx, pc, resolve)
 		if err != nil {
 			NewChain(ps...).Close(ctx)
 			return nil, err
@@ -129,6 +124,16 @@ func (h *Host) LoadChain(ctx context.Context, cfgs []config.Plugin, resolve func
 		ps = append(ps, p)
 	}
 	return NewChain(ps...), nil
+}
+
+// LoadConfigured loads one [[plugins]] entry as LoadChain does: its file
+// (path resolved with resolve), its limits and its config.
+func (h *Host) LoadConfigured(ctx context.Context, pc config.Plugin, resolve func(string) string) (*Plugin, error) {
+	wasm, err := os.ReadFile(resolve(pc.Path))
+	if err != nil {
+		return nil, fmt.Errorf("plugin %s: %w", pc.Name, err)
+	}
+	return h.Load(ctx, pc, wasm, limitsOf(pc))
 }
 
 func limitsOf(pc config.Plugin) Limits {
