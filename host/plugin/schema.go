@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
 	"sort"
 	"strings"
 	"time"
@@ -157,27 +158,20 @@ func (s *Schema) validate(ps *[]ConfigProblem, path string, v any, depth int) {
 			add(path, "expected %s, not %s", article(s.Type), article(got))
 		}
 	case "array":
-		var elems []any
-		switch a := v.(type) {
-		case []any:
-			elems = a
-		case []map[string]any:
-			for _, m := range a {
-				elems = append(elems, m)
-			}
-		default:
+		if got != "array" {
 			add(path, "expected an array, not %s", article(got))
 			return
 		}
-		for i, e := range elems {
-			s.Items.validate(ps, fmt.Sprintf("%s[%d]", path, i), e, depth+1)
+		rv := reflect.ValueOf(v)
+		for i := 0; i < rv.Len(); i++ {
+			s.Items.validate(ps, fmt.Sprintf("%s[%d]", path, i), rv.Index(i).Interface(), depth+1)
 		}
 	case "table":
-		m, ok := v.(map[string]any)
-		if !ok {
+		if got != "table" {
 			add(path, "expected a table, not %s", article(got))
 			return
 		}
+		m := asTable(v)
 		for _, r := range s.Required {
 			if _, ok := m[r]; !ok {
 				add(path, "the key %q is required", r)
@@ -206,35 +200,58 @@ func (s *Schema) validate(ps *[]ConfigProblem, path string, v any, depth int) {
 	}
 }
 
-// kindOf names a value as BurntSushi/toml decodes it into an any.
+// kindOf names a value as BurntSushi/toml decodes it into an any, or as a
+// Go caller builds a config ([]string, []map[string]any, int...).
 func kindOf(v any) string {
 	switch v.(type) {
-	case string:
-		return "string"
-	case int64, int, int32, uint64:
-		return "integer"
-	case float64, float32:
-		return "number"
-	case bool:
-		return "boolean"
-	case []any, []map[string]any:
-		return "array"
-	case map[string]any:
-		return "table"
-	case time.Time:
-		return "datetime"
 	case nil:
 		return "nothing"
+	case time.Time:
+		return "datetime"
 	}
-	return "datetime" // toml's local date and time types
+	rv := reflect.ValueOf(v)
+	switch rv.Kind() {
+	case reflect.String:
+		return "string"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "integer"
+	case reflect.Float32, reflect.Float64:
+		return "number"
+	case reflect.Bool:
+		return "boolean"
+	case reflect.Slice, reflect.Array:
+		return "array"
+	case reflect.Map:
+		if rv.Type().Key().Kind() == reflect.String {
+			return "table"
+		}
+	}
+	if rv.Kind() == reflect.Struct {
+		return "datetime" // toml's local date and time types
+	}
+	return "unsupported value"
+}
+
+// asTable is a table value (a map with string keys) as a map[string]any.
+func asTable(v any) map[string]any {
+	if m, ok := v.(map[string]any); ok {
+		return m
+	}
+	rv := reflect.ValueOf(v)
+	m := make(map[string]any, rv.Len())
+	for it := rv.MapRange(); it.Next(); {
+		m[it.Key().String()] = it.Value().Interface()
+	}
+	return m
 }
 
 func article(kind string) string {
-	switch kind {
-	case "integer", "array":
-		return "an " + kind
-	case "nothing":
+	switch {
+	case kind == "nothing":
 		return kind
+	case strings.IndexByte("aeiou", kind[0]) >= 0:
+		return "an " + kind
 	}
 	return "a " + kind
 }

@@ -200,3 +200,27 @@ u = [[1], ["a"]]`)
 		}
 	})
 }
+
+// A config built in Go (as the protocols' tests and embedders do) is
+// judged like the same config decoded from TOML.
+func TestSchemaValidateGoValues(t *testing.T) {
+	s, err := ParseSchema([]byte(`{"type":"table","keys":{"cols":{"type":"array","items":{"type":"string"}},"n":{"type":"integer"},
+		"rules":{"type":"array","items":{"type":"table","keys":{"name":{"type":"string"}}}},"m":{"type":"table","keys":{"a":{"type":"boolean"}}}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ok := map[string]any{"cols": []string{"a"}, "n": 3, "rules": []map[string]any{{"name": "x"}}, "m": map[string]bool{"a": true}}
+	if ps := s.Validate(ok); ps != nil {
+		t.Errorf("%v", ps)
+	}
+	bad := map[string]any{"cols": []int{1}, "n": "3", "rules": []map[string]string{{"nme": "x"}}, "m": map[int]bool{1: true}}
+	want := []ConfigProblem{
+		{"cols[0]", "expected a string, not an integer"},
+		{"m", "expected a table, not an unsupported value"},
+		{"n", "expected an integer, not a string"},
+		{"rules[0].nme", `unknown key (did you mean "name"?)`},
+	}
+	if ps := s.Validate(bad); !reflect.DeepEqual(ps, want) {
+		t.Errorf("got %q\nwant %q", ps, want)
+	}
+}
