@@ -26,6 +26,7 @@ package sdk
 
 import (
 	"encoding/json"
+	"time"
 	"unsafe"
 )
 
@@ -173,8 +174,16 @@ func (e Event) Target() string { return e.get("target") }
 // Subject is the principal's subject.
 func (e Event) Subject() string { return e.get("principal.subject") }
 
-// Claim is one kept claim of the principal.
+// Claim is one claim of the principal's token ("ref", "repository"...).
 func (e Event) Claim(name string) string { return e.get("claim." + name) }
+
+// Time is the current time from the host, in UTC. Use it, not time.Now:
+// the sandbox's clock is not the real one. A verdict that read it is
+// never cached.
+func (e Event) Time() time.Time {
+	t, _ := time.Parse(time.RFC3339, e.get("time"))
+	return t
+}
 
 // Field is a payload field: "sql", "method", "path", "command"...
 func (e Event) Field(name string) string { return e.get("field." + name) }

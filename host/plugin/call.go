@@ -3,6 +3,7 @@ package plugin
 import (
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/tollgate-dev/tollgate/host/event"
 	"github.com/tollgate-dev/tollgate/internal/detect"
@@ -17,6 +18,7 @@ type call struct {
 	v           event.Verdict
 	read        []string // attribute names the guest read, for the verdict cache
 	cacheable   bool
+	readTime    bool // the guest read "time"
 	rowsChanged int
 	// fired counts, per field or column masked, the spans of each
 	// detector kind: the audit row says what was masked where, never
@@ -70,6 +72,11 @@ func (c *call) firedAnnotations() []event.Annotation {
 
 // get resolves an ABI attribute name against the event.
 func (c *call) get(name string) (string, bool) {
+	if name == "time" {
+		// Never a cache key: a verdict that read the clock is not reused.
+		c.readTime = true
+		return c.p.now().UTC().Format(time.RFC3339), true
+	}
 	c.read = append(c.read, name)
 	return attribute(c.ev, name)
 }

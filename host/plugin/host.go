@@ -19,6 +19,7 @@ type Host struct {
 	cache   wazero.CompilationCache
 	log     *slog.Logger
 	maskKey []byte
+	now     func() time.Time
 }
 
 // Options configure a Host.
@@ -26,11 +27,17 @@ type Options struct {
 	CacheDir string // compiled code, reused across restarts; "" keeps it in memory
 	MaskKey  []byte // the per-deployment key of the hash mask strategy
 	Log      *slog.Logger
+	// Now is the clock behind the "time" attribute; nil: time.Now.
+	// `gateway plugin test` sets it to the test event's time.
+	Now func() time.Time
 }
 
 // NewHost prepares the compilation cache.
 func NewHost(o Options) (*Host, error) {
-	h := &Host{log: o.Log, maskKey: o.MaskKey}
+	h := &Host{log: o.Log, maskKey: o.MaskKey, now: o.Now}
+	if h.now == nil {
+		h.now = time.Now
+	}
 	if h.log == nil {
 		h.log = slog.Default()
 	}

@@ -33,6 +33,7 @@ type Plugin struct {
 	log        *slog.Logger
 	configJSON []byte
 	maskKey    []byte
+	now        func() time.Time
 
 	rt       wazero.Runtime
 	compiled wazero.CompiledModule
@@ -106,6 +107,7 @@ func (h *Host) Load(ctx context.Context, cfg config.Plugin, wasm []byte, lim Lim
 		fuel:       lim.Fuel,
 		log:        h.log,
 		maskKey:    h.maskKey,
+		now:        h.now,
 		subs:       map[string]bool{},
 		specs:      map[string]int32{},
 		streams:    map[string]*detect.Stream{},
@@ -388,7 +390,7 @@ func (p *Plugin) Process(ctx context.Context, ev *event.Event) (event.Verdict, e
 	}
 	p.put(in)
 	v := c.verdict(int32(res[0]))
-	if c.cacheable && !rows {
+	if c.cacheable && !rows && !c.readTime {
 		p.cache.store(p, ev, c.read, v)
 	}
 	return v, nil

@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"time"
 
 	"github.com/BurntSushi/toml"
 
@@ -49,11 +50,14 @@ func Build(dir, out string) (string, error) {
 
 // TestEvent is an event as `gateway plugin test --event` reads it.
 type TestEvent struct {
-	Kind      string            `json:"kind"`
-	Phase     string            `json:"phase"` // request (default) or response
-	Protocol  string            `json:"protocol"`
-	Target    string            `json:"target"`
-	SessionID string            `json:"session_id"`
+	Kind      string `json:"kind"`
+	Phase     string `json:"phase"` // request (default) or response
+	Protocol  string `json:"protocol"`
+	Target    string `json:"target"`
+	SessionID string `json:"session_id"`
+	// Time is the "time" attribute the plugin reads (RFC 3339); default:
+	// the clock's.
+	Time      string            `json:"time"`
 	Principal *TestPrincipal    `json:"principal"`
 	Fields    map[string]string `json:"fields"`
 	Rows      *TestRows         `json:"rows"`
@@ -111,7 +115,20 @@ func Run(ctx context.Context, wasm, configTOML, eventJSON []byte) (_ *Result, er
 			return nil, fmt.Errorf("plugin test: config: %w", err)
 		}
 	}
-	h, err := plugin.NewHost(plugin.Options{MaskKey: []byte("gateway plugin test")})
+	opts := plugin.Options{MaskKey: []byte("gateway plugin test")}
+	// Compiled code is kept between runs (a Go guest takes a second or
+	// more to compile), where the user's caches live; none: in memory.
+	if dir, err := os.UserCacheDir(); err == nil {
+		opts.CacheDir = filepath.Join(dir, "tollgate", "wasm-cache")
+	}
+	if te.Time != "" {
+		at, err := time.Parse(time.RFC3339, te.Time)
+		if err != nil {
+			return nil, fmt.Errorf("plugin test: event: time: %w", err)
+		}
+		opts.Now = func() time.Time { return at }
+	}
+	h, err := plugin.NewHost(opts)
 	if err != nil {
 		return nil, err
 	}
