@@ -274,6 +274,13 @@ const (
 	Redact  Strategy = 0 // the whole match replaced
 	Partial Strategy = 1 // all but the last 4 characters replaced
 	Hash    Strategy = 2 // a keyed hash, equal values stay equal
+
+	// RecordOnly, or-ed into a strategy of Mask (Redact|RecordOnly),
+	// masks the field in the audit row and for the plugins after this
+	// one, while the target receives it as sent: for a secret the
+	// upstream needs (a token in a query string) that the audit trail
+	// must not keep. Mask only; MaskStream and row masking refuse it.
+	RecordOnly Strategy = 0x100
 )
 
 // Mask replaces the pattern's matches in a field, in the host, and returns

@@ -390,7 +390,9 @@ func (p *Plugin) Process(ctx context.Context, ev *event.Event) (event.Verdict, e
 	}
 	p.put(in)
 	v := c.verdict(int32(res[0]))
-	if c.cacheable && !rows && !c.readTime {
+	// A record-only change is not in the verdict: a cached verdict would
+	// skip it and record the value as sent.
+	if c.cacheable && !rows && !c.readTime && !c.recorded {
 		p.cache.store(p, ev, c.read, v)
 	}
 	return v, nil
