@@ -36,6 +36,7 @@ func TestCheckPlugins(t *testing.T) {
 	guard := testenv.BuildWasm(t, "plugins/guard")
 	mask := testenv.BuildWasm(t, "plugins/mask")
 	noop := testenv.BuildWasm(t, "host/plugin/testdata/guests/noop")
+	afterHours := testenv.BuildWasm(t, "examples/plugins/after-hours")
 	env := []string{"CHECK_TEST_TOKEN=x"}
 
 	good := valid + fmt.Sprintf(`
@@ -86,7 +87,13 @@ path = "plugins/gone.wasm"
 [[plugins]]
 name = "garbage"
 path = "garbage.wasm"
-`, guard, mask)
+
+[[plugins]]
+name = "after-hours"
+path = %q
+[plugins.config]
+timezone = "UTC"
+`, guard, mask, afterHours)
 	dir = writeConfig(t, bad)
 	if err := os.WriteFile(filepath.Join(dir, "garbage.wasm"), []byte("\x00asm\x01\x00\x00\x00garbage"), 0o644); err != nil {
 		t.Fatal(err)
@@ -102,13 +109,14 @@ path = "garbage.wasm"
 		posOf(t, bad, "valuez", 1) + `: plugins[1].config.allow[0].valuez: unknown key (did you mean "values"?)`,
 		posOf(t, bad, `path = "plugins/gone.wasm"`, 1) + `: plugins[2].path: plugin "gone": no file ` + filepath.Join(dir, "plugins", "gone.wasm"),
 		posOf(t, bad, `path = "garbage.wasm"`, 1) + ": plugins[3].path: plugin garbage: ",
+		posOf(t, bad, "[plugins.config]", 3) + `: plugins[4].config: the key "tables" is required`,
 	} {
 		if !strings.Contains(errOut, want) {
 			t.Errorf("stderr lacks %q:\n%s", want, errOut)
 		}
 	}
-	if n := strings.Count(strings.TrimSpace(errOut), "\n") + 1; n != 6 {
-		t.Errorf("%d lines of problems, want 6:\n%s", n, errOut)
+	if n := strings.Count(strings.TrimSpace(errOut), "\n") + 1; n != 7 {
+		t.Errorf("%d lines of problems, want 7:\n%s", n, errOut)
 	}
 
 	// serve refuses the same config before it listens.
