@@ -15,6 +15,7 @@ require (
 	github.com/nyaruka/phonenumbers v1.8.1
 	github.com/pganalyze/pg_query_go/v6 v6.2.5
 	github.com/tetratelabs/wazero v1.12.0
+	github.com/tollgate-dev/tollgate/sdk v0.0.0-00010101000000-000000000000
 	github.com/zricethezav/gitleaks/v8 v8.30.1
 	golang.org/x/crypto v0.58.0
 	google.golang.org/protobuf v1.36.11
@@ -98,3 +99,7 @@ require (
 	gopkg.in/ini.v1 v1.67.0 // indirect
 	gopkg.in/yaml.v3 v3.0.1 // indirect
 )
+
+// The plugin SDK is a module of its own, so that a plugin outside this
+// repository can require it (sdk/README.md); here it is the tree's copy.
+replace github.com/tollgate-dev/tollgate/sdk => ./sdk

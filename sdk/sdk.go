@@ -26,6 +26,7 @@ package sdk
 
 import (
 	"encoding/json"
+	"time"
 	"unsafe"
 )
 
@@ -117,8 +118,14 @@ func pull(get func(p unsafe.Pointer, cap uint32) int32) (string, bool) {
 	return string(buf[:n]), true
 }
 
-// Config decodes the plugin's own table from gateway.toml into v.
+// Config decodes the plugin's own table from gateway.toml into v. Called
+// in init with a pointer to a struct, it also declares the struct's keys
+// (their json names; a field tagged `tollgate:"required"` must be set) as
+// the plugin's config schema: `gateway check` and the gateway's start
+// then refuse a key the struct lacks, or a value of another type, at its
+// place in gateway.toml. A map or an any declares nothing.
 func Config(v any) error {
+	declareConfig(v)
 	s, _ := pull(hostConfig)
 	if s == "" {
 		s = "{}"
@@ -167,8 +174,16 @@ func (e Event) Target() string { return e.get("target") }
 // Subject is the principal's subject.
 func (e Event) Subject() string { return e.get("principal.subject") }
 
-// Claim is one kept claim of the principal.
+// Claim is one claim of the principal's token ("ref", "repository"...).
 func (e Event) Claim(name string) string { return e.get("claim." + name) }
+
+// Time is the current time from the host, in UTC. Use it, not time.Now:
+// the sandbox's clock is not the real one. A verdict that read it is
+// never cached.
+func (e Event) Time() time.Time {
+	t, _ := time.Parse(time.RFC3339, e.get("time"))
+	return t
+}
 
 // Field is a payload field: "sql", "method", "path", "command"...
 func (e Event) Field(name string) string { return e.get("field." + name) }
@@ -259,6 +274,13 @@ const (
 	Redact  Strategy = 0 // the whole match replaced
 	Partial Strategy = 1 // all but the last 4 characters replaced
 	Hash    Strategy = 2 // a keyed hash, equal values stay equal
+
+	// RecordOnly, or-ed into a strategy of Mask (Redact|RecordOnly),
+	// masks the field in the audit row and for the plugins after this
+	// one, while the target receives it as sent: for a secret the
+	// upstream needs (a token in a query string) that the audit trail
+	// must not keep. Mask only; MaskStream and row masking refuse it.
+	RecordOnly Strategy = 0x100
 )
 
 // Mask replaces the pattern's matches in a field, in the host, and returns

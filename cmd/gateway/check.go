@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -14,8 +15,10 @@ func cmdCheck(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("check", `Usage: gateway check [-c gateway.toml] [--dev]
 
 Validates the config, including that every env: and file: credential
-resolves and that 'gateway serve' would start with it, and exits 0; otherwise
-prints each problem as FILE:LINE:COL: message and exits 1.
+resolves, that every plugin loads and its [plugins.config] fits the keys
+the plugin declares (sdk/ABI.md; a plugin that declares none gets a
+warning), and that 'gateway serve' would start with it, and exits 0;
+otherwise prints each problem as FILE:LINE:COL: message and exits 1.
 
 Without --dev a postgres listener needs tls_cert and tls_key (or
 allow_plaintext), as for 'gateway serve'; --dev checks the config as
@@ -27,17 +30,23 @@ listener without a certificate gets a self-signed one.`, stderr)
 		return err
 	}
 	cfg, err := loadConfig(fs, *path)
+	var warnings config.Problems
 	if err == nil {
 		// Every problem in one run, in file order.
-		var all, serve config.Problems
+		var all, serve, plugins config.Problems
 		errors.As(cfg.ResolveSecrets(), &all)
 		if errors.As(cfg.ValidateServe(*dev), &serve) {
 			all = append(all, serve...)
-			sort.SliceStable(all, func(i, j int) bool { return all[i].Line < all[j].Line })
 		}
+		plugins, warnings = checkPlugins(context.Background(), cfg)
+		all = append(all, plugins...)
+		sort.SliceStable(all, func(i, j int) bool { return all[i].Line < all[j].Line })
 		if len(all) > 0 {
 			err = all
 		}
+	}
+	for _, w := range warnings {
+		fmt.Fprintln(stderr, w)
 	}
 	var ps config.Problems
 	if errors.As(err, &ps) {

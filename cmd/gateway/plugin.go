@@ -14,15 +14,20 @@ import (
 	"github.com/tollgate-dev/tollgate/host/plugin/plugintool"
 )
 
-const pluginUsage = `Usage: gateway plugin <new|build|test> ...
+const pluginUsage = `Usage: gateway plugin <new|build|test|sdk> ...
 
   gateway plugin new NAME [--dir DIR]
-      scaffold a plugin (handler, sample event and config, README, a test)
+      scaffold a plugin (handler, sample event and config, README, a test, a
+      go.mod) that builds anywhere: the SDK is copied into NAME/tollgate-sdk
   gateway plugin build DIR [-o OUT.wasm]
       build it with the Go toolchain: GOOS=wasip1 GOARCH=wasm -buildmode=c-shared
   gateway plugin test PLUGIN.wasm --event EVENT.json [--config CONFIG.toml]
       run one event through the plugin with the real host; print the verdict,
-      the rewritten fields and the annotations as JSON
+      the rewritten fields and the annotations as JSON; exits 1 when the
+      plugin crashes
+  gateway plugin sdk --out DIR
+      write this gateway's copy of the SDK module into DIR (a plugin's go.mod
+      replaces github.com/tollgate-dev/tollgate/sdk with it)
 
 The plugin ABI is in sdk/ABI.md; the Go SDK is github.com/tollgate-dev/tollgate/sdk.`
 
@@ -42,11 +47,39 @@ func cmdPlugin(args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
-		root, err := plugintool.Scaffold(*dir, name)
+		root, err := plugintool.Scaffold(*dir, name, version)
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "created %s\nnext: cd %s && gateway plugin build . && gateway plugin test %s.wasm --event event.json --config config.toml\n", root, root, name)
+		fmt.Fprintf(stdout, `created %[1]s
+next:
+  cd %[1]s
+  go test ./...                 # needs this gateway on PATH or in TOLLGATE_GATEWAY
+  gateway plugin build .        # writes %[2]s.wasm
+  gateway plugin test %[2]s.wasm --event event.json --config config.toml
+then add it to gateway.toml (path is relative to gateway.toml's folder), and
+run gateway check, then SIGHUP or gateway reload:
+  [[plugins]]
+  name = "%[2]s"
+  path = "plugins/%[2]s.wasm"
+  [plugins.config]
+  blocked_paths = ["/admin"]
+`, root, name)
+		return nil
+	case "sdk":
+		fs := newFlags("plugin sdk", "Usage: gateway plugin sdk --out DIR\n\nWrites this gateway's copy of the plugin SDK module into DIR.", stderr)
+		out := fs.String("out", "", "the folder to write (required)")
+		if err := parse(fs, args[1:]); err != nil {
+			return err
+		}
+		if *out == "" {
+			fmt.Fprintln(stderr, "gateway plugin sdk: --out is required")
+			return errUsage
+		}
+		if err := plugintool.WriteSDK(*out); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "wrote the SDK (gateway %s) to %s\n", version, *out)
 		return nil
 	case "build":
 		fs := newFlags("plugin build", "Usage: gateway plugin build DIR [-o OUT.wasm]\n\nBuilds the plugin in DIR for wasip1 with the Go toolchain.", stderr)

@@ -11,7 +11,9 @@ import (
 	"github.com/tollgate-dev/tollgate/sdk"
 )
 
-// cfg is this plugin's [plugins.config] table from gateway.toml.
+// cfg is this plugin's [plugins.config] table from gateway.toml. sdk.Config
+// also declares its keys to the gateway: `gateway check` and the gateway's
+// start refuse a key this struct does not have, or a value of another type.
 var cfg struct {
 	BlockedPaths []string `json:"blocked_paths"`
 }

@@ -1,27 +1,54 @@
 package main_test
 
 import (
-	"context"
+	"encoding/json"
 	"os"
 	"testing"
 
-	"github.com/tollgate-dev/tollgate/host/plugin/plugintool"
+	"github.com/tollgate-dev/tollgate/sdk/sdktest"
 )
 
-// The sample event in event.json is denied by the sample config.
-func TestSampleEvent(t *testing.T) {
-	wasm, err := plugintool.Build(".", t.TempDir()+"/blocker.wasm")
+// The plugin runs in the gateway's own plugin host (sdktest drives
+// `gateway plugin build` and `gateway plugin test`): a blocked path is denied,
+// any other passes.
+func TestBlockedPaths(t *testing.T) {
+	wasm := sdktest.Build(t, ".")
+	cfg, err := os.ReadFile("config.toml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	code, _ := os.ReadFile(wasm)
-	cfg, _ := os.ReadFile("config.toml")
-	ev, _ := os.ReadFile("event.json")
-	r, err := plugintool.Run(context.Background(), code, cfg, ev)
+	for _, tc := range []struct{ path, want string }{
+		{"/admin/users", "deny"},
+		{"/admin", "deny"},
+		{"/orders/42", "allow"},
+		{"/", "allow"},
+	} {
+		r := sdktest.Run(t, wasm, string(cfg), sampleEvent(t, tc.path))
+		if r.Action != tc.want {
+			t.Errorf("GET %s: %s (%s), want %s", tc.path, r.Action, r.Reason, tc.want)
+		}
+	}
+	// Without a config nothing is blocked.
+	if r := sdktest.Run(t, wasm, "", sampleEvent(t, "/admin")); r.Action != "allow" {
+		t.Errorf("no config: %s (%s), want allow", r.Action, r.Reason)
+	}
+}
+
+// sampleEvent is event.json with another path.
+func sampleEvent(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile("event.json")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.Action != "deny" || r.Annotations["blocker.blocked"] != "/admin" {
-		t.Fatalf("result: %+v", r)
+	var ev map[string]any
+	if err := json.Unmarshal(b, &ev); err != nil {
+		t.Fatal(err)
 	}
+	ev["fields"].(map[string]any)["path"] = path
+	out, err := json.Marshal(ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(out)
 }

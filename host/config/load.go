@@ -448,3 +448,13 @@ func editDistance(a, b string) int {
 	}
 	return prev[len(b)]
 }
+
+// ProblemAt places a message about the key at path (e.g.
+// "plugins[1].config.rules[0].methods") in the config's file, as Parse
+// places its own problems: for checks made outside this package, such as
+// a plugin's config against the schema the plugin declares. A path not
+// written in the file is placed at its nearest written parent.
+func (c *Config) ProblemAt(path, msg string) Problem {
+	ps, _ := c.src.problems(problemList{{path, msg}}).(Problems)
+	return ps[0]
+}

@@ -56,6 +56,11 @@ func instantiateHostModule(ctx context.Context, r wazero.Runtime) error {
 			l.p.subscribe(read(m, u(s, 0), u(s, 1)))
 		}
 	})
+	fn("config_schema", 2, 0, func(ctx context.Context, m api.Module, s []uint64) {
+		if l, ok := ctx.Value(stateKey{}).(*loading); ok {
+			l.p.declareSchema(m, u(s, 0), u(s, 1))
+		}
+	})
 	fn("subscribe_rows", 3, 0, func(ctx context.Context, m api.Module, s []uint64) {
 		if l, ok := ctx.Value(stateKey{}).(*loading); ok {
 			l.p.subscribeRows(read(m, u(s, 0), u(s, 1)), api.DecodeI32(s[2]))

@@ -3,6 +3,7 @@ package plugin
 import (
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/tollgate-dev/tollgate/host/event"
 	"github.com/tollgate-dev/tollgate/internal/detect"
@@ -17,6 +18,8 @@ type call struct {
 	v           event.Verdict
 	read        []string // attribute names the guest read, for the verdict cache
 	cacheable   bool
+	readTime    bool // the guest read "time"
+	recorded    bool // a record-only change was made
 	rowsChanged int
 	// fired counts, per field or column masked, the spans of each
 	// detector kind: the audit row says what was masked where, never
@@ -70,6 +73,11 @@ func (c *call) firedAnnotations() []event.Annotation {
 
 // get resolves an ABI attribute name against the event.
 func (c *call) get(name string) (string, bool) {
+	if name == "time" {
+		// Never a cache key: a verdict that read the clock is not reused.
+		c.readTime = true
+		return c.p.now().UTC().Format(time.RFC3339), true
+	}
 	c.read = append(c.read, name)
 	return attribute(c.ev, name)
 }
@@ -143,6 +151,8 @@ func (c *call) find(id int32, name string) int32 {
 }
 
 func (c *call) mask(id int32, name string, strategy uint32) int32 {
+	record := strategy&recordOnly != 0
+	strategy &^= recordOnly
 	m := c.pattern(id)
 	field, isField := strings.CutPrefix(name, "field.")
 	v, ok := c.ev.Fields[field]
@@ -150,6 +160,16 @@ func (c *call) mask(id int32, name string, strategy uint32) int32 {
 		return absent
 	}
 	spans := m.Find([]byte(v), nil)
+	if record {
+		// What is only recorded may be recorded decoded: a secret sent
+		// percent-encoded (ghp%5F..., even twice) is found in its
+		// decoded form, which the row then keeps, masked.
+		if dec := percentDecoded(v); dec != v {
+			if ds := m.Find([]byte(dec), nil); len(ds) > len(spans) {
+				v, spans = dec, ds
+			}
+		}
+	}
 	if len(spans) == 0 {
 		return 0
 	}
@@ -157,7 +177,14 @@ func (c *call) mask(id int32, name string, strategy uint32) int32 {
 	if err != nil {
 		return absent
 	}
-	c.set(field, string(masked))
+	if record {
+		// The row and later plugins see the masked value; the wire keeps
+		// what the client sent, or an earlier plugin's change of it.
+		c.ev.Fields[field] = string(masked)
+		c.recorded = true
+	} else {
+		c.set(field, string(masked))
+	}
 	c.tally(field, spans)
 	return int32(len(spans))
 }
@@ -336,4 +363,41 @@ func (p *Plugin) classify(sql string) string {
 	p.sqlCache[sql] = d
 	p.mu.Unlock()
 	return d
+}
+
+// percentDecoded decodes %XX escapes, up to three layers deep; a % not
+// followed by two hex digits stays. '+' stays too: in a path it is a
+// plus, and a secret may hold one.
+func percentDecoded(s string) string {
+	for range 3 {
+		if !strings.Contains(s, "%") {
+			return s
+		}
+		b := make([]byte, 0, len(s))
+		for i := 0; i < len(s); i++ {
+			if s[i] == '%' && i+2 < len(s) && isHex(s[i+1]) && isHex(s[i+2]) {
+				b = append(b, unhex(s[i+1])<<4|unhex(s[i+2]))
+				i += 2
+				continue
+			}
+			b = append(b, s[i])
+		}
+		if string(b) == s {
+			return s
+		}
+		s = string(b)
+	}
+	return s
+}
+
+func isHex(c byte) bool { return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F' }
+
+func unhex(c byte) byte {
+	switch {
+	case c >= 'a':
+		return c - 'a' + 10
+	case c >= 'A':
+		return c - 'A' + 10
+	}
+	return c - '0'
 }

@@ -19,6 +19,7 @@ type Host struct {
 	cache   wazero.CompilationCache
 	log     *slog.Logger
 	maskKey []byte
+	now     func() time.Time
 }
 
 // Options configure a Host.
@@ -26,11 +27,17 @@ type Options struct {
 	CacheDir string // compiled code, reused across restarts; "" keeps it in memory
 	MaskKey  []byte // the per-deployment key of the hash mask strategy
 	Log      *slog.Logger
+	// Now is the clock behind the "time" attribute; nil: time.Now.
+	// `gateway plugin test` sets it to the test event's time.
+	Now func() time.Time
 }
 
 // NewHost prepares the compilation cache.
 func NewHost(o Options) (*Host, error) {
-	h := &Host{log: o.Log, maskKey: o.MaskKey}
+	h := &Host{log: o.Log, maskKey: o.MaskKey, now: o.Now}
+	if h.now == nil {
+		h.now = time.Now
+	}
 	if h.log == nil {
 		h.log = slog.Default()
 	}
@@ -116,12 +123,7 @@ func (c *Chain) Close(ctx context.Context) error {
 func (h *Host) LoadChain(ctx context.Context, cfgs []config.Plugin, resolve func(string) string) (*Chain, error) {
 	var ps []*Plugin
 	for _, pc := range cfgs {
-		wasm, err := os.ReadFile(resolve(pc.Path))
-		if err != nil {
-			NewChain(ps...).Close(ctx)
-			return nil, fmt.Errorf("plugin %s: %w", pc.Name, err)
-		}
-		p, err := h.Load(ctx, pc, wasm, limitsOf(pc))
+		p, err := h.LoadConfigured(ctx, pc, resolve)
 		if err != nil {
 			NewChain(ps...).Close(ctx)
 			return nil, err
@@ -129,6 +131,16 @@ func (h *Host) LoadChain(ctx context.Context, cfgs []config.Plugin, resolve func
 		ps = append(ps, p)
 	}
 	return NewChain(ps...), nil
+}
+
+// LoadConfigured loads one [[plugins]] entry as LoadChain does: its file
+// (path resolved with resolve), its limits and its config.
+func (h *Host) LoadConfigured(ctx context.Context, pc config.Plugin, resolve func(string) string) (*Plugin, error) {
+	wasm, err := os.ReadFile(resolve(pc.Path))
+	if err != nil {
+		return nil, fmt.Errorf("plugin %s: %w", pc.Name, err)
+	}
+	return h.Load(ctx, pc, wasm, limitsOf(pc))
 }
 
 func limitsOf(pc config.Plugin) Limits {

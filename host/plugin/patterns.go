@@ -54,6 +54,12 @@ func (p *Plugin) compilePattern(spec string) (int32, error) {
 	return id, nil
 }
 
+// recordOnly, or-ed into the strategy of mask, makes the change
+// record-only (sdk/ABI.md): the event's field (what the audit row records
+// and later plugins see) is masked, the verdict's Changes (what the
+// protocol puts on the wire) are not.
+const recordOnly = 0x100
+
 func strategyOf(code uint32) (detect.Strategy, error) {
 	switch code {
 	case 0:

@@ -33,6 +33,7 @@ type Plugin struct {
 	log        *slog.Logger
 	configJSON []byte
 	maskKey    []byte
+	now        func() time.Time
 
 	rt       wazero.Runtime
 	compiled wazero.CompiledModule
@@ -43,12 +44,16 @@ type Plugin struct {
 	subs   map[string]bool
 	// Row batches reach the plugin only when a column name matches one of
 	// rowCols or the pattern rowFind finds something; none set: always.
-	rowCols  []string
-	rowFind  []int32
-	patterns []*detect.Set
-	specs    map[string]int32
-	streams  map[string]*detect.Stream // session + field → stream being masked
-	sqlCache map[string]string         // SQL text → classification
+	rowCols []string
+	rowFind []int32
+	// schema is what the plugin declared of its config (config_schema),
+	// nil when it declared nothing; schemaErr, a declaration refused.
+	schema    *Schema
+	schemaErr error
+	patterns  []*detect.Set
+	specs     map[string]int32
+	streams   map[string]*detect.Stream // session + field → stream being masked
+	sqlCache  map[string]string         // SQL text → classification
 
 	idle chan *instance // pooled instances
 	sem  chan struct{}  // bounds live instances
@@ -102,6 +107,7 @@ func (h *Host) Load(ctx context.Context, cfg config.Plugin, wasm []byte, lim Lim
 		fuel:       lim.Fuel,
 		log:        h.log,
 		maskKey:    h.maskKey,
+		now:        h.now,
 		subs:       map[string]bool{},
 		specs:      map[string]int32{},
 		streams:    map[string]*detect.Stream{},
@@ -156,12 +162,28 @@ func (h *Host) Load(ctx context.Context, cfg config.Plugin, wasm []byte, lim Lim
 		return fail(errors.New("exports neither " + exportOnEvent + " nor " + exportOnRows))
 	}
 	first, err := p.newInstance(ctx)
-	if err != nil {
-		return fail(err)
-	}
 	p.mu.Lock()
 	p.frozen = true
 	p.mu.Unlock()
+	// The schema before init's own error: a plugin that declared its keys
+	// and then failed on its config (a panic in sdk.Config) is reported
+	// key by key, where gateway check can place each problem.
+	if p.schemaErr == nil && p.schema != nil {
+		if ps := p.schema.Validate(cfg.Config); len(ps) > 0 {
+			if first != nil {
+				first.mod.Close(ctx)
+			}
+			p.rt.Close(ctx)
+			return nil, &ConfigError{Plugin: cfg.Name, Problems: ps}
+		}
+	}
+	if err == nil && p.schemaErr != nil {
+		first.mod.Close(ctx)
+		err = p.schemaErr
+	}
+	if err != nil {
+		return fail(err)
+	}
 	if len(p.subs) == 0 {
 		first.mod.Close(ctx)
 		return fail(errors.New("subscribes to no event kind: call sdk.Subscribe in init"))
@@ -190,6 +212,29 @@ func (p *Plugin) subscribe(kind string) {
 		p.subs[kind] = true
 	}
 }
+
+// declareSchema records the config schema the plugin declares while its
+// first instance initializes; a later declaration replaces an earlier.
+func (p *Plugin) declareSchema(m api.Module, ptr, n uint32) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.frozen {
+		return
+	}
+	if n > maxSchemaBytes {
+		p.schema, p.schemaErr = nil, fmt.Errorf("config schema: %d bytes, more than %d", n, maxSchemaBytes)
+		return
+	}
+	b, ok := m.Memory().Read(ptr, n)
+	if !ok {
+		p.schema, p.schemaErr = nil, errors.New("config schema: out of the guest's memory")
+		return
+	}
+	p.schema, p.schemaErr = ParseSchema(b)
+}
+
+// Schema is the config schema the plugin declared, nil if none.
+func (p *Plugin) Schema() *Schema { return p.schema }
 
 // subscribeRows narrows the row batches the plugin wants: to batches with
 // a column whose lower-cased name matches glob, or (id >= 0) in which the
@@ -345,7 +390,9 @@ func (p *Plugin) Process(ctx context.Context, ev *event.Event) (event.Verdict, e
 	}
 	p.put(in)
 	v := c.verdict(int32(res[0]))
-	if c.cacheable && !rows {
+	// A record-only change is not in the verdict: a cached verdict would
+	// skip it and record the value as sent.
+	if c.cacheable && !rows && !c.readTime && !c.recorded {
 		p.cache.store(p, ev, c.read, v)
 	}
 	return v, nil

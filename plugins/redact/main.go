@@ -18,6 +18,11 @@ var cfg struct {
 	Strategy  string   `json:"strategy"`  // redact (default), partial, hash
 	Streams   []string `json:"streams"`   // kinds whose "data" field is a stream; default ssh.output, kube.output
 	Bodies    []string `json:"bodies"`    // kinds whose "body" field is whole; default http.response
+	// Requests are request kinds whose fields (RequestFields) are
+	// redacted in the audit row only: the target receives them as sent
+	// (a record-only change, sdk/ABI.md). Default: none.
+	Requests      []string `json:"requests"`
+	RequestFields []string `json:"request_fields"` // default: query, path, body
 	// Allow: per-target values that are not secrets; the first entry
 	// whose targets match the event's target applies.
 	Allow []allow.Entry `json:"allow"`
@@ -28,6 +33,7 @@ var (
 	allowed  []sdk.Pattern // allowed[i]: set with cfg.Allow[i]
 	strategy = sdk.Redact
 	streams  = map[string]bool{}
+	requests = map[string]bool{}
 )
 
 func init() {
@@ -64,13 +70,24 @@ func init() {
 	for _, k := range cfg.Bodies {
 		sdk.Subscribe(k)
 	}
+	if len(cfg.RequestFields) == 0 {
+		cfg.RequestFields = []string{"query", "path", "body"}
+	}
+	for _, k := range cfg.Requests {
+		requests[k] = true
+		sdk.Subscribe(k)
+	}
 	sdk.HandleEvent(func(ev sdk.Event) sdk.Verdict {
 		p := set
 		if i := allow.Pick(cfg.Allow, ev.Target()); i >= 0 {
 			p = allowed[i]
 		}
 		var n int
-		if streams[ev.Kind()] {
+		if requests[ev.Kind()] {
+			for _, f := range cfg.RequestFields {
+				n += max(p.Mask(f, strategy|sdk.RecordOnly), 0)
+			}
+		} else if streams[ev.Kind()] {
 			n = p.MaskStream("data", strategy)
 		} else {
 			n = p.Mask("body", strategy)

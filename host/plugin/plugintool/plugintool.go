@@ -9,16 +9,19 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"time"
 
 	"github.com/BurntSushi/toml"
 
 	"github.com/tollgate-dev/tollgate/host/config"
 	"github.com/tollgate-dev/tollgate/host/event"
 	"github.com/tollgate-dev/tollgate/host/plugin"
+	"github.com/tollgate-dev/tollgate/sdk"
 )
 
 // Build compiles the plugin in dir to out (default: dir/<name>.wasm) with
@@ -47,11 +50,14 @@ func Build(dir, out string) (string, error) {
 
 // TestEvent is an event as `gateway plugin test --event` reads it.
 type TestEvent struct {
-	Kind      string            `json:"kind"`
-	Phase     string            `json:"phase"` // request (default) or response
-	Protocol  string            `json:"protocol"`
-	Target    string            `json:"target"`
-	SessionID string            `json:"session_id"`
+	Kind      string `json:"kind"`
+	Phase     string `json:"phase"` // request (default) or response
+	Protocol  string `json:"protocol"`
+	Target    string `json:"target"`
+	SessionID string `json:"session_id"`
+	// Time is the "time" attribute the plugin reads (RFC 3339); default:
+	// the clock's.
+	Time      string            `json:"time"`
 	Principal *TestPrincipal    `json:"principal"`
 	Fields    map[string]string `json:"fields"`
 	Rows      *TestRows         `json:"rows"`
@@ -109,7 +115,20 @@ func Run(ctx context.Context, wasm, configTOML, eventJSON []byte) (_ *Result, er
 			return nil, fmt.Errorf("plugin test: config: %w", err)
 		}
 	}
-	h, err := plugin.NewHost(plugin.Options{MaskKey: []byte("gateway plugin test")})
+	opts := plugin.Options{MaskKey: []byte("gateway plugin test")}
+	// Compiled code is kept between runs (a Go guest takes a second or
+	// more to compile), where the user's caches live; none: in memory.
+	if dir, err := os.UserCacheDir(); err == nil {
+		opts.CacheDir = filepath.Join(dir, "tollgate", "wasm-cache")
+	}
+	if te.Time != "" {
+		at, err := time.Parse(time.RFC3339, te.Time)
+		if err != nil {
+			return nil, fmt.Errorf("plugin test: event: time: %w", err)
+		}
+		opts.Now = func() time.Time { return at }
+	}
+	h, err := plugin.NewHost(opts)
 	if err != nil {
 		return nil, err
 	}
@@ -194,9 +213,11 @@ func (te TestEvent) event() *event.Event {
 var validName = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,62}$`)
 
 // Scaffold writes a new plugin named name into dir/name: a handler, a
-// sample event and config, a README, and a Go test that builds the plugin
-// and runs the sample through the real host. It refuses to overwrite.
-func Scaffold(dir, name string) (string, error) {
+// sample event and config, a README, a test that runs the plugin through
+// the gateway's plugin host, and a go.mod that requires the SDK from a
+// copy written beside it (SDKDir), so that it builds anywhere. It refuses
+// to overwrite.
+func Scaffold(dir, name, gatewayVersion string) (string, error) {
 	if !validName.MatchString(name) {
 		return "", fmt.Errorf("plugin new: name %q: use lower-case letters, digits, - and _", name)
 	}
@@ -205,12 +226,41 @@ func Scaffold(dir, name string) (string, error) {
 		return "", fmt.Errorf("plugin new: %s already exists", root)
 	}
 	if err := os.MkdirAll(root, 0o755); err != nil {
-		return "", err
+		return "", fmt.Errorf("plugin new: %w", err)
 	}
-	for file, body := range scaffoldFiles(name) {
+	for file, body := range scaffoldFiles(name, gatewayVersion) {
 		if err := os.WriteFile(filepath.Join(root, file), []byte(body), 0o644); err != nil {
-			return "", err
+			return "", fmt.Errorf("plugin new: %w", err)
 		}
 	}
+	if err := WriteSDK(filepath.Join(root, SDKDir)); err != nil {
+		return "", err
+	}
 	return root, nil
+}
+
+// WriteSDK writes the SDK module's source, as this gateway embeds it,
+// into dir: what a plugin's go.mod replace points at. Files of an older
+// copy are overwritten; nothing else in dir is touched.
+func WriteSDK(dir string) error {
+	return fs.WalkDir(sdk.Source, ".", func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		out := filepath.Join(dir, filepath.FromSlash(path))
+		if d.IsDir() {
+			if err := os.MkdirAll(out, 0o755); err != nil {
+				return fmt.Errorf("plugin sdk: %w", err)
+			}
+			return nil
+		}
+		b, err := sdk.Source.ReadFile(path)
+		if err != nil {
+			return fmt.Errorf("plugin sdk: %w", err)
+		}
+		if err := os.WriteFile(out, b, 0o644); err != nil {
+			return fmt.Errorf("plugin sdk: %w", err)
+		}
+		return nil
+	})
 }
