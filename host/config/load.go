@@ -368,19 +368,28 @@ func structType(t reflect.Type) reflect.Type {
 
 // closest is the tag among the types' fields at most two edits from key.
 func closest(key string, types []reflect.Type) string {
-	best, bestDist := "", 3 // at most two edits away
+	var tags []string
 	for _, t := range types {
 		if t == nil {
 			continue
 		}
 		for i := 0; i < t.NumField(); i++ {
-			tag := tomlName(t.Field(i))
-			if tag == "" {
-				continue
+			if tag := tomlName(t.Field(i)); tag != "" {
+				tags = append(tags, tag)
 			}
-			if d := editDistance(key, tag); d < bestDist {
-				best, bestDist = tag, d
-			}
+		}
+	}
+	return Closest(key, tags)
+}
+
+// Closest is the first of names at most two edits from key, for a "did
+// you mean" after an unknown key; "" when none is that close. Keys
+// longer than 64 bytes get no suggestion, which bounds the work.
+func Closest(key string, names []string) string {
+	best, bestDist := "", 3
+	for _, n := range names {
+		if d := editDistance(key, n); d < bestDist {
+			best, bestDist = n, d
 		}
 	}
 	return best
@@ -430,6 +439,9 @@ func tomlName(f reflect.StructField) string {
 
 // editDistance is the Levenshtein distance between two short keys.
 func editDistance(a, b string) int {
+	if len(a) > 64 || len(b) > 64 {
+		return 64
+	}
 	prev := make([]int, len(b)+1)
 	cur := make([]int, len(b)+1)
 	for j := range prev {

@@ -9,6 +9,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/tollgate-dev/tollgate/host/config"
 )
 
 // Schema is what a plugin declares of its [plugins.config] table with the
@@ -258,39 +260,10 @@ func article(kind string) string {
 
 // closestKey is the key at most two edits from k, if one is.
 func closestKey(k string, keys map[string]*Schema) string {
-	best, bestDist := "", 3
 	names := make([]string, 0, len(keys))
 	for n := range keys {
 		names = append(names, n)
 	}
 	sort.Strings(names)
-	for _, n := range names {
-		if d := editDistance(k, n); d < bestDist {
-			best, bestDist = n, d
-		}
-	}
-	return best
-}
-
-func editDistance(a, b string) int {
-	if len(a) > 64 || len(b) > 64 {
-		return 64 // no suggestion for long keys; bounded work
-	}
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
+	return config.Closest(k, names)
 }
