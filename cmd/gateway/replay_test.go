@@ -52,28 +52,11 @@ dir = "clickhouse"
 [[plugins]]
 name = "redact"
 path = %q
-[[targets]]
-name = "box"
-protocol = "ssh"
-upstream = %q
-known_hosts = [%q]
-[targets.credential]
-type = "key"
-username = %q
-value = "file:client.key"
-[[listeners]]
-name = "ssh"
-protocol = "ssh"
-listen = %q
-host_key = "gateway_host_key"
-[[access]]
+%s[[access]]
 name = "dev-tokens"
 issuers = ["dev"]
 targets = ["box"]
-`, addrs["issuer"], addrs["admin"], testenv.BuildWasm(t, "plugins/redact"), sshd.Addr, sshd.HostKeyLine, sshd.User, addrs["ssh"])
-	if err := os.WriteFile(filepath.Join(dir, "client.key"), sshd.ClientKeyPEM, 0o600); err != nil {
-		t.Fatal(err)
-	}
+`, addrs["issuer"], addrs["admin"], testenv.BuildWasm(t, "plugins/redact"), sshBox(t, dir, sshd, addrs["ssh"], ""))
 	env := []string{embedded.EnvLibPath + "=" + testenv.ChDBLib(t)}
 	// Compiling the redact plugin and opening chDB take a while on shared
 	// cores: a generous bound, not a measure.

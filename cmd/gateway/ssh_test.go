@@ -29,28 +29,11 @@ func TestSSHThroughTheBinary(t *testing.T) {
 data_dir = ".tollgate"
 [dev]
 issuer_listen = %q
-[[targets]]
-name = "box"
-protocol = "ssh"
-upstream = %q
-known_hosts = [%q]
-[targets.credential]
-type = "key"
-username = %q
-value = "file:client.key"
-[[listeners]]
-name = "ssh"
-protocol = "ssh"
-listen = %q
-host_key = "gateway_host_key"
-[[access]]
+%s[[access]]
 name = "dev-tokens"
 issuers = ["dev"]
 targets = ["box"]
-`, addrs["issuer"], sshd.Addr, sshd.HostKeyLine, sshd.User, addrs["ssh"])
-	if err := os.WriteFile(filepath.Join(dir, "client.key"), sshd.ClientKeyPEM, 0o600); err != nil {
-		t.Fatal(err)
-	}
+`, addrs["issuer"], sshBox(t, dir, sshd, addrs["ssh"], ""))
 	gw := testenv.StartGateway(t, testenv.GatewayOptions{Config: cfg, Dir: dir, Dev: true, Wait: []string{addrs["issuer"], addrs["ssh"]}})
 	if _, errOut, code := gw.Run("check", "-c", gw.Config, "--dev"); code != 0 {
 		t.Fatalf("gateway check: %s", errOut)
@@ -82,4 +65,29 @@ targets = ["box"]
 	if row.Status != "exit 0" {
 		t.Errorf("exec row status %q", row.Status)
 	}
+}
+
+// sshBox is the TOML of the target "box" on sshd, reached with sshd's
+// client key (written to dir/client.key), and of the listener "ssh" at
+// listen, whose table goes on with listenerKeys.
+func sshBox(t *testing.T, dir string, sshd *testenv.SSHD, listen, listenerKeys string) string {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(dir, "client.key"), sshd.ClientKeyPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf(`[[targets]]
+name = "box"
+protocol = "ssh"
+upstream = %q
+known_hosts = [%q]
+[targets.credential]
+type = "key"
+username = %q
+value = "file:client.key"
+[[listeners]]
+name = "ssh"
+protocol = "ssh"
+listen = %q
+host_key = "gateway_host_key"
+`, sshd.Addr, sshd.HostKeyLine, sshd.User, listen) + listenerKeys
 }

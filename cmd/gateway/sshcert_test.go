@@ -40,29 +40,12 @@ issuer_listen = %q
 [admin]
 listen = %q
 groups = ["admins"]
-[[targets]]
-name = "box"
-protocol = "ssh"
-upstream = %q
-known_hosts = [%q]
-[targets.credential]
-type = "key"
-username = %q
-value = "file:client.key"
-[[listeners]]
-name = "ssh"
-protocol = "ssh"
-listen = %q
-host_key = "gateway_host_key"
-ca_key = "gateway_ca_key"
-revoked_serials = "revoked_serials"
-[[access]]
+%s[[access]]
 name = "dev-tokens"
 issuers = ["dev"]
 targets = ["box"]
 paths = ["/%s"]
-`, addrs["issuer"], addrs["admin"], sshd.Addr, sshd.HostKeyLine, sshd.User, addrs["ssh"], sshd.User)
-	must(t, os.WriteFile(filepath.Join(dir, "client.key"), sshd.ClientKeyPEM, 0o600))
+`, addrs["issuer"], addrs["admin"], sshBox(t, dir, sshd, addrs["ssh"], "ca_key = \"gateway_ca_key\"\nrevoked_serials = \"revoked_serials\"\n"), sshd.User)
 	gw := testenv.StartGateway(t, testenv.GatewayOptions{Config: cfg, Dir: dir, Dev: true, Wait: []string{addrs["issuer"], addrs["ssh"], addrs["admin"]}})
 	if _, errOut, code := gw.Run("check", "-c", gw.Config, "--dev"); code != 0 {
 		t.Fatalf("gateway check: %s", errOut)
