@@ -47,12 +47,7 @@ func (c *conn) publicKey(meta xssh.ConnMetadata, key xssh.PublicKey) (*xssh.Perm
 	serial := strconv.FormatUint(cert.Serial, 10)
 	c.certSerial, c.certKeyID = serial, cert.KeyId
 	refuse := func(why string, count bool) (*xssh.Permissions, error) {
-		why = "certificate serial " + serial + ": " + why
-		c.authErr = why
-		if count {
-			l.limit.fail(c.remote)
-		}
-		return nil, &xssh.BannerError{Err: errors.New(why), Message: "tollgate: " + why + "\r\n"}
+		return c.refuse("certificate serial "+serial+": "+why, count)
 	}
 	if l.limit.blocked(c.remote) {
 		return refuse("too many failed authentications from "+c.remote+"; try again later", false)

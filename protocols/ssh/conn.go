@@ -216,19 +216,24 @@ func readToken(ask xssh.KeyboardInteractiveChallenge) (string, error) {
 	return token.String(), nil
 }
 
+// refuse fails a login attempt with why, which the client reads as an
+// SSH banner ("tollgate: why") before the failure; count charges the
+// attempt to the source address's failure budget.
+func (c *conn) refuse(why string, count bool) (*xssh.Permissions, error) {
+	c.authErr = why
+	if count {
+		c.l.limit.fail(c.remote)
+	}
+	return nil, &xssh.BannerError{Err: errors.New(why), Message: "tollgate: " + why + "\r\n"}
+}
+
 // authenticate verifies the token, resolves the SSH user to a login and
 // target and checks access. A refusal reaches the client as an SSH
 // banner ("tollgate: ...") before the failure.
 func (c *conn) authenticate(meta xssh.ConnMetadata, token string) (*xssh.Permissions, error) {
 	c.attempts++
 	l := c.l
-	refuse := func(why string, count bool) (*xssh.Permissions, error) {
-		c.authErr = why
-		if count {
-			l.limit.fail(c.remote)
-		}
-		return nil, &xssh.BannerError{Err: errors.New(why), Message: "tollgate: " + why + "\r\n"}
-	}
+	refuse := c.refuse
 	if l.limit.blocked(c.remote) {
 		return refuse("too many failed authentications from "+c.remote+"; try again later", false)
 	}
