@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime/debug"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -34,7 +35,10 @@ import (
 // server, in one run: select-only at 8 and 1 clients, the same with -M
 // prepared, and -N (writes), each at 8 and 1 clients. Each figure prints
 // as a BENCH line; PGBENCH_TIME overrides the seconds per run and
-// PGBENCH_RUNS (say "select-c8,select-c1") picks runs by name.
+// PGBENCH_RUNS (say "select-c8,select-c1") picks runs by name, and
+// PGBENCH_CPUPROFILE=DIR writes a CPU profile of each run through a
+// proxy in this process (the relays, the gateway with and without TLS)
+// to DIR/<run>-<target>.pprof.
 //
 // Issue 13's targets, against the floor measured in the same run: the
 // gateway's CPU per transaction at most 1.3 times the floor's (the
@@ -77,6 +81,7 @@ func BenchmarkPgbench(b *testing.B) {
 		name string
 		env  []string
 		cpu  func() time.Duration // the proxy's CPU time so far; nil for direct
+		pid  int                  // the proxy's process: 0 for this one
 	}
 	// The server's own login, on a loopback port: direct or through a proxy.
 	serverEnv := func(port string) []string {
@@ -88,16 +93,16 @@ func BenchmarkPgbench(b *testing.B) {
 	// CPU, which is this process's too.
 	targets := []target{{name: "direct", env: serverEnv(pg.Port())}}
 	for _, k := range relayKinds {
-		targets = append(targets, target{string(k), serverEnv(startGoRelay(b, pg.Addr(), k)), selfCPU})
+		targets = append(targets, target{string(k), serverEnv(startGoRelay(b, pg.Addr(), k)), selfCPU, 0})
 	}
 	targets = append(targets,
-		target{"gateway", e.psqlEnv(), selfCPU},
+		target{"gateway", e.psqlEnv(), selfCPU, 0},
 		// The same listener without TLS (allow_plaintext on loopback), to
 		// show what TLS to the agent costs: direct, the relays and
 		// PgBouncer run without.
-		target{"gateway-notls", append(e.psqlEnv(), "PGSSLMODE=disable"), selfCPU})
+		target{"gateway-notls", append(e.psqlEnv(), "PGSSLMODE=disable"), selfCPU, 0})
 	if bouncer != "" {
-		targets = append(targets, target{"pgbouncer", serverEnv(bouncer), func() time.Duration { return processCPU(b, bouncerPID) }})
+		targets = append(targets, target{"pgbouncer", serverEnv(bouncer), func() time.Duration { return processCPU(b, bouncerPID) }, bouncerPID})
 	}
 	runs := []struct {
 		name string
@@ -122,15 +127,21 @@ func BenchmarkPgbench(b *testing.B) {
 	var through int // transactions through the gateway
 	for i := 0; i < b.N; i++ {
 		for _, r := range runs {
-			// tps, average latency (ms), proxy CPU per transaction (µs)
-			res := map[string][3]float64{}
+			// tps, average latency (ms), proxy CPU per transaction (µs),
+			// the proxy's system calls per transaction
+			res := map[string][4]float64{}
 			for _, tg := range targets {
 				var cpu0 time.Duration
+				var sys0 int64
 				if tg.cpu != nil {
-					cpu0 = tg.cpu()
+					cpu0, sys0 = tg.cpu(), syscalls(b, tg.pid)
 				}
 				cmd := exec.Command("pgbench", append(r.args, "-T", secs)...)
 				cmd.Env = tg.env
+				stopProfile := func() {}
+				if tg.cpu != nil && tg.name != "pgbouncer" {
+					stopProfile = startProfile(b, r.name+"-"+tg.name)
+				}
 				if strings.HasPrefix(tg.name, "gateway") {
 					// A token of its own for each run: the whole
 					// benchmark outlasts a dev token (10 minutes), and
@@ -138,10 +149,11 @@ func BenchmarkPgbench(b *testing.B) {
 					cmd.Env = append(cmd.Env[:len(cmd.Env):len(cmd.Env)], "PGPASSWORD="+e.mint(b, "agent"))
 				}
 				out, err := cmd.CombinedOutput()
+				stopProfile()
 				if err != nil || !strings.Contains(string(out), "number of failed transactions: 0") {
 					b.Fatalf("pgbench %s %s: %v\n%s", r.name, tg.name, err, out)
 				}
-				x := [3]float64{parseFloat(out, `tps = ([0-9.]+)`), parseFloat(out, `latency average = ([0-9.]+) ms`)}
+				x := [4]float64{parseFloat(out, `tps = ([0-9.]+)`), parseFloat(out, `latency average = ([0-9.]+) ms`)}
 				n := parseFloat(out, `actually processed: ([0-9]+)`)
 				if tg.cpu != nil && n > 0 {
 					// What the proxy still does for this run once
@@ -150,6 +162,7 @@ func BenchmarkPgbench(b *testing.B) {
 					// cost too: wait for it, the same for every proxy.
 					time.Sleep(cpuSettle)
 					x[2] = float64((tg.cpu() - cpu0).Microseconds()) / n
+					x[3] = float64(syscalls(b, tg.pid)-sys0) / n
 				}
 				if strings.HasPrefix(tg.name, "gateway") {
 					through += int(n)
@@ -184,6 +197,14 @@ func BenchmarkPgbench(b *testing.B) {
 				fmt.Printf("BENCH pgbench-%s-%s-cpu %.1f us/txn ratio=%.2f vs floor (%s %.1f us/txn)%s\n",
 					r.name, tg.name, res[tg.name][2], res[tg.name][2]/f[2], floor, f[2], target)
 			}
+			// read(2) and write(2) calls per transaction, the audit
+			// trail's included, against the buffered relay's (splice and
+			// PgBouncer's send and recv are not counted in /proc/PID/io).
+			for _, name := range []string{"gateway", "gateway-notls"} {
+				bc := res[string(relayBuffered)][3]
+				fmt.Printf("BENCH pgbench-%s-%s-syscalls %.2f /txn ratio=%.2f vs %s (%.2f /txn)\n",
+					r.name, name, res[name][3], res[name][3]/bc, relayBuffered, bc)
+			}
 			for _, name := range []string{"gateway", "gateway-notls"} {
 				x := res[name]
 				fmt.Printf("BENCH pgbench-%s-%s-tps-vs-floor %.0f tps ratio=%.2f vs floor (%s %.0f tps), target >= 0.9 at 8 clients\n",
@@ -208,6 +229,30 @@ func BenchmarkPgbench(b *testing.B) {
 	got := audittest.Query(b, read, "SELECT count() FROM pgbench.events WHERE kind = 'pg.query'")
 	if n, _ := strconv.Atoi(got[0][0]); n < through {
 		b.Fatalf("the audit trail holds %d statement rows for %d transactions through the gateway", n, through)
+	}
+}
+
+// startProfile starts a CPU profile of this process, to DIR/name.pprof,
+// when PGBENCH_CPUPROFILE names a directory; the function it returns
+// stops it.
+func startProfile(b *testing.B, name string) func() {
+	dir := os.Getenv("PGBENCH_CPUPROFILE")
+	if dir == "" {
+		return func() {}
+	}
+	f, err := os.Create(filepath.Join(dir, name+".pprof"))
+	if err != nil {
+		b.Fatalf("cpu profile: %v", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		b.Fatalf("cpu profile: %v", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			b.Fatalf("cpu profile: %v", err)
+		}
 	}
 }
 
@@ -245,6 +290,20 @@ func processCPU(b *testing.B, pid int) time.Duration {
 	ut, _ := strconv.ParseInt(f[11], 10, 64)
 	st, _ := strconv.ParseInt(f[12], 10, 64)
 	return time.Duration(ut+st) * 10 * time.Millisecond
+}
+
+// syscalls is the number of read and write system calls a process (0:
+// this one) made so far, from /proc/PID/io.
+func syscalls(b *testing.B, pid int) int64 {
+	name := "/proc/self/io"
+	if pid != 0 {
+		name = fmt.Sprintf("/proc/%d/io", pid)
+	}
+	io, err := os.ReadFile(name)
+	if err != nil {
+		b.Fatalf("system calls of pid %d: %v", pid, err)
+	}
+	return int64(parseFloat(io, `syscr: ([0-9]+)`) + parseFloat(io, `syscw: ([0-9]+)`))
 }
 
 // startPgBouncer runs Debian's pgbouncer (session pooling) in front of pg
