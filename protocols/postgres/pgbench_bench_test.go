@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"runtime/debug"
 	"runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -124,50 +125,67 @@ func BenchmarkPgbench(b *testing.B) {
 		}
 		runs = keep
 	}
+	// PGBENCH_ROUNDS runs each load that many times through every target
+	// in turn: the figures are the medians (the cores are shared).
+	nRounds := 1
+	if v := os.Getenv("PGBENCH_ROUNDS"); v != "" {
+		if n, err := strconv.Atoi(v); err != nil || n < 1 {
+			b.Fatalf("PGBENCH_ROUNDS=%q: want a positive number", v)
+		} else {
+			nRounds = n
+		}
+	}
 	var through int // transactions through the gateway
 	for i := 0; i < b.N; i++ {
 		for _, r := range runs {
 			// tps, average latency (ms), proxy CPU per transaction (µs),
-			// the proxy's system calls per transaction
+			// the proxy's system calls per transaction: each round's, and
+			// their medians in res.
+			rounds := map[string][][4]float64{}
+			for round := range nRounds {
+				for _, tg := range targets {
+					var cpu0 time.Duration
+					var sys0 int64
+					if tg.cpu != nil {
+						cpu0, sys0 = tg.cpu(), syscalls(b, tg.pid)
+					}
+					cmd := exec.Command("pgbench", append(r.args, "-T", secs)...)
+					cmd.Env = tg.env
+					stopProfile := func() {}
+					if tg.cpu != nil && tg.name != "pgbouncer" {
+						stopProfile = startProfile(b, fmt.Sprintf("%s-%s-r%d", r.name, tg.name, round+1))
+					}
+					if strings.HasPrefix(tg.name, "gateway") {
+						// A token of its own for each run: the whole
+						// benchmark outlasts a dev token (10 minutes), and
+						// the gateway ends a session whose token expired.
+						cmd.Env = append(cmd.Env[:len(cmd.Env):len(cmd.Env)], "PGPASSWORD="+e.mint(b, "agent"))
+					}
+					out, err := cmd.CombinedOutput()
+					stopProfile()
+					if err != nil || !strings.Contains(string(out), "number of failed transactions: 0") {
+						b.Fatalf("pgbench %s %s: %v\n%s", r.name, tg.name, err, out)
+					}
+					x := [4]float64{parseFloat(out, `tps = ([0-9.]+)`), parseFloat(out, `latency average = ([0-9.]+) ms`)}
+					n := parseFloat(out, `actually processed: ([0-9]+)`)
+					if tg.cpu != nil && n > 0 {
+						// What the proxy still does for this run once
+						// pgbench has its answers (the audit pipeline
+						// sends a batch at least every second) is its
+						// cost too: wait for it, the same for every proxy.
+						time.Sleep(cpuSettle)
+						x[2] = float64((tg.cpu() - cpu0).Microseconds()) / n
+						x[3] = float64(syscalls(b, tg.pid)-sys0) / n
+					}
+					if strings.HasPrefix(tg.name, "gateway") {
+						through += int(n)
+					}
+					rounds[tg.name] = append(rounds[tg.name], x)
+				}
+			}
 			res := map[string][4]float64{}
-			for _, tg := range targets {
-				var cpu0 time.Duration
-				var sys0 int64
-				if tg.cpu != nil {
-					cpu0, sys0 = tg.cpu(), syscalls(b, tg.pid)
-				}
-				cmd := exec.Command("pgbench", append(r.args, "-T", secs)...)
-				cmd.Env = tg.env
-				stopProfile := func() {}
-				if tg.cpu != nil && tg.name != "pgbouncer" {
-					stopProfile = startProfile(b, r.name+"-"+tg.name)
-				}
-				if strings.HasPrefix(tg.name, "gateway") {
-					// A token of its own for each run: the whole
-					// benchmark outlasts a dev token (10 minutes), and
-					// the gateway ends a session whose token expired.
-					cmd.Env = append(cmd.Env[:len(cmd.Env):len(cmd.Env)], "PGPASSWORD="+e.mint(b, "agent"))
-				}
-				out, err := cmd.CombinedOutput()
-				stopProfile()
-				if err != nil || !strings.Contains(string(out), "number of failed transactions: 0") {
-					b.Fatalf("pgbench %s %s: %v\n%s", r.name, tg.name, err, out)
-				}
-				x := [4]float64{parseFloat(out, `tps = ([0-9.]+)`), parseFloat(out, `latency average = ([0-9.]+) ms`)}
-				n := parseFloat(out, `actually processed: ([0-9]+)`)
-				if tg.cpu != nil && n > 0 {
-					// What the proxy still does for this run once
-					// pgbench has its answers (the audit pipeline
-					// sends a batch at least every second) is its
-					// cost too: wait for it, the same for every proxy.
-					time.Sleep(cpuSettle)
-					x[2] = float64((tg.cpu() - cpu0).Microseconds()) / n
-					x[3] = float64(syscalls(b, tg.pid)-sys0) / n
-				}
-				if strings.HasPrefix(tg.name, "gateway") {
-					through += int(n)
-				}
-				res[tg.name] = x
+			for name, xs := range rounds {
+				res[name] = median4(xs)
 			}
 			d := res["direct"]
 			for _, tg := range targets[1:] {
@@ -181,8 +199,8 @@ func BenchmarkPgbench(b *testing.B) {
 				floor, other = other, floor
 			}
 			f := res[floor]
-			fmt.Printf("BENCH pgbench-%s-floor-cpu %.1f us/txn ratio=%.2f vs %s (%.1f us/txn); the floor is %s\n",
-				r.name, f[2], f[2]/res[other][2], other, res[other][2], floor)
+			fmt.Printf("BENCH pgbench-%s-floor-cpu %.1f us/txn ratio=%.2f vs %s (%.1f us/txn); the floor is %s; medians of %d rounds\n",
+				r.name, f[2], f[2]/res[other][2], other, res[other][2], floor, nRounds)
 			// The proxy's own CPU per transaction: on two shared cores
 			// every microsecond of it is taken from pgbench and the
 			// server, and it is far steadier than TPS.
@@ -290,6 +308,24 @@ func processCPU(b *testing.B, pid int) time.Duration {
 	ut, _ := strconv.ParseInt(f[11], 10, 64)
 	st, _ := strconv.ParseInt(f[12], 10, 64)
 	return time.Duration(ut+st) * 10 * time.Millisecond
+}
+
+// median4 is the median of each of the four figures over rounds.
+func median4(xs [][4]float64) [4]float64 {
+	var m [4]float64
+	for i := range m {
+		v := make([]float64, len(xs))
+		for j, x := range xs {
+			v[j] = x[i]
+		}
+		slices.Sort(v)
+		if n := len(v); n%2 == 1 {
+			m[i] = v[n/2]
+		} else {
+			m[i] = (v[n/2-1] + v[n/2]) / 2
+		}
+	}
+	return m
 }
 
 // syscalls is the number of read and write system calls a process (0:
