@@ -36,7 +36,10 @@ func Hash(r *Row) string {
 		*bp = b
 		hashBufs.Put(bp)
 	}
-	return hex.EncodeToString(sum[:])
+	// Encoded on the stack: one allocation, the string.
+	var h [2 * sha256.Size]byte
+	hex.Encode(h[:], sum[:])
+	return string(h[:])
 }
 
 var hashBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}

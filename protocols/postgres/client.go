@@ -422,8 +422,9 @@ func (s *session) decide(st *stmt) (event.Verdict, bool) {
 	if why := s.checkSensitive(st, st.fields["sql"]); why != "" {
 		return event.Verdict{Action: event.Deny, Reason: why}, false
 	}
-	ev := &event.Event{Phase: event.Request, Protocol: "postgres", Kind: "pg.query", SessionID: s.id,
+	st.ev = event.Event{Phase: event.Request, Protocol: "postgres", Kind: "pg.query", SessionID: s.id,
 		Target: s.targetName, Principal: s.principal, Fields: st.fields}
+	ev := &st.ev
 	// The context ends with the session's client: nothing a plugin does
 	// for this statement outlives it.
 	st.dec = s.gs.Decide(s.ctx, ev, func(_ context.Context, ev *event.Event, v event.Verdict) (event.Verdict, bool) {

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime/debug"
+	"runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -34,7 +36,10 @@ import (
 // server, in one run: select-only at 8 and 1 clients, the same with -M
 // prepared, and -N (writes), each at 8 and 1 clients. Each figure prints
 // as a BENCH line; PGBENCH_TIME overrides the seconds per run and
-// PGBENCH_RUNS (say "select-c8,select-c1") picks runs by name.
+// PGBENCH_RUNS (say "select-c8,select-c1") picks runs by name, and
+// PGBENCH_CPUPROFILE=DIR writes a CPU profile of each run through a
+// proxy in this process (the relays, the gateway with and without TLS)
+// to DIR/<run>-<target>.pprof.
 //
 // Issue 13's targets, against the floor measured in the same run: the
 // gateway's CPU per transaction at most 1.3 times the floor's (the
@@ -77,6 +82,7 @@ func BenchmarkPgbench(b *testing.B) {
 		name string
 		env  []string
 		cpu  func() time.Duration // the proxy's CPU time so far; nil for direct
+		pid  int                  // the proxy's process: 0 for this one
 	}
 	// The server's own login, on a loopback port: direct or through a proxy.
 	serverEnv := func(port string) []string {
@@ -88,16 +94,16 @@ func BenchmarkPgbench(b *testing.B) {
 	// CPU, which is this process's too.
 	targets := []target{{name: "direct", env: serverEnv(pg.Port())}}
 	for _, k := range relayKinds {
-		targets = append(targets, target{string(k), serverEnv(startGoRelay(b, pg.Addr(), k)), selfCPU})
+		targets = append(targets, target{string(k), serverEnv(startGoRelay(b, pg.Addr(), k)), selfCPU, 0})
 	}
 	targets = append(targets,
-		target{"gateway", e.psqlEnv(), selfCPU},
+		target{"gateway", e.psqlEnv(), selfCPU, 0},
 		// The same listener without TLS (allow_plaintext on loopback), to
 		// show what TLS to the agent costs: direct, the relays and
 		// PgBouncer run without.
-		target{"gateway-notls", append(e.psqlEnv(), "PGSSLMODE=disable"), selfCPU})
+		target{"gateway-notls", append(e.psqlEnv(), "PGSSLMODE=disable"), selfCPU, 0})
 	if bouncer != "" {
-		targets = append(targets, target{"pgbouncer", serverEnv(bouncer), func() time.Duration { return processCPU(b, bouncerPID) }})
+		targets = append(targets, target{"pgbouncer", serverEnv(bouncer), func() time.Duration { return processCPU(b, bouncerPID) }, bouncerPID})
 	}
 	runs := []struct {
 		name string
@@ -119,42 +125,67 @@ func BenchmarkPgbench(b *testing.B) {
 		}
 		runs = keep
 	}
+	// PGBENCH_ROUNDS runs each load that many times through every target
+	// in turn: the figures are the medians (the cores are shared).
+	nRounds := 1
+	if v := os.Getenv("PGBENCH_ROUNDS"); v != "" {
+		if n, err := strconv.Atoi(v); err != nil || n < 1 {
+			b.Fatalf("PGBENCH_ROUNDS=%q: want a positive number", v)
+		} else {
+			nRounds = n
+		}
+	}
 	var through int // transactions through the gateway
 	for i := 0; i < b.N; i++ {
 		for _, r := range runs {
-			// tps, average latency (ms), proxy CPU per transaction (µs)
-			res := map[string][3]float64{}
-			for _, tg := range targets {
-				var cpu0 time.Duration
-				if tg.cpu != nil {
-					cpu0 = tg.cpu()
+			// tps, average latency (ms), proxy CPU per transaction (µs),
+			// the proxy's system calls per transaction: each round's, and
+			// their medians in res.
+			rounds := map[string][][4]float64{}
+			for round := range nRounds {
+				for _, tg := range targets {
+					var cpu0 time.Duration
+					var sys0 int64
+					if tg.cpu != nil {
+						cpu0, sys0 = tg.cpu(), syscalls(b, tg.pid)
+					}
+					cmd := exec.Command("pgbench", append(r.args, "-T", secs)...)
+					cmd.Env = tg.env
+					stopProfile := func() {}
+					if tg.cpu != nil && tg.name != "pgbouncer" {
+						stopProfile = startProfile(b, fmt.Sprintf("%s-%s-r%d", r.name, tg.name, round+1))
+					}
+					if strings.HasPrefix(tg.name, "gateway") {
+						// A token of its own for each run: the whole
+						// benchmark outlasts a dev token (10 minutes), and
+						// the gateway ends a session whose token expired.
+						cmd.Env = append(cmd.Env[:len(cmd.Env):len(cmd.Env)], "PGPASSWORD="+e.mint(b, "agent"))
+					}
+					out, err := cmd.CombinedOutput()
+					stopProfile()
+					if err != nil || !strings.Contains(string(out), "number of failed transactions: 0") {
+						b.Fatalf("pgbench %s %s: %v\n%s", r.name, tg.name, err, out)
+					}
+					x := [4]float64{parseFloat(out, `tps = ([0-9.]+)`), parseFloat(out, `latency average = ([0-9.]+) ms`)}
+					n := parseFloat(out, `actually processed: ([0-9]+)`)
+					if tg.cpu != nil && n > 0 {
+						// What the proxy still does for this run once
+						// pgbench has its answers (the audit pipeline
+						// sends a batch at least every second) is its
+						// cost too: wait for it, the same for every proxy.
+						time.Sleep(cpuSettle)
+						x[2] = float64((tg.cpu() - cpu0).Microseconds()) / n
+						x[3] = float64(syscalls(b, tg.pid)-sys0) / n
+					}
+					if strings.HasPrefix(tg.name, "gateway") {
+						through += int(n)
+					}
+					rounds[tg.name] = append(rounds[tg.name], x)
 				}
-				cmd := exec.Command("pgbench", append(r.args, "-T", secs)...)
-				cmd.Env = tg.env
-				if strings.HasPrefix(tg.name, "gateway") {
-					// A token of its own for each run: the whole
-					// benchmark outlasts a dev token (10 minutes), and
-					// the gateway ends a session whose token expired.
-					cmd.Env = append(cmd.Env[:len(cmd.Env):len(cmd.Env)], "PGPASSWORD="+e.mint(b, "agent"))
-				}
-				out, err := cmd.CombinedOutput()
-				if err != nil || !strings.Contains(string(out), "number of failed transactions: 0") {
-					b.Fatalf("pgbench %s %s: %v\n%s", r.name, tg.name, err, out)
-				}
-				x := [3]float64{parseFloat(out, `tps = ([0-9.]+)`), parseFloat(out, `latency average = ([0-9.]+) ms`)}
-				n := parseFloat(out, `actually processed: ([0-9]+)`)
-				if tg.cpu != nil && n > 0 {
-					// What the proxy still does for this run once
-					// pgbench has its answers (the audit pipeline
-					// sends a batch at least every second) is its
-					// cost too: wait for it, the same for every proxy.
-					time.Sleep(cpuSettle)
-					x[2] = float64((tg.cpu() - cpu0).Microseconds()) / n
-				}
-				if strings.HasPrefix(tg.name, "gateway") {
-					through += int(n)
-				}
-				res[tg.name] = x
+			}
+			res := map[string][4]float64{}
+			for name, xs := range rounds {
+				res[name] = median4(xs)
 			}
 			d := res["direct"]
 			for _, tg := range targets[1:] {
@@ -168,8 +199,8 @@ func BenchmarkPgbench(b *testing.B) {
 				floor, other = other, floor
 			}
 			f := res[floor]
-			fmt.Printf("BENCH pgbench-%s-floor-cpu %.1f us/txn ratio=%.2f vs %s (%.1f us/txn); the floor is %s\n",
-				r.name, f[2], f[2]/res[other][2], other, res[other][2], floor)
+			fmt.Printf("BENCH pgbench-%s-floor-cpu %.1f us/txn ratio=%.2f vs %s (%.1f us/txn); the floor is %s; medians of %d rounds\n",
+				r.name, f[2], f[2]/res[other][2], other, res[other][2], floor, nRounds)
 			// The proxy's own CPU per transaction: on two shared cores
 			// every microsecond of it is taken from pgbench and the
 			// server, and it is far steadier than TPS.
@@ -183,6 +214,14 @@ func BenchmarkPgbench(b *testing.B) {
 				}
 				fmt.Printf("BENCH pgbench-%s-%s-cpu %.1f us/txn ratio=%.2f vs floor (%s %.1f us/txn)%s\n",
 					r.name, tg.name, res[tg.name][2], res[tg.name][2]/f[2], floor, f[2], target)
+			}
+			// read(2) and write(2) calls per transaction, the audit
+			// trail's included, against the buffered relay's (splice and
+			// PgBouncer's send and recv are not counted in /proc/PID/io).
+			for _, name := range []string{"gateway", "gateway-notls"} {
+				bc := res[string(relayBuffered)][3]
+				fmt.Printf("BENCH pgbench-%s-%s-syscalls %.2f /txn ratio=%.2f vs %s (%.2f /txn)\n",
+					r.name, name, res[name][3], res[name][3]/bc, relayBuffered, bc)
 			}
 			for _, name := range []string{"gateway", "gateway-notls"} {
 				x := res[name]
@@ -208,6 +247,30 @@ func BenchmarkPgbench(b *testing.B) {
 	got := audittest.Query(b, read, "SELECT count() FROM pgbench.events WHERE kind = 'pg.query'")
 	if n, _ := strconv.Atoi(got[0][0]); n < through {
 		b.Fatalf("the audit trail holds %d statement rows for %d transactions through the gateway", n, through)
+	}
+}
+
+// startProfile starts a CPU profile of this process, to DIR/name.pprof,
+// when PGBENCH_CPUPROFILE names a directory; the function it returns
+// stops it.
+func startProfile(b *testing.B, name string) func() {
+	dir := os.Getenv("PGBENCH_CPUPROFILE")
+	if dir == "" {
+		return func() {}
+	}
+	f, err := os.Create(filepath.Join(dir, name+".pprof"))
+	if err != nil {
+		b.Fatalf("cpu profile: %v", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		b.Fatalf("cpu profile: %v", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			b.Fatalf("cpu profile: %v", err)
+		}
 	}
 }
 
@@ -245,6 +308,38 @@ func processCPU(b *testing.B, pid int) time.Duration {
 	ut, _ := strconv.ParseInt(f[11], 10, 64)
 	st, _ := strconv.ParseInt(f[12], 10, 64)
 	return time.Duration(ut+st) * 10 * time.Millisecond
+}
+
+// median4 is the median of each of the four figures over rounds.
+func median4(xs [][4]float64) [4]float64 {
+	var m [4]float64
+	for i := range m {
+		v := make([]float64, len(xs))
+		for j, x := range xs {
+			v[j] = x[i]
+		}
+		slices.Sort(v)
+		if n := len(v); n%2 == 1 {
+			m[i] = v[n/2]
+		} else {
+			m[i] = (v[n/2-1] + v[n/2]) / 2
+		}
+	}
+	return m
+}
+
+// syscalls is the number of read and write system calls a process (0:
+// this one) made so far, from /proc/PID/io.
+func syscalls(b *testing.B, pid int) int64 {
+	name := "/proc/self/io"
+	if pid != 0 {
+		name = fmt.Sprintf("/proc/%d/io", pid)
+	}
+	io, err := os.ReadFile(name)
+	if err != nil {
+		b.Fatalf("system calls of pid %d: %v", pid, err)
+	}
+	return int64(parseFloat(io, `syscr: ([0-9]+)`) + parseFloat(io, `syscw: ([0-9]+)`))
 }
 
 // startPgBouncer runs Debian's pgbouncer (session pooling) in front of pg

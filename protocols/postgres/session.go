@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/tollgate-dev/tollgate/host/event"
 	"github.com/tollgate-dev/tollgate/host/gate"
@@ -166,6 +167,8 @@ type stmt struct {
 	// approvalID and approver are set when the statement was held for a
 	// person's decision (hold.go).
 	approvalID, approver string
+	// ev is the statement's pg.query event, allocated with it.
+	ev event.Event
 	// dec is the chain's decision on the statement: its generation masks
 	// the statement's rows and judges its messages, and is released once
 	// the row is recorded. nil when the statement was refused before the
@@ -189,8 +192,7 @@ func (s *session) recordStmt(st *stmt) {
 	// (the statement was under max_statement_bytes, or it was refused).
 	r.Request = st.fields
 	if sql, ok := st.fields["sql"]; ok {
-		sum := sha256.Sum256([]byte(sql))
-		st.fields["sql_sha256"] = hex.EncodeToString(sum[:])
+		st.fields["sql_sha256"] = sha256Hex(sql)
 		st.fields["sql_bytes"] = strconv.Itoa(len(sql))
 		if st.oversize {
 			st.fields["sql"] = sql[:min(len(sql), refusedPrefix)]
@@ -219,6 +221,16 @@ func (s *session) recordStmt(st *stmt) {
 		r.Annotations["pg.rows"] = strconv.FormatInt(st.rows, 10)
 	}
 	s.record(r)
+}
+
+// sha256Hex is the hex SHA-256 of s in one allocation: the text is
+// hashed where it lies (Sum256 only reads it), not copied to a []byte
+// first, and encoded on the stack.
+func sha256Hex(s string) string {
+	sum := sha256.Sum256(unsafe.Slice(unsafe.StringData(s), len(s)))
+	var h [2 * sha256.Size]byte
+	hex.Encode(h[:], sum[:])
+	return string(h[:])
 }
 
 // scrub removes secret from s: a driver error must never carry the
