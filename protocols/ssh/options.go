@@ -34,6 +34,11 @@ type ListenerOptions struct {
 	// MaxSessions bounds the session channels open at once on one
 	// connection (OpenSSH's MaxSessions); default 10.
 	MaxSessions int `toml:"max_sessions"`
+	// AllowEnv are the environment variable names (globs: "LC_*") a
+	// client may pass on (ssh -o SendEnv, SetEnv) to every target of the
+	// listener; others are refused without a word, as OpenSSH does, and
+	// logged. The target's sshd must accept them too (AcceptEnv).
+	AllowEnv []string `toml:"allow_env"`
 }
 
 // TargetOptions describe one SSH server behind the gateway.
@@ -59,6 +64,9 @@ type TargetOptions struct {
 	// ConnectTimeout bounds the TCP connect and SSH handshake towards the
 	// upstream; default 10 s.
 	ConnectTimeout time.Duration `toml:"connect_timeout"`
+	// AllowEnv are more variable names (globs) for this target, beside
+	// the listener's.
+	AllowEnv []string `toml:"allow_env"`
 }
 
 // Secret is a credential in gateway.toml: Ref is its reference

@@ -67,7 +67,11 @@ func (c *conn) session(nch xssh.NewChannel) {
 			}
 		}
 	}()
+	su := &chanSetup{}
 	for r := range reqs {
+		if c.setupRequest(r, su) {
+			continue
+		}
 		switch r.Type {
 		case "exec":
 			var p struct{ Command string }
@@ -76,10 +80,11 @@ func (c *conn) session(nch xssh.NewChannel) {
 				continue
 			}
 			r.Reply(true, nil)
-			c.exec(ch, reqs, id, p.Command)
+			c.exec(ch, reqs, id, p.Command, su)
 			return
 		case "shell":
-			c.refuseRequest(ch, r, "shell", "interactive shells are not available through the gateway yet: run a command (ssh login@target -- command)")
+			r.Reply(true, nil)
+			c.shell(ch, reqs, id, su)
 			return
 		case "subsystem":
 			var p struct{ Name string }
@@ -93,8 +98,8 @@ func (c *conn) session(nch xssh.NewChannel) {
 			c.record(KindRequest, r.Type, "agent forwarding is not allowed through the gateway")
 			r.Reply(false, nil)
 		default:
-			// pty-req, env, window-change...: not for exec through the
-			// gateway; the client goes on without them.
+			// signal, break...: nothing runs yet; the client goes on
+			// without them.
 			if r.WantReply {
 				r.Reply(false, nil)
 			}
@@ -118,23 +123,71 @@ func sendExitStatus(ch xssh.Channel, status uint32) {
 	ch.SendRequest("exit-status", false, xssh.Marshal(struct{ Status uint32 }{status}))
 }
 
-// signals forwards the client's signal requests to the upstream channel
-// once there is one.
+// signals forwards the client's requests while a command or shell runs
+// (signal, break, window-change) to the upstream channel once there is
+// one; a window-change that comes before it is sent when it is set.
 type signals struct {
-	mu sync.Mutex
-	up xssh.Channel
+	mu    sync.Mutex
+	up    xssh.Channel
+	winch []byte
 }
 
 func (s *signals) set(up xssh.Channel) {
 	s.mu.Lock()
 	s.up = up
+	w := s.winch
 	s.mu.Unlock()
+	if w != nil {
+		up.SendRequest("window-change", false, w)
+	}
+}
+
+func (s *signals) upstream() xssh.Channel {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.up
+}
+
+// request forwards r when it is one of the requests passed on, and
+// reports whether it was.
+func (s *signals) request(r *xssh.Request) bool {
+	switch r.Type {
+	case "signal":
+		return s.forward(r.Payload)
+	case "window-change":
+		return s.windowChange(r.Payload)
+	case "break":
+		var p struct{ Ms uint32 }
+		up := s.upstream()
+		if up == nil || xssh.Unmarshal(r.Payload, &p) != nil {
+			return false
+		}
+		ok, _ := up.SendRequest("break", true, xssh.Marshal(p))
+		return ok
+	}
+	return false
+}
+
+func (s *signals) windowChange(payload []byte) bool {
+	var w struct{ Cols, Rows, Wpx, Hpx uint32 }
+	if xssh.Unmarshal(payload, &w) != nil {
+		return false
+	}
+	p := xssh.Marshal(w)
+	s.mu.Lock()
+	up := s.up
+	if up == nil {
+		s.winch = p
+	}
+	s.mu.Unlock()
+	if up != nil {
+		up.SendRequest("window-change", false, p)
+	}
+	return true
 }
 
 func (s *signals) forward(payload []byte) bool {
-	s.mu.Lock()
-	up := s.up
-	s.mu.Unlock()
+	up := s.upstream()
 	if up == nil {
 		return false
 	}
@@ -176,7 +229,7 @@ func (e exitInfo) status() string {
 // exec decides one command, runs it upstream and relays it: stdin to the
 // upstream as is, stdout and stderr back through the chain, the exit
 // status or signal exactly. Its row is recorded when it ends.
-func (c *conn) exec(ch xssh.Channel, reqs <-chan *xssh.Request, id uint64, command string) {
+func (c *conn) exec(ch xssh.Channel, reqs <-chan *xssh.Request, id uint64, command string, su *chanSetup) {
 	c.execs.Add(1)
 	start := time.Now()
 	s := c.sess
@@ -184,7 +237,7 @@ func (c *conn) exec(ch xssh.Channel, reqs <-chan *xssh.Request, id uint64, comma
 	defer cancel()
 
 	// The client's requests while the command is decided and runs:
-	// signals go upstream, the rest is refused; the channel closing (the
+	// signals, breaks and window changes go upstream, the rest is refused; the channel closing (the
 	// client went away) cancels the command.
 	sig := &signals{}
 	reqsDone := make(chan struct{})
@@ -192,7 +245,7 @@ func (c *conn) exec(ch xssh.Channel, reqs <-chan *xssh.Request, id uint64, comma
 		defer close(reqsDone)
 		defer cancel()
 		for r := range reqs {
-			ok := r.Type == "signal" && sig.forward(r.Payload)
+			ok := sig.request(r)
 			if r.WantReply {
 				r.Reply(ok, nil)
 			}
@@ -206,6 +259,9 @@ func (c *conn) exec(ch xssh.Channel, reqs <-chan *xssh.Request, id uint64, comma
 	}()
 
 	fields := execFields(command, c.login)
+	for k, v := range su.fields(c.login) {
+		fields[k] = v // the terminal and variables passed on, when asked for
+	}
 	ev := &event.Event{Phase: event.Request, Protocol: "ssh", Kind: KindExec, Target: c.target.name, Principal: c.principal, Fields: fields}
 	row := s.Row(KindExec)
 	row.Request = fields
@@ -289,6 +345,12 @@ func (c *conn) exec(ch xssh.Channel, reqs <-chan *xssh.Request, id uint64, comma
 			}
 		}
 	}()
+	if err := su.apply(upCh); err != nil {
+		upCh.Close()
+		<-exitDone
+		refuse(ExitUpstream, "target "+c.target.name+": "+err.Error())
+		return
+	}
 	ok, err := upCh.SendRequest("exec", true, xssh.Marshal(struct{ Command string }{command}))
 	if err != nil || !ok {
 		upCh.Close()
