@@ -56,12 +56,14 @@ type envOptions struct {
 	chain    event.Chain
 	log      *slog.Logger
 	listener func(*tssh.ListenerOptions)
+	targets  func(map[string]tssh.TargetOptions) // changes the targets' options
+	sshd     []string                            // more sshd_config lines for box's sshd
 }
 
 func startEnv(t testing.TB, o envOptions) *env {
 	t.Helper()
 	e := &env{rec: &testenv.Recorder{}, dir: t.TempDir()}
-	e.sshd = testenv.StartSSHD(t, testenv.SSHDOptions{})
+	e.sshd = testenv.StartSSHD(t, testenv.SSHDOptions{Config: o.sshd})
 	e.safe = testenv.StartSSHD(t, testenv.SSHDOptions{Config: []string{`ForceCommand echo "RAN $SSH_ORIGINAL_COMMAND"`}})
 	issLn, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -90,6 +92,9 @@ func startEnv(t testing.TB, o envOptions) *env {
 		"lax":  {Address: e.sshd.Addr, Key: key(e.sshd), InsecureIgnoreHostKey: true},
 		"mitm": {Address: e.sshd.Addr, Key: key(e.sshd), KnownHosts: []string{
 			strings.Fields(e.sshd.HostKeyLine)[0] + " " + strings.TrimSpace(string(xssh.MarshalAuthorizedKey(otherPub)))}},
+	}
+	if o.targets != nil {
+		o.targets(targets)
 	}
 	lo := tssh.ListenerOptions{Listen: "127.0.0.1:0", HostKey: filepath.Join(e.dir, "gw", "host_ed25519"),
 		DefaultLogin: e.sshd.User, MaxAuthFailures: 1000}

@@ -375,5 +375,9 @@ func (g *inputGate) submit() {
 		g.out = []byte{key}
 		return
 	}
+	// Ctrl-C once the remote is quiet: bash notices an interrupt only
+	// while it waits for a key, and one that comes while it is still
+	// drawing can leave it without a new prompt.
+	g.scr.settle(g.ctx, time.Now(), "")
 	g.out = []byte{0x03}
 }

@@ -497,11 +497,22 @@ func (c *conn) pump(ctx context.Context, dec *gate.Decision, src io.Reader, dst 
 	buf := make([]byte, chunkSize)
 	for {
 		n, err := src.Read(buf)
+		// A shell's output paused (idleReader): the stream ends in the
+		// plugins, so that what a masker holds back (a prompt after
+		// something that may start a secret) reaches the terminal; the
+		// next chunk starts the stream again.
+		idle := err == errIdle
+		if idle {
+			err = nil
+		}
 		data := buf[:n]
-		if wants && (n > 0 || err != nil) {
+		if wants && (n > 0 || err != nil || idle) {
 			var ok bool
-			if data, ok = process(data, err != nil); !ok {
+			if data, ok = process(data, err != nil || idle); !ok {
 				return
+			}
+			if idle {
+				ended = false
 			}
 		}
 		if len(data) > 0 && !res.broken {

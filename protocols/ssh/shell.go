@@ -2,6 +2,7 @@ package ssh
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -311,6 +312,11 @@ func (c *conn) shell(ch xssh.Channel, reqs <-chan *xssh.Request, id uint64, su *
 		// The screen reads what the remote writes, to know the line.
 		srcs[0] = io.TeeReader(srcs[0], l)
 	}
+	if dec.Wants(KindOutput) {
+		for i := range srcs {
+			srcs[i] = newIdleReader(srcs[i])
+		}
+	}
 	for i, p := range []struct {
 		fd  string
 		src io.Reader
@@ -431,4 +437,107 @@ func inputFields(l submitted, login string) map[string]string {
 		f["commands"] = strings.Join(all, "\n")
 	}
 	return f
+}
+
+// errIdle is what idleReader returns, once, when the remote paused.
+var errIdle = errors.New("ssh: output paused")
+
+// idleFlush is how long a shell's output must pause before the plugins'
+// streams are ended (and what they hold back is shown): a secret the
+// remote prints in two pieces with a longer pause in between is not
+// masked across the pause.
+const idleFlush = 500 * time.Millisecond
+
+// idleReader reads src in a goroutine of its own and returns errIdle
+// once when nothing came for idleFlush after something did. WriteTo
+// drains it without pauses (pump's io.Copy of what is left).
+type idleReader struct {
+	res  chan readResult
+	next chan struct{} // the reader's buffer is free again
+	left []byte
+	err  error
+	data bool // bytes came since the last errIdle
+}
+
+type readResult struct {
+	b   []byte
+	err error
+}
+
+func newIdleReader(src io.Reader) *idleReader {
+	r := &idleReader{res: make(chan readResult), next: make(chan struct{})}
+	go func() {
+		buf := make([]byte, chunkSize)
+		for {
+			n, err := src.Read(buf)
+			r.res <- readResult{buf[:n], err}
+			if err != nil {
+				return
+			}
+			<-r.next
+		}
+	}()
+	return r
+}
+
+func (r *idleReader) Read(p []byte) (int, error) {
+	if len(r.left) > 0 {
+		n := copy(p, r.left)
+		r.left = r.left[n:]
+		if len(r.left) == 0 && r.err == nil {
+			r.next <- struct{}{}
+		}
+		return n, nil
+	}
+	if r.err != nil {
+		return 0, r.err
+	}
+	var timeout <-chan time.Time
+	if r.data {
+		t := time.NewTimer(idleFlush)
+		defer t.Stop()
+		timeout = t.C
+	}
+	select {
+	case res := <-r.res:
+		r.left, r.err = res.b, res.err
+		if len(res.b) > 0 {
+			r.data = true
+		}
+		if len(r.left) == 0 {
+			if r.err == nil {
+				r.next <- struct{}{}
+			}
+			return 0, r.err
+		}
+		return r.Read(p)
+	case <-timeout:
+		r.data = false
+		return 0, errIdle
+	}
+}
+
+// WriteTo copies the rest to w, pauses and all.
+func (r *idleReader) WriteTo(w io.Writer) (int64, error) {
+	var total int64
+	buf := make([]byte, chunkSize)
+	for {
+		n, err := r.Read(buf)
+		if err == errIdle {
+			continue
+		}
+		if n > 0 {
+			m, werr := w.Write(buf[:n])
+			total += int64(m)
+			if werr != nil {
+				return total, werr
+			}
+		}
+		if err == io.EOF {
+			return total, nil
+		}
+		if err != nil {
+			return total, err
+		}
+	}
 }
