@@ -35,11 +35,11 @@
 //
 // # Access
 //
-// The access rules see Target = the target, Verb = "exec" (or "shell",
-// which the gateway does not serve yet) and Resource = "/" + login: a
-// rule with paths = ["/deploy"] grants the login deploy only. A
-// connection is admitted when some verb is granted for its login; each
-// command is checked for "exec" again.
+// The access rules see Target = the target, Verb = "exec" or "shell" and
+// Resource = "/" + login: a rule with paths = ["/deploy"] grants the
+// login deploy only. A connection is admitted when some verb is granted
+// for its login; each command is checked for "exec" again, each shell
+// for "shell".
 //
 // # Commands
 //
@@ -69,10 +69,26 @@
 // with '*' wherever the output carries it (raw or base64, also when cut
 // between reads), before any plugin sees it.
 //
-// Shells, subsystems (sftp), port forwarding in both directions, X11 and
-// agent forwarding are refused with a message (a stderr line and exit
-// status 126 for shells and subsystems, the channel rejection's text
-// for forwarding), each with a row.
+// # Shells
+//
+// A shell is an "ssh.shell" event (fields login, term, size, env,
+// env_refused) decided like a command; pty-req, window-change, env
+// (the names allow_env lists, of the listener or the target; others are
+// refused silently, as OpenSSH does, and logged), signal and break go
+// to the target, and the output comes back through pump as exec's does.
+// Each line the user submits is an "ssh.input" event (fields line,
+// login, argv, commands, argv_error, source, typed) decided before the
+// line runs (input.go says how a line is read: the remote's echo on a
+// terminal, whole lines held without one). A deny sends Ctrl-C (with a
+// terminal) or drops the line (without), and prints "tollgate: denied:
+// <reason>"; a hold prints the approval's URL and waits. This is best
+// effort (line editing, pastes, programs reading raw keys); exec is the
+// mode to enforce with.
+//
+// Subsystems (sftp), port forwarding in both directions, X11 and agent
+// forwarding are refused with a message (a stderr line and exit status
+// 126 for subsystems, the channel rejection's text for forwarding), each
+// with a row.
 //
 // # Audit
 //
@@ -81,7 +97,9 @@
 // "ssh.exec" row per command (the fields as decided, verdict, plugin,
 // approval, status "exit N" or "signal NAME" or "refused", stdin bytes as
 // request_bytes, output bytes sent as response_bytes, the output chunks'
-// annotations summed, duration), "ssh.channel" and "ssh.request" rows for
-// what was refused, and session.close. The token and the target's
+// annotations summed, duration), one "ssh.shell" row per shell (the same
+// columns) and one "ssh.input" row per submitted line (status "sent" or
+// "refused"), "ssh.channel" and "ssh.request" rows for what was
+// refused, and session.close. The token and the target's
 // credential appear in no row and no message.
 package ssh

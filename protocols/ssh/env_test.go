@@ -58,6 +58,7 @@ type envOptions struct {
 	listener func(*tssh.ListenerOptions)
 	targets  func(map[string]tssh.TargetOptions) // changes the targets' options
 	sshd     []string                            // more sshd_config lines for box's sshd
+	verbs    []string                            // the access rule's verbs (default: all)
 }
 
 func startEnv(t testing.TB, o envOptions) *env {
@@ -109,7 +110,7 @@ func startEnv(t testing.TB, o envOptions) *env {
 		GatewayID: "test",
 		Auth:      identity.NewVerifier([]config.Issuer{e.iss.IssuerConfig()}, 10, identity.Options{}),
 		Policy: access.New([]config.Rule{{Name: "agents", Targets: []string{"box", "safe", "down", "mitm", "lax"}, Groups: []string{"agents"},
-			Paths: []string{"/" + e.sshd.User}}}),
+			Paths: []string{"/" + e.sshd.User}, Methods: o.verbs}}),
 		Chain:     chain,
 		Recorder:  e.rec,
 		Approvals: e.appr,

@@ -143,7 +143,7 @@ func shellLine(screenLine, prompt, typed string, edited bool) (line, source stri
 		return strings.TrimSpace(l[len(p):]), "echo"
 	case t != "" && !edited && strings.HasSuffix(l, t):
 		return strings.TrimSpace(t), "echo"
-	case l == p:
+	case l == p || strings.TrimSpace(l) == "":
 		return strings.TrimSpace(typed), "keys"
 	}
 	return strings.TrimSpace(l), "screen"

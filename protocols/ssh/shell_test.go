@@ -4,15 +4,20 @@ package ssh_test
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 	"unsafe"
+
+	xssh "golang.org/x/crypto/ssh"
 
 	"github.com/tollgate-dev/tollgate/host/approval"
 	"github.com/tollgate-dev/tollgate/host/audit"
@@ -264,7 +269,7 @@ func TestShellInteractive(t *testing.T) {
 	} {
 		r, ok := lines[line]
 		if !ok {
-			t.Errorf("no ssh.input row for %q (rows for %q)", line, keys(lines))
+			t.Errorf("no ssh.input row for %q (rows: %+v)", line, rowsOf(rows, tssh.KindInput))
 			continue
 		}
 		if got := r.Verdict + " " + r.Plugin; got != want {
@@ -280,14 +285,6 @@ func TestShellInteractive(t *testing.T) {
 	if r := lines["rm -rf /"]; r.Request["argv"] != `["rm","-rf","/"]` || r.Request["source"] != "echo" {
 		t.Errorf("rm row: %+v", r.Request)
 	}
-}
-
-func keys(m map[string]audit.Row) []string {
-	var out []string
-	for k := range m {
-		out = append(out, k)
-	}
-	return out
 }
 
 // A shell without a terminal (ssh -T, commands on stdin): each whole
@@ -321,4 +318,106 @@ exit 4`
 	if sh := rowsOf(rows, tssh.KindShell); len(sh) != 1 || sh[0].Status != "exit 4" {
 		t.Fatalf("shell row: %+v", sh)
 	}
+}
+
+// A shell needs the access verb "shell": a rule that grants exec only
+// lets commands run and refuses the shell, with a row.
+func TestShellNeedsTheShellVerb(t *testing.T) {
+	e := startEnv(t, envOptions{verbs: []string{"exec"}})
+	tok := e.token(t, "agents")
+	user := e.sshd.User + "@box"
+	if r := e.ssh(t, tok, user, nil, "echo via-exec"); r.code != 0 || string(r.stdout) != "via-exec\n" {
+		t.Fatalf("exec: code %d stdout %q stderr %q", r.code, r.stdout, r.stderr)
+	}
+	r := e.ssh(t, tok, user, []byte("echo via-shell\n"))
+	if r.code != 126 || strings.Contains(string(r.stdout), "via-shell") || !strings.Contains(string(r.stderr), "tollgate: access denied: ") {
+		t.Fatalf("shell: code %d stdout %q stderr %q", r.code, r.stdout, r.stderr)
+	}
+	row := e.rec.Wait(t, "shell row", func(r audit.Row) bool { return r.Kind == tssh.KindShell })
+	if row.Verdict != "deny" || row.Status != "refused" {
+		t.Fatalf("shell row: %+v", row)
+	}
+}
+
+// No goroutine is left behind after 100 shells on terminals (ended with
+// exit, or by the client going away in the middle), with a chain that
+// sees the output, so that the output's idle readers run too.
+func TestNoGoroutinesLeftAfter100Shells(t *testing.T) {
+	e := startEnv(t, envOptions{chain: holdPolicy{}})
+	tok := e.token(t, "agents")
+	c, err := e.goClient(t, tok, e.sshd.User+"@box")
+	must(t, err)
+	c.Close()
+	checkNoLeak(t, runtime.NumGoroutine())
+	base := runtime.NumGoroutine()
+	var wg sync.WaitGroup
+	for w := range 10 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range 10 {
+				if err := shellOnce(e, tok, j == 0); err != nil {
+					t.Errorf("shell %d: %v", w*10+j, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	checkNoLeak(t, base)
+}
+
+// shellOnce runs one shell on a terminal with x/crypto's client: a
+// command, then exit (or, with leave, the client hangs up instead).
+func shellOnce(e *env, tok string, leave bool) error {
+	c, err := xssh.Dial("tcp", e.l.Addr().String(), &xssh.ClientConfig{
+		User: e.sshd.User + "@box", Auth: []xssh.AuthMethod{xssh.Password(tok)},
+		HostKeyCallback: xssh.FixedHostKey(e.l.HostKey()), Timeout: 10 * time.Second,
+	})
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	s, err := c.NewSession()
+	if err != nil {
+		return err
+	}
+	if err := s.RequestPty("xterm", 24, 80, nil); err != nil {
+		return err
+	}
+	in, err := s.StdinPipe()
+	if err != nil {
+		return err
+	}
+	out, err := s.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	if err := s.Shell(); err != nil {
+		return err
+	}
+	if _, err := in.Write([]byte("echo ok-$((1+1))\r")); err != nil {
+		return err
+	}
+	var seen strings.Builder
+	buf := make([]byte, 4096)
+	for !strings.Contains(seen.String(), "ok-2\r\n") {
+		n, err := out.Read(buf)
+		seen.Write(buf[:n])
+		if err != nil {
+			return fmt.Errorf("before ok-2 (%q): %w", seen.String(), err)
+		}
+	}
+	if leave {
+		return nil
+	}
+	in.Write([]byte("exit 3\r"))
+	var ee *xssh.ExitError
+	if err := s.Wait(); !errors.As(err, &ee) || ee.ExitStatus() != 3 {
+		return fmt.Errorf("exit: %v", err)
+	}
+	return nil
 }
