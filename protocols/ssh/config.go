@@ -85,6 +85,7 @@ type targetConfig struct {
 	InsecureIgnoreHostKey bool          `toml:"insecure_ignore_host_key"`
 	ConnectTimeout        gate.Duration `toml:"connect_timeout"`
 	AllowEnv              []string      `toml:"allow_env"`
+	SFTP                  bool          `toml:"sftp"`
 }
 
 // Check checks the upstream address, the credential, and that the
@@ -147,7 +148,7 @@ func newService(l gate.Listener, targets map[string]*gate.Target, deps gate.Deps
 			tc = &targetConfig{}
 		}
 		to := TargetOptions{Address: t.Upstream, Login: t.Credential.Username, KnownHosts: tc.KnownHosts,
-			InsecureIgnoreHostKey: tc.InsecureIgnoreHostKey, ConnectTimeout: tc.ConnectTimeout.Duration, AllowEnv: tc.AllowEnv}
+			InsecureIgnoreHostKey: tc.InsecureIgnoreHostKey, ConnectTimeout: tc.ConnectTimeout.Duration, AllowEnv: tc.AllowEnv, SFTP: tc.SFTP}
 		switch t.Credential.Type {
 		case "key":
 			to.Key = SecretValue(t.Credential.Value.Ref, t.Credential.Value.Value())

@@ -85,8 +85,16 @@
 // effort (line editing, pastes, programs reading raw keys); exec is the
 // mode to enforce with.
 //
-// Subsystems (sftp), port forwarding in both directions, X11 and agent
-// forwarding are refused with a message (a stderr line and exit status
+// # sftp
+//
+// On a target with sftp = true, the sftp subsystem is served to a
+// principal granted the verb "sftp": an "ssh.subsystem" event decides
+// it, then its packets are relayed one by one (sftp.go parses the few
+// the audit needs), each file operation an "ssh.sftp" row (operation,
+// path, to, flags, bytes). File contents are not masked.
+//
+// Other subsystems (and sftp elsewhere), port forwarding in both
+// directions, X11 and agent forwarding are refused with a message (a stderr line and exit status
 // 126 for subsystems, the channel rejection's text for forwarding), each
 // with a row.
 //

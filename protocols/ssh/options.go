@@ -67,6 +67,9 @@ type TargetOptions struct {
 	// AllowEnv are more variable names (globs) for this target, beside
 	// the listener's.
 	AllowEnv []string `toml:"allow_env"`
+	// SFTP serves the sftp subsystem (sftp, scp -s) to principals granted
+	// the verb "sftp"; each file operation is a row. Default: refused.
+	SFTP bool `toml:"sftp"`
 }
 
 // Secret is a credential in gateway.toml: Ref is its reference

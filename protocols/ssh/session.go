@@ -89,7 +89,12 @@ func (c *conn) session(nch xssh.NewChannel) {
 		case "subsystem":
 			var p struct{ Name string }
 			xssh.Unmarshal(r.Payload, &p)
-			c.refuseRequest(ch, r, "subsystem "+p.Name, "the "+strconv.Quote(p.Name)+" subsystem is not allowed through the gateway (sftp and scp -s are refused)")
+			if p.Name == "sftp" && c.target.opts.SFTP {
+				r.Reply(true, nil)
+				c.sftp(ch, reqs, id, su)
+				return
+			}
+			c.refuseRequest(ch, r, "subsystem "+p.Name, "the "+strconv.Quote(p.Name)+" subsystem is not allowed through the gateway (sftp and scp -s are refused unless the target sets sftp = true)")
 			return
 		case "x11-req":
 			c.record(KindRequest, r.Type, "X11 forwarding is not allowed through the gateway")
