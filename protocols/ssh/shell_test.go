@@ -462,20 +462,7 @@ func TestForwardingRefusedRealClient(t *testing.T) {
 	user := e.sshd.User + "@box"
 	run := func(env []string, opts []string, args ...string) result {
 		t.Helper()
-		cmd := e.sshCmd(tok, user, args...)
-		cmd.Args = append(append([]string{"ssh", "-o", "LogLevel=ERROR"}, opts...), cmd.Args[1:]...)
-		cmd.Env = append(cmd.Env, env...)
-		var out, errb strings.Builder
-		cmd.Stdout, cmd.Stderr = &out, &errb
-		err := cmd.Run()
-		code := 0
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			code = ee.ExitCode()
-		} else if err != nil {
-			t.Fatal(err)
-		}
-		return result{[]byte(out.String()), []byte(errb.String()), code}
+		return e.sshOpts(t, tok, user, env, opts, args...)
 	}
 	if r := run(nil, []string{"-W", e.sshd.Addr}); r.code != 255 || !strings.Contains(string(r.stderr), "stdio forwarding failed") {
 		t.Errorf("-W: code %d stderr %q", r.code, r.stderr)
@@ -509,5 +496,39 @@ func TestForwardingRefusedRealClient(t *testing.T) {
 		if !strings.Contains(strings.Join(refused, "|"), want) {
 			t.Errorf("no refusal row for %s (rows for %q)", want, refused)
 		}
+	}
+}
+
+// sshOpts is env.ssh with client options (before the host) and more
+// environment.
+func (e *env) sshOpts(t testing.TB, token, user string, env, opts []string, args ...string) result {
+	t.Helper()
+	cmd := e.sshCmd(token, user, args...)
+	cmd.Args = append(append([]string{"ssh", "-o", "LogLevel=ERROR"}, opts...), cmd.Args[1:]...)
+	cmd.Env = append(cmd.Env, env...)
+	var out, errb strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return result{[]byte(out.String()), []byte(errb.String()), code}
+}
+
+// A command run with a terminal (ssh -tt host -- cmd) gets one on the
+// target, with the client's TERM, and its row says so.
+func TestExecWithTerminal(t *testing.T) {
+	e := startEnv(t, envOptions{})
+	r := e.sshOpts(t, e.token(t, "agents"), e.sshd.User+"@box", []string{"TERM=vt220"}, []string{"-tt"}, "tty; echo term=$TERM; exit 5")
+	if r.code != 5 || !strings.Contains(string(r.stdout), "/dev/pts/") || !strings.Contains(string(r.stdout), "term=vt220\r\n") {
+		t.Fatalf("code %d stdout %q stderr %q", r.code, r.stdout, r.stderr)
+	}
+	row := e.rec.Wait(t, "exec row", func(r audit.Row) bool { return r.Kind == "ssh.exec" })
+	if row.Request["term"] != "vt220" || row.Request["size"] == "" || row.Status != "exit 5" {
+		t.Fatalf("row: %+v", row.Request)
 	}
 }
