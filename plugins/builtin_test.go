@@ -131,6 +131,10 @@ func TestGuard(t *testing.T) {
 		{"http.request", map[string]string{"method": "GET", "path": "/api/orders"}, false},
 		{"ssh.exec", map[string]string{"command": "rm -rf /srv/data"}, true},
 		{"ssh.exec", map[string]string{"command": "ls -la /srv"}, false},
+		// A shell's line meets the rules written for ssh.exec.
+		{"ssh.input", map[string]string{"line": "rm -rf /srv/data"}, true},
+		{"ssh.input", map[string]string{"line": "true; /sbin/mkfs.ext4 /dev/sda", "commands": "true\nmkfs.ext4 /dev/sda"}, true},
+		{"ssh.input", map[string]string{"line": "ls -la /srv"}, false},
 		{"git.push", map[string]string{"ref": "refs/heads/main"}, true},
 		{"git.push", map[string]string{"ref": "refs/heads/fix-123"}, false},
 	} {

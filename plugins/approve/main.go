@@ -14,7 +14,7 @@ import (
 
 var cfg struct {
 	Rules []rules.Rule `json:"rules"`
-	Kinds []string     `json:"kinds"` // default: pg.query, http.request, ssh.exec, kube.exec, git.push
+	Kinds []string     `json:"kinds"` // default: pg.query, http.request, ssh.exec, ssh.input, kube.exec, git.push (ssh.input is added to ssh.exec)
 }
 
 func init() {
@@ -24,7 +24,8 @@ func init() {
 	if len(cfg.Kinds) == 0 {
 		cfg.Kinds = []string{"pg.query", "http.request", "ssh.exec", "kube.exec", "git.push"}
 	}
-	for _, k := range cfg.Kinds {
+	// A shell's lines (ssh.input) are commands too.
+	for _, k := range rules.Kinds(cfg.Kinds) {
 		sdk.Subscribe(k)
 	}
 	sdk.HandleEvent(func(e sdk.Event) sdk.Verdict {

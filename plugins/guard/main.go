@@ -17,7 +17,7 @@ import (
 var cfg struct {
 	Rules        []rules.Rule `json:"rules"`
 	AllowUnknown bool         `json:"allow_unknown_sql"` // default false: unknown SQL is denied
-	Kinds        []string     `json:"kinds"`             // default: pg.query, http.request, ssh.exec, kube.exec, git.push
+	Kinds        []string     `json:"kinds"`             // default: pg.query, http.request, ssh.exec, ssh.input, kube.exec, git.push (ssh.input is added to ssh.exec)
 	// ReadOnlyTargets are target name globs where only reads, transaction
 	// control and session settings that keep read-only pass: no write,
 	// lock, DDL, DCL, admin, lifting of read-only, or unknown SQL (even
@@ -32,7 +32,8 @@ func init() {
 	if len(cfg.Kinds) == 0 {
 		cfg.Kinds = []string{"pg.query", "http.request", "ssh.exec", "kube.exec", "git.push"}
 	}
-	for _, k := range cfg.Kinds {
+	// A shell's lines (ssh.input) are commands too.
+	for _, k := range rules.Kinds(cfg.Kinds) {
 		sdk.Subscribe(k)
 	}
 	sdk.HandleEvent(decide)

@@ -3,6 +3,7 @@ package ssh
 import (
 	"fmt"
 	"net"
+	"regexp"
 	"strconv"
 	"time"
 
@@ -61,6 +62,7 @@ type listenerConfig struct {
 	RevokedSerials string        `toml:"revoked_serials"`
 	MaxCertTTL     gate.Duration `toml:"max_certificate_ttl"`
 	Advertise      string        `toml:"advertise"`
+	AllowEnv       []string      `toml:"allow_env"`
 }
 
 // Check applies the listener's ranges and defaults and checks that its
@@ -94,6 +96,7 @@ func (o *listenerConfig) Check(t *gate.Table) {
 	for i, tn := range o.Targets {
 		t.TargetRef(fmt.Sprintf("targets[%d]", i), tn)
 	}
+	checkEnvNames(t, o.AllowEnv)
 	if t.Listener().TLSCert != "" || t.Listener().TLSKey != "" {
 		t.Problem("tls_cert", "an ssh listener has its own host key (host_key), not a TLS certificate")
 	}
@@ -104,6 +107,8 @@ type targetConfig struct {
 	KnownHosts            []string      `toml:"known_hosts"`
 	InsecureIgnoreHostKey bool          `toml:"insecure_ignore_host_key"`
 	ConnectTimeout        gate.Duration `toml:"connect_timeout"`
+	AllowEnv              []string      `toml:"allow_env"`
+	SFTP                  bool          `toml:"sftp"`
 }
 
 // Check checks the upstream address, the credential, and that the
@@ -121,6 +126,7 @@ func (o *targetConfig) Check(t *gate.Table) {
 	if len(o.KnownHosts) == 0 && !o.InsecureIgnoreHostKey {
 		t.Problem("known_hosts", "list the upstream's host key (a known_hosts line; ssh-keyscan prints them), or set insecure_ignore_host_key = true for a throwaway target")
 	}
+	checkEnvNames(t, o.AllowEnv)
 	cr := tg.Credential
 	if cr.Username != "" && !validLogin.MatchString(cr.Username) {
 		t.Problem("credential.username", "%q is not a login name", cr.Username)
@@ -135,6 +141,17 @@ func (o *targetConfig) Check(t *gate.Table) {
 	}
 }
 
+// checkEnvNames checks allow_env: variable names, * as a glob.
+func checkEnvNames(t *gate.Table, names []string) {
+	for i, n := range names {
+		if !validEnvGlob.MatchString(n) {
+			t.Problem(fmt.Sprintf("allow_env[%d]", i), "%q is not a variable name (letters, digits, _, and * as a glob)", n)
+		}
+	}
+}
+
+var validEnvGlob = regexp.MustCompile(`^[A-Za-z_*][A-Za-z0-9_*]*$`)
+
 // newService builds an ssh listener from its tables, with the targets'
 // secrets resolved.
 func newService(l gate.Listener, targets map[string]*gate.Target, deps gate.Deps) (gate.Service, error) {
@@ -144,7 +161,7 @@ func newService(l gate.Listener, targets map[string]*gate.Target, deps gate.Deps
 	}
 	opts := ListenerOptions{Listen: l.Listen, HostKey: o.HostKey, DefaultLogin: o.DefaultLogin, Targets: o.Targets,
 		MaxAuthFailures: o.MaxAuth, AuthFailureWindow: o.AuthWindow.Duration, HandshakeTimeout: o.Handshake.Duration, MaxSessions: o.MaxSessions,
-		CAKey: o.CAKey, RevokedSerials: o.RevokedSerials, MaxCertTTL: o.MaxCertTTL.Duration, Advertise: o.Advertise}
+		CAKey: o.CAKey, RevokedSerials: o.RevokedSerials, MaxCertTTL: o.MaxCertTTL.Duration, Advertise: o.Advertise, AllowEnv: o.AllowEnv}
 	tos := map[string]TargetOptions{}
 	for name, t := range targets {
 		if t.Protocol != "ssh" {
@@ -155,7 +172,7 @@ func newService(l gate.Listener, targets map[string]*gate.Target, deps gate.Deps
 			tc = &targetConfig{}
 		}
 		to := TargetOptions{Address: t.Upstream, Login: t.Credential.Username, KnownHosts: tc.KnownHosts,
-			InsecureIgnoreHostKey: tc.InsecureIgnoreHostKey, ConnectTimeout: tc.ConnectTimeout.Duration}
+			InsecureIgnoreHostKey: tc.InsecureIgnoreHostKey, ConnectTimeout: tc.ConnectTimeout.Duration, AllowEnv: tc.AllowEnv, SFTP: tc.SFTP}
 		switch t.Credential.Type {
 		case "key":
 			to.Key = SecretValue(t.Credential.Value.Ref, t.Credential.Value.Value())

@@ -15,6 +15,7 @@ name = "web"
 protocol = "ssh"
 upstream = "127.0.0.1:22"
 known_hosts = ["127.0.0.1 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"]
+sftp = true
 [targets.credential]
 type = "key"
 username = "deploy"
@@ -25,6 +26,7 @@ name = "ssh"
 protocol = "ssh"
 listen = "127.0.0.1:2222"
 max_sessions = 4
+allow_env = ["LANG", "LC_*"]
 
 [[access]]
 name = "all"
@@ -45,6 +47,8 @@ func TestSSHConfig(t *testing.T) {
 		{"a login that is no login", `username = "deploy"`, `username = "de ploy"`, "is not a login name"},
 		{"sessions out of range", `max_sessions = 4`, `max_sessions = 0`, "max_sessions: must be between 1 and 1000"},
 		{"an http key", `max_sessions = 4`, `read_header_timeout = "5s"`, "read_header_timeout"},
+		{"a variable that is no name", `allow_env = ["LANG", "LC_*"]`, `allow_env = ["LANG=C"]`, `allow_env[0]: "LANG=C" is not a variable name`},
+		{"sftp that is no boolean", `sftp = true`, `sftp = "yes"`, "sftp"},
 		{"a TLS certificate", `max_sessions = 4`, "tls_cert = \"c.pem\"\ntls_key = \"k.pem\"", "not a TLS certificate"},
 		{"the CA is the host key", `max_sessions = 4`, "host_key = \"k\"\nca_key = \"k\"", "ca_key: the user CA needs a key of its own"},
 		{"an advertise without port", `max_sessions = 4`, `advertise = "ssh.example.com"`, "advertise: must be host:port"},

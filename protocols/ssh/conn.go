@@ -44,6 +44,7 @@ type conn struct {
 	channels atomic.Uint64 // channel numbers, for stream names
 	open     atomic.Int64  // session channels being served
 	execs    atomic.Int64
+	shells   atomic.Int64
 
 	upOnce sync.Once
 	up     *xssh.Client
@@ -133,6 +134,9 @@ func (l *Listener) serveConn(nc net.Conn) {
 	}
 	wg.Wait()
 	status = fmt.Sprintf("%d exec", c.execs.Load())
+	if n := c.shells.Load(); n > 0 {
+		status += fmt.Sprintf(", %d shell", n)
+	}
 }
 
 // refused records a connection that never authenticated: its open row

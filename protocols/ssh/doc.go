@@ -62,11 +62,11 @@
 //
 // # Access
 //
-// The access rules see Target = the target, Verb = "exec" (or "shell",
-// which the gateway does not serve yet) and Resource = "/" + login: a
-// rule with paths = ["/deploy"] grants the login deploy only. A
-// connection is admitted when some verb is granted for its login; each
-// command is checked for "exec" again.
+// The access rules see Target = the target, Verb = "exec" or "shell" and
+// Resource = "/" + login: a rule with paths = ["/deploy"] grants the
+// login deploy only. A connection is admitted when some verb is granted
+// for its login; each command is checked for "exec" again, each shell
+// for "shell".
 //
 // # Commands
 //
@@ -96,10 +96,34 @@
 // with '*' wherever the output carries it (raw or base64, also when cut
 // between reads), before any plugin sees it.
 //
-// Shells, subsystems (sftp), port forwarding in both directions, X11 and
-// agent forwarding are refused with a message (a stderr line and exit
-// status 126 for shells and subsystems, the channel rejection's text
-// for forwarding), each with a row.
+// # Shells
+//
+// A shell is an "ssh.shell" event (fields login, term, size, env,
+// env_refused) decided like a command; pty-req, window-change, env
+// (the names allow_env lists, of the listener or the target; others are
+// refused silently, as OpenSSH does, and logged), signal and break go
+// to the target, and the output comes back through pump as exec's does.
+// Each line the user submits is an "ssh.input" event (fields line,
+// login, argv, commands, argv_error, source, typed) decided before the
+// line runs (input.go says how a line is read: the remote's echo on a
+// terminal, whole lines held without one). A deny sends Ctrl-C (with a
+// terminal) or drops the line (without), and prints "tollgate: denied:
+// <reason>"; a hold prints the approval's URL and waits. This is best
+// effort (line editing, pastes, programs reading raw keys); exec is the
+// mode to enforce with.
+//
+// # sftp
+//
+// On a target with sftp = true, the sftp subsystem is served to a
+// principal granted the verb "sftp": an "ssh.subsystem" event decides
+// it, then its packets are relayed one by one (sftp.go parses the few
+// the audit needs), each file operation an "ssh.sftp" row (operation,
+// path, to, flags, bytes). File contents are not masked.
+//
+// Other subsystems (and sftp elsewhere), port forwarding in both
+// directions, X11 and agent forwarding are refused with a message (a stderr line and exit status
+// 126 for subsystems, the channel rejection's text for forwarding), each
+// with a row.
 //
 // # Audit
 //
@@ -108,11 +132,13 @@
 // "ssh.exec" row per command (the fields as decided, verdict, plugin,
 // approval, status "exit N" or "signal NAME" or "refused", stdin bytes as
 // request_bytes, output bytes sent as response_bytes, the output chunks'
-// annotations summed, duration), "ssh.channel" and "ssh.request" rows for
-// what was refused, the terminal recording's "session.recording" chunks
-// (gate.Recording: the output as the client received it, after the chain;
-// stdin; window-change as resize events), and session.close. A session
-// opened with a certificate has auth = "certificate", cert_serial and
+// annotations summed, duration), one "ssh.shell" row per shell (the same
+// columns) and one "ssh.input" row per submitted line (status "sent" or
+// "refused"), "ssh.channel" and "ssh.request" rows for what was refused,
+// the terminal recording's "session.recording" chunks (gate.Recording:
+// the output as the client received it, after the chain; stdin;
+// window-change as resize events), and session.close. A session opened
+// with a certificate has auth = "certificate", cert_serial and
 // cert_key_id in its open row; each certificate issued is a session with
 // one "ssh.certificate" row (serial, key_id, validity, principals, key
 // fingerprint), each revocation one "ssh.revoke" row. The token and the

@@ -56,12 +56,15 @@ type envOptions struct {
 	chain    event.Chain
 	log      *slog.Logger
 	listener func(*tssh.ListenerOptions)
+	targets  func(map[string]tssh.TargetOptions) // changes the targets' options
+	sshd     []string                            // more sshd_config lines for box's sshd
+	verbs    []string                            // the access rule's verbs (default: all)
 }
 
 func startEnv(t testing.TB, o envOptions) *env {
 	t.Helper()
 	e := &env{rec: &testenv.Recorder{}, dir: t.TempDir()}
-	e.sshd = testenv.StartSSHD(t, testenv.SSHDOptions{})
+	e.sshd = testenv.StartSSHD(t, testenv.SSHDOptions{Config: o.sshd})
 	e.safe = testenv.StartSSHD(t, testenv.SSHDOptions{Config: []string{`ForceCommand echo "RAN $SSH_ORIGINAL_COMMAND"`}})
 	issLn, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -91,6 +94,9 @@ func startEnv(t testing.TB, o envOptions) *env {
 		"mitm": {Address: e.sshd.Addr, Key: key(e.sshd), KnownHosts: []string{
 			strings.Fields(e.sshd.HostKeyLine)[0] + " " + strings.TrimSpace(string(xssh.MarshalAuthorizedKey(otherPub)))}},
 	}
+	if o.targets != nil {
+		o.targets(targets)
+	}
 	lo := tssh.ListenerOptions{Listen: "127.0.0.1:0", HostKey: filepath.Join(e.dir, "gw", "host_ed25519"),
 		DefaultLogin: e.sshd.User, MaxAuthFailures: 1000}
 	if o.listener != nil {
@@ -104,7 +110,7 @@ func startEnv(t testing.TB, o envOptions) *env {
 		GatewayID: "test",
 		Auth:      identity.NewVerifier([]config.Issuer{e.iss.IssuerConfig()}, 10, identity.Options{}),
 		Policy: access.New([]config.Rule{{Name: "agents", Targets: []string{"box", "safe", "down", "mitm", "lax"}, Groups: []string{"agents"},
-			Paths: []string{"/" + e.sshd.User}}}),
+			Paths: []string{"/" + e.sshd.User}, Methods: o.verbs}}),
 		Chain:     chain,
 		Recorder:  e.rec,
 		Approvals: e.appr,

@@ -52,6 +52,11 @@ type ListenerOptions struct {
 	// whose unspecified host (0.0.0.0, ::) the client replaces with the
 	// API's host.
 	Advertise string `toml:"advertise"`
+	// AllowEnv are the environment variable names (globs: "LC_*") a
+	// client may pass on (ssh -o SendEnv, SetEnv) to every target of the
+	// listener; others are refused without a word, as OpenSSH does, and
+	// logged. The target's sshd must accept them too (AcceptEnv).
+	AllowEnv []string `toml:"allow_env"`
 }
 
 // TargetOptions describe one SSH server behind the gateway.
@@ -77,6 +82,12 @@ type TargetOptions struct {
 	// ConnectTimeout bounds the TCP connect and SSH handshake towards the
 	// upstream; default 10 s.
 	ConnectTimeout time.Duration `toml:"connect_timeout"`
+	// AllowEnv are more variable names (globs) for this target, beside
+	// the listener's.
+	AllowEnv []string `toml:"allow_env"`
+	// SFTP serves the sftp subsystem (sftp, scp -s) to principals granted
+	// the verb "sftp"; each file operation is a row. Default: refused.
+	SFTP bool `toml:"sftp"`
 }
 
 // Secret is a credential in gateway.toml: Ref is its reference

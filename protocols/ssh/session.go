@@ -67,7 +67,11 @@ func (c *conn) session(nch xssh.NewChannel) {
 			}
 		}
 	}()
+	su := &chanSetup{}
 	for r := range reqs {
+		if c.setupRequest(r, su) {
+			continue
+		}
 		switch r.Type {
 		case "exec":
 			var p struct{ Command string }
@@ -76,15 +80,21 @@ func (c *conn) session(nch xssh.NewChannel) {
 				continue
 			}
 			r.Reply(true, nil)
-			c.exec(ch, reqs, id, p.Command)
+			c.exec(ch, reqs, id, p.Command, su)
 			return
 		case "shell":
-			c.refuseRequest(ch, r, "shell", "interactive shells are not available through the gateway yet: run a command (ssh login@target -- command)")
+			r.Reply(true, nil)
+			c.shell(ch, reqs, id, su)
 			return
 		case "subsystem":
 			var p struct{ Name string }
 			xssh.Unmarshal(r.Payload, &p)
-			c.refuseRequest(ch, r, "subsystem "+p.Name, "the "+strconv.Quote(p.Name)+" subsystem is not allowed through the gateway (sftp and scp -s are refused)")
+			if p.Name == "sftp" && c.target.opts.SFTP {
+				r.Reply(true, nil)
+				c.sftp(ch, reqs, id, su)
+				return
+			}
+			c.refuseRequest(ch, r, "subsystem "+p.Name, "the "+strconv.Quote(p.Name)+" subsystem is not allowed through the gateway (sftp and scp -s are refused unless the target sets sftp = true)")
 			return
 		case "x11-req":
 			c.record(KindRequest, r.Type, "X11 forwarding is not allowed through the gateway")
@@ -93,8 +103,8 @@ func (c *conn) session(nch xssh.NewChannel) {
 			c.record(KindRequest, r.Type, "agent forwarding is not allowed through the gateway")
 			r.Reply(false, nil)
 		default:
-			// pty-req, env, window-change...: not for exec through the
-			// gateway; the client goes on without them.
+			// signal, break...: nothing runs yet; the client goes on
+			// without them.
 			if r.WantReply {
 				r.Reply(false, nil)
 			}
@@ -118,23 +128,75 @@ func sendExitStatus(ch xssh.Channel, status uint32) {
 	ch.SendRequest("exit-status", false, xssh.Marshal(struct{ Status uint32 }{status}))
 }
 
-// signals forwards the client's signal requests to the upstream channel
-// once there is one.
+// signals forwards the client's requests while a command or shell runs
+// (signal, break, window-change) to the upstream channel once there is
+// one; a window-change that comes before it is sent when it is set.
 type signals struct {
-	mu sync.Mutex
-	up xssh.Channel
+	mu    sync.Mutex
+	up    xssh.Channel
+	winch []byte
+	rec   *gate.Recording // takes each window size as a resize event
 }
 
 func (s *signals) set(up xssh.Channel) {
 	s.mu.Lock()
 	s.up = up
+	w := s.winch
 	s.mu.Unlock()
+	if w != nil {
+		up.SendRequest("window-change", false, w)
+	}
+}
+
+func (s *signals) upstream() xssh.Channel {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.up
+}
+
+// request forwards r when it is one of the requests passed on, and
+// reports whether it was.
+func (s *signals) request(r *xssh.Request) bool {
+	switch r.Type {
+	case "signal":
+		return s.forward(r.Payload)
+	case "window-change":
+		return s.windowChange(r.Payload)
+	case "break":
+		var p struct{ Ms uint32 }
+		up := s.upstream()
+		if up == nil || xssh.Unmarshal(r.Payload, &p) != nil {
+			return false
+		}
+		ok, _ := up.SendRequest("break", true, xssh.Marshal(p))
+		return ok
+	}
+	return false
+}
+
+func (s *signals) windowChange(payload []byte) bool {
+	var w struct{ Cols, Rows, Wpx, Hpx uint32 }
+	if xssh.Unmarshal(payload, &w) != nil {
+		return false
+	}
+	if s.rec != nil && w.Cols > 0 && w.Rows > 0 && w.Cols <= 1<<16 && w.Rows <= 1<<16 {
+		s.rec.Resize(int(w.Cols), int(w.Rows))
+	}
+	p := xssh.Marshal(w)
+	s.mu.Lock()
+	up := s.up
+	if up == nil {
+		s.winch = p
+	}
+	s.mu.Unlock()
+	if up != nil {
+		up.SendRequest("window-change", false, p)
+	}
+	return true
 }
 
 func (s *signals) forward(payload []byte) bool {
-	s.mu.Lock()
-	up := s.up
-	s.mu.Unlock()
+	up := s.upstream()
 	if up == nil {
 		return false
 	}
@@ -176,7 +238,7 @@ func (e exitInfo) status() string {
 // exec decides one command, runs it upstream and relays it: stdin to the
 // upstream as is, stdout and stderr back through the chain, the exit
 // status or signal exactly. Its row is recorded when it ends.
-func (c *conn) exec(ch xssh.Channel, reqs <-chan *xssh.Request, id uint64, command string) {
+func (c *conn) exec(ch xssh.Channel, reqs <-chan *xssh.Request, id uint64, command string, su *chanSetup) {
 	c.execs.Add(1)
 	start := time.Now()
 	s := c.sess
@@ -184,18 +246,15 @@ func (c *conn) exec(ch xssh.Channel, reqs <-chan *xssh.Request, id uint64, comma
 	defer cancel()
 
 	// The client's requests while the command is decided and runs:
-	// signals go upstream, the rest is refused; the channel closing (the
+	// signals, breaks and window changes go upstream, the rest is refused; the channel closing (the
 	// client went away) cancels the command.
-	sig := &signals{}
+	sig := &signals{rec: s.Recording()}
 	reqsDone := make(chan struct{})
 	go func() {
 		defer close(reqsDone)
 		defer cancel()
 		for r := range reqs {
-			ok := r.Type == "signal" && sig.forward(r.Payload)
-			if r.Type == "window-change" {
-				recordResize(s.Recording(), r.Payload)
-			}
+			ok := sig.request(r)
 			if r.WantReply {
 				r.Reply(ok, nil)
 			}
@@ -209,6 +268,9 @@ func (c *conn) exec(ch xssh.Channel, reqs <-chan *xssh.Request, id uint64, comma
 	}()
 
 	fields := execFields(command, c.login)
+	for k, v := range su.fields(c.login) {
+		fields[k] = v // the terminal and variables passed on, when asked for
+	}
 	ev := &event.Event{Phase: event.Request, Protocol: "ssh", Kind: KindExec, Target: c.target.name, Principal: c.principal, Fields: fields}
 	row := s.Row(KindExec)
 	row.Request = fields
@@ -292,6 +354,12 @@ func (c *conn) exec(ch xssh.Channel, reqs <-chan *xssh.Request, id uint64, comma
 			}
 		}
 	}()
+	if err := su.apply(upCh, s.Recording()); err != nil {
+		upCh.Close()
+		<-exitDone
+		refuse(ExitUpstream, "target "+c.target.name+": "+err.Error())
+		return
+	}
 	ok, err := upCh.SendRequest("exec", true, xssh.Marshal(struct{ Command string }{command}))
 	if err != nil || !ok {
 		upCh.Close()
@@ -438,11 +506,22 @@ func (c *conn) pump(ctx context.Context, dec *gate.Decision, src io.Reader, dst 
 	buf := make([]byte, chunkSize)
 	for {
 		n, err := src.Read(buf)
+		// A shell's output paused (idleReader): the stream ends in the
+		// plugins, so that what a masker holds back (a prompt after
+		// something that may start a secret) reaches the terminal; the
+		// next chunk starts the stream again.
+		idle := err == errIdle
+		if idle {
+			err = nil
+		}
 		data := buf[:n]
-		if wants && (n > 0 || err != nil) {
+		if wants && (n > 0 || err != nil || idle) {
 			var ok bool
-			if data, ok = process(data, err != nil); !ok {
+			if data, ok = process(data, err != nil || idle); !ok {
 				return
+			}
+			if idle {
+				ended = false
 			}
 		}
 		if len(data) > 0 && !res.broken {
@@ -494,14 +573,6 @@ func mergeAnnotation(dst map[string]string, k, v string) {
 		parts[i] = name + "=" + strconv.Itoa(counts[name])
 	}
 	dst[k] = strings.Join(parts, ",")
-}
-
-// recordResize records a window-change request's size in rec.
-func recordResize(rec *gate.Recording, payload []byte) {
-	var p struct{ Cols, Rows, Width, Height uint32 }
-	if xssh.Unmarshal(payload, &p) == nil && p.Cols > 0 && p.Rows > 0 && p.Cols <= 1<<16 && p.Rows <= 1<<16 {
-		rec.Resize(int(p.Cols), int(p.Rows))
-	}
 }
 
 func annotations(m map[string]string) []event.Annotation {

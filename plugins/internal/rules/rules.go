@@ -32,7 +32,7 @@ type Rule struct {
 
 	SQL          []string `json:"sql"`           // pg.query: statement classes (read, write, ddl, dcl, admin, transaction, session, lock, lift_read_only, unknown)
 	WithoutWhere bool     `json:"without_where"` // pg.query: an UPDATE or DELETE with no WHERE, a MERGE with an UPDATE or DELETE action without its own AND condition
-	Commands     []string `json:"commands"`      // ssh.exec, kube.exec: command-line globs, matched against the whole line and against each simple command the protocol lists in field "commands"
+	Commands     []string `json:"commands"`      // ssh.exec, ssh.input, kube.exec: command-line globs, matched against the whole line (field "command", or "line" of a shell line) and against each simple command the protocol lists in field "commands"
 	Refs         []string `json:"refs"`          // git.push: ref globs, e.g. refs/heads/main
 
 	Reason    string   `json:"reason"`
@@ -64,8 +64,26 @@ func Match(rs []Rule, ev Event, sql func() SQLInfo) *Rule {
 	return nil
 }
 
+// KindExec and KindInput: a line submitted in an SSH shell is a command
+// as much as an exec is, so a rule for ssh.exec also applies to
+// ssh.input (a shell is no way around a command rule).
+const (
+	KindExec  = "ssh.exec"
+	KindInput = "ssh.input"
+)
+
+// Kinds is what a plugin subscribes to for kinds: ssh.input is added
+// beside ssh.exec.
+func Kinds(kinds []string) []string {
+	out := append([]string(nil), kinds...)
+	if anyEqual(kinds, KindExec) && !anyEqual(kinds, KindInput) {
+		out = append(out, KindInput)
+	}
+	return out
+}
+
 func (r *Rule) matches(ev Event, sql *SQLInfo) bool {
-	if len(r.Kinds) > 0 && !anyEqual(r.Kinds, ev.Kind()) {
+	if len(r.Kinds) > 0 && !anyEqual(r.Kinds, ev.Kind()) && !(ev.Kind() == KindInput && anyEqual(r.Kinds, KindExec)) {
 		return false
 	}
 	if len(r.Targets) > 0 && !anyGlob(r.Targets, ev.Target()) {
@@ -83,7 +101,7 @@ func (r *Rule) matches(ev Event, sql *SQLInfo) bool {
 	if len(r.Paths) > 0 && !anyPrefix(r.Paths, ev.Field("path")) {
 		return false
 	}
-	if len(r.Commands) > 0 && !anyGlob(r.Commands, ev.Field("command")) && !anyLine(r.Commands, ev.Field("commands")) {
+	if len(r.Commands) > 0 && !anyGlob(r.Commands, commandLine(ev)) && !anyLine(r.Commands, ev.Field("commands")) {
 		return false
 	}
 	if len(r.Refs) > 0 && !anyGlob(r.Refs, ev.Field("ref")) {
@@ -105,6 +123,15 @@ func (r *Rule) matches(ev Event, sql *SQLInfo) bool {
 		return false
 	}
 	return true
+}
+
+// commandLine is the command line of an event: field "command", or
+// "line" for a shell line.
+func commandLine(ev Event) string {
+	if ev.Kind() == KindInput {
+		return ev.Field("line")
+	}
+	return ev.Field("command")
 }
 
 func anyEqual(list []string, s string) bool {

@@ -1,6 +1,9 @@
 package rules
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 type ev struct {
 	kind, target string
@@ -21,6 +24,7 @@ func TestMatch(t *testing.T) {
 		{Name: "http-writes", Kinds: []string{"http.request"}, Methods: []string{"POST", "DELETE"}, Paths: []string{"/admin"}, Unless: []string{"sre"}},
 		{Name: "rm", Commands: []string{"rm -rf *", "kubectl delete *"}},
 		{Name: "main", Refs: []string{"refs/heads/main"}},
+		{Name: "exec-only", Kinds: []string{"ssh.exec"}, Commands: []string{"mkfs*"}},
 	}
 	sql := func(classes []string, noWhere bool) func() SQLInfo {
 		return func() SQLInfo { return SQLInfo{Classes: classes, WithoutWhere: noWhere} }
@@ -42,6 +46,13 @@ func TestMatch(t *testing.T) {
 		{"ls", ev{kind: "ssh.exec", fields: map[string]string{"command": "ls -la"}}, nil, ""},
 		{"rm after true", ev{kind: "ssh.exec", fields: map[string]string{"command": "true; /bin/rm -rf /x", "commands": "true\nrm -rf /x"}}, nil, "rm"},
 		{"ls with commands", ev{kind: "ssh.exec", fields: map[string]string{"command": "ls; pwd", "commands": "ls\npwd"}}, nil, ""},
+		{"shell line rm", ev{kind: "ssh.input", fields: map[string]string{"line": "rm -rf /x"}}, nil, "rm"},
+		{"shell line rm after true", ev{kind: "ssh.input", fields: map[string]string{"line": "true; /bin/rm -rf /x", "commands": "true\nrm -rf /x"}}, nil, "rm"},
+		{"shell line ls", ev{kind: "ssh.input", fields: map[string]string{"line": "ls", "commands": "ls"}}, nil, ""},
+		// A rule written for exec covers a shell's lines too.
+		{"exec rule on a shell line", ev{kind: "ssh.input", fields: map[string]string{"line": "mkfs.ext4 /dev/sda1"}}, nil, "exec-only"},
+		{"exec rule on exec", ev{kind: "ssh.exec", fields: map[string]string{"command": "mkfs.ext4 /dev/sda1"}}, nil, "exec-only"},
+		{"exec rule not on kube", ev{kind: "kube.exec", fields: map[string]string{"command": "mkfs.ext4 /dev/sda1"}}, nil, ""},
 		{"push main", ev{kind: "git.push", fields: map[string]string{"ref": "refs/heads/main"}}, nil, "main"},
 		{"push branch", ev{kind: "git.push", fields: map[string]string{"ref": "refs/heads/feature"}}, nil, ""},
 	} {
@@ -58,6 +69,19 @@ func TestMatch(t *testing.T) {
 				t.Fatalf("Match = %q, want %q", got, tc.want)
 			}
 		})
+	}
+}
+
+// The plugins subscribe to ssh.input wherever they subscribe to ssh.exec.
+func TestKinds(t *testing.T) {
+	if got := strings.Join(Kinds([]string{"pg.query", "ssh.exec"}), ","); got != "pg.query,ssh.exec,ssh.input" {
+		t.Errorf("Kinds: %s", got)
+	}
+	if got := strings.Join(Kinds([]string{"ssh.input", "ssh.exec"}), ","); got != "ssh.input,ssh.exec" {
+		t.Errorf("Kinds with both: %s", got)
+	}
+	if got := strings.Join(Kinds([]string{"pg.query"}), ","); got != "pg.query" {
+		t.Errorf("Kinds without exec: %s", got)
 	}
 }
 

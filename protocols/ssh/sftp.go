@@ -1,0 +1,499 @@
+package ssh
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"time"
+
+	xssh "golang.org/x/crypto/ssh"
+
+	"github.com/tollgate-dev/tollgate/host/event"
+	"github.com/tollgate-dev/tollgate/host/gate"
+)
+
+const (
+	// KindSubsystem is a subsystem the client starts (sftp, on a target
+	// with sftp = true): fields name, login; its row is recorded when it
+	// ends, with the bytes both ways.
+	KindSubsystem = "ssh.subsystem"
+	// KindSFTP is one file operation over sftp: fields operation
+	// ("read", "write", "read-write" for an opened file, at its close;
+	// "list" for a directory read; "remove", "rename", "mkdir", "rmdir",
+	// "setstat", "symlink"), path, to (rename, symlink) and flags; the
+	// bytes written are request_bytes, the bytes read response_bytes.
+	KindSFTP = "ssh.sftp"
+
+	// VerbSFTP is the access verb of sftp (resource "/" + login).
+	VerbSFTP = "sftp"
+)
+
+// SFTP packet types (draft-ietf-secsh-filexfer-02, version 3, which
+// OpenSSH speaks).
+const (
+	sftpInit     = 1
+	sftpOpen     = 3
+	sftpClose    = 4
+	sftpRead     = 5
+	sftpWrite    = 6
+	sftpSetstat  = 9
+	sftpOpendir  = 11
+	sftpRemove   = 13
+	sftpMkdir    = 14
+	sftpRmdir    = 15
+	sftpRename   = 18
+	sftpSymlink  = 20
+	sftpStatus   = 101
+	sftpHandle   = 102
+	sftpData     = 103
+	sftpExtended = 200
+)
+
+// maxSFTPPacket bounds one packet (OpenSSH's sftp-server takes 256 KiB).
+const maxSFTPPacket = 1 << 20
+
+// maxSFTPPending bounds the requests awaiting an answer and the handles
+// open: past it the session ends rather than let an operation go
+// unrecorded.
+const maxSFTPPending = 4096
+
+// sftpPacket is one packet: its type and its body after the type byte.
+type sftpPacket struct {
+	typ  byte
+	body []byte
+}
+
+// readSFTPPacket reads one length-prefixed packet and returns it whole
+// (for forwarding) and parsed.
+func readSFTPPacket(r *bufio.Reader) ([]byte, sftpPacket, error) {
+	var hdr [4]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		return nil, sftpPacket{}, err
+	}
+	n := binary.BigEndian.Uint32(hdr[:])
+	if n == 0 || n > maxSFTPPacket {
+		return nil, sftpPacket{}, fmt.Errorf("sftp: packet of %d bytes", n)
+	}
+	raw := make([]byte, 4+n)
+	copy(raw, hdr[:])
+	if _, err := io.ReadFull(r, raw[4:]); err != nil {
+		return nil, sftpPacket{}, fmt.Errorf("sftp: packet cut: %w", err)
+	}
+	return raw, sftpPacket{typ: raw[4], body: raw[5:]}, nil
+}
+
+// sftpReader reads the fields of a packet body; a short body sets err.
+type sftpReader struct {
+	b   []byte
+	err error
+}
+
+var errSFTPShort = errors.New("sftp: packet too short")
+
+func (r *sftpReader) u32() uint32 {
+	if len(r.b) < 4 {
+		r.err = errSFTPShort
+		return 0
+	}
+	v := binary.BigEndian.Uint32(r.b)
+	r.b = r.b[4:]
+	return v
+}
+
+func (r *sftpReader) str() string {
+	n := r.u32()
+	if r.err != nil || uint64(n) > uint64(len(r.b)) {
+		r.err = errSFTPShort
+		return ""
+	}
+	s := string(r.b[:n])
+	r.b = r.b[n:]
+	return s
+}
+
+// sftpOp is a request waiting for its answer.
+type sftpOp struct {
+	op, path, to string
+	handle       string
+	flags        uint32
+	n            int64 // bytes a write carries
+}
+
+// sftpFile is an open handle.
+type sftpFile struct {
+	op            string // "open" or "list"
+	path          string
+	flags         uint32
+	read, written int64
+	start         time.Time
+}
+
+// sftpAudit follows one sftp session's requests and answers and
+// records a row per file operation.
+type sftpAudit struct {
+	record func(op string, f sftpOp, read, written int64, status string, start time.Time)
+
+	mu      sync.Mutex
+	pending map[uint32]sftpOp
+	handles map[string]*sftpFile
+}
+
+func newSFTPAudit(record func(op string, f sftpOp, read, written int64, status string, start time.Time)) *sftpAudit {
+	return &sftpAudit{record: record, pending: map[uint32]sftpOp{}, handles: map[string]*sftpFile{}}
+}
+
+// request notes a client packet; an error ends the session.
+func (a *sftpAudit) request(p sftpPacket) error {
+	if p.typ == sftpInit {
+		return nil
+	}
+	r := &sftpReader{b: p.body}
+	id := r.u32()
+	var op sftpOp
+	switch p.typ {
+	case sftpOpen:
+		op = sftpOp{op: "open", path: r.str()}
+		op.flags = r.u32()
+	case sftpOpendir:
+		op = sftpOp{op: "list", path: r.str()}
+	case sftpRead:
+		op = sftpOp{op: "read", handle: r.str()}
+	case sftpWrite:
+		op = sftpOp{op: "write", handle: r.str()}
+		r.u32()
+		r.u32() // offset
+		op.n = int64(len(r.str()))
+	case sftpClose:
+		op = sftpOp{op: "close", handle: r.str()}
+	case sftpRemove:
+		op = sftpOp{op: "remove", path: r.str()}
+	case sftpMkdir:
+		op = sftpOp{op: "mkdir", path: r.str()}
+	case sftpRmdir:
+		op = sftpOp{op: "rmdir", path: r.str()}
+	case sftpSetstat:
+		op = sftpOp{op: "setstat", path: r.str()}
+	case sftpRename:
+		op = sftpOp{op: "rename", path: r.str(), to: r.str()}
+	case sftpSymlink:
+		op = sftpOp{op: "symlink", path: r.str(), to: r.str()}
+	case sftpExtended:
+		switch name := r.str(); name {
+		case "posix-rename@openssh.com":
+			op = sftpOp{op: "rename", path: r.str(), to: r.str()}
+		case "hardlink@openssh.com":
+			op = sftpOp{op: "hardlink", path: r.str(), to: r.str()}
+		case "fsync@openssh.com", "statvfs@openssh.com", "fstatvfs@openssh.com", "limits@openssh.com",
+			"expand-path@openssh.com", "home-directory", "users-groups-by-id@openssh.com", "lsetstat@openssh.com":
+			return r.err // reads metadata, or what setstat already covers
+		default:
+			op = sftpOp{op: "extended " + name}
+		}
+	default:
+		// stat, lstat, fstat, realpath, readlink, readdir, fsetstat:
+		// metadata, answered without a row.
+		return r.err
+	}
+	if r.err != nil {
+		return fmt.Errorf("sftp: request %d: %w", p.typ, r.err)
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if len(a.pending) >= maxSFTPPending {
+		return errors.New("sftp: too many requests without an answer")
+	}
+	a.pending[id] = op
+	return nil
+}
+
+// response notes a server packet and records what it ends.
+func (a *sftpAudit) response(p sftpPacket) error {
+	switch p.typ {
+	case sftpStatus, sftpHandle, sftpData:
+	default:
+		return nil
+	}
+	r := &sftpReader{b: p.body}
+	id := r.u32()
+	if r.err != nil {
+		return fmt.Errorf("sftp: answer %d: %w", p.typ, r.err)
+	}
+	a.mu.Lock()
+	op, ok := a.pending[id]
+	delete(a.pending, id)
+	if !ok {
+		a.mu.Unlock()
+		return nil
+	}
+	switch p.typ {
+	case sftpHandle:
+		h := r.str()
+		if r.err == nil && (op.op == "open" || op.op == "list") {
+			if len(a.handles) >= maxSFTPPending {
+				a.mu.Unlock()
+				return errors.New("sftp: too many open handles")
+			}
+			a.handles[h] = &sftpFile{op: op.op, path: op.path, flags: op.flags, start: time.Now()}
+		}
+		a.mu.Unlock()
+		return nil
+	case sftpData:
+		if f := a.handles[op.handle]; f != nil && op.op == "read" {
+			f.read += int64(len(r.str()))
+		}
+		a.mu.Unlock()
+		return nil
+	}
+	code := r.u32()
+	msg := r.str()
+	status := "ok"
+	if code != 0 {
+		status = "error " + fmt.Sprint(code)
+		if msg != "" {
+			status += ": " + msg
+		}
+	}
+	switch op.op {
+	case "write":
+		if f := a.handles[op.handle]; f != nil && code == 0 {
+			f.written += op.n
+		}
+		a.mu.Unlock()
+		return nil
+	case "read":
+		a.mu.Unlock()
+		return nil // EOF, or an error the close row's bytes show
+	case "close":
+		f := a.handles[op.handle]
+		delete(a.handles, op.handle)
+		a.mu.Unlock()
+		if f != nil {
+			a.record(f.op, sftpOp{path: f.path, flags: f.flags}, f.read, f.written, status, f.start)
+		}
+		return nil
+	}
+	a.mu.Unlock()
+	// An open that failed, or an operation of its own.
+	a.record(op.op, op, 0, 0, status, time.Now())
+	return nil
+}
+
+// end records the handles the client never closed.
+func (a *sftpAudit) end() {
+	a.mu.Lock()
+	handles := a.handles
+	a.handles = map[string]*sftpFile{}
+	a.mu.Unlock()
+	for _, f := range handles {
+		a.record(f.op, sftpOp{path: f.path, flags: f.flags}, f.read, f.written, "not closed", f.start)
+	}
+}
+
+func sftpOperation(op string, flags uint32) string {
+	if op != "open" {
+		return op
+	}
+	switch {
+	case flags&1 != 0 && flags&2 != 0:
+		return "read-write"
+	case flags&2 != 0:
+		return "write"
+	}
+	return "read"
+}
+
+func sftpFlags(flags uint32) string {
+	var out []string
+	for _, f := range []struct {
+		bit  uint32
+		name string
+	}{{1, "read"}, {2, "write"}, {4, "append"}, {8, "create"}, {0x10, "truncate"}, {0x20, "exclusive"}} {
+		if flags&f.bit != 0 {
+			out = append(out, f.name)
+		}
+	}
+	return strings.Join(out, ",")
+}
+
+// sftp serves the sftp subsystem on a target that allows it: checked for
+// the verb "sftp" and decided as an ssh.subsystem event, then relayed
+// packet by packet, each file operation a row. File contents are not
+// passed through the plugins.
+func (c *conn) sftp(ch xssh.Channel, reqs <-chan *xssh.Request, id uint64, su *chanSetup) {
+	start := time.Now()
+	s := c.sess
+	ctx, cancel := context.WithCancel(c.ctx)
+	defer cancel()
+	sig := &signals{}
+	reqsDone := make(chan struct{})
+	go func() {
+		defer close(reqsDone)
+		defer cancel()
+		for r := range reqs {
+			ok := sig.request(r)
+			if r.WantReply {
+				r.Reply(ok, nil)
+			}
+		}
+	}()
+	defer func() {
+		ch.Close()
+		<-reqsDone
+	}()
+	fields := map[string]string{"name": "sftp", "login": c.login}
+	ev := &event.Event{Phase: event.Request, Protocol: "ssh", Kind: KindSubsystem, Target: c.target.name, Principal: c.principal, Fields: fields}
+	row := s.Row(KindSubsystem)
+	row.Request = fields
+	var (
+		verdict      event.Verdict
+		inN, outN    int64
+		refusal      string
+		failed       bool
+		exit         exitInfo
+		protocolErrs []string
+		errMu        sync.Mutex
+	)
+	defer func() {
+		row.SetVerdict(verdict)
+		row.RequestBytes, row.ResponseBytes = inN, outN
+		row.DurationMicro = time.Since(start).Microseconds()
+		switch {
+		case failed:
+			row.Status, row.Error = "failed", refusal
+		case refusal != "":
+			row.Status, row.Error = "refused", refusal
+		default:
+			row.Status = exit.status()
+			if len(protocolErrs) > 0 {
+				row.Error = strings.Join(protocolErrs, "; ")
+			}
+		}
+		s.Record(row)
+	}()
+	refuse := func(status uint32, why string) {
+		refusal, failed = why, status == ExitUpstream
+		fmt.Fprintf(ch.Stderr(), "tollgate: %s\n", why)
+		sendExitStatus(ch, status)
+	}
+	if d := c.l.deps.Authorize(c.principal, gate.AccessRequest{Target: c.target.name, Verb: VerbSFTP, Resource: "/" + c.login}); !d.Allowed {
+		verdict = event.Verdict{Action: event.Deny, Reason: d.Reason}
+		refuse(ExitDenied, "access denied: "+d.Reason)
+		return
+	}
+	dec := s.Decide(ctx, ev, c.holder(ch, "\n", &row))
+	defer dec.Done()
+	verdict = dec.Verdict
+	if !dec.Allowed {
+		refuse(ExitDenied, "denied: "+dec.Reason)
+		return
+	}
+	up, err := c.upstream()
+	if err != nil {
+		refuse(ExitUpstream, upstreamMessage(err))
+		return
+	}
+	upCh, upReqs, err := up.OpenChannel("session", nil)
+	if err != nil {
+		refuse(ExitUpstream, "target "+c.target.name+": cannot open a session: "+err.Error())
+		return
+	}
+	stop := context.AfterFunc(ctx, func() { upCh.Close() })
+	defer stop()
+	defer upCh.Close()
+	exitDone := make(chan struct{})
+	go func() {
+		defer close(exitDone)
+		for r := range upReqs {
+			if r.Type == "exit-status" || r.Type == "exit-signal" {
+				exit = exitInfo{kind: r.Type, payload: append([]byte(nil), r.Payload...)}
+			}
+			if r.WantReply {
+				r.Reply(false, nil)
+			}
+		}
+	}()
+	if err := su.apply(upCh, c.sess.Recording()); err != nil {
+		upCh.Close()
+		<-exitDone
+		refuse(ExitUpstream, "target "+c.target.name+": "+err.Error())
+		return
+	}
+	if ok, err := upCh.SendRequest("subsystem", true, xssh.Marshal(struct{ Name string }{"sftp"})); err != nil || !ok {
+		upCh.Close()
+		<-exitDone
+		refuse(ExitUpstream, "target "+c.target.name+" refused the sftp subsystem")
+		return
+	}
+	sig.set(upCh)
+
+	audit := newSFTPAudit(func(op string, f sftpOp, read, written int64, status string, at time.Time) {
+		r := s.Row(KindSFTP)
+		r.Request = map[string]string{"operation": sftpOperation(op, f.flags), "path": f.path, "login": c.login}
+		if f.to != "" {
+			r.Request["to"] = f.to
+		}
+		if op == "open" {
+			r.Request["flags"] = sftpFlags(f.flags)
+		}
+		r.Verdict = "allow"
+		r.RequestBytes, r.ResponseBytes = written, read
+		r.Status = status
+		r.DurationMicro = time.Since(at).Microseconds()
+		s.Record(r)
+	})
+	// relay copies one direction packet by packet, noting each; a
+	// packet it cannot read ends the session (nothing unparsed passes).
+	relay := func(src io.Reader, dst io.Writer, note func(sftpPacket) error, n *int64) {
+		br := bufio.NewReaderSize(src, 64<<10)
+		for {
+			raw, p, err := readSFTPPacket(br)
+			if err == nil {
+				err = note(p)
+			}
+			if err != nil {
+				if !errors.Is(err, io.EOF) {
+					errMu.Lock()
+					protocolErrs = append(protocolErrs, err.Error())
+					errMu.Unlock()
+					s.Log().Warn("sftp session ended", "target", c.target.name, "err", err)
+					upCh.Close()
+				}
+				return
+			}
+			if _, err := dst.Write(raw); err != nil {
+				upCh.Close()
+				return
+			}
+			*n += int64(len(raw))
+		}
+	}
+	inDone := make(chan struct{})
+	go func() {
+		defer close(inDone)
+		relay(ch, upCh, audit.request, &inN)
+		upCh.CloseWrite()
+	}()
+	// The server's stderr (sftp-server's log) goes to the client's.
+	errDone := make(chan struct{})
+	go func() {
+		defer close(errDone)
+		io.Copy(ch.Stderr(), upCh.Stderr())
+	}()
+	relay(upCh, ch, audit.response, &outN)
+	io.Copy(io.Discard, upCh)
+	<-errDone
+	<-exitDone
+	audit.end()
+	if exit.kind != "" {
+		ch.SendRequest(exit.kind, false, exit.payload)
+	}
+	ch.CloseWrite()
+	ch.Close()
+	cancel()
+	<-inDone
+}
