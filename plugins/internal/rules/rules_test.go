@@ -21,6 +21,8 @@ func TestMatch(t *testing.T) {
 		{Name: "http-writes", Kinds: []string{"http.request"}, Methods: []string{"POST", "DELETE"}, Paths: []string{"/admin"}, Unless: []string{"sre"}},
 		{Name: "rm", Commands: []string{"rm -rf *", "kubectl delete *"}},
 		{Name: "main", Refs: []string{"refs/heads/main"}},
+		{Name: "no-force", Kinds: []string{"git.push"}, Force: []string{"true", "unknown"}},
+		{Name: "no-tag-delete", Kinds: []string{"git.push"}, Refs: []string{"refs/tags/*"}, Actions: []string{"delete"}},
 	}
 	sql := func(classes []string, noWhere bool) func() SQLInfo {
 		return func() SQLInfo { return SQLInfo{Classes: classes, WithoutWhere: noWhere} }
@@ -44,6 +46,11 @@ func TestMatch(t *testing.T) {
 		{"ls with commands", ev{kind: "ssh.exec", fields: map[string]string{"command": "ls; pwd", "commands": "ls\npwd"}}, nil, ""},
 		{"push main", ev{kind: "git.push", fields: map[string]string{"ref": "refs/heads/main"}}, nil, "main"},
 		{"push branch", ev{kind: "git.push", fields: map[string]string{"ref": "refs/heads/feature"}}, nil, ""},
+		{"force push", ev{kind: "git.push", fields: map[string]string{"ref": "refs/heads/feature", "force": "true"}}, nil, "no-force"},
+		{"force unknown", ev{kind: "git.push", fields: map[string]string{"ref": "refs/heads/feature", "force": "unknown"}}, nil, "no-force"},
+		{"fast-forward", ev{kind: "git.push", fields: map[string]string{"ref": "refs/heads/feature", "force": "false", "action": "update"}}, nil, ""},
+		{"tag delete", ev{kind: "git.push", fields: map[string]string{"ref": "refs/tags/v1", "force": "false", "action": "delete"}}, nil, "no-tag-delete"},
+		{"tag create", ev{kind: "git.push", fields: map[string]string{"ref": "refs/tags/v1", "force": "false", "action": "create"}}, nil, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := tc.sql
