@@ -99,6 +99,7 @@ func (x *exchange) serveGit(w *statusRecorder, r *http.Request, p *event.Princip
 		x.fail(w, http.StatusNotFound, "not_git", "target "+x.rt.cfg.Target+" serves Git smart HTTP only (info/refs?service=git-upload-pack|git-receive-pack, git-upload-pack, git-receive-pack)")
 		return
 	}
+	x.kind = map[string]string{"info/refs": kindGitRefs, "upload-pack": kindGitFetch, "receive-pack": kindGitPush}[g.op]
 	d := x.l.deps.Authorize(p, gate.AccessRequest{Target: x.rt.cfg.Target, Verb: g.verb, Resource: g.repo})
 	if !d.Allowed {
 		x.fail(w, http.StatusForbidden, "access_denied", d.Reason)
@@ -169,6 +170,13 @@ func (x *exchange) gitFetch(w *statusRecorder, r *http.Request, g gitOp) {
 			err = fmt.Errorf("%w: upload-pack request over %d bytes", gitwire.ErrMalformed, maxGitRequest)
 		}
 		var req *gitwire.UploadRequest
+		if err == nil && string(b) == "0000" {
+			// git's probe before a large request (http.postBuffer): no
+			// command, nothing to decide; the upstream answers it.
+			x.ev.Fields["command"] = "probe"
+			x.gitForward(w, r, bytes.NewReader(b), int64(len(b)), "application/x-git-upload-pack-request", nil, false)
+			return
+		}
 		if err == nil {
 			req, err = gitwire.ParseUploadRequest(bytes.NewReader(b), gitVersion(r.Header))
 		}
@@ -344,8 +352,10 @@ func addNoThin(src io.Reader) io.Reader {
 	go func() {
 		in := gitwire.NewPktReader(src)
 		var out []byte
+		// The service line, its flush, then the first ref line, which
+		// carries the capabilities; the rest passes as it is.
 		err := func() error {
-			for i := 0; ; i++ {
+			for i := 0; i < 3; i++ {
 				t, b, err := in.Next()
 				if err != nil {
 					return err
@@ -353,28 +363,21 @@ func addNoThin(src io.Reader) io.Reader {
 				switch {
 				case t == gitwire.PktFlush:
 					out = gitwire.AppendFlush(out)
-					if i > 0 {
-						return nil
-					}
 					continue
 				case t != gitwire.PktData:
 					return fmt.Errorf("%w: special packet in an advertisement", gitwire.ErrMalformed)
 				}
-				if nul := bytes.IndexByte(b, 0); nul >= 0 && i > 0 {
+				if nul := bytes.IndexByte(b, 0); nul >= 0 && i == 2 {
 					caps := strings.TrimSuffix(string(b[nul+1:]), "\n")
 					if !strings.Contains(" "+caps+" ", " no-thin ") {
 						b = append(append(append([]byte(nil), b[:nul+1]...), caps+" no-thin"...), '\n')
 					}
-					out, err = gitwire.AppendPkt(out, b)
-					if err != nil {
-						return err
-					}
-					return nil
 				}
 				if out, err = gitwire.AppendPkt(out, b); err != nil {
 					return err
 				}
 			}
+			return nil
 		}()
 		if err == nil {
 			_, err = pw.Write(out)

@@ -30,6 +30,13 @@ func (x *exchange) gitPush(w *statusRecorder, r *http.Request, g gitOp) {
 		return
 	}
 	pr := gitwire.NewPktReader(body)
+	if probe, err := pr.Buffered().Peek(5); string(probe) == "0000" && err == io.EOF {
+		// git's probe before a large push (over http.postBuffer): a
+		// flush alone, which checks that the push can be sent at all.
+		x.ev.Fields["command"] = "probe"
+		x.gitForward(w, r, strings.NewReader("0000"), 4, "application/x-git-receive-pack-request", nil, false)
+		return
+	}
 	req, err := gitwire.ParsePushRequest(pr, maxGitCommandList)
 	if err != nil {
 		x.gitBadRequest(w, err)
