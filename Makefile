@@ -79,7 +79,7 @@ bench-deps:
 # Each figure prints as: BENCH <name> <value> <unit> ratio=<r> vs <baseline>
 # -p 1: one package's benchmarks at a time, so they do not share the cores.
 bench: deps bench-deps
-	$(GO) test -p 1 -run '^$$' -bench 'DefaultSets|SSHExec|Wrk|TokenVerify|Plugins|Fuel|CallFloor|Pipeline|ClickHouseInsert|Spool|EmbeddedInsert|ApprovalResume|Pgbench|RowThroughput' -benchtime 1x ./protocols/http/ ./protocols/postgres/ ./protocols/ssh/ ./host/identity/ ./plugins/ ./host/plugin/ ./internal/detect/ ./host/plugin/internal/fuel/ ./host/audit/ ./host/audit/clickhouse/ ./host/audit/spool/ ./host/audit/embedded/ ./host/approval/ ./host/approval/chstore/ | tee .bench.out | grep '^BENCH' || (cat .bench.out; exit 1)
+	$(GO) test -p 1 -run '^$$' -bench 'DefaultSets|SSHExec|Wrk|GitHTTP|TokenVerify|Plugins|Fuel|CallFloor|Pipeline|ClickHouseInsert|Spool|EmbeddedInsert|ApprovalResume|Pgbench|RowThroughput' -benchtime 1x ./protocols/http/ ./protocols/postgres/ ./protocols/ssh/ ./host/identity/ ./plugins/ ./host/plugin/ ./internal/detect/ ./host/plugin/internal/fuel/ ./host/audit/ ./host/audit/clickhouse/ ./host/audit/spool/ ./host/audit/embedded/ ./host/approval/ ./host/approval/chstore/ | tee .bench.out | grep '^BENCH' || (cat .bench.out; exit 1)
 
 # The soak (cmd/gateway/soak_test.go, TestSoak): PostgreSQL sessions and
 # HTTP clients through a real gateway with the default chain and the
@@ -135,6 +135,8 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzAnalyze -fuzztime $(FUZZTIME) ./protocols/postgres/internal/sqlref/
 	$(GO) test -run '^$$' -fuzz FuzzSplit -fuzztime $(FUZZTIME) ./protocols/ssh/
 	$(GO) test -run '^$$' -fuzz FuzzParseUser -fuzztime $(FUZZTIME) ./protocols/ssh/
+	$(GO) test -run '^$$' -fuzz FuzzPktLine -fuzztime $(FUZZTIME) ./protocols/http/gitwire/
+	$(GO) test -run '^$$' -fuzz FuzzCommandList -fuzztime $(FUZZTIME) ./protocols/http/gitwire/
 
 clean:
 	rm -rf bin .bench.out

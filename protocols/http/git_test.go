@@ -34,7 +34,7 @@ type gitEnv struct {
 	remote string // the repository's URL through the gateway
 }
 
-func startGit(t *testing.T, extraTarget string) *gitEnv {
+func startGit(t testing.TB, extraTarget string, extra ...string) *gitEnv {
 	t.Helper()
 	e := &gitEnv{addr: testenv.FreeAddr(t), admin: testenv.FreeAddr(t)}
 	issuer := testenv.FreeAddr(t)
@@ -75,7 +75,7 @@ path_prefix = "/git"
 [[access]]
 name = "ci-git"
 issuers = ["dev"]
-targets = ["repos"]
+targets = ["*"]
 methods = ["FETCH", "PUSH"]
 paths = ["/acme/"]
 [access.claims]
@@ -100,7 +100,7 @@ kinds = ["git.push"]
 refs = ["refs/heads/release*"]
 approvers = ["dba"]
 reason = "release branches need a maintainer"
-`, issuer, e.admin, e.srv.URL, extraTarget, e.addr, testenv.BuildWasm(t, "plugins/guard"), testenv.BuildWasm(t, "plugins/approve"))
+%s`, issuer, e.admin, e.srv.URL, extraTarget, e.addr, testenv.BuildWasm(t, "plugins/guard"), testenv.BuildWasm(t, "plugins/approve"), strings.ReplaceAll(strings.Join(extra, "\n"), "%UPSTREAM%", e.srv.URL))
 	e.gw = testenv.StartGateway(t, testenv.GatewayOptions{
 		Config: cfg, Dev: true, Env: []string{"TEST_UPSTREAM_TOKEN=" + upstreamSecret},
 		Wait: []string{e.addr, issuer, e.admin},
@@ -116,14 +116,14 @@ reason = "release branches need a maintainer"
 }
 
 // git runs the git client through the gateway with the agent's token.
-func (e *gitEnv) git(t *testing.T, dir string, args ...string) (string, error) {
+func (e *gitEnv) git(t testing.TB, dir string, args ...string) (string, error) {
 	t.Helper()
 	cmd := testenv.GitCmd(t, dir, append([]string{"-c", "http.extraHeader=Authorization: Bearer " + e.token}, args...)...)
 	out, err := cmd.CombinedOutput()
 	return string(out), err
 }
 
-func (e *gitEnv) mustGit(t *testing.T, dir string, args ...string) string {
+func (e *gitEnv) mustGit(t testing.TB, dir string, args ...string) string {
 	t.Helper()
 	out, err := e.git(t, dir, args...)
 	if err != nil {
@@ -133,7 +133,7 @@ func (e *gitEnv) mustGit(t *testing.T, dir string, args ...string) string {
 }
 
 // upstreamRef is ref's id in the upstream repository ("" when missing).
-func (e *gitEnv) upstreamRef(t *testing.T, ref string) string {
+func (e *gitEnv) upstreamRef(t testing.TB, ref string) string {
 	out, err := testenv.GitCmd(t, filepath.Join(e.srv.Root, "acme/app.git"), "rev-parse", "--verify", "-q", ref).Output()
 	if err != nil {
 		return ""
@@ -141,13 +141,13 @@ func (e *gitEnv) upstreamRef(t *testing.T, ref string) string {
 	return strings.TrimSpace(string(out))
 }
 
-func (e *gitEnv) row(t *testing.T, what string, match func(r audit.Row) bool) audit.Row {
+func (e *gitEnv) row(t testing.TB, what string, match func(r audit.Row) bool) audit.Row {
 	t.Helper()
 	return e.gw.WaitAudit(auditPath, what, match)
 }
 
 // commitRandom adds files of random (incompressible) bytes and commits.
-func commitRandom(t *testing.T, dir string, files int, size int, msg string) string {
+func commitRandom(t testing.TB, dir string, files int, size int, msg string) string {
 	t.Helper()
 	for i := range files {
 		b := make([]byte, size)
@@ -163,7 +163,7 @@ func commitRandom(t *testing.T, dir string, files int, size int, msg string) str
 	return strings.TrimSpace(testenv.Git(t, dir, "rev-parse", "HEAD"))
 }
 
-func newWork(t *testing.T) string {
+func newWork(t testing.TB) string {
 	dir := t.TempDir()
 	testenv.Git(t, dir, "init", "-q", "-b", "main")
 	return dir
