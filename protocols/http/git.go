@@ -318,6 +318,14 @@ func (x *exchange) gitForward(w *statusRecorder, r *http.Request, body io.Reader
 		}
 		w.WriteHeader(resp.StatusCode)
 	}
+	if x.rt.up.scrub.Active() {
+		// Pack data is zlib-compressed, so the credential's bytes show
+		// only where the server writes text (errors, progress); blanking
+		// them keeps every length, and so the framing.
+		sr := x.rt.up.scrub.Reader(src, &x.scrubbed.body)
+		defer sr.Close()
+		src = sr
+	}
 	buf := copyBuffers.Get()
 	defer copyBuffers.Put(buf)
 	for {

@@ -1,6 +1,8 @@
 package http_test
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -420,6 +422,67 @@ func TestGitBadInput(t *testing.T) {
 		if len(e.srv.Posts()) != 0 {
 			t.Fatalf("the truncated pack reached the server: %v", e.srv.Posts())
 		}
+	})
+	t.Run("thin pack", func(t *testing.T) {
+		// A pack with a delta against an object it lacks, as a client that
+		// ignores the advertised no-thin would send: refused, unread.
+		work := newWork(t)
+		os.WriteFile(filepath.Join(work, "f.txt"), []byte(strings.Repeat("line of text\n", 5000)), 0o644)
+		testenv.Git(t, work, "add", "-A")
+		testenv.Git(t, work, "commit", "-q", "-m", "a")
+		a := strings.TrimSpace(testenv.Git(t, work, "rev-parse", "HEAD"))
+		testenv.Git(t, work, "push", "-q", filepath.Join(e.srv.Root, "acme/app.git"), "main")
+		os.WriteFile(filepath.Join(work, "f.txt"), []byte(strings.Repeat("line of text\n", 5000)+"one more\n"), 0o644)
+		testenv.Git(t, work, "commit", "-q", "-am", "b")
+		b := strings.TrimSpace(testenv.Git(t, work, "rev-parse", "HEAD"))
+		cmd := testenv.GitCmd(t, work, "pack-objects", "--thin", "--stdout", "--revs")
+		cmd.Stdin = strings.NewReader(b + "\n^" + a + "\n")
+		pack, err := cmd.Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var body []byte
+		body, _ = gitwire.AppendPkt(body, []byte(a+" "+b+" refs/heads/main\x00report-status side-band-64k\n"))
+		body = gitwire.AppendFlush(body)
+		resp, out := post("git-receive-pack", string(append(body, pack...)))
+		if resp.StatusCode != 200 || !strings.Contains(out, "ng refs/heads/main unpacker error") || !strings.Contains(out, "reference delta not found") {
+			t.Fatalf("thin pack: %d %q", resp.StatusCode, out)
+		}
+		if e.upstreamRef(t, "refs/heads/main") != a {
+			t.Fatal("the thin pack's ref moved")
+		}
+		e.row(t, "for the thin pack", func(r audit.Row) bool {
+			return r.Kind == "git.push" && r.Status == "rejected" && strings.Contains(r.Request["commands"], b)
+		})
+		for _, p := range e.srv.Posts() {
+			if strings.HasSuffix(p, "git-receive-pack") {
+				t.Fatalf("the thin pack reached the server: %v", e.srv.Posts())
+			}
+		}
+
+		// A gzipped upload-pack request (git compresses large ones) is read too.
+		var req []byte
+		req, _ = gitwire.AppendPkt(req, []byte("want "+a+" ofs-delta\n"))
+		req = gitwire.AppendFlush(req)
+		req, _ = gitwire.AppendPkt(req, []byte("done\n"))
+		var zb bytes.Buffer
+		zw := gzip.NewWriter(&zb)
+		zw.Write(req)
+		zw.Close()
+		hreq, _ := http.NewRequest("POST", "http://"+e.addr+"/git/acme/app.git/git-upload-pack", &zb)
+		hreq.Header.Set("Authorization", "Bearer "+e.token)
+		hreq.Header.Set("Content-Encoding", "gzip")
+		hreq.Header.Set("Content-Type", "application/x-git-upload-pack-request")
+		hresp, err := http.DefaultClient.Do(hreq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := io.ReadAll(hresp.Body)
+		hresp.Body.Close()
+		if hresp.StatusCode != 200 || !bytes.HasPrefix(got, []byte("0008NAK\nPACK")) {
+			t.Fatalf("gzipped fetch: %d %q", hresp.StatusCode, got[:min(len(got), 64)])
+		}
+		e.row(t, "for the gzipped fetch", func(r audit.Row) bool { return r.Kind == "git.fetch" && r.Request["wants"] == a })
 	})
 	t.Run("unknown repository", func(t *testing.T) {
 		work := newWork(t)
