@@ -55,6 +55,7 @@ func StartGitServer(t testing.TB, token string) *GitServer {
 		Path: backend,
 		Env: []string{"GIT_PROJECT_ROOT=" + g.Root, "GIT_HTTP_EXPORT_ALL=1", "REMOTE_USER=tollgate",
 			"GIT_CONFIG_NOSYSTEM=1", "HOME=" + g.Root},
+		Stderr: io.Discard, // "Not a git repository" for the tests' unknown repositories
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

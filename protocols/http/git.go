@@ -11,6 +11,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/tollgate-dev/tollgate/host/event"
 	"github.com/tollgate-dev/tollgate/host/gate"
@@ -94,7 +95,12 @@ func gitVersion(h http.Header) int {
 
 // serveGit handles an authenticated request to a git target.
 func (x *exchange) serveGit(w *statusRecorder, r *http.Request, p *event.Principal) {
-	g, ok := classifyGit(r.Method, x.fwdPath, r.URL.Query().Get("service"))
+	services := r.URL.Query()["service"]
+	service := ""
+	if len(services) == 1 {
+		service = services[0] // two would let the gateway and the server read different ones
+	}
+	g, ok := classifyGit(r.Method, x.fwdPath, service)
 	if !ok {
 		x.fail(w, http.StatusNotFound, "not_git", "target "+x.rt.cfg.Target+" serves Git smart HTTP only (info/refs?service=git-upload-pack|git-receive-pack, git-upload-pack, git-receive-pack)")
 		return
@@ -112,6 +118,15 @@ func (x *exchange) serveGit(w *statusRecorder, r *http.Request, p *event.Princip
 	}
 	if x.reqBody = (&countingReader{r: r.Body, onErr: func() {}}); r.Body == nil {
 		x.reqBody.r = http.NoBody
+	}
+	if d := x.l.cfg.ReadBodyTimeout.Duration; d > 0 && r.Method == http.MethodPost {
+		// As for any request body: one that trickles in holds a
+		// goroutine; the deadline is lifted once the body is read (a
+		// push is read whole before anyone is asked about it).
+		rc := http.NewResponseController(w)
+		if err := rc.SetReadDeadline(time.Now().Add(d)); err == nil {
+			x.reqBody.onEOF = func() { rc.SetReadDeadline(time.Time{}) }
+		}
 	}
 	switch g.op {
 	case "info/refs":
@@ -260,7 +275,11 @@ func (x *exchange) gitForward(w *statusRecorder, r *http.Request, body io.Reader
 	u := *x.rt.up.url
 	u.Path = singleJoin(x.rt.up.url.Path, x.fwdPath)
 	u.RawPath = ""
-	u.RawQuery = r.URL.RawQuery
+	u.RawQuery = ""
+	if r.Method == http.MethodGet {
+		// Only what the gateway read goes on: service=<the one it checked>.
+		u.RawQuery = "service=" + r.URL.Query().Get("service")
+	}
 	out, err := http.NewRequestWithContext(r.Context(), r.Method, u.String(), body)
 	if err != nil {
 		x.fail(w, http.StatusBadGateway, "upstream_unavailable", "the target's URL could not be built")

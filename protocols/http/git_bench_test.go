@@ -25,7 +25,7 @@ import (
 // Each figure is the median of gitBenchRuns runs, alternating the two
 // sides so that a noisy neighbour hurts both.
 func BenchmarkGitHTTP(b *testing.B) {
-	e := startGit(b, "", `
+	e := startGit(b, gitOptions{extra: `
 [[targets]]
 name = "repos-scan"
 protocol = "http"
@@ -39,7 +39,7 @@ token = "env:TEST_UPSTREAM_TOKEN"
 [[listeners.routes]]
 target = "repos-scan"
 path_prefix = "/gitscan"
-`)
+`})
 	runGitBench(b, e)
 }
 

@@ -36,12 +36,47 @@ type gitEnv struct {
 	remote string // the repository's URL through the gateway
 }
 
-func startGit(t testing.TB, extraTarget string, extra ...string) *gitEnv {
+// gitOptions: keys for the target, whether the guard and approve
+// plugins run, and tables appended to the config (%UPSTREAM% is the git
+// server's URL).
+type gitOptions struct {
+	target  string
+	plugins bool
+	extra   string
+}
+
+const gitPlugins = `
+[[plugins]]
+name = "guard"
+path = "%GUARD%"
+[plugins.config]
+rules = [
+  { name = "protected", kinds = ["git.push"], refs = ["refs/heads/protected"], reason = "protected branch: open a merge request" },
+  { name = "no-force", kinds = ["git.push"], force = ["true", "unknown"], reason = "force pushes are not allowed" },
+]
+
+[[plugins]]
+name = "approve"
+path = "%APPROVE%"
+[plugins.config]
+[[plugins.config.rules]]
+name = "release"
+kinds = ["git.push"]
+refs = ["refs/heads/release*"]
+approvers = ["dba"]
+reason = "release branches need a maintainer"
+`
+
+func startGit(t testing.TB, o gitOptions) *gitEnv {
 	t.Helper()
 	e := &gitEnv{addr: testenv.FreeAddr(t), admin: testenv.FreeAddr(t)}
 	issuer := testenv.FreeAddr(t)
 	e.srv = testenv.StartGitServer(t, upstreamSecret)
 	e.srv.InitBare(t, "acme/app.git")
+	plugins := ""
+	if o.plugins {
+		plugins = strings.NewReplacer("%GUARD%", testenv.BuildWasm(t, "plugins/guard"), "%APPROVE%", testenv.BuildWasm(t, "plugins/approve")).Replace(gitPlugins)
+	}
 	cfg := fmt.Sprintf(`
 [gateway]
 data_dir = "data"
@@ -83,26 +118,7 @@ paths = ["/acme/"]
 [access.claims]
 repository = "acme/*"
 
-[[plugins]]
-name = "guard"
-path = %q
-[plugins.config]
-rules = [
-  { name = "protected", kinds = ["git.push"], refs = ["refs/heads/protected"], reason = "protected branch: open a merge request" },
-  { name = "no-force", kinds = ["git.push"], force = ["true", "unknown"], reason = "force pushes are not allowed" },
-]
-
-[[plugins]]
-name = "approve"
-path = %q
-[plugins.config]
-[[plugins.config.rules]]
-name = "release"
-kinds = ["git.push"]
-refs = ["refs/heads/release*"]
-approvers = ["dba"]
-reason = "release branches need a maintainer"
-%s`, issuer, e.admin, e.srv.URL, extraTarget, e.addr, testenv.BuildWasm(t, "plugins/guard"), testenv.BuildWasm(t, "plugins/approve"), strings.ReplaceAll(strings.Join(extra, "\n"), "%UPSTREAM%", e.srv.URL))
+%s%s`, issuer, e.admin, e.srv.URL, o.target, e.addr, plugins, strings.ReplaceAll(o.extra, "%UPSTREAM%", e.srv.URL))
 	e.gw = testenv.StartGateway(t, testenv.GatewayOptions{
 		Config: cfg, Dev: true, Env: []string{"TEST_UPSTREAM_TOKEN=" + upstreamSecret},
 		Wait: []string{e.addr, issuer, e.admin},
@@ -172,7 +188,7 @@ func newWork(t testing.TB) string {
 }
 
 func TestGitPushCloneFetch(t *testing.T) {
-	e := startGit(t, "git_secret_scan = true")
+	e := startGit(t, gitOptions{target: "git_secret_scan = true"})
 	work := newWork(t)
 	e.mustGit(t, work, "remote", "add", "origin", e.remote)
 
@@ -227,6 +243,14 @@ func TestGitPushCloneFetch(t *testing.T) {
 		})
 	}
 
+	// Shallow clone and deepen (deepen, deepen-relative lines) in v0.
+	shallow := filepath.Join(t.TempDir(), "shallow")
+	e.mustGit(t, "", "-c", "protocol.version=0", "clone", "-q", "--depth", "1", e.remote, shallow)
+	e.mustGit(t, shallow, "-c", "protocol.version=0", "fetch", "-q", "--deepen=1")
+	if n := strings.TrimSpace(testenv.Git(t, shallow, "rev-list", "--count", "HEAD")); n != "2" {
+		t.Fatalf("deepened shallow clone has %s commits, want 2", n)
+	}
+
 	// A fetch of a commit pushed meanwhile by someone else, straight to the server.
 	other := filepath.Join(t.TempDir(), "other")
 	testenv.Git(t, "", "clone", "-q", filepath.Join(e.srv.Root, "acme/app.git"), other)
@@ -245,7 +269,7 @@ func TestGitPushCloneFetch(t *testing.T) {
 }
 
 func TestGitPushRefused(t *testing.T) {
-	e := startGit(t, "git_secret_scan = true")
+	e := startGit(t, gitOptions{target: "git_secret_scan = true", plugins: true})
 	work := newWork(t)
 	e.mustGit(t, work, "remote", "add", "origin", e.remote)
 	// Two commits, so that amending the second leaves the pack's walk at
@@ -376,7 +400,7 @@ func TestGitPushRefused(t *testing.T) {
 }
 
 func TestGitBadInput(t *testing.T) {
-	e := startGit(t, "")
+	e := startGit(t, gitOptions{})
 	post := func(path, body string) (*http.Response, string) {
 		req, _ := http.NewRequest("POST", "http://"+e.addr+"/git/acme/app.git/"+path, strings.NewReader(body))
 		req.Header.Set("Authorization", "Bearer "+e.token)
@@ -435,7 +459,7 @@ func TestGitBadInput(t *testing.T) {
 		os.WriteFile(filepath.Join(work, "f.txt"), []byte(strings.Repeat("line of text\n", 5000)+"one more\n"), 0o644)
 		testenv.Git(t, work, "commit", "-q", "-am", "b")
 		b := strings.TrimSpace(testenv.Git(t, work, "rev-parse", "HEAD"))
-		cmd := testenv.GitCmd(t, work, "pack-objects", "--thin", "--stdout", "--revs")
+		cmd := testenv.GitCmd(t, work, "pack-objects", "-q", "--thin", "--stdout", "--revs")
 		cmd.Stdin = strings.NewReader(b + "\n^" + a + "\n")
 		pack, err := cmd.Output()
 		if err != nil {
@@ -514,6 +538,16 @@ func TestGitBadInput(t *testing.T) {
 		resp.Body.Close()
 		if resp.StatusCode != 404 {
 			t.Fatalf("dumb GET: %d", resp.StatusCode)
+		}
+		// Two services: the gateway and the server could read different ones.
+		req, _ = http.NewRequest("GET", "http://"+e.addr+"/git/acme/app.git/info/refs?service=git-upload-pack&service=git-receive-pack", nil)
+		req.Header.Set("Authorization", "Bearer "+e.token)
+		if resp, err = http.DefaultClient.Do(req); err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 404 {
+			t.Fatalf("two services: %d", resp.StatusCode)
 		}
 	})
 }

@@ -94,7 +94,7 @@ func parseV0(pr *PktReader) (*UploadRequest, error) {
 			req.Haves++
 		case "done":
 			req.Done = true
-		case "shallow", "deepen", "deepen-since", "deepen-not", "filter":
+		case "shallow", "deepen", "deepen-since", "deepen-not", "deepen-relative", "filter":
 			req.Shallow = append(req.Shallow, line)
 		default:
 			return nil, fmt.Errorf("%w: unknown upload-pack line %q", ErrMalformed, printable([]byte(oneLine(line, 80))))
