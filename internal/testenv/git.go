@@ -113,6 +113,7 @@ func (g *GitServer) InitBare(t testing.TB, name string) string {
 	dir := filepath.Join(g.Root, name)
 	Git(t, "", "init", "-q", "--bare", "-b", "main", dir)
 	Git(t, dir, "config", "http.receivepack", "true")
+	Git(t, dir, "config", "receive.advertisePushOptions", "true")
 	return dir
 }
 

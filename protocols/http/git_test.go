@@ -213,11 +213,12 @@ func TestGitPushCloneFetch(t *testing.T) {
 
 	// A fast-forward: force=false, decided from the pack alone.
 	next := commitRandom(t, work, 1, 1000, "step ff")
-	e.mustGit(t, work, "push", "origin", "main")
+	e.mustGit(t, work, "push", "-o", "ci.skip", "-o", "reviewer=maria", "origin", "main")
 	ff := e.row(t, "for the fast-forward", func(r audit.Row) bool {
 		return r.Kind == "git.push" && strings.Contains(r.Request["commands"], next)
 	})
-	if !strings.Contains(ff.Request["commands"], head+" "+next+" refs/heads/main update force=false") || ff.Status != "200" {
+	if !strings.Contains(ff.Request["commands"], head+" "+next+" refs/heads/main update force=false") || ff.Status != "200" ||
+		ff.Request["options"] != "ci.skip\nreviewer=maria" {
 		t.Fatalf("fast-forward row %+v", ff)
 	}
 
