@@ -114,7 +114,9 @@ func (x *exchange) serveGit(w *statusRecorder, r *http.Request, p *event.Princip
 	x.rule = d.Rule
 	x.ev = &event.Event{
 		Phase: event.Request, Protocol: "http", SessionID: x.sess.ID(), Target: x.rt.cfg.Target, Principal: p,
-		Fields: map[string]string{"repository": g.repo, "protocol": strconv.Itoa(gitVersion(r.Header))},
+		// path repeats the repository, so that rules written for paths
+		// (guard's and approve's paths, the console's view) apply.
+		Fields: map[string]string{"repository": g.repo, "path": g.repo, "protocol": strconv.Itoa(gitVersion(r.Header))},
 	}
 	if x.reqBody = (&countingReader{r: r.Body, onErr: func() {}}); r.Body == nil {
 		x.reqBody.r = http.NoBody

@@ -144,7 +144,7 @@ func (x *exchange) gitPush(w *statusRecorder, r *http.Request, g gitOp) {
 		ev := &event.Event{
 			Phase: event.Request, Protocol: "http", Kind: kindGitPush, SessionID: x.sess.ID(), Target: x.rt.cfg.Target, Principal: x.ev.Principal,
 			Fields: map[string]string{
-				"repository": g.repo, "ref": c.Ref, "old": c.Old, "new": c.New, "action": c.Action(),
+				"repository": g.repo, "path": g.repo, "ref": c.Ref, "old": c.Old, "new": c.New, "action": c.Action(),
 				"force": forces[i], "options": f["options"], "protocol": f["protocol"],
 			},
 		}

@@ -50,7 +50,9 @@ const gitPlugins = `
 name = "guard"
 path = "%GUARD%"
 [plugins.config]
+kinds = ["git.push", "git.fetch"]
 rules = [
+  { name = "frozen", kinds = ["git.fetch"], paths = ["/acme/frozen.git"], reason = "repository frozen for an audit" },
   { name = "protected", kinds = ["git.push"], refs = ["refs/heads/protected"], reason = "protected branch: open a merge request" },
   { name = "no-force", kinds = ["git.push"], force = ["true", "unknown"], reason = "force pushes are not allowed" },
 ]
@@ -346,6 +348,21 @@ func TestGitPushRefused(t *testing.T) {
 			t.Fatalf("row %+v", row)
 		}
 		testenv.Git(t, work, "reset", "-q", "--hard", base)
+	})
+
+	t.Run("fetch denied", func(t *testing.T) {
+		e.srv.InitBare(t, "acme/frozen.git")
+		testenv.Git(t, work, "push", "-q", filepath.Join(e.srv.Root, "acme/frozen.git"), "main")
+		out, err := e.git(t, "", "-c", "protocol.version=0", "clone", "-q", "http://"+e.addr+"/git/acme/frozen.git", filepath.Join(t.TempDir(), "f"))
+		if err == nil || !strings.Contains(out, "remote error: repository frozen for an audit") {
+			t.Fatalf("clone of a frozen repository: %v\n%s", err, out)
+		}
+		row := e.row(t, "for the denied fetch", func(r audit.Row) bool {
+			return r.Kind == "git.fetch" && r.Request["repository"] == "/acme/frozen.git"
+		})
+		if row.Verdict != "deny" || row.Plugin != "guard" || !strings.Contains(row.Error, "repository frozen") || row.Request["wants"] != base {
+			t.Fatalf("row %+v", row)
+		}
 	})
 
 	t.Run("held and approved", func(t *testing.T) {
