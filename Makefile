@@ -137,6 +137,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParseUser -fuzztime $(FUZZTIME) ./protocols/ssh/
 	$(GO) test -run '^$$' -fuzz FuzzPktLine -fuzztime $(FUZZTIME) ./protocols/http/gitwire/
 	$(GO) test -run '^$$' -fuzz FuzzCommandList -fuzztime $(FUZZTIME) ./protocols/http/gitwire/
+	$(GO) test -run '^$$' -fuzz FuzzCheckPack -fuzztime $(FUZZTIME) ./protocols/http/gitwire/
 
 clean:
 	rm -rf bin .bench.out

@@ -95,7 +95,7 @@ func (x *exchange) gitPush(w *statusRecorder, r *http.Request, g gitOp) {
 			x.gitRefuse(w, req, sideband, "no pack data", nil, "unpacker error")
 			return
 		}
-		pk, err = gitwire.OpenPack(pack.Name())
+		pk, err = gitwire.OpenPack(pack.Name(), gitwire.DefaultMaxObject)
 		if err != nil {
 			x.sess.Log().Info("git push: pack refused", "err", err)
 			x.errMsg = "pack: " + err.Error()
@@ -289,7 +289,7 @@ func (x *exchange) upstreamAncestor(r *http.Request, g gitOp, old, b string) (bo
 	if over {
 		return false, fmt.Errorf("ancestry: the upstream's answer is over %d bytes", maxAncestryPack)
 	}
-	pk, err := gitwire.OpenPack(f.Name())
+	pk, err := gitwire.OpenPack(f.Name(), gitwire.DefaultMaxObject)
 	if err != nil {
 		return false, fmt.Errorf("ancestry: %w", err)
 	}

@@ -1,7 +1,10 @@
 package gitwire
 
 import (
+	"bufio"
 	"bytes"
+	"compress/zlib"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -45,12 +48,21 @@ const largeObject = 1 << 20
 
 // OpenPack indexes the pack at path (Git's own idx, built in memory from
 // a pass over the file, as index-pack does) and reads its commits and
-// trees. A pack that is cut short, corrupt, or thin is ErrBadPack.
-func OpenPack(path string) (*Pack, error) {
+// trees. A pack that is cut short, corrupt, or thin, or that holds an
+// object over maxObject bytes (checkPack), is ErrBadPack.
+func OpenPack(path string, maxObject int64) (*Pack, error) {
 	dir, name := filepath.Split(path)
 	fs := osfs.New(dir)
 	f, err := fs.Open(name)
 	if err != nil {
+		return nil, fmt.Errorf("pack: %w", err)
+	}
+	if err := checkPack(f, maxObject); err != nil {
+		f.Close()
+		return nil, err
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		f.Close()
 		return nil, fmt.Errorf("pack: %w", err)
 	}
 	w := new(idxfile.Writer)
@@ -258,4 +270,98 @@ func (p *Pack) Blob(id string) (io.ReadCloser, int64, error) {
 		return nil, 0, fmt.Errorf("%w: blob %s: %w", ErrBadPack, id, err)
 	}
 	return r, o.Size(), nil
+}
+
+// DefaultMaxObject is the largest object (inflated, or a delta's result)
+// a pack may hold for OpenPack: go-git holds a delta's base, and the
+// object being resolved, whole in memory.
+const DefaultMaxObject = 512 << 20
+
+// checkPack reads the pack's object headers, inflating each object once
+// (to find where it ends) without keeping it, and refuses a pack whose
+// objects, or the results of its deltas, are larger than maxObject: a
+// few megabytes of zlib can declare gigabytes, which the parser would
+// then allocate.
+func checkPack(r io.Reader, maxObject int64) error {
+	br := bufio.NewReaderSize(r, 64<<10)
+	var hdr [12]byte
+	if _, err := io.ReadFull(br, hdr[:]); err != nil {
+		return fmt.Errorf("%w: header: %w", ErrBadPack, err)
+	}
+	if string(hdr[:4]) != "PACK" {
+		return fmt.Errorf("%w: no PACK signature", ErrBadPack)
+	}
+	if v := binary.BigEndian.Uint32(hdr[4:8]); v != 2 && v != 3 {
+		return fmt.Errorf("%w: version %d", ErrBadPack, v)
+	}
+	count := binary.BigEndian.Uint32(hdr[8:12])
+	var zr io.ReadCloser
+	for i := uint32(0); i < count; i++ {
+		c, err := br.ReadByte()
+		if err != nil {
+			return fmt.Errorf("%w: object %d: %w", ErrBadPack, i, err)
+		}
+		typ := (c >> 4) & 7
+		size := int64(c & 15)
+		for shift := 4; c&0x80 != 0; shift += 7 {
+			if shift > 56 {
+				return fmt.Errorf("%w: object %d: size too long", ErrBadPack, i)
+			}
+			if c, err = br.ReadByte(); err != nil {
+				return fmt.Errorf("%w: object %d: %w", ErrBadPack, i, err)
+			}
+			size |= int64(c&0x7f) << shift
+		}
+		if size > maxObject {
+			return fmt.Errorf("%w: object %d is %d bytes, over %d", ErrBadPack, i, size, maxObject)
+		}
+		switch typ {
+		case 6: // ofs-delta: a varint offset
+			for {
+				if c, err = br.ReadByte(); err != nil {
+					return fmt.Errorf("%w: object %d: %w", ErrBadPack, i, err)
+				}
+				if c&0x80 == 0 {
+					break
+				}
+			}
+		case 7: // ref-delta: the base's id
+			if _, err := br.Discard(20); err != nil {
+				return fmt.Errorf("%w: object %d: %w", ErrBadPack, i, err)
+			}
+		case 1, 2, 3, 4:
+		default:
+			return fmt.Errorf("%w: object %d has type %d", ErrBadPack, i, typ)
+		}
+		if zr == nil {
+			zr, err = zlib.NewReader(br)
+		} else {
+			err = zr.(zlib.Resetter).Reset(br, nil)
+		}
+		if err != nil {
+			return fmt.Errorf("%w: object %d: %w", ErrBadPack, i, err)
+		}
+		lr := &io.LimitedReader{R: zr, N: size + 1}
+		if typ >= 6 {
+			// A delta starts with its base's size and its result's.
+			dr := bufio.NewReader(lr)
+			base, err1 := binary.ReadUvarint(dr)
+			target, err2 := binary.ReadUvarint(dr)
+			if err := errors.Join(err1, err2); err != nil {
+				return fmt.Errorf("%w: object %d: delta header: %w", ErrBadPack, i, err)
+			}
+			if base > uint64(maxObject) || target > uint64(maxObject) {
+				return fmt.Errorf("%w: object %d is a delta to %d bytes, over %d", ErrBadPack, i, target, maxObject)
+			}
+			if _, err := io.Copy(io.Discard, dr); err != nil {
+				return fmt.Errorf("%w: object %d: %w", ErrBadPack, i, err)
+			}
+		} else if _, err := io.Copy(io.Discard, lr); err != nil {
+			return fmt.Errorf("%w: object %d: %w", ErrBadPack, i, err)
+		}
+		if lr.N != 1 {
+			return fmt.Errorf("%w: object %d inflates to other than its %d bytes", ErrBadPack, i, size)
+		}
+	}
+	return nil
 }
