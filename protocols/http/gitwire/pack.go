@@ -204,15 +204,6 @@ func (p *Pack) Walk(from, target string, limit int) (found bool, boundary []stri
 	return false, boundary
 }
 
-// ParentsOf returns the parents of every commit in the pack.
-func (p *Pack) ParentsOf() map[string][]string {
-	out := make(map[string][]string, len(p.commits))
-	for id, c := range p.commits {
-		out[id] = c.parents
-	}
-	return out
-}
-
 // BlobPaths names each blob of the pack with the first path it has in
 // the trees of the pack's commits reachable from tips (through commits
 // in the pack). Blobs no new tree names are left out.
