@@ -7,7 +7,7 @@ VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
 # Debian packages the tests talk to (real peers, never mocks).
-TEST_PKGS  := curl ca-certificates wabt clickhouse-server clickhouse-client zookeeper postgresql chromium openssh-server openssh-client
+TEST_PKGS  := curl ca-certificates git wabt clickhouse-server clickhouse-client zookeeper postgresql chromium openssh-server openssh-client
 # Peers `make bench` measures the gateway against: nginx and Caddy (2.6,
 # run from a Caddyfile of the benchmark's own, not as the packaged
 # service) for HTTP, PgBouncer for PostgreSQL; wrk drives HTTP.
@@ -81,7 +81,7 @@ bench-deps:
 # Each figure prints as: BENCH <name> <value> <unit> ratio=<r> vs <baseline>
 # -p 1: one package's benchmarks at a time, so they do not share the cores.
 bench: deps bench-deps
-	$(GO) test -p 1 -run '^$$' -bench 'DefaultSets|SSHExec|RecordingOutput|Wrk|TokenVerify|Plugins|Fuel|CallFloor|Pipeline|ClickHouseInsert|Spool|EmbeddedInsert|ApprovalResume|Pgbench|RowThroughput|StatementCost' -benchtime 1x ./protocols/http/ ./protocols/postgres/ ./protocols/ssh/ ./host/gate/ ./host/identity/ ./plugins/ ./host/plugin/ ./internal/detect/ ./host/plugin/internal/fuel/ ./host/audit/ ./host/audit/clickhouse/ ./host/audit/spool/ ./host/audit/embedded/ ./host/approval/ ./host/approval/chstore/ | tee .bench.out | grep '^BENCH' || (cat .bench.out; exit 1)
+	$(GO) test -p 1 -run '^$$' -bench 'DefaultSets|SSHExec|RecordingOutput|Wrk|GitHTTP|TokenVerify|Plugins|Fuel|CallFloor|Pipeline|ClickHouseInsert|Spool|EmbeddedInsert|ApprovalResume|Pgbench|RowThroughput|StatementCost' -benchtime 1x ./protocols/http/ ./protocols/postgres/ ./protocols/ssh/ ./host/gate/ ./host/identity/ ./plugins/ ./host/plugin/ ./internal/detect/ ./host/plugin/internal/fuel/ ./host/audit/ ./host/audit/clickhouse/ ./host/audit/spool/ ./host/audit/embedded/ ./host/approval/ ./host/approval/chstore/ | tee .bench.out | grep '^BENCH' || (cat .bench.out; exit 1)
 
 # The soak (cmd/gateway/soak_test.go, TestSoak): PostgreSQL sessions and
 # HTTP clients through a real gateway with the default chain and the
@@ -140,6 +140,9 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzAnalyze -fuzztime $(FUZZTIME) ./protocols/postgres/internal/sqlref/
 	$(GO) test -run '^$$' -fuzz FuzzSplit -fuzztime $(FUZZTIME) ./protocols/ssh/
 	$(GO) test -run '^$$' -fuzz FuzzParseUser -fuzztime $(FUZZTIME) ./protocols/ssh/
+	$(GO) test -run '^$$' -fuzz FuzzPktLine -fuzztime $(FUZZTIME) ./protocols/http/gitwire/
+	$(GO) test -run '^$$' -fuzz FuzzCommandList -fuzztime $(FUZZTIME) ./protocols/http/gitwire/
+	$(GO) test -run '^$$' -fuzz FuzzCheckPack -fuzztime $(FUZZTIME) ./protocols/http/gitwire/
 
 clean:
 	rm -rf bin .bench.out

@@ -111,7 +111,22 @@ type TargetOptions struct {
 	// Upgrade header (default ["websocket"]); any other is refused with
 	// 400. An empty list refuses every upgrade.
 	Upgrades []string `toml:"upgrades"`
+	// Git serves the target as a Git smart HTTP server (clone, fetch,
+	// push; protocol v0 and v2): fetches and pushes are events of their
+	// own (git.fetch, git.push) and rows, access rules see the verbs
+	// FETCH and PUSH on the repository path, and a refused push is
+	// answered in git's own report-status.
+	Git bool `toml:"git"`
+	// GitSecretScan refuses a push whose new files hold a secret (a
+	// private key, a cloud key, a token), naming the path and line.
+	GitSecretScan bool `toml:"git_secret_scan"`
+	// GitMaxPushBytes bounds a push's pack, which is spooled to a
+	// temporary file before it is checked (default 1 GiB).
+	GitMaxPushBytes int64 `toml:"git_max_push_bytes"`
 }
+
+// DefaultGitMaxPushBytes is git_max_push_bytes' default.
+const DefaultGitMaxPushBytes = 1 << 30
 
 // Check applies the target's default upgrades and checks its upstream
 // URL and credential.
@@ -123,6 +138,10 @@ func (o *TargetOptions) Check(t *gate.Table) {
 		if up == "" || strings.ContainsAny(up, " \t,/") {
 			t.Problem(fmt.Sprintf("upgrades[%d]", j), "must be a protocol name such as websocket")
 		}
+	}
+	t.Int64("git_max_push_bytes", &o.GitMaxPushBytes, mib, 64*gib, DefaultGitMaxPushBytes)
+	if o.GitSecretScan && !o.Git {
+		t.Problem("git_secret_scan", "only applies to a target with git = true")
 	}
 	tg := t.Self()
 	u, err := url.Parse(tg.Upstream)
@@ -165,5 +184,5 @@ func targetOptions(t *gate.Target) *TargetOptions {
 	if o, ok := t.Options.(*TargetOptions); ok {
 		return o
 	}
-	return &TargetOptions{Upgrades: []string{"websocket"}}
+	return &TargetOptions{Upgrades: []string{"websocket"}, GitMaxPushBytes: DefaultGitMaxPushBytes}
 }

@@ -214,3 +214,22 @@ func TestRangesAreDocumented(t *testing.T) {
 		}
 	}
 }
+
+func TestGitTargetKeys(t *testing.T) {
+	git := strings.Replace(minimal, `upstream = "http://127.0.0.1:9000"`, "upstream = \"http://127.0.0.1:9000\"\ngit = true\ngit_secret_scan = true", 1)
+	c := mustParse(t, git)
+	o := c.Targets[0].Options.(*httpproto.TargetOptions)
+	if !o.Git || !o.GitSecretScan || o.GitMaxPushBytes != httpproto.DefaultGitMaxPushBytes {
+		t.Fatalf("git options %+v", o)
+	}
+	ps := problemsOf(t, strings.Replace(minimal, `upstream = "http://127.0.0.1:9000"`, "upstream = \"http://127.0.0.1:9000\"\ngit_secret_scan = true\ngit_max_push_bytes = 10", 1))
+	wantProblem(t, ps, 6, 1, "only applies to a target with git = true")
+	wantProblem(t, ps, 7, 1, "git_max_push_bytes: must be "+config.Between(1<<20, 64<<30, false))
+	b, err := os.ReadFile("../../examples/gateway.full.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), "[range 1048576 (1 MiB) to 68719476736 (64 GiB)]") {
+		t.Error("examples/gateway.full.toml does not state git_max_push_bytes' range")
+	}
+}

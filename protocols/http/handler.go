@@ -63,6 +63,17 @@ type exchange struct {
 	// syncFailed: a synced target's forward row could not be made
 	// durable, so the request was refused without being forwarded.
 	syncFailed bool
+	// kind is the row's kind: http.request, or a git target's git.refs,
+	// git.fetch, git.push.
+	kind string
+	// rowStatus, when set, is the row's status instead of the HTTP
+	// status (a push refused in a 200 answer reads "rejected").
+	rowStatus string
+	// headerSent: a git push answered its status and headers early.
+	headerSent bool
+	// progress sends a git push's side-band progress message, once the
+	// answer has started; nil otherwise.
+	progress func(msg string)
 }
 
 type exchangeKey struct{}
@@ -139,6 +150,10 @@ func (l *Listener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	if rt.up.git {
+		x.serveGit(rec, r, p)
+		return
+	}
 	d := l.deps.Authorize(p, gate.AccessRequest{Target: rt.cfg.Target, Verb: r.Method, Resource: fwd})
 	if !d.Allowed {
 		x.fail(rec, http.StatusForbidden, "access_denied", d.Reason)
@@ -577,7 +592,11 @@ func (x *exchange) finish(r *http.Request, rec *statusRecorder) {
 	if x.sess == nil {
 		x.sess = x.conn.sessionFor(nil, "", x.start)
 	}
-	row := sessionRow(x.sess, "http.request", "")
+	kind := x.kind
+	if kind == "" {
+		kind = "http.request"
+	}
+	row := sessionRow(x.sess, kind, "")
 	if x.rt != nil {
 		row.Target = x.rt.cfg.Target
 	}
@@ -605,6 +624,9 @@ func (x *exchange) finish(r *http.Request, rec *statusRecorder) {
 		status = http.StatusOK
 	}
 	row.Status = strconv.Itoa(status)
+	if x.rowStatus != "" {
+		row.Status = x.rowStatus
+	}
 	row.ResponseBytes = rec.bytes
 	if x.reqBody != nil {
 		row.RequestBytes = x.reqBody.n

@@ -28,6 +28,10 @@ type upstream struct {
 	// synced: the target's rows are fsynced before its requests go out
 	// and before its answers are released (durable.go).
 	synced bool
+	// git: a Git smart HTTP target; gitScan: its pushes are scanned for
+	// secrets; gitMaxPush bounds a pushed pack.
+	git, gitScan bool
+	gitMaxPush   int64
 }
 
 func newUpstream(t *gate.Target) (*upstream, error) {
@@ -63,8 +67,9 @@ func newUpstream(t *gate.Target) (*upstream, error) {
 	for i, p := range targetOptions(t).Upgrades {
 		ups[i] = strings.ToLower(p)
 	}
+	o := targetOptions(t)
 	return &upstream{name: t.Name, url: u, cred: t.Credential, transport: tr, scrub: newScrubber(t.Credential), upgrades: ups,
-		synced: t.Synced()}, nil
+		synced: t.Synced(), git: o.Git, gitScan: o.GitSecretScan, gitMaxPush: o.GitMaxPushBytes}, nil
 }
 
 // inject replaces whatever the client said about credentials with the one

@@ -34,6 +34,8 @@ type Rule struct {
 	WithoutWhere bool     `json:"without_where"` // pg.query: an UPDATE or DELETE with no WHERE, a MERGE with an UPDATE or DELETE action without its own AND condition
 	Commands     []string `json:"commands"`      // ssh.exec, ssh.input, kube.exec: command-line globs, matched against the whole line (field "command", or "line" of a shell line) and against each simple command the protocol lists in field "commands"
 	Refs         []string `json:"refs"`          // git.push: ref globs, e.g. refs/heads/main
+	Force        []string `json:"force"`         // git.push: the push's force field is one of these (true, false, unknown)
+	Actions      []string `json:"actions"`       // git.push: the command's action is one of these (create, update, delete)
 
 	Reason    string   `json:"reason"`
 	Approvers []string `json:"approvers"` // approve plugin: who may approve
@@ -105,6 +107,12 @@ func (r *Rule) matches(ev Event, sql *SQLInfo) bool {
 		return false
 	}
 	if len(r.Refs) > 0 && !anyGlob(r.Refs, ev.Field("ref")) {
+		return false
+	}
+	if len(r.Force) > 0 && !anyEqual(r.Force, ev.Field("force")) {
+		return false
+	}
+	if len(r.Actions) > 0 && !anyEqual(r.Actions, ev.Field("action")) {
 		return false
 	}
 	if len(r.SQL) > 0 {

@@ -25,6 +25,8 @@ func TestMatch(t *testing.T) {
 		{Name: "rm", Commands: []string{"rm -rf *", "kubectl delete *"}},
 		{Name: "main", Refs: []string{"refs/heads/main"}},
 		{Name: "exec-only", Kinds: []string{"ssh.exec"}, Commands: []string{"mkfs*"}},
+		{Name: "no-force", Kinds: []string{"git.push"}, Force: []string{"true", "unknown"}},
+		{Name: "no-tag-delete", Kinds: []string{"git.push"}, Refs: []string{"refs/tags/*"}, Actions: []string{"delete"}},
 	}
 	sql := func(classes []string, noWhere bool) func() SQLInfo {
 		return func() SQLInfo { return SQLInfo{Classes: classes, WithoutWhere: noWhere} }
@@ -55,6 +57,11 @@ func TestMatch(t *testing.T) {
 		{"exec rule not on kube", ev{kind: "kube.exec", fields: map[string]string{"command": "mkfs.ext4 /dev/sda1"}}, nil, ""},
 		{"push main", ev{kind: "git.push", fields: map[string]string{"ref": "refs/heads/main"}}, nil, "main"},
 		{"push branch", ev{kind: "git.push", fields: map[string]string{"ref": "refs/heads/feature"}}, nil, ""},
+		{"force push", ev{kind: "git.push", fields: map[string]string{"ref": "refs/heads/feature", "force": "true"}}, nil, "no-force"},
+		{"force unknown", ev{kind: "git.push", fields: map[string]string{"ref": "refs/heads/feature", "force": "unknown"}}, nil, "no-force"},
+		{"fast-forward", ev{kind: "git.push", fields: map[string]string{"ref": "refs/heads/feature", "force": "false", "action": "update"}}, nil, ""},
+		{"tag delete", ev{kind: "git.push", fields: map[string]string{"ref": "refs/tags/v1", "force": "false", "action": "delete"}}, nil, "no-tag-delete"},
+		{"tag create", ev{kind: "git.push", fields: map[string]string{"ref": "refs/tags/v1", "force": "false", "action": "create"}}, nil, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := tc.sql
