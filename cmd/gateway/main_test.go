@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -233,8 +234,44 @@ func TestServeFailsClearlyOnAMissingPlugin(t *testing.T) {
 
 // shippedConfig is the shipped gateway.toml with its fixed ports moved to
 // free ones (addrs maps each fixed port to its replacement), in a new
-// directory holding the demo credential and an Ed25519 signing key.
+// directory holding the demo credential and an Ed25519 signing key,
+// without the plugins and the demo database (which quickStartConfig
+// keeps): these tests are about the HTTP demo and the audit trail.
 func shippedConfig(t *testing.T) (cfg, dir string, addrs map[string]string) {
+	t.Helper()
+	cfg, dir, addrs = movedConfig(t)
+	i, j := strings.Index(cfg, "\n[[plugins]]\n"), strings.Index(cfg, "\n[admin]\n")
+	if i < 0 || j < i || !strings.Contains(cfg, "\npostgres = \"demo-db\"\n") {
+		t.Fatal("gateway.toml no longer has [[plugins]] before [admin] and [dev] postgres; update this test")
+	}
+	cfg = strings.Replace(cfg[:i]+cfg[j:], "\npostgres = \"demo-db\"\n", "\n", 1)
+	// The target stays (unused): its credential must resolve.
+	if err := os.WriteFile(filepath.Join(dir, ".tollgate", "demo-db-password"), []byte("unused\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return cfg, dir, addrs
+}
+
+// quickStartConfig is the whole shipped gateway.toml, its ports moved,
+// its plugins built from the tree, as `make run` builds them.
+func quickStartConfig(t *testing.T) (cfg, dir string, addrs map[string]string) {
+	t.Helper()
+	cfg, dir, addrs = movedConfig(t)
+	for _, p := range []string{"guard", "approve", "mask"} {
+		shipped := fmt.Sprintf("path = \"bin/plugins/%s.wasm\"", p)
+		if !strings.Contains(cfg, shipped) {
+			t.Fatalf("gateway.toml no longer has %s; update this test", shipped)
+		}
+		cfg = strings.Replace(cfg, shipped, fmt.Sprintf("path = %q", testenv.BuildWasm(t, "plugins/"+p)), 1)
+	}
+	return cfg, dir, addrs
+}
+
+// movedConfig is the shipped gateway.toml with its fixed ports moved, in
+// a directory prepared like `make run`'s: .tollgate/ searchable, so that
+// the demo database's server (run as the postgres user when the tests
+// run as root) reaches it.
+func movedConfig(t *testing.T) (cfg, dir string, addrs map[string]string) {
 	t.Helper()
 	src, err := os.ReadFile(filepath.Join(testenv.ModuleRoot(t), "gateway.toml"))
 	if err != nil {
@@ -242,7 +279,7 @@ func shippedConfig(t *testing.T) (cfg, dir string, addrs map[string]string) {
 	}
 	cfg = string(src)
 	addrs = map[string]string{}
-	for _, fixed := range []string{"127.0.0.1:8079", "127.0.0.1:8080", "127.0.0.1:8081", "127.0.0.1:8090"} {
+	for _, fixed := range []string{"127.0.0.1:8079", "127.0.0.1:8080", "127.0.0.1:8081", "127.0.0.1:8090", "127.0.0.1:6432", "127.0.0.1:6433"} {
 		if !strings.Contains(cfg, fixed) {
 			t.Fatalf("gateway.toml no longer uses %s; update this test", fixed)
 		}
@@ -250,8 +287,13 @@ func shippedConfig(t *testing.T) (cfg, dir string, addrs map[string]string) {
 		cfg = strings.ReplaceAll(cfg, fixed, addrs[fixed])
 	}
 	dir = t.TempDir()
-	if err := os.MkdirAll(filepath.Join(dir, ".tollgate"), 0o700); err != nil {
+	if err := os.MkdirAll(filepath.Join(dir, ".tollgate"), 0o755); err != nil {
 		t.Fatal(err)
+	}
+	for _, d := range []string{filepath.Dir(dir), dir} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if err := os.WriteFile(filepath.Join(dir, ".tollgate", "demo-token"), []byte("demo-credential-xyz\n"), 0o600); err != nil {
 		t.Fatal(err)

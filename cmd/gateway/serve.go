@@ -43,7 +43,13 @@ the file: in-flight requests finish on the old chain, and a plugin that fails
 to load keeps the old chain (the log says why).
 
 --dev also starts the development issuer and the demo upstream from [dev],
-and trusts that issuer's tokens. Never use it in production.`, stderr)
+and trusts that issuer's tokens. With [dev] postgres it also runs the
+demo database: a PostgreSQL 15 cluster of its own (Debian's postgresql;
+as root it runs as the postgres user) on the named target's upstream,
+kept in <data_dir>/demo-postgres, its tables customers and api_keys
+seeded again at every start, stopped with the gateway. It writes the
+credential files [dev] needs (echo_token, that target's password) when
+they do not exist yet. Never use it in production.`, stderr)
 	path := configFlag(fs)
 	dev := fs.Bool("dev", false, "start the development issuer and demo upstream from [dev]")
 	if err := parse(fs, args); err != nil {
@@ -52,6 +58,12 @@ and trusts that issuer's tokens. Never use it in production.`, stderr)
 	cfg, err := loadConfig(fs, *path)
 	if err != nil {
 		return err
+	}
+	var madeCredentials []string
+	if *dev {
+		if madeCredentials, err = demo.MakeCredentials(cfg); err != nil {
+			return err
+		}
 	}
 	if err := cfg.ResolveSecrets(); err != nil {
 		return err
@@ -62,6 +74,9 @@ and trusts that issuer's tokens. Never use it in production.`, stderr)
 	}
 	log := newLogger(cfg, stderr)
 	tuneGC(cfg.Gateway.MemoryLimit, log)
+	for _, f := range madeCredentials {
+		log.Info("development mode: made a demo credential", "file", f)
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -73,6 +88,7 @@ and trusts that issuer's tokens. Never use it in production.`, stderr)
 	defer sup.Stop()
 
 	issuers := cfg.Identity.Issuers
+	var demoDB *config.Target // the demo database, when it runs
 	if *dev {
 		if cfg.Dev == nil {
 			return errors.New("--dev needs a [dev] table in the config")
@@ -91,6 +107,19 @@ and trusts that issuer's tokens. Never use it in production.`, stderr)
 				return fmt.Errorf("demo upstream: %w", err)
 			}
 			sup.Start(supervisor.Running("demo upstream", echo.Shutdown))
+		}
+		if t := demo.DatabaseTarget(cfg); t != nil {
+			// The HTTP demo works without it: a missing PostgreSQL is a
+			// warning, and the next steps leave the database out.
+			db, err := demo.StartDatabase(ctx, demo.DatabaseOptions{Dir: cfg.DataPath("demo-postgres"), Addr: t.Upstream,
+				User: t.Credential.Username, Password: t.Credential.Password.Value(), Log: log})
+			if err != nil {
+				log.Warn("development mode: the demo database did not start", "target", t.Name, "err", err)
+			} else {
+				sup.Start(supervisor.Running("demo database", db.Shutdown))
+				demoDB = t
+				log.Info("demo database ready", "target", t.Name, "addr", t.Upstream, "dir", db.Dir)
+			}
 		}
 		log.Warn("development mode: the dev issuer's tokens are trusted", "issuer", devIssuer.URL)
 	}
@@ -194,7 +223,7 @@ and trusts that issuer's tokens. Never use it in production.`, stderr)
 	sup.Start(stopApprovals) // stops first: see above
 	log.Info("gateway ready", "gateway_id", cfg.Gateway.ID, "version", version)
 	if *dev {
-		printNextSteps(stdout, cfg, *path)
+		printNextSteps(stdout, cfg, *path, demoDB)
 	}
 
 	hup := make(chan os.Signal, 1)
@@ -346,7 +375,7 @@ func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
-func printNextSteps(w io.Writer, cfg *config.Config, path string) {
+func printNextSteps(w io.Writer, cfg *config.Config, path string, demoDB *config.Target) {
 	self := os.Args[0]
 	if abs, err := filepath.Abs(self); err == nil {
 		if rel, err := filepath.Rel(".", abs); err == nil && !filepath.IsAbs(rel) {
@@ -360,7 +389,18 @@ func printNextSteps(w io.Writer, cfg *config.Config, path string) {
 			fmt.Fprintf(w, "  %s\n", cmd)
 		}
 	}
+	pgListen := ""
+	for _, l := range cfg.Listeners {
+		if l.Protocol == "postgres" && pgListen == "" {
+			pgListen = l.Listen
+		}
+	}
 	switch {
+	case demoDB != nil && pgListen != "" && cfg.Admin.Listen != "" && cfg.Approvals != nil:
+		// The whole promise on the demo database: masking, a refusal, an
+		// approval, and the audit trail of it.
+		demo.Steps{Gateway: self, Config: path, Listen: pgListen, Target: demoDB.Name,
+			Console: cfg.Approvals.BaseURL + "/ui/", Groups: cfg.Admin.Groups}.Print(w)
 	case cfg.Audit.Store == "file":
 		fmt.Fprintf(w, "  tail -n 3 %s\n\n", cfg.DataPath(cfg.Audit.Path))
 	case cfg.Admin.Listen != "" && len(cfg.Admin.Groups) > 0:
