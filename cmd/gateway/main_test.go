@@ -509,3 +509,56 @@ func TestPluginTestCrash(t *testing.T) {
 		t.Fatalf("plugin test printed %s", out)
 	}
 }
+
+// [dev] postgres must name a postgres target the demo database can be
+// made for: a password credential, a loopback upstream no listener takes.
+func TestCheckDevPostgres(t *testing.T) {
+	const pg = `
+[dev]
+issuer_listen = "127.0.0.1:1"
+postgres = "db"
+
+[[targets]]
+name = "db"
+protocol = "postgres"
+upstream = "127.0.0.1:5432"
+sslmode = "disable"
+[targets.credential]
+type = "password"
+username = "agent"
+password = "env:CHECK_TEST_TOKEN"
+
+[[listeners]]
+name = "pg"
+protocol = "postgres"
+listen = "127.0.0.1:6432"
+`
+	for _, tc := range []struct {
+		name, old, new string
+		problem        string // "" for none
+	}{
+		{"valid", "", "", ""},
+		{"no such target", `postgres = "db"`, `postgres = "nope"`, `dev.postgres: no target named "nope"`},
+		{"remote upstream", `upstream = "127.0.0.1:5432"`, `upstream = "db.example.com:5432"`, "must be a loopback IP address and port"},
+		{"no password", `password = "env:CHECK_TEST_TOKEN"`, "", "needs a password credential with username and password"},
+		{"a listener on its port", `listen = "127.0.0.1:6432"`, `listen = "127.0.0.1:5432"`, "address 127.0.0.1:5432 is already used by dev.postgres"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			src := pg
+			if tc.old != "" {
+				src = strings.Replace(pg, tc.old, tc.new, 1)
+			}
+			dir := writeConfig(t, src)
+			out, errOut, code := testenv.RunGateway(t, dir, []string{"CHECK_TEST_TOKEN=x"}, "check", "--dev", "-c", "gateway.toml")
+			if tc.problem == "" {
+				if code != 0 {
+					t.Fatalf("exit %d: %s%s", code, out, errOut)
+				}
+				return
+			}
+			if code != 1 || !strings.Contains(errOut, tc.problem) {
+				t.Fatalf("exit %d, stderr %q, want %q", code, errOut, tc.problem)
+			}
+		})
+	}
+}
