@@ -37,6 +37,16 @@ func TestQuickStartPrintedCommands(t *testing.T) {
 			Wait: []string{addrs["127.0.0.1:8079"], addrs["127.0.0.1:6432"], addrs["127.0.0.1:8090"]}})
 	}
 	gw := start()
+	// Not a terminal: the long steps of a first start are logged.
+	for _, want := range []string{
+		`msg="plugins: compiling 3 on first start (cached afterwards): done"`,
+		`msg="audit: opening the embedded store (loading chDB, applying the schema): done"`,
+		`msg="demo database: creating the cluster: done"`,
+	} {
+		if !strings.Contains(gw.Output(), want) {
+			t.Errorf("the first start does not log %s", want)
+		}
+	}
 	steps := printedSteps(t, gw.Output())
 	db := demoDB(t, dir, addrs["127.0.0.1:6433"])
 
@@ -164,6 +174,9 @@ func TestQuickStartPrintedCommands(t *testing.T) {
 		t.Logf("the demo database went with the killed gateway: %v", err)
 	}
 	gw = start()
+	if !strings.Contains(gw.Output(), `msg="plugins: loading 3: done"`) || strings.Contains(gw.Output(), "creating the cluster") {
+		t.Errorf("a second start compiles the plugins or makes the cluster again:\n%s", gw.Output())
+	}
 	if n := db.column(t, "SELECT count(*) FROM customers"); n[0] != "4" {
 		t.Fatalf("after a restart: %v customers, want the 4 seeded again", n)
 	}

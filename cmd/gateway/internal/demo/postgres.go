@@ -20,6 +20,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/tollgate-dev/tollgate/internal/pgcluster"
+	"github.com/tollgate-dev/tollgate/internal/progress"
 )
 
 // The statements the quick start prints, run against the seeded tables.
@@ -72,6 +73,7 @@ type DatabaseOptions struct {
 	User     string // the superuser: the target's credential
 	Password string
 	Log      *slog.Logger
+	Progress *progress.Reporter // the first initdb takes a second or two
 }
 
 // Database is the demo's throwaway PostgreSQL.
@@ -142,17 +144,8 @@ func (d *Database) start(ctx context.Context, o DatabaseOptions, owner *syscall.
 	data := filepath.Join(d.Dir, "data")
 	if _, err := os.Stat(filepath.Join(data, "PG_VERSION")); err != nil {
 		os.RemoveAll(data) // a half-made cluster from an interrupted initdb
-		o.Log.Info("demo database: creating the cluster", "dir", data)
-		pw := filepath.Join(d.Dir, "pwfile")
-		if err := os.WriteFile(pw, []byte(o.Password+"\n"), 0o600); err != nil {
-			return fmt.Errorf("demo database: %w", err)
-		}
-		defer os.Remove(pw)
-		if err := pgcluster.Chown(pw, owner); err != nil {
-			return fmt.Errorf("demo database: %w", err)
-		}
-		// TCP with a password only: the server makes no Unix socket.
-		if err := pgcluster.InitDB(data, o.User, pw, "host all all 127.0.0.1/32 scram-sha-256\n", owner); err != nil {
+		step := o.Progress.Start("demo database: creating the cluster", "dir", data)
+		if err := step.Done(d.initdb(o, owner)); err != nil {
 			return fmt.Errorf("demo database: %w", err)
 		}
 	}
@@ -167,6 +160,19 @@ func (d *Database) start(ctx context.Context, o DatabaseOptions, owner *syscall.
 		return fmt.Errorf("demo database: %w (its log: %s)", err, logf.Name())
 	}
 	return nil
+}
+
+func (d *Database) initdb(o DatabaseOptions, owner *syscall.Credential) error {
+	pw := filepath.Join(d.Dir, "pwfile")
+	if err := os.WriteFile(pw, []byte(o.Password+"\n"), 0o600); err != nil {
+		return err
+	}
+	defer os.Remove(pw)
+	if err := pgcluster.Chown(pw, owner); err != nil {
+		return err
+	}
+	// TCP with a password only: the server makes no Unix socket.
+	return pgcluster.InitDB(filepath.Join(d.Dir, "data"), o.User, pw, "host all all 127.0.0.1/32 scram-sha-256\n", owner)
 }
 
 func (d *Database) seed(ctx context.Context, o DatabaseOptions) error {
