@@ -289,13 +289,10 @@ func loadPlugins(ctx context.Context, cfg *config.Config, log *slog.Logger, prog
 		if first {
 			what = fmt.Sprintf("plugins: compiling %d on first start (cached afterwards)", n)
 		}
+		// The host loads the chain as a whole: elapsed time only.
 		step = prog.Start(what, "cache", plugin.CacheDir(dataDir))
-		step.Set(0, int64(n), "plugins")
 	}
 	c, closeFn, err := ps.load(ctx, cfg)
-	if err == nil {
-		step.Set(int64(len(cfg.Plugins)), int64(len(cfg.Plugins)), "plugins")
-	}
 	if err := step.Done(err); err != nil {
 		host.Close(ctx)
 		return nil, err

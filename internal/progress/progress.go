@@ -169,9 +169,12 @@ func (s *Step) loop() {
 		if elapsed < Quiet {
 			continue
 		}
+		line := fmt.Sprintf("%s... %s%s", s.what, elapsed.Round(time.Second), s.count())
 		s.r.mu.Lock()
-		s.r.line = fmt.Sprintf("%s... %s%s", s.what, elapsed.Round(time.Second), s.count())
-		fmt.Fprintf(s.r.tty, "\r\033[K%s", s.r.line)
+		if line != s.r.line { // drawn again only when it changed
+			s.r.line = line
+			fmt.Fprintf(s.r.tty, "\r\033[K%s", line)
+		}
 		s.drawn = true
 		s.r.mu.Unlock()
 	}
