@@ -26,7 +26,7 @@ PLUGINS := guard mask redact approve
 PLUGIN_SRC := $(shell find plugins sdk -name '*.go' ! -name '*_test.go' 2>/dev/null) go.mod
 plugins: build $(PLUGINS:%=bin/plugins/%.wasm)
 
-bin/plugins/%.wasm: $(PLUGIN_SRC)
+bin/plugins/%.wasm: $(PLUGIN_SRC) | build
 	@mkdir -p bin/plugins
 	./$(BIN) plugin build plugins/$* -o $@
 

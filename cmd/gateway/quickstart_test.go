@@ -31,6 +31,9 @@ func TestQuickStartPrintedCommands(t *testing.T) {
 	testenv.RequireCommand(t, "psql")
 	testenv.RequireCommand(t, "bash")
 	cfg, dir, addrs := quickStartConfig(t)
+	// Runs last: should the test stop between the gateway's SIGKILL and
+	// the restart, the database that outlived it does not linger.
+	t.Cleanup(func() { killPostmaster(filepath.Join(dir, ".tollgate", "demo-postgres", "data")) })
 	env := []string{embedded.EnvLibPath + "=" + testenv.ChDBLib(t)}
 	start := func() *testenv.Gateway {
 		return testenv.StartGateway(t, testenv.GatewayOptions{Config: cfg, Dir: dir, Dev: true, Env: env, ReadyTimeout: 3 * time.Minute,
@@ -189,6 +192,20 @@ func TestQuickStartPrintedCommands(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, ".tollgate", "demo-postgres", "data", "PG_VERSION")); err != nil {
 		t.Errorf("the demo database is not kept under .tollgate/demo-postgres: %v", err)
+	}
+}
+
+// killPostmaster ends the postmaster whose pid file is in data, if any
+// still runs.
+func killPostmaster(data string) {
+	b, err := os.ReadFile(filepath.Join(data, "postmaster.pid"))
+	if err != nil {
+		return
+	}
+	var pid int
+	fmt.Sscan(string(b), &pid)
+	if comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid)); pid > 1 && err == nil && strings.TrimSpace(string(comm)) == "postgres" {
+		syscall.Kill(-pid, syscall.SIGKILL) // it leads its process group
 	}
 }
 
