@@ -48,7 +48,7 @@ func TestSpoolReplayProgress(t *testing.T) {
 	if left < 3*n { // each request: its session's open, request and close rows
 		t.Errorf("the replay counts %d rows, want at least %d", left, 3*n)
 	}
-	if want := fmt.Sprintf(`progress=", %d/%d rows (100%%)"`, left, left); !strings.Contains(out, want) {
+	if want := fmt.Sprintf(`progress="%d/%d rows (100%%)"`, left, left); !strings.Contains(out, want) {
 		t.Errorf("the done line lacks %s:\n%s", want, out)
 	}
 }

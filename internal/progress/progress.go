@@ -13,6 +13,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strings"
 	"sync"
 	"time"
 )
@@ -146,7 +147,7 @@ func (s *Step) Done(err error) error {
 	if err != nil {
 		s.r.log.Warn(s.what+": failed", "took", took.String(), "err", err)
 	} else {
-		s.r.log.Info(s.what+": done", "took", took.String(), "progress", s.count())
+		s.r.log.Info(s.what+": done", s.attrs("took", took.String())...)
 	}
 	return err
 }
@@ -163,7 +164,7 @@ func (s *Step) loop() {
 		}
 		elapsed := s.r.now().Sub(s.start)
 		if s.r.tty == nil {
-			s.r.log.Info(s.what+": under way", "elapsed", elapsed.Round(time.Second).String(), "progress", s.count())
+			s.r.log.Info(s.what+": under way", s.attrs("elapsed", elapsed.Round(time.Second).String())...)
 			continue
 		}
 		if elapsed < Quiet {
@@ -178,6 +179,14 @@ func (s *Step) loop() {
 		s.drawn = true
 		s.r.mu.Unlock()
 	}
+}
+
+// attrs adds the count, when there is one, to a log line's attributes.
+func (s *Step) attrs(kv ...any) []any {
+	if c := s.count(); c != "" {
+		kv = append(kv, "progress", strings.TrimPrefix(c, ", "))
+	}
+	return kv
 }
 
 // count is ", 3/10 plugins (30%)", ", 1200 rows", or "".
