@@ -94,12 +94,8 @@ func TestCheck(t *testing.T) {
 	}
 }
 
-// A postgres listener without tls_cert serves only under `serve --dev`,
-// which makes a self-signed certificate: check says so unless given --dev,
-// at the listener's position, and serve refuses with the same words before
-// it starts anything.
-func TestCheckPostgresListenerWithoutTLS(t *testing.T) {
-	const pg = `
+// pgListenerConfig is a postgres target and a listener, without TLS.
+const pgListenerConfig = `
 [[targets]]
 name = "db"
 protocol = "postgres"
@@ -115,6 +111,13 @@ name = "pg"
 protocol = "postgres"
 listen = "127.0.0.1:0"
 `
+
+// A postgres listener without tls_cert serves only under `serve --dev`,
+// which makes a self-signed certificate: check says so unless given --dev,
+// at the listener's position, and serve refuses with the same words before
+// it starts anything.
+func TestCheckPostgresListenerWithoutTLS(t *testing.T) {
+	const pg = pgListenerConfig
 	const problem = `gateway.toml:12:1: listeners[0]: postgres listener "pg" needs tls_cert and tls_key (clients send their token as the password): set both, or run with --dev for local trials, which makes a self-signed certificate`
 	const dev = "\n[dev]\nissuer_listen = \"127.0.0.1:1\"\n"
 	env := []string{"CHECK_TEST_TOKEN=x"}
@@ -513,26 +516,8 @@ func TestPluginTestCrash(t *testing.T) {
 // [dev] postgres must name a postgres target the demo database can be
 // made for: a password credential, a loopback upstream no listener takes.
 func TestCheckDevPostgres(t *testing.T) {
-	const pg = `
-[dev]
-issuer_listen = "127.0.0.1:1"
-postgres = "db"
-
-[[targets]]
-name = "db"
-protocol = "postgres"
-upstream = "127.0.0.1:5432"
-sslmode = "disable"
-[targets.credential]
-type = "password"
-username = "agent"
-password = "env:CHECK_TEST_TOKEN"
-
-[[listeners]]
-name = "pg"
-protocol = "postgres"
-listen = "127.0.0.1:6432"
-`
+	pg := "\n[dev]\nissuer_listen = \"127.0.0.1:1\"\npostgres = \"db\"\n" +
+		strings.Replace(pgListenerConfig, `listen = "127.0.0.1:0"`, `listen = "127.0.0.1:6432"`, 1)
 	for _, tc := range []struct {
 		name, old, new string
 		problem        string // "" for none
