@@ -18,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/tollgate-dev/tollgate/host/audit/embedded"
+	"github.com/tollgate-dev/tollgate/internal/pgcluster"
 	"github.com/tollgate-dev/tollgate/internal/testenv"
 )
 
@@ -30,6 +31,9 @@ import (
 func TestQuickStartPrintedCommands(t *testing.T) {
 	testenv.RequireCommand(t, "psql")
 	testenv.RequireCommand(t, "bash")
+	if err := pgcluster.Installed(); err != nil {
+		t.Fatalf("%v: the demo database needs it; run `make deps`", err)
+	}
 	cfg, dir, addrs := quickStartConfig(t)
 	// Runs last: should the test stop between the gateway's SIGKILL and
 	// the restart, the database that outlived it does not linger.
