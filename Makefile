@@ -13,25 +13,35 @@ TEST_PKGS  := curl ca-certificates git wabt clickhouse-server clickhouse-client 
 # service) for HTTP, PgBouncer for PostgreSQL; wrk drives HTTP.
 BENCH_PKGS := nginx-light caddy wrk pgbouncer
 
-.PHONY: all build run test detect-property deps chdb bench-deps bench soak fuzz vet clean plugins conformance conformance-run
+.PHONY: all build run run-deps test detect-property deps chdb bench-deps bench soak fuzz vet clean plugins conformance conformance-run
 
 all: build
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/gateway
 
-# The built-in plugins, compiled to Wasm with the SDK like any customer's.
+# The built-in plugins, compiled to Wasm with the SDK like any customer's;
+# each is built again only when the guest code changed.
 PLUGINS := guard mask redact approve
-plugins: build
-	@mkdir -p bin/plugins
-	@for p in $(PLUGINS); do ./$(BIN) plugin build plugins/$$p -o bin/plugins/$$p.wasm || exit 1; done
+PLUGIN_SRC := $(shell find plugins sdk -name '*.go' ! -name '*_test.go' 2>/dev/null) go.mod
+plugins: build $(PLUGINS:%=bin/plugins/%.wasm)
 
-# The demo upstream's credential is generated once and kept under
-# .tollgate/, which git ignores; gateway.toml refers to it as a file: secret.
-run: build chdb
+bin/plugins/%.wasm: $(PLUGIN_SRC) | build
+	@mkdir -p bin/plugins
+	./$(BIN) plugin build plugins/$* -o $@
+
+# The quick start: the gateway on the shipped gateway.toml in development
+# mode, with the demo upstream and the demo database (Debian's postgresql,
+# installed when missing, as `make deps` does). The gateway makes the demo
+# credentials under .tollgate/ (which git ignores) on first start; the
+# directory is made here searchable, so that the database's server, which
+# runs as the postgres user when make runs as root, reaches its data.
+run: build plugins chdb run-deps
 	@mkdir -p .tollgate
-	@test -s .tollgate/demo-token || (umask 077; head -c 24 /dev/urandom | base64 > .tollgate/demo-token)
 	./$(BIN) serve --dev -c gateway.toml
+
+run-deps:
+	@.ci/install-packages postgresql
 
 # -timeout 30m: a package's whole run under the race detector (detect's
 # gitleaks comparison, the gateway binary's soak and bounds) outgrows go

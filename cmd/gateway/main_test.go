@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -93,12 +94,8 @@ func TestCheck(t *testing.T) {
 	}
 }
 
-// A postgres listener without tls_cert serves only under `serve --dev`,
-// which makes a self-signed certificate: check says so unless given --dev,
-// at the listener's position, and serve refuses with the same words before
-// it starts anything.
-func TestCheckPostgresListenerWithoutTLS(t *testing.T) {
-	const pg = `
+// pgListenerConfig is a postgres target and a listener, without TLS.
+const pgListenerConfig = `
 [[targets]]
 name = "db"
 protocol = "postgres"
@@ -114,6 +111,13 @@ name = "pg"
 protocol = "postgres"
 listen = "127.0.0.1:0"
 `
+
+// A postgres listener without tls_cert serves only under `serve --dev`,
+// which makes a self-signed certificate: check says so unless given --dev,
+// at the listener's position, and serve refuses with the same words before
+// it starts anything.
+func TestCheckPostgresListenerWithoutTLS(t *testing.T) {
+	const pg = pgListenerConfig
 	const problem = `gateway.toml:12:1: listeners[0]: postgres listener "pg" needs tls_cert and tls_key (clients send their token as the password): set both, or run with --dev for local trials, which makes a self-signed certificate`
 	const dev = "\n[dev]\nissuer_listen = \"127.0.0.1:1\"\n"
 	env := []string{"CHECK_TEST_TOKEN=x"}
@@ -244,8 +248,44 @@ func TestServeFailsClearlyOnAMissingPlugin(t *testing.T) {
 
 // shippedConfig is the shipped gateway.toml with its fixed ports moved to
 // free ones (addrs maps each fixed port to its replacement), in a new
-// directory holding the demo credential and an Ed25519 signing key.
+// directory holding the demo credential and an Ed25519 signing key,
+// without the plugins and the demo database (which quickStartConfig
+// keeps): these tests are about the HTTP demo and the audit trail.
 func shippedConfig(t *testing.T) (cfg, dir string, addrs map[string]string) {
+	t.Helper()
+	cfg, dir, addrs = movedConfig(t)
+	i, j := strings.Index(cfg, "\n[[plugins]]\n"), strings.Index(cfg, "\n[admin]\n")
+	if i < 0 || j < i || !strings.Contains(cfg, "\npostgres = \"demo-db\"\n") {
+		t.Fatal("gateway.toml no longer has [[plugins]] before [admin] and [dev] postgres; update this test")
+	}
+	cfg = strings.Replace(cfg[:i]+cfg[j:], "\npostgres = \"demo-db\"\n", "\n", 1)
+	// The target stays (unused): its credential must resolve.
+	if err := os.WriteFile(filepath.Join(dir, ".tollgate", "demo-db-password"), []byte("unused\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return cfg, dir, addrs
+}
+
+// quickStartConfig is the whole shipped gateway.toml, its ports moved,
+// its plugins built from the tree, as `make run` builds them.
+func quickStartConfig(t *testing.T) (cfg, dir string, addrs map[string]string) {
+	t.Helper()
+	cfg, dir, addrs = movedConfig(t)
+	for _, p := range []string{"guard", "approve", "mask"} {
+		shipped := fmt.Sprintf("path = \"bin/plugins/%s.wasm\"", p)
+		if !strings.Contains(cfg, shipped) {
+			t.Fatalf("gateway.toml no longer has %s; update this test", shipped)
+		}
+		cfg = strings.Replace(cfg, shipped, fmt.Sprintf("path = %q", testenv.BuildWasm(t, "plugins/"+p)), 1)
+	}
+	return cfg, dir, addrs
+}
+
+// movedConfig is the shipped gateway.toml with its fixed ports moved, in
+// a directory prepared like `make run`'s: .tollgate/ searchable, so that
+// the demo database's server (run as the postgres user when the tests
+// run as root) reaches it.
+func movedConfig(t *testing.T) (cfg, dir string, addrs map[string]string) {
 	t.Helper()
 	src, err := os.ReadFile(filepath.Join(testenv.ModuleRoot(t), "gateway.toml"))
 	if err != nil {
@@ -253,7 +293,7 @@ func shippedConfig(t *testing.T) (cfg, dir string, addrs map[string]string) {
 	}
 	cfg = string(src)
 	addrs = map[string]string{}
-	for _, fixed := range []string{"127.0.0.1:8079", "127.0.0.1:8080", "127.0.0.1:8081", "127.0.0.1:8090"} {
+	for _, fixed := range []string{"127.0.0.1:8079", "127.0.0.1:8080", "127.0.0.1:8081", "127.0.0.1:8090", "127.0.0.1:6432", "127.0.0.1:6433"} {
 		if !strings.Contains(cfg, fixed) {
 			t.Fatalf("gateway.toml no longer uses %s; update this test", fixed)
 		}
@@ -261,8 +301,13 @@ func shippedConfig(t *testing.T) (cfg, dir string, addrs map[string]string) {
 		cfg = strings.ReplaceAll(cfg, fixed, addrs[fixed])
 	}
 	dir = t.TempDir()
-	if err := os.MkdirAll(filepath.Join(dir, ".tollgate"), 0o700); err != nil {
+	if err := os.MkdirAll(filepath.Join(dir, ".tollgate"), 0o755); err != nil {
 		t.Fatal(err)
+	}
+	for _, d := range []string{filepath.Dir(dir), dir} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if err := os.WriteFile(filepath.Join(dir, ".tollgate", "demo-token"), []byte("demo-credential-xyz\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -463,5 +508,40 @@ func TestPluginTestCrash(t *testing.T) {
 	}
 	if !strings.Contains(out, `"action": "error"`) || !strings.Contains(out, `"failure": "panic: the plugin author's bug"`) {
 		t.Fatalf("plugin test printed %s", out)
+	}
+}
+
+// [dev] postgres must name a postgres target the demo database can be
+// made for: a password credential, a loopback upstream no listener takes.
+func TestCheckDevPostgres(t *testing.T) {
+	pg := "\n[dev]\nissuer_listen = \"127.0.0.1:1\"\npostgres = \"db\"\n" +
+		strings.Replace(pgListenerConfig, `listen = "127.0.0.1:0"`, `listen = "127.0.0.1:6432"`, 1)
+	for _, tc := range []struct {
+		name, old, new string
+		problem        string // "" for none
+	}{
+		{"valid", "", "", ""},
+		{"no such target", `postgres = "db"`, `postgres = "nope"`, `dev.postgres: no target named "nope"`},
+		{"remote upstream", `upstream = "127.0.0.1:5432"`, `upstream = "db.example.com:5432"`, "must be a loopback IP address and port"},
+		{"no password", `password = "env:CHECK_TEST_TOKEN"`, "", "needs a password credential with username and password"},
+		{"a listener on its port", `listen = "127.0.0.1:6432"`, `listen = "127.0.0.1:5432"`, "address 127.0.0.1:5432 is already used by dev.postgres"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			src := pg
+			if tc.old != "" {
+				src = strings.Replace(pg, tc.old, tc.new, 1)
+			}
+			dir := writeConfig(t, src)
+			out, errOut, code := testenv.RunGateway(t, dir, []string{"CHECK_TEST_TOKEN=x"}, "check", "--dev", "-c", "gateway.toml")
+			if tc.problem == "" {
+				if code != 0 {
+					t.Fatalf("exit %d: %s%s", code, out, errOut)
+				}
+				return
+			}
+			if code != 1 || !strings.Contains(errOut, tc.problem) {
+				t.Fatalf("exit %d, stderr %q, want %q", code, errOut, tc.problem)
+			}
+		})
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"math"
 	"net"
@@ -31,6 +32,7 @@ import (
 	"github.com/tollgate-dev/tollgate/host/identity"
 	"github.com/tollgate-dev/tollgate/host/plugin"
 	"github.com/tollgate-dev/tollgate/host/supervisor"
+	"github.com/tollgate-dev/tollgate/internal/progress"
 )
 
 func cmdServe(args []string, stdout, stderr io.Writer) error {
@@ -42,8 +44,20 @@ and flushes the audit trail. SIGHUP reloads [[plugins]] and their config from
 the file: in-flight requests finish on the old chain, and a plugin that fails
 to load keeps the old chain (the log says why).
 
+Long steps at start (opening the embedded audit store, compiling the
+plugins on a first start, shipping the rows a previous run left in the
+spool, making the demo database) show a status line with their progress
+when stderr is a terminal, and are logged (started, every 5 s, done)
+when it is not.
+
 --dev also starts the development issuer and the demo upstream from [dev],
-and trusts that issuer's tokens. Never use it in production.`, stderr)
+and trusts that issuer's tokens. With [dev] postgres it also runs the
+demo database: a PostgreSQL 15 cluster of its own (Debian's postgresql;
+as root it runs as the postgres user) on the named target's upstream,
+kept in <data_dir>/demo-postgres, its tables customers and api_keys
+seeded again at every start, stopped with the gateway. It writes the
+credential files [dev] needs (echo_token, that target's password) when
+they do not exist yet. Never use it in production.`, stderr)
 	path := configFlag(fs)
 	dev := fs.Bool("dev", false, "start the development issuer and demo upstream from [dev]")
 	if err := parse(fs, args); err != nil {
@@ -53,6 +67,12 @@ and trusts that issuer's tokens. Never use it in production.`, stderr)
 	if err != nil {
 		return err
 	}
+	var madeCredentials []string
+	if *dev {
+		if madeCredentials, err = demo.MakeCredentials(cfg); err != nil {
+			return err
+		}
+	}
 	if err := cfg.ResolveSecrets(); err != nil {
 		return err
 	}
@@ -60,8 +80,15 @@ and trusts that issuer's tokens. Never use it in production.`, stderr)
 	if err := cfg.ValidateServe(*dev); err != nil {
 		return err
 	}
-	log := newLogger(cfg, stderr)
+	// Long steps at start show their progress on a terminal, and are
+	// logged on a service.
+	prog := progress.New(stderr)
+	log := newLogger(cfg, prog.Wrap(stderr))
+	prog.SetLogger(log)
 	tuneGC(cfg.Gateway.MemoryLimit, log)
+	for _, f := range madeCredentials {
+		log.Info("development mode: made a demo credential", "file", f)
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -73,6 +100,7 @@ and trusts that issuer's tokens. Never use it in production.`, stderr)
 	defer sup.Stop()
 
 	issuers := cfg.Identity.Issuers
+	var demoDB *config.Target // the demo database, when it runs
 	if *dev {
 		if cfg.Dev == nil {
 			return errors.New("--dev needs a [dev] table in the config")
@@ -92,19 +120,35 @@ and trusts that issuer's tokens. Never use it in production.`, stderr)
 			}
 			sup.Start(supervisor.Running("demo upstream", echo.Shutdown))
 		}
+		if t := demo.DatabaseTarget(cfg); t != nil {
+			// The HTTP demo works without it: a missing PostgreSQL is a
+			// warning, and the next steps leave the database out.
+			db, err := demo.StartDatabase(ctx, demo.DatabaseOptions{Dir: cfg.DataPath("demo-postgres"), Addr: t.Upstream,
+				User: t.Credential.Username, Password: t.Credential.Password.Value(), Log: log, Progress: prog})
+			if err != nil {
+				log.Warn("development mode: the demo database did not start", "target", t.Name, "err", err)
+			} else {
+				sup.Start(supervisor.Running("demo database", db.Shutdown))
+				demoDB = t
+				log.Info("demo database ready", "target", t.Name, "addr", t.Upstream, "dir", db.Dir)
+			}
+		}
 		log.Warn("development mode: the dev issuer's tokens are trusted", "issuer", devIssuer.URL)
 	}
 
-	pl, err := loadPlugins(ctx, cfg, log)
+	pl, err := loadPlugins(ctx, cfg, log, prog)
 	if err != nil {
 		return err
 	}
 	sup.Start(supervisor.Running("plugins", pl.Shutdown))
 	policy := access.New(cfg.Access)
 	rl := &reloader{load: func() (*config.Config, error) { return loadConfig(fs, *path) }, plugins: pl, policy: policy, log: log}
-	rec, reader, pipe, err := openRecorder(cfg, log)
+	rec, reader, pipe, err := openRecorder(cfg, log, prog)
 	if err != nil {
 		return err
+	}
+	if pipe != nil {
+		go replayProgress(ctx, pipe, prog)
 	}
 	if rec, err = auditCheckpoints(cfg, rec, log); err != nil {
 		return err
@@ -203,7 +247,7 @@ and trusts that issuer's tokens. Never use it in production.`, stderr)
 	sup.Start(stopApprovals) // stops first: see above
 	log.Info("gateway ready", "gateway_id", cfg.Gateway.ID, "version", version)
 	if *dev {
-		printNextSteps(stdout, cfg, *path)
+		printNextSteps(stdout, cfg, *path, demoDB)
 	}
 
 	hup := make(chan os.Signal, 1)
@@ -234,24 +278,48 @@ type plugins struct {
 }
 
 // loadPlugins loads [[plugins]] in order; with none, events pass unchanged.
-func loadPlugins(ctx context.Context, cfg *config.Config, log *slog.Logger) (*plugins, error) {
+func loadPlugins(ctx context.Context, cfg *config.Config, log *slog.Logger, prog *progress.Reporter) (*plugins, error) {
 	dataDir := cfg.Path(cfg.Gateway.DataDir)
 	key, err := plugin.LoadOrCreateKey(plugin.MaskKeyPath(dataDir))
 	if err != nil {
 		return nil, err
 	}
+	// wazero's compilation cache holds no code on a first start: each
+	// plugin then takes a second or more to compile.
+	first := noFiles(plugin.CacheDir(dataDir))
 	host, err := plugin.NewHost(plugin.Options{CacheDir: plugin.CacheDir(dataDir), MaskKey: key, Log: log})
 	if err != nil {
 		return nil, err
 	}
 	ps := &plugins{host: host, log: log}
+	var step *progress.Step
+	if n := len(cfg.Plugins); n > 0 {
+		what := fmt.Sprintf("plugins: loading %d", n)
+		if first {
+			what = fmt.Sprintf("plugins: compiling %d on first start (cached afterwards)", n)
+		}
+		// The host loads the chain as a whole: elapsed time only.
+		step = prog.Start(what, "cache", plugin.CacheDir(dataDir))
+	}
 	c, closeFn, err := ps.load(ctx, cfg)
-	if err != nil {
+	if err := step.Done(err); err != nil {
 		host.Close(ctx)
 		return nil, err
 	}
 	ps.chain = plugin.NewReloadable(c, closeFn)
 	return ps, nil
+}
+
+// noFiles reports whether no regular file is below dir (or dir is missing).
+func noFiles(dir string) bool {
+	found := errors.New("found")
+	err := filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			return found
+		}
+		return nil
+	})
+	return err != found
 }
 
 func (ps *plugins) load(ctx context.Context, cfg *config.Config) (event.Chain, func(context.Context) error, error) {
@@ -276,7 +344,7 @@ func (ps *plugins) Shutdown(ctx context.Context) error {
 // openRecorder opens the audit store; reader is its read side for the
 // admin API (nil for the file store), pipe the spooling pipeline in front
 // of it (nil for the file store), for the metrics.
-func openRecorder(cfg *config.Config, log *slog.Logger) (rec audit.Recorder, reader admin.AuditReader, pipe *audit.Pipeline, err error) {
+func openRecorder(cfg *config.Config, log *slog.Logger, prog *progress.Reporter) (rec audit.Recorder, reader admin.AuditReader, pipe *audit.Pipeline, err error) {
 	a := cfg.Audit
 	switch a.Store {
 	case "file":
@@ -295,7 +363,9 @@ func openRecorder(cfg *config.Config, log *slog.Logger) (rec audit.Recorder, rea
 			// the data directory), which waiting would not fix.
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
+			step := prog.Start("audit: opening the embedded store (loading chDB, applying the schema)", "dir", cfg.DataPath(a.Embedded.Dir))
 			store, err = openAuditStore(ctx, cfg)
+			step.Done(err)
 		}
 		if err != nil {
 			return nil, nil, nil, fmt.Errorf("audit: %w", err)
@@ -316,6 +386,33 @@ func openRecorder(cfg *config.Config, log *slog.Logger) (rec audit.Recorder, rea
 		return pipe, store, pipe, nil
 	}
 	return nil, nil, nil, fmt.Errorf("audit: unknown store %q", a.Store)
+}
+
+// replayProgress shows the spool's backlog a previous run left going out:
+// the pipeline replays it first, in order, so it is gone once as many
+// rows have been shipped since the start.
+func replayProgress(ctx context.Context, pipe *audit.Pipeline, prog *progress.Reporter) {
+	left := pipe.Stats().SpoolPending
+	if left == 0 {
+		return
+	}
+	step := prog.Start(fmt.Sprintf("audit: shipping %d rows the last run left in the spool", left))
+	t := time.NewTicker(500 * time.Millisecond)
+	defer t.Stop()
+	for {
+		st := pipe.Stats()
+		step.Set(min(int64(st.Shipped), left), left, "rows")
+		if int64(st.Shipped) >= left {
+			step.Done(nil)
+			return
+		}
+		select {
+		case <-ctx.Done():
+			step.Done(errors.New("stopped; the rest stays in the spool for the next start"))
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // auditTLS is the TLS config towards ClickHouse, with the configured CA.
@@ -355,7 +452,7 @@ func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
-func printNextSteps(w io.Writer, cfg *config.Config, path string) {
+func printNextSteps(w io.Writer, cfg *config.Config, path string, demoDB *config.Target) {
 	self := os.Args[0]
 	if abs, err := filepath.Abs(self); err == nil {
 		if rel, err := filepath.Rel(".", abs); err == nil && !filepath.IsAbs(rel) {
@@ -369,7 +466,18 @@ func printNextSteps(w io.Writer, cfg *config.Config, path string) {
 			fmt.Fprintf(w, "  %s\n", cmd)
 		}
 	}
+	pgListen := ""
+	for _, l := range cfg.Listeners {
+		if l.Protocol == "postgres" && pgListen == "" {
+			pgListen = l.Listen
+		}
+	}
 	switch {
+	case demoDB != nil && pgListen != "" && cfg.Admin.Listen != "" && cfg.Approvals != nil:
+		// The whole promise on the demo database: masking, a refusal, an
+		// approval, and the audit trail of it.
+		demo.Steps{Gateway: self, Config: path, Listen: pgListen, Target: demoDB.Name,
+			Console: cfg.Approvals.BaseURL + "/ui/", Groups: cfg.Admin.Groups}.Print(w)
 	case cfg.Audit.Store == "file":
 		fmt.Fprintf(w, "  tail -n 3 %s\n\n", cfg.DataPath(cfg.Audit.Path))
 	case cfg.Admin.Listen != "" && len(cfg.Admin.Groups) > 0:

@@ -149,6 +149,9 @@ type pipelineStats struct {
 type PipelineStats struct {
 	Accepted, Spooled, Shipped, Dropped, Refused, Retries uint64
 	SpoolBytes                                            int64
+	// SpoolPending is the rows in the spool the store has not yet
+	// acknowledged (at start: what the last run left).
+	SpoolPending int64
 	// QueuedBytes is what the rows queued in memory for the store hold
 	// (bounded by queuedBytesMax; the spool has the rest).
 	QueuedBytes int64
@@ -734,7 +737,7 @@ func (p *Pipeline) Stats() PipelineStats {
 	p.mu.Unlock()
 	return PipelineStats{QueuedBytes: queued,
 		Accepted: p.stats.accepted.Load(), Spooled: p.stats.spooled.Load(), Shipped: p.stats.shipped.Load(), Dropped: p.stats.dropped.Load(),
-		Refused: p.stats.refused.Load(), Retries: p.stats.retries.Load(), SpoolBytes: p.sp.Size(), SpoolMaxBytes: p.maxBytes(),
+		Refused: p.stats.refused.Load(), Retries: p.stats.retries.Load(), SpoolBytes: p.sp.Size(), SpoolPending: p.sp.Stats().Pending, SpoolMaxBytes: p.maxBytes(),
 		StoreReachable: !down, StoreDownSince: since, StoreError: lastErr, Reserved: p.stats.reserved.Load(), StoreOutages: p.stats.outages.Load(),
 		Fsyncs: p.stats.fsyncs.Load(), FsyncedRows: p.stats.fsyncedRows.Load(),
 	}

@@ -65,6 +65,11 @@ type Dev struct {
 	MaxTTL       Duration `toml:"max_ttl"`
 	EchoListen   string   `toml:"echo_listen"` // demo upstream; empty disables it
 	EchoToken    Secret   `toml:"echo_token"`  // the credential the demo upstream expects
+	// Postgres names a postgres target that `serve --dev` runs itself: a
+	// throwaway PostgreSQL on the target's (loopback) upstream, whose
+	// superuser is the target's credential, seeded with demo tables.
+	// Empty: none.
+	Postgres string `toml:"postgres"`
 }
 
 // Identity lists the OIDC issuers whose tokens the gateway accepts.

@@ -121,6 +121,8 @@ func (c *Config) validate(ps *problemList) {
 		}
 	}
 
+	c.validateDevPostgres(ps, claim)
+
 	names := map[string]bool{}
 	for i := range c.Listeners {
 		l := &c.Listeners[i]
@@ -378,4 +380,34 @@ func plainIdentifier(s string) bool {
 		}
 	}
 	return true
+}
+
+// validateDevPostgres: [dev] postgres names a postgres target on a
+// loopback address whose credential the demo database can be made with.
+func (c *Config) validateDevPostgres(ps *problemList, claim func(path, addr string)) {
+	if c.Dev == nil || c.Dev.Postgres == "" {
+		return
+	}
+	const key = "dev.postgres"
+	var t *Target
+	for i := range c.Targets {
+		if c.Targets[i].Name == c.Dev.Postgres {
+			t = &c.Targets[i]
+		}
+	}
+	switch {
+	case t == nil:
+		ps.add(key, "no target named %q", c.Dev.Postgres)
+	case t.Protocol != "postgres":
+		ps.add(key, "target %q is not a postgres target", t.Name)
+	case t.Credential.Type != "password" || t.Credential.Username == "" || !t.Credential.Password.IsSet():
+		ps.add(key, "target %q needs a password credential with username and password: the demo database is made with it", t.Name)
+	default:
+		host, _, err := net.SplitHostPort(t.Upstream)
+		if ip := net.ParseIP(host); err != nil || ip == nil || !ip.IsLoopback() {
+			ps.add(key, "target %q: the demo database runs on its upstream, which must be a loopback IP address and port (e.g. 127.0.0.1:6433)", t.Name)
+			return
+		}
+		claim(key, t.Upstream) // no listener may take the demo database's port
+	}
 }

@@ -15,19 +15,19 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tollgate-dev/tollgate/internal/pgcluster"
 )
 
 // PostgresBin is where Debian's postgresql package puts the server
 // binaries of major version 15.
-const PostgresBin = "/usr/lib/postgresql/15/bin"
+const PostgresBin = pgcluster.Bin
 
 // Postgres is a throwaway PostgreSQL 15 cluster: initdb into a temp
 // directory, then the postmaster in the foreground as the postgres user
@@ -39,13 +39,12 @@ type Postgres struct {
 	Password string // its password
 	CAFile   string // with TLS: the self-signed certificate clients verify against
 
-	addr   string
-	opts   PostgresOptions
-	cred   *syscall.Credential
-	mu     sync.Mutex
-	out    bytes.Buffer
-	cmd    *exec.Cmd
-	exited chan struct{}
+	addr string
+	opts PostgresOptions
+	cred *syscall.Credential // nil when the tests do not run as root
+	mu   sync.Mutex
+	out  bytes.Buffer
+	srv  *pgcluster.Server
 }
 
 // PostgresOptions configure StartPostgres.
@@ -57,22 +56,19 @@ type PostgresOptions struct {
 // ends. A missing server fails the test: protocol tests need the real one.
 func StartPostgres(t testing.TB, o PostgresOptions) *Postgres {
 	t.Helper()
-	if _, err := os.Stat(filepath.Join(PostgresBin, "initdb")); err != nil {
-		t.Fatalf("testenv: PostgreSQL 15 is not installed (%s); run `make deps` (it installs the test peers): %v", PostgresBin, err)
+	if err := pgcluster.Installed(); err != nil {
+		t.Fatalf("testenv: %v; run `make deps` (it installs the test peers)", err)
 	}
-	u, err := user.Lookup("postgres")
+	cred, err := pgcluster.Owner()
 	if err != nil {
-		t.Fatalf("testenv: no postgres user (the postgresql package creates it); run `make deps`: %v", err)
+		t.Fatalf("testenv: %v; run `make deps`", err)
 	}
-	uid, _ := strconv.Atoi(u.Uid)
-	gid, _ := strconv.Atoi(u.Gid)
 	dir, err := os.MkdirTemp("", "tollgate-pg-")
 	if err != nil {
 		t.Fatalf("testenv: %v", err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	p := &Postgres{Dir: dir, User: "tollgate_admin", Password: randomHex(12), addr: FreeAddr(t), opts: o,
-		cred: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
+	p := &Postgres{Dir: dir, User: "tollgate_admin", Password: randomHex(12), addr: FreeAddr(t), opts: o, cred: cred}
 	for _, d := range []string{"sock", "tls"} {
 		os.MkdirAll(filepath.Join(dir, d), 0o700)
 	}
@@ -83,25 +79,17 @@ func StartPostgres(t testing.TB, o PostgresOptions) *Postgres {
 			t.Fatalf("testenv: postgres tls: %v", err)
 		}
 	}
-	if err := chownTree(dir, uid, gid); err != nil {
+	if err := pgcluster.Chown(dir, cred); err != nil {
 		t.Fatalf("testenv: %v", err)
 	}
-	init := exec.Command(filepath.Join(PostgresBin, "initdb"), "-D", filepath.Join(dir, "data"), "-U", p.User,
-		"--pwfile="+pw, "--auth-host=scram-sha-256", "--auth-local=trust", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync")
-	init.SysProcAttr = &syscall.SysProcAttr{Credential: p.cred}
-	init.Dir = dir
-	if out, err := init.CombinedOutput(); err != nil {
-		t.Fatalf("testenv: initdb: %v\n%s", err, out)
-	}
-	os.Remove(pw)
 	// Anything over TCP authenticates with a password; md5 users get an
 	// md5 verifier (MD5User), which pg_hba's scram-sha-256 line does not
 	// accept, so the md5 lines come first for them.
 	hba := "local all all trust\nhost all +md5users 127.0.0.1/32 md5\nhost all all 127.0.0.1/32 scram-sha-256\n"
-	if err := os.WriteFile(filepath.Join(dir, "data", "pg_hba.conf"), []byte(hba), 0o600); err != nil {
+	if err := pgcluster.InitDB(filepath.Join(dir, "data"), p.User, pw, hba, cred); err != nil {
 		t.Fatalf("testenv: %v", err)
 	}
-	os.Chown(filepath.Join(dir, "data", "pg_hba.conf"), uid, gid)
+	os.Remove(pw)
 	p.start(t, o)
 	t.Cleanup(p.stop)
 	p.Exec(t, "CREATE ROLE md5users NOLOGIN")
@@ -110,7 +98,13 @@ func StartPostgres(t testing.TB, o PostgresOptions) *Postgres {
 
 // Credential is the postgres user's, for running its companions (such
 // as pgbouncer, which refuses root).
-func (p *Postgres) Credential() *syscall.Credential { c := *p.cred; return &c }
+func (p *Postgres) Credential() *syscall.Credential {
+	if p.cred == nil {
+		return nil
+	}
+	c := *p.cred
+	return &c
+}
 
 // Addr is the server's host:port.
 func (p *Postgres) Addr() string { return p.addr }
@@ -163,14 +157,11 @@ func (p *Postgres) MD5User(t testing.TB, name, password string) {
 // and exit; connections through them break mid-stream.
 func (p *Postgres) Kill() {
 	p.mu.Lock()
-	cmd, exited := p.cmd, p.exited
+	srv := p.srv
 	p.mu.Unlock()
-	if cmd == nil {
-		return
+	if srv != nil {
+		srv.Kill()
 	}
-	// The postmaster leads its own process group: the backends go with it.
-	syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-	<-exited
 }
 
 // Restart stops the server with a fast shutdown (sessions are terminated,
@@ -184,55 +175,31 @@ func (p *Postgres) Restart(t testing.TB) {
 
 func (p *Postgres) start(t testing.TB, o PostgresOptions) {
 	t.Helper()
-	args := []string{"-D", filepath.Join(p.Dir, "data"), "-k", filepath.Join(p.Dir, "sock"),
-		"-h", p.Host(), "-p", p.Port(), "-c", "fsync=off", "-c", "synchronous_commit=off",
+	args := []string{"-c", "fsync=off", "-c", "synchronous_commit=off",
 		"-c", "full_page_writes=off", "-c", "max_connections=200", "-c", "log_min_messages=warning",
 		"-c", "cluster_name=" + p.Port()}
 	if o.TLS {
 		args = append(args, "-c", "ssl=on", "-c", "ssl_cert_file="+filepath.Join(p.Dir, "tls", "server.crt"),
 			"-c", "ssl_key_file="+filepath.Join(p.Dir, "tls", "server.key"))
 	}
-	cmd := exec.Command(filepath.Join(PostgresBin, "postgres"), args...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: p.cred, Setpgid: true}
-	cmd.Dir = p.Dir
-	cmd.Stdout = lockedWriterFor(&p.mu, &p.out)
-	cmd.Stderr = cmd.Stdout
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("testenv: start postgres: %v", err)
+	srv, err := pgcluster.Start(pgcluster.Options{DataDir: filepath.Join(p.Dir, "data"), Addr: p.addr,
+		SocketDir: filepath.Join(p.Dir, "sock"), Owner: p.cred, Args: args, Output: lockedWriterFor(&p.mu, &p.out)})
+	if err != nil {
+		t.Fatalf("testenv: %v:\n%s", err, p.Output())
 	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
 	p.mu.Lock()
-	p.cmd, p.exited = cmd, exited
+	p.srv = srv
 	p.mu.Unlock()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		select {
-		case <-exited:
-			t.Fatalf("testenv: postgres exited at startup:\n%s", p.Output())
-		default:
-		}
-		if c, err := net.DialTimeout("tcp", p.addr, time.Second); err == nil {
-			c.Close()
-			// Listening precedes accepting logins by a moment.
-			ready := exec.Command(filepath.Join(PostgresBin, "pg_isready"), "-h", p.Host(), "-p", p.Port())
-			if ready.Run() == nil {
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("testenv: postgres not ready after 30s:\n%s", p.Output())
-		}
-		time.Sleep(30 * time.Millisecond)
-	}
 }
 
 // stop asks for a fast shutdown (SIGINT) and waits; SIGKILL after 10 s.
 func (p *Postgres) stop() {
 	p.mu.Lock()
-	cmd, exited := p.cmd, p.exited
+	srv := p.srv
 	p.mu.Unlock()
-	stopProcess(cmd, exited, syscall.SIGINT)
+	if srv != nil {
+		srv.Stop()
+	}
 }
 
 // writeCert makes a self-signed certificate for 127.0.0.1 and localhost;
@@ -283,15 +250,6 @@ func SelfSigned(hosts ...string) (certPEM, keyPEM []byte, err error) {
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
 		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kb}), nil
-}
-
-func chownTree(dir string, uid, gid int) error {
-	return filepath.Walk(dir, func(path string, _ os.FileInfo, err error) error {
-		if err != nil {
-			return err
-		}
-		return os.Chown(path, uid, gid)
-	})
 }
 
 func randomHex(n int) string {
