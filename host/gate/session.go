@@ -126,6 +126,7 @@ func (s *Session) Open(r audit.Row) error {
 	s.open = &open
 	s.mu.Unlock()
 	_, err := s.Record(r)
+	s.deps.Metrics.sessionOpened(s.protocol, open.Target)
 	return err
 }
 
@@ -150,6 +151,7 @@ func (s *Session) Close(status, errMsg string) {
 	if open == nil {
 		return
 	}
+	s.deps.Metrics.sessionClosed(s.protocol, open.Target)
 	r := audit.CloseRow(*open, time.Now(), status)
 	r.Error = errMsg
 	s.Record(r)

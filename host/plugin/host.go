@@ -19,6 +19,7 @@ type Host struct {
 	cache   wazero.CompilationCache
 	log     *slog.Logger
 	maskKey []byte
+	metrics *metrics
 }
 
 // Options configure a Host.
@@ -30,7 +31,7 @@ type Options struct {
 
 // NewHost prepares the compilation cache.
 func NewHost(o Options) (*Host, error) {
-	h := &Host{log: o.Log, maskKey: o.MaskKey}
+	h := &Host{log: o.Log, maskKey: o.MaskKey, metrics: newMetrics()}
 	if h.log == nil {
 		h.log = slog.Default()
 	}

@@ -568,6 +568,7 @@ func (x *exchange) proxyError(w http.ResponseWriter, r *http.Request, err error)
 		return
 	}
 	x.sess.Log().Warn("upstream request failed", "target", x.rt.cfg.Target, "err", err)
+	x.sess.UpstreamError(err)
 	x.fail(w, http.StatusBadGateway, "upstream_unavailable", "the target did not answer")
 	x.errMsg = "upstream: " + err.Error() // keep the detail for the audit row, not the client
 }
