@@ -240,7 +240,7 @@ func (l *Listener) authenticate(r *http.Request) (*event.Principal, error) {
 	h := r.Header.Get("Authorization")
 	scheme, tok, ok := strings.Cut(h, " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return nil, gate.ErrNoToken
+		return l.deps.Verify(r.Context(), "") // gate.ErrNoToken, counted
 	}
 	return l.deps.Verify(r.Context(), strings.TrimSpace(tok))
 }
