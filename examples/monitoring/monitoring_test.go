@@ -35,6 +35,7 @@ func TestShippedRules(t *testing.T) {
 // The unit tests can fail: with a rule's threshold raised, the alert the
 // tests expect does not fire and promtool says so.
 func TestRuleTestsCatchAChangedRule(t *testing.T) {
+	promtool(t, "--version")
 	dir := t.TempDir()
 	for _, f := range []string{"alerts.yml", "alerts_test.yml"} {
 		b, err := os.ReadFile(f)
