@@ -91,8 +91,8 @@ func waitMetric(t *testing.T, admin, series string, cond func(float64) bool) map
 
 // After HTTP and PostgreSQL traffic through a real gateway (allowed
 // requests, a DROP the guard denies, a POST the approve plugin holds and
-// a person then denies, a request without a token, a target that is
-// down), /metrics shows each under its own labels: sessions and requests
+// a person then denies, a request without a token, a plugin that
+// crashes, a target that is down), /metrics shows each under its own labels: sessions and requests
 // by protocol, target and verdict, plugin calls, approvals, the audit
 // pipeline. Every metric the shipped alert rules use is among them.
 func TestMetricsAfterTraffic(t *testing.T) {
@@ -100,6 +100,8 @@ func TestMetricsAfterTraffic(t *testing.T) {
 	ch := testenv.StartClickHouse(t)
 	guard := testenv.BuildWasm(t, "plugins/guard")
 	approve := testenv.BuildWasm(t, "plugins/approve")
+	// Crashes on the path /panic (and lets the others through).
+	faulty := testenv.BuildWasm(t, "host/plugin/testdata/guests/faulty")
 	addrs := map[string]string{}
 	for _, k := range []string{"issuer", "echo", "http", "pg", "admin", "down"} {
 		addrs[k] = testenv.FreeAddr(t)
@@ -173,6 +175,10 @@ issuers = ["dev"]
 targets = ["demo", "app", "down"]
 
 [[plugins]]
+name = "faulty"
+path = %q
+
+[[plugins]]
 name = "guard"
 path = %q
 [plugins.config]
@@ -199,7 +205,7 @@ batch_age = "100ms"
 addrs = [%q]
 database = "metrics"
 `, addrs["issuer"], addrs["echo"], addrs["echo"], pg.Addr(), pg.User, addrs["down"], addrs["http"], addrs["pg"],
-		guard, approve, addrs["admin"], ch.Addr())
+		faulty, guard, approve, addrs["admin"], ch.Addr())
 	gw := testenv.StartGateway(t, testenv.GatewayOptions{Config: cfg, Dir: dir, Dev: true, Env: []string{"PG_TARGET_PASSWORD=" + pg.Password},
 		Wait: []string{addrs["issuer"], addrs["echo"], addrs["http"], addrs["pg"], addrs["admin"]}})
 	token := func(args ...string) string {
@@ -233,6 +239,9 @@ database = "metrics"
 	}
 	if code, _ := do("GET", "/demo/hello", ""); code != 401 {
 		t.Fatalf("no token: %d", code)
+	}
+	if code, b := do("GET", "/demo/panic", agent); code != 403 {
+		t.Fatalf("a crashing plugin: %d %s", code, b)
 	}
 	code, b := do("POST", "/demo/deploy", agent)
 	var pending struct {
@@ -285,6 +294,8 @@ database = "metrics"
 	for series, want := range map[string]float64{
 		`tollgate_requests_total{protocol="http",target="demo",verdict="allow"}`:    2,
 		`tollgate_requests_total{protocol="http",target="demo",verdict="hold"}`:     1,
+		`tollgate_requests_total{protocol="http",target="demo",verdict="error"}`:    1,
+		`tollgate_plugin_failures_total{plugin="faulty"}`:                           1,
 		`tollgate_requests_total{protocol="postgres",target="app",verdict="allow"}`: 1,
 		`tollgate_requests_total{protocol="postgres",target="app",verdict="deny"}`:  1,
 		`tollgate_sessions_total{protocol="postgres",target="app"}`:                 1,

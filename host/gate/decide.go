@@ -77,18 +77,12 @@ type Decision struct {
 // Done (or the session's Close).
 func (s *Session) Decide(ctx context.Context, ev *event.Event, hold Holder) *Decision {
 	d := s.decide(ctx, ev, hold)
-	if m := s.deps.Metrics; m != nil {
-		target := ev.Target
-		if target == "" {
-			s.mu.Lock()
-			target = s.target
-			s.mu.Unlock()
-		}
+	if s.deps.Metrics != nil {
 		label := verdictLabel(d)
 		if d.closed {
 			label = VerdictClosed
 		}
-		m.request(s.protocol, target, label)
+		s.countRequest(ev.Target, label)
 	}
 	return d
 }

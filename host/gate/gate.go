@@ -170,6 +170,7 @@ func (d *Deps) Authorize(p *event.Principal, req AccessRequest) AccessDecision {
 func (d *Deps) Admit() error {
 	if a, ok := d.Recorder.(audit.Admitter); ok {
 		if err := a.Admit(); err != nil {
+			d.Metrics.admitFailed()
 			return err
 		}
 	}

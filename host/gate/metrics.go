@@ -23,6 +23,7 @@ type Metrics struct {
 	authFailures *prometheus.CounterVec
 	accessDenied *prometheus.CounterVec
 	upstream     *prometheus.CounterVec
+	admitRefused prometheus.Counter
 }
 
 // Verdict label values of tollgate_requests_total beyond the chain's
@@ -59,6 +60,10 @@ func NewMetrics() *Metrics {
 			Name: "tollgate_access_denied_total",
 			Help: "Requests of a verified principal that no [[access]] rule granted, by target.",
 		}, []string{"target"}),
+		admitRefused: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tollgate_audit_admit_refused_total",
+			Help: "Requests refused because the audit trail could not take their rows (the spool past its ordinary share, on_full = refuse): each is refused once, up front or in Decide (then also counted as verdict audit_full).",
+		}),
 		upstream: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tollgate_upstream_errors_total",
 			Help: "Failures reaching or talking to a target (dial, TLS, login, a connection cut), by protocol and target.",
@@ -67,7 +72,7 @@ func NewMetrics() *Metrics {
 }
 
 func (m *Metrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.sessions, m.open, m.requests, m.authFailures, m.accessDenied, m.upstream}
+	return []prometheus.Collector{m.sessions, m.open, m.requests, m.authFailures, m.accessDenied, m.upstream, m.admitRefused}
 }
 
 // Describe implements prometheus.Collector.
@@ -99,12 +104,29 @@ func (m *Metrics) sessionClosed(protocol, target string) {
 	m.open.WithLabelValues(protocol, target).Dec()
 }
 
-func (m *Metrics) request(protocol, target, verdict string) {
-	if m == nil {
-		return
+// countRequest counts one decided request of the session, on target (the
+// session's when empty). The session keeps the counters it used: a label
+// lookup hashes every label value, a map of the few (target, verdict)
+// pairs a session meets does not.
+func (s *Session) countRequest(target, verdict string) {
+	s.mu.Lock()
+	if target == "" {
+		target = s.target
 	}
-	m.requests.WithLabelValues(protocol, target, verdict).Inc()
+	k := requestKey{target, verdict}
+	c, ok := s.counters[k]
+	if !ok {
+		c = s.deps.Metrics.requests.WithLabelValues(s.protocol, target, verdict)
+		if s.counters == nil {
+			s.counters = map[requestKey]prometheus.Counter{}
+		}
+		s.counters[k] = c
+	}
+	s.mu.Unlock()
+	c.Inc()
 }
+
+type requestKey struct{ target, verdict string }
 
 func (m *Metrics) authFailed(err error) {
 	if m == nil {
@@ -118,6 +140,13 @@ func (m *Metrics) authFailed(err error) {
 		reason = "invalid"
 	}
 	m.authFailures.WithLabelValues(reason).Inc()
+}
+
+func (m *Metrics) admitFailed() {
+	if m == nil {
+		return
+	}
+	m.admitRefused.Inc()
 }
 
 func (m *Metrics) denied(target string) {

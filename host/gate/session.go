@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/tollgate-dev/tollgate/host/audit"
 	"github.com/tollgate-dev/tollgate/host/event"
 )
@@ -42,6 +44,7 @@ type Session struct {
 	open      *audit.Row     // the session.open row, which the close row repeats
 	closed    bool
 	held      map[*Decision]struct{} // decisions not yet Done
+	counters  map[requestKey]prometheus.Counter
 
 	durable atomic.Uint64 // the highest ticket known fsynced
 }
