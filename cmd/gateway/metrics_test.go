@@ -207,7 +207,9 @@ database = "metrics"
 `, addrs["issuer"], addrs["echo"], addrs["echo"], pg.Addr(), pg.User, addrs["down"], addrs["http"], addrs["pg"],
 		faulty, guard, approve, addrs["admin"], ch.Addr())
 	gw := testenv.StartGateway(t, testenv.GatewayOptions{Config: cfg, Dir: dir, Dev: true, Env: []string{"PG_TARGET_PASSWORD=" + pg.Password},
-		Wait: []string{addrs["issuer"], addrs["echo"], addrs["http"], addrs["pg"], addrs["admin"]}})
+		Wait: []string{addrs["issuer"], addrs["echo"], addrs["http"], addrs["pg"], addrs["admin"]},
+		// Three plugins compile at start: on shared, busy cores that takes a while.
+		ReadyTimeout: 2 * time.Minute})
 	token := func(args ...string) string {
 		out, errOut, code := gw.Run(append([]string{"token", "-c", gw.Config}, args...)...)
 		if code != 0 {
