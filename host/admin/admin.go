@@ -85,7 +85,7 @@ type QueryResponse struct {
 // New returns the admin API:
 //
 //	GET  /healthz                 200 "ok" (no authentication)
-//	GET  /metrics                 Prometheus text: sessions, requests, plugins, approvals, audit pipeline, runtime (no authentication; README "Metrics")
+//	GET  /metrics                 Prometheus text: sessions, requests, plugins, approvals, audit pipeline, runtime (no authentication; README "Metrics and dashboards")
 //	POST /v1/audit/query          {"sql": "SELECT ..."} → QueryResponse (read-only)
 //	GET  /v1/audit/rows?session=  the session's rows, for verification
 //	GET  /v1/approvals            {"approvals": [Record...]}: pending, then recent
