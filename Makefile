@@ -7,7 +7,7 @@ VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
 # Debian packages the tests talk to (real peers, never mocks).
-TEST_PKGS  := curl ca-certificates git wabt clickhouse-server clickhouse-client zookeeper postgresql chromium openssh-server openssh-client
+TEST_PKGS  := curl ca-certificates git wabt clickhouse-server clickhouse-client zookeeper postgresql chromium openssh-server openssh-client prometheus
 # Peers `make bench` measures the gateway against: nginx and Caddy (2.6,
 # run from a Caddyfile of the benchmark's own, not as the packaged
 # service) for HTTP, PgBouncer for PostgreSQL; wrk drives HTTP.

@@ -22,8 +22,9 @@ const auditUsage = `Usage: gateway audit <verify|sql|query|sessions|tail> ...
       placeholders are bound from --param as typed, escaped literals
   gateway audit query [NAME] [--param name=value ...]
       run a shipped analyst query (examples/queries, in the binary); no NAME
-      lists them: ci_run, denied_or_held, masked, open_sessions, principal,
-      slowest_approvals, who_ran_what. Columns: examples/queries/README.md.
+      lists them: activity, ci_run, denied_or_held, masked, masking_by_detector,
+      open_sessions, principal, slowest_approvals, top_statements,
+      who_ran_what. Columns: examples/queries/README.md.
       Rows land about a second (batch_age) after the request.
   gateway audit sessions [--since 24h]
       list recent sessions (clickhouse or embedded store)

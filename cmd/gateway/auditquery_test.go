@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tollgate-dev/tollgate/examples/queries"
 	"github.com/tollgate-dev/tollgate/host/audit"
 	"github.com/tollgate-dev/tollgate/host/audit/audittest"
 	"github.com/tollgate-dev/tollgate/host/audit/clickhouse"
@@ -80,7 +81,7 @@ func TestAuditSQLParameters(t *testing.T) {
 		}
 	}
 	out, _, code := run("query", "--list")
-	for _, name := range []string{"ci_run", "denied_or_held", "masked", "open_sessions", "principal", "slowest_approvals", "who_ran_what"} {
+	for _, name := range queries.Names() {
 		if code != 0 || !strings.Contains(out, name) {
 			t.Errorf("audit query --list: exit %d, no %s\n%s", code, name, out)
 		}

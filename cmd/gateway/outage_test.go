@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -254,6 +255,10 @@ func TestRefusalsHaveRowsWhenTheSpoolIsFull(t *testing.T) {
 	c.CloseIdleConnections()
 	if v := metric(t, addrs["admin"], "tollgate_audit_rows_reserved_total"); v == "0" {
 		t.Errorf("tollgate_audit_rows_reserved_total = 0 after %d refusals", refused)
+	}
+	// Each refusal counts once as a request the full trail refused.
+	if v := metric(t, addrs["admin"], "tollgate_audit_admit_refused_total"); v != strconv.Itoa(refused) {
+		t.Errorf("tollgate_audit_admit_refused_total = %s after %d refusals", v, refused)
 	}
 
 	ch.Start(t)

@@ -21,6 +21,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/tollgate-dev/tollgate/cmd/gateway/internal/demo"
 	"github.com/tollgate-dev/tollgate/host/access"
 	"github.com/tollgate-dev/tollgate/host/admin"
@@ -175,6 +177,17 @@ they do not exist yet. Never use it in production.`, stderr)
 		return err
 	})
 	sup.Start(stopApprovals)
+	// One registry per process: every part of the host counts where its
+	// numbers live, and the admin listener serves them all at /metrics.
+	gm := gate.NewMetrics()
+	reg := admin.NewRegistry()
+	var pipeMetrics prometheus.Collector
+	if pipe != nil {
+		pipeMetrics = pipe.Collector()
+	}
+	if err := admin.Register(reg, gm, pl.host.Collector(), pipeMetrics, appr.manager().Collector()); err != nil {
+		return err
+	}
 	deps := gate.Deps{
 		GatewayID: cfg.Gateway.ID,
 		Auth:      auth,
@@ -186,6 +199,7 @@ they do not exist yet. Never use it in production.`, stderr)
 		Approvals:    appr.manager(),
 		ApprovalWait: appr.httpWait(),
 		DevTLS:       *dev, // a listener without tls_cert that needs one gets a self-signed one
+		Metrics:      gm,
 	}
 	// Each listener is built by its protocol (registered by the imports
 	// in protocols.go); they start in order and stop together.
@@ -215,18 +229,8 @@ they do not exist yet. Never use it in production.`, stderr)
 	if cfg.Admin.Listen != "" {
 		o := admin.Options{Auth: auth, Groups: cfg.Admin.Groups, Audit: reader, Log: log,
 			Approvals: appr.manager(), Secure: appr.secureCookies(), Webhooks: appr.webhookStats(), AuditDatabase: auditDatabase(cfg),
-			PProf: cfg.Admin.PProf, Routes: routes}
-		if pipe != nil {
-			o.AuditStats = pipe.Stats
-		}
+			PProf: cfg.Admin.PProf, Metrics: reg, Routes: routes}
 		o.Reload = rl.reload
-		o.PluginStats = func() []admin.PluginStats {
-			var out []admin.PluginStats
-			for _, s := range pl.chain.Stats() {
-				out = append(out, admin.PluginStats{Name: s.Name, Failures: s.Failures, PoolWaits: s.PoolWaits, PoolExhausted: s.PoolExhausted})
-			}
-			return out
-		}
 		h := admin.New(o)
 		srv, err := startHTTP(cfg.Admin.Listen, h)
 		if err != nil {

@@ -132,8 +132,8 @@ func run(t *testing.T, s store, t0 time.Time) map[string]result {
 // current ClickHouse) and on a ClickHouse 18.16 server, and the answer is
 // the right one.
 func TestShippedQueriesOnBothStores(t *testing.T) {
-	if n := len(queries.Names()); n < 7 {
-		t.Fatalf("%d shipped queries, want at least 7", n)
+	if n := len(queries.Names()); n < 10 {
+		t.Fatalf("%d shipped queries, want at least 10", n)
 	}
 	t0 := time.Now().UTC().Truncate(time.Second).Add(-10 * time.Minute)
 
@@ -257,6 +257,32 @@ func checkAnswers(t *testing.T, a map[string]result, t0 time.Time) {
 	// who_ran_what on orders-db: the statements and the approval, in order.
 	eq("who_ran_what", "kind", "pg.query", "pg.query", "pg.query", "approval.request", "approval.decision")
 	eq("who_ran_what", "repository", "acme/app", "acme/app", "acme/app", "acme/app", "acme/app")
+
+	// activity: acme's job (both sessions), then the three with one
+	// action each: the 401 (no principal), the GitLab pipeline, the fork's 403.
+	eq("activity", "repository", "acme/app", "", "acme/app", "evil/fork")
+	eq("activity", "principal", acme.Subject, "", gitlab.Subject, fork.Subject)
+	eq("activity", "actions", "6", "1", "1", "1")
+	eq("activity", "refused", "1", "1", "0", "1")
+	eq("activity", "held", "2", "0", "0", "0")
+	eq("activity", "targets", "2", "1", "1", "1")
+	eq("activity", "first_seen", ts(1), ts(10), ts(12.1), ts(11.2))
+
+	// masking_by_detector: the email detector on demo's body, the mask
+	// plugin's ssn column by name, the GitHub token in api_key.
+	eq("masking_by_detector", "target", "demo", "orders-db", "orders-db")
+	eq("masking_by_detector", "detector", "email", "by name (mask.columns)", "github-pat")
+	eq("masking_by_detector", "places", "1", "1", "1")
+	eq("masking_by_detector", "values_found", "2", "1", "1")
+
+	// top_statements: GET /hello three times (allowed, 401, 403), then
+	// each other request once.
+	eq("top_statements", "request", "GET /hello", "GET /status", "GET /users", "POST /deploy",
+		"DELETE FROM customers WHERE id = 7", "DROP TABLE customers", "SELECT name, api_key, ssn FROM customers")
+	eq("top_statements", "target", "demo", "demo", "demo", "demo", "orders-db", "orders-db", "orders-db")
+	eq("top_statements", "runs", "3", "1", "1", "1", "1", "1", "1")
+	eq("top_statements", "refused", "2", "0", "0", "0", "0", "1", "0")
+	eq("top_statements", "held", "0", "0", "0", "1", "1", "0", "0")
 
 	// slowest_approvals: alice's 30 s approval before bob's 2 s denial.
 	eq("slowest_approvals", "waited_s", "30", "2")

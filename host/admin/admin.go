@@ -18,6 +18,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/tollgate-dev/tollgate/host/approval"
 	"github.com/tollgate-dev/tollgate/host/audit"
 	"github.com/tollgate-dev/tollgate/host/event"
@@ -46,12 +48,10 @@ type Options struct {
 	AuditDatabase string
 	// Webhooks reports the approval notifier's counters; nil: none.
 	Webhooks func() approval.NotifierStats
-	// AuditStats reports the audit pipeline's counters for /metrics;
-	// nil: the store has no pipeline (file).
-	AuditStats func() audit.PipelineStats
-	// PluginStats reports each plugin's failure and pool counters for
-	// /metrics; nil: none.
-	PluginStats func() []PluginStats
+	// Metrics is what /metrics serves (NewRegistry, with the collectors
+	// of the gate, the audit pipeline, the plugins and the approvals
+	// registered); nil: the Go runtime's figures only.
+	Metrics prometheus.Gatherer
 	// Reload reloads the access rules and the plugins (as SIGHUP does),
 	// for POST /v1/reload; nil: not offered.
 	Reload func(ctx context.Context) ReloadResult
@@ -89,7 +89,7 @@ type QueryResponse struct {
 // New returns the admin API:
 //
 //	GET  /healthz                 200 "ok" (no authentication)
-//	GET  /metrics                 the audit pipeline's figures, Prometheus text (no authentication)
+//	GET  /metrics                 Prometheus text: sessions, requests, plugins, approvals, audit pipeline, runtime (no authentication; README "Metrics and dashboards")
 //	POST /v1/audit/query          {"sql": "SELECT ..."} → QueryResponse (read-only)
 //	GET  /v1/audit/rows?session=  the session's rows, for verification
 //	GET  /v1/audit/sessions/{id}/cast  the session's terminal recording, asciicast v2 (recording.go)
@@ -107,7 +107,7 @@ func New(o Options) http.Handler {
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
-	mux.HandleFunc("GET /metrics", o.metrics)
+	mux.Handle("GET /metrics", metricsHandler(o.Metrics, o.Log))
 	mux.Handle("POST /v1/audit/query", o.authorized(func(w http.ResponseWriter, r *http.Request, p *event.Principal) {
 		var q QueryRequest
 		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&q); err != nil || strings.TrimSpace(q.SQL) == "" {

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/tollgate-dev/tollgate/host/audit"
 	"github.com/tollgate-dev/tollgate/host/event"
 )
@@ -229,6 +231,8 @@ type Manager struct {
 	// unloaded: a shared store did not answer at start; the poller loads
 	// it (and cancels what a previous process left pending) once it does.
 	unloaded bool
+	// decided times each approval from its hold to its end (metrics.go).
+	decided *prometheus.HistogramVec
 	// unsaved: records whose latest version a shared store did not take
 	// (it was down); the poller saves them again until it does, so a
 	// decision made during an outage reaches the store afterwards.
@@ -281,7 +285,8 @@ func New(o Options) (*Manager, error) {
 	if o.MaxPendingPerTarget <= 0 {
 		o.MaxPendingPerTarget = 100
 	}
-	m := &Manager{o: o, holder: o.GatewayID + "/" + audit.NewID(), recs: map[string]*entry{}, grants: map[string][]grant{}}
+	m := &Manager{o: o, holder: o.GatewayID + "/" + audit.NewID(), recs: map[string]*entry{}, grants: map[string][]grant{},
+		decided: newDecisionHistogram()}
 	if o.Store == nil {
 		return m, nil
 	}
@@ -701,6 +706,7 @@ func decider(p *event.Principal) string {
 func (m *Manager) finishLocked(e *entry, st State, by, reason string, scope Scope) {
 	r := &e.rec
 	r.State, r.DecidedBy, r.DecisionReason, r.DecidedAt, r.Scope = st, by, reason, m.o.Now(), scope
+	m.decided.WithLabelValues(string(st)).Observe(max(r.DecidedAt.Sub(r.Created).Seconds(), 0))
 	if e.timer != nil {
 		e.timer.Stop()
 	}

@@ -11,6 +11,8 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/tollgate-dev/tollgate/host/audit/spool"
 )
 
@@ -104,6 +106,8 @@ type Pipeline struct {
 	encBuf   []byte // the writer's encoding buffer, reused between chunks
 
 	health storeHealth
+	// batchSeconds is how long the store took to take a batch (metrics.go).
+	batchSeconds prometheus.Histogram
 }
 
 // storeHealth is what the pipeline knows of the store's reachability,
@@ -155,6 +159,10 @@ type PipelineStats struct {
 	// QueuedBytes is what the rows queued in memory for the store hold
 	// (bounded by queuedBytesMax; the spool has the rest).
 	QueuedBytes int64
+	// PendingRows are accepted rows not yet in the spool; QueuedRows are
+	// spooled rows queued in memory for the store (while the queue is
+	// dropped to bound memory, waiting rows are in the spool alone).
+	PendingRows, QueuedRows int
 	// SpoolMaxBytes is the spool's size cap.
 	SpoolMaxBytes int64
 	// StoreReachable is false from a failed insert or ping of the store
@@ -220,7 +228,7 @@ func OpenPipeline(o PipelineOptions) (*Pipeline, error) {
 	}
 	p := &Pipeline{o: o, sp: sp, log: o.Log, replay: true,
 		wake: make(chan struct{}, 1), ship: make(chan struct{}, 1), stop: make(chan struct{}),
-		spoolBytes: sp.Size(), rowBytes: 1024,
+		spoolBytes: sp.Size(), rowBytes: 1024, batchSeconds: newBatchHistogram(),
 		limits: [3]int64{maxBytes / 16 * 13, maxBytes / 16 * 14, maxBytes / 16 * 15}}
 	p.halt = p.stop
 	p.writerWG.Add(1)
@@ -697,9 +705,11 @@ func (p *Pipeline) insert(rows []Row, last spool.Pos) bool {
 	backoff := 100 * time.Millisecond
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		start := time.Now()
 		err := p.o.Store.Insert(ctx, rows)
 		cancel()
 		if err == nil {
+			p.batchSeconds.Observe(time.Since(start).Seconds())
 			p.storeOK()
 			break
 		}
@@ -733,9 +743,9 @@ func (p *Pipeline) Stats() PipelineStats {
 	down, since, lastErr := p.health.down, p.health.downSince, p.health.lastErr
 	p.health.mu.Unlock()
 	p.mu.Lock()
-	queued := p.queuedBytes
+	queued, pending, queuedRows := p.queuedBytes, len(p.pending), p.queued
 	p.mu.Unlock()
-	return PipelineStats{QueuedBytes: queued,
+	return PipelineStats{QueuedBytes: queued, PendingRows: pending, QueuedRows: queuedRows,
 		Accepted: p.stats.accepted.Load(), Spooled: p.stats.spooled.Load(), Shipped: p.stats.shipped.Load(), Dropped: p.stats.dropped.Load(),
 		Refused: p.stats.refused.Load(), Retries: p.stats.retries.Load(), SpoolBytes: p.sp.Size(), SpoolPending: p.sp.Stats().Pending, SpoolMaxBytes: p.maxBytes(),
 		StoreReachable: !down, StoreDownSince: since, StoreError: lastErr, Reserved: p.stats.reserved.Load(), StoreOutages: p.stats.outages.Load(),

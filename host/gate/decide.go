@@ -63,6 +63,7 @@ type Decision struct {
 	Refusal Refusal
 
 	sess    *Session
+	closed  bool // refused because the session had closed
 	chain   event.Chain
 	release func()
 	once    sync.Once
@@ -75,6 +76,18 @@ type Decision struct {
 // a hold with approvals goes to hold. The Decision keeps the chain until
 // Done (or the session's Close).
 func (s *Session) Decide(ctx context.Context, ev *event.Event, hold Holder) *Decision {
+	d := s.decide(ctx, ev, hold)
+	if s.deps.Metrics != nil {
+		label := verdictLabel(d)
+		if d.closed {
+			label = VerdictClosed
+		}
+		s.countRequest(ev.Target, label)
+	}
+	return d
+}
+
+func (s *Session) decide(ctx context.Context, ev *event.Event, hold Holder) *Decision {
 	d := &Decision{sess: s}
 	if err := s.deps.Admit(); err != nil {
 		d.Verdict = event.Verdict{Action: event.Deny, Reason: "the audit trail cannot take more rows now, so nothing runs: " + err.Error()}
@@ -87,7 +100,7 @@ func (s *Session) Decide(ctx context.Context, ev *event.Event, hold Holder) *Dec
 		d.Done()
 		d.chain = nil
 		d.Verdict, d.Refusal = event.Verdict{Action: event.Deny, Reason: "the session is closed"}, RefusedByPolicy
-		d.Reason = d.Verdict.Reason
+		d.Reason, d.closed = d.Verdict.Reason, true
 		return d
 	}
 	if ev.SessionID == "" {

@@ -119,6 +119,9 @@ type Deps struct {
 	// DevTLS makes a TLS listener without a certificate serve one
 	// generated in memory (`serve --dev`).
 	DevTLS bool
+	// Metrics counts sessions, requests and refusals for /metrics; nil:
+	// nothing is counted.
+	Metrics *Metrics
 }
 
 // Logger is d.Log, or slog's default when none was given.
@@ -132,9 +135,14 @@ func (d *Deps) Logger() *slog.Logger {
 // Verify checks a bearer token.
 func (d *Deps) Verify(ctx context.Context, raw string) (*event.Principal, error) {
 	if raw == "" {
+		d.Metrics.authFailed(ErrNoToken)
 		return nil, ErrNoToken
 	}
-	return d.Auth.Verify(ctx, raw)
+	p, err := d.Auth.Verify(ctx, raw)
+	if err != nil {
+		d.Metrics.authFailed(err)
+	}
+	return p, err
 }
 
 // AccessRequest is what a protocol asks the access rules about.
@@ -147,9 +155,14 @@ type AccessDecision = access.Decision
 // nothing is granted: the gateway fails closed.
 func (d *Deps) Authorize(p *event.Principal, req AccessRequest) AccessDecision {
 	if d.Policy == nil || p == nil {
+		d.Metrics.denied(req.Target)
 		return AccessDecision{Reason: "no access rule grants target " + req.Target}
 	}
-	return d.Policy.Decide(p, req)
+	dec := d.Policy.Decide(p, req)
+	if !dec.Allowed {
+		d.Metrics.denied(req.Target)
+	}
+	return dec
 }
 
 // Admit reports whether the audit trail can take the rows of one more
@@ -157,6 +170,7 @@ func (d *Deps) Authorize(p *event.Principal, req AccessRequest) AccessDecision {
 func (d *Deps) Admit() error {
 	if a, ok := d.Recorder.(audit.Admitter); ok {
 		if err := a.Admit(); err != nil {
+			d.Metrics.admitFailed()
 			return err
 		}
 	}

@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/tollgate-dev/tollgate/host/audit"
 	"github.com/tollgate-dev/tollgate/host/event"
 )
@@ -43,6 +45,7 @@ type Session struct {
 	closed    bool
 	held      map[*Decision]struct{} // decisions not yet Done
 	rec       *Recording             // started by Recording
+	counters  map[requestKey]prometheus.Counter
 
 	durable atomic.Uint64 // the highest ticket known fsynced
 }
@@ -127,6 +130,7 @@ func (s *Session) Open(r audit.Row) error {
 	s.open = &open
 	s.mu.Unlock()
 	_, err := s.Record(r)
+	s.deps.Metrics.sessionOpened(s.protocol, open.Target)
 	return err
 }
 
@@ -160,6 +164,7 @@ func (s *Session) Close(status, errMsg string) {
 	if open == nil {
 		return
 	}
+	s.deps.Metrics.sessionClosed(s.protocol, open.Target)
 	r := audit.CloseRow(*open, time.Now(), status)
 	r.Error = errMsg
 	s.Record(r)

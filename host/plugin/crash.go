@@ -2,8 +2,13 @@ package plugin
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"strings"
-	"sync/atomic"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tollgate-dev/tollgate/host/plugin/internal/fuel"
 )
 
 // crashLog keeps what a guest writes to stderr during one call, bounded:
@@ -52,42 +57,77 @@ func cut(s string) string {
 	return s
 }
 
-// pluginStats counts what went wrong with a plugin, for /metrics.
-type pluginStats struct {
-	failures      atomic.Uint64 // calls answered by on_error
-	poolWaits     atomic.Uint64 // calls that found no idle instance
-	poolExhausted atomic.Uint64 // calls refused after pool_wait
+// metrics are the plugins' series, shared by every plugin a Host loads,
+// so that a plugin's counters go on across reloads (a plugin is known by
+// its name in gateway.toml).
+type metrics struct {
+	calls                                      *prometheus.HistogramVec
+	failures, fuel, timeouts, waits, exhausted *prometheus.CounterVec
 }
 
-// Stats is a plugin's counters since it was loaded.
-type Stats struct {
-	Name          string
-	Failures      uint64
-	PoolWaits     uint64
-	PoolExhausted uint64
-}
-
-// Stats reports the counters of every plugin of the chain, in order.
-func (c *Chain) Stats() []Stats {
-	out := make([]Stats, len(c.plugins))
-	for i, p := range c.plugins {
-		out[i] = p.Stats()
+func newMetrics() *metrics {
+	counter := func(name, help string) *prometheus.CounterVec {
+		return prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, []string{"plugin"})
 	}
-	return out
-}
-
-// Stats reports the current chain's plugin counters (they start again
-// from zero when a reload loads the plugins anew).
-func (r *Reloadable) Stats() []Stats {
-	c, release := r.Acquire()
-	defer release()
-	if s, ok := c.(interface{ Stats() []Stats }); ok {
-		return s.Stats()
+	return &metrics{
+		calls: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "tollgate_plugin_call_duration_seconds",
+			Help: "Time of one call into a plugin's guest (cached verdicts and skipped row batches are not calls), failed calls included.",
+			// Calls take microseconds to milliseconds; the bound per call
+			// (plugins.timeout) is seconds.
+			Buckets: prometheus.ExponentialBuckets(10e-6, 4, 10),
+		}, []string{"plugin"}),
+		failures:  counter("tollgate_plugin_failures_total", "Plugin calls answered by on_error (a crash, a timeout, fuel or memory exhausted, no instance free)."),
+		fuel:      counter("tollgate_plugin_fuel_exhausted_total", "Plugin calls stopped because they spent their CPU bound (plugins.fuel)."),
+		timeouts:  counter("tollgate_plugin_timeouts_total", "Plugin calls stopped at their wall-clock bound (plugins.timeout)."),
+		waits:     counter("tollgate_plugin_pool_waits_total", "Plugin calls that found no idle instance and waited."),
+		exhausted: counter("tollgate_plugin_pool_exhausted_total", "Plugin calls refused after waiting plugins.pool_wait for an instance."),
 	}
-	return nil
 }
 
-// Stats reports the plugin's counters.
-func (p *Plugin) Stats() Stats {
-	return Stats{Name: p.name, Failures: p.stats.failures.Load(), PoolWaits: p.stats.poolWaits.Load(), PoolExhausted: p.stats.poolExhausted.Load()}
+func (m *metrics) all() []prometheus.Collector {
+	return []prometheus.Collector{m.calls, m.failures, m.fuel, m.timeouts, m.waits, m.exhausted}
+}
+
+func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
+	for _, c := range m.all() {
+		c.Describe(ch)
+	}
+}
+
+func (m *metrics) Collect(ch chan<- prometheus.Metric) {
+	for _, c := range m.all() {
+		c.Collect(ch)
+	}
+}
+
+// Collector is the plugins' series, for the admin listener's registry.
+func (h *Host) Collector() prometheus.Collector { return h.metrics }
+
+// pluginMetrics are one plugin's series, resolved once at load so that a
+// call costs no label lookup.
+type pluginMetrics struct {
+	calls                                      prometheus.Observer
+	failures, fuel, timeouts, waits, exhausted prometheus.Counter
+}
+
+func (m *metrics) forPlugin(name string) pluginMetrics {
+	return pluginMetrics{
+		calls:     m.calls.WithLabelValues(name),
+		failures:  m.failures.WithLabelValues(name),
+		fuel:      m.fuel.WithLabelValues(name),
+		timeouts:  m.timeouts.WithLabelValues(name),
+		waits:     m.waits.WithLabelValues(name),
+		exhausted: m.exhausted.WithLabelValues(name),
+	}
+}
+
+// failed counts a failed guest call by its cause.
+func (m *pluginMetrics) failed(err error) {
+	switch {
+	case errors.Is(err, fuel.ErrOutOfFuel):
+		m.fuel.Inc()
+	case errors.Is(err, context.DeadlineExceeded):
+		m.timeouts.Inc()
+	}
 }

@@ -20,6 +20,7 @@ type Host struct {
 	log     *slog.Logger
 	maskKey []byte
 	now     func() time.Time
+	metrics *metrics
 }
 
 // Options configure a Host.
@@ -34,7 +35,7 @@ type Options struct {
 
 // NewHost prepares the compilation cache.
 func NewHost(o Options) (*Host, error) {
-	h := &Host{log: o.Log, maskKey: o.MaskKey, now: o.Now}
+	h := &Host{log: o.Log, maskKey: o.MaskKey, now: o.Now, metrics: newMetrics()}
 	if h.now == nil {
 		h.now = time.Now
 	}

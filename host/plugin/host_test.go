@@ -277,8 +277,10 @@ func TestPoolWaitIsBounded(t *testing.T) {
 	if err != nil || v.Action != event.Deny || !strings.Contains(v.Failed, "all 1 instances busy") {
 		t.Fatalf("a call with every instance busy: %+v %v", v, err)
 	}
-	if st := p.Stats(); st.PoolExhausted != 1 || st.Failures < 1 {
-		t.Errorf("stats: %+v", st)
+	for _, want := range []string{`tollgate_plugin_pool_exhausted_total{plugin="busy"} 1`, `tollgate_plugin_pool_waits_total{plugin="busy"} 1`} {
+		if got := scrape(t, h); !strings.Contains(got, want+"\n") {
+			t.Errorf("no %s in\n%s", want, got)
+		}
 	}
 	<-done
 	if v, _ := p.Process(ctx, httpEvent("GET", "/fine")); v.Action != event.Allow {

@@ -58,8 +58,8 @@ type Plugin struct {
 	idle chan *instance // pooled instances
 	sem  chan struct{}  // bounds live instances
 
-	cache verdictCache
-	stats pluginStats
+	cache   verdictCache
+	metrics pluginMetrics
 }
 
 type instance struct {
@@ -114,6 +114,7 @@ func (h *Host) Load(ctx context.Context, cfg config.Plugin, wasm []byte, lim Lim
 		sqlCache:   map[string]string{},
 		idle:       make(chan *instance, lim.Instances),
 		sem:        make(chan struct{}, lim.Instances),
+		metrics:    h.metrics.forPlugin(cfg.Name),
 	}
 	var err error
 	if p.configJSON, err = json.Marshal(cfg.Config); err != nil {
@@ -311,7 +312,7 @@ func (p *Plugin) get(ctx context.Context) (*instance, error) {
 		return in, nil
 	default:
 	}
-	p.stats.poolWaits.Add(1)
+	p.metrics.waits.Inc()
 	t := time.NewTimer(p.poolWait)
 	defer t.Stop()
 	select {
@@ -325,7 +326,7 @@ func (p *Plugin) get(ctx context.Context) (*instance, error) {
 		}
 		return in, nil
 	case <-t.C:
-		p.stats.poolExhausted.Add(1)
+		p.metrics.exhausted.Inc()
 		return nil, fmt.Errorf("all %d instances busy for %s (pool_wait)", cap(p.sem), p.poolWait)
 	case <-ctx.Done():
 		return nil, ctx.Err()
@@ -382,8 +383,11 @@ func (p *Plugin) Process(ctx context.Context, ev *event.Event) (event.Verdict, e
 	}
 	in.meter.Budget = p.fuel
 	in.stderr.reset()
+	start := time.Now()
 	res, err := in.meter.Call(cctx, in.mod, fn)
+	p.metrics.calls.Observe(time.Since(start).Seconds())
 	if err != nil {
+		p.metrics.failed(err)
 		msg := failure(in.stderr.buf, err)
 		p.discard(ctx, in)
 		return p.onError(ev, err, msg)
@@ -405,7 +409,7 @@ func (p *Plugin) Process(ctx context.Context, ev *event.Event) (event.Verdict, e
 // only that the plugin failed: a panic message may quote what the
 // plugin was looking at.
 func (p *Plugin) onError(ev *event.Event, err error, msg string) (event.Verdict, error) {
-	p.stats.failures.Add(1)
+	p.metrics.failures.Inc()
 	p.log.Error("plugin failed", "plugin", p.name, "session_id", ev.SessionID, "kind", ev.Kind, "error", msg)
 	p.log.Debug("plugin failure detail", "plugin", p.name, "session_id", ev.SessionID, "err", &errPlugin{p.name, err})
 	if p.allowOnErr {

@@ -255,7 +255,7 @@ func (l *Listener) authenticate(r *http.Request) (*event.Principal, error) {
 	h := r.Header.Get("Authorization")
 	scheme, tok, ok := strings.Cut(h, " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return nil, gate.ErrNoToken
+		return l.deps.Verify(r.Context(), "") // gate.ErrNoToken, counted
 	}
 	return l.deps.Verify(r.Context(), strings.TrimSpace(tok))
 }
@@ -583,6 +583,7 @@ func (x *exchange) proxyError(w http.ResponseWriter, r *http.Request, err error)
 		return
 	}
 	x.sess.Log().Warn("upstream request failed", "target", x.rt.cfg.Target, "err", err)
+	x.sess.UpstreamError(err)
 	x.fail(w, http.StatusBadGateway, "upstream_unavailable", "the target did not answer")
 	x.errMsg = "upstream: " + err.Error() // keep the detail for the audit row, not the client
 }

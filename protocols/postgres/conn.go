@@ -399,6 +399,7 @@ func (st *startup) connectUpstream(ctx context.Context, s *session) (*pgconn.Hij
 		// only that the target did not take the connection.
 		st.l.deps.Log.Warn("postgres: upstream connect failed", "session_id", st.sessionID, "target", tname, "err", scrub(err.Error(), t.password))
 		s.recordOpen("upstream: " + scrub(err.Error(), t.password))
+		s.gs.UpstreamError(err) // after recordOpen, which names the target
 		st.audited = s
 		msg := "target " + tname + " did not accept the gateway's connection"
 		if ctx.Err() != nil {
