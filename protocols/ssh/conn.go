@@ -327,6 +327,7 @@ func (c *conn) upstream() (*xssh.Client, error) {
 		c.up, c.upErr = c.target.dial(c.ctx, c.login, c.sess.Log())
 		if c.upErr != nil {
 			c.sess.Log().Warn("upstream connection failed", "target", c.target.name, "err", c.upErr)
+			c.sess.UpstreamError(c.upErr)
 		}
 	})
 	return c.up, c.upErr

@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	xssh "golang.org/x/crypto/ssh"
 
 	"github.com/tollgate-dev/tollgate/host/access"
@@ -50,6 +52,7 @@ type env struct {
 	dir        string
 	knownHosts string // the gateway's host key, for the ssh client
 	askpass    string
+	metrics    *gate.Metrics
 }
 
 type envOptions struct {
@@ -106,8 +109,10 @@ func startEnv(t testing.TB, o envOptions) *env {
 	if chain == nil {
 		chain = plugin.Empty{}
 	}
+	e.metrics = gate.NewMetrics()
 	l, err := tssh.New("ssh", lo, targets, gate.Deps{
 		GatewayID: "test",
+		Metrics:   e.metrics,
 		Auth:      identity.NewVerifier([]config.Issuer{e.iss.IssuerConfig()}, 10, identity.Options{}),
 		Policy: access.New([]config.Rule{{Name: "agents", Targets: []string{"box", "safe", "down", "mitm", "lax"}, Groups: []string{"agents"},
 			Paths: []string{"/" + e.sshd.User}, Methods: o.verbs}}),
@@ -291,3 +296,31 @@ func must(t testing.TB, err error) {
 }
 
 var _ = fmt.Sprintf
+
+// counter is the value of the counter name with exactly labels in the
+// gateway's metrics (0 when there is none).
+func (e *env) counter(t *testing.T, name string, labels map[string]string) float64 {
+	t.Helper()
+	reg := prometheus.NewPedanticRegistry()
+	must(t, reg.Register(e.metrics))
+	fams, err := reg.Gather()
+	must(t, err)
+	for _, f := range fams {
+		if f.GetName() != name {
+			continue
+		}
+	metrics:
+		for _, m := range f.GetMetric() {
+			if len(m.GetLabel()) != len(labels) {
+				continue
+			}
+			for _, l := range m.GetLabel() {
+				if labels[l.GetName()] != l.GetValue() {
+					continue metrics
+				}
+			}
+			return m.GetCounter().GetValue()
+		}
+	}
+	return 0
+}

@@ -59,6 +59,12 @@ func TestRefusals(t *testing.T) {
 			})
 		})
 	}
+	// An unreachable target and a changed host key are upstream errors.
+	for _, target := range []string{"down", "mitm"} {
+		if n := e.counter(t, "tollgate_upstream_errors_total", map[string]string{"protocol": "ssh", "target": target}); n != 1 {
+			t.Errorf("tollgate_upstream_errors_total for target %s = %v, want 1", target, n)
+		}
+	}
 	// The host key message names both keys' fingerprints, never more.
 	secrets := []string{good, expired, string(e.sshd.ClientKeyPEM)}
 	for _, line := range strings.Split(string(e.sshd.ClientKeyPEM), "\n") {
