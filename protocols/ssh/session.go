@@ -329,44 +329,12 @@ func (c *conn) exec(ch xssh.Channel, reqs <-chan *xssh.Request, id uint64, comma
 		row.Request = execFields(command, c.login)
 	}
 
-	up, err := c.upstream()
-	if err != nil {
-		refuse(ExitUpstream, upstreamMessage(err))
+	upCh, why := c.openUpChannel(ctx, su, "exec", xssh.Marshal(struct{ Command string }{command}), "refused to run the command")
+	if why != "" {
+		refuse(ExitUpstream, why)
 		return
 	}
-	upCh, upReqs, err := up.OpenChannel("session", nil)
-	if err != nil {
-		refuse(ExitUpstream, "target "+c.target.name+": cannot open a session: "+err.Error())
-		return
-	}
-	stop := context.AfterFunc(ctx, func() { upCh.Close() })
-	defer stop()
 	defer upCh.Close()
-	exitDone := make(chan struct{})
-	go func() {
-		defer close(exitDone)
-		for r := range upReqs {
-			if r.Type == "exit-status" || r.Type == "exit-signal" {
-				exit = exitInfo{kind: r.Type, payload: append([]byte(nil), r.Payload...)}
-			}
-			if r.WantReply {
-				r.Reply(false, nil)
-			}
-		}
-	}()
-	if err := su.apply(upCh, s.Recording()); err != nil {
-		upCh.Close()
-		<-exitDone
-		refuse(ExitUpstream, "target "+c.target.name+": "+err.Error())
-		return
-	}
-	ok, err := upCh.SendRequest("exec", true, xssh.Marshal(struct{ Command string }{command}))
-	if err != nil || !ok {
-		upCh.Close()
-		<-exitDone
-		refuse(ExitUpstream, "target "+c.target.name+" refused to run the command")
-		return
-	}
 	sig.set(upCh)
 
 	stdinDone := make(chan struct{})
@@ -376,41 +344,8 @@ func (c *conn) exec(ch xssh.Channel, reqs <-chan *xssh.Request, id uint64, comma
 		stdinN.Store(n)
 		upCh.CloseWrite()
 	}()
-	var wg sync.WaitGroup
-	results := [2]pumpResult{}
-	srcs := [2]io.Reader{upCh, upCh.Stderr()}
-	var scrubbed [2]int // the password's appearances blanked, per stream
-	if scrub := c.target.scrub.Load(); scrub.Active() {
-		for i := range srcs {
-			srcs[i] = scrub.Reader(srcs[i], &scrubbed[i])
-		}
-	}
-	for i, p := range []struct {
-		fd  string
-		src io.Reader
-		dst io.Writer
-	}{{"stdout", srcs[0], ch}, {"stderr", srcs[1], ch.Stderr()}} {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			c.pump(ctx, dec, p.src, p.dst, id, p.fd, &results[i], func() { upCh.Close() })
-		}()
-	}
-	wg.Wait()
-	if n := scrubbed[0] + scrubbed[1]; n > 0 {
-		extra["ssh.credential_scrubbed"] = strconv.Itoa(n)
-		s.Log().Warn("the target printed the gateway's password; blanked", "target", c.target.name, "count", n)
-	}
-	for _, r := range results {
-		outN += r.bytes
-		for k, v := range r.anns {
-			mergeAnnotation(extra, k, v)
-		}
-		if r.withheld != "" && withheld == "" {
-			withheld = r.withheld
-		}
-	}
-	<-exitDone
+	outN, withheld = c.relayOutput(ctx, dec, upCh, ch, id, extra, nil)
+	exit = upCh.wait()
 	switch {
 	case withheld != "":
 		fmt.Fprintf(ch.Stderr(), "tollgate: output withheld: %s\n", withheld)

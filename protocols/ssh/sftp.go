@@ -392,43 +392,12 @@ func (c *conn) sftp(ch xssh.Channel, reqs <-chan *xssh.Request, id uint64, su *c
 		refuse(ExitDenied, "denied: "+dec.Reason)
 		return
 	}
-	up, err := c.upstream()
-	if err != nil {
-		refuse(ExitUpstream, upstreamMessage(err))
+	upCh, why := c.openUpChannel(ctx, su, "subsystem", xssh.Marshal(struct{ Name string }{"sftp"}), "refused the sftp subsystem")
+	if why != "" {
+		refuse(ExitUpstream, why)
 		return
 	}
-	upCh, upReqs, err := up.OpenChannel("session", nil)
-	if err != nil {
-		refuse(ExitUpstream, "target "+c.target.name+": cannot open a session: "+err.Error())
-		return
-	}
-	stop := context.AfterFunc(ctx, func() { upCh.Close() })
-	defer stop()
 	defer upCh.Close()
-	exitDone := make(chan struct{})
-	go func() {
-		defer close(exitDone)
-		for r := range upReqs {
-			if r.Type == "exit-status" || r.Type == "exit-signal" {
-				exit = exitInfo{kind: r.Type, payload: append([]byte(nil), r.Payload...)}
-			}
-			if r.WantReply {
-				r.Reply(false, nil)
-			}
-		}
-	}()
-	if err := su.apply(upCh, c.sess.Recording()); err != nil {
-		upCh.Close()
-		<-exitDone
-		refuse(ExitUpstream, "target "+c.target.name+": "+err.Error())
-		return
-	}
-	if ok, err := upCh.SendRequest("subsystem", true, xssh.Marshal(struct{ Name string }{"sftp"})); err != nil || !ok {
-		upCh.Close()
-		<-exitDone
-		refuse(ExitUpstream, "target "+c.target.name+" refused the sftp subsystem")
-		return
-	}
 	sig.set(upCh)
 
 	audit := newSFTPAudit(func(op string, f sftpOp, read, written int64, status string, at time.Time) {
@@ -487,7 +456,7 @@ func (c *conn) sftp(ch xssh.Channel, reqs <-chan *xssh.Request, id uint64, su *c
 	relay(upCh, ch, audit.response, &outN)
 	io.Copy(io.Discard, upCh)
 	<-errDone
-	<-exitDone
+	exit = upCh.wait()
 	audit.end()
 	if exit.kind != "" {
 		ch.SendRequest(exit.kind, false, exit.payload)

@@ -7,7 +7,6 @@ import (
 	"io"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -251,43 +250,12 @@ func (c *conn) shell(ch xssh.Channel, reqs <-chan *xssh.Request, id uint64, su *
 		return
 	}
 
-	up, err := c.upstream()
-	if err != nil {
-		refuse(ExitUpstream, upstreamMessage(err))
+	upCh, why := c.openUpChannel(ctx, su, "shell", nil, "refused to start a shell")
+	if why != "" {
+		refuse(ExitUpstream, why)
 		return
 	}
-	upCh, upReqs, err := up.OpenChannel("session", nil)
-	if err != nil {
-		refuse(ExitUpstream, "target "+c.target.name+": cannot open a session: "+err.Error())
-		return
-	}
-	stop := context.AfterFunc(ctx, func() { upCh.Close() })
-	defer stop()
 	defer upCh.Close()
-	exitDone := make(chan struct{})
-	go func() {
-		defer close(exitDone)
-		for r := range upReqs {
-			if r.Type == "exit-status" || r.Type == "exit-signal" {
-				exit = exitInfo{kind: r.Type, payload: append([]byte(nil), r.Payload...)}
-			}
-			if r.WantReply {
-				r.Reply(false, nil)
-			}
-		}
-	}()
-	if err := su.apply(upCh, c.sess.Recording()); err != nil {
-		upCh.Close()
-		<-exitDone
-		refuse(ExitUpstream, "target "+c.target.name+": "+err.Error())
-		return
-	}
-	if ok, err := upCh.SendRequest("shell", true, nil); err != nil || !ok {
-		upCh.Close()
-		<-exitDone
-		refuse(ExitUpstream, "target "+c.target.name+" refused to start a shell")
-		return
-	}
 	if su.pty != nil {
 		scr.Store(newLiveScreen(int(su.pty.Cols)))
 	}
@@ -301,50 +269,18 @@ func (c *conn) shell(ch xssh.Channel, reqs <-chan *xssh.Request, id uint64, su *
 		stdinN.Store(n)
 		upCh.CloseWrite()
 	}()
-	var wg sync.WaitGroup
-	results := [2]pumpResult{}
-	srcs := [2]io.Reader{upCh, upCh.Stderr()}
-	var scrubbed [2]int
-	if scrub := c.target.scrub.Load(); scrub.Active() {
-		for i := range srcs {
-			srcs[i] = scrub.Reader(srcs[i], &scrubbed[i])
+	screen, idle := scr.Load(), dec.Wants(KindOutput)
+	outN, withheld = c.relayOutput(ctx, dec, upCh, ch, id, extra, func(fd int, r io.Reader) io.Reader {
+		if fd == 0 && screen != nil {
+			// The screen reads what the remote writes, to know the line.
+			r = io.TeeReader(r, screen)
 		}
-	}
-	if l := scr.Load(); l != nil {
-		// The screen reads what the remote writes, to know the line.
-		srcs[0] = io.TeeReader(srcs[0], l)
-	}
-	if dec.Wants(KindOutput) {
-		for i := range srcs {
-			srcs[i] = newIdleReader(srcs[i])
+		if idle {
+			r = newIdleReader(r)
 		}
-	}
-	for i, p := range []struct {
-		fd  string
-		src io.Reader
-		dst io.Writer
-	}{{"stdout", srcs[0], ch}, {"stderr", srcs[1], ch.Stderr()}} {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			c.pump(ctx, dec, p.src, p.dst, id, p.fd, &results[i], func() { upCh.Close() })
-		}()
-	}
-	wg.Wait()
-	if n := scrubbed[0] + scrubbed[1]; n > 0 {
-		extra["ssh.credential_scrubbed"] = strconv.Itoa(n)
-		s.Log().Warn("the target printed the gateway's password; blanked", "target", c.target.name, "count", n)
-	}
-	for _, r := range results {
-		outN += r.bytes
-		for k, v := range r.anns {
-			mergeAnnotation(extra, k, v)
-		}
-		if r.withheld != "" && withheld == "" {
-			withheld = r.withheld
-		}
-	}
-	<-exitDone
+		return r
+	})
+	exit = upCh.wait()
 	switch {
 	case withheld != "":
 		fmt.Fprint(ch.Stderr(), termLine(nl, "tollgate: output withheld: "+withheld))
