@@ -182,12 +182,12 @@ func TestFullExamplePassesCheck(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	env := []string{"TOLLGATE_DEMO_TOKEN=d", "ORDERS_API_TOKEN=o", "METRICS_API_KEY=m", "CLICKHOUSE_PASSWORD=c", "SLACK_DBA_WEBHOOK=https://hooks.slack.test/T0/B0/x", "PROD_DB_PASSWORD=p", "PROD_WEB_SSH_KEY=k"}
+	env := []string{"TOLLGATE_DEMO_TOKEN=d", "ORDERS_API_TOKEN=o", "METRICS_API_KEY=m", "CLICKHOUSE_PASSWORD=c", "SLACK_DBA_WEBHOOK=https://hooks.slack.test/T0/B0/x", "PROD_DB_PASSWORD=p", "PROD_WEB_SSH_KEY=k", "FORGE_TOKEN=f"}
 	out, errOut, code := testenv.RunGateway(t, dir, env, "check", "-c", "gateway.toml")
 	if code != 0 {
 		t.Fatalf("examples/gateway.full.toml fails check:\n%s", errOut)
 	}
-	if !strings.HasPrefix(out, "ok: 3 listeners, 5 targets, 2 access rules") {
+	if !strings.HasPrefix(out, "ok: 3 listeners, 6 targets, 2 access rules") {
 		t.Errorf("stdout = %q", out)
 	}
 }
