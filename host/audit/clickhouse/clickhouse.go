@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -342,18 +343,22 @@ func (e *encoder) appendArrays(c driver.BatchColumn, arrays [][]string) error {
 	if cap(e.ptrs)-len(e.ptrs) < n {
 		e.ptrs = make([]*string, 0, n)
 	}
+	// A row whose array equals the row before's (the same request keys,
+	// a session's claims) passes that row's box again: boxing a slice
+	// allocates.
+	var (
+		prev    []string
+		prevBox any = noStrings
+	)
 	for _, a := range arrays {
-		if len(a) == 0 {
-			if err := c.AppendRow(noStrings); err != nil {
-				return err
+		if !slices.Equal(a, prev) {
+			at := len(e.ptrs)
+			for j := range a {
+				e.ptrs = append(e.ptrs, &a[j])
 			}
-			continue
+			prev, prevBox = a, e.ptrs[at:len(e.ptrs):len(e.ptrs)]
 		}
-		at := len(e.ptrs)
-		for j := range a {
-			e.ptrs = append(e.ptrs, &a[j])
-		}
-		if err := c.AppendRow(e.ptrs[at:len(e.ptrs):len(e.ptrs)]); err != nil {
+		if err := c.AppendRow(prevBox); err != nil {
 			return err
 		}
 	}
