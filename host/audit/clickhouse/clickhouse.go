@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -289,8 +290,11 @@ func (s *Store) Insert(ctx context.Context, rows []audit.Row) error {
 	defer b.Abort()
 	// Column by column: appending row by row boxed every value and cost
 	// a third of the insert's CPU.
+	var enc encoder
+	types := b.Columns() // as the server declared them
 	for i, col := range schema.Columnar(rows) {
-		if err := appendColumn(b.Column(i), col); err != nil {
+		lowCard := i < len(types) && strings.HasPrefix(string(types[i].Type()), "LowCardinality(")
+		if err := enc.appendColumn(b.Column(i), col, lowCard); err != nil {
 			return fmt.Errorf("clickhouse: insert: column %s: %w", schema.Columns()[i], err)
 		}
 	}
@@ -300,17 +304,85 @@ func (s *Store) Insert(ctx context.Context, rows []audit.Row) error {
 	return nil
 }
 
-// appendColumn appends one column of a batch. An Array(String) column is
-// appended one []string at a time: clickhouse-go takes that without
-// reflection, where a whole [][]string goes through reflect for every
-// element (a quarter of a gateway's allocations under load).
-func appendColumn(c driver.BatchColumn, col any) error {
-	arrays, ok := col.([][]string)
-	if !ok {
-		return c.Append(col)
+// noStrings is an empty array, boxed once.
+var noStrings any = []*string{}
+
+// encoder hands one batch's columns to clickhouse-go with as few heap
+// allocations as its API allows: clickhouse-go boxes every value it is
+// given as a string (an allocation each), but not a pointer.
+type encoder struct {
+	ptrs  []*string      // carved per Array(String) row
+	boxes map[string]any // LowCardinality values, boxed once per batch
+}
+
+// appendColumn appends one column of a batch.
+//
+// An Array(String) row is appended as []*string: clickhouse-go takes a
+// []string element by element as a boxed string, a *string as it is,
+// and a whole [][]string through reflect. A LowCardinality(String)
+// column is appended value by value, each distinct value boxed once:
+// the column's Append boxes every value through reflect, and its
+// dictionary is keyed by the boxed value anyway.
+func (e *encoder) appendColumn(c driver.BatchColumn, col any, lowCard bool) error {
+	switch col := col.(type) {
+	case [][]string:
+		return e.appendArrays(c, col)
+	case []string:
+		if lowCard {
+			return e.appendLowCardinality(c, col)
+		}
 	}
+	return c.Append(col)
+}
+
+func (e *encoder) appendArrays(c driver.BatchColumn, arrays [][]string) error {
+	n := 0
 	for _, a := range arrays {
-		if err := c.AppendRow(a); err != nil {
+		n += len(a)
+	}
+	if cap(e.ptrs)-len(e.ptrs) < n {
+		e.ptrs = make([]*string, 0, n)
+	}
+	// A row whose array equals the row before's (the same request keys,
+	// a session's claims) passes that row's box again: boxing a slice
+	// allocates.
+	var (
+		prev    []string
+		prevBox any = noStrings
+	)
+	for _, a := range arrays {
+		if !slices.Equal(a, prev) {
+			at := len(e.ptrs)
+			for j := range a {
+				e.ptrs = append(e.ptrs, &a[j])
+			}
+			prev, prevBox = a, e.ptrs[at:len(e.ptrs):len(e.ptrs)]
+		}
+		if err := c.AppendRow(prevBox); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (e *encoder) appendLowCardinality(c driver.BatchColumn, values []string) error {
+	if e.boxes == nil {
+		e.boxes = make(map[string]any)
+	}
+	var (
+		prev    string
+		prevBox any
+	)
+	for i, v := range values {
+		if i == 0 || v != prev {
+			box, ok := e.boxes[v]
+			if !ok {
+				box = v
+				e.boxes[v] = box
+			}
+			prev, prevBox = v, box
+		}
+		if err := c.AppendRow(prevBox); err != nil {
 			return err
 		}
 	}

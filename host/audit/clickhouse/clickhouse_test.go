@@ -235,3 +235,58 @@ func TestRecordings(t *testing.T) {
 	srv := testenv.StartClickHouse(t)
 	audittest.CheckRecording(t, openStore(t, srv), "audit")
 }
+
+// The insert reuses what it appended for the row before (an equal array,
+// a LowCardinality value): neighbouring rows that differ only a little
+// (one element more, the same elements in another column, an empty
+// array between equal ones, a value that comes back) are each stored as
+// they were sent.
+func TestNeighbouringRowsStoredAsSent(t *testing.T) {
+	srv := testenv.StartClickHouse(t)
+	s := openStore(t, srv)
+	ctx := context.Background()
+	sid := audittest.UUID()
+	at := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	requests := []map[string]string{
+		{"a": "1"}, {"a": "1", "b": "2"}, {"a": "1", "b": "2"}, nil, {"a": "1", "b": "2"},
+		{"a": "2", "b": "1"}, {"b": "2"}, {}, {"a": ""}, {"a": "1"},
+	}
+	kinds := []string{"x", "y", "y", "x", "", "x", "z", "z", "y", "x"}
+	var rows []audit.Row
+	var chain audit.SessionChain
+	for i, req := range requests {
+		r := audit.Row{EventID: audittest.UUID(), Time: at.Add(time.Duration(i) * time.Millisecond), SessionID: sid,
+			Seq: uint64(i + 1), Kind: kinds[i], Target: kinds[(i+3)%len(kinds)], Request: req, Annotations: req}
+		if i%2 == 0 {
+			r.Groups = []string{"g", kinds[i]}
+		}
+		if len(req) == 0 {
+			r.Request, r.Annotations = nil, nil
+		}
+		chain.Seal(&r)
+		rows = append(rows, r)
+	}
+	if err := s.Insert(ctx, rows); err != nil {
+		t.Fatal(err)
+	}
+	back, err := s.Rows(ctx, "session_id = toUUID(?)", sid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(back) != len(rows) {
+		t.Fatalf("got %d rows back, want %d", len(back), len(rows))
+	}
+	for i := range rows {
+		got, want := back[i], rows[i]
+		if len(got.Groups) == 0 {
+			got.Groups = nil
+		}
+		if !got.Time.Equal(want.Time) {
+			t.Errorf("row %d: time %v, want %v", i, got.Time, want.Time)
+		}
+		got.Time = want.Time
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("row %d differs:\n got %#v\nwant %#v", i, got, want)
+		}
+	}
+}

@@ -167,7 +167,9 @@ func (d *recordReader) next() (int64, []byte, error) {
 		return 0, nil, &badRecord{reason: fmt.Sprintf("length %d runs past the end of the data (%d bytes left)", n, rem-recHeaderSize), tail: true}
 	}
 	if int64(cap(d.buf)) < n {
-		d.buf = make([]byte, n)
+		// Doubled: records grow a few bytes at a time, and an exact fit
+		// reallocated for most records of a walk.
+		d.buf = make([]byte, max(n, 2*int64(cap(d.buf)), 1<<10))
 	}
 	p := d.buf[:n]
 	if _, err := io.ReadFull(d.r, p); err != nil {
