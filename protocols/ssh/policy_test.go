@@ -95,6 +95,11 @@ func TestGuardDenies(t *testing.T) {
 		if row.Verdict != "deny" || row.Status != "refused" || row.Plugin != "guard" {
 			t.Errorf("%s: row %+v", tc.command, row)
 		}
+		// The session's recording shows the refusal as the client saw it.
+		rows := e.sessionRows(t, func(r audit.Row) bool { return r.SessionID == row.SessionID })
+		if got := recordingOf(t, rows).Output(); got != string(r.stderr) {
+			t.Errorf("%s: recorded output %q, the client read %q", tc.command, got, r.stderr)
+		}
 	}
 	// An allowed command reaches the (echoing) target.
 	if r := e.ssh(t, tok, user, nil, "ls -la /"); r.code != 0 || string(r.stdout) != "RAN ls -la /\n" {

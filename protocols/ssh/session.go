@@ -3,7 +3,6 @@ package ssh
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"strconv"
 	"strings"
@@ -112,6 +111,14 @@ func (c *conn) session(nch xssh.NewChannel) {
 	}
 }
 
+// tell writes the gateway's own words (a refusal, a hold notice) on the
+// client's stderr, and into the session's recording as the client saw
+// them.
+func (c *conn) tell(ch xssh.Channel, text string) {
+	io.WriteString(ch.Stderr(), text)
+	c.sess.Recording().Output([]byte(text))
+}
+
 // refuseRequest answers a shell or subsystem request the gateway does not
 // serve: a stderr line the client shows, exit status 126, and a row.
 func (c *conn) refuseRequest(ch xssh.Channel, r *xssh.Request, what, why string) {
@@ -119,7 +126,7 @@ func (c *conn) refuseRequest(ch xssh.Channel, r *xssh.Request, what, why string)
 	// Accepted, then ended with the reason: a client that is told "no"
 	// exits before it prints what came with the refusal.
 	r.Reply(true, nil)
-	fmt.Fprintf(ch.Stderr(), "tollgate: %s\n", why)
+	c.tell(ch, "tollgate: "+why+"\n")
 	sendExitStatus(ch, ExitDenied)
 	ch.CloseWrite()
 }
@@ -302,7 +309,7 @@ func (c *conn) exec(ch xssh.Channel, reqs <-chan *xssh.Request, id uint64, comma
 	}()
 	refuse := func(status uint32, why string) {
 		refusal, failed = why, status == ExitUpstream
-		fmt.Fprintf(ch.Stderr(), "tollgate: %s\n", why)
+		c.tell(ch, "tollgate: "+why+"\n")
 		sendExitStatus(ch, status)
 	}
 
@@ -311,13 +318,7 @@ func (c *conn) exec(ch xssh.Channel, reqs <-chan *xssh.Request, id uint64, comma
 		refuse(ExitDenied, "access denied: "+d.Reason)
 		return
 	}
-	dec := s.Decide(ctx, ev, func(ctx context.Context, ev *event.Event, v event.Verdict) (event.Verdict, bool) {
-		v, ap, ok := s.AskApproval(ctx, ev, v, gate.Ask{Notify: func(id, url string) {
-			fmt.Fprintf(ch.Stderr(), "tollgate: held for approval %s: %s (waiting for a person to decide)\n", id, url)
-		}})
-		row.ApprovalID, row.Approver = ap.ID, ap.Approver
-		return v, ok
-	})
+	dec := s.Decide(ctx, ev, c.holder(ch, "\n", &row))
 	defer dec.Done()
 	verdict = dec.Verdict
 	if !dec.Allowed {
@@ -348,7 +349,7 @@ func (c *conn) exec(ch xssh.Channel, reqs <-chan *xssh.Request, id uint64, comma
 	exit = upCh.wait()
 	switch {
 	case withheld != "":
-		fmt.Fprintf(ch.Stderr(), "tollgate: output withheld: %s\n", withheld)
+		c.tell(ch, "tollgate: output withheld: "+withheld+"\n")
 		sendExitStatus(ch, ExitDenied)
 	case exit.kind != "":
 		ch.SendRequest(exit.kind, false, exit.payload)

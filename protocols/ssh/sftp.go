@@ -377,7 +377,7 @@ func (c *conn) sftp(ch xssh.Channel, reqs <-chan *xssh.Request, id uint64, su *c
 	}()
 	refuse := func(status uint32, why string) {
 		refusal, failed = why, status == ExitUpstream
-		fmt.Fprintf(ch.Stderr(), "tollgate: %s\n", why)
+		c.tell(ch, "tollgate: "+why+"\n")
 		sendExitStatus(ch, status)
 	}
 	if d := c.l.deps.Authorize(c.principal, gate.AccessRequest{Target: c.target.name, Verb: VerbSFTP, Resource: "/" + c.login}); !d.Allowed {

@@ -234,7 +234,7 @@ func (c *conn) shell(ch xssh.Channel, reqs <-chan *xssh.Request, id uint64, su *
 	}
 	refuse := func(status uint32, why string) {
 		refusal, failed = why, status == ExitUpstream
-		fmt.Fprintf(ch.Stderr(), "tollgate: %s%s", why, nl)
+		c.tell(ch, "tollgate: "+why+nl)
 		sendExitStatus(ch, status)
 	}
 	if d := c.l.deps.Authorize(c.principal, gate.AccessRequest{Target: c.target.name, Verb: VerbShell, Resource: "/" + c.login}); !d.Allowed {
@@ -283,7 +283,7 @@ func (c *conn) shell(ch xssh.Channel, reqs <-chan *xssh.Request, id uint64, su *
 	exit = upCh.wait()
 	switch {
 	case withheld != "":
-		fmt.Fprint(ch.Stderr(), termLine(nl, "tollgate: output withheld: "+withheld))
+		c.tell(ch, termLine(nl, "tollgate: output withheld: "+withheld))
 		sendExitStatus(ch, ExitDenied)
 	case exit.kind != "":
 		ch.SendRequest(exit.kind, false, exit.payload)
@@ -299,7 +299,7 @@ func (c *conn) shell(ch xssh.Channel, reqs <-chan *xssh.Request, id uint64, su *
 func (c *conn) holder(ch xssh.Channel, nl string, row *gate.Row) gate.Holder {
 	return func(ctx context.Context, ev *event.Event, v event.Verdict) (event.Verdict, bool) {
 		v, ap, ok := c.sess.AskApproval(ctx, ev, v, gate.Ask{Notify: func(id, url string) {
-			fmt.Fprint(ch.Stderr(), termLine(nl, "tollgate: held for approval "+id+": "+url+" (waiting for a person to decide)"))
+			c.tell(ch, termLine(nl, "tollgate: held for approval "+id+": "+url+" (waiting for a person to decide)"))
 		}})
 		row.ApprovalID, row.Approver = ap.ID, ap.Approver
 		return v, ok
@@ -317,7 +317,7 @@ func (c *conn) decideLine(ctx context.Context, ch xssh.Channel, nl string, l sub
 		row.Request = map[string]string{"login": c.login, "source": "keys"}
 		row.Verdict, row.Status, row.Error = "deny", "refused", why
 		s.Record(row)
-		fmt.Fprintf(ch.Stderr(), "tollgate: %s%s", why, nl)
+		c.tell(ch, "tollgate: "+why+nl)
 		return false
 	}
 	fields := inputFields(l, c.login)
@@ -337,7 +337,7 @@ func (c *conn) decideLine(ctx context.Context, ch xssh.Channel, nl string, l sub
 		row.Status = "sent"
 	} else {
 		row.Status, row.Error = "refused", why
-		fmt.Fprint(ch.Stderr(), termLine(nl, "tollgate: denied: "+why))
+		c.tell(ch, termLine(nl, "tollgate: denied: "+why))
 	}
 	s.Record(row)
 	return allowed
