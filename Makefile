@@ -13,7 +13,7 @@ TEST_PKGS  := curl ca-certificates wabt clickhouse-server clickhouse-client zook
 # service) for HTTP, PgBouncer for PostgreSQL; wrk drives HTTP.
 BENCH_PKGS := nginx-light caddy wrk pgbouncer
 
-.PHONY: all build run test detect-property deps chdb bench-deps bench soak fuzz vet clean plugins conformance conformance-run
+.PHONY: all build run test detect-property deps chdb kube bench-deps bench soak fuzz vet clean plugins conformance conformance-run
 
 all: build
 
@@ -65,8 +65,14 @@ vet:
 	GOOS=wasip1 GOARCH=wasm $(GO) vet ./sdk/ ./plugins/...
 
 # deps installs, idempotently, everything `make test` needs.
-deps: chdb
+deps: chdb kube
 	@.ci/install-packages $(TEST_PKGS)
+
+# The Kubernetes control plane of the tests (kube-apiserver, etcd, kubectl),
+# built from the Go module proxy into .deps/kube/; cached while its module
+# (internal/testenv/kubebin) and the Go version are unchanged.
+kube:
+	@.ci/build-kube
 
 # chDB's library for the embedded audit store (the shipped gateway.toml).
 chdb:
@@ -135,6 +141,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzAnalyze -fuzztime $(FUZZTIME) ./protocols/postgres/internal/sqlref/
 	$(GO) test -run '^$$' -fuzz FuzzSplit -fuzztime $(FUZZTIME) ./protocols/ssh/
 	$(GO) test -run '^$$' -fuzz FuzzParseUser -fuzztime $(FUZZTIME) ./protocols/ssh/
+	$(GO) test -run '^$$' -fuzz FuzzParseRequestInfo -fuzztime $(FUZZTIME) ./protocols/kube/
 
 clean:
 	rm -rf bin .bench.out
