@@ -549,6 +549,16 @@ type KubeAuditEntry struct {
 	ResponseStatus struct {
 		Code int `json:"code"`
 	} `json:"responseStatus"`
+	// ObjectRef is the API server's own resolution of the request
+	// (its RequestInfo); nil for a non-resource URL.
+	ObjectRef *struct {
+		Resource    string `json:"resource"`
+		Namespace   string `json:"namespace"`
+		Name        string `json:"name"`
+		APIGroup    string `json:"apiGroup"`
+		APIVersion  string `json:"apiVersion"`
+		Subresource string `json:"subresource"`
+	} `json:"objectRef"`
 }
 
 // AuditLines is every entry of the API server's audit log so far.

@@ -4,6 +4,7 @@ package kube_test
 
 import (
 	"context"
+	"io"
 	"net"
 	"net/http"
 	"strings"
@@ -189,6 +190,28 @@ func TestKubectlGetPods(t *testing.T) {
 		t.Fatalf("the agent impersonated through the gateway: %+v", ent)
 	}
 
+	// Paths that a server could read as another namespace than the
+	// gateway's rules saw: refused with 400 and a row.
+	for _, path := range []string{"/api/v1/namespaces/default/../other/pods", "/api/v1/namespaces/default%2F..%2Fother/pods"} {
+		req, err := http.NewRequest(http.MethodGet, url+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := e.k.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), "not canonical") {
+			t.Fatalf("%s: %d %s; want 400", path, resp.StatusCode, body)
+		}
+	}
+	e.rec.Wait(t, "for the non-canonical path", func(r audit.Row) bool {
+		return r.Kind == kube.KindRequest && r.Status == "400" && strings.Contains(r.Error, "not canonical")
+	})
+
 	// No token, a wrong audience: 401 and a row each.
 	noTok := e.k.WriteKubeconfig(t, "none", url, "")
 	if _, errOut, code = e.k.RunKubectl(noTok, nil, "get", "pods"); code == 0 {
@@ -202,6 +225,25 @@ func TestKubectlGetPods(t *testing.T) {
 	e.rec.Wait(t, "for the wrong audience", func(r audit.Row) bool {
 		return r.Kind == gate.KindSessionOpen && r.Verdict == "deny" && strings.Contains(r.Error, "aud")
 	})
+}
+
+// The access rules' resource paths.
+func TestResourcePath(t *testing.T) {
+	for _, c := range []struct {
+		ri   kube.RequestInfo
+		want string
+	}{
+		{kube.RequestInfo{Path: "/api", Verb: "get"}, "/nonresource/api"},
+		{kube.RequestInfo{IsResourceRequest: true, Namespace: "default", Resource: "pods"}, "/namespaces/default/pods"},
+		{kube.RequestInfo{IsResourceRequest: true, Namespace: "default", Resource: "pods", Name: "web", Subresource: "log"}, "/namespaces/default/pods/web/log"},
+		{kube.RequestInfo{IsResourceRequest: true, APIGroup: "apps", Namespace: "ci", Resource: "deployments", Name: "web"}, "/namespaces/ci/deployments.apps/web"},
+		{kube.RequestInfo{IsResourceRequest: true, Resource: "pods"}, "/cluster/pods"},
+		{kube.RequestInfo{IsResourceRequest: true, APIGroup: "rbac.authorization.k8s.io", Resource: "clusterroles", Name: "admin"}, "/cluster/clusterroles.rbac.authorization.k8s.io/admin"},
+	} {
+		if got := kube.ResourcePath(c.ri); got != c.want {
+			t.Errorf("%+v: %q, want %q", c.ri, got, c.want)
+		}
+	}
 }
 
 // TestImpersonation: a target that impersonates sends the principal to
