@@ -219,8 +219,8 @@ func TestKubectlGetPods(t *testing.T) {
 	}
 	other := e.token(t, identity.MintOptions{Subject: agent, Groups: []string{"agents"}, Audience: "another-service"})
 	wrongAud := e.k.WriteKubeconfig(t, "aud", url, other)
-	if _, errOut, code = e.k.RunKubectl(wrongAud, nil, "get", "pods"); code == 0 || !strings.Contains(errOut, "Unauthorized") {
-		t.Fatalf("wrong audience: exit %d, %s; want Unauthorized", code, errOut)
+	if _, errOut, code = e.k.RunKubectl(wrongAud, nil, "get", "pods"); code == 0 || !strings.Contains(errOut, "You must be logged in") || !strings.Contains(errOut, "audience not accepted") {
+		t.Fatalf("wrong audience: exit %d, %s; want a 401 that says why", code, errOut)
 	}
 	e.rec.Wait(t, "for the wrong audience", func(r audit.Row) bool {
 		return r.Kind == gate.KindSessionOpen && r.Verdict == "deny" && strings.Contains(r.Error, "aud")
