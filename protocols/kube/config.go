@@ -54,6 +54,14 @@ func init() {
 			}
 		},
 		New: newService,
+		Try: func(l gate.Listener, _ []gate.Target) []string {
+			// serve --dev's certificate is made in memory: nothing to trust.
+			tls := ""
+			if l.TLSCert == "" {
+				tls = " --insecure-skip-tls-verify"
+			}
+			return []string{fmt.Sprintf("kubectl --server https://%s%s --token \"$TOKEN\" get pods", l.Listen, tls)}
+		},
 	})
 }
 

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/big"
 	"net"
 	"net/http"
@@ -132,7 +133,9 @@ func New(o Options, deps gate.Deps) (*Listener, error) {
 		ReadHeaderTimeout: 30 * time.Second,
 		ConnContext:       l.connContext,
 		ConnState:         l.connState,
-		ErrorLog:          nil,
+		// Handshake failures (a client that does not trust the
+		// certificate, a port probe) are the client's business: debug.
+		ErrorLog: slog.NewLogLogger(deps.Logger().With("listener", o.Name, "protocol", "kube").Handler(), slog.LevelDebug),
 	}
 	return l, nil
 }
