@@ -3,6 +3,7 @@
 package kube_test
 
 import (
+	"bufio"
 	"context"
 	"io"
 	"net"
@@ -163,6 +164,31 @@ func TestKubectlGetPods(t *testing.T) {
 	e.rec.Wait(t, "for the guarded pod", func(r audit.Row) bool {
 		return r.Kind == kube.KindRequest && r.Request["name"] == "protected" && r.Plugin == "guard" && r.Verdict == "deny"
 	})
+
+	// A watch streams: an event the cluster sends after the request
+	// started reaches the agent while the watch is still open.
+	req, err := http.NewRequest(http.MethodGet, url+"/api/v1/namespaces/default/pods?watch=true", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := e.k.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("watch: %d", resp.StatusCode)
+	}
+	events := bufio.NewScanner(resp.Body)
+	e.k.Apply(t, "apiVersion: v1\nkind: Pod\nmetadata: {name: late, namespace: default}\nspec: {containers: [{name: c, image: example.invalid/late}]}\n")
+	sawLate := false
+	for !sawLate && events.Scan() {
+		sawLate = strings.Contains(events.Text(), `"name":"late"`)
+	}
+	resp.Body.Close()
+	if !sawLate {
+		t.Fatalf("the watch ended without the new pod: %v", events.Err())
+	}
 
 	// Secrets are refused until their values can be masked, even where
 	// the rules allow the namespace.
