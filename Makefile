@@ -13,7 +13,7 @@ TEST_PKGS  := curl ca-certificates git wabt clickhouse-server clickhouse-client 
 # service) for HTTP, PgBouncer for PostgreSQL; wrk drives HTTP.
 BENCH_PKGS := nginx-light caddy wrk pgbouncer
 
-.PHONY: all build run run-deps test detect-property deps chdb bench-deps bench soak fuzz vet clean plugins conformance conformance-run
+.PHONY: all build run run-deps test detect-property deps chdb kube bench-deps bench soak fuzz vet clean plugins conformance conformance-run
 
 all: build
 
@@ -77,8 +77,14 @@ vet:
 	cd sdk && GOOS=wasip1 GOARCH=wasm $(GO) vet ./... && $(GO) vet ./...
 
 # deps installs, idempotently, everything `make test` needs.
-deps: chdb
+deps: chdb kube
 	@.ci/install-packages $(TEST_PKGS)
+
+# The Kubernetes control plane of the tests (kube-apiserver, etcd, kubectl),
+# built from the Go module proxy into .deps/kube/; cached while its module
+# (internal/testenv/kubebin) and the Go version are unchanged.
+kube:
+	@.ci/build-kube
 
 # chDB's library for the embedded audit store (the shipped gateway.toml).
 chdb:
@@ -153,6 +159,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzPktLine -fuzztime $(FUZZTIME) ./protocols/http/gitwire/
 	$(GO) test -run '^$$' -fuzz FuzzCommandList -fuzztime $(FUZZTIME) ./protocols/http/gitwire/
 	$(GO) test -run '^$$' -fuzz FuzzCheckPack -fuzztime $(FUZZTIME) ./protocols/http/gitwire/
+	$(GO) test -run '^$$' -fuzz FuzzParseRequestInfo -fuzztime $(FUZZTIME) ./protocols/kube/
 
 clean:
 	rm -rf bin .bench.out

@@ -16,12 +16,12 @@ import (
 // The configs the project ships parse with the protocols the binary
 // serves (they moved here from host/config, which knows no protocol).
 func TestShippedConfigsParse(t *testing.T) {
-	for _, path := range []string{"../../gateway.toml", "../../examples/gateway.full.toml", "../../examples/postgres/gateway.toml"} {
+	for _, path := range []string{"../../gateway.toml", "../../examples/gateway.full.toml", "../../examples/postgres/gateway.toml", "../../examples/kube/gateway.toml"} {
 		if _, err := config.Load(path); err != nil {
 			t.Errorf("%s: %v", path, err)
 		}
 	}
-	if got := strings.Join(gate.Protocols(), ","); got != "http,postgres,ssh" {
+	if got := strings.Join(gate.Protocols(), ","); got != "http,kube,postgres,ssh" {
 		t.Errorf("registered protocols %q", got)
 	}
 }
@@ -56,7 +56,7 @@ func TestProtocolKeysStayWhereTheyBelong(t *testing.T) {
 	}
 	src := strings.Replace(httpMinimal, "protocol = \"http\"\nlisten", "protocol = \"gopher\"\nlisten", 1)
 	_, err := config.Parse("gateway.toml", []byte(src), t.TempDir())
-	if err == nil || !strings.Contains(err.Error(), `gateway.toml:9:1: listeners[0].protocol: unknown protocol "gopher" (this build serves: http, postgres, ssh)`) {
+	if err == nil || !strings.Contains(err.Error(), `gateway.toml:9:1: listeners[0].protocol: unknown protocol "gopher" (this build serves: http, kube, postgres, ssh)`) {
 		t.Errorf("unknown protocol: %v", err)
 	}
 	pg := "\n[[targets]]\nname = \"db\"\nprotocol = \"postgres\"\nupstream = \"127.0.0.1:5432\"\nupgrades = []\n[targets.credential]\ntype = \"password\"\nusername = \"a\"\npassword = \"env:X\"\n"
