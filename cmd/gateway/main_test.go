@@ -356,9 +356,11 @@ func TestShippedConfigQuickStart(t *testing.T) {
 	env := []string{embedded.EnvLibPath + "=" + testenv.ChDBLib(t)}
 	gw := testenv.StartGateway(t, testenv.GatewayOptions{Config: cfg, Dir: dir, Dev: true, Env: env,
 		Wait: []string{addrs["127.0.0.1:8079"], addrs["127.0.0.1:8080"], addrs["127.0.0.1:8081"], addrs["127.0.0.1:8090"]}})
-	if !strings.Contains(gw.Output(), "Try, in another terminal") || !strings.Contains(gw.Output(), "TOLLGATE_TOKEN") {
-		t.Errorf("serve --dev does not print the next steps:\n%s", gw.Output())
-	}
+	// The next steps are printed after "gateway ready", and reach the
+	// test through a pipe: wait for them (WaitOutput fails the test if
+	// they never come).
+	gw.WaitOutput("Try, in another terminal", 1)
+	gw.WaitOutput("TOLLGATE_TOKEN", 1)
 	quickStartRequest(t, gw, addrs["127.0.0.1:8080"])
 
 	// Without a token the CLI says what to do; with an auditor's token it
