@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -38,7 +39,11 @@ import (
 // requests wrk completed.
 //
 // It prints one `BENCH <name> <value> <unit> ratio=<r> vs <baseline>` line
-// per figure (the `make bench` contract). The measurement takes about two
+// per figure (the `make bench` contract). WRK_CPUPROFILE=DIR turns on the
+// gateways' [admin] pprof and writes a CPU profile of each gateway under
+// each load to DIR/<setup>-<load>.pprof (taken while wrk runs, from the
+// gateway process); WRK_SETUPS="goproxy,gateway-chain" measures only the
+// setups named (the others are started and probed, their figures read 0). The measurement takes about two
 // minutes and is done once whatever b.N is; no timing fails the benchmark.
 func BenchmarkWrk(b *testing.B) {
 	if b.N > 1 {
@@ -95,6 +100,7 @@ database = "bench_wrk"
 	bare := startBareProxy(b, up.addr, upstreamToken)
 	gwPeer := benchPeer{addr: gw.addr, pid: gw.g.PID()}
 	gwcPeer := benchPeer{addr: gwc.addr, pid: gwc.g.PID()}
+	profiled := map[string]wrkGateway{"gateway": gw, "gateway-chain": gwc}
 
 	// Every setup must answer 200 before it is measured, so a
 	// misconfiguration shows as a clear error rather than a wrk figure.
@@ -119,6 +125,16 @@ database = "bench_wrk"
 	}
 	for _, s := range setups {
 		probe(b, s.name, addrOf(s), s.header)
+	}
+	if only := os.Getenv("WRK_SETUPS"); only != "" {
+		names := strings.Split(only, ",")
+		kept := setups[:0]
+		for _, s := range setups {
+			if slices.Contains(names, s.name) {
+				kept = append(kept, s)
+			}
+		}
+		setups = kept
 	}
 
 	// 5. wrk: warm up each setup, then measure.
@@ -154,7 +170,14 @@ database = "bench_wrk"
 			if s.peer != nil {
 				cpu0 = s.peer.cpu(b)
 			}
+			var profDone <-chan struct{}
+			if g, ok := profiled[s.name]; ok {
+				profDone = g.profile(b, s.name+"-"+load.key, 4*time.Second)
+			}
 			r := w.run(b, s.name+" "+load.key, addrOf(s), s.header, load.threads, load.cc, 5*time.Second)
+			if profDone != nil {
+				<-profDone
+			}
 			r.upConns = up.conns.Load() - before
 			if s.peer != nil && r.requests > 0 {
 				// What a proxy still does for these requests once wrk
