@@ -43,7 +43,8 @@ import (
 // gateways' [admin] pprof and writes a CPU profile of each gateway under
 // each load to DIR/<setup>-<load>.pprof (taken while wrk runs, from the
 // gateway process); WRK_SETUPS="goproxy,gateway-chain" measures only the
-// setups named (the others are started and probed, their figures read 0). The measurement takes about two
+// setups named (the others are started and probed, their figures read 0);
+// WRK_ROUNDS=N measures each setup N times, in turns, and reports medians. The measurement takes about two
 // minutes and is done once whatever b.N is; no timing fails the benchmark.
 func BenchmarkWrk(b *testing.B) {
 	if b.N > 1 {
@@ -160,38 +161,51 @@ database = "bench_wrk"
 		upConns[s.name] += up.conns.Load() - before
 		upReqs[s.name] += r.requests
 	}
-	for _, load := range []struct {
-		key         string
-		threads, cc int
-	}{{"c32", 2, 32}, {"c1", 1, 1}} {
-		for _, s := range setups {
-			before := up.conns.Load()
-			var cpu0 time.Duration
-			if s.peer != nil {
-				cpu0 = s.peer.cpu(b)
+	// WRK_ROUNDS=N measures every setup N times, the setups taking turns
+	// (so that a burst of load from elsewhere on the machine does not fall
+	// on one setup only), and reports the median of each figure.
+	rounds := 1
+	if n, err := strconv.Atoi(os.Getenv("WRK_ROUNDS")); err == nil && n > 1 {
+		rounds = n
+	}
+	all := map[string][]wrkResult{}
+	for round := 1; round <= rounds; round++ {
+		for _, load := range []struct {
+			key         string
+			threads, cc int
+		}{{"c32", 2, 32}, {"c1", 1, 1}} {
+			for _, s := range setups {
+				before := up.conns.Load()
+				var cpu0 time.Duration
+				if s.peer != nil {
+					cpu0 = s.peer.cpu(b)
+				}
+				var profDone <-chan struct{}
+				if g, ok := profiled[s.name]; ok && round == 1 {
+					profDone = g.profile(b, s.name+"-"+load.key, 4*time.Second)
+				}
+				r := w.run(b, s.name+" "+load.key, addrOf(s), s.header, load.threads, load.cc, 5*time.Second)
+				if profDone != nil {
+					<-profDone
+				}
+				r.upConns = up.conns.Load() - before
+				if s.peer != nil && r.requests > 0 {
+					// What a proxy still does for these requests once wrk
+					// has its answers (a gateway's audit batches leave at
+					// least every second) is its cost too.
+					time.Sleep(cpuSettle)
+					r.cpuPerReq = float64((s.peer.cpu(b) - cpu0).Microseconds()) / float64(r.requests)
+				}
+				upConns[s.name] += r.upConns
+				upReqs[s.name] += r.requests
+				all[s.name+"_"+load.key] = append(all[s.name+"_"+load.key], r)
+				fmt.Printf("# wrk %-13s %s: %8.0f req/s  p50 %8.1f us  p99 %9.1f us  %7d requests  %3d new upstream connections  %6.1f us CPU/req (round %d)\n",
+					s.name, load.key, r.rps, r.p50, r.p99, r.requests, r.upConns, r.cpuPerReq, round)
 			}
-			var profDone <-chan struct{}
-			if g, ok := profiled[s.name]; ok {
-				profDone = g.profile(b, s.name+"-"+load.key, 4*time.Second)
-			}
-			r := w.run(b, s.name+" "+load.key, addrOf(s), s.header, load.threads, load.cc, 5*time.Second)
-			if profDone != nil {
-				<-profDone
-			}
-			r.upConns = up.conns.Load() - before
-			if s.peer != nil && r.requests > 0 {
-				// What a proxy still does for these requests once wrk
-				// has its answers (a gateway's audit batches leave at
-				// least every second) is its cost too.
-				time.Sleep(cpuSettle)
-				r.cpuPerReq = float64((s.peer.cpu(b) - cpu0).Microseconds()) / float64(r.requests)
-			}
-			upConns[s.name] += r.upConns
-			upReqs[s.name] += r.requests
-			res[s.name+"_"+load.key] = r
-			fmt.Printf("# wrk %-13s %s: %8.0f req/s  p50 %8.1f us  p99 %9.1f us  %7d requests  %3d new upstream connections  %6.1f us CPU/req\n",
-				s.name, load.key, r.rps, r.p50, r.p99, r.requests, r.upConns, r.cpuPerReq)
 		}
+	}
+	for k, rs := range all {
+		res[k] = medianResult(rs)
 	}
 
 	b.StopTimer()
@@ -312,6 +326,36 @@ database = "bench_wrk"
 		if n := len(complaints); n > 0 {
 			b.Logf("NOTE: the gateway on %s logged %d warnings or errors, the first: %s", g.addr, n, complaints[0])
 		}
+	}
+}
+
+// medianResult is the median of each figure over rounds (the mean of the
+// two middle values for an even count).
+func medianResult(rs []wrkResult) wrkResult {
+	med := func(f func(wrkResult) float64) float64 {
+		v := make([]float64, len(rs))
+		for i, r := range rs {
+			v[i] = f(r)
+		}
+		slices.Sort(v)
+		n := len(v)
+		if n%2 == 1 {
+			return v[n/2]
+		}
+		return (v[n/2-1] + v[n/2]) / 2
+	}
+	var sum wrkResult
+	for _, r := range rs {
+		sum.requests += r.requests
+		sum.upConns += r.upConns
+	}
+	return wrkResult{
+		rps:       med(func(r wrkResult) float64 { return r.rps }),
+		p50:       med(func(r wrkResult) float64 { return r.p50 }),
+		p99:       med(func(r wrkResult) float64 { return r.p99 }),
+		cpuPerReq: med(func(r wrkResult) float64 { return r.cpuPerReq }),
+		requests:  sum.requests,
+		upConns:   sum.upConns,
 	}
 }
 
