@@ -30,6 +30,16 @@ type route struct {
 // audit row. Authorization, Cookie and the like never do.
 var auditedHeaders = []string{"Content-Type", "Content-Length", "User-Agent", "Accept", "X-Request-Id", "Idempotency-Key", "Upgrade"}
 
+// auditedFields are their event field names ("header.<name>"), built once
+// rather than concatenated for every request.
+var auditedFields = func() []string {
+	f := make([]string, len(auditedHeaders))
+	for i, h := range auditedHeaders {
+		f[i] = "header." + h
+	}
+	return f
+}()
+
 // exchange is the state of one request as it moves through the gateway.
 type exchange struct {
 	l        *Listener
@@ -261,15 +271,14 @@ func (l *Listener) authenticate(r *http.Request) (*event.Principal, error) {
 }
 
 func requestEvent(r *http.Request, x *exchange, p *event.Principal) *event.Event {
-	f := map[string]string{
-		"method": r.Method,
-		"path":   x.fwdPath,
-		"query":  r.URL.RawQuery,
-		"host":   r.Host,
-	}
-	for _, h := range auditedHeaders {
-		if v := r.Header.Get(h); v != "" {
-			f["header."+h] = v
+	// Sized for the usual few headers (and a plugin's change or two), so
+	// that the map is not grown while it is filled.
+	f := make(map[string]string, 8)
+	f["method"], f["path"], f["query"], f["host"] = r.Method, x.fwdPath, r.URL.RawQuery, r.Host
+	for i, h := range auditedHeaders {
+		// The names are canonical: index the map, skip Get's canonicalization.
+		if vs := r.Header[h]; len(vs) > 0 && vs[0] != "" {
+			f[auditedFields[i]] = vs[0]
 		}
 	}
 	return &event.Event{

@@ -3,12 +3,15 @@ package http_test
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -216,6 +219,45 @@ const cpuSettle = 1500 * time.Millisecond
 type wrkGateway struct {
 	addr string
 	g    *testenv.Gateway
+	// admin and adminAuth reach its /debug/pprof/ when WRK_CPUPROFILE is
+	// set; empty otherwise.
+	admin, adminAuth string
+}
+
+// profile takes a CPU profile and an allocation profile of the gateway
+// process for d, in the background, into $WRK_CPUPROFILE/name.pprof and
+// name.allocs.pprof; the channel closes when both are written. Without
+// WRK_CPUPROFILE it does nothing.
+func (g wrkGateway) profile(b *testing.B, name string, d time.Duration) <-chan struct{} {
+	done := make(chan struct{})
+	dir := os.Getenv("WRK_CPUPROFILE")
+	if dir == "" || g.admin == "" {
+		close(done)
+		return done
+	}
+	var wg sync.WaitGroup
+	for path, file := range map[string]string{"profile": name + ".pprof", "allocs": name + ".allocs.pprof"} {
+		wg.Go(func() {
+			req, _ := http.NewRequest("GET", fmt.Sprintf("http://%s/debug/pprof/%s?seconds=%d", g.admin, path, int(d.Seconds())), nil)
+			req.Header.Set("Authorization", g.adminAuth)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				b.Errorf("profile %s: %v", file, err)
+				return
+			}
+			defer resp.Body.Close()
+			data, err := io.ReadAll(resp.Body)
+			if err != nil || resp.StatusCode != http.StatusOK {
+				b.Errorf("profile %s: status %d, %v", file, resp.StatusCode, err)
+				return
+			}
+			if err := os.WriteFile(filepath.Join(dir, file), data, 0o644); err != nil {
+				b.Errorf("profile %s: %v", file, err)
+			}
+		})
+	}
+	go func() { wg.Wait(); close(done) }()
+	return done
 }
 
 // startWrkGateway runs a gateway (dev issuer) in front of upstream with
@@ -225,6 +267,13 @@ func startWrkGateway(b *testing.B, upstream, upstreamToken, extra string) (wrkGa
 	b.Helper()
 	issuerAddr := testenv.FreeAddr(b)
 	gwAddr := testenv.FreeAddr(b)
+	adminAddr := ""
+	wait := []string{gwAddr, issuerAddr}
+	if os.Getenv("WRK_CPUPROFILE") != "" {
+		adminAddr = testenv.FreeAddr(b)
+		wait = append(wait, adminAddr)
+		extra += fmt.Sprintf("\n[admin]\nlisten = %q\ngroups = [\"bench-admin\"]\npprof = true\n", adminAddr)
+	}
 	// log_level is "info", not "warn": testenv.StartGateway waits for the
 	// "gateway ready" line, which serve logs at info. Nothing on the
 	// request path logs at info, so the figures are the same.
@@ -265,7 +314,7 @@ targets = ["bench"]
 		Config: cfg,
 		Dev:    true,
 		Env:    append([]string{"BENCH_UPSTREAM_TOKEN=" + upstreamToken}, strings.Fields(os.Getenv("BENCH_GATEWAY_ENV"))...),
-		Wait:   []string{gwAddr, issuerAddr},
+		Wait:   wait,
 		// Compiling three plugins from cold on two busy cores takes
 		// longer than the default 15 s.
 		ReadyTimeout: 2 * time.Minute,
@@ -278,7 +327,15 @@ targets = ["bench"]
 	if jwt == "" {
 		b.Fatalf("gateway token printed nothing; stderr: %s", errOut)
 	}
-	return wrkGateway{addr: gwAddr, g: g}, "Authorization: Bearer " + jwt
+	gw := wrkGateway{addr: gwAddr, g: g}
+	if adminAddr != "" {
+		out, errOut, code := g.Run("token", "-c", g.Config, "--sub", "bench-admin", "--group", "bench-admin", "--ttl", "1h")
+		if code != 0 {
+			b.Fatalf("gateway token (admin): exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
+		}
+		gw.admin, gw.adminAuth = adminAddr, "Bearer "+strings.TrimSpace(out)
+	}
+	return gw, "Authorization: Bearer " + jwt
 }
 
 // requireBenchPeer fails the benchmark when a program `make bench-deps`
