@@ -192,6 +192,14 @@ func (s *Session) Wants(kind string) bool {
 	return event.Wants(c, kind)
 }
 
+// WantsField reports whether a plugin of the current chain asked for sub
+// (event.WantsBody): a protocol reads such a field only then.
+func (s *Session) WantsField(sub string) bool {
+	c, release := event.Acquire(s.deps.Chain)
+	defer release()
+	return event.WantsField(c, sub)
+}
+
 // Process runs an event that belongs to no request (a notification the
 // server sends between statements) through the current chain, with the
 // errors handled as Decision.Process does.
