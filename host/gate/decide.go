@@ -154,6 +154,15 @@ func (d *Decision) Wants(kind string) bool {
 	return d.chain != nil && event.Wants(d.chain, kind)
 }
 
+// WantsField reports whether a plugin of the deciding chain asked for sub
+// (event.WantsBody).
+func (d *Decision) WantsField(sub string) bool {
+	if d.done.Load() {
+		return d.sess.WantsField(sub)
+	}
+	return d.chain != nil && event.WantsField(d.chain, sub)
+}
+
 // Process runs a response event (or a chunk of one) through the chain that
 // decided the request. A chain failure comes back as a deny with the
 // shared reason, logged; the caller withholds what it could not check.

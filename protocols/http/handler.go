@@ -173,6 +173,9 @@ func (l *Listener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	x.dec = x.sess.Decide(r.Context(), x.ev, func(_ context.Context, _ *event.Event, v event.Verdict) (event.Verdict, bool) {
 		return v, x.hold(rec, r, v)
 	})
+	if x.reqBody != nil {
+		x.dropUnaskedBody()
+	}
 	if !x.allowed(rec, x.dec) || x.bodyRewritten(rec) {
 		return
 	}

@@ -1,6 +1,7 @@
 package http_test
 
 import (
+	"bufio"
 	"bytes"
 	"compress/flate"
 	"compress/gzip"
@@ -560,4 +561,46 @@ requests = ["http.request"]
 	if m := leaked(e.gw.Output()); m != "" {
 		t.Errorf("the gateway's log holds the secret %q", m)
 	}
+}
+
+// A reload between the moment the gateway asked whether a plugin wants the
+// body and the chain's decision: the body was read for the old chain, the
+// new one (which does not redact bodies) decides, and the row holds no
+// body. The 100 Continue says the gateway has asked and is reading.
+func TestRequestBodyDroppedAfterReload(t *testing.T) {
+	_, log := captureLogs(t)
+	up := testenv.StartUpstream(t, nil)
+	withBody := loadRedact(t, log, map[string]any{"requests": []string{"http.request"}})
+	queryOnly := loadRedact(t, log, map[string]any{"requests": []string{"http.request"}, "request_fields": []string{"query"}})
+	chain := plugin.NewReloadable(withBody, nil)
+	gw := startInProcess(t, chain, up.URL, nil, nil)
+
+	body := `{"token":"` + bodyToken + `"}`
+	c := dial(t, strings.TrimPrefix(gw.base, "http://"))
+	fmt.Fprintf(c, "POST /api/items HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\nExpect: 100-continue\r\n\r\n", gw.tok, len(body))
+	br := bufio.NewReader(c)
+	line, err := br.ReadString('\n')
+	if err != nil || !strings.Contains(line, "100 Continue") {
+		t.Fatalf("want 100 Continue first, got %q %v", line, err)
+	}
+	br.ReadString('\n') // the blank line ending the 100
+	chain.Replace(queryOnly, nil)
+	io.WriteString(c, body)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	seen := up.Seen()
+	if string(seen[len(seen)-1].Body) != body {
+		t.Errorf("the upstream got %q", seen[len(seen)-1].Body)
+	}
+	row := lastRequestRow(t, gw.rec, seen[len(seen)-1].Header.Get("X-Tollgate-Session-Id"))
+	if _, ok := row.Request["body"]; ok {
+		t.Errorf("the body no plugin of the deciding chain asked for is in the row: %v", row.Request)
+	}
+	noLeakInRows(t, "after a reload", gw.rec.Rows())
 }

@@ -99,6 +99,17 @@ func (x *exchange) inspectRequestBody(w http.ResponseWriter, r *http.Request) bo
 	return true
 }
 
+// dropUnaskedBody takes the body out of the event, and so out of the row,
+// when the chain that decided is not the one asked before the body was
+// read (a reload in between) and no plugin of it asked for the body: the
+// row of a chain that does not redact bodies must not hold one.
+func (x *exchange) dropUnaskedBody() {
+	if _, ok := x.ev.Fields["body_inspected"]; ok && !x.dec.WantsField(event.WantsBody) {
+		delete(x.ev.Fields, "body")
+		delete(x.ev.Fields, "body_inspected")
+	}
+}
+
 // bodyNotInspected marks a body a plugin asked for and does not get.
 func (x *exchange) bodyNotInspected(why string) {
 	x.ev.Fields["body_inspected"] = "false"
