@@ -43,7 +43,7 @@ func (x *exchange) inspectRequestBody(w http.ResponseWriter, r *http.Request) bo
 		limit = DefaultMaxInspectBodyBytes
 	}
 	if !textualRequest(r.Header.Get("Content-Type")) {
-		x.bodyNotInspected("content type " + fmt.Sprintf("%q", r.Header.Get("Content-Type")) + " is not text")
+		x.bodyNotInspected(fmt.Sprintf("content type %q is not text", r.Header.Get("Content-Type")))
 		return true
 	}
 	if r.ContentLength > limit {
