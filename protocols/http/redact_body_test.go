@@ -363,6 +363,7 @@ func TestRequestBodyNotInspected(t *testing.T) {
 		{bodyCase{name: "stacked codings", ctype: "application/json", encoding: "gzip, gzip", body: encodeBody(t, "gzip", `{"t":"`+bodyToken+`","k":"`+bodyAWS+`"}`)}, `Content-Encoding "gzip, gzip" cannot be decoded`},
 		{bodyCase{name: "corrupt gzip", ctype: "application/json", encoding: "gzip", body: []byte(`{"t":"` + bodyToken + `","k":"` + bodyAWS + `"}`)}, "gzip body is corrupt"},
 		{bodyCase{name: "binary", ctype: "application/octet-stream", body: []byte(bodyToken + " " + bodyAWS)}, `content type "application/octet-stream" is not text`},
+		{bodyCase{name: "gzip without Content-Encoding", ctype: "application/json", body: encodeBody(t, "gzip", `{"t":"`+bodyToken+`","k":"`+bodyAWS+`"}`)}, "not valid UTF-8 text"},
 		{bodyCase{name: "no content type", body: []byte(bodyToken + " " + bodyAWS)}, `content type "" is not text`},
 	}
 	for _, c := range cases {

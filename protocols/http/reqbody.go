@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/tollgate-dev/tollgate/host/event"
 )
@@ -31,8 +32,8 @@ func (x *exchange) wantsRequestBody(r *http.Request) bool {
 // inspectRequestBody reads the request body into the event's "body" field,
 // up to the listener's max_inspect_body_bytes once decoded, and leaves
 // r.Body to replay the same bytes to the target. A body that cannot be
-// inspected (not text, larger than the cap, encoded in a way the gateway
-// cannot decode, corrupt) is not in the event at all, never a part of it:
+// inspected (not text or not UTF-8, larger than the cap, encoded in a way
+// the gateway cannot decode, corrupt) is not in the event at all, never a part of it:
 // a secret across the cap would be cut where no detector sees it. The
 // event then says body_inspected=false, and the row's
 // http.request_body_not_inspected annotation says why. False means the
@@ -93,6 +94,13 @@ func (x *exchange) inspectRequestBody(w http.ResponseWriter, r *http.Request) bo
 		}
 		text = b
 		x.note("http.request_decoded", ce)
+	}
+	if !utf8.Valid(text) {
+		// Bytes that only claim to be text (a compressed body without its
+		// Content-Encoding, a binary upload) would reach the row whole,
+		// with whatever they hide.
+		x.bodyNotInspected("not valid UTF-8 text")
+		return true
 	}
 	x.ev.Fields["body"] = string(text)
 	x.ev.Fields["body_inspected"] = "true"
