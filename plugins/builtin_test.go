@@ -317,3 +317,27 @@ func TestMaskAllowlistPerTarget(t *testing.T) {
 		}
 	}
 }
+
+// Request bodies are read only for a plugin that asks for them by name:
+// redact does with http.request in requests and body in request_fields.
+func TestRedactAsksForRequestBodies(t *testing.T) {
+	for _, tc := range []struct {
+		cfg  map[string]any
+		want bool
+	}{
+		{map[string]any{"requests": []string{"http.request"}}, true}, // request_fields default: query, path, body
+		{map[string]any{"requests": []string{"http.request"}, "request_fields": []string{"body"}}, true},
+		{map[string]any{"requests": []string{"http.request"}, "request_fields": []string{"query", "path"}}, false},
+		{map[string]any{}, false},
+		{map[string]any{"bodies": []string{"http.request"}}, false},
+	} {
+		p := load(t, "redact", tc.cfg)
+		c := plugin.NewChain(p)
+		if got := c.WantsField(event.WantsBody); got != tc.want {
+			t.Errorf("%v: asks for request bodies: %v, want %v", tc.cfg, got, tc.want)
+		}
+		if got := event.WantsField(c, event.WantsBody); got != tc.want {
+			t.Errorf("%v: event.WantsField: %v, want %v", tc.cfg, got, tc.want)
+		}
+	}
+}

@@ -130,6 +130,27 @@ type Subscriber interface {
 	Wants(kind string) bool
 }
 
+// WantsBody is the subscription by which a plugin asks for the request
+// body of HTTP requests in the field "body" (sdk/ABI.md): reading it costs
+// a buffer per request and puts it in the audit row, so a protocol reads
+// it only when a plugin asked by this name ("*" does not ask).
+const WantsBody = "http.request.body"
+
+// FieldWanter is a chain that knows which optional fields its plugins
+// asked for by name, such as WantsBody.
+type FieldWanter interface {
+	WantsField(sub string) bool
+}
+
+// WantsField reports whether a plugin of c asked for sub; a chain that
+// does not say (a FieldWanter) asked for nothing.
+func WantsField(c Chain, sub string) bool {
+	if f, ok := c.(FieldWanter); ok {
+		return f.WantsField(sub)
+	}
+	return false
+}
+
 // Acquirer is a chain that can be replaced while serving (a reload): a
 // request or statement keeps the chain it acquired until it releases it.
 type Acquirer interface {

@@ -154,6 +154,15 @@ func (d *Decision) Wants(kind string) bool {
 	return d.chain != nil && event.Wants(d.chain, kind)
 }
 
+// WantsField reports whether a plugin of the deciding chain asked for sub
+// (event.WantsBody).
+func (d *Decision) WantsField(sub string) bool {
+	if d.done.Load() {
+		return d.sess.WantsField(sub)
+	}
+	return d.chain != nil && event.WantsField(d.chain, sub)
+}
+
 // Process runs a response event (or a chunk of one) through the chain that
 // decided the request. A chain failure comes back as a deny with the
 // shared reason, logged; the caller withholds what it could not check.
@@ -190,6 +199,14 @@ func (s *Session) Wants(kind string) bool {
 	c, release := event.Acquire(s.deps.Chain)
 	defer release()
 	return event.Wants(c, kind)
+}
+
+// WantsField reports whether a plugin of the current chain asked for sub
+// (event.WantsBody): a protocol reads such a field only then.
+func (s *Session) WantsField(sub string) bool {
+	c, release := event.Acquire(s.deps.Chain)
+	defer release()
+	return event.WantsField(c, sub)
 }
 
 // Process runs an event that belongs to no request (a notification the

@@ -162,9 +162,10 @@ func (c *call) mask(id int32, name string, strategy uint32) int32 {
 	spans := m.Find([]byte(v), nil)
 	if record {
 		// What is only recorded may be recorded decoded: a secret sent
-		// percent-encoded (ghp%5F..., even twice) is found in its
-		// decoded form, which the row then keeps, masked.
-		if dec := percentDecoded(v); dec != v {
+		// percent-encoded (ghp%5F..., even twice) or JSON-escaped
+		// (ghp\u005f...) is found in its decoded form, which the row
+		// then keeps, masked.
+		if dec := recordDecoded(v); dec != v {
 			if ds := m.Find([]byte(dec), nil); len(ds) > len(spans) {
 				v, spans = dec, ds
 			}

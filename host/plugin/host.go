@@ -111,6 +111,16 @@ func (c *Chain) Wants(kind string) bool {
 	return false
 }
 
+// WantsField reports whether any plugin asked for sub (event.WantsBody).
+func (c *Chain) WantsField(sub string) bool {
+	for _, p := range c.plugins {
+		if p.WantsField(sub) {
+			return true
+		}
+	}
+	return false
+}
+
 // Close releases every plugin.
 func (c *Chain) Close(ctx context.Context) error {
 	for _, p := range c.plugins {

@@ -374,3 +374,17 @@ func TestGCCompletesWhileAPluginSpins(t *testing.T) {
 func testenvWasm(tb testing.TB, guest string) []byte {
 	return testenv.WasmBytes(tb, "host/plugin/testdata/guests/"+guest)
 }
+
+// "*" receives every kind but asks for no optional field: a request body
+// costs a buffer and lands in the audit row, so it is asked for by name.
+func TestStarDoesNotAskForBodies(t *testing.T) {
+	h := newHost(t)
+	p := load(t, h, "noop", config.Plugin{}, Limits{MemoryPages: 64, Timeout: time.Minute})
+	c := NewChain(p)
+	if !c.Wants("http.request") || c.WantsField(event.WantsBody) || event.WantsField(c, event.WantsBody) {
+		t.Errorf("a \"*\" plugin: wants http.request %v, asks for bodies %v", c.Wants("http.request"), c.WantsField(event.WantsBody))
+	}
+	if event.WantsField(Empty{}, event.WantsBody) || event.WantsField(nil, event.WantsBody) {
+		t.Error("an empty chain asks for bodies")
+	}
+}

@@ -206,11 +206,21 @@ func (p *Plugin) Wants(kind string) bool {
 	return p.subs["*"] || p.subs[kind]
 }
 
+// WantsField reports whether the plugin subscribed to sub by its own
+// name (event.WantsBody); "*" does not count: such a field costs a
+// buffer and lands in the audit row, so it must be asked for.
+func (p *Plugin) WantsField(sub string) bool { return p.subs[sub] }
+
 func (p *Plugin) subscribe(kind string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if !p.frozen {
 		p.subs[kind] = true
+		if kind == event.WantsBody {
+			// The body comes with the request events, which asking for
+			// it implies.
+			p.subs["http.request"] = true
+		}
 	}
 }
 

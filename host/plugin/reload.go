@@ -68,6 +68,13 @@ func (r *Reloadable) Wants(kind string) bool {
 	return event.Wants(c, kind)
 }
 
+// WantsField asks the current chain.
+func (r *Reloadable) WantsField(sub string) bool {
+	c, release := r.Acquire()
+	defer release()
+	return event.WantsField(c, sub)
+}
+
 // Close closes the current chain.
 func (r *Reloadable) Close(ctx context.Context) error {
 	g := r.cur.Load()

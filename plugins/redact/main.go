@@ -6,6 +6,7 @@
 package main
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 
@@ -76,6 +77,11 @@ func init() {
 	for _, k := range cfg.Requests {
 		requests[k] = true
 		sdk.Subscribe(k)
+		if k == "http.request" && slices.Contains(cfg.RequestFields, "body") {
+			// The gateway reads request bodies only for a plugin that
+			// asks for them by this name (sdk/ABI.md).
+			sdk.Subscribe("http.request.body")
+		}
 	}
 	sdk.HandleEvent(func(ev sdk.Event) sdk.Verdict {
 		p := set

@@ -67,7 +67,7 @@ func (x *exchange) hold(w http.ResponseWriter, r *http.Request, v event.Verdict)
 		SessionID: x.sess.ID(), Protocol: "http", Kind: x.ev.Kind, Target: x.rt.cfg.Target,
 		Principal: x.ev.Principal, Fields: fields, Changed: changed, Plugin: v.Plugin, Reason: v.Reason,
 		ApproverGroups: v.ApproverGroups, IdempotencyKey: r.Header.Get("Idempotency-Key"),
-		Covered: gate.CoverHTTP(fields["method"], fields["path"], fields["query"], heldHeader(r, v.Changes), body), Body: body,
+		Covered: gate.CoverHTTP(fields["method"], fields["path"], fields["query"], heldHeader(r, v.Changes), body), Body: x.reviewedBody(body),
 		RemoteAddr: x.conn.remote, Listener: x.l.cfg.Name,
 	}
 	if d, ok := m.Granted(req); ok {

@@ -64,7 +64,9 @@ type ListenerOptions struct {
 	// MaxInspectBodyBytes bounds a response body the gateway holds to
 	// inspect (default 1 MiB): an uncompressed body over it streams
 	// through with only the credential scrub, a compressed one that
-	// decodes to more is refused with 502, never passed on unread.
+	// decodes to more is refused with 502, never passed on unread. It
+	// bounds a request body read for a plugin that asked for it too
+	// (reqbody.go); one over it is forwarded unread.
 	MaxInspectBodyBytes int64 `toml:"max_inspect_body_bytes"`
 }
 

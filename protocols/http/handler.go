@@ -177,10 +177,16 @@ func (l *Listener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			bad, rt.cfg.Target, strings.Join(rt.up.upgrades, ", ")))
 		return
 	}
+	if x.wantsRequestBody(r) && !x.inspectRequestBody(rec, r) {
+		return
+	}
 	x.dec = x.sess.Decide(r.Context(), x.ev, func(_ context.Context, _ *event.Event, v event.Verdict) (event.Verdict, bool) {
 		return v, x.hold(rec, r, v)
 	})
-	if !x.allowed(rec, x.dec) {
+	if x.reqBody != nil {
+		x.dropUnaskedBody()
+	}
+	if !x.allowed(rec, x.dec) || x.bodyRewritten(rec) {
 		return
 	}
 	applyChanges(r, x, x.dec.Verdict.Changes)
