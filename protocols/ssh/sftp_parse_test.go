@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"encoding/binary"
 	"testing"
-	"time"
 )
 
 func sftpPkt(typ byte, fields ...any) []byte {
@@ -36,8 +35,8 @@ type sftpRow struct {
 // short packet is an error, never a panic.
 func TestSFTPAudit(t *testing.T) {
 	var rows []sftpRow
-	a := newSFTPAudit(func(op string, f sftpOp, read, written int64, status string, _ time.Time) {
-		rows = append(rows, sftpRow{sftpOperation(op, f.flags), f.path, f.to, status, read, written})
+	a := newSFTPAudit(func(op string, f sftpOp, file *sftpFile, status string) {
+		rows = append(rows, sftpRow{sftpOperation(op, f.flags), f.path, f.to, status, file.read, file.written})
 	})
 	var client, server bytes.Buffer
 	client.Write(sftpPkt(sftpInit, uint32(3)))
@@ -60,7 +59,7 @@ func TestSFTPAudit(t *testing.T) {
 	// Every request goes before its answer, as on the wire.
 	for _, side := range []struct {
 		b    *bytes.Buffer
-		note func(sftpPacket) error
+		note func(sftpPacket) ([]byte, error)
 	}{{&client, a.request}, {&server, a.response}} {
 		r := bufio.NewReader(side.b)
 		for {
@@ -68,8 +67,8 @@ func TestSFTPAudit(t *testing.T) {
 			if err != nil {
 				break
 			}
-			if err := side.note(p); err != nil {
-				t.Fatal(err)
+			if instead, err := side.note(p); err != nil || instead != nil {
+				t.Fatal(instead, err)
 			}
 		}
 	}
@@ -88,7 +87,7 @@ func TestSFTPAudit(t *testing.T) {
 			t.Errorf("row %d: %+v, want %+v", i, rows[i], want[i])
 		}
 	}
-	if err := a.request(sftpPacket{typ: sftpOpen, body: []byte{0, 0, 0, 9, 0, 0, 0, 200, 'x'}}); err == nil {
+	if _, err := a.request(sftpPacket{typ: sftpOpen, body: []byte{0, 0, 0, 9, 0, 0, 0, 200, 'x'}}); err == nil {
 		t.Error("a cut OPEN was accepted")
 	}
 }
@@ -102,7 +101,7 @@ func FuzzSFTPPackets(f *testing.F) {
 	f.Add([]byte{0, 0, 0, 1, 3})
 	f.Add([]byte{0xff, 0xff, 0xff, 0xff})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		a := newSFTPAudit(func(string, sftpOp, int64, int64, string, time.Time) {})
+		a := newSFTPAudit(func(string, sftpOp, *sftpFile, string) {})
 		r := bufio.NewReader(bytes.NewReader(b))
 		for i := 0; ; i++ {
 			raw, p, err := readSFTPPacket(r)
