@@ -100,26 +100,45 @@ func FuzzSFTPPackets(f *testing.F) {
 	f.Add(append(sftpPkt(sftpExtended, uint32(3), "posix-rename@openssh.com", "/a", "/b"), sftpPkt(sftpClose, uint32(4), "h")...))
 	f.Add([]byte{0, 0, 0, 1, 3})
 	f.Add([]byte{0xff, 0xff, 0xff, 0xff})
+	f.Add(append(sftpPkt(sftpRead, uint32(5), "h", uint64(1<<64-3), uint32(1<<31)), sftpPkt(sftpData, uint32(5), "a SECRET here")...))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		a := newSFTPAudit(func(string, sftpOp, *sftpFile, string) {})
-		r := bufio.NewReader(bytes.NewReader(b))
-		for i := 0; ; i++ {
-			raw, p, err := readSFTPPacket(r)
-			if err != nil {
-				break
+		// Without masking, and with (sftp_mask: reads widened, answers
+		// trimmed and rebuilt), "SECRET" standing for what a plugin masks.
+		for _, masking := range []bool{false, true} {
+			a := newSFTPAudit(func(string, sftpOp, *sftpFile, string) {})
+			if masking {
+				a.mask = func(_ string, data []byte) ([][2]int, string) {
+					return sftpChanged(data, bytes.ReplaceAll(data, []byte("SECRET"), []byte("[X]"))), ""
+				}
 			}
-			if len(raw) != 5+len(p.body) {
-				t.Fatalf("raw %d, body %d", len(raw), len(p.body))
+			r := bufio.NewReader(bytes.NewReader(b))
+			for i := 0; ; i++ {
+				raw, p, err := readSFTPPacket(r)
+				if err != nil {
+					break
+				}
+				if len(raw) != 5+len(p.body) {
+					t.Fatalf("raw %d, body %d", len(raw), len(p.body))
+				}
+				var out []byte
+				if i%2 == 0 {
+					out, _ = a.request(p)
+				} else {
+					out, _ = a.response(p)
+				}
+				if out != nil {
+					// What the gateway sends instead is one packet.
+					if _, q, err := readSFTPPacket(bufio.NewReader(bytes.NewReader(out))); err != nil || q.typ != sftpRead && q.typ != sftpData && q.typ != sftpStatus {
+						t.Fatalf("rebuilt packet %x: %v", out, err)
+					} else if q.typ == sftpData && bytes.Contains(q.body, []byte("SECRET")) {
+						t.Fatalf("SECRET passed: %q", q.body)
+					}
+				}
 			}
-			if i%2 == 0 {
-				a.request(p)
-			} else {
-				a.response(p)
+			a.end()
+			if len(a.pending) > maxSFTPPending || len(a.handles) > maxSFTPPending {
+				t.Fatalf("%d pending, %d handles", len(a.pending), len(a.handles))
 			}
-		}
-		a.end()
-		if len(a.pending) > maxSFTPPending || len(a.handles) > maxSFTPPending {
-			t.Fatalf("%d pending, %d handles", len(a.pending), len(a.handles))
 		}
 	})
 }

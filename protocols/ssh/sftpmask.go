@@ -3,6 +3,7 @@ package ssh
 import (
 	"bytes"
 	"encoding/binary"
+	"math"
 )
 
 // Masking of file contents read over sftp (a target with sftp_mask =
@@ -44,15 +45,22 @@ func sftpWiden(off uint64, n uint32) (start uint64, length uint32) {
 // short reads, asks again for the rest. ok false: nothing to give (the
 // file ends before off), the client gets EOF.
 func sftpTrim(off uint64, n uint32, start uint64, asked uint32, got int) (from, to int, ok bool) {
-	end := start + uint64(got)
-	if end <= off {
+	// Offsets near 2^64 saturate rather than wrap (a hostile server).
+	end, want := start+uint64(got), off+uint64(n)
+	if end < start {
+		end = math.MaxUint64
+	}
+	if want < off {
+		want = math.MaxUint64
+	}
+	if end <= off || off < start {
 		return 0, 0, false
 	}
-	stop := min(off+uint64(n), end)
+	stop := min(want, end)
 	if got >= int(asked) || end-off > sftpMaskWindow {
 		// A full answer, or a short one that ends further on (the
 		// server's own bound): end-sftpMaskWindow is past off.
-		stop = min(stop, end-sftpMaskWindow)
+		stop = max(off, min(stop, end-sftpMaskWindow))
 	}
 	return int(off - start), int(stop - start), true
 }

@@ -3,6 +3,7 @@ package ssh
 import (
 	"bytes"
 	"fmt"
+	"math"
 	"strings"
 	"testing"
 )
@@ -95,6 +96,7 @@ func TestSFTPWidenTrim(t *testing.T) {
 		{"the last bytes", 100 << 10, 32 << 10, W + 100, W, W + 100, true},
 		{"end of file", 100 << 10, 32 << 10, W, 0, 0, false},
 		{"past the end", 100 << 10, 32 << 10, 10, 0, 0, false},
+		{"at the top of the offsets", math.MaxUint64 - 10, 32 << 10, W + 10, W, W + 10, true},
 	} {
 		s, asked := sftpWiden(tc.off, tc.n)
 		from, to, ok := sftpTrim(tc.off, tc.n, s, asked, tc.got)
