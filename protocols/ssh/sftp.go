@@ -240,6 +240,11 @@ func (a *sftpAudit) request(p sftpPacket) ([]byte, error) {
 	if len(a.pending) >= maxSFTPPending {
 		return nil, errors.New("sftp: too many requests without an answer")
 	}
+	if _, dup := a.pending[id]; dup && a.mask != nil {
+		// Two reads of one id: the answer of one would find no widened
+		// read to be checked against.
+		return nil, fmt.Errorf("sftp: request id %d reused while pending", id)
+	}
 	a.pending[id] = op
 	return out, nil
 }
@@ -260,6 +265,12 @@ func (a *sftpAudit) response(p sftpPacket) ([]byte, error) {
 	a.mu.Lock()
 	op, ok := a.pending[id]
 	delete(a.pending, id)
+	if a.mask != nil && p.typ == sftpData && (!ok || !op.widened) {
+		// File contents that answer no widened read never pass
+		// unchecked.
+		a.mu.Unlock()
+		return sftpStatusPacket(id, sftpFxFailure, "tollgate: an answer the gateway cannot check"), nil
+	}
 	if !ok {
 		a.mu.Unlock()
 		return nil, nil

@@ -1,6 +1,7 @@
 package ssh
 
 import (
+	"bufio"
 	"bytes"
 	"fmt"
 	"math"
@@ -172,4 +173,42 @@ func FuzzSFTPChanged(f *testing.F) {
 			t.Fatalf("ranges %v, spans %v", got, spans)
 		}
 	})
+}
+
+// With masking, file contents never pass unchecked: a DATA answer to no
+// widened read becomes a failure, and a read id reused while pending
+// ends the session.
+func TestSFTPMaskUnmatched(t *testing.T) {
+	a := newSFTPAudit(func(string, sftpOp, *sftpFile, string) {})
+	a.mask = func(string, []byte) ([][2]int, string) { return nil, "" }
+	for _, pkt := range [][]byte{
+		sftpPkt(sftpData, uint32(9), "SECRET"), // no request
+		sftpPkt(sftpData, uint32(1), "SECRET"), // answers an open
+	} {
+		if pkt[8] == 1 {
+			if _, err := a.request(sftpPacketOf(t, sftpPkt(sftpOpen, uint32(1), "/x", uint32(1), uint32(0)))); err != nil {
+				t.Fatal(err)
+			}
+		}
+		out, err := a.response(sftpPacketOf(t, pkt))
+		if err != nil || out == nil || out[4] != sftpStatus || bytes.Contains(out, []byte("SECRET")) {
+			t.Errorf("answer %x: %x %v", pkt, out, err)
+		}
+	}
+	read := sftpPkt(sftpRead, uint32(2), "h", uint64(0), uint32(10))
+	if _, err := a.request(sftpPacketOf(t, read)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.request(sftpPacketOf(t, read)); err == nil {
+		t.Error("a reused read id was accepted")
+	}
+}
+
+func sftpPacketOf(t *testing.T, raw []byte) sftpPacket {
+	t.Helper()
+	_, p, err := readSFTPPacket(bufio.NewReader(bytes.NewReader(raw)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
