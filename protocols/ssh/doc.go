@@ -139,7 +139,9 @@
 // input (runs of 16 bytes or more; shorter runs between two changes are
 // masked too). A chunk the chain denies, or no plugin that takes
 // "ssh.output", fails the read (SSH_FX_FAILURE, "tollgate: file contents
-// withheld: <reason>") and the row's error says why. The read's row
+// withheld: <reason>") and the row's error says why; so does a DATA
+// answer to no widened read, and a read id reused while pending ends
+// the session, so that no contents pass unchecked. The read's row
 // counts sftp.masked_values and sftp.masked_bytes in what the client got;
 // the plugins' own annotations are not summed, since the windows overlap.
 //
