@@ -156,6 +156,8 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzAnalyze -fuzztime $(FUZZTIME) ./protocols/postgres/internal/sqlref/
 	$(GO) test -run '^$$' -fuzz FuzzSplit -fuzztime $(FUZZTIME) ./protocols/ssh/
 	$(GO) test -run '^$$' -fuzz FuzzParseUser -fuzztime $(FUZZTIME) ./protocols/ssh/
+	$(GO) test -run '^$$' -fuzz FuzzSFTPPackets -fuzztime $(FUZZTIME) ./protocols/ssh/
+	$(GO) test -run '^$$' -fuzz FuzzSFTPChanged -fuzztime $(FUZZTIME) ./protocols/ssh/
 	$(GO) test -run '^$$' -fuzz FuzzPktLine -fuzztime $(FUZZTIME) ./protocols/http/gitwire/
 	$(GO) test -run '^$$' -fuzz FuzzCommandList -fuzztime $(FUZZTIME) ./protocols/http/gitwire/
 	$(GO) test -run '^$$' -fuzz FuzzCheckPack -fuzztime $(FUZZTIME) ./protocols/http/gitwire/

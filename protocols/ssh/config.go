@@ -109,6 +109,7 @@ type targetConfig struct {
 	ConnectTimeout        gate.Duration `toml:"connect_timeout"`
 	AllowEnv              []string      `toml:"allow_env"`
 	SFTP                  bool          `toml:"sftp"`
+	SFTPMask              bool          `toml:"sftp_mask"`
 }
 
 // Check checks the upstream address, the credential, and that the
@@ -127,6 +128,9 @@ func (o *targetConfig) Check(t *gate.Table) {
 		t.Problem("known_hosts", "list the upstream's host key (a known_hosts line; ssh-keyscan prints them), or set insecure_ignore_host_key = true for a throwaway target")
 	}
 	checkEnvNames(t, o.AllowEnv)
+	if o.SFTPMask && !o.SFTP {
+		t.Problem("sftp_mask", "masks what sftp reads: set sftp = true as well")
+	}
 	cr := tg.Credential
 	if cr.Username != "" && !validLogin.MatchString(cr.Username) {
 		t.Problem("credential.username", "%q is not a login name", cr.Username)
@@ -172,7 +176,7 @@ func newService(l gate.Listener, targets map[string]*gate.Target, deps gate.Deps
 			tc = &targetConfig{}
 		}
 		to := TargetOptions{Address: t.Upstream, Login: t.Credential.Username, KnownHosts: tc.KnownHosts,
-			InsecureIgnoreHostKey: tc.InsecureIgnoreHostKey, ConnectTimeout: tc.ConnectTimeout.Duration, AllowEnv: tc.AllowEnv, SFTP: tc.SFTP}
+			InsecureIgnoreHostKey: tc.InsecureIgnoreHostKey, ConnectTimeout: tc.ConnectTimeout.Duration, AllowEnv: tc.AllowEnv, SFTP: tc.SFTP, SFTPMask: tc.SFTPMask}
 		switch t.Credential.Type {
 		case "key":
 			to.Key = SecretValue(t.Credential.Value.Ref, t.Credential.Value.Value())

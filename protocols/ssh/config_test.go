@@ -16,6 +16,7 @@ protocol = "ssh"
 upstream = "127.0.0.1:22"
 known_hosts = ["127.0.0.1 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"]
 sftp = true
+sftp_mask = true
 [targets.credential]
 type = "key"
 username = "deploy"
@@ -49,6 +50,7 @@ func TestSSHConfig(t *testing.T) {
 		{"an http key", `max_sessions = 4`, `read_header_timeout = "5s"`, "read_header_timeout"},
 		{"a variable that is no name", `allow_env = ["LANG", "LC_*"]`, `allow_env = ["LANG=C"]`, `allow_env[0]: "LANG=C" is not a variable name`},
 		{"sftp that is no boolean", `sftp = true`, `sftp = "yes"`, "sftp"},
+		{"sftp_mask without sftp", "sftp = true\nsftp_mask = true", `sftp_mask = true`, "sftp_mask: masks what sftp reads: set sftp = true as well"},
 		{"a TLS certificate", `max_sessions = 4`, "tls_cert = \"c.pem\"\ntls_key = \"k.pem\"", "not a TLS certificate"},
 		{"the CA is the host key", `max_sessions = 4`, "host_key = \"k\"\nca_key = \"k\"", "ca_key: the user CA needs a key of its own"},
 		{"an advertise without port", `max_sessions = 4`, `advertise = "ssh.example.com"`, "advertise: must be host:port"},

@@ -118,7 +118,32 @@
 // principal granted the verb "sftp": an "ssh.subsystem" event decides
 // it, then its packets are relayed one by one (sftp.go parses the few
 // the audit needs), each file operation an "ssh.sftp" row (operation,
-// path, to, flags, bytes). File contents are not masked.
+// path, to, flags, bytes). Uploads pass unchanged.
+//
+// With sftp_mask = true as well, file contents the client reads pass the
+// chain (sftpmask.go). Each READ goes upstream widened by 8 KiB on both
+// sides (read-ahead); the widened bytes are one "ssh.output" event
+// (fields data, fd = "sftp", path, stream = "<channel>/sftp", eos = "1")
+// and the client gets exactly the bytes it asked for, each byte the
+// chain changed overwritten with '*'. So a reply keeps its length and
+// every offset stays true whatever the strategy does to lengths (redact's
+// "[REDACTED:kind]" and hash's digest never reach the client; partial's
+// kept last four characters do). Each reply is checked on its own, with
+// its 8 KiB on each side: a secret shorter than that which crosses a
+// reply boundary is whole in both replies' windows, and parallel or
+// out-of-order reads need no state between replies. A byte is given only
+// with 8 KiB checked after it: the rest of a reply waits (a short reply,
+// which the client asks again for), unless the upstream's answer was
+// short and ends within 8 KiB of the read, which is the end of the file.
+// The changed bytes are found by aligning the chain's output with the
+// input (runs of 16 bytes or more; shorter runs between two changes are
+// masked too). A chunk the chain denies, or no plugin that takes
+// "ssh.output", fails the read (SSH_FX_FAILURE, "tollgate: file contents
+// withheld: <reason>") and the row's error says why; so does a DATA
+// answer to no widened read, and a read id reused while pending ends
+// the session, so that no contents pass unchecked. The read's row
+// counts sftp.masked_values and sftp.masked_bytes in what the client got;
+// the plugins' own annotations are not summed, since the windows overlap.
 //
 // Other subsystems (and sftp elsewhere), port forwarding in both
 // directions, X11 and agent forwarding are refused with a message (a stderr line and exit status

@@ -88,6 +88,11 @@ type TargetOptions struct {
 	// SFTP serves the sftp subsystem (sftp, scp -s) to principals granted
 	// the verb "sftp"; each file operation is a row. Default: refused.
 	SFTP bool `toml:"sftp"`
+	// SFTPMask passes file contents read over sftp through the chain
+	// (as "ssh.output" events with fd "sftp"): each value the chain
+	// changes reaches the client as '*' bytes of its own length, so
+	// offsets stay true (sftpmask.go). Uploads pass unchanged.
+	SFTPMask bool `toml:"sftp_mask"`
 }
 
 // Secret is a credential in gateway.toml: Ref is its reference

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -105,6 +106,16 @@ func (r *sftpReader) u32() uint32 {
 	return v
 }
 
+func (r *sftpReader) u64() uint64 {
+	if len(r.b) < 8 {
+		r.err = errSFTPShort
+		return 0
+	}
+	v := binary.BigEndian.Uint64(r.b)
+	r.b = r.b[8:]
+	return v
+}
+
 func (r *sftpReader) str() string {
 	n := r.u32()
 	if r.err != nil || uint64(n) > uint64(len(r.b)) {
@@ -122,6 +133,13 @@ type sftpOp struct {
 	handle       string
 	flags        uint32
 	n            int64 // bytes a write carries
+	// A read widened for masking (sftpmask.go): the client's offset and
+	// length, and what went upstream.
+	widened bool
+	off     uint64
+	length  uint32
+	start   uint64
+	asked   uint32
 }
 
 // sftpFile is an open handle.
@@ -131,27 +149,36 @@ type sftpFile struct {
 	flags         uint32
 	read, written int64
 	start         time.Time
+	maskedValues  int    // values masked in what the client read
+	maskedBytes   int    // bytes of them
+	withheld      string // why the chain refused contents, when it did
 }
 
 // sftpAudit follows one sftp session's requests and answers and
 // records a row per file operation.
 type sftpAudit struct {
-	record func(op string, f sftpOp, read, written int64, status string, start time.Time)
+	record func(op string, f sftpOp, file *sftpFile, status string)
+	// mask, when the target masks file contents, runs data read from
+	// path through the chain and returns the ranges of data the chain
+	// changed, or why the chain withholds it.
+	mask func(path string, data []byte) (changed [][2]int, withheld string)
 
 	mu      sync.Mutex
 	pending map[uint32]sftpOp
 	handles map[string]*sftpFile
 }
 
-func newSFTPAudit(record func(op string, f sftpOp, read, written int64, status string, start time.Time)) *sftpAudit {
+func newSFTPAudit(record func(op string, f sftpOp, file *sftpFile, status string)) *sftpAudit {
 	return &sftpAudit{record: record, pending: map[uint32]sftpOp{}, handles: map[string]*sftpFile{}}
 }
 
-// request notes a client packet; an error ends the session.
-func (a *sftpAudit) request(p sftpPacket) error {
+// request notes a client packet and returns what goes upstream instead
+// of it (nil: the packet as it is); an error ends the session.
+func (a *sftpAudit) request(p sftpPacket) ([]byte, error) {
 	if p.typ == sftpInit {
-		return nil
+		return nil, nil
 	}
+	var out []byte
 	r := &sftpReader{b: p.body}
 	id := r.u32()
 	var op sftpOp
@@ -162,7 +189,13 @@ func (a *sftpAudit) request(p sftpPacket) error {
 	case sftpOpendir:
 		op = sftpOp{op: "list", path: r.str()}
 	case sftpRead:
-		op = sftpOp{op: "read", handle: r.str()}
+		op = sftpOp{op: "read", handle: r.str(), off: r.u64(), length: r.u32()}
+		if a.mask != nil && r.err == nil {
+			// Read-ahead around the client's read (sftpmask.go).
+			op.widened = true
+			op.start, op.asked = sftpWiden(op.off, op.length)
+			out = sftpReadPacket(id, op.handle, op.start, op.asked)
+		}
 	case sftpWrite:
 		op = sftpOp{op: "write", handle: r.str()}
 		r.u32()
@@ -190,45 +223,57 @@ func (a *sftpAudit) request(p sftpPacket) error {
 			op = sftpOp{op: "hardlink", path: r.str(), to: r.str()}
 		case "fsync@openssh.com", "statvfs@openssh.com", "fstatvfs@openssh.com", "limits@openssh.com",
 			"expand-path@openssh.com", "home-directory", "users-groups-by-id@openssh.com", "lsetstat@openssh.com":
-			return r.err // reads metadata, or what setstat already covers
+			return nil, r.err // reads metadata, or what setstat already covers
 		default:
 			op = sftpOp{op: "extended " + name}
 		}
 	default:
 		// stat, lstat, fstat, realpath, readlink, readdir, fsetstat:
 		// metadata, answered without a row.
-		return r.err
+		return nil, r.err
 	}
 	if r.err != nil {
-		return fmt.Errorf("sftp: request %d: %w", p.typ, r.err)
+		return nil, fmt.Errorf("sftp: request %d: %w", p.typ, r.err)
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if len(a.pending) >= maxSFTPPending {
-		return errors.New("sftp: too many requests without an answer")
+		return nil, errors.New("sftp: too many requests without an answer")
+	}
+	if _, dup := a.pending[id]; dup && a.mask != nil {
+		// Two reads of one id: the answer of one would find no widened
+		// read to be checked against.
+		return nil, fmt.Errorf("sftp: request id %d reused while pending", id)
 	}
 	a.pending[id] = op
-	return nil
+	return out, nil
 }
 
-// response notes a server packet and records what it ends.
-func (a *sftpAudit) response(p sftpPacket) error {
+// response notes a server packet, records what it ends and returns
+// what goes to the client instead of it (nil: the packet as it is).
+func (a *sftpAudit) response(p sftpPacket) ([]byte, error) {
 	switch p.typ {
 	case sftpStatus, sftpHandle, sftpData:
 	default:
-		return nil
+		return nil, nil
 	}
 	r := &sftpReader{b: p.body}
 	id := r.u32()
 	if r.err != nil {
-		return fmt.Errorf("sftp: answer %d: %w", p.typ, r.err)
+		return nil, fmt.Errorf("sftp: answer %d: %w", p.typ, r.err)
 	}
 	a.mu.Lock()
 	op, ok := a.pending[id]
 	delete(a.pending, id)
+	if a.mask != nil && p.typ == sftpData && (!ok || !op.widened) {
+		// File contents that answer no widened read never pass
+		// unchecked.
+		a.mu.Unlock()
+		return sftpStatusPacket(id, sftpFxFailure, "tollgate: an answer the gateway cannot check"), nil
+	}
 	if !ok {
 		a.mu.Unlock()
-		return nil
+		return nil, nil
 	}
 	switch p.typ {
 	case sftpHandle:
@@ -236,18 +281,31 @@ func (a *sftpAudit) response(p sftpPacket) error {
 		if r.err == nil && (op.op == "open" || op.op == "list") {
 			if len(a.handles) >= maxSFTPPending {
 				a.mu.Unlock()
-				return errors.New("sftp: too many open handles")
+				return nil, errors.New("sftp: too many open handles")
 			}
 			a.handles[h] = &sftpFile{op: op.op, path: op.path, flags: op.flags, start: time.Now()}
 		}
 		a.mu.Unlock()
-		return nil
+		return nil, nil
 	case sftpData:
-		if f := a.handles[op.handle]; f != nil && op.op == "read" {
-			f.read += int64(len(r.str()))
-		}
+		f := a.handles[op.handle]
 		a.mu.Unlock()
-		return nil
+		if op.op != "read" {
+			return nil, nil
+		}
+		data := r.str()
+		if r.err != nil {
+			return nil, fmt.Errorf("sftp: answer %d: %w", p.typ, r.err)
+		}
+		if !op.widened {
+			if f != nil {
+				a.mu.Lock()
+				f.read += int64(len(data))
+				a.mu.Unlock()
+			}
+			return nil, nil
+		}
+		return a.maskRead(id, op, f, data), nil
 	}
 	code := r.u32()
 	msg := r.str()
@@ -264,23 +322,65 @@ func (a *sftpAudit) response(p sftpPacket) error {
 			f.written += op.n
 		}
 		a.mu.Unlock()
-		return nil
+		return nil, nil
 	case "read":
 		a.mu.Unlock()
-		return nil // EOF, or an error the close row's bytes show
+		return nil, nil // EOF, or an error the close row's bytes show
 	case "close":
 		f := a.handles[op.handle]
 		delete(a.handles, op.handle)
 		a.mu.Unlock()
 		if f != nil {
-			a.record(f.op, sftpOp{path: f.path, flags: f.flags}, f.read, f.written, status, f.start)
+			a.record(f.op, sftpOp{path: f.path, flags: f.flags}, f, status)
 		}
-		return nil
+		return nil, nil
 	}
 	a.mu.Unlock()
 	// An open that failed, or an operation of its own.
-	a.record(op.op, op, 0, 0, status, time.Now())
-	return nil
+	a.record(op.op, op, &sftpFile{start: time.Now()}, status)
+	return nil, nil
+}
+
+// maskRead answers a widened read: the client's bytes of data (read at
+// op.start), masked by the chain, or EOF, or a failure when the chain
+// withholds them.
+func (a *sftpAudit) maskRead(id uint32, op sftpOp, f *sftpFile, data string) []byte {
+	from, to, ok := sftpTrim(op.off, op.length, op.start, op.asked, len(data))
+	if !ok {
+		return sftpStatusPacket(id, sftpFxEOF, "End of file")
+	}
+	path := ""
+	if f != nil {
+		path = f.path
+	}
+	raw := []byte(data)
+	changed, withheld := a.mask(path, raw)
+	if withheld != "" {
+		if f != nil {
+			a.mu.Lock()
+			f.withheld = withheld
+			a.mu.Unlock()
+		}
+		return sftpStatusPacket(id, sftpFxFailure, "tollgate: file contents withheld: "+withheld)
+	}
+	// Count a masked value in the reply that holds its first byte, so
+	// that one cut between two replies counts once.
+	values, nbytes := 0, 0
+	for _, r := range changed {
+		if r[0] >= from && r[0] < to {
+			values++
+		}
+		nbytes += max(0, min(r[1], to)-max(r[0], from))
+	}
+	masked := sftpOverwrite(raw, changed)
+	if f != nil {
+		a.mu.Lock()
+		f.read += int64(to - from)
+		f.maskedValues += values
+		f.maskedBytes += nbytes
+		a.mu.Unlock()
+	}
+	return sftpDataPacket(id, masked[from:to])
 }
 
 // end records the handles the client never closed.
@@ -290,7 +390,7 @@ func (a *sftpAudit) end() {
 	a.handles = map[string]*sftpFile{}
 	a.mu.Unlock()
 	for _, f := range handles {
-		a.record(f.op, sftpOp{path: f.path, flags: f.flags}, f.read, f.written, "not closed", f.start)
+		a.record(f.op, sftpOp{path: f.path, flags: f.flags}, f, "not closed")
 	}
 }
 
@@ -322,8 +422,8 @@ func sftpFlags(flags uint32) string {
 
 // sftp serves the sftp subsystem on a target that allows it: checked for
 // the verb "sftp" and decided as an ssh.subsystem event, then relayed
-// packet by packet, each file operation a row. File contents are not
-// passed through the plugins.
+// packet by packet, each file operation a row. File contents read pass
+// the chain when the target sets sftp_mask (sftpmask.go).
 func (c *conn) sftp(ch xssh.Channel, reqs <-chan *xssh.Request, id uint64, su *chanSetup) {
 	start := time.Now()
 	s := c.sess
@@ -400,7 +500,7 @@ func (c *conn) sftp(ch xssh.Channel, reqs <-chan *xssh.Request, id uint64, su *c
 	defer upCh.Close()
 	sig.set(upCh)
 
-	audit := newSFTPAudit(func(op string, f sftpOp, read, written int64, status string, at time.Time) {
+	audit := newSFTPAudit(func(op string, f sftpOp, file *sftpFile, status string) {
 		r := s.Row(KindSFTP)
 		r.Request = map[string]string{"operation": sftpOperation(op, f.flags), "path": f.path, "login": c.login}
 		if f.to != "" {
@@ -410,19 +510,34 @@ func (c *conn) sftp(ch xssh.Channel, reqs <-chan *xssh.Request, id uint64, su *c
 			r.Request["flags"] = sftpFlags(f.flags)
 		}
 		r.Verdict = "allow"
-		r.RequestBytes, r.ResponseBytes = written, read
+		r.RequestBytes, r.ResponseBytes = file.written, file.read
 		r.Status = status
-		r.DurationMicro = time.Since(at).Microseconds()
+		if file.withheld != "" {
+			r.Error = "file contents withheld: " + file.withheld
+		}
+		if file.maskedValues > 0 || file.maskedBytes > 0 {
+			r.Annotations = map[string]string{
+				"sftp.masked_values": strconv.Itoa(file.maskedValues),
+				"sftp.masked_bytes":  strconv.Itoa(file.maskedBytes),
+			}
+		}
+		r.DurationMicro = time.Since(file.start).Microseconds()
 		s.Record(r)
 	})
+	if c.target.opts.SFTPMask {
+		audit.mask = c.sftpMask(ctx, dec, id)
+	}
 	// relay copies one direction packet by packet, noting each; a
 	// packet it cannot read ends the session (nothing unparsed passes).
-	relay := func(src io.Reader, dst io.Writer, note func(sftpPacket) error, n *int64) {
+	relay := func(src io.Reader, dst io.Writer, note func(sftpPacket) ([]byte, error), n *int64) {
 		br := bufio.NewReaderSize(src, 64<<10)
 		for {
 			raw, p, err := readSFTPPacket(br)
 			if err == nil {
-				err = note(p)
+				var instead []byte
+				if instead, err = note(p); instead != nil {
+					raw = instead
+				}
 			}
 			if err != nil {
 				if !errors.Is(err, io.EOF) {
@@ -465,4 +580,35 @@ func (c *conn) sftp(ch xssh.Channel, reqs <-chan *xssh.Request, id uint64, su *c
 	ch.Close()
 	cancel()
 	<-inDone
+}
+
+// sftpMask returns the masker of file contents read over sftp: each
+// widened read is one "ssh.output" event (fd "sftp", path, eos = "1": a
+// whole stream, since the read-ahead already covers what a held-back
+// tail would) through the chain that decided the subsystem. The chain's
+// annotations are not summed into rows: the windows overlap, so they
+// would count a value twice; maskRead counts what the client got.
+func (c *conn) sftpMask(ctx context.Context, dec *gate.Decision, id uint64) func(string, []byte) ([][2]int, string) {
+	stream := strconv.FormatUint(id, 10) + "/sftp"
+	return func(path string, data []byte) ([][2]int, string) {
+		if !dec.Wants(KindOutput) {
+			// The target asks for masking and nothing would mask:
+			// contents are refused rather than passed unchecked.
+			return nil, "no plugin masks file contents (the target sets sftp_mask)"
+		}
+		ev := &event.Event{Phase: event.Response, Protocol: "ssh", Kind: KindOutput, Target: c.target.name, Principal: c.principal,
+			Fields: map[string]string{"data": string(data), "fd": "sftp", "stream": stream, "path": path, "eos": "1"}}
+		v := dec.Process(ctx, ev)
+		if v.Action == event.Deny || v.Action == event.Hold {
+			if v.Reason != "" {
+				return nil, v.Reason
+			}
+			return nil, "denied by " + v.Plugin
+		}
+		nv, ok := v.Changes["data"]
+		if !ok || nv == string(data) {
+			return nil, ""
+		}
+		return sftpChanged(data, []byte(nv)), ""
+	}
 }

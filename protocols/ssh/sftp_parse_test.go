@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"encoding/binary"
 	"testing"
-	"time"
 )
 
 func sftpPkt(typ byte, fields ...any) []byte {
@@ -36,8 +35,8 @@ type sftpRow struct {
 // short packet is an error, never a panic.
 func TestSFTPAudit(t *testing.T) {
 	var rows []sftpRow
-	a := newSFTPAudit(func(op string, f sftpOp, read, written int64, status string, _ time.Time) {
-		rows = append(rows, sftpRow{sftpOperation(op, f.flags), f.path, f.to, status, read, written})
+	a := newSFTPAudit(func(op string, f sftpOp, file *sftpFile, status string) {
+		rows = append(rows, sftpRow{sftpOperation(op, f.flags), f.path, f.to, status, file.read, file.written})
 	})
 	var client, server bytes.Buffer
 	client.Write(sftpPkt(sftpInit, uint32(3)))
@@ -60,7 +59,7 @@ func TestSFTPAudit(t *testing.T) {
 	// Every request goes before its answer, as on the wire.
 	for _, side := range []struct {
 		b    *bytes.Buffer
-		note func(sftpPacket) error
+		note func(sftpPacket) ([]byte, error)
 	}{{&client, a.request}, {&server, a.response}} {
 		r := bufio.NewReader(side.b)
 		for {
@@ -68,8 +67,8 @@ func TestSFTPAudit(t *testing.T) {
 			if err != nil {
 				break
 			}
-			if err := side.note(p); err != nil {
-				t.Fatal(err)
+			if instead, err := side.note(p); err != nil || instead != nil {
+				t.Fatal(instead, err)
 			}
 		}
 	}
@@ -88,7 +87,7 @@ func TestSFTPAudit(t *testing.T) {
 			t.Errorf("row %d: %+v, want %+v", i, rows[i], want[i])
 		}
 	}
-	if err := a.request(sftpPacket{typ: sftpOpen, body: []byte{0, 0, 0, 9, 0, 0, 0, 200, 'x'}}); err == nil {
+	if _, err := a.request(sftpPacket{typ: sftpOpen, body: []byte{0, 0, 0, 9, 0, 0, 0, 200, 'x'}}); err == nil {
 		t.Error("a cut OPEN was accepted")
 	}
 }
@@ -101,26 +100,45 @@ func FuzzSFTPPackets(f *testing.F) {
 	f.Add(append(sftpPkt(sftpExtended, uint32(3), "posix-rename@openssh.com", "/a", "/b"), sftpPkt(sftpClose, uint32(4), "h")...))
 	f.Add([]byte{0, 0, 0, 1, 3})
 	f.Add([]byte{0xff, 0xff, 0xff, 0xff})
+	f.Add(append(sftpPkt(sftpRead, uint32(5), "h", uint64(1<<64-3), uint32(1<<31)), sftpPkt(sftpData, uint32(5), "a SECRET here")...))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		a := newSFTPAudit(func(string, sftpOp, int64, int64, string, time.Time) {})
-		r := bufio.NewReader(bytes.NewReader(b))
-		for i := 0; ; i++ {
-			raw, p, err := readSFTPPacket(r)
-			if err != nil {
-				break
+		// Without masking, and with (sftp_mask: reads widened, answers
+		// trimmed and rebuilt), "SECRET" standing for what a plugin masks.
+		for _, masking := range []bool{false, true} {
+			a := newSFTPAudit(func(string, sftpOp, *sftpFile, string) {})
+			if masking {
+				a.mask = func(_ string, data []byte) ([][2]int, string) {
+					return sftpChanged(data, bytes.ReplaceAll(data, []byte("SECRET"), []byte("[X]"))), ""
+				}
 			}
-			if len(raw) != 5+len(p.body) {
-				t.Fatalf("raw %d, body %d", len(raw), len(p.body))
+			r := bufio.NewReader(bytes.NewReader(b))
+			for i := 0; ; i++ {
+				raw, p, err := readSFTPPacket(r)
+				if err != nil {
+					break
+				}
+				if len(raw) != 5+len(p.body) {
+					t.Fatalf("raw %d, body %d", len(raw), len(p.body))
+				}
+				var out []byte
+				if i%2 == 0 {
+					out, _ = a.request(p)
+				} else {
+					out, _ = a.response(p)
+				}
+				if out != nil {
+					// What the gateway sends instead is one packet.
+					if _, q, err := readSFTPPacket(bufio.NewReader(bytes.NewReader(out))); err != nil || q.typ != sftpRead && q.typ != sftpData && q.typ != sftpStatus {
+						t.Fatalf("rebuilt packet %x: %v", out, err)
+					} else if q.typ == sftpData && bytes.Contains(q.body, []byte("SECRET")) {
+						t.Fatalf("SECRET passed: %q", q.body)
+					}
+				}
 			}
-			if i%2 == 0 {
-				a.request(p)
-			} else {
-				a.response(p)
+			a.end()
+			if len(a.pending) > maxSFTPPending || len(a.handles) > maxSFTPPending {
+				t.Fatalf("%d pending, %d handles", len(a.pending), len(a.handles))
 			}
-		}
-		a.end()
-		if len(a.pending) > maxSFTPPending || len(a.handles) > maxSFTPPending {
-			t.Fatalf("%d pending, %d handles", len(a.pending), len(a.handles))
 		}
 	})
 }

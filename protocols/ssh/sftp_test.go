@@ -15,14 +15,15 @@ import (
 )
 
 // sftp runs the real sftp client against the gateway with commands on
-// stdin.
-func (e *env) sftp(t testing.TB, token, user, commands string) result {
+// stdin, and args before its own.
+func (e *env) sftp(t testing.TB, token, user, commands string, args ...string) result {
 	t.Helper()
 	_, port, _ := net.SplitHostPort(e.l.Addr().String())
-	cmd := exec.Command("sftp", "-F", "/dev/null", "-P", port, "-o", "User="+user,
+	args = append(args, "-F", "/dev/null", "-P", port, "-o", "User="+user,
 		"-o", "UserKnownHostsFile="+e.knownHosts, "-o", "StrictHostKeyChecking=yes",
 		"-o", "PreferredAuthentications=keyboard-interactive", "-o", "PubkeyAuthentication=no",
 		"-o", "NumberOfPasswordPrompts=1", "-o", "ConnectTimeout=10", "127.0.0.1")
+	cmd := exec.Command("sftp", args...)
 	cmd.Env = append(os.Environ(), "SSH_ASKPASS="+e.askpass, "SSH_ASKPASS_REQUIRE=force", "DISPLAY=:0", "TOLLGATE_TOKEN="+token)
 	cmd.Stdin = strings.NewReader(commands)
 	var out, errb bytes.Buffer
