@@ -108,9 +108,19 @@
 // line runs (input.go says how a line is read: the remote's echo on a
 // terminal, whole lines held without one). A deny sends Ctrl-C (with a
 // terminal) or drops the line (without), and prints "tollgate: denied:
-// <reason>"; a hold prints the approval's URL and waits. This is best
-// effort (line editing, pastes, programs reading raw keys); exec is the
-// mode to enforce with.
+// <reason>"; a hold prints the approval's URL and waits. With a terminal
+// the denied line's keys are already in the remote's line, so after the
+// Ctrl-C no further key goes until the remote shows a fresh prompt on a
+// new line without the denied text (bash can keep a line through an
+// interrupt that comes while it reads a paste, and the next line would
+// run with it): Ctrl-C goes again, up to three times, and when no fresh
+// prompt comes the gateway refuses each next line ("the shell showed no
+// fresh prompt after a refused line...", a row with no plugin) until
+// one does; until a line is allowed, a line whose echo holds the refused
+// text while its keys do not is refused as well ("the shell's line still
+// holds the text of a refused line..."). This is best effort (line
+// editing, pastes, programs reading raw keys); exec is the mode to
+// enforce with.
 //
 // # sftp
 //

@@ -25,6 +25,26 @@ import (
 // commands go to the plugins, so a deny rule that matches either stops
 // the line.
 //
+// A refused line is already in the remote's line (its keys went as they
+// came), so the gate sends Ctrl-C and then holds every further key until
+// the remote shows the line is gone: a new line on the screen after the
+// Ctrl-C, the remote quiet, and no refused text at the end of it. Bash
+// can keep the line through an interrupt that comes while readline is
+// busy with keys (not waiting for one; a paste under load): it redraws
+// the same line in place, without a new one, and the keys that follow
+// would be appended to the refused text and run with it. So the gate
+// sends Ctrl-C again, at most maxInterrupts in all; when the remote still
+// shows no clean line, the gate is unsure of it and refuses each line
+// submitted (an empty one too), with Ctrl-C, until it has seen one. The
+// keys held meanwhile go on afterwards, and the next line's prompt is
+// read from a screen the gate saw clean; until a line is allowed, a line
+// whose echo holds a refused text that its keys do not (the remote drew
+// the kept line again) is refused too, and so is an empty line on a
+// screen line that ends in one. What the gate cannot see (a program that
+// draws no new line on Ctrl-C: an editor, a pager) ends in the
+// fail-closed state, not in trusting it. The gate trusts no view here
+// alone: the Ctrl-C is checked by the screen, the screen by the keys.
+//
 // Without a terminal there is no echo and no editing: the client's bytes
 // are held a whole line at a time (continued while the line ends in a
 // backslash or leaves a quote open) and go out only once the line is
@@ -41,6 +61,22 @@ const (
 	settleQuiet = 100 * time.Millisecond
 	settleMax   = 2 * time.Second
 )
+
+// maxInterrupts bounds the Ctrl-Cs sent to clear a refused line, and
+// maxRefused the refused texts looked for until the remote shows a clean
+// line.
+const (
+	maxInterrupts = 3
+	maxRefused    = 8
+)
+
+// unsureReason refuses a line while the gate has not seen the remote's
+// line clean since a refusal.
+const unsureReason = "the shell showed no fresh prompt after a refused line, so its line may still hold it; type the line again at a fresh prompt"
+
+// remnantReason refuses a line whose echo holds a refused line's text
+// that its keys do not: what the remote kept of a refused line.
+const remnantReason = "the shell's line still holds the text of a refused line; press Ctrl-C and type the line again"
 
 // lineEditor follows the client's keys of the current line, with simple
 // editing, and tells the key that submits it.
@@ -178,6 +214,49 @@ func (l *liveScreen) resize(width int) {
 	l.mu.Unlock()
 }
 
+// feeds counts the line feeds the remote wrote.
+func (l *liveScreen) feeds() uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.s.feeds
+}
+
+// fresh waits, at most settleMax from since, until the remote has written
+// a line feed since it counted mark and then been quiet for settleQuiet;
+// it reports whether it did, and the line under the cursor then (before
+// and after the cursor).
+func (l *liveScreen) fresh(ctx context.Context, since time.Time, mark uint64) (ok bool, before, after string) {
+	deadline := since.Add(settleMax)
+	for {
+		l.mu.Lock()
+		text, n := l.s.line()
+		moved := l.s.feeds != mark
+		last, wake := l.last, l.wake
+		l.mu.Unlock()
+		now := time.Now()
+		quiet := last.Add(settleQuiet)
+		if moved && !now.Before(quiet) {
+			return true, text[:n], text[n:]
+		}
+		wait := deadline.Sub(now)
+		if wait <= 0 {
+			return false, text[:n], text[n:]
+		}
+		if moved {
+			wait = min(wait, quiet.Sub(now))
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return false, text[:n], text[n:]
+		case <-wake:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+}
+
 // snapshot is the line under the cursor, and its part before the cursor.
 func (l *liveScreen) snapshot() (line, before string) {
 	l.mu.Lock()
@@ -224,6 +303,7 @@ func (l *liveScreen) settle(ctx context.Context, since time.Time, typed string) 
 // submitted is one line, as the input gate read it.
 type submitted struct {
 	line, typed, source string
+	refuse              string // refused by the gate itself, for this reason
 }
 
 // inputGate is the client's input on its way to a shell: an io.Reader
@@ -247,6 +327,15 @@ type inputGate struct {
 	typing bool   // keys came since the last submitted line
 	prompt string // the screen before the cursor when they began
 
+	// After a refusal (with a terminal): the texts refused, not yet seen
+	// gone from the remote's line; the Ctrl-Cs sent for them, while keys
+	// are held; the screen's line feeds before the last one; and whether
+	// the remote never showed a clean line (each line is refused).
+	refused    []string
+	interrupts int
+	feedMark   uint64
+	unsure     bool
+
 	line []byte // without a terminal: the line so far
 	skip bool   // without a terminal: dropping the rest of a refused line
 	err  error
@@ -258,6 +347,13 @@ func (g *inputGate) Read(p []byte) (int, error) {
 			n := copy(p, g.out)
 			g.out = g.out[n:]
 			return n, nil
+		}
+		if g.interrupts > 0 {
+			// The Ctrl-C went out (Read is called again once what it
+			// returned was written): nothing more goes until the
+			// remote shows the refused line gone.
+			g.confirmClear()
+			continue
 		}
 		if g.holding {
 			g.holding = false
@@ -356,28 +452,101 @@ func (g *inputGate) submit() {
 	typing := g.typing
 	g.ed.reset()
 	g.typing = false
-	if !typing || (typed == "" && !edited) {
+	sub := submitted{source: "keys"}
+	if typing && (typed != "" || edited) {
+		g.scr.settle(g.ctx, g.at, typed)
+		screenLine, _ := g.scr.snapshot()
+		sub.line, sub.source = shellLine(screenLine, prompt, typed, edited)
+		if strings.TrimSpace(typed) != sub.line {
+			sub.typed = typed
+		}
+	}
+	empty := sub.line == "" && strings.TrimSpace(typed) == ""
+	switch {
+	case g.unsure:
+		// Even an empty line: it would run what the remote still holds.
+		sub.refuse = unsureReason
+	case len(g.refused) == 0:
+	case empty:
+		// Since the last refusal no line ran: an empty one must not run
+		// a refused line the remote drew again after the gate saw a
+		// fresh prompt.
+		g.scr.settle(g.ctx, g.at, "")
+		if screenLine, before := g.scr.snapshot(); g.endsRefused(before, screenLine[len(before):]) {
+			sub.refuse = remnantReason
+		}
+	case !edited:
+		// The echo should be the keys: a refused text in the echo
+		// that the keys do not have is what the remote kept.
+		for _, t := range g.refused {
+			if strings.Contains(sub.line, t) && !strings.Contains(typed, t) {
+				sub.refuse = remnantReason
+			}
+		}
+	}
+	if empty && sub.refuse == "" {
 		g.out = []byte{key} // an empty line
 		return
 	}
-	g.scr.settle(g.ctx, g.at, typed)
-	screenLine, _ := g.scr.snapshot()
-	line, source := shellLine(screenLine, prompt, typed, edited)
-	if line == "" && strings.TrimSpace(typed) == "" {
-		g.out = []byte{key}
-		return
-	}
-	sub := submitted{line: line, source: source}
-	if strings.TrimSpace(typed) != line {
-		sub.typed = typed
-	}
 	if g.decide(sub) {
+		g.refused = g.refused[:0]
 		g.out = []byte{key}
 		return
 	}
-	// Ctrl-C once the remote is quiet: bash notices an interrupt only
-	// while it waits for a key, and one that comes while it is still
-	// drawing can leave it without a new prompt.
+	for _, t := range []string{sub.line, typed} {
+		if t = strings.TrimSpace(t); t != "" {
+			if len(g.refused) == maxRefused {
+				g.refused = append(g.refused[:0], g.refused[1:]...)
+			}
+			g.refused = append(g.refused, t)
+		}
+	}
+	// Ctrl-C once the remote is quiet: bash notices an interrupt at once
+	// only while it waits for a key, and one that comes while it is
+	// still drawing can leave it without a new prompt.
 	g.scr.settle(g.ctx, time.Now(), "")
+	g.interrupt()
+}
+
+// endsRefused reports whether the remote's line (its parts before and
+// after the cursor) may hold a refused text: something after the cursor,
+// or a refused text at its end.
+func (g *inputGate) endsRefused(before, after string) bool {
+	if strings.TrimSpace(after) != "" {
+		return true
+	}
+	before = strings.TrimRight(before, " ")
+	for _, t := range g.refused {
+		if strings.HasSuffix(before, t) {
+			return true
+		}
+	}
+	return false
+}
+
+// interrupt sends Ctrl-C for a refused line; Read then holds the keys
+// until confirmClear has seen the line gone.
+func (g *inputGate) interrupt() {
+	g.feedMark = g.scr.feeds()
+	g.interrupts++
 	g.out = []byte{0x03}
+}
+
+// confirmClear waits for the remote's answer to the Ctrl-C just sent: a
+// new line that ends in none of the refused texts, with nothing after
+// the cursor, is the remote's fresh prompt. Otherwise (the remote kept
+// the line and drew it again, or said nothing) it sends Ctrl-C again,
+// and after maxInterrupts it stops, unsure of the remote's line.
+func (g *inputGate) confirmClear() {
+	ok, before, after := g.scr.fresh(g.ctx, time.Now(), g.feedMark)
+	switch {
+	case ok && !g.endsRefused(before, after):
+		// The refused texts are kept until a line is allowed: the next
+		// line must not bring one back (submit).
+		g.interrupts, g.unsure = 0, false
+	case g.interrupts < maxInterrupts && g.ctx.Err() == nil:
+		g.interrupt()
+	default:
+		g.interrupts, g.unsure = 0, true
+	}
 }

@@ -322,6 +322,14 @@ func (c *conn) decideLine(ctx context.Context, ch xssh.Channel, nl string, l sub
 	}
 	fields := inputFields(l, c.login)
 	row.Request = fields
+	if l.refuse != "" {
+		// The gate's own refusal (input.go): no plugin is asked.
+		row.Verdict, row.Status, row.Error = "deny", "refused", l.refuse
+		row.DurationMicro = time.Since(start).Microseconds()
+		s.Record(row)
+		c.tell(ch, termLine(nl, "tollgate: denied: "+l.refuse))
+		return false
+	}
 	ev := &event.Event{Phase: event.Request, Protocol: "ssh", Kind: KindInput, Target: c.target.name, Principal: c.principal, Fields: fields}
 	dec := s.Decide(ctx, ev, c.holder(ch, nl, &row))
 	defer dec.Done()

@@ -318,6 +318,67 @@ func TestShellInteractive(t *testing.T) {
 	}
 }
 
+// A denied line pasted together with the lines around it, in one write,
+// round after round in one session: the denied line never runs, neither
+// alone nor with the line after it (bash can keep a line through the
+// Ctrl-C when the interrupt comes while readline is still busy with the
+// paste, and the next keys would be appended to it), the lines around it
+// run, and each line has its row.
+func TestShellDeniedPaste(t *testing.T) {
+	e := startEnv(t, envOptions{chain: shellChain(t)})
+	tok := e.token(t, "agents")
+	p := e.sshPty(t, tok, e.sshd.User+"@box")
+	p.expect(`[#$] $`)
+	setup := []string{"PS1='tg$ '", `rm() { echo "RAN-$((2+3)) $*"; }`, "echo ready-$((1+1))"}
+	for _, l := range setup {
+		p.send(l + "\r")
+	}
+	// The echo of a line may end in "tg$ " too: wait for the last one's
+	// output, so that the rounds start after the stand-in's definition.
+	p.expect(`[\r\n]ready-2\r\n`)
+	p.expect(prompt)
+	want := []string{"allow " + setup[0], "allow " + setup[1], "allow " + setup[2]}
+	const rounds = 8
+	for i := range rounds {
+		mark := p.mark
+		first := fmt.Sprintf("echo first-$((%d+1))", i)
+		after := fmt.Sprintf("echo after-$((%d+2))", i)
+		keys := "rm -rf /\r" + after + "\r"
+		if i%2 == 0 {
+			// The denied line comes while the line before it runs.
+			keys = first + "\r" + keys
+			want = append(want, "allow "+first)
+		}
+		want = append(want, "deny rm -rf /", "allow "+after)
+		p.send(keys)
+		p.expect(fmt.Sprintf(`[\r\n]after-%d\r\n`, i+2))
+		p.expect(prompt)
+		out := p.since(mark)
+		if strings.Contains(out, "RAN-") || strings.Contains(out, "not found") || !strings.Contains(out, "tollgate: denied: removing / is not allowed\r\n") ||
+			(i%2 == 0 && !strings.Contains(out, fmt.Sprintf("first-%d\r\n", i+1))) {
+			t.Fatalf("round %d, %q:\n%q", i, keys, out)
+		}
+	}
+	p.send("exit 3\r")
+	if code := p.wait(); code != 3 {
+		t.Fatalf("exit status %d, want 3; the terminal showed:\n%q", code, p.out.String())
+	}
+	want = append(want, "allow exit 3")
+
+	rows := e.sessionRows(t, func(r audit.Row) bool { return true })
+	verifyComplete(t, rows)
+	var got []string
+	for _, r := range rowsOf(rows, tssh.KindInput) {
+		got = append(got, r.Verdict+" "+r.Request["line"])
+		if (r.Verdict == "deny") != (r.Status == "refused") || (r.Verdict == "deny" && r.Plugin != "guard") {
+			t.Errorf("row %+v", r)
+		}
+	}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Fatalf("input rows:\n%q\nwant\n%q", got, want)
+	}
+}
+
 // A shell without a terminal (ssh -T, commands on stdin): each whole
 // line is decided before any of it reaches the shell, a line continued
 // with a backslash or an open quote is decided whole, and a denied line

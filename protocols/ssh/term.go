@@ -19,7 +19,8 @@ type screen struct {
 	rows    []termRow
 	row     int
 	col     int
-	pending bool // the last column was written: the next character wraps
+	pending bool   // the last column was written: the next character wraps
+	feeds   uint64 // line feeds written: a new line shows it moved on
 
 	st     int // parser state
 	params []byte
@@ -127,6 +128,7 @@ func (s *screen) byte(b byte) {
 	case '\r':
 		s.col, s.pending = 0, false
 	case '\n', '\v', '\f':
+		s.feeds++
 		s.down(1)
 	case '\b':
 		if s.col > 0 {
