@@ -7,8 +7,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
-	"time"
 
 	xssh "golang.org/x/crypto/ssh"
 
@@ -247,92 +245,37 @@ func (e exitInfo) status() string {
 // status or signal exactly. Its row is recorded when it ends.
 func (c *conn) exec(ch xssh.Channel, reqs <-chan *xssh.Request, id uint64, command string, su *chanSetup) {
 	c.execs.Add(1)
-	start := time.Now()
 	s := c.sess
 	ctx, cancel := context.WithCancel(c.ctx)
 	defer cancel()
-
-	// The client's requests while the command is decided and runs:
-	// signals, breaks and window changes go upstream, the rest is refused; the channel closing (the
-	// client went away) cancels the command.
-	sig := &signals{rec: s.Recording()}
-	reqsDone := make(chan struct{})
-	go func() {
-		defer close(reqsDone)
-		defer cancel()
-		for r := range reqs {
-			ok := sig.request(r)
-			if r.WantReply {
-				r.Reply(ok, nil)
-			}
-		}
-	}()
-	// Unless the client hangs up first, the channel is closed here and
-	// the request loop ends with it.
-	defer func() {
-		ch.Close()
-		<-reqsDone
-	}()
 
 	fields := execFields(command, c.login)
 	for k, v := range su.fields(c.login) {
 		fields[k] = v // the terminal and variables passed on, when asked for
 	}
-	ev := &event.Event{Phase: event.Request, Protocol: "ssh", Kind: KindExec, Target: c.target.name, Principal: c.principal, Fields: fields}
-	row := s.Row(KindExec)
-	row.Request = fields
-	var (
-		verdict  event.Verdict
-		extra    = map[string]string{}
-		stdinN   atomic.Int64
-		outN     int64
-		refusal  string
-		failed   bool // refused because the target could not be reached
-		exit     exitInfo
-		withheld string
-	)
-	defer func() {
-		row.SetVerdict(verdict, annotations(extra)...)
-		row.RequestBytes, row.ResponseBytes = stdinN.Load(), outN
-		row.DurationMicro = time.Since(start).Microseconds()
-		switch {
-		case failed:
-			row.Status, row.Error = "failed", refusal
-		case refusal != "":
-			row.Status, row.Error = "refused", refusal
-		case withheld != "":
-			row.Status, row.Error = "withheld", "output withheld: "+withheld
-		default:
-			row.Status = exit.status()
-		}
-		s.Record(row)
-	}()
-	refuse := func(status uint32, why string) {
-		refusal, failed = why, status == ExitUpstream
-		c.tell(ch, "tollgate: "+why+"\n")
-		sendExitStatus(ch, status)
-	}
+	r := c.newRun(ch, KindExec, fields, "\n")
+	// The client's requests while the command is decided and runs:
+	// signals, breaks and window changes go upstream, the rest is
+	// refused. Unless the client hangs up first, the channel is closed
+	// when the command ends, and the requests end with it.
+	sig := &signals{rec: s.Recording()}
+	defer r.serve(reqs, cancel, sig.request)()
+	defer r.record()
 
-	if d := c.l.deps.Authorize(c.principal, gate.AccessRequest{Target: c.target.name, Verb: VerbExec, Resource: "/" + c.login}); !d.Allowed {
-		verdict = event.Verdict{Action: event.Deny, Reason: d.Reason}
-		refuse(ExitDenied, "access denied: "+d.Reason)
+	ev := &event.Event{Phase: event.Request, Protocol: "ssh", Kind: KindExec, Target: c.target.name, Principal: c.principal, Fields: fields}
+	dec, ok := r.decide(ctx, VerbExec, ev)
+	if !ok {
 		return
 	}
-	dec := s.Decide(ctx, ev, c.holder(ch, "\n", &row))
 	defer dec.Done()
-	verdict = dec.Verdict
-	if !dec.Allowed {
-		refuse(ExitDenied, "denied: "+dec.Reason)
-		return
-	}
 	if nv, ok := dec.Verdict.Changes["command"]; ok && nv != command {
 		command = nv
-		row.Request = execFields(command, c.login)
+		r.row.Request = execFields(command, c.login)
 	}
 
 	upCh, why := c.openUpChannel(ctx, su, "exec", xssh.Marshal(struct{ Command string }{command}), "refused to run the command")
 	if why != "" {
-		refuse(ExitUpstream, why)
+		r.refuse(ExitUpstream, why)
 		return
 	}
 	defer upCh.Close()
@@ -342,17 +285,17 @@ func (c *conn) exec(ch xssh.Channel, reqs <-chan *xssh.Request, id uint64, comma
 	go func() {
 		defer close(stdinDone)
 		n, _ := io.Copy(upCh, s.Recording().InputReader(ch))
-		stdinN.Store(n)
+		r.stdinN.Store(n)
 		upCh.CloseWrite()
 	}()
-	outN, withheld = c.relayOutput(ctx, dec, upCh, ch, id, extra, nil)
-	exit = upCh.wait()
+	r.outN, r.withheld = c.relayOutput(ctx, dec, upCh, ch, id, r.extra, nil)
+	r.exit = upCh.wait()
 	switch {
-	case withheld != "":
-		c.tell(ch, "tollgate: output withheld: "+withheld+"\n")
+	case r.withheld != "":
+		c.tell(ch, "tollgate: output withheld: "+r.withheld+"\n")
 		sendExitStatus(ch, ExitDenied)
-	case exit.kind != "":
-		ch.SendRequest(exit.kind, false, exit.payload)
+	case r.exit.kind != "":
+		ch.SendRequest(r.exit.kind, false, r.exit.payload)
 	}
 	ch.CloseWrite()
 	ch.Close()

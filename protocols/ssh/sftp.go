@@ -425,104 +425,52 @@ func sftpFlags(flags uint32) string {
 // packet by packet, each file operation a row. File contents read pass
 // the chain when the target sets sftp_mask (sftpmask.go).
 func (c *conn) sftp(ch xssh.Channel, reqs <-chan *xssh.Request, id uint64, su *chanSetup) {
-	start := time.Now()
 	s := c.sess
 	ctx, cancel := context.WithCancel(c.ctx)
 	defer cancel()
-	sig := &signals{}
-	reqsDone := make(chan struct{})
-	go func() {
-		defer close(reqsDone)
-		defer cancel()
-		for r := range reqs {
-			ok := sig.request(r)
-			if r.WantReply {
-				r.Reply(ok, nil)
-			}
-		}
-	}()
-	defer func() {
-		ch.Close()
-		<-reqsDone
-	}()
 	fields := map[string]string{"name": "sftp", "login": c.login}
+	r := c.newRun(ch, KindSubsystem, fields, "\n")
+	sig := &signals{}
+	defer r.serve(reqs, cancel, sig.request)()
+	defer r.record()
+
 	ev := &event.Event{Phase: event.Request, Protocol: "ssh", Kind: KindSubsystem, Target: c.target.name, Principal: c.principal, Fields: fields}
-	row := s.Row(KindSubsystem)
-	row.Request = fields
-	var (
-		verdict      event.Verdict
-		inN, outN    int64
-		refusal      string
-		failed       bool
-		exit         exitInfo
-		protocolErrs []string
-		errMu        sync.Mutex
-	)
-	defer func() {
-		row.SetVerdict(verdict)
-		row.RequestBytes, row.ResponseBytes = inN, outN
-		row.DurationMicro = time.Since(start).Microseconds()
-		switch {
-		case failed:
-			row.Status, row.Error = "failed", refusal
-		case refusal != "":
-			row.Status, row.Error = "refused", refusal
-		default:
-			row.Status = exit.status()
-			if len(protocolErrs) > 0 {
-				row.Error = strings.Join(protocolErrs, "; ")
-			}
-		}
-		s.Record(row)
-	}()
-	refuse := func(status uint32, why string) {
-		refusal, failed = why, status == ExitUpstream
-		c.tell(ch, "tollgate: "+why+"\n")
-		sendExitStatus(ch, status)
-	}
-	if d := c.l.deps.Authorize(c.principal, gate.AccessRequest{Target: c.target.name, Verb: VerbSFTP, Resource: "/" + c.login}); !d.Allowed {
-		verdict = event.Verdict{Action: event.Deny, Reason: d.Reason}
-		refuse(ExitDenied, "access denied: "+d.Reason)
+	dec, ok := r.decide(ctx, VerbSFTP, ev)
+	if !ok {
 		return
 	}
-	dec := s.Decide(ctx, ev, c.holder(ch, "\n", &row))
 	defer dec.Done()
-	verdict = dec.Verdict
-	if !dec.Allowed {
-		refuse(ExitDenied, "denied: "+dec.Reason)
-		return
-	}
 	upCh, why := c.openUpChannel(ctx, su, "subsystem", xssh.Marshal(struct{ Name string }{"sftp"}), "refused the sftp subsystem")
 	if why != "" {
-		refuse(ExitUpstream, why)
+		r.refuse(ExitUpstream, why)
 		return
 	}
 	defer upCh.Close()
 	sig.set(upCh)
 
 	audit := newSFTPAudit(func(op string, f sftpOp, file *sftpFile, status string) {
-		r := s.Row(KindSFTP)
-		r.Request = map[string]string{"operation": sftpOperation(op, f.flags), "path": f.path, "login": c.login}
+		row := s.Row(KindSFTP)
+		row.Request = map[string]string{"operation": sftpOperation(op, f.flags), "path": f.path, "login": c.login}
 		if f.to != "" {
-			r.Request["to"] = f.to
+			row.Request["to"] = f.to
 		}
 		if op == "open" {
-			r.Request["flags"] = sftpFlags(f.flags)
+			row.Request["flags"] = sftpFlags(f.flags)
 		}
-		r.Verdict = "allow"
-		r.RequestBytes, r.ResponseBytes = file.written, file.read
-		r.Status = status
+		row.Verdict = "allow"
+		row.RequestBytes, row.ResponseBytes = file.written, file.read
+		row.Status = status
 		if file.withheld != "" {
-			r.Error = "file contents withheld: " + file.withheld
+			row.Error = "file contents withheld: " + file.withheld
 		}
 		if file.maskedValues > 0 || file.maskedBytes > 0 {
-			r.Annotations = map[string]string{
+			row.Annotations = map[string]string{
 				"sftp.masked_values": strconv.Itoa(file.maskedValues),
 				"sftp.masked_bytes":  strconv.Itoa(file.maskedBytes),
 			}
 		}
-		r.DurationMicro = time.Since(file.start).Microseconds()
-		s.Record(r)
+		row.DurationMicro = time.Since(file.start).Microseconds()
+		s.Record(row)
 	})
 	if c.target.opts.SFTPMask {
 		audit.mask = c.sftpMask(ctx, dec, id)
@@ -541,9 +489,7 @@ func (c *conn) sftp(ch xssh.Channel, reqs <-chan *xssh.Request, id uint64, su *c
 			}
 			if err != nil {
 				if !errors.Is(err, io.EOF) {
-					errMu.Lock()
-					protocolErrs = append(protocolErrs, err.Error())
-					errMu.Unlock()
+					r.protocolError(err)
 					s.Log().Warn("sftp session ended", "target", c.target.name, "err", err)
 					upCh.Close()
 				}
@@ -559,7 +505,9 @@ func (c *conn) sftp(ch xssh.Channel, reqs <-chan *xssh.Request, id uint64, su *c
 	inDone := make(chan struct{})
 	go func() {
 		defer close(inDone)
+		var inN int64
 		relay(ch, upCh, audit.request, &inN)
+		r.stdinN.Store(inN)
 		upCh.CloseWrite()
 	}()
 	// The server's stderr (sftp-server's log) goes to the client's.
@@ -568,13 +516,13 @@ func (c *conn) sftp(ch xssh.Channel, reqs <-chan *xssh.Request, id uint64, su *c
 		defer close(errDone)
 		io.Copy(ch.Stderr(), upCh.Stderr())
 	}()
-	relay(upCh, ch, audit.response, &outN)
+	relay(upCh, ch, audit.response, &r.outN)
 	io.Copy(io.Discard, upCh)
 	<-errDone
-	exit = upCh.wait()
+	r.exit = upCh.wait()
 	audit.end()
-	if exit.kind != "" {
-		ch.SendRequest(exit.kind, false, exit.payload)
+	if r.exit.kind != "" {
+		ch.SendRequest(r.exit.kind, false, r.exit.payload)
 	}
 	ch.CloseWrite()
 	ch.Close()

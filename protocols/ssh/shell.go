@@ -161,98 +161,45 @@ func (su *chanSetup) fields(login string) map[string]string {
 // chain as exec's is.
 func (c *conn) shell(ch xssh.Channel, reqs <-chan *xssh.Request, id uint64, su *chanSetup) {
 	c.shells.Add(1)
-	start := time.Now()
 	s := c.sess
 	ctx, cancel := context.WithCancel(c.ctx)
 	defer cancel()
 
-	sig := &signals{rec: c.sess.Recording()}
-	var scr atomic.Pointer[liveScreen]
-	reqsDone := make(chan struct{})
-	go func() {
-		defer close(reqsDone)
-		defer cancel()
-		for r := range reqs {
-			ok := false
-			switch r.Type {
-			case "window-change":
-				var w struct{ Cols, Rows, Wpx, Hpx uint32 }
-				if xssh.Unmarshal(r.Payload, &w) == nil {
-					if l := scr.Load(); l != nil {
-						l.resize(int(w.Cols))
-					}
-					ok = sig.windowChange(r.Payload)
-				}
-			default:
-				ok = sig.request(r)
-			}
-			if r.WantReply {
-				r.Reply(ok, nil)
-			}
-		}
-	}()
-	defer func() {
-		ch.Close()
-		<-reqsDone
-	}()
-
-	fields := su.fields(c.login)
-	ev := &event.Event{Phase: event.Request, Protocol: "ssh", Kind: KindShell, Target: c.target.name, Principal: c.principal, Fields: fields}
-	row := s.Row(KindShell)
-	row.Request = fields
-	var (
-		verdict  event.Verdict
-		extra    = map[string]string{}
-		stdinN   atomic.Int64
-		outN     int64
-		refusal  string
-		failed   bool
-		exit     exitInfo
-		withheld string
-	)
-	defer func() {
-		row.SetVerdict(verdict, annotations(extra)...)
-		row.RequestBytes, row.ResponseBytes = stdinN.Load(), outN
-		row.DurationMicro = time.Since(start).Microseconds()
-		switch {
-		case failed:
-			row.Status, row.Error = "failed", refusal
-		case refusal != "":
-			row.Status, row.Error = "refused", refusal
-		case withheld != "":
-			row.Status, row.Error = "withheld", "output withheld: "+withheld
-		default:
-			row.Status = exit.status()
-		}
-		s.Record(row)
-	}()
 	// With a terminal the client shows stderr and stdout alike, and
 	// lines end in CR LF.
 	nl := "\n"
 	if su.pty != nil {
 		nl = "\r\n"
 	}
-	refuse := func(status uint32, why string) {
-		refusal, failed = why, status == ExitUpstream
-		c.tell(ch, "tollgate: "+why+nl)
-		sendExitStatus(ch, status)
-	}
-	if d := c.l.deps.Authorize(c.principal, gate.AccessRequest{Target: c.target.name, Verb: VerbShell, Resource: "/" + c.login}); !d.Allowed {
-		verdict = event.Verdict{Action: event.Deny, Reason: d.Reason}
-		refuse(ExitDenied, "access denied: "+d.Reason)
+	fields := su.fields(c.login)
+	r := c.newRun(ch, KindShell, fields, nl)
+	sig := &signals{rec: c.sess.Recording()}
+	var scr atomic.Pointer[liveScreen]
+	defer r.serve(reqs, cancel, func(req *xssh.Request) bool {
+		if req.Type != "window-change" {
+			return sig.request(req)
+		}
+		var w struct{ Cols, Rows, Wpx, Hpx uint32 }
+		if xssh.Unmarshal(req.Payload, &w) != nil {
+			return false
+		}
+		if l := scr.Load(); l != nil {
+			l.resize(int(w.Cols))
+		}
+		return sig.windowChange(req.Payload)
+	})()
+	defer r.record()
+
+	ev := &event.Event{Phase: event.Request, Protocol: "ssh", Kind: KindShell, Target: c.target.name, Principal: c.principal, Fields: fields}
+	dec, ok := r.decide(ctx, VerbShell, ev)
+	if !ok {
 		return
 	}
-	dec := s.Decide(ctx, ev, c.holder(ch, nl, &row))
 	defer dec.Done()
-	verdict = dec.Verdict
-	if !dec.Allowed {
-		refuse(ExitDenied, "denied: "+dec.Reason)
-		return
-	}
 
 	upCh, why := c.openUpChannel(ctx, su, "shell", nil, "refused to start a shell")
 	if why != "" {
-		refuse(ExitUpstream, why)
+		r.refuse(ExitUpstream, why)
 		return
 	}
 	defer upCh.Close()
@@ -265,28 +212,28 @@ func (c *conn) shell(ch xssh.Channel, reqs <-chan *xssh.Request, id uint64, su *
 	stdinDone := make(chan struct{})
 	go func() {
 		defer close(stdinDone)
-		n, _ := io.Copy(upCh, c.sess.Recording().InputReader(in))
-		stdinN.Store(n)
+		n, _ := io.Copy(upCh, s.Recording().InputReader(in))
+		r.stdinN.Store(n)
 		upCh.CloseWrite()
 	}()
 	screen, idle := scr.Load(), dec.Wants(KindOutput)
-	outN, withheld = c.relayOutput(ctx, dec, upCh, ch, id, extra, func(fd int, r io.Reader) io.Reader {
+	r.outN, r.withheld = c.relayOutput(ctx, dec, upCh, ch, id, r.extra, func(fd int, src io.Reader) io.Reader {
 		if fd == 0 && screen != nil {
 			// The screen reads what the remote writes, to know the line.
-			r = io.TeeReader(r, screen)
+			src = io.TeeReader(src, screen)
 		}
 		if idle {
-			r = newIdleReader(r)
+			src = newIdleReader(src)
 		}
-		return r
+		return src
 	})
-	exit = upCh.wait()
+	r.exit = upCh.wait()
 	switch {
-	case withheld != "":
-		c.tell(ch, termLine(nl, "tollgate: output withheld: "+withheld))
+	case r.withheld != "":
+		c.tell(ch, termLine(nl, "tollgate: output withheld: "+r.withheld))
 		sendExitStatus(ch, ExitDenied)
-	case exit.kind != "":
-		ch.SendRequest(exit.kind, false, exit.payload)
+	case r.exit.kind != "":
+		ch.SendRequest(r.exit.kind, false, r.exit.payload)
 	}
 	ch.CloseWrite()
 	ch.Close()
