@@ -443,6 +443,12 @@ func (s *session) onServer(msg []byte) bool {
 			s.up.Close()
 			s.wbuf = errorMsg(s.wbuf, "FATAL", codeFeatureNotSupported, why, s.id)
 			s.killed = why
+			// The close row's reason, now: once the FATAL is out the
+			// client loop may end the session first, and a reason set
+			// after that would be lost.
+			if s.closeErr == "" && !s.ended {
+				s.closeErr = why
+			}
 			return true
 		}
 		s.wbuf = append(s.wbuf, msg...)
