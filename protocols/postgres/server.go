@@ -108,7 +108,7 @@ func New(lc gate.Listener, targets map[string]*gate.Target, deps gate.Deps) (*Li
 		}
 		l.tlsConf = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	case deps.DevTLS:
-		cert, err := selfSigned(cfg.Listen)
+		cert, err := gate.SelfSigned(cfg.Listen)
 		if err != nil {
 			return nil, fmt.Errorf("postgres: listener %s: dev certificate: %w", cfg.Name, err)
 		}
