@@ -1,8 +1,6 @@
 package main
 
 import (
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -74,25 +72,9 @@ their parameters; --show prints one's SQL.
 	fs.Var(params, "param", "a parameter, name=value (repeat for each)")
 	list := fs.Bool("list", false, "list the shipped queries and their parameters")
 	show := fs.Bool("show", false, "print the query's SQL instead of running it")
-	var name string
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		name, args = args[0], args[1:]
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return errUsage
-	}
-	if name == "" && fs.NArg() > 0 {
-		name = fs.Arg(0)
-		if err := fs.Parse(fs.Args()[1:]); err != nil {
-			return errUsage
-		}
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "unexpected arguments: %s\n", strings.Join(fs.Args(), " "))
-		return errUsage
+	name, err := parseNamed(fs, args)
+	if err != nil {
+		return err
 	}
 	if *list || name == "" {
 		return listQueries(stdout)

@@ -117,6 +117,31 @@ func parse(fs *flag.FlagSet, args []string) error {
 	return nil
 }
 
+// parseNamed parses a command whose one optional positional argument (a
+// session ID, a query's name) may come before or after the flags, and
+// returns it ("" when none was given).
+func parseNamed(fs *flag.FlagSet, args []string) (string, error) {
+	var name string
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		name, args = args[0], args[1:]
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return "", err
+		}
+		return "", errUsage
+	}
+	rest := fs.Args()
+	if name == "" && len(rest) > 0 {
+		return rest[0], parse(fs, rest[1:])
+	}
+	if len(rest) > 0 {
+		fmt.Fprintf(fs.Output(), "unexpected arguments: %s\n", strings.Join(rest, " "))
+		return "", errUsage
+	}
+	return name, nil
+}
+
 // listFlag collects a repeated flag.
 type listFlag []string
 

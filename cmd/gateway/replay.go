@@ -3,12 +3,10 @@ package main
 import (
 	"bufio"
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/tollgate-dev/tollgate/host/audit/cast"
@@ -39,24 +37,9 @@ func cmdReplay(args []string, stdout, stderr io.Writer) error {
 	out := fs.String("cast", "", "write an asciicast v2 file here instead of playing (- for stdout)")
 	file := fs.String("file", "", "read the recording from this JSON-lines audit file (default: the config's store)")
 	// The session may come before or after the flags.
-	var id string
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		id, args = args[0], args[1:]
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return errUsage
-	}
-	if rest := fs.Args(); id == "" && len(rest) > 0 {
-		id = rest[0]
-		if err := parse(fs, rest[1:]); err != nil {
-			return err
-		}
-	} else if len(rest) > 0 {
-		fmt.Fprintf(stderr, "unexpected arguments: %s\n", strings.Join(rest, " "))
-		return errUsage
+	id, err := parseNamed(fs, args)
+	if err != nil {
+		return err
 	}
 	if id == "" {
 		fmt.Fprintln(stderr, replayUsage)
