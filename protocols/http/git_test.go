@@ -420,6 +420,39 @@ func TestGitPushRefused(t *testing.T) {
 		if row.Approver != "maria@acme.test" || row.Verdict != "hold" || row.Status != "200" {
 			t.Fatalf("row %+v", row)
 		}
+
+		// The approval covered that push only: the next one, at once,
+		// is held on its own, and a denial rejects it in git's words.
+		go func() {
+			out, err := e.git(t, work, "push", "origin", "main:release-2")
+			done <- fmt.Sprintf("%v\n%s", err, out)
+		}()
+		var next approval.Record
+		deadline = time.Now().Add(30 * time.Second)
+		for next.ID == "" {
+			recs, err := dba.Approvals(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range recs {
+				if r.State == approval.StatePending && r.ID != rec.ID {
+					next = r
+				}
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("the second push was not held")
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		if next.Fields["ref"] != "refs/heads/release-2" || e.upstreamRef(t, "refs/heads/release-2") != "" {
+			t.Fatalf("second push: approval %+v, or it reached the upstream before a decision", next)
+		}
+		if _, err := dba.Deny(context.Background(), next.ID, admin.DecideRequest{Reason: "not today"}); err != nil {
+			t.Fatal(err)
+		}
+		if res := <-done; !strings.Contains(res, "[remote rejected]") || e.upstreamRef(t, "refs/heads/release-2") != "" {
+			t.Fatalf("denied push: %s", res)
+		}
 	})
 }
 
